@@ -1,0 +1,65 @@
+# computepods: make demo | test | bench | lint | diagrams | clean
+#
+# .venv is made from setup.cfg by a stamp rule, so a fresh clone needs only
+# python3 (>= 3.11) and make.  System commands come from Debian packages
+# through scripts/system-deps: installed when run as root, named otherwise.
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+# COMMAND:DEBIAN-PACKAGE pairs; later work appends TeX and Chromium here.
+TEST_SYSTEM_DEPS := setpriv:util-linux
+BENCH_SYSTEM_DEPS := ninja:ninja-build make:make
+
+PYTEST_FLAGS ?= -q --durations=15
+
+.PHONY: all demo test bench lint diagrams clean distclean test-system-deps bench-system-deps
+
+all: test
+
+$(STAMP): setup.cfg pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q -e '.[test,bench]'
+	touch $@
+
+test-system-deps:
+	scripts/system-deps $(TEST_SYSTEM_DEPS)
+
+bench-system-deps:
+	scripts/system-deps $(BENCH_SYSTEM_DEPS)
+
+demo: $(STAMP)
+	$(VENV)/bin/cpod -C examples/hello build
+	@echo "built: examples/hello/out/hello.txt and examples/hello/out/stats.json"
+
+test: test-system-deps $(STAMP)
+	$(VENV)/bin/pytest $(PYTEST_FLAGS)
+
+bench: bench-system-deps $(STAMP)
+	$(PY) bench/run.py wide 1000 -j 2
+	$(PY) bench/run.py layers 2000 10 -j 2
+	@if [ -f bench/bridge_rtt.py ]; then $(PY) bench/bridge_rtt.py; fi
+
+# Syntax everywhere, and no sleeps in tests: tests wait on conditions
+# (helpers.wait_for), never on time.
+lint: $(STAMP)
+	$(PY) -m compileall -q computepods tests bench examples
+	@if grep -rn --include='*.py' -E '\b(time|asyncio)\.sleep\(' tests | grep -v '^tests/helpers.py:'; then \
+		echo "lint: tests must wait on a condition (helpers.wait_for), not sleep" >&2; exit 1; fi
+
+diagrams: $(STAMP)
+	@if $(PY) -c 'import importlib.util as u; u.find_spec("computepods.tools.diagrams").name' 2>/dev/null; then \
+		$(PY) -m computepods.tools.diagrams; \
+	else \
+		echo "diagrams: computepods.tools.diagrams does not exist yet, nothing to draw"; \
+	fi
+
+clean:
+	rm -rf bench/work build dist *.egg-info
+	rm -rf examples/*/build examples/*/out examples/*/.computepods
+	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
+
+distclean: clean
+	rm -rf $(VENV)
