@@ -1,0 +1,244 @@
+"""The base of every computepods chart: a miros ActiveObject that loses nothing.
+
+miros gives each active object a queue of ``QUEUE_SIZE`` (500) events that
+silently overwrites its oldest event when full.  A build of 10,000 steps
+posts more than that in one burst, so :class:`Chart` swaps in an
+:class:`EventQueue` that holds up to :data:`DEFAULT_CAPACITY` events and then
+applies back-pressure: a poster on another thread blocks until there is room,
+and raises :class:`~computepods.errors.ChartQueueFull` (naming the chart)
+if there is still none after ``POST_TIMEOUT_S``.  A chart posting to itself
+never blocks (it would wait on itself); neither do miros' own ``post_lifo``
+meta-events, nor the stop event.
+
+A chart is started with :meth:`Chart.start` (``start_at`` first, then the
+subscriptions, as miros' ``trace()`` requires) and stopped with
+:meth:`Chart.stop`, which joins its thread.  ``live_trace``/``live_spy``
+turn on miros' instrumentation for a chart, printing through ``trace_sink``.
+"""
+from __future__ import annotations
+
+import itertools
+import sys
+import threading
+from collections import deque
+from typing import Callable, Iterable
+
+from miros import ActiveObject, Event, signals
+from miros.activeobject import ActiveFabric
+
+from ..errors import ChartQueueFull
+
+DEFAULT_CAPACITY = 1_000_000      # events queued per chart before back-pressure
+POST_TIMEOUT_S = 60.0             # seconds a poster waits for room before giving up
+STOP_TIMEOUT_S = 10.0             # seconds stop() waits for the chart's thread
+DEFAULT_PRIORITY = 1000           # miros' default publish priority (1 is highest)
+
+_publish_seq = itertools.count()
+
+
+class EventQueue:
+    """A bounded, blocking stand-in for miros' LockingDeque.
+
+    It offers the interface ActiveObject and HsmWithQueues use (append,
+    appendleft, popleft, pop, wait, get, task_done, clear, len, ``deque``).
+    """
+
+    def __init__(self, owner: "Chart", capacity: int = DEFAULT_CAPACITY):
+        self.deque: deque = deque()
+        self.capacity = capacity
+        self._owner = owner
+        lock = threading.Lock()
+        self._not_empty = threading.Condition(lock)
+        self._not_full = threading.Condition(lock)
+
+    # -- producers -------------------------------------------------------------
+    def append(self, item) -> None:
+        with self._not_full:
+            if len(self.deque) >= self.capacity and not self._exempt(item):
+                if not self._not_full.wait_for(lambda: len(self.deque) < self.capacity,
+                                               POST_TIMEOUT_S):
+                    raise ChartQueueFull(
+                        f"chart {self._owner.name!r}: event "
+                        f"{getattr(item, 'signal_name', item)} could not be queued: "
+                        f"{len(self.deque)} events waiting for {POST_TIMEOUT_S:.0f} s")
+            self.deque.append(item)
+            self._not_empty.notify()
+
+    def appendleft(self, item) -> None:
+        # miros posts its SUBSCRIBE/PUBLISH meta-events with post_lifo during
+        # start-up: they must never block, and they are few.
+        with self._not_empty:
+            self.deque.appendleft(item)
+            self._not_empty.notify()
+
+    def _exempt(self, item) -> bool:
+        if threading.current_thread() is self._owner.thread:
+            return True                     # a chart posting to itself
+        return getattr(item, "signal", None) == signals.STOP_ACTIVE_OBJECT_SIGNAL
+
+    # -- the consumer (the chart's own thread) ---------------------------------
+    def wait(self, block: bool = True, timeout: float | None = None):
+        with self._not_empty:
+            if not self.deque and block:
+                self._not_empty.wait_for(lambda: len(self.deque) > 0, timeout)
+        return "ready"
+
+    get = wait
+
+    def popleft(self):
+        with self._not_full:
+            item = self.deque.popleft()
+            self._not_full.notify()
+            return item
+
+    def pop(self):
+        with self._not_full:
+            item = self.deque.pop()
+            self._not_full.notify()
+            return item
+
+    def task_done(self) -> None:
+        pass
+
+    def clear(self) -> None:
+        with self._not_full:
+            self.deque.clear()
+            self._not_full.notify_all()
+
+    def qsize(self) -> int:
+        return len(self.deque)
+
+    def __len__(self) -> int:
+        return len(self.deque)
+
+    def len(self) -> int:
+        return len(self.deque)
+
+
+def _stderr_line(line: str) -> None:
+    print(line.replace("\n", ""), file=sys.stderr, flush=True)
+
+
+class Chart(ActiveObject):
+    """An active object that never drops an event and stops cleanly.
+
+    Subclasses define their states as ``@spy_on`` functions, name the initial
+    one in ``initial_state`` and the fabric signals they want in
+    ``subscriptions``.
+    """
+
+    initial_state: Callable = None          # set by subclasses
+    subscriptions: tuple[str, ...] = ()     # fabric signals to subscribe to
+
+    def __init__(self, name: str, *, live_trace: bool = False, live_spy: bool = False,
+                 trace_sink: Callable[[str], None] = _stderr_line,
+                 capacity: int = DEFAULT_CAPACITY):
+        # Instrumentation costs; it is on only when someone watches.
+        super().__init__(name)
+        # ActiveObject passes `instrumented` to HsmWithQueues' `maxlen`
+        # parameter, so it is always on; set it here, where it takes.
+        self.instrumented = bool(live_trace or live_spy)
+        self.queue = self.locking_deque = EventQueue(self, capacity)
+        self.defer_queue = deque()           # miros' is bounded at 500 and overwrites
+        self.live_trace = live_trace
+        self.live_spy = live_spy
+        if live_trace:
+            self.register_live_trace_callback(trace_sink)
+        if live_spy:
+            self.register_live_spy_callback(trace_sink)
+
+    # -- life cycle ------------------------------------------------------------
+    def start(self) -> "Chart":
+        if self.initial_state is None:
+            raise TypeError(f"{type(self).__name__} has no initial_state")
+        self.start_at(type(self).initial_state)
+        for sig in self.subscriptions:
+            self.subscribe(Event(signal=getattr(signals, sig)))
+        return self
+
+    def stop(self, timeout: float = STOP_TIMEOUT_S) -> None:
+        """Stop the chart's thread and wait for it; unsubscribe from the fabric."""
+        if self.thread is None:
+            return
+        # miros' loop runs until the stop event reaches the head of the
+        # queue: what was posted before stop() is still handled.
+        self.queue.append(Event(signal=signals.STOP_ACTIVE_OBJECT_SIGNAL))
+        if threading.current_thread() is not self.thread:
+            self.thread.join(timeout)
+            if self.thread.is_alive():
+                raise RuntimeError(f"chart {self.name!r} did not stop within {timeout} s")
+        for e in list(self.posted_events_queue):
+            self.cancel_events(e)
+        unsubscribe(self)
+
+    @property
+    def running(self) -> bool:
+        return self.thread is not None and self.thread.is_alive()
+
+    # -- the fabric ------------------------------------------------------------
+    # miros' _subscribe/_publish are wrapped by spy decorators that call
+    # through only when the chart is instrumented: an uninstrumented chart
+    # would silently neither subscribe nor publish.  These call the fabric
+    # directly and keep the spy line when someone is watching.
+    def _subscribe(self, event_or_signal, queue_type):
+        if self.instrumented:
+            name = getattr(event_or_signal, "signal_name", event_or_signal)
+            self.scribble(f"SUBSCRIBING TO:({name}, TYPE:{queue_type})")
+        self.fabric.subscribe(self.queue, event_or_signal, queue_type)
+
+    def _publish(self, event, priority=None):
+        priority = DEFAULT_PRIORITY if priority is None else priority
+        if self.instrumented:
+            self.rtc.spy.append(f"PUBLISH:({event.signal_name}, PRIORITY:{priority})")
+        # The fabric's queue is a heap ordered by priority alone, which does
+        # not keep equal-priority events in order; a sequence number does.
+        self.fabric.publish(event, (priority, next(_publish_seq)))
+
+    # -- posting helpers -------------------------------------------------------
+    def post(self, signal: str, payload=None) -> None:
+        """Post an event to this chart (thread-safe; blocks if the chart is swamped)."""
+        self.post_fifo(Event(signal=getattr(signals, signal), payload=payload))
+
+    def emit(self, signal: str, payload=None) -> None:
+        """Publish an event on the miros fabric to the charts subscribed to it."""
+        self.publish(Event(signal=getattr(signals, signal), payload=payload))
+
+
+def unsubscribe(chart: ActiveObject) -> None:
+    """Take a stopped chart's queue out of the process-wide fabric.
+
+    miros has no unsubscribe; without this a long-lived pod that creates and
+    stops charts would keep feeding events to dead queues.
+    """
+    fabric = ActiveFabric()
+    for table in (fabric.fifo_subscriptions, fabric.lifo_subscriptions):
+        for name, queues in table.items():
+            table[name] = [q for q in queues if q is not chart.queue]
+
+
+def reset_fabric() -> None:
+    """Stop miros' process-wide fabric threads and forget every subscription.
+
+    Tests call this between cases (a fixture does), and so does a pod when
+    it shuts down.
+    """
+    fabric = ActiveFabric()
+    if fabric.is_alive():
+        fabric.stop()
+    fabric.clear()
+
+
+def signal_name(event: Event) -> str:
+    return event.signal_name
+
+
+def stop_all(charts: Iterable[Chart]) -> None:
+    """Stop charts in reverse start order, collecting the first error."""
+    first: Exception | None = None
+    for chart in reversed(list(charts)):
+        try:
+            chart.stop()
+        except Exception as exc:   # keep stopping the others
+            first = first or exc
+    if first:
+        raise first

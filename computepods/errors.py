@@ -1,0 +1,115 @@
+"""The error hierarchy of computepods: one root, a few families.
+
+Every error a user can meet carries enough to act on: the file, the rule and
+the key for a project-file error; the step, its command and its output tails
+for a failed step.  Each class knows the ``cpod`` exit code it maps to
+(design.md §2); the REST boundary maps them to HTTP errors in one place.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# Exit codes of cpod and cpctrl (design.md §2).
+EXIT_OK = 0
+EXIT_FAILED = 1          # a step failed or a cyclic group did not converge
+EXIT_CANNOT_START = 2    # usage, project file, unknown target, lock held, ...
+EXIT_UNREACHABLE = 3     # cpctrl: server unreachable or token refused
+EXIT_INTERRUPTED = 130
+
+
+class ComputePodsError(Exception):
+    """Root of every error computepods raises on purpose."""
+
+    exit_code = EXIT_CANNOT_START
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+# --- could not start (exit 2) -------------------------------------------------
+
+class UsageError(ComputePodsError):
+    """The command line is wrong."""
+
+
+class ProjectNotFound(ComputePodsError):
+    """No computepods.toml at or above the working directory."""
+
+
+class ProjectError(ComputePodsError):
+    """The project file is malformed: names the file, the rule and the key."""
+
+    def __init__(self, path: str, problem: str, rule: str | None = None,
+                 key: str | None = None):
+        self.path, self.rule, self.key, self.problem = path, rule, key, problem
+        where = [str(path)]
+        if rule is not None:
+            where.append(f"rule {rule!r}")
+        if key is not None:
+            where.append(f"key {key!r}")
+        super().__init__(": ".join(where) + ": " + problem)
+
+
+class UnknownTarget(ComputePodsError):
+    """A target that no rule builds and that is not a source on disk."""
+
+
+class PathEscapesWorkspace(ComputePodsError):
+    """A path that would leave the project (or a chef's workspace)."""
+
+
+class ProjectLocked(ComputePodsError):
+    """Another build holds the project and the caller would not wait."""
+
+
+class NoChefCanBuild(ComputePodsError):
+    """No chef offers the tool a step needs."""
+
+
+# --- the build ran and failed (exit 1) ----------------------------------------
+
+class BuildFailed(ComputePodsError):
+    exit_code = EXIT_FAILED
+
+
+class CycleDidNotConverge(BuildFailed):
+    """A cyclic group reached max_passes or oscillated."""
+
+
+# --- the bus ------------------------------------------------------------------
+
+class BusError(ComputePodsError):
+    """NATS is unreachable, or a request got no answer after its retries."""
+
+
+class MalformedMessage(ComputePodsError):
+    """A bus message that is not JSON, lacks `v`, or breaks its schema."""
+
+    def __init__(self, subject: str, problem: str):
+        self.subject, self.problem = subject, problem
+        super().__init__(f"malformed message on {subject!r}: {problem}")
+
+
+class NatsServerError(ComputePodsError):
+    """The embedded nats-server could not be started."""
+
+
+# --- charts -------------------------------------------------------------------
+
+class ChartQueueFull(ComputePodsError):
+    """An event could not be queued in time: the chart is not keeping up."""
+
+
+@dataclass
+class StepFailure:
+    """What a user needs to see about a failed step."""
+    step_id: str
+    command: str
+    exit_code: int | None        # None when killed by a signal or timed out
+    reason: str                  # "exit 2", "timed out after 600 s", ...
+    stdout_tail: str
+    stderr_tail: str

@@ -1,0 +1,191 @@
+"""Signals, subjects and payload schemas: the one place that names them.
+
+A bus message is a JSON object with a schema version ``v``.  The NatsBridge
+looks a subject up in :data:`ROUTES` to find the signal it becomes, and
+validates the payload against that signal's :class:`Schema` before any chart
+sees it, so a chart only ever handles well-formed payloads.
+
+Subjects live under a namespace (default ``cp``) so that several federations
+can share one NATS.  Templates use ``{ns}`` and, for per-entity subjects,
+one more field (``{chef}``, ``{build}``).
+"""
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from miros import signals
+
+from .errors import MalformedMessage
+
+SCHEMA_VERSION = 1
+DEFAULT_NAMESPACE = "cp"
+MAX_PAYLOAD_BYTES = 1024 * 1024   # nats-server's default max_payload
+
+# --- signals ------------------------------------------------------------------
+# Bus signals (each has a subject in ROUTES) ...
+FS_CHANGED = "FS_CHANGED"
+BUILD_REQUEST = "BUILD_REQUEST"
+BUILD_EVENTS = "BUILD_EVENTS"
+RULES_ANNOUNCE = "RULES_ANNOUNCE"
+RULES_HOWTO = "RULES_HOWTO"
+CHEF_STATUS = "CHEF_STATUS"
+CHEFS_QUERY = "CHEFS_QUERY"
+CHEF_RUN = "CHEF_RUN"
+STEP_RESULTS = "STEP_RESULTS"
+BUS_ERROR = "BUS_ERROR"
+
+# ... and the bridge's own replies to a chart's request.
+REPLY = "REPLY"                      # payload: Reply
+REQUEST_FAILED = "REQUEST_FAILED"    # payload: Reply with error set
+
+# In-process signals (miros fabric or self-posts; never on the bus).
+STEP_STARTED = "STEP_STARTED"
+STEP_DONE = "STEP_DONE"
+FLUSH = "FLUSH"
+RECORD = "RECORD"
+RECORDED = "RECORDED"
+TICK = "TICK"
+STOP = "STOP"
+BUILD_START = "BUILD_START"
+
+ALL_SIGNALS = (FS_CHANGED, BUILD_REQUEST, BUILD_EVENTS, RULES_ANNOUNCE, RULES_HOWTO,
+               CHEF_STATUS, CHEFS_QUERY, CHEF_RUN, STEP_RESULTS, BUS_ERROR, REPLY,
+               REQUEST_FAILED, STEP_STARTED, STEP_DONE, FLUSH, RECORD, RECORDED, TICK, STOP,
+               BUILD_START)
+for _name in ALL_SIGNALS:
+    signals.append(_name)     # miros' process-wide signal registry
+
+
+# --- schemas ------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Field:
+    types: tuple[type, ...]
+    required: bool = True
+
+
+def req(*types: type) -> Field:
+    return Field(types, True)
+
+
+def opt(*types: type) -> Field:
+    return Field(types, False)
+
+
+@dataclass(frozen=True)
+class Schema:
+    """The top-level fields a payload must have; nested items are checked by
+    the chart's plain logic (which reports what is wrong and where)."""
+    name: str
+    fields: Mapping[str, Field] = field(default_factory=dict)
+
+    def check(self, subject: str, payload: Any) -> dict:
+        if not isinstance(payload, dict):
+            raise MalformedMessage(subject, f"payload must be a JSON object, got {type(payload).__name__}")
+        v = payload.get("v")
+        if not isinstance(v, int) or isinstance(v, bool):
+            raise MalformedMessage(subject, "missing schema version 'v'")
+        if v > SCHEMA_VERSION:
+            raise MalformedMessage(subject, f"schema version {v} is newer than this pod's {SCHEMA_VERSION}")
+        for key, spec in self.fields.items():
+            if key not in payload:
+                if spec.required:
+                    raise MalformedMessage(subject, f"{self.name}: missing field {key!r}")
+                continue
+            value = payload[key]
+            if not isinstance(value, spec.types) or (isinstance(value, bool) and bool not in spec.types):
+                names = "/".join(t.__name__ for t in spec.types)
+                raise MalformedMessage(subject, f"{self.name}: field {key!r} must be {names}, "
+                                                f"got {type(value).__name__}")
+        return payload
+
+
+SCHEMAS: dict[str, Schema] = {
+    FS_CHANGED: Schema("fs.changed", {"pod": req(str), "root": req(str), "path": req(str),
+                                      "kind": req(str), "moved_from": opt(str, type(None)),
+                                      "size": opt(int, type(None)), "mtime_ns": opt(int, type(None)),
+                                      "range": opt(list, type(None))}),
+    BUILD_REQUEST: Schema("build.request", {"targets": req(list), "keep_going": opt(bool),
+                                            "dry_run": opt(bool), "client": opt(str)}),
+    BUILD_EVENTS: Schema("build.events", {"build": req(str), "events": req(list)}),
+    RULES_ANNOUNCE: Schema("rules.announce", {"chef": req(str), "packs": req(list)}),
+    RULES_HOWTO: Schema("rules.howto", {"targets": req(list)}),
+    CHEF_STATUS: Schema("chefs.status", {"chef": req(str), "pod": req(str), "slots": req(int),
+                                         "running": req(int), "queued": req(int),
+                                         "tools": opt(list), "lease_s": opt(int, float)}),
+    CHEFS_QUERY: Schema("chefs.query", {}),
+    CHEF_RUN: Schema("chef.run", {"build": req(str), "chef": req(str), "rules": req(dict),
+                                  "steps": req(list)}),
+    STEP_RESULTS: Schema("steps.results", {"chef": req(str), "results": req(list)}),
+    BUS_ERROR: Schema("errors", {"subject": req(str), "problem": req(str), "sender": opt(str)}),
+    REPLY: Schema("reply", {}),
+}
+
+
+# --- subjects -----------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Route:
+    signal: str
+    template: str          # e.g. "{ns}.chef.{chef}.run"
+
+    def subject(self, ns: str, **params: str) -> str:
+        return self.template.format(ns=ns, **params)
+
+    def wildcard(self, ns: str) -> str:
+        """The subscription subject: every per-entity field becomes '*'."""
+        return re.sub(r"\{(?!ns\})[a-z_]+\}", "*", self.template).format(ns=ns)
+
+
+ROUTES: dict[str, Route] = {r.signal: r for r in [
+    Route(FS_CHANGED, "{ns}.fs.changed"),
+    Route(BUILD_REQUEST, "{ns}.build.request"),
+    Route(BUILD_EVENTS, "{ns}.build.{build}.events"),
+    Route(RULES_ANNOUNCE, "{ns}.rules.announce"),
+    Route(RULES_HOWTO, "{ns}.rules.howto"),
+    Route(CHEF_STATUS, "{ns}.chefs.status"),
+    Route(CHEFS_QUERY, "{ns}.chefs.query"),
+    Route(CHEF_RUN, "{ns}.chef.{chef}.run"),
+    Route(STEP_RESULTS, "{ns}.steps.results"),
+    Route(BUS_ERROR, "{ns}.errors"),
+]}
+
+
+def encode(payload: Mapping[str, Any]) -> bytes:
+    """JSON with the schema version stamped in."""
+    body = dict(payload)
+    body.setdefault("v", SCHEMA_VERSION)
+    return json.dumps(body, separators=(",", ":")).encode()
+
+
+def decode(subject: str, data: bytes, signal: str | None) -> dict:
+    """Parse and validate; raises MalformedMessage naming what is wrong."""
+    if len(data) > MAX_PAYLOAD_BYTES:
+        raise MalformedMessage(subject, f"payload of {len(data)} bytes is over {MAX_PAYLOAD_BYTES}")
+    try:
+        payload = json.loads(data)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise MalformedMessage(subject, f"not JSON: {exc}") from None
+    schema = SCHEMAS.get(signal) if signal else None
+    if schema is None:
+        schema = Schema("message")
+    return schema.check(subject, payload)
+
+
+@dataclass(frozen=True)
+class Message:
+    """What a chart receives as an event payload for a bus message."""
+    subject: str
+    data: dict
+    reply: str = ""        # reply subject of a request, "" for a plain publish
+
+
+@dataclass(frozen=True)
+class Reply:
+    """The answer to a chart's request (signal REPLY) or its failure (REQUEST_FAILED)."""
+    token: Any             # what the chart passed to request(), to match the answer
+    data: dict | None
+    error: str = ""
