@@ -1,0 +1,154 @@
+"""The NatsBridge against a real nats-server: routing, malformed input,
+request/reply both ways, and a server restart in the middle of a request."""
+from __future__ import annotations
+
+import json
+import queue
+import threading
+
+import pytest
+from miros import return_status, signals, spy_on
+
+from computepods import messages as m
+from computepods.bus.bridge import NatsBridge
+from computepods.charts.base import Chart, reset_fabric
+from computepods.errors import BusError
+from helpers import wait_for
+
+
+@spy_on
+def recording(chart, e):
+    name = e.signal_name
+    if name in (m.CHEF_RUN, m.CHEF_STATUS, m.REPLY, m.REQUEST_FAILED):
+        chart.got.put((name, e.payload))
+        if name == m.CHEF_RUN:
+            chart.runs += 1
+            chart.bridge.respond(e.payload, {"accepted": [s for s in e.payload.data["steps"]],
+                                             "runs": chart.runs})
+        return return_status.HANDLED
+    chart.temp.fun = chart.top
+    return return_status.SUPER
+
+
+class Recorder(Chart):
+    initial_state = recording
+
+    def __init__(self, bridge, name="rec"):
+        super().__init__(name)
+        self.bridge = bridge
+        self.got: queue.Queue = queue.Queue()
+        self.runs = 0
+
+
+@pytest.fixture
+def bridge(nats_url):
+    b = NatsBridge(nats_url, name="test").start()
+    yield b
+    b.stop()
+    reset_fabric()
+
+
+def run_payload(steps=("s1",)):
+    return {"build": "b1", "chef": "c1", "rules": {}, "steps": list(steps)}
+
+
+def test_routed_message_reaches_the_chart_as_an_event(bridge):
+    chart = Recorder(bridge).start()
+    bridge.route(m.CHEF_STATUS, chart)
+    bridge.publish(m.CHEF_STATUS, {"chef": "c1", "pod": "p", "slots": 2, "running": 0, "queued": 0})
+    name, msg = chart.got.get(timeout=5)
+    assert name == m.CHEF_STATUS
+    assert msg.subject == "cp.chefs.status" and msg.data["slots"] == 2 and msg.data["v"] == 1
+    chart.stop()
+
+
+@pytest.mark.parametrize("raw, problem", [
+    (b"{not json", "not JSON"),
+    (b'{"chef": "c1"}', "missing schema version"),
+    (b'{"v": 1, "chef": "c1", "pod": "p", "slots": "two", "running": 0, "queued": 0}',
+     "'slots' must be int"),
+    (b'[1, 2]', "must be a JSON object"),
+])
+def test_malformed_message_is_reported_dropped_and_the_chart_goes_on(bridge, raw, problem):
+    chart = Recorder(bridge).start()
+    bridge.route(m.CHEF_STATUS, chart)
+    errors: queue.Queue = queue.Queue()
+    bridge.listen(m.BUS_ERROR, errors)
+    bridge.publish_raw("cp.chefs.status", raw)
+    report = errors.get(timeout=5)
+    assert report.data["subject"] == "cp.chefs.status"
+    assert problem in report.data["problem"]
+    # the chart never saw it, and still handles the next good message
+    bridge.publish(m.CHEF_STATUS, {"chef": "c1", "pod": "p", "slots": 1, "running": 0, "queued": 0})
+    name, msg = chart.got.get(timeout=5)
+    assert msg.data["slots"] == 1
+    assert chart.got.empty()
+    assert bridge.stats.malformed == 1
+    chart.stop()
+
+
+def test_malformed_request_gets_an_error_reply(bridge):
+    chart = Recorder(bridge).start()
+    bridge.route(m.CHEF_RUN, chart, chef="c1")
+    with pytest.raises(BusError, match="missing field 'steps'"):
+        bridge.request_sync(m.CHEF_RUN, {"build": "b", "chef": "c1", "rules": {}}, chef="c1")
+    assert chart.runs == 0
+    chart.stop()
+
+
+def test_request_reply_both_ways_between_charts(nats_url, bridge):
+    other = NatsBridge(nats_url, name="other").start()
+    try:
+        chef = Recorder(other, "chef").start()
+        other.route(m.CHEF_RUN, chef, chef="c1")
+        asker = Recorder(bridge, "asker").start()
+        bridge.request(m.CHEF_RUN, run_payload(["a", "b"]), chart=asker, token=("batch", 7), chef="c1")
+        name, reply = asker.got.get(timeout=5)
+        assert name == m.REPLY
+        assert reply.token == ("batch", 7)
+        assert reply.data["accepted"] == ["a", "b"]
+        # and the other way round: the chef side asks the asker's side
+        bridge.route(m.CHEF_RUN, asker, chef="c2")
+        assert other.request_sync(m.CHEF_RUN, run_payload(["x"]), chef="c2")["accepted"] == ["x"]
+        chef.stop()
+        asker.stop()
+    finally:
+        other.stop()
+
+
+def test_request_without_responder_fails_with_a_clear_reply(bridge):
+    asker = Recorder(bridge, "asker").start()
+    bridge.request(m.CHEF_RUN, run_payload(), chart=asker, token=1, timeout=0.1, attempts=3,
+                   chef="nobody")
+    name, reply = asker.got.get(timeout=10)
+    assert name == m.REQUEST_FAILED
+    assert "cp.chef.nobody.run" in reply.error and "3 attempts" in reply.error
+    asker.stop()
+
+
+def test_request_survives_a_nats_restart(nats_server, nats_url):
+    """The server dies with a request outstanding; after it comes back the
+    retried request is answered, and the handler ran at most twice for one
+    request (idempotency is the handler's job, counted here)."""
+    asker_bridge = NatsBridge(nats_url, name="asker").start()
+    chef_bridge = NatsBridge(nats_url, name="chef").start()
+    try:
+        chef = Recorder(chef_bridge, "chef").start()
+        chef_bridge.route(m.CHEF_RUN, chef, chef="c1")
+        asker = Recorder(asker_bridge, "asker").start()
+        nats_server.stop()
+        wait_for(lambda: not asker_bridge.connected.is_set(), what="bridge notices the outage")
+        asker_bridge.request(m.CHEF_RUN, run_payload(["s"]), chart=asker, token="t",
+                             timeout=0.5, attempts=40, chef="c1")
+        nats_server.restart()
+        name, reply = asker.got.get(timeout=30)
+        assert name == m.REPLY, reply
+        assert reply.data["accepted"] == ["s"]
+        assert asker_bridge.stats.reconnects >= 1 and chef_bridge.stats.reconnects >= 1
+        # subscriptions came back: a fresh request is answered at once
+        assert asker_bridge.request_sync(m.CHEF_RUN, run_payload(["t"]), chef="c1")["accepted"] == ["t"]
+        chef.stop()
+        asker.stop()
+    finally:
+        asker_bridge.stop()
+        chef_bridge.stop()
