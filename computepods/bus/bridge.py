@@ -107,6 +107,7 @@ class NatsBridge:
         self._subs: list[_Subscription] = []
         self._tasks: set[asyncio.Task] = set()
         self.connected = threading.Event()
+        self._closing = False
 
     # -- life cycle ------------------------------------------------------------
     def start(self, timeout: float = CONNECT_TIMEOUT_S) -> "NatsBridge":
@@ -151,6 +152,7 @@ class NatsBridge:
         self.connected.set()
 
     async def _close(self) -> None:
+        self._closing = True
         await self._drain_outbox()
         for task in list(self._tasks):
             task.cancel()
@@ -168,6 +170,8 @@ class NatsBridge:
     async def _on_disconnect(self) -> None:
         self.stats.disconnects += 1
         self.connected.clear()
+        if self._closing:
+            return
         log.warning("disconnected from NATS at %s; reconnecting", self.url)
 
     async def _on_reconnect(self) -> None:

@@ -18,6 +18,7 @@ turn on miros' instrumentation for a chart, printing through ``trace_sink``.
 from __future__ import annotations
 
 import itertools
+import logging
 import sys
 import threading
 from collections import deque
@@ -27,6 +28,8 @@ from miros import ActiveObject, Event, signals
 from miros.activeobject import ActiveFabric
 
 from ..errors import ChartQueueFull
+
+log = logging.getLogger("computepods.charts")
 
 DEFAULT_CAPACITY = 1_000_000      # events queued per chart before back-pressure
 POST_TIMEOUT_S = 60.0             # seconds a poster waits for room before giving up
@@ -142,6 +145,7 @@ class Chart(ActiveObject):
         self.defer_queue = deque()           # miros' is bounded at 500 and overwrites
         self.live_trace = live_trace
         self.live_spy = live_spy
+        self.crashes: list[Exception] = []
         if live_trace:
             self.register_live_trace_callback(trace_sink)
         if live_spy:
@@ -170,6 +174,26 @@ class Chart(ActiveObject):
         for e in list(self.posted_events_queue):
             self.cancel_events(e)
         unsubscribe(self)
+
+    # -- a handler that raises ------------------------------------------------------
+    def next_rtc(self):
+        """Run one event to completion; a handler's exception is logged with
+        its traceback and handed to :meth:`on_crash` instead of killing the
+        chart's thread (which would leave everyone waiting on it)."""
+        try:
+            return super().next_rtc()
+        except Exception as exc:
+            log.exception("chart %s: a handler failed", self.name)
+            self.crashes.append(exc)
+            try:
+                self.on_crash(exc)
+            except Exception:
+                log.exception("chart %s: on_crash failed too", self.name)
+            return True
+
+    def on_crash(self, exc: Exception) -> None:
+        """Override to turn a bug into a reported failure (the MajorDomo fails
+        the build it was running)."""
 
     @property
     def running(self) -> bool:

@@ -1,0 +1,189 @@
+"""The Chef chart: takes steps from the bus, runs them in its slots, reports.
+
+::
+
+    chef_serving                 answers chefs.query, heartbeats its status
+    ├── chef_idle                nothing queued or running
+    └── chef_busy                steps in its slots or queue
+
+A run message (``<ns>.chef.<name>.run``, a request) carries a batch of steps;
+the chef answers at once with what it accepted, queues them for its worker
+pool, and reports each step's start and end on ``<ns>.steps.results``, in
+batches: a finished step posts STEP_DONE, and a FLUSH it posts to itself
+sends everything that finished in between as one message.  Run requests are
+idempotent, keyed by step id and attempt: a repeat of a queued or running
+step is only acknowledged, a repeat of a finished one gets its result again.
+"""
+from __future__ import annotations
+
+import logging
+import itertools
+from pathlib import Path
+
+from miros import return_status, spy_on
+
+from .. import messages as m
+from ..errors import ComputePodsError, MalformedMessage
+from ..kitchen import StepJob, WorkerPool, failed_item, job_from_message, rule_from_dict
+from .base import Chart
+
+log = logging.getLogger("computepods.chef")
+
+HEARTBEAT_S = 5.0          # seconds between status messages when nothing changes
+LEASE_S = 3 * HEARTBEAT_S  # a MajorDomo may give up on a chef silent this long
+MAX_REMEMBERED = 100_000   # finished results kept for repeated run requests
+
+
+@spy_on
+def chef_serving(chef: "Chef", e):
+    sig = e.signal_name
+    if sig == "ENTRY_SIGNAL":
+        chef.heartbeat = chef.post_fifo(chef.tick_event(), period=HEARTBEAT_S, deferred=True)
+        chef.publish_status()
+        return return_status.HANDLED
+    if sig == "EXIT_SIGNAL":
+        chef.cancel_event(chef.heartbeat)
+        return return_status.HANDLED
+    if sig == "INIT_SIGNAL":
+        return chef.trans(chef_idle)
+    if sig in (m.CHEFS_QUERY, m.TICK):
+        chef.publish_status()
+        return return_status.HANDLED
+    if sig == m.CHEF_RUN:
+        chef.accept(e.payload)
+        return chef.trans(chef_busy) if chef.in_flight else return_status.HANDLED
+    if sig == m.STEP_STARTED:
+        chef.outbox_add({"event": "started", "id": e.payload.step.id,
+                         "attempt": e.payload.attempt})
+        return return_status.HANDLED
+    if sig == m.FLUSH:
+        chef.flush()
+        return return_status.HANDLED
+    if sig == m.REPLY:
+        chef.unacked.pop(e.payload.token, None)
+        return return_status.HANDLED
+    if sig == m.REQUEST_FAILED:
+        chef.results_lost(e.payload)
+        return return_status.HANDLED
+    chef.temp.fun = chef.top
+    return return_status.SUPER
+
+
+@spy_on
+def chef_idle(chef: "Chef", e):
+    if e.signal_name == "ENTRY_SIGNAL":
+        chef.publish_status()
+        return return_status.HANDLED
+    chef.temp.fun = chef_serving
+    return return_status.SUPER
+
+
+@spy_on
+def chef_busy(chef: "Chef", e):
+    if e.signal_name == m.STEP_DONE:
+        chef.finished(*e.payload)
+        return chef.trans(chef_idle) if not chef.in_flight else return_status.HANDLED
+    chef.temp.fun = chef_serving
+    return return_status.SUPER
+
+
+class Chef(Chart):
+    """A chef with `slots` worker threads building in the workspace `root`."""
+
+    initial_state = chef_serving
+
+    def __init__(self, name: str, bridge, root: Path, slots: int, *, pod: str = "local",
+                 tools: list[str] | None = None, **kw):
+        super().__init__(f"chef:{name}", **kw)
+        self.chef = name
+        self.bridge = bridge
+        self.root = Path(root)
+        self.slots = slots
+        self.pod = pod
+        self.tools = tools or []
+        self.in_flight: set[tuple[str, int]] = set()
+        self.results: dict[tuple[str, int], dict] = {}
+        self.outbox: list[dict] = []
+        self.flush_pending = False
+        self.unacked: dict[int, list[dict]] = {}
+        self._tokens = itertools.count(1)
+        self.heartbeat = None
+        self.pool = WorkerPool(self.root, slots,
+                               on_started=lambda job: self.post(m.STEP_STARTED, job),
+                               on_done=lambda job, item: self.post(m.STEP_DONE, (job, item)))
+
+    def start(self) -> "Chef":
+        super().start()
+        self.bridge.route(m.CHEF_RUN, self, chef=self.chef)
+        self.bridge.route(m.CHEFS_QUERY, self)
+        return self
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self.pool.cancel_running()
+        self.pool.stop()
+        super().stop(timeout)
+
+    def tick_event(self):
+        from miros import Event, signals
+        return Event(signal=signals.TICK)
+
+    # -- work the states trigger -------------------------------------------------
+    def accept(self, msg: m.Message) -> None:
+        data = msg.data
+        accepted, rejected = [], []
+        try:
+            rules = {name: rule_from_dict(d) for name, d in data["rules"].items()}
+        except (MalformedMessage, AttributeError, TypeError) as exc:
+            self.bridge.respond(msg, {"error": f"bad rules: {exc}"})
+            return
+        for item in data["steps"]:
+            try:
+                job = job_from_message(data["build"], rules, item)
+            except ComputePodsError as exc:
+                sid = item.get("id") if isinstance(item, dict) else None
+                rejected.append({"id": sid, "reason": str(exc)})
+                log.warning("chef %s: rejected step %s: %s", self.chef, sid, exc)
+                continue
+            accepted.append(job.step.id)
+            if job.key in self.results:
+                self.outbox_add({"event": "finished", **self.results[job.key]})
+            elif job.key not in self.in_flight:
+                self.in_flight.add(job.key)
+                self.pool.submit(job)
+        self.bridge.respond(msg, {"accepted": accepted, "rejected": rejected})
+
+    def finished(self, job: StepJob, item: dict) -> None:
+        self.in_flight.discard(job.key)
+        if len(self.results) >= MAX_REMEMBERED:
+            self.results.pop(next(iter(self.results)))
+        self.results[job.key] = item
+        self.outbox_add({"event": "finished", "build": job.build, **item})
+
+    def outbox_add(self, item: dict) -> None:
+        self.outbox.append(item)
+        if not self.flush_pending:
+            self.flush_pending = True
+            self.post(m.FLUSH)
+
+    def flush(self) -> None:
+        self.flush_pending = False
+        if not self.outbox:
+            return
+        token = next(self._tokens)
+        batch, self.outbox = self.outbox, []
+        self.unacked[token] = batch
+        self.bridge.request(m.STEP_RESULTS, {"chef": self.chef, "results": batch},
+                            chart=self, token=token)
+        self.publish_status()
+
+    def results_lost(self, reply: m.Reply) -> None:
+        batch = self.unacked.pop(reply.token, [])
+        # Kept in self.results: a MajorDomo that asks again gets them.
+        log.error("chef %s: %d results not delivered: %s", self.chef, len(batch), reply.error)
+
+    def publish_status(self) -> None:
+        queued = self.pool.queued
+        self.bridge.publish(m.CHEF_STATUS, {
+            "chef": self.chef, "pod": self.pod, "slots": self.slots,
+            "running": max(0, len(self.in_flight) - queued), "queued": queued,
+            "tools": self.tools, "lease_s": LEASE_S})

@@ -1,0 +1,445 @@
+"""The MajorDomo chart: the build coordinator.
+
+::
+
+    md_ready                     tracks chefs (chefs.status); queues requests
+    ├── md_idle                  no build: a build.request starts one
+    └── md_building              results in, records out, events published
+        ├── md_dispatching       ready steps go to the least-loaded chef
+        ├── md_draining          a step failed (no --keep-going): only waits
+        │                        for the steps already running
+        └── md_finishing         nothing left to run: waits for the last
+                                 records to be on disk, then reports done
+
+Work happens in plain modules: :mod:`computepods.planning` judges the plan,
+:class:`computepods.schedule.Scheduler` keeps the books.  Dispatch keeps up
+to ``WINDOW_PER_SLOT`` steps outstanding per chef slot, several per run
+message, so a slot never idles for a round trip (design.md §10).  A step is
+marked done only when the Store says its record is on disk.
+"""
+from __future__ import annotations
+
+import itertools
+import logging
+import secrets
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from miros import return_status, spy_on
+
+from .. import messages as m
+from ..errors import ComputePodsError, StepFailure
+from ..hashing import FileRecord
+from ..kitchen import rule_to_dict, step_to_message
+from ..planning import BuildPlan, make_plan
+from ..schedule import UNKNOWN, Job, State
+from .base import Chart
+from .store import Record
+
+log = logging.getLogger("computepods.majordomo")
+
+WINDOW_PER_SLOT = 4        # steps outstanding per chef slot (queued at the chef)
+MAX_BATCH = 32             # steps per run message
+CHEF_WAIT_S = 10.0         # seconds a build waits for a first chef before failing
+EVENTS_MAX = 256           # events per build.events message
+
+
+@dataclass
+class ChefInfo:
+    name: str
+    slots: int
+    outstanding: set[str] = field(default_factory=set)
+    seen: float = 0.0
+
+    @property
+    def space(self) -> int:
+        return self.slots * WINDOW_PER_SLOT - len(self.outstanding)
+
+
+@dataclass
+class ActiveBuild:
+    id: str
+    names: list[str]
+    keep_going: bool
+    dry_run: bool
+    bp: BuildPlan
+    started: float
+    jobs: dict[str, Job] = field(default_factory=dict)
+    to_send: deque = field(default_factory=deque)
+    awaiting_record: set[str] = field(default_factory=set)
+    outputs: dict[str, dict[str, str]] = field(default_factory=dict)
+    final_token: str = ""
+
+    @property
+    def scheduler(self):
+        return self.bp.scheduler
+
+
+@spy_on
+def md_ready(md: "MajorDomo", e):
+    sig = e.signal_name
+    if sig == "INIT_SIGNAL":
+        return md.trans(md_idle)
+    if sig == m.CHEF_STATUS:
+        md.chef_seen(e.payload.data)
+        return return_status.HANDLED
+    if sig == m.BUILD_REQUEST:
+        md.enqueue_request(e.payload)
+        return return_status.HANDLED
+    md.temp.fun = md.top
+    return return_status.SUPER
+
+
+@spy_on
+def md_idle(md: "MajorDomo", e):
+    sig = e.signal_name
+    if sig == "ENTRY_SIGNAL":
+        if md.requests:
+            md.post(m.BUILD_START)
+        return return_status.HANDLED
+    if sig == m.BUILD_REQUEST:
+        md.enqueue_request(e.payload)
+        md.post(m.BUILD_START)
+        return return_status.HANDLED
+    if sig == m.BUILD_START:
+        if md.start_next_build():
+            return md.trans(md_dispatching)
+        return return_status.HANDLED
+    md.temp.fun = md_ready
+    return return_status.SUPER
+
+
+@spy_on
+def md_building(md: "MajorDomo", e):
+    sig = e.signal_name
+    if sig == m.STEP_RESULTS:
+        md.take_results(e.payload)
+        return md.advance()
+    if sig == m.RECORDED:
+        if md.recorded(e.payload):
+            return md.trans(md_idle)
+        return md.advance()
+    if sig == m.REPLY:
+        md.run_acknowledged(e.payload)
+        return md.advance()
+    if sig == m.REQUEST_FAILED:
+        md.run_lost(e.payload)
+        return md.advance()
+    if sig == m.FLUSH:
+        md.flush_events()
+        return return_status.HANDLED
+    if sig == m.TICK:
+        md.check_chefs()
+        return md.advance()
+    if sig == m.ADVANCE:
+        return md.advance()
+    md.temp.fun = md_ready
+    return return_status.SUPER
+
+
+@spy_on
+def md_dispatching(md: "MajorDomo", e):
+    sig = e.signal_name
+    if sig == "ENTRY_SIGNAL":
+        md.post(m.ADVANCE)          # no transition from an entry action
+        return return_status.HANDLED
+    if sig == m.CHEF_STATUS:
+        md.chef_seen(e.payload.data)
+        return md.advance()
+    md.temp.fun = md_building
+    return return_status.SUPER
+
+
+@spy_on
+def md_draining(md: "MajorDomo", e):
+    md.temp.fun = md_building
+    return return_status.SUPER
+
+
+@spy_on
+def md_finishing(md: "MajorDomo", e):
+    if e.signal_name == "ENTRY_SIGNAL":
+        md.write_final_records()
+        return return_status.HANDLED
+    md.temp.fun = md_building
+    return return_status.SUPER
+
+
+class MajorDomo(Chart):
+    initial_state = md_ready
+    subscriptions = (m.RECORDED,)
+
+    def __init__(self, bridge, root: Path, **kw):
+        super().__init__("majordomo", **kw)
+        self.bridge = bridge
+        self.root = Path(root)
+        self.chefs: dict[str, ChefInfo] = {}
+        self.requests: deque = deque()
+        self.build: ActiveBuild | None = None
+        self.events: list[dict] = []
+        self.events_pending = False
+        self._batches = itertools.count(1)
+        self._sent: dict[int, tuple[str, list[str]]] = {}     # batch -> (chef, step ids)
+        self.ticker = None
+        self.phase = None
+
+    def start(self) -> "MajorDomo":
+        super().start()
+        self.bridge.route(m.BUILD_REQUEST, self)
+        self.bridge.route(m.CHEF_STATUS, self)
+        self.bridge.route(m.STEP_RESULTS, self)
+        self.bridge.publish(m.CHEFS_QUERY, {})
+        return self
+
+    # -- requests ----------------------------------------------------------------
+    def enqueue_request(self, msg: m.Message) -> None:
+        names = [str(n) for n in msg.data["targets"]]
+        if self.build and names == self.build.names and not msg.data.get("dry_run"):
+            self.bridge.respond(msg, {"build": self.build.id, "joined": True})
+            return
+        build_id = secrets.token_hex(4)
+        self.requests.append((build_id, msg))
+        self.bridge.respond(msg, {"build": build_id, "queued": self.build is not None})
+
+    def start_next_build(self) -> bool:
+        """Plan the next queued request; False when it could not start."""
+        while self.requests:
+            build_id, msg = self.requests.popleft()
+            data = msg.data
+            try:
+                bp = make_plan(self.root, data["targets"], Path(data.get("cwd") or self.root),
+                               keep_going=bool(data.get("keep_going")),
+                               dry_run=bool(data.get("dry_run")))
+            except ComputePodsError as exc:
+                self.publish_events(build_id, [{"t": "done", "ok": False, "code": exc.exit_code,
+                                                "error": str(exc)}])
+                continue
+            self.build = ActiveBuild(build_id, list(data["targets"]), bool(data.get("keep_going")),
+                                     bool(data.get("dry_run")), bp, time.monotonic())
+            self.note({"t": "plan", "steps": len(bp.plan.steps), "targets": bp.plan.targets})
+            self.ticker = self.post_fifo(self._tick_event(), period=1.0, deferred=True)
+            if not self.chefs:
+                self.bridge.publish(m.CHEFS_QUERY, {})
+            return True
+        return False
+
+    def _tick_event(self):
+        from miros import Event, signals
+        return Event(signal=signals.TICK)
+
+    # -- chefs -------------------------------------------------------------------
+    def chef_seen(self, data: dict) -> None:
+        info = self.chefs.get(data["chef"])
+        if info is None:
+            info = self.chefs[data["chef"]] = ChefInfo(data["chef"], max(1, data["slots"]))
+        info.slots = max(1, data["slots"])
+        info.seen = time.monotonic()
+
+    def check_chefs(self) -> None:
+        b = self.build
+        if b and not self.chefs and time.monotonic() - b.started > CHEF_WAIT_S:
+            for job in list(b.to_send):
+                self._fail(job.step.id, "no chef answered within "
+                                        f"{CHEF_WAIT_S:.0f} s; is a chef running?", None)
+            b.to_send.clear()
+
+    # -- dispatch ----------------------------------------------------------------
+    def dispatch_ready(self) -> None:
+        b = self.build
+        if b is None:
+            return
+        jobs = b.scheduler.next_jobs()
+        for job in jobs:
+            b.jobs[job.step.id] = job
+            if b.dry_run:
+                self.note({"t": "would", "step": job.step.id, "command": job.command,
+                            "reason": job.reason})
+                b.scheduler.complete(job.step.id, {p: UNKNOWN for p in job.step.outputs})
+            else:
+                b.to_send.append(job)
+        if b.dry_run and b.scheduler.ready:
+            return self.dispatch_ready()
+        while b.to_send and self.chefs:
+            chef = min(self.chefs.values(), key=lambda c: len(c.outstanding) / c.slots)
+            if chef.space <= 0:
+                break
+            n = min(chef.space, MAX_BATCH, len(b.to_send))
+            self._send(chef, [b.to_send.popleft() for _ in range(n)])
+
+    def _send(self, chef: ChefInfo, jobs: list[Job]) -> None:
+        batch = next(self._batches)
+        rules = {j.step.rule.name: rule_to_dict(j.step.rule) for j in jobs}
+        steps = [step_to_message(j.step, j.attempt, j.inputs) for j in jobs]
+        ids = [j.step.id for j in jobs]
+        chef.outstanding.update(ids)
+        self._sent[batch] = (chef.name, ids)
+        self.bridge.request(m.CHEF_RUN, {"build": self.build.id, "chef": chef.name,
+                                         "rules": rules, "steps": steps},
+                            chart=self, token=("run", batch), chef=chef.name)
+
+    def run_acknowledged(self, reply: m.Reply) -> None:
+        if not (isinstance(reply.token, tuple) and reply.token[0] == "run"):
+            return
+        chef, _ = self._sent.pop(reply.token[1], (None, []))
+        for rej in reply.data.get("rejected", []):
+            self._fail(rej.get("id"), f"chef {chef} refused it: {rej.get('reason')}", chef)
+
+    def run_lost(self, reply: m.Reply) -> None:
+        if not (isinstance(reply.token, tuple) and reply.token[0] == "run"):
+            return
+        chef, ids = self._sent.pop(reply.token[1], (None, []))
+        for sid in ids:
+            self._fail(sid, f"chef {chef} did not answer: {reply.error}", chef)
+
+    # -- results -----------------------------------------------------------------
+    def take_results(self, msg: m.Message) -> None:
+        self.bridge.respond(msg, {"ok": True})
+        b = self.build
+        chef = msg.data["chef"]
+        records, files = [], []
+        for item in msg.data["results"]:
+            if not isinstance(item, dict) or not isinstance(item.get("id"), str):
+                continue
+            sid = item["id"]
+            if b is None or sid not in b.jobs or b.scheduler.state[sid] is not State.RUNNING \
+                    or sid in b.awaiting_record:
+                continue                  # late, duplicate, or from an earlier build
+            job = b.jobs[sid]
+            if item.get("event") == "started":
+                self.note({"t": "start", "step": sid, "command": job.command,
+                            "reason": job.reason, "chef": chef})
+                continue
+            self._chef_done(chef, sid)
+            if item.get("ok"):
+                outputs = {p: v[0] for p, v in item.get("outputs", {}).items()}
+                files += [FileRecord(p, v[1], v[2], v[3], v[0], v[4])
+                          for p, v in item.get("outputs", {}).items()]
+                b.outputs[sid] = outputs
+                records.append(b.scheduler.record(job, outputs, item.get("duration_s", 0.0),
+                                                  time.time_ns()))
+                b.awaiting_record.add(sid)
+                self.note({"t": "ok", "step": sid, "duration_s": item.get("duration_s")})
+            else:
+                failure = StepFailure(sid, item.get("command") or job.command,
+                                      item.get("exit_code"), item.get("reason", "failed"),
+                                      item.get("stdout_tail", ""), item.get("stderr_tail", ""))
+                records.append(b.scheduler.failed_record(job, failure, time.time_ns()))
+                self._fail(sid, failure.reason, chef, failure)
+        if records or files:
+            self.emit(m.RECORD, Record(token=[r.step_id for r in records if r.status == "ok"],
+                                       steps=records, files=files))
+
+    def _chef_done(self, chef: str | None, sid: str) -> None:
+        info = self.chefs.get(chef) if chef else None
+        if info:
+            info.outstanding.discard(sid)
+        else:
+            for c in self.chefs.values():
+                c.outstanding.discard(sid)
+
+    def _fail(self, sid: str | None, reason: str, chef: str | None,
+              failure: StepFailure | None = None) -> None:
+        b = self.build
+        if b is None or sid not in b.jobs:
+            return
+        self._chef_done(chef, sid)
+        failure = failure or StepFailure(sid, b.jobs[sid].command, None, reason, "", "")
+        b.scheduler.fail(sid, failure)
+        self.note({"t": "fail", "step": sid, "command": failure.command,
+                    "exit_code": failure.exit_code, "reason": failure.reason,
+                    "stdout_tail": failure.stdout_tail, "stderr_tail": failure.stderr_tail})
+
+    def recorded(self, tokens: list) -> bool:
+        """The Store wrote these; True when this was the build's final write."""
+        b = self.build
+        if b is None:
+            return False
+        for token in tokens:
+            if token == b.final_token:
+                self.finish()
+                return True
+            for sid in token if isinstance(token, list) else ():
+                if sid in b.awaiting_record:
+                    b.awaiting_record.discard(sid)
+                    b.scheduler.complete(sid, b.outputs.pop(sid, {}))
+        return False
+
+    def advance(self):
+        """After any news: start what can start, then move to the phase the
+        build is in now (the states' one shared decision)."""
+        b = self.build
+        if b is None:
+            return self.trans(md_idle)
+        if self.phase is md_dispatching and not b.scheduler.stopping:
+            self.dispatch_ready()
+        if b.scheduler.finished and not b.awaiting_record and not b.to_send:
+            target = md_finishing
+        elif b.scheduler.stopping:
+            target = md_draining
+        else:
+            target = md_dispatching
+        if target is self.phase or self.phase is md_finishing:
+            return return_status.HANDLED
+        return self.trans(target)
+
+    # -- the end of a build --------------------------------------------------------
+    def write_final_records(self) -> None:
+        b = self.build
+        b.final_token = f"final:{b.id}"
+        self.emit(m.RECORD, Record(token=b.final_token, files=b.scheduler.updated_files()))
+
+    def finish(self) -> None:
+        b = self.build
+        s = b.scheduler
+        c = s.counts
+        self.cancel_event(self.ticker)
+        self.note({"t": "done", "ok": s.ok, "code": 0 if s.ok else 1,
+                    "ran": c.done, "skipped": c.skipped, "failed": c.failed,
+                    "blocked": c.blocked, "not_run": len(s.not_run()),
+                    "duration_s": round(time.monotonic() - b.started, 3)})
+        self.flush_events()
+        self.build = None
+
+    # -- build events --------------------------------------------------------------
+    def note(self, ev: dict) -> None:
+        b = self.build
+        c = b.scheduler.counts if b else None
+        if c:
+            ev["progress"] = [c.finished, c.total, c.running]
+        self.events.append(ev)
+        if len(self.events) >= EVENTS_MAX:
+            self.flush_events()
+        elif not self.events_pending:
+            self.events_pending = True
+            self.post(m.FLUSH)
+
+    def flush_events(self) -> None:
+        self.events_pending = False
+        if self.events and self.build:
+            self.publish_events(self.build.id, self.events)
+        self.events = []
+
+    def publish_events(self, build_id: str, events: list[dict]) -> None:
+        self.bridge.publish(m.BUILD_EVENTS, {"build": build_id, "events": events},
+                            build=build_id)
+
+    def on_crash(self, exc: Exception) -> None:
+        """A bug in the coordinator fails the build it runs, with the reason,
+        rather than leaving the client waiting."""
+        b = self.build
+        if b is None:
+            return
+        self.cancel_event(self.ticker)
+        self.publish_events(b.id, self.events + [{
+            "t": "done", "ok": False, "code": 1,
+            "error": f"internal error in the MajorDomo: {type(exc).__name__}: {exc}"}])
+        self.events = []
+        self.build = None
+        self.trans(md_idle)
+
+    # -- bookkeeping used by the states -------------------------------------------
+    def trans(self, fn):
+        self.phase = fn
+        return super().trans(fn)

@@ -1,0 +1,151 @@
+"""`cpod`: build, clean, and (later) run pods.
+
+Exit codes (design.md §2): 0 built or nothing to do; 1 a step failed; 2 the
+build could not start; 130 interrupted.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import shutil
+import signal
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from . import __version__
+from .errors import (EXIT_CANNOT_START, EXIT_INTERRUPTED, ComputePodsError, UsageError)
+from .project import STATE_DIR, find_project_root
+
+
+class Interrupted(Exception):
+    """SIGINT or SIGTERM arrived."""
+
+
+def _interrupt(signum, frame):
+    raise Interrupted(signal.Signals(signum).name)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="cpod", description="computepods: incremental builds "
+                                "by content hash, cycles to a fixpoint, on one pod or many.")
+    p.add_argument("--version", action="version", version=f"cpod {__version__}")
+    p.add_argument("-C", dest="directory", metavar="DIR", help="run as if started in DIR")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    b = sub.add_parser("build", help="build targets (default: project.default)")
+    b.add_argument("targets", nargs="*", metavar="TARGET")
+    b.add_argument("-C", dest="directory", metavar="DIR", default=argparse.SUPPRESS)
+    b.add_argument("-j", "--jobs", type=int, metavar="N", help="parallel steps (default: cores)")
+    b.add_argument("-k", "--keep-going", action="store_true",
+                   help="after a failure, go on with what does not depend on it")
+    b.add_argument("-n", "--dry-run", action="store_true", help="say what would run; run nothing")
+    b.add_argument("-v", "--verbose", action="store_true", help="echo each command")
+    b.add_argument("--nats", metavar="URL", default=os.environ.get("CP_NATS_URL"),
+                   help="join this NATS server instead of starting one (env CP_NATS_URL)")
+    b.add_argument("--namespace", default="cp", help="subject namespace (default: cp)")
+    b.add_argument("--trace", action="store_true", help="miros live_trace of the build's charts")
+
+    c = sub.add_parser("clean", help="remove the outputs and state computepods made")
+    c.add_argument("-C", dest="directory", metavar="DIR", default=argparse.SUPPRESS)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help(sys.stderr)
+        return EXIT_CANNOT_START
+    logging.basicConfig(level=logging.WARNING, format="cpod: %(message)s")
+    cwd = Path(args.directory).resolve() if args.directory else Path.cwd()
+    old = {s: signal.signal(s, _interrupt) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        if not cwd.is_dir():
+            raise UsageError(f"-C {args.directory}: not a directory")
+        root = find_project_root(cwd)
+        if args.command == "build":
+            return cmd_build(root, cwd, args)
+        if args.command == "clean":
+            return cmd_clean(root)
+        raise UsageError(f"unknown command {args.command!r}")
+    except ComputePodsError as exc:
+        print(f"cpod: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except Interrupted as exc:
+        print(f"cpod: interrupted ({exc})", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    finally:
+        for s, handler in old.items():
+            signal.signal(s, handler)
+
+
+def cmd_build(root: Path, cwd: Path, args) -> int:
+    from .client import request_build
+    from .lock import ProjectLock
+    from .planning import make_plan
+    from .pod import Pod, PodOptions, default_slots, prepare_state_dir
+    from .progress import Progress
+
+    if args.jobs is not None and args.jobs < 1:
+        raise UsageError(f"-j {args.jobs}: the number of parallel steps must be at least 1")
+    make_plan(root, args.targets, cwd)       # errors before anything starts (exit 2)
+    prepare_state_dir(root)
+    lock = ProjectLock(root)
+    lock.acquire(on_wait=lambda who: print(f"cpod: waiting for the build of {who} "
+                                           "to finish", file=sys.stderr, flush=True))
+    pod = None
+    try:
+        pod = Pod(root, PodOptions(nats_url=args.nats, namespace=args.namespace,
+                                   slots=args.jobs or default_slots(), trace=args.trace))
+        pod.start()
+        progress = Progress(verbose=args.verbose)
+        return request_build(pod.bridge, args.targets, cwd, keep_going=args.keep_going,
+                             dry_run=args.dry_run, on_event=progress.handle)
+    except Interrupted:
+        if pod:
+            pod.cancel()
+        raise
+    finally:
+        if pod:
+            pod.stop()
+        lock.release()
+
+
+def cmd_clean(root: Path) -> int:
+    """Remove recorded outputs (never a source) and the state directory."""
+    from .lock import ProjectLock
+    from .planning import STATE_DB, file_exists
+    from .project import load_project
+    from .rules import RuleSet
+    from .state import StateDB
+
+    project = load_project(root)
+    rules = RuleSet(project)
+    exists = file_exists(root)
+    removed = 0
+    with ProjectLock(root):
+        with StateDB(root / STATE_DB, readonly=True) as db:
+            outputs = sorted({p for r in db.steps().values() for p in r.outputs})
+        dirs = set()
+        for path in outputs:
+            if rules.match(path, exists) is None:
+                print(f"cpod: keeping {path}: no rule makes it now (a source?)", file=sys.stderr)
+                continue
+            full = root / path
+            if full.is_file() or full.is_symlink():
+                full.unlink()
+                removed += 1
+                dirs.add(full.parent)
+        for d in sorted(dirs, key=lambda p: len(p.parts), reverse=True):
+            while d != root and d.is_dir() and not any(d.iterdir()):
+                d.rmdir()
+                d = d.parent
+    shutil.rmtree(root / STATE_DIR, ignore_errors=True)
+    print(f"cpod: removed {removed} outputs and {STATE_DIR}/", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

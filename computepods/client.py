@@ -1,0 +1,38 @@
+"""Asking a MajorDomo for a build over the bus, and following it to the end."""
+from __future__ import annotations
+
+import queue
+from pathlib import Path
+from typing import Callable, Sequence
+
+from . import messages as m
+from .bus.bridge import NatsBridge
+from .errors import EXIT_CANNOT_START, BusError
+
+IDLE_TIMEOUT_S = 3600.0    # a build that says nothing for an hour is presumed lost
+
+
+def request_build(bridge: NatsBridge, names: Sequence[str], cwd: Path, *,
+                  keep_going: bool = False, dry_run: bool = False,
+                  on_event: Callable[[dict], None] = lambda ev: None) -> int:
+    """Start (or join) a build, feed its events to `on_event`; the exit code."""
+    events: "queue.Queue[m.Message]" = queue.Queue()
+    bridge.listen(m.BUILD_EVENTS, events)       # before the request: miss nothing
+    reply = bridge.request_sync(m.BUILD_REQUEST, {
+        "targets": list(names), "cwd": str(cwd), "keep_going": keep_going,
+        "dry_run": dry_run, "client": bridge.name}, timeout=10.0, attempts=3)
+    build_id = reply["build"]
+    while True:
+        try:
+            msg = events.get(timeout=IDLE_TIMEOUT_S)
+        except queue.Empty:
+            raise BusError(f"build {build_id}: no news for {IDLE_TIMEOUT_S:.0f} s") from None
+        if msg.data.get("build") != build_id:
+            continue
+        for ev in msg.data["events"]:
+            if not isinstance(ev, dict):
+                continue
+            on_event(ev)
+            if ev.get("t") == "done":
+                return int(ev.get("code", 0 if ev.get("ok") else 1)) if not ev.get("error") \
+                    else int(ev.get("code", EXIT_CANNOT_START))

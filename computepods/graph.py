@@ -1,0 +1,83 @@
+"""The dependency graph of a plan: which step feeds which, in what order.
+
+A step depends on the steps that produce its inputs (declared, and later
+discovered ones).  The graph may have cycles (LaTeX); its strongly connected
+components, in topological order, are the units the build runs — an acyclic
+step is a component of one.  networkx does the graph algorithms; it is
+imported only when a graph is built, so a no-op check never pays for it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .rules import Plan
+
+
+@dataclass
+class Component:
+    """A strongly connected component: one step, or a cyclic group."""
+    index: int
+    steps: tuple[str, ...]
+    cyclic: bool
+
+    def label(self) -> str:
+        return self.steps[0] if not self.cyclic else "{" + ", ".join(self.steps) + "}"
+
+
+@dataclass
+class BuildGraph:
+    plan: Plan
+    deps: dict[str, set[str]] = field(default_factory=dict)         # step -> steps it reads from
+    dependants: dict[str, set[str]] = field(default_factory=dict)   # step -> steps reading it
+    components: list[Component] = field(default_factory=list)       # topological order
+    component_of: dict[str, int] = field(default_factory=dict)
+
+    @classmethod
+    def from_plan(cls, plan: Plan, discovered: dict[str, list[str]] | None = None) -> "BuildGraph":
+        """Build from a plan; `discovered` adds inputs found by earlier runs."""
+        g = cls(plan)
+        for sid, step in plan.steps.items():
+            g.deps[sid] = set()
+            g.dependants.setdefault(sid, set())
+        for sid, step in plan.steps.items():
+            inputs = list(step.inputs) + list((discovered or {}).get(sid, ()))
+            for path in inputs:
+                producer = plan.producers.get(path)
+                if producer is not None and producer in plan.steps:
+                    g.deps[sid].add(producer)
+                    g.dependants.setdefault(producer, set()).add(sid)
+        g._condense()
+        return g
+
+    def _condense(self) -> None:
+        import networkx as nx   # 0.2 s to import: only when a build really runs
+
+        dg = nx.DiGraph()
+        dg.add_nodes_from(self.plan.steps)
+        for sid, producers in self.deps.items():
+            dg.add_edges_from((p, sid) for p in producers)
+        condensed = nx.condensation(dg)
+        order = list(nx.lexicographical_topological_sort(
+            condensed, key=lambda n: min(condensed.nodes[n]["members"])))
+        for index, node in enumerate(order):
+            members = sorted(condensed.nodes[node]["members"],
+                             key=list(self.plan.steps).index)
+            cyclic = len(members) > 1 or any(m in self.deps[m] for m in members)
+            self.components.append(Component(index, tuple(members), cyclic))
+            for sid in members:
+                self.component_of[sid] = index
+
+    def component_deps(self, comp: Component) -> set[int]:
+        """The components this one reads from (outside itself)."""
+        inside = set(comp.steps)
+        return {self.component_of[p] for s in comp.steps for p in self.deps[s] if p not in inside}
+
+    def to_dot(self) -> str:
+        lines = ["digraph computepods {", "  rankdir=LR;"]
+        for sid in self.plan.steps:
+            lines.append(f'  "{sid}";')
+        for sid, producers in self.deps.items():
+            for p in sorted(producers):
+                lines.append(f'  "{p}" -> "{sid}";')
+        lines.append("}")
+        return "\n".join(lines)

@@ -1,0 +1,109 @@
+"""What a person sees while a build runs.
+
+On a terminal: one live line (``[12/40] running: compile:build/a.o, …``)
+redrawn in place, with finished failures printed above it.  Elsewhere (CI
+logs, pipes): plain lines, one per event worth reading.  Either way a failed
+step shows its command, its exit code and the tails of its stdout and stderr
+(pdflatex reports its errors on stdout).
+"""
+from __future__ import annotations
+
+import shutil
+import sys
+import time
+from typing import TextIO
+
+MAX_RUNNING_SHOWN = 3
+REDRAW_S = 0.1          # seconds between live-line redraws
+
+
+class Progress:
+    def __init__(self, out: TextIO = sys.stderr, *, verbose: bool = False,
+                 tty: bool | None = None):
+        self.out = out
+        self.verbose = verbose
+        self.tty = out.isatty() if tty is None else tty
+        self.running: dict[str, str] = {}
+        self.done = 0
+        self.total = 0
+        self.last_draw = 0.0
+        self.line_shown = False
+
+    # -- events ------------------------------------------------------------------
+    def handle(self, ev: dict) -> None:
+        t = ev.get("t")
+        if "progress" in ev:
+            self.done, self.total, _ = ev["progress"]
+        if t == "plan":
+            self.total = ev.get("steps", 0)
+        elif t == "start":
+            self.running[ev["step"]] = ev.get("command", "")
+            if self.verbose:
+                self.say(f"{ev['command']}")
+            elif not self.tty:
+                self.say(f"run  {ev['step']}")
+        elif t == "ok":
+            self.running.pop(ev["step"], None)
+        elif t == "would":
+            self.say(f"would run {ev['step']} ({ev['reason']})")
+            if self.verbose:
+                self.say(f"  {ev['command']}")
+        elif t == "fail":
+            self.running.pop(ev["step"], None)
+            self.say(failure_text(ev))
+        elif t == "done":
+            self.clear_line()
+            self.say(summary_text(ev))
+            return
+        self.draw()
+
+    # -- output ------------------------------------------------------------------
+    def say(self, text: str) -> None:
+        self.clear_line()
+        print(text, file=self.out, flush=True)
+
+    def clear_line(self) -> None:
+        if self.tty and self.line_shown:
+            self.out.write("\r\x1b[K")
+            self.line_shown = False
+
+    def draw(self, force: bool = False) -> None:
+        if not self.tty:
+            return
+        now = time.monotonic()
+        if not force and now - self.last_draw < REDRAW_S:
+            return
+        self.last_draw = now
+        names = list(self.running)[:MAX_RUNNING_SHOWN]
+        more = len(self.running) - len(names)
+        text = f"[{self.done}/{self.total}]"
+        if names:
+            text += " running: " + ", ".join(names) + (f" (+{more})" if more > 0 else "")
+        width = shutil.get_terminal_size((100, 20)).columns - 1
+        self.out.write("\r\x1b[K" + text[:width])
+        self.out.flush()
+        self.line_shown = True
+
+
+def failure_text(ev: dict) -> str:
+    lines = [f"FAILED {ev['step']}: {ev.get('reason', '')}"]
+    if ev.get("command"):
+        lines.append(f"  command: {ev['command']}")
+    for name in ("stdout", "stderr"):
+        tail = (ev.get(f"{name}_tail") or "").rstrip("\n")
+        if tail:
+            lines.append(f"  --- {name} (last lines) ---")
+            lines.extend("  " + line for line in tail.splitlines())
+    return "\n".join(lines)
+
+
+def summary_text(ev: dict) -> str:
+    if ev.get("error"):
+        return f"cpod: {ev['error']}"
+    parts = [f"{ev.get('ran', 0)} ran", f"{ev.get('skipped', 0)} up to date"]
+    if ev.get("failed"):
+        parts.append(f"{ev['failed']} failed")
+    if ev.get("blocked") or ev.get("not_run"):
+        parts.append(f"{ev.get('blocked', 0) + ev.get('not_run', 0)} not run")
+    verdict = "build ok" if ev.get("ok") else "build FAILED"
+    return f"{verdict}: " + ", ".join(parts) + f" in {ev.get('duration_s', 0):.2f} s"
