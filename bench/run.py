@@ -4,8 +4,8 @@
     python bench/run.py layers 2000 10 -j 2 --peers make,ninja --repeat 5
 
 The project is generated into ``bench/work/<shape>`` (see gen.py).  For each
-tool: clean, time a full build, then time a no-op rebuild; repeated, and the
-median of each is shown with its ratio to ninja and to make.  Each build is
+tool: clean, time a full build, then time a no-op rebuild; repeated (tools
+taking turns), and the median of each is shown with its ratio to ninja and to make.  Each build is
 checked: its outputs must equal the first tool's, and a no-op rebuild must
 not touch an output.  A tool that is not installed is reported as "not
 available"; a tool whose build fails makes the run exit 1.
@@ -110,38 +110,52 @@ def timed(argv: list[str], root: Path) -> tuple[float, subprocess.CompletedProce
     return time.perf_counter() - start, proc
 
 
-def bench_tool(tool: str, root: Path, graph: gen.Graph, jobs: int, repeat: int,
-               reference: dict[str, str]) -> Result:
-    argv = command_for(tool, root, jobs)
-    result = Result(tool)
-    if argv is None:
-        result.available, result.why = False, "not available"
-        return result
-    for _ in range(repeat):
-        clean(root, graph)
-        seconds, proc = timed(argv, root)
-        if proc.returncode != 0:
-            result.why = (f"full build exited {proc.returncode}:\n"
-                          f"{proc.stderr[-ERROR_TAIL_CHARS:]}")
-            return result
-        result.full_s.append(seconds)
-        digest = outputs_digest(root, graph)
-        reference.setdefault("digest", digest)
-        reference.setdefault("tool", tool)
-        if digest != reference["digest"]:
-            result.problems.append(f"outputs differ from {reference['tool']}'s")
-        before = outputs_stat(root, graph)
-        seconds, proc = timed(argv, root)
-        if proc.returncode != 0:
-            result.why = (f"no-op build exited {proc.returncode}:\n"
-                          f"{proc.stderr[-ERROR_TAIL_CHARS:]}")
-            return result
-        result.noop_s.append(seconds)
-        touched = sum(before[k] != v for k, v in outputs_stat(root, graph).items())
-        if touched:
-            result.problems.append(f"no-op rebuild touched {touched} outputs")
+def one_round(result: Result, argv: list[str], root: Path, graph: gen.Graph,
+              reference: dict[str, str]) -> None:
+    """Clean, time a full build, check it, time a no-op rebuild, check it."""
     clean(root, graph)
-    return result
+    seconds, proc = timed(argv, root)
+    if proc.returncode != 0:
+        result.why = f"full build exited {proc.returncode}:\n{proc.stderr[-ERROR_TAIL_CHARS:]}"
+        return
+    result.full_s.append(seconds)
+    digest = outputs_digest(root, graph)
+    reference.setdefault("digest", digest)
+    reference.setdefault("tool", result.tool)
+    if digest != reference["digest"]:
+        result.problems.append(f"outputs differ from {reference['tool']}'s")
+    before = outputs_stat(root, graph)
+    seconds, proc = timed(argv, root)
+    if proc.returncode != 0:
+        result.why = f"no-op build exited {proc.returncode}:\n{proc.stderr[-ERROR_TAIL_CHARS:]}"
+        return
+    result.noop_s.append(seconds)
+    touched = sum(before[k] != v for k, v in outputs_stat(root, graph).items())
+    if touched:
+        result.problems.append(f"no-op rebuild touched {touched} outputs")
+
+
+def bench(tools: list[str], root: Path, graph: gen.Graph, jobs: int,
+          repeat: int) -> list[Result]:
+    """Rounds go tool by tool, repeat by repeat, so a burst of load from
+    elsewhere on the machine spreads over every tool instead of one."""
+    results, commands = [], {}
+    for tool in tools:
+        result = Result(tool)
+        commands[tool] = command_for(tool, root, jobs)
+        if commands[tool] is None:
+            result.available, result.why = False, "not available"
+        results.append(result)
+    reference: dict[str, str] = {}
+    for _ in range(repeat):
+        for result in results:
+            if result.available and not result.why:
+                one_round(result, commands[result.tool], root, graph, reference)
+    clean(root, graph)
+    for result in results:
+        if result.available and result.why:
+            print(f"{result.tool}: {result.why}", file=sys.stderr)
+    return results
 
 
 def ratio(value: float | None, base: float | None) -> str:
@@ -186,12 +200,7 @@ def main(argv: list[str] | None = None) -> int:
     root = WORK / args.shape
     gen.generate(graph, root)
     tools = [t.strip() for t in args.peers.split(",") if t.strip()]
-    reference: dict[str, str] = {}
-    results = []
-    for tool in tools:
-        results.append(bench_tool(tool, root, graph, args.jobs, args.repeat, reference))
-        if results[-1].why and results[-1].available:
-            print(f"{tool}: {results[-1].why}", file=sys.stderr)
+    results = bench(tools, root, graph, args.jobs, args.repeat)
 
     title = (f"{args.shape} {' '.join(map(str, args.params))}: {len(graph.steps)} steps, "
              f"-j {args.jobs}, median of {args.repeat}")
