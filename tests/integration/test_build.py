@@ -1,0 +1,252 @@
+"""`cpod build` end to end: real nats-server, real files, real processes."""
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+from pathlib import Path
+
+import pytest
+
+from cpodrun import Run, cpod, start_cpod, write
+from helpers import pid_is_gone, wait_for
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+CHAIN = {
+    "computepods.toml": """
+        [project]
+        name = "chain"
+        default = ["out/all.txt"]
+
+        [[rule]]
+        name = "upper"
+        inputs = ["src/%.txt"]
+        outputs = ["build/%.up"]
+        command = "tr a-z A-Z < {in} > {out}"
+
+        [[rule]]
+        name = "join"
+        inputs = ["build/a.up", "build/b.up"]
+        outputs = ["out/all.txt"]
+        command = "cat {in} > {out}"
+    """,
+    "src/a.txt": "alpha\n",
+    "src/b.txt": "beta\n",
+}
+
+
+@pytest.fixture
+def chain(tmp_path) -> Path:
+    return write(tmp_path / "chain", CHAIN)
+
+
+def test_hello_example_builds_and_second_run_runs_nothing(tmp_path):
+    root = tmp_path / "hello"
+    shutil.copytree(EXAMPLES / "hello", root,
+                    ignore=shutil.ignore_patterns("out", "build", ".computepods"))
+    first = cpod(root, "build")
+    assert first.code == 0, first.err
+    assert (root / "out/hello.txt").read_text() == "HELLO\nWORLD\n"
+    assert '"words": 2' in (root / "out/stats.json").read_text()
+    assert sorted(first.ran) == ["join:out/hello.txt", "stats:out/stats.json",
+                                 "upper:build/greeting.up", "upper:build/name.up"]
+    second = cpod(root, "build")
+    assert second.code == 0 and second.ran == [], second.err
+    assert "0 ran, 4 up to date" in second.err
+
+
+def test_touch_without_change_runs_nothing(chain):
+    assert cpod(chain, "build").code == 0
+    src = chain / "src/a.txt"
+    st = src.stat()
+    os.utime(src, ns=(st.st_atime_ns, st.st_mtime_ns + 5_000_000_000))
+    again = cpod(chain, "build")
+    assert again.code == 0 and again.ran == [], again.err
+
+
+def test_changing_a_source_rebuilds_exactly_its_dependants(chain):
+    assert cpod(chain, "build").code == 0
+    (chain / "src/b.txt").write_text("gamma\n")
+    again = cpod(chain, "build")
+    assert again.code == 0, again.err
+    assert sorted(again.ran) == ["join:out/all.txt", "upper:build/b.up"]
+    assert (chain / "out/all.txt").read_text() == "ALPHA\nGAMMA\n"
+
+
+def test_early_cutoff_when_a_rebuilt_output_is_unchanged(chain):
+    assert cpod(chain, "build").code == 0
+    (chain / "src/b.txt").write_text("BETA\n")          # upper-cases to the same bytes
+    again = cpod(chain, "build")
+    assert again.ran == ["upper:build/b.up"], again.err
+
+
+def test_failing_step_leaves_no_partial_output_and_stops_dependants(chain):
+    write(chain, {"computepods.toml": CHAIN["computepods.toml"].replace(
+        'command = "cat {in} > {out}"',
+        'command = "echo partial > {out}; echo to-stdout; echo to-stderr >&2; exit 3"')})
+    (chain / "src/a.txt").write_text("alpha\n")
+    run = cpod(chain, "build")
+    assert run.code == 1
+    assert not (chain / "out/all.txt").exists()
+    assert "FAILED join:out/all.txt: exit 3" in run.err
+    assert "command: echo partial" in run.err
+    assert "to-stdout" in run.err and "to-stderr" in run.err
+    assert "1 failed" in run.err
+
+
+def test_failure_stops_dependants_and_keep_going_builds_the_rest(tmp_path):
+    root = write(tmp_path / "p", {
+        "computepods.toml": """
+            [project]
+            default = ["out/bad2", "out/good"]
+            [[rule]]
+            name = "bad"
+            outputs = ["out/bad"]
+            command = "exit 1"
+            [[rule]]
+            name = "bad2"
+            inputs = ["out/bad"]
+            outputs = ["out/bad2"]
+            command = "cp {in} {out}"
+            [[rule]]
+            name = "good"
+            inputs = ["src/x"]
+            outputs = ["out/good"]
+            command = "cp {in} {out}"
+        """, "src/x": "x\n"})
+    run = cpod(root, "build", "-k")
+    assert run.code == 1
+    assert "bad2:out/bad2" not in run.ran
+    assert (root / "out/good").exists()
+    assert "1 not run" in run.err
+
+
+def test_dry_run_runs_nothing(chain):
+    run = cpod(chain, "build", "-n")
+    assert run.code == 0, run.err
+    assert "would run upper:build/a.up" in run.err
+    assert not (chain / "out").exists()
+
+
+@pytest.mark.parametrize("how", [signal.SIGTERM, signal.SIGKILL])
+def test_killed_mid_step_leaves_the_tree_as_before_the_step(tmp_path, how):
+    root = write(tmp_path / "p", {
+        "computepods.toml": """
+            [project]
+            default = ["out/slow"]
+            [[rule]]
+            name = "slow"
+            inputs = ["src/x"]
+            outputs = ["out/slow"]
+            command = "echo started > started.flag; echo partial > {out}; sleep 30; cp {in} {out}"
+        """, "src/x": "x\n", "out/slow": "old\n"})
+    proc = start_cpod(root, "build")
+    try:
+        wait_for(lambda: (root / "started.flag").exists(), timeout=30, what="the step to start")
+        proc.send_signal(how)
+        code = proc.wait(timeout=30)
+    finally:
+        proc.kill()
+    assert (root / "out/slow").read_text() == "old\n"
+    if how == signal.SIGTERM:
+        assert code == 130
+    # the next build kills nothing of ours, replaces the output atomically
+    (root / "started.flag").unlink()
+    write(root, {"computepods.toml": (root / "computepods.toml").read_text().replace("sleep 30; ", "")})
+    again = cpod(root, "build")
+    assert again.code == 0, again.err
+    assert (root / "out/slow").read_text() == "x\n"
+    assert not any((root / ".computepods/scratch").iterdir())
+
+
+def test_no_nats_server_outlives_a_sigkilled_cpod(tmp_path):
+    root = write(tmp_path / "p", {
+        "computepods.toml": """
+            [project]
+            default = ["out/slow"]
+            [[rule]]
+            name = "slow"
+            outputs = ["out/slow"]
+            command = "touch started.flag; sleep 30; touch {out}"
+        """})
+    proc = start_cpod(root, "build")
+    wait_for(lambda: (root / "started.flag").exists(), timeout=30, what="the step to start")
+    servers = [int(p) for p in os.listdir("/proc") if p.isdigit() and _is_nats_of(int(p), root)]
+    assert servers, "the embedded nats-server was not found"
+    proc.kill()
+    proc.wait(timeout=10)
+    for pid in servers:
+        wait_for(lambda: pid_is_gone(pid), timeout=10, what=f"nats-server {pid} to die")
+
+
+def _is_nats_of(pid: int, root: Path) -> bool:
+    try:
+        cmd = open(f"/proc/{pid}/cmdline", "rb").read().split(b"\0")
+    except OSError:
+        return False
+    return any(c.endswith(b"nats-server") for c in cmd) and str(root).encode() in b" ".join(cmd)
+
+
+@pytest.mark.parametrize("toml, words", [
+    ("[project]\nnme = 'x'\n", ["computepods.toml", "nme"]),
+    ("[[rule]]\nname = 'r'\noutputs = ['a']\ncommand = 'x {nope}'\n",
+     ["computepods.toml", "'r'", "command", "nope"]),
+    ("[[rule]]\nname = 'r'\noutputs = ['a']\ncommand = 'x'\ncolour = 1\n",
+     ["computepods.toml", "'r'", "colour"]),
+    ("[[rule]]\nname = 'r'\noutputs = ['a']\ncommand = 'x'\n[[rule]]\nname = 's'\n"
+     "outputs = ['a']\ncommand = 'y'\n", ["computepods.toml", "'r'", "'s'"]),
+    ("[[rule]]\nname = 'r'\noutputs = ['../a']\ncommand = 'x'\n",
+     ["computepods.toml", "'r'", "outputs"]),
+    ("[project]\nuse = ['fortran77']\n", ["computepods.toml", "use", "fortran77"]),
+    ("[project\n", ["computepods.toml", "line 1"]),
+])
+def test_broken_project_file_exits_2_naming_file_rule_and_key(tmp_path, toml, words):
+    (tmp_path / "computepods.toml").write_text(toml)
+    run = cpod(tmp_path, "build", "a")
+    assert run.code == 2, run.err
+    for word in words:
+        assert word in run.err, (word, run.err)
+    assert "Traceback" not in run.err
+
+
+def test_unknown_target_and_missing_source_exit_2(chain):
+    run = cpod(chain, "build", "nothing/makes/this")
+    assert run.code == 2 and "nothing/makes/this" in run.err
+    (chain / "src/b.txt").unlink()
+    run = cpod(chain, "build")
+    assert run.code == 2 and "src/b.txt" in run.err and "Traceback" not in run.err
+
+
+def test_no_project_file_exits_2(tmp_path):
+    run = cpod(tmp_path, "build")
+    assert run.code == 2 and "computepods.toml" in run.err
+
+
+def test_clean_removes_outputs_and_state_never_sources(chain):
+    assert cpod(chain, "build").code == 0
+    run = cpod(chain, "clean")
+    assert run.code == 0, run.err
+    assert not (chain / "out").exists() and not (chain / "build").exists()
+    assert not (chain / ".computepods").exists()
+    assert (chain / "src/a.txt").read_text() == "alpha\n"
+
+
+def test_second_build_waits_for_the_first_and_names_it(tmp_path):
+    root = write(tmp_path / "p", {
+        "computepods.toml": """
+            [project]
+            default = ["out/slow"]
+            [[rule]]
+            name = "slow"
+            inputs = ["src/x"]
+            outputs = ["out/slow"]
+            command = "touch started.flag; sleep 1; cp {in} {out}"
+        """, "src/x": "x\n"})
+    first = start_cpod(root, "build")
+    wait_for(lambda: (root / "started.flag").exists(), timeout=30, what="the first build to start")
+    second = cpod(root, "build")
+    assert first.wait(timeout=60) == 0
+    assert second.code == 0, second.err
+    assert f"waiting for the build of process {first.pid}" in second.err
+    assert second.ran == []
