@@ -1,0 +1,111 @@
+"""A pod on a real nats-server: bad messages, a server restart mid-build."""
+from __future__ import annotations
+
+import queue
+import threading
+from pathlib import Path
+
+import pytest
+
+from computepods import messages as m
+from computepods.bus.bridge import NatsBridge
+from computepods.client import request_build
+from computepods.pod import Pod, PodOptions
+from cpodrun import write
+from helpers import wait_for
+
+
+def wide_project(root: Path, n: int, sleep: str = "0") -> Path:
+    rules = f"""
+        [project]
+        default = ["out/all.txt"]
+
+        [[rule]]
+        name = "copy"
+        inputs = ["src/%.txt"]
+        outputs = ["build/%.txt"]
+        command = "sleep {sleep}; echo {{stem}} >> ran.log; cp {{in}} {{out}}"
+
+        [[rule]]
+        name = "all"
+        inputs = [{", ".join(f'"build/f{i}.txt"' for i in range(n))}]
+        outputs = ["out/all.txt"]
+        command = "cat {{in}} > {{out}}"
+    """
+    files = {"computepods.toml": rules}
+    files.update({f"src/f{i}.txt": f"{i}\n" for i in range(n)})
+    return write(root, files)
+
+
+@pytest.fixture
+def pod_factory(nats_url):
+    pods = []
+
+    def make(root: Path, slots: int = 2) -> Pod:
+        pod = Pod(root, PodOptions(nats_url=nats_url, slots=slots)).start()
+        pods.append(pod)
+        return pod
+    yield make
+    for pod in pods:
+        pod.stop()
+
+
+def build(pod: Pod, root: Path, events: list | None = None) -> int:
+    return request_build(pod.bridge, [], root,
+                         on_event=(events.append if events is not None else lambda ev: None))
+
+
+def test_malformed_messages_to_every_chart_stop_none(tmp_path, nats_url, pod_factory):
+    root = wide_project(tmp_path / "p", 5)
+    pod = pod_factory(root)
+    chef = pod.chefs[0].chef
+    poke = NatsBridge(nats_url, name="poke").start()
+    try:
+        errors: queue.Queue = queue.Queue()
+        poke.listen(m.BUS_ERROR, errors)
+        garbage = [
+            ("cp.build.request", b"not json"),
+            ("cp.build.request", b'{"v": 1, "targets": "out/all.txt"}'),
+            (f"cp.chef.{chef}.run", b'{"v": 1, "build": "x"}'),
+            ("cp.steps.results", b'{"results": []}'),
+            ("cp.chefs.status", b'{"v": 1, "chef": 7}'),
+        ]
+        for subject, data in garbage:
+            poke.publish_raw(subject, data)
+        reports = [errors.get(timeout=10) for _ in garbage]
+        assert sorted(r.data["subject"] for r in reports) == sorted(s for s, _ in garbage)
+        # a run message that is well-formed JSON but whose step escapes the workspace
+        reply = poke.request_sync(m.CHEF_RUN, {
+            "build": "x", "chef": chef,
+            "rules": {"copy": {"name": "copy", "inputs": ["src/%.txt"],
+                               "outputs": ["build/%.txt"], "command": "cp {in} {out}"}},
+            "steps": [{"id": "copy:build/../../etc/x.txt", "attempt": 1, "rule": "copy",
+                       "stem": "../../etc/x", "inputs": {}}]}, chef=chef)
+        assert reply["accepted"] == [] and "outside the project" in reply["rejected"][0]["reason"]
+        # every chart still works: a build goes through
+        assert build(pod, root) == 0
+        assert (root / "out/all.txt").read_text() == "".join(f"{i}\n" for i in range(5))
+        assert not any(chart.crashes for chart in pod.charts)
+    finally:
+        poke.stop()
+
+
+def test_nats_restart_mid_build_completes_and_runs_each_step_once(
+        tmp_path, nats_server, pod_factory):
+    n = 30
+    root = wide_project(tmp_path / "p", n, sleep="0.05")
+    pod = pod_factory(root, slots=2)
+    events: list[dict] = []
+    result: list[int] = []
+    t = threading.Thread(target=lambda: result.append(build(pod, root, events)))
+    t.start()
+    log = root / "ran.log"
+    wait_for(lambda: log.exists() and len(log.read_text().split()) >= 4, timeout=30,
+             what="a few steps to run")
+    nats_server.restart()
+    t.join(120)
+    assert result == [0], events[-1:]
+    ran = log.read_text().split()
+    assert sorted(ran) == sorted(f"f{i}" for i in range(n)), "a step ran twice or not at all"
+    assert (root / "out/all.txt").read_text() == "".join(f"{i}\n" for i in range(n))
+    assert pod.bridge.stats.reconnects >= 1
