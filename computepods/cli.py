@@ -84,13 +84,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 def cmd_build(root: Path, cwd: Path, args) -> int:
     from .client import request_build
     from .lock import ProjectLock
-    from .planning import make_plan
+    from .planning import resolve
     from .pod import Pod, PodOptions, default_slots, prepare_state_dir
     from .progress import Progress
 
     if args.jobs is not None and args.jobs < 1:
         raise UsageError(f"-j {args.jobs}: the number of parallel steps must be at least 1")
-    make_plan(root, args.targets, cwd)       # errors before anything starts (exit 2)
+    resolve(root, args.targets, cwd)         # errors before anything starts (exit 2)
     prepare_state_dir(root)
     lock = ProjectLock(root)
     lock.acquire(on_wait=lambda who: print(f"cpod: waiting for the build of {who} "

@@ -57,11 +57,11 @@ class BuildGraph:
         for sid, producers in self.deps.items():
             dg.add_edges_from((p, sid) for p in producers)
         condensed = nx.condensation(dg)
-        order = list(nx.lexicographical_topological_sort(
-            condensed, key=lambda n: min(condensed.nodes[n]["members"])))
+        position = {sid: i for i, sid in enumerate(self.plan.steps)}
+        first = {n: min(position[s] for s in condensed.nodes[n]["members"]) for n in condensed}
+        order = list(nx.lexicographical_topological_sort(condensed, key=first.__getitem__))
         for index, node in enumerate(order):
-            members = sorted(condensed.nodes[node]["members"],
-                             key=list(self.plan.steps).index)
+            members = sorted(condensed.nodes[node]["members"], key=position.__getitem__)
             cyclic = len(members) > 1 or any(m in self.deps[m] for m in members)
             self.components.append(Component(index, tuple(members), cyclic))
             for sid in members:

@@ -38,12 +38,18 @@ def file_exists(root: Path):
     return exists
 
 
+def resolve(root: Path, names: Sequence[str], cwd: Path | None = None) -> tuple[Project, Plan]:
+    """The project file and the steps the names need; no graph, no state.
+    Raises ComputePodsError (exit 2) for anything the user must fix."""
+    project = load_project(root)
+    targets = project.target_paths(list(names), cwd or root)
+    return project, RuleSet(project).resolve(targets, file_exists(root))
+
+
 def make_plan(root: Path, names: Sequence[str], cwd: Path | None = None, *,
               keep_going: bool = False, dry_run: bool = False) -> BuildPlan:
     """Everything a build needs to start; raises ComputePodsError (exit 2)."""
-    project = load_project(root)
-    targets = project.target_paths(list(names), cwd or root)
-    plan = RuleSet(project).resolve(targets, file_exists(root))
+    project, plan = resolve(root, names, cwd)
     with StateDB(root / STATE_DB, readonly=True) as db:
         records = db.steps()
         files = db.files()

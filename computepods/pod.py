@@ -20,7 +20,7 @@ from .charts.base import Chart, reset_fabric, stop_all
 from .charts.chef import Chef
 from .charts.majordomo import MajorDomo
 from .charts.store import Store
-from .kitchen import RunningGroups
+from .kitchen import kill_leftover_steps
 from .planning import STATE_DB
 from .project import STATE_DIR
 
@@ -68,7 +68,7 @@ class Pod:
         # Order matters: a crashed run's steps must be dead before their
         # scratch is judged, and journals rolled forward before any new
         # scratch dir replaces an old one.
-        self.killed = RunningGroups(self.root).kill_leftovers()
+        self.killed = kill_leftover_steps(self.root)
         self.rolled_forward = commit.roll_forward(self.root)
         opts = self.options
         try:

@@ -13,6 +13,7 @@ hand, or an input's hash differs from the one recorded when it last ran.
 from __future__ import annotations
 
 import enum
+import functools
 import hashlib
 import json
 from collections import deque
@@ -49,10 +50,15 @@ class Job:
 
 def rule_fingerprint(step: Step) -> str:
     """Identifies the rule's definition, so editing a rule reruns its steps."""
-    d = asdict(step.rule)
+    return _fingerprint(step.rule)
+
+
+@functools.lru_cache(maxsize=4096)
+def _fingerprint(rule) -> str:
+    d = asdict(rule)
     d.pop("index", None)
     blob = json.dumps(d, sort_keys=True, default=list).encode()
-    return f"{step.rule.name}#{hashlib.sha256(blob).hexdigest()[:12]}"
+    return f"{rule.name}#{hashlib.sha256(blob).hexdigest()[:12]}"
 
 
 def short(h: str | None) -> str:

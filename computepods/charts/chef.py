@@ -32,6 +32,7 @@ log = logging.getLogger("computepods.chef")
 HEARTBEAT_S = 5.0          # seconds between status messages when nothing changes
 LEASE_S = 3 * HEARTBEAT_S  # a MajorDomo may give up on a chef silent this long
 MAX_REMEMBERED = 100_000   # finished results kept for repeated run requests
+MAX_NOTES = 32             # notes gathered before a results message goes anyway
 
 
 @spy_on
@@ -110,7 +111,8 @@ class Chef(Chart):
         self.heartbeat = None
         self.pool = WorkerPool(self.root, slots,
                                on_started=lambda job: self.post(m.STEP_STARTED, job),
-                               on_done=lambda job, item: self.post(m.STEP_DONE, (job, item)))
+                               on_done=lambda job, item: self.post(m.STEP_DONE, (job, item)),
+                               name=name)
 
     def start(self) -> "Chef":
         super().start()
@@ -160,8 +162,17 @@ class Chef(Chart):
         self.outbox_add({"event": "finished", "build": job.build, **item})
 
     def outbox_add(self, item: dict) -> None:
+        """Queue a note for the MajorDomo; send at once only when it matters.
+
+        While more steps wait in this chef's queue than it has slots, no slot
+        will idle for lack of work, so notes wait and leave together (one
+        message for many steps); once the queue runs short, or enough notes
+        gathered, they go at once, so the MajorDomo refills it in time.
+        """
         self.outbox.append(item)
-        if not self.flush_pending:
+        if self.flush_pending:
+            return
+        if self.pool.queued < self.slots or len(self.outbox) >= MAX_NOTES:
             self.flush_pending = True
             self.post(m.FLUSH)
 

@@ -40,7 +40,7 @@ from .store import Record
 
 log = logging.getLogger("computepods.majordomo")
 
-WINDOW_PER_SLOT = 4        # steps outstanding per chef slot (queued at the chef)
+WINDOW_PER_SLOT = 8        # steps outstanding per chef slot (queued at the chef)
 MAX_BATCH = 32             # steps per run message
 CHEF_WAIT_S = 10.0         # seconds a build waits for a first chef before failing
 EVENTS_MAX = 256           # events per build.events message
@@ -263,9 +263,11 @@ class MajorDomo(Chart):
             return self.dispatch_ready()
         while b.to_send and self.chefs:
             chef = min(self.chefs.values(), key=lambda c: len(c.outstanding) / c.slots)
-            if chef.space <= 0:
-                break
             n = min(chef.space, MAX_BATCH, len(b.to_send))
+            # Refill a chef once half its window is free, so run messages
+            # carry several steps; but never hold back the last few steps.
+            if n <= 0 or (n < chef.slots * WINDOW_PER_SLOT // 2 and n < len(b.to_send)):
+                break
             self._send(chef, [b.to_send.popleft() for _ in range(n)])
 
     def _send(self, chef: ChefInfo, jobs: list[Job]) -> None:
