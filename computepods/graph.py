@@ -3,11 +3,14 @@
 A step depends on the steps that produce its inputs (declared, and later
 discovered ones).  The graph may have cycles (LaTeX); its strongly connected
 components, in topological order, are the units the build runs — an acyclic
-step is a component of one.  networkx does the graph algorithms; it is
-imported only when a graph is built, so a no-op check never pays for it.
+step is a component of one.  An acyclic graph is ordered with a plain
+topological sort; networkx condenses the graphs that have cycles (and is
+imported only then: it costs 0.2 s to import and 0.2 s to condense 1,000
+steps, which a build of 1,000 independent steps would wait for).
 """
 from __future__ import annotations
 
+import heapq
 from dataclasses import dataclass, field
 
 from .rules import Plan
@@ -50,7 +53,34 @@ class BuildGraph:
         return g
 
     def _condense(self) -> None:
-        import networkx as nx   # 0.2 s to import: only when a build really runs
+        order = self._acyclic_order()
+        if order is not None:
+            for index, sid in enumerate(order):
+                self.components.append(Component(index, (sid,), False))
+                self.component_of[sid] = index
+            return
+        self._condense_cycles()
+
+    def _acyclic_order(self) -> list[str] | None:
+        """Kahn's topological order, stable in plan order; None if there is a
+        cycle.  Most graphs have none, and this costs a few ms for 10,000
+        steps where networkx's condensation costs ~0.2 s."""
+        position = {sid: i for i, sid in enumerate(self.plan.steps)}
+        pending = {sid: len(p) for sid, p in self.deps.items()}
+        ready = [sid for sid in self.plan.steps if pending[sid] == 0]
+        heapq.heapify(ready := [(position[s], s) for s in ready])
+        order = []
+        while ready:
+            _, sid = heapq.heappop(ready)
+            order.append(sid)
+            for dep in self.dependants[sid]:
+                pending[dep] -= 1
+                if pending[dep] == 0:
+                    heapq.heappush(ready, (position[dep], dep))
+        return order if len(order) == len(self.plan.steps) else None
+
+    def _condense_cycles(self) -> None:
+        import networkx as nx   # 0.2 s to import: only for graphs with cycles
 
         dg = nx.DiGraph()
         dg.add_nodes_from(self.plan.steps)
