@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import Sequence
 
 from .graph import BuildGraph
-from .hashing import StatCache
+from .hashing import FileRecord, StatCache
 from .project import STATE_DIR, Project, load_project
 from .rules import Plan, RuleSet
-from .schedule import Scheduler
+from .schedule import Scheduler, rule_fingerprint, why_stale
 from .state import StateDB
 
 STATE_DB = f"{STATE_DIR}/state.db"
@@ -28,6 +28,16 @@ class BuildPlan:
     plan: Plan
     graph: BuildGraph
     scheduler: Scheduler
+
+
+def prepare_state_dir(root: Path) -> Path:
+    """`.computepods/` with a .gitignore of `*`, as design.md §2 says."""
+    state = root / STATE_DIR
+    state.mkdir(exist_ok=True)
+    ignore = state / ".gitignore"
+    if not ignore.exists():
+        ignore.write_text("*\n")
+    return state
 
 
 def file_exists(root: Path):
@@ -58,3 +68,35 @@ def make_plan(root: Path, names: Sequence[str], cwd: Path | None = None, *,
     scheduler = Scheduler(graph, records, StatCache(root, files),
                           keep_going=keep_going, dry_run=dry_run)
     return BuildPlan(project, plan, graph, scheduler)
+
+
+def up_to_date(root: Path, plan: Plan) -> list[FileRecord] | None:
+    """The cold no-op check: when every step is up to date as the files are
+    now, the stat records refreshed on the way (to persist); else None.
+
+    It uses the same judgement as the scheduler (:func:`why_stale`), with the
+    hashes on disk standing in for what the producers would report, and
+    needs neither NATS nor networkx: a no-op costs one stat per file.
+    """
+    with StateDB(root / STATE_DB, readonly=True) as db:
+        records = db.steps()
+        if not records:
+            return None
+        cache = StatCache(root, db.files())
+    for sid, step in plan.steps.items():
+        record = records.get(sid)
+        if record is None:
+            return None
+        inputs = {p: cache.digest(p) for p in (*step.inputs, *record.discovered)}
+        outputs = {p: cache.digest(p) for p in step.outputs}
+        if why_stale(step, step.command().display, rule_fingerprint(step), record,
+                     inputs, outputs) is not None:
+            return None
+    return cache.updated()
+
+
+def save_file_records(root: Path, files: list[FileRecord]) -> None:
+    """Persist refreshed stat records (only ever under the project lock)."""
+    if files:
+        with StateDB(root / STATE_DB) as db:
+            db.write(files=files)

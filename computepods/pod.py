@@ -21,7 +21,7 @@ from .charts.chef import Chef
 from .charts.majordomo import MajorDomo
 from .charts.store import Store
 from .kitchen import kill_leftover_steps
-from .planning import STATE_DB
+from .planning import STATE_DB, prepare_state_dir
 from .project import STATE_DIR
 
 log = logging.getLogger("computepods.pod")
@@ -29,16 +29,6 @@ log = logging.getLogger("computepods.pod")
 
 def default_slots() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-
-
-def prepare_state_dir(root: Path) -> Path:
-    """`.computepods/` with a .gitignore of `*`, as design.md §2 says."""
-    state = root / STATE_DIR
-    state.mkdir(exist_ok=True)
-    ignore = state / ".gitignore"
-    if not ignore.exists():
-        ignore.write_text("*\n")
-    return state
 
 
 @dataclass

@@ -53,7 +53,7 @@ def test_hello_example_builds_and_second_run_runs_nothing(tmp_path):
                                  "upper:build/greeting.up", "upper:build/name.up"]
     second = cpod(root, "build")
     assert second.code == 0 and second.ran == [], second.err
-    assert "0 ran, 4 up to date" in second.err
+    assert "nothing to do: 4 steps up to date" in second.err
 
 
 def test_touch_without_change_runs_nothing(chain):
