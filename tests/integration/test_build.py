@@ -250,3 +250,23 @@ def test_second_build_waits_for_the_first_and_names_it(tmp_path):
     assert second.code == 0, second.err
     assert f"waiting for the build of process {first.pid}" in second.err
     assert second.ran == []
+
+
+def test_verbose_echoes_each_command_with_project_paths(chain):
+    run = cpod(chain, "build", "-v")
+    assert run.code == 0, run.err
+    assert "tr a-z A-Z < src/a.txt > build/a.up" in run.err
+    assert "cat build/a.up build/b.up > out/all.txt" in run.err
+    assert ".computepods/scratch" not in run.err          # never scratch paths
+
+
+def test_trace_prints_the_charts_transitions(chain):
+    run = cpod(chain, "build", "--trace")
+    assert run.code == 0, run.err
+    assert "md_idle->md_dispatching" in run.err
+    assert "chef_idle->chef_busy" in run.err
+
+
+def test_version():
+    run = cpod(Path("."), "--version")
+    assert run.code == 0 and run.out.startswith("cpod 0.")
