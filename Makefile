@@ -12,10 +12,12 @@ STAMP := $(VENV)/.installed
 # COMMAND:DEBIAN-PACKAGE pairs; later work appends TeX and Chromium here.
 TEST_SYSTEM_DEPS := setpriv:util-linux
 BENCH_SYSTEM_DEPS := ninja:ninja-build make:make
+DIAGRAM_SYSTEM_DEPS := dot:graphviz
 
 PYTEST_FLAGS ?= -q --durations=15
 
-.PHONY: all demo test bench lint diagrams clean distclean test-system-deps bench-system-deps
+.PHONY: all demo test bench lint diagrams clean distclean test-system-deps bench-system-deps \
+	diagram-system-deps
 
 all: test
 
@@ -29,6 +31,9 @@ test-system-deps:
 
 bench-system-deps:
 	scripts/system-deps $(BENCH_SYSTEM_DEPS)
+
+diagram-system-deps:
+	scripts/system-deps $(DIAGRAM_SYSTEM_DEPS)
 
 demo: $(STAMP)
 	$(VENV)/bin/cpod -C examples/hello build
@@ -49,12 +54,13 @@ lint: $(STAMP)
 	@if grep -rn --include='*.py' -E '\b(time|asyncio)\.sleep\(' tests | grep -v '^tests/helpers.py:'; then \
 		echo "lint: tests must wait on a condition (helpers.wait_for), not sleep" >&2; exit 1; fi
 
-diagrams: $(STAMP)
-	@if $(PY) -c 'import importlib.util as u; u.find_spec("computepods.tools.diagrams").name' 2>/dev/null; then \
-		$(PY) -m computepods.tools.diagrams; \
-	else \
-		echo "diagrams: computepods.tools.diagrams does not exist yet, nothing to draw"; \
-	fi
+# charts/*.txt and diagrams/*.dot come from the chart code (a unit test
+# checks they are current); the SVGs are drawn from the .dot files.
+diagrams: diagram-system-deps $(STAMP)
+	$(PY) -m computepods.tools.charts
+	@for f in diagrams/*.dot; do dot -Tsvg "$$f" -o "$${f%.dot}.svg" || exit 1; done
+	@for f in diagrams/*.svg; do [ -f "$${f%.svg}.dot" ] || rm -v "$$f"; done
+	@echo "diagrams: drew $$(ls diagrams/*.svg | wc -l) SVGs from diagrams/*.dot"
 
 clean:
 	rm -rf bench/work build dist *.egg-info
