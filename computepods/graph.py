@@ -43,6 +43,11 @@ class BuildGraph:
             g.deps[sid] = set()
             g.dependants.setdefault(sid, set())
         for sid, step in plan.steps.items():
+            if step.rule.discover == "fls":
+                # A TeX run reads what it wrote last time (.aux, .toc): it is
+                # a cyclic group of one from its very first build.
+                g.deps[sid].add(sid)
+                g.dependants[sid].add(sid)
             inputs = list(step.inputs) + list((discovered or {}).get(sid, ()))
             for path in inputs:
                 producer = plan.producers.get(path)

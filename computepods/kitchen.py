@@ -61,15 +61,28 @@ class StepJob:
     step: Step
     attempt: int
     inputs: dict[str, str | None]      # the hashes the MajorDomo judged it by
+    known_outputs: tuple[str, ...] = ()
+    copy_in: tuple[str, ...] = ()
 
     @property
     def key(self) -> tuple[str, int]:
         return (self.step.id, self.attempt)
 
 
-def step_to_message(step: Step, attempt: int, inputs: dict[str, str | None]) -> dict:
-    return {"id": step.id, "attempt": attempt, "rule": step.rule.name, "stem": step.stem,
-            "inputs": inputs}
+def step_to_message(step: Step, attempt: int, inputs: dict[str, str | None],
+                    record=None) -> dict:
+    """A step on the wire.  `known_outputs` are the files earlier runs were
+    seen to write (a .toc): a view must not link them into the tree;
+    `copy_in` are outputs the step also reads (the previous pass's .aux)."""
+    known = sorted(set(record.outputs) - set(step.outputs)) if record else []
+    copy_in = [p for p in (*step.outputs, *known) if inputs.get(p) is not None]
+    msg = {"id": step.id, "attempt": attempt, "rule": step.rule.name, "stem": step.stem,
+           "inputs": inputs}
+    if known:
+        msg["known_outputs"] = known
+    if copy_in:
+        msg["copy_in"] = copy_in
+    return msg
 
 
 def job_from_message(build: str, rules: dict[str, Rule], item: Any) -> StepJob:
@@ -87,9 +100,11 @@ def job_from_message(build: str, rules: dict[str, Rule], item: Any) -> StepJob:
     if step.id != item["id"]:
         raise MalformedMessage("chef.run", f"step {item['id']!r} does not match its rule "
                                            f"and stem (they give {step.id!r})")
-    for path in (*step.inputs, *step.outputs):
+    known = tuple(item.get("known_outputs") or ())
+    copy_in = tuple(item.get("copy_in") or ())
+    for path in (*step.inputs, *step.outputs, *item["inputs"], *known, *copy_in):
         scratch.check_relative(path)
-    return StepJob(build, step, item["attempt"], dict(item["inputs"]))
+    return StepJob(build, step, item["attempt"], dict(item["inputs"]), known, copy_in)
 
 
 # --- steps left running by a crash --------------------------------------------
@@ -192,7 +207,8 @@ def execute(root: Path, job: StepJob, slot: Slot,
     """
     step = job.step
     started = time.monotonic()
-    fast = writes_through_out(step.rule) and len(step.outputs) == 1
+    fast = (writes_through_out(step.rule) and len(step.outputs) == 1
+            and not step.rule.discover and not step.depfile)
     if fast:
         work = slot.dir
         cwd_root = root
@@ -204,7 +220,8 @@ def execute(root: Path, job: StepJob, slot: Slot,
             command = step.command(out_path=lambda p: str(scratch.scratch_out_path(work, p)),
                                    scratch=str(work))
         else:
-            cwd_root = scratch.make_view(root, work, step.outputs)
+            cwd_root = scratch.make_view(root, work, (*step.outputs, *job.known_outputs),
+                                         copy_in=job.copy_in)
             command = step.command(scratch=str(work))
     result = runner.run(command.argv, cwd=cwd_root / step.cwd if step.cwd else cwd_root,
                         env=step_env(root, work, step), stdout_path=slot.stdout,
@@ -219,10 +236,12 @@ def execute(root: Path, job: StepJob, slot: Slot,
     try:
         if not result.ok:
             return item(False, result.reason())
+        discovered = discover(root, step, work, cwd_root)
+        written = (*step.outputs, *(p for p in discovered.outputs if p not in step.outputs))
         if cwd_root == root:
-            moves = scratch.out_moves(work, step.outputs)
+            moves = scratch.out_moves(work, written)
         else:
-            moves = scratch.view_outputs(cwd_root, step.outputs)
+            moves = scratch.view_outputs(cwd_root, written)
         missing = sorted(set(step.outputs) - {dest for _, dest in moves})
         if missing:
             return item(False, "it did not write " + ", ".join(missing))
@@ -236,12 +255,32 @@ def execute(root: Path, job: StepJob, slot: Slot,
             commit_one(root, work / moves[0][0], moves[0][1], slot.checked_dirs)
         else:
             commit_mod.commit(work, root, moves, {"step": step.id, "outputs": outputs})
-        return item(True, outputs=outputs)
+        return item(True, outputs=outputs, discovered=discovered.inputs)
     except (OSError, ComputePodsError) as exc:
         return item(False, f"could not commit its outputs: {exc}")
     finally:
         if not fast:
             shutil.rmtree(work, ignore_errors=True)
+
+
+def discover(root: Path, step: Step, work: Path, cwd_root: Path):
+    """What the step says it read and wrote: its depfile, or TeX's .fls."""
+    from .discover import Discovered, discover_depfile, discover_fls
+    found = Discovered([], [])
+    view = cwd_root if cwd_root != root else None
+    if step.depfile:
+        where = (cwd_root / step.depfile if view else
+                 scratch.scratch_out_path(work, step.depfile))
+        if where.exists():
+            found = discover_depfile(where, root, step.cwd)
+    if step.rule.discover == "fls" and view is not None:
+        fls = sorted((view / step.cwd).glob("*.fls")) if step.cwd else sorted(view.glob("*.fls"))
+        for path in fls:
+            more = discover_fls(path, root, step.cwd, view)
+            found.inputs += [p for p in more.inputs if p not in found.inputs]
+            found.outputs += [p for p in more.outputs if p not in found.outputs]
+    found.inputs = [p for p in found.inputs if p not in step.inputs]
+    return found
 
 
 def commit_one(root: Path, src: Path, dest: str, checked_dirs: set[str]) -> None:

@@ -28,6 +28,7 @@ class Progress:
         self.total = 0
         self.last_draw = 0.0
         self.line_shown = False
+        self.cycle = ""
 
     # -- events ------------------------------------------------------------------
     def handle(self, ev: dict) -> None:
@@ -51,6 +52,16 @@ class Progress:
         elif t == "fail":
             self.running.pop(ev["step"], None)
             self.say(failure_text(ev))
+        elif t == "pass":
+            self.cycle = f"pass {ev['pass']}/{ev['max']} of {ev['cycle']}"
+            if ev["pass"] > 1 or not self.tty:
+                self.say(self.cycle)
+        elif t == "fixpoint":
+            self.cycle = ""
+            self.say(f"fixpoint of {ev['cycle']} after pass {ev['pass']}")
+        elif t == "cycle_failed":
+            self.cycle = ""
+            self.say(f"FAILED {ev['reason']}")
         elif t == "done":
             self.clear_line()
             self.say(summary_text(ev))
@@ -77,6 +88,8 @@ class Progress:
         names = list(self.running)[:MAX_RUNNING_SHOWN]
         more = len(self.running) - len(names)
         text = f"[{self.done}/{self.total}]"
+        if self.cycle:
+            text += f" {self.cycle}"
         if names:
             text += " running: " + ", ".join(names) + (f" (+{more})" if more > 0 else "")
         width = shutil.get_terminal_size((100, 20)).columns - 1

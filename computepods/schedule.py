@@ -20,7 +20,7 @@ from collections import deque
 from dataclasses import asdict, dataclass, field
 
 from .errors import StepFailure
-from .graph import BuildGraph
+from .graph import BuildGraph, Component
 from .hashing import FileRecord, StatCache
 from .rules import Step
 from .state import StepRecord
@@ -107,8 +107,36 @@ class Counts:
         return self.done + self.skipped + self.failed + self.blocked
 
 
+@dataclass
+class CycleRun:
+    """A cyclic group being run to a fixpoint, pass after pass."""
+    comp: Component
+    order: list[str]                     # in-pass order (back edges dropped)
+    before_in_pass: dict[str, set[str]]  # step -> group steps that go earlier in a pass
+    circulating: list[str]               # written by one of its steps, read by one
+    max_passes: int
+    pass_no: int = 0
+    before: dict[str, str | None] = field(default_factory=dict)    # hashes at pass start
+    history: list[dict[str, str | None]] = field(default_factory=list)   # after each pass
+    phase: dict[str, str] = field(default_factory=dict)   # step -> waiting/running/done
+    ran: set[str] = field(default_factory=set)             # steps that ran in any pass
+
+    @property
+    def label(self) -> str:
+        return "{" + ", ".join(self.circulating) + "}"
+
+    def progress(self) -> str:
+        return f"pass {self.pass_no}/{self.max_passes} of {self.label}"
+
+
 class Scheduler:
-    """Readiness, staleness and the outcome of every step of one build."""
+    """Readiness, staleness and the outcome of every step of one build.
+
+    The units are the graph's strongly connected components in topological
+    order.  An acyclic step runs when it is stale.  A cyclic group runs pass
+    after pass — in each pass every step that is stale, in dependency order —
+    until a pass changes none of its circulating files (design.md §4).
+    """
 
     def __init__(self, graph: BuildGraph, records: dict[str, StepRecord], cache: StatCache,
                  *, keep_going: bool = False, dry_run: bool = False):
@@ -119,19 +147,24 @@ class Scheduler:
         self.keep_going = keep_going
         self.dry_run = dry_run
         self.state: dict[str, State] = {sid: State.WAITING for sid in self.plan.steps}
-        self.pending = {sid: len(graph.deps[sid]) for sid in self.plan.steps}
-        self.ready: deque[str] = deque(sid for sid, n in self.pending.items() if n == 0)
+        comps = graph.components
+        self.comp_pending = {c.index: len(graph.component_deps(c)) for c in comps}
+        self.comp_dependants: dict[int, set[int]] = {c.index: set() for c in comps}
+        for c in comps:
+            for d in graph.component_deps(c):
+                self.comp_dependants[d].add(c.index)
+        self.ready: deque[int] = deque(c.index for c in comps if self.comp_pending[c.index] == 0)
+        self.cycles: dict[int, CycleRun] = {}
+        self.attempts: dict[str, int] = {}
         self.hashes: dict[str, str | None] = {}      # produced files: hash after this build
-        self.reasons: dict[str, str] = {}            # why each step ran
+        self.reasons: dict[str, str] = {}            # why each step ran (last time)
         self.failures: dict[str, StepFailure] = {}
         self.blocked_by: dict[str, str] = {}
+        self.cycle_notes: list[dict] = []            # pass/fixpoint/oscillation news
+        self.extra_records: list[StepRecord] = []    # group records to persist
+        self.drop_records: list[str] = []
         self.stopping = False
         self.counts = Counts(total=len(self.plan.steps))
-        for comp in graph.components:
-            if comp.cyclic:
-                # The fixpoint engine handles these; until then refuse loudly.
-                from .errors import ComputePodsError
-                raise ComputePodsError(f"cyclic group {comp.label()} cannot be built yet")
 
     # -- hashes ----------------------------------------------------------------
     def digest(self, path: str) -> str | None:
@@ -139,70 +172,292 @@ class Scheduler:
             return self.hashes[path]
         return self.cache.digest(path)
 
+    def input_digest(self, step: Step, path: str) -> str | None:
+        """The hash a step is judged by: of the part it reads, if its rule
+        says so (bibtex reads only the citation lines of an .aux)."""
+        part = part_of(step, path)
+        if part is None:
+            return self.digest(path)
+        if self.hashes.get(path, 0) == UNKNOWN:
+            return UNKNOWN
+        from .parts import part_digest
+        return part_digest(self.cache.root / path, part)
+
+    def inputs_of(self, step: Step) -> dict[str, str | None]:
+        record = self.records.get(step.id)
+        paths = list(step.inputs)
+        if record:
+            paths += [p for p in record.discovered if p not in paths]
+        return {p: self.input_digest(step, p) for p in paths}
+
     # -- the flow --------------------------------------------------------------
     def next_jobs(self) -> list[Job]:
-        """Judge every ready step: up-to-date ones finish at once (releasing
-        their dependants), stale ones come back as jobs to run."""
+        """Judge what can be judged now: up-to-date steps finish at once
+        (releasing their dependants), stale ones come back as jobs."""
         jobs: list[Job] = []
         while self.ready and not self.stopping:
-            sid = self.ready.popleft()
-            step = self.plan.steps[sid]
-            inputs = {p: self.digest(p) for p in step.inputs}
-            command = step.command().display
-            fp = rule_fingerprint(step)
-            outputs = {p: self.cache.digest(p) for p in step.outputs}
-            reason = why_stale(step, command, fp, self.records.get(sid), inputs, outputs)
-            if reason is None:
-                self.state[sid] = State.SKIPPED
-                self.counts.skipped += 1
-                self.hashes.update(outputs)
-                self._release(sid)
+            comp = self.graph.components[self.ready.popleft()]
+            if comp.cyclic:
+                jobs += self._start_cycle(comp)
                 continue
-            self.state[sid] = State.RUNNING
-            self.counts.running += 1
-            self.reasons[sid] = reason
-            jobs.append(Job(step, 1, reason, command, fp, inputs))
+            job = self._judge(comp.steps[0])
+            if job is None:
+                self._finish_step(comp.steps[0], State.SKIPPED)
+                self._release(comp.index)
+            else:
+                jobs.append(job)
         return jobs
 
-    def complete(self, sid: str, outputs: dict[str, str]) -> None:
-        """A job succeeded with these output hashes (UNKNOWN in a dry run)."""
+    def _judge(self, sid: str, run: CycleRun | None = None) -> Job | None:
+        step = self.plan.steps[sid]
+        inputs = self.inputs_of(step)
+        command = step.command().display
+        fp = rule_fingerprint(step)
+        outputs = {p: self.cache.digest(p) if p not in self.hashes else self.hashes[p]
+                   for p in step.outputs}
+        reason = why_stale(step, command, fp, self.records.get(sid), inputs, outputs)
+        if reason is None:
+            self.hashes.update(outputs)
+            return None
         if self.state[sid] is not State.RUNNING:
-            return                      # a duplicate result: already counted
-        self.state[sid] = State.DONE
-        self.counts.running -= 1
-        self.counts.done += 1
+            self.state[sid] = State.RUNNING
+            self.counts.running += 1
+        if run is not None:
+            reason = f"{run.progress()}: {reason}"
+        self.reasons[sid] = reason
+        # Each run of a step is a new attempt: chefs deduplicate by (step,
+        # attempt), so pass 2 of a cycle must not look like a resend of pass 1.
+        self.attempts[sid] = self.attempts.get(sid, 0) + 1
+        return Job(step, self.attempts[sid], reason, command, fp, inputs)
+
+    def complete(self, sid: str, outputs: dict[str, str], record: StepRecord | None = None) -> list[Job]:
+        """A job succeeded with these output hashes (UNKNOWN in a dry run);
+        returns the jobs of its cyclic group that can run next, if any."""
+        if self.state[sid] is not State.RUNNING:
+            return []                      # a duplicate result: already counted
         self.hashes.update(outputs)
-        self._release(sid)
+        if record is not None:
+            self.records[sid] = record     # the next pass judges against this run
+        comp = self.graph.component_of[sid]
+        run = self.cycles.get(comp)
+        if run is None:
+            self.counts.running -= 1
+            self._finish_step(sid, State.DONE)
+            self._release(comp)
+            return []
+        run.phase[sid] = "done"
+        run.ran.add(sid)
+        return self._advance_cycle(run)
 
     def fail(self, sid: str, failure: StepFailure) -> None:
         if self.state[sid] is not State.RUNNING:
             return
-        self.state[sid] = State.FAILED
+        comp = self.graph.component_of[sid]
         self.counts.running -= 1
+        self.state[sid] = State.FAILED
         self.counts.failed += 1
         self.failures[sid] = failure
-        self._block_dependants(sid)
+        run = self.cycles.pop(comp, None)
+        if run is not None:                # the whole group fails with it
+            for other in run.order:
+                if self.state[other] is State.RUNNING:
+                    self.counts.running -= 1
+                if self.state[other] in (State.RUNNING, State.WAITING):
+                    self.state[other] = State.BLOCKED
+                    self.counts.blocked += 1
+                    self.blocked_by[other] = sid
+        self._block_dependants(comp, sid)
         if not self.keep_going:
             self.stopping = True
 
-    def _release(self, sid: str) -> None:
-        for dep in sorted(self.graph.dependants[sid], key=self._order):
-            self.pending[dep] -= 1
-            if self.pending[dep] == 0 and self.state[dep] is State.WAITING:
+    # -- cyclic groups ---------------------------------------------------------
+    def _produced(self, comp: Component) -> set[str]:
+        """Files the group writes: declared outputs, and those its steps were
+        seen to write (a .toc, through .fls) — known better after each pass."""
+        out = set()
+        for sid in comp.steps:
+            out.update(self.plan.steps[sid].outputs)
+            record = self.records.get(sid)
+            if record and record.status == "ok":
+                out.update(record.outputs)
+        return out
+
+    def _circulating(self, comp: Component) -> list[str]:
+        """Written by one of the group's steps and read by one; a step that
+        reads its own output (TeX's .aux, through .fls) circulates it.  A PDF
+        or a log leaves the group and does not count."""
+        read = {p for s in comp.steps for p in self.inputs_of(self.plan.steps[s])}
+        return sorted(self._produced(comp) & read)
+
+    def _start_cycle(self, comp: Component) -> list[Job]:
+        order, earlier = self._pass_order(comp)
+        max_passes = max(self.plan.steps[s].rule.max_passes for s in comp.steps)
+        run = CycleRun(comp, order, earlier, self._circulating(comp), max_passes)
+        remembered = self._remembered_failure(run)
+        if remembered:
+            self.cycle_notes.append({"t": "cycle_failed", "cycle": run.label, "pass": 0,
+                                     "reason": remembered})
+            for sid in comp.steps:
+                self.state[sid] = State.RUNNING
+                self.counts.running += 1
+            failure = StepFailure(order[0], self.plan.steps[order[0]].command().display, None,
+                                  remembered, "", "")
+            self.fail(order[0], failure)
+            return []
+        self.cycles[comp.index] = run
+        return self._new_pass(run)
+
+    def _pass_order(self, comp: Component) -> tuple[list[str], dict[str, set[str]]]:
+        """Depth-first from the group's first step along its edges; the
+        reverse post-order drops the back edges, giving each pass an order."""
+        inside = set(comp.steps)
+        seen: set[str] = set()
+        post: list[str] = []
+        for start in comp.steps:
+            if start in seen:
+                continue
+            stack = [(start, iter(sorted(self.graph.dependants[start] & inside)))]
+            seen.add(start)
+            while stack:
+                node, children = stack[-1]
+                for child in children:
+                    if child not in seen:
+                        seen.add(child)
+                        stack.append((child, iter(sorted(self.graph.dependants[child] & inside))))
+                        break
+                else:
+                    stack.pop()
+                    post.append(node)
+        order = post[::-1]
+        position = {sid: i for i, sid in enumerate(order)}
+        earlier = {sid: {p for p in self.graph.deps[sid] & inside if position[p] < position[sid]}
+                   for sid in order}
+        return order, earlier
+
+    def _new_pass(self, run: CycleRun) -> list[Job]:
+        run.pass_no += 1
+        run.before = {p: self.digest(p) for p in self._produced(run.comp)}
+        run.phase = {sid: "waiting" for sid in run.order}
+        self.cycle_notes.append({"t": "pass", "cycle": run.label, "pass": run.pass_no,
+                                 "max": run.max_passes})
+        return self._advance_cycle(run)
+
+    def _advance_cycle(self, run: CycleRun) -> list[Job]:
+        jobs = []
+        progressed = True
+        while progressed:
+            progressed = False
+            for sid in run.order:
+                if run.phase[sid] != "waiting":
+                    continue
+                if any(run.phase[p] != "done" for p in run.before_in_pass[sid]):
+                    continue
+                job = self._judge(sid, run)
+                if job is None:
+                    run.phase[sid] = "done"
+                    progressed = True
+                else:
+                    run.phase[sid] = "running"
+                    jobs.append(job)
+        if jobs or any(ph == "running" for ph in run.phase.values()):
+            return jobs
+        return self._end_pass(run)
+
+    def _end_pass(self, run: CycleRun) -> list[Job]:
+        run.circulating = self._circulating(run.comp)      # what this pass discovered
+        after = {p: self.digest(p) for p in self._produced(run.comp)}
+        changed = [p for p in run.circulating if after[p] != run.before.get(p)]
+        if not changed:
+            self._cycle_converged(run)
+            return []
+        now = {p: after[p] for p in run.circulating}
+        earlier = [i + 1 for i, h in enumerate(run.history[:-1])
+                   if {p: h.get(p) for p in run.circulating} == now]
+        run.history.append(after)
+        if earlier:
+            msg = (f"cyclic group {run.label} oscillates: pass {run.pass_no} repeats the "
+                   f"state after pass {earlier[0]}; these files flip: {', '.join(changed)}")
+            self._cycle_failed(run, msg, oscillation=True)
+            return []
+        if run.pass_no >= run.max_passes:
+            msg = (f"cyclic group {run.label} did not converge in {run.max_passes} passes; "
+                   f"still changing: {', '.join(changed)}")
+            self._cycle_failed(run, msg)
+            return []
+        return self._new_pass(run)
+
+    def _cycle_converged(self, run: CycleRun) -> None:
+        del self.cycles[run.comp.index]
+        self.cycle_notes.append({"t": "fixpoint", "cycle": run.label, "pass": run.pass_no})
+        for sid in run.order:
+            if self.state[sid] is State.RUNNING:
+                self.counts.running -= 1
+            self._finish_step(sid, State.DONE if sid in run.ran else State.SKIPPED)
+        self.drop_records.append(group_record_id(run.comp))
+        self._release(run.comp.index)
+
+    def _cycle_failed(self, run: CycleRun, msg: str, oscillation: bool = False) -> None:
+        self.cycle_notes.append({"t": "cycle_failed", "cycle": run.label, "pass": run.pass_no,
+                                 "reason": msg})
+        self.extra_records.append(StepRecord(
+            step_id=group_record_id(run.comp), rule="cycle", command=run.label,
+            inputs=self._external_inputs(run), outputs={}, status="failed", reason=msg))
+        first = run.order[0]
+        for sid in run.order:
+            if self.state[sid] is not State.RUNNING:
+                self.state[sid] = State.RUNNING
+                self.counts.running += 1
+        self.fail(first, StepFailure(first, self.plan.steps[first].command().display, None,
+                                     msg, "", ""))
+
+    def _external_inputs(self, run: CycleRun) -> dict[str, str | None]:
+        produced = {p for s in run.order for p in self.plan.steps[s].outputs}
+        out: dict[str, str | None] = {}
+        for sid in run.order:
+            for p, h in self.inputs_of(self.plan.steps[sid]).items():
+                if p not in produced:
+                    out[p] = h
+        return out
+
+    def _remembered_failure(self, run: CycleRun) -> str | None:
+        """A group that failed to converge fails again, without running,
+        until one of its inputs from outside the group changes."""
+        record = self.records.get(group_record_id(run.comp))
+        if record is None or record.status != "failed":
+            return None
+        if record.inputs != self._external_inputs(run):
+            return None
+        return (f"{record.reason} (remembered from an earlier build; change one of its "
+                "inputs to try again)")
+
+    # -- bookkeeping -----------------------------------------------------------
+    def _finish_step(self, sid: str, state: State) -> None:
+        self.state[sid] = state
+        if state is State.SKIPPED:
+            self.counts.skipped += 1
+        elif state is State.DONE:
+            self.counts.done += 1
+
+    def _release(self, comp: int) -> None:
+        for dep in sorted(self.comp_dependants[comp]):
+            self.comp_pending[dep] -= 1
+            if self.comp_pending[dep] == 0:
                 self.ready.append(dep)
 
-    def _block_dependants(self, sid: str) -> None:
-        todo = deque([sid])
+    def _block_dependants(self, comp: int, cause: str) -> None:
+        todo = deque([comp])
+        seen = {comp}
         while todo:
-            for dep in self.graph.dependants[todo.popleft()]:
-                if self.state[dep] is State.WAITING:
-                    self.state[dep] = State.BLOCKED
-                    self.counts.blocked += 1
-                    self.blocked_by[dep] = sid
-                    todo.append(dep)
-
-    def _order(self, sid: str) -> int:
-        return self.graph.component_of[sid]
+            for dep in self.comp_dependants[todo.popleft()]:
+                if dep in seen:
+                    continue
+                seen.add(dep)
+                todo.append(dep)
+                for sid in self.graph.components[dep].steps:
+                    if self.state[sid] is State.WAITING:
+                        self.state[sid] = State.BLOCKED
+                        self.counts.blocked += 1
+                        self.blocked_by[sid] = cause
 
     @property
     def finished(self) -> bool:
@@ -219,11 +474,19 @@ class Scheduler:
     def not_run(self) -> list[str]:
         return [sid for sid, s in self.state.items() if s is State.WAITING]
 
-    def record(self, job: Job, outputs: dict[str, str], duration_s: float,
-               finished_ns: int) -> StepRecord:
+    def record(self, job: Job, outputs: dict[str, str], duration_s: float, finished_ns: int,
+               discovered: list[str] | None = None) -> StepRecord:
+        inputs = dict(job.inputs)
+        for path in discovered or ():
+            if path not in inputs:
+                # What the step read: its own output as it was before the run
+                # (absent, on a first pass), anything else as it is now.
+                inputs[path] = None if path in outputs or path in job.step.outputs \
+                    else self.input_digest(job.step, path)
         return StepRecord(step_id=job.step.id, rule=job.rule_fp, command=job.command,
-                          inputs=dict(job.inputs), outputs=dict(outputs), status="ok",
-                          exit_code=0, duration_s=duration_s, finished_ns=finished_ns)
+                          inputs=inputs, outputs=dict(outputs), discovered=list(discovered or ()),
+                          status="ok", exit_code=0, reason=job.reason, duration_s=duration_s,
+                          finished_ns=finished_ns)
 
     def failed_record(self, job: Job, failure: StepFailure, finished_ns: int) -> StepRecord:
         return StepRecord(step_id=job.step.id, rule=job.rule_fp, command=job.command,
@@ -233,3 +496,15 @@ class Scheduler:
 
     def updated_files(self) -> list[FileRecord]:
         return self.cache.updated()
+
+
+def group_record_id(comp: Component) -> str:
+    return f"cycle:{sorted(comp.steps)[0]}"
+
+
+def part_of(step: Step, path: str) -> str | None:
+    parts = step.rule.parts
+    if not parts:
+        return None
+    from .parts import part_for
+    return part_for(parts, step.rule.inputs, step.inputs, path)

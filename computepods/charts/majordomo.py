@@ -70,6 +70,7 @@ class ActiveBuild:
     to_send: deque = field(default_factory=deque)
     awaiting_record: set[str] = field(default_factory=set)
     outputs: dict[str, dict[str, str]] = field(default_factory=dict)
+    records: dict[str, object] = field(default_factory=dict)   # step -> StepRecord awaiting disk
     final_token: str = ""
 
     @property
@@ -250,17 +251,7 @@ class MajorDomo(Chart):
         b = self.build
         if b is None:
             return
-        jobs = b.scheduler.next_jobs()
-        for job in jobs:
-            b.jobs[job.step.id] = job
-            if b.dry_run:
-                self.note({"t": "would", "step": job.step.id, "command": job.command,
-                            "reason": job.reason})
-                b.scheduler.complete(job.step.id, {p: UNKNOWN for p in job.step.outputs})
-            else:
-                b.to_send.append(job)
-        if b.dry_run and b.scheduler.ready:
-            return self.dispatch_ready()
+        self.queue_jobs(b.scheduler.next_jobs())
         while b.to_send and self.chefs:
             chef = min(self.chefs.values(), key=lambda c: len(c.outstanding) / c.slots)
             n = min(chef.space, MAX_BATCH, len(b.to_send))
@@ -270,10 +261,35 @@ class MajorDomo(Chart):
                 break
             self._send(chef, [b.to_send.popleft() for _ in range(n)])
 
+    def queue_jobs(self, jobs: list[Job]) -> None:
+        """Jobs the scheduler released: to a chef, or (dry run) assumed done."""
+        b = self.build
+        while jobs:
+            for job in jobs:
+                b.jobs[job.step.id] = job
+            self.cycle_news()
+            if not b.dry_run:
+                b.to_send.extend(jobs)
+                break
+            more = []
+            for job in jobs:
+                self.note({"t": "would", "step": job.step.id, "command": job.command,
+                           "reason": job.reason})
+                more += b.scheduler.complete(job.step.id, {p: UNKNOWN for p in job.step.outputs})
+            jobs = more + b.scheduler.next_jobs()
+        self.cycle_news()
+
+    def cycle_news(self) -> None:
+        s = self.build.scheduler
+        for note in s.cycle_notes:
+            self.note(dict(note))
+        s.cycle_notes.clear()
+
     def _send(self, chef: ChefInfo, jobs: list[Job]) -> None:
         batch = next(self._batches)
         rules = {j.step.rule.name: rule_to_dict(j.step.rule) for j in jobs}
-        steps = [step_to_message(j.step, j.attempt, j.inputs) for j in jobs]
+        steps = [step_to_message(j.step, j.attempt, j.inputs,
+                                 self.build.scheduler.records.get(j.step.id)) for j in jobs]
         ids = [j.step.id for j in jobs]
         chef.outstanding.update(ids)
         self._sent[batch] = (chef.name, ids)
@@ -306,8 +322,8 @@ class MajorDomo(Chart):
                 continue
             sid = item["id"]
             if b is None or sid not in b.jobs or b.scheduler.state[sid] is not State.RUNNING \
-                    or sid in b.awaiting_record:
-                continue                  # late, duplicate, or from an earlier build
+                    or sid in b.awaiting_record or item.get("attempt") != b.jobs[sid].attempt:
+                continue                  # late, duplicate, an older attempt, another build
             job = b.jobs[sid]
             if item.get("event") == "started":
                 self.note({"t": "start", "step": sid, "command": job.command,
@@ -319,8 +335,10 @@ class MajorDomo(Chart):
                 files += [FileRecord(p, v[1], v[2], v[3], v[0], v[4])
                           for p, v in item.get("outputs", {}).items()]
                 b.outputs[sid] = outputs
-                records.append(b.scheduler.record(job, outputs, item.get("duration_s", 0.0),
-                                                  time.time_ns()))
+                record = b.scheduler.record(job, outputs, item.get("duration_s", 0.0),
+                                            time.time_ns(), item.get("discovered") or [])
+                b.records[sid] = record
+                records.append(record)
                 b.awaiting_record.add(sid)
                 self.note({"t": "ok", "step": sid, "duration_s": item.get("duration_s")})
             else:
@@ -329,9 +347,16 @@ class MajorDomo(Chart):
                                       item.get("stdout_tail", ""), item.get("stderr_tail", ""))
                 records.append(b.scheduler.failed_record(job, failure, time.time_ns()))
                 self._fail(sid, failure.reason, chef, failure)
-        if records or files:
-            self.emit(m.RECORD, Record(token=[r.step_id for r in records if r.status == "ok"],
-                                       steps=records, files=files))
+        s = b.scheduler if b else None
+        if s and (s.extra_records or s.drop_records):
+            records += s.extra_records
+            drops, s.extra_records, s.drop_records = s.drop_records, [], []
+        else:
+            drops = []
+        if records or files or drops:
+            self.emit(m.RECORD, Record(token=[r.step_id for r in records
+                                              if r.status == "ok" and r.step_id in b.jobs],
+                                       steps=records, files=files, drop_steps=drops))
 
     def _chef_done(self, chef: str | None, sid: str) -> None:
         info = self.chefs.get(chef) if chef else None
@@ -349,6 +374,7 @@ class MajorDomo(Chart):
         self._chef_done(chef, sid)
         failure = failure or StepFailure(sid, b.jobs[sid].command, None, reason, "", "")
         b.scheduler.fail(sid, failure)
+        self.cycle_news()
         self.note({"t": "fail", "step": sid, "command": failure.command,
                     "exit_code": failure.exit_code, "reason": failure.reason,
                     "stdout_tail": failure.stdout_tail, "stderr_tail": failure.stderr_tail})
@@ -365,7 +391,8 @@ class MajorDomo(Chart):
             for sid in token if isinstance(token, list) else ():
                 if sid in b.awaiting_record:
                     b.awaiting_record.discard(sid)
-                    b.scheduler.complete(sid, b.outputs.pop(sid, {}))
+                    self.queue_jobs(b.scheduler.complete(sid, b.outputs.pop(sid, {}),
+                                                         b.records.pop(sid, None)))
         return False
 
     def advance(self):
@@ -389,8 +416,11 @@ class MajorDomo(Chart):
     # -- the end of a build --------------------------------------------------------
     def write_final_records(self) -> None:
         b = self.build
+        s = b.scheduler
         b.final_token = f"final:{b.id}"
-        self.emit(m.RECORD, Record(token=b.final_token, files=b.scheduler.updated_files()))
+        self.emit(m.RECORD, Record(token=b.final_token, files=s.updated_files(),
+                                   steps=list(s.extra_records), drop_steps=list(s.drop_records)))
+        s.extra_records, s.drop_records = [], []
 
     def finish(self) -> None:
         b = self.build
