@@ -106,6 +106,10 @@ class StatCache:
         self._records: dict[str, FileRecord] = dict(records)
         self._updated: dict[str, FileRecord] = {}
 
+    @property
+    def root(self) -> Path:
+        return Path(self._root)
+
     def digest(self, path: str) -> str | None:
         """The sha256 of project-relative ``path``; None if it is not a file."""
         full = os.path.join(self._root, path)

@@ -16,7 +16,7 @@ from .graph import BuildGraph
 from .hashing import FileRecord, StatCache
 from .project import STATE_DIR, Project, load_project
 from .rules import Plan, RuleSet
-from .schedule import Scheduler, rule_fingerprint, why_stale
+from .schedule import Scheduler, input_digest, input_paths, rule_fingerprint, why_stale
 from .state import StateDB
 
 STATE_DB = f"{STATE_DIR}/state.db"
@@ -87,7 +87,8 @@ def up_to_date(root: Path, plan: Plan) -> list[FileRecord] | None:
         record = records.get(sid)
         if record is None:
             return None
-        inputs = {p: cache.digest(p) for p in (*step.inputs, *record.discovered)}
+        inputs = {p: input_digest(step, p, cache.digest, root)
+                  for p in input_paths(step, record)}
         outputs = {p: cache.digest(p) for p in step.outputs}
         if why_stale(step, step.command().display, rule_fingerprint(step), record,
                      inputs, outputs) is not None:

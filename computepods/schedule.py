@@ -173,22 +173,13 @@ class Scheduler:
         return self.cache.digest(path)
 
     def input_digest(self, step: Step, path: str) -> str | None:
-        """The hash a step is judged by: of the part it reads, if its rule
-        says so (bibtex reads only the citation lines of an .aux)."""
-        part = part_of(step, path)
-        if part is None:
-            return self.digest(path)
         if self.hashes.get(path, 0) == UNKNOWN:
             return UNKNOWN
-        from .parts import part_digest
-        return part_digest(self.cache.root / path, part)
+        return input_digest(step, path, self.digest, self.cache.root)
 
     def inputs_of(self, step: Step) -> dict[str, str | None]:
-        record = self.records.get(step.id)
-        paths = list(step.inputs)
-        if record:
-            paths += [p for p in record.discovered if p not in paths]
-        return {p: self.input_digest(step, p) for p in paths}
+        return {p: self.input_digest(step, p)
+                for p in input_paths(step, self.records.get(step.id))}
 
     # -- the flow --------------------------------------------------------------
     def next_jobs(self) -> list[Job]:
@@ -496,6 +487,24 @@ class Scheduler:
 
     def updated_files(self) -> list[FileRecord]:
         return self.cache.updated()
+
+
+def input_paths(step: Step, record: StepRecord | None) -> list[str]:
+    """Declared inputs, then those earlier runs discovered (depfile, .fls)."""
+    paths = list(step.inputs)
+    if record:
+        paths += [p for p in record.discovered if p not in paths]
+    return paths
+
+
+def input_digest(step: Step, path: str, digest, root) -> str | None:
+    """The hash a step is judged by: of the part it reads, if its rule says
+    so (bibtex reads only the citation lines of an .aux)."""
+    part = part_of(step, path)
+    if part is None:
+        return digest(path)
+    from .parts import part_digest
+    return part_digest(root / path, part)
 
 
 def group_record_id(comp: Component) -> str:
