@@ -10,8 +10,8 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
 # COMMAND:DEBIAN-PACKAGE pairs; later work appends TeX and Chromium here.
-TEST_SYSTEM_DEPS := setpriv:util-linux
-BENCH_SYSTEM_DEPS := ninja:ninja-build make:make
+TEST_SYSTEM_DEPS := setpriv:util-linux pdflatex:texlive-latex-base bibtex:texlive-latex-base cc:gcc
+BENCH_SYSTEM_DEPS := ninja:ninja-build make:make latexmk:latexmk
 DIAGRAM_SYSTEM_DEPS := dot:graphviz
 
 PYTEST_FLAGS ?= -q --durations=15

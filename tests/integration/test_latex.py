@@ -1,0 +1,112 @@
+"""LaTeX against real pdflatex and bibtex: the cycle, input parts, discovery."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from cpodrun import cpod, write
+
+RULES = """
+[project]
+default = ["paper.pdf"]
+
+[[rule]]
+name = "latex"
+inputs = ["%.tex", "%.bbl"]
+outputs = ["%.pdf", "%.aux"]
+command = "pdflatex -interaction=nonstopmode -halt-on-error -recorder {in[0]}"
+discover = "fls"
+
+[[rule]]
+name = "bibtex"
+inputs = ["%.aux"]
+outputs = ["%.bbl"]
+command = "bibtex {in[0]}"
+parts = {"%.aux" = "bibtex"}
+"""
+
+PAPER = r"""\documentclass{article}
+\begin{document}
+\tableofcontents
+\section{Intro}\label{sec:intro}
+See Section~\ref{sec:two} and \cite{knuth84}.
+\input{chapter}
+\bibliographystyle{plain}
+\bibliography{refs}
+\end{document}
+"""
+
+
+@pytest.fixture
+def paper(tmp_path) -> Path:
+    return write(tmp_path / "paper", {
+        "computepods.toml": RULES,
+        "paper.tex": PAPER,
+        "chapter.tex": "\\section{Two}\\label{sec:two}\nBack to Section~\\ref{sec:intro}.\n",
+        "refs.bib": "@book{knuth84, author={Donald E. Knuth}, title={The TeXbook},"
+                    " publisher={Addison-Wesley}, year={1984}}\n",
+    })
+
+
+def runs(run, rule: str) -> int:
+    return sum(1 for step in run.ran if step.startswith(rule + ":"))
+
+
+def resolved(root: Path) -> bool:
+    """pdflatex's own verdict: no undefined references or citations left."""
+    log = (root / "paper.log").read_text(errors="replace")
+    return "undefined" not in log and "Rerun to get" not in log
+
+
+def test_first_build_is_three_pdflatex_and_one_bibtex(paper):
+    run = cpod(paper, "build")
+    assert run.code == 0, run.err
+    assert (runs(run, "latex"), runs(run, "bibtex")) == (3, 1)
+    assert "pass 3/5 of {paper.aux, paper.bbl}" in run.err
+    assert resolved(paper)
+    assert (paper / "paper.toc").exists()             # an output only the .fls names
+    assert cpod(paper, "build").ran == []
+
+
+def test_comment_in_a_chapter_reruns_pdflatex_once_and_not_bibtex(paper):
+    assert cpod(paper, "build").code == 0
+    with open(paper / "chapter.tex", "a") as f:
+        f.write("% just a comment\n")
+    run = cpod(paper, "build")
+    assert run.code == 0, run.err
+    assert (runs(run, "latex"), runs(run, "bibtex")) == (1, 0)
+
+
+def test_new_citation_reruns_bibtex(paper):
+    assert cpod(paper, "build").code == 0
+    (paper / "refs.bib").write_text((paper / "refs.bib").read_text() +
+                                    "@book{lamport94, author={Leslie Lamport}, title={LaTeX},"
+                                    " publisher={Addison-Wesley}, year={1994}}\n")
+    (paper / "chapter.tex").write_text((paper / "chapter.tex").read_text() + "\\cite{lamport94}\n")
+    run = cpod(paper, "build")
+    assert run.code == 0, run.err
+    assert runs(run, "bibtex") == 1 and runs(run, "latex") >= 2
+    assert "lamport94" in (paper / "paper.bbl").read_text().lower()
+    assert resolved(paper)
+
+
+def test_new_input_added_between_builds_is_discovered(paper):
+    assert cpod(paper, "build").code == 0
+    (paper / "extra.tex").write_text("\\section{Extra}\\label{sec:extra}\n")
+    (paper / "chapter.tex").write_text((paper / "chapter.tex").read_text() + "\\input{extra}\n")
+    assert cpod(paper, "build").code == 0
+    (paper / "extra.tex").write_text("\\section{Extra, renamed}\\label{sec:extra}\n")
+    run = cpod(paper, "build")                # only a discovered input changed
+    assert runs(run, "latex") >= 1, run.err
+    assert "Extra, renamed" in (paper / "paper.toc").read_text()
+
+
+def test_latex_error_changes_nothing_in_the_tree_and_shows_the_log(paper):
+    assert cpod(paper, "build").code == 0
+    before = (paper / "paper.pdf").read_bytes()
+    (paper / "chapter.tex").write_text("\\undefinedcommand\n")
+    run = cpod(paper, "build")
+    assert run.code == 1
+    assert "Undefined control sequence" in run.err        # pdflatex reports on stdout
+    assert (paper / "paper.pdf").read_bytes() == before
