@@ -31,7 +31,7 @@ DEFAULT_MAX_PASSES = 5
 DISCOVERY_KINDS = ("fls",)           # TeX's -recorder file
 CWD_PLACEHOLDERS = ("dir", "stem")   # a working directory is a project path
 
-TOP_KEYS = frozenset({"project", "alias", "rule", "schedule"})
+TOP_KEYS = frozenset({"project", "alias", "rule", "schedule", "pack"})
 PROJECT_KEYS = frozenset({"name", "default", "use", "ignore", "stream"})
 RULE_KEYS = frozenset({"name", "inputs", "outputs", "command", "depfile",
                        "discover", "timeout", "max_passes", "cwd", "parts"})
@@ -88,6 +88,8 @@ class Project:
     aliases: dict[str, tuple[str, ...]]
     rules: tuple[Rule, ...]          # the file's rules, then the packs'
     schedules: tuple[Schedule, ...]
+    # every used pack's settings, defaults filled in ([pack.NAME] tables)
+    packs: dict[str, dict[str, str]] = field(default_factory=dict)
 
     def target_paths(self, names: Sequence[str], cwd: Path) -> list[str]:
         """Project-relative paths for command-line targets.
@@ -168,7 +170,8 @@ def load_project(root: Path) -> Project:
     name = _string(table.get("name", root.name), file, None, "project.name")
     use = _strings(table.get("use", []), file, None, "project.use")
     aliases = _load_aliases(data.get("alias", {}), file)
-    rules = _load_rules(data.get("rule", []), use, file)
+    packs = _load_pack_settings(data.get("pack", {}), use, file)
+    rules = _load_rules(data.get("rule", []), packs, file)
     _check_rules_together(rules, file)
     project = Project(
         root=root, path=path, name=name,
@@ -178,7 +181,8 @@ def load_project(root: Path) -> Project:
         ignore=_strings(table.get("ignore", []), file, None, "project.ignore"),
         stream=_strings(table.get("stream", []), file, None, "project.stream"),
         aliases=aliases, rules=rules,
-        schedules=_load_schedules(data.get("schedule", []), aliases, file))
+        schedules=_load_schedules(data.get("schedule", []), aliases, file),
+        packs=packs)
     project._expand(list(aliases), str)     # alias cycles fail now
     return project
 
@@ -320,20 +324,54 @@ def _load_schedules(value: Any, aliases: dict[str, tuple[str, ...]],
 
 # --- rules --------------------------------------------------------------------
 
-def _load_rules(value: Any, use: Sequence[str], file: str) -> tuple[Rule, ...]:
+def _load_pack_settings(value: Any, use: Sequence[str],
+                        file: str) -> dict[str, dict[str, str]]:
+    """Each used pack's settings: its ``[pack.NAME]`` table over the defaults.
+
+    A table for a pack the project does not use is an error, not ignored:
+    it is most likely a misspelt name in one of the two places.
+    """
+    if not use and value == {}:
+        return {}                         # no pack files to read
+    from computepods.packs import PACKS   # packs are data; keep it lazy
+
+    def known(name: str, key: str) -> None:
+        if name not in PACKS:
+            raise ProjectError(file, f"unknown pack {name!r}; known packs: "
+                               + (", ".join(sorted(PACKS)) or "none"),
+                               key=key)
+
+    for n, name in enumerate(use):
+        known(name, "project.use")
+        if name in use[:n]:
+            raise ProjectError(file, f"pack {name!r} is listed twice",
+                               key="project.use")
+    tables = _table(value, file, None, "pack")
+    for name, table in tables.items():
+        key = f"pack.{name}"
+        known(name, key)
+        if name not in use:
+            raise ProjectError(file, f"settings for pack {name!r}, which "
+                               "project.use does not list; add it there or "
+                               f"remove [{key}]", key=key)
+        for setting, setting_value in _table(table, file, None, key).items():
+            problem = PACKS[name].setting_problem(setting, setting_value)
+            if problem is not None:
+                raise ProjectError(file, problem, key=f"{key}.{setting}")
+    return {name: PACKS[name].settings_for(tables.get(name)) for name in use}
+
+
+def _load_rules(value: Any, packs: dict[str, dict[str, str]],
+                file: str) -> tuple[Rule, ...]:
     """The file's rules, then those of each used pack, in order."""
-    from computepods.packs import KNOWN_PACKS   # packs are data; keep it lazy
+    from computepods.packs import rule_tables
 
     if not isinstance(value, list):
         raise ProjectError(file, "must be an array of tables: write [[rule]]",
                            key="rule")
     tables: list[tuple[Any, str | None]] = [(t, None) for t in value]
-    for pack in use:
-        if pack not in KNOWN_PACKS:
-            raise ProjectError(file, f"unknown pack {pack!r}; known packs: "
-                               + (", ".join(sorted(KNOWN_PACKS)) or "none"),
-                               key="project.use")
-        tables.extend((t, pack) for t in KNOWN_PACKS[pack])
+    for pack, settings in packs.items():
+        tables.extend((t, pack) for t in rule_tables(pack, settings))
     return tuple(load_rule(table, i, file, pack)
                  for i, (table, pack) in enumerate(tables))
 
