@@ -117,7 +117,7 @@ class Pack:
         return list(found)
 
 
-# --- using packs ----------------------------------------------------------------
+# --- using packs --------------------------------------------------------------
 
 def rule_tables(pack: str, settings: Mapping[str, Any] | None = None,
                 ) -> list[dict[str, Any]]:
@@ -186,7 +186,7 @@ def _fill(text: str, settings: Mapping[str, str], escape: bool) -> str:
     return _TOKEN.sub(replace, text)
 
 
-# --- loading pack files ---------------------------------------------------------
+# --- loading pack files -------------------------------------------------------
 
 def load_pack(name: str, text: str, file: str) -> Pack:
     """Check a pack file's own structure; its rules are checked when used."""
@@ -215,7 +215,8 @@ def _load_setting(key: str, table: Any, file: str) -> Setting:
     _known(table, SETTING_KEYS, file, where + ".")
     if not _SETTING_NAME.fullmatch(key) or key in RESERVED_NAMES:
         raise PackFileError(f"{file}: {where}: a setting name is lower case "
-                            "and not one of " + ", ".join(sorted(RESERVED_NAMES)))
+                            "and not one of "
+                            + ", ".join(sorted(RESERVED_NAMES)))
     default = table.get("default")
     choices = table.get("choices")
     if not isinstance(default, str):

@@ -54,7 +54,7 @@ def program(rule) -> str:
     return shlex.split(command)[0] if isinstance(command, str) else command[0]
 
 
-# --- the pack files ---------------------------------------------------------------
+# --- the pack files -----------------------------------------------------------
 
 def test_the_packs_are_read_from_their_toml_files():
     assert sorted(PACKS) == ["c", "latex"]
@@ -85,7 +85,7 @@ def test_every_combination_of_settings_makes_rules_that_pass_the_checks(
                 assert program(rule) in (*tools, "sh"), rule.name
 
 
-# --- latex ------------------------------------------------------------------------
+# --- latex --------------------------------------------------------------------
 
 LATEX_COMMAND = ("{engine}", "-interaction=nonstopmode", "-halt-on-error",
                  "-file-line-error", "-recorder", "{in[0]}")
@@ -153,7 +153,7 @@ def test_latex_without_a_bibliography_reads_no_bbl(tmp_path):
         "xelatex"]
 
 
-# --- c ----------------------------------------------------------------------------
+# --- c ------------------------------------------------------------------------
 
 def test_c_compile_with_and_without_cflags(tmp_path):
     plain = rules_of(tmp_path, "c")["c.compile"]
@@ -189,7 +189,7 @@ def test_an_argv_item_that_is_only_an_empty_setting_is_dropped():
         "tool", "-v", "{{literal}}", "{in}"]
 
 
-# --- settings errors in computepods.toml --------------------------------------------
+# --- settings errors in computepods.toml --------------------------------------
 
 def test_unknown_pack_in_use(tmp_path):
     fails(tmp_path, '[project]\nuse = ["tex"]', "project.use", "'tex'",
@@ -247,7 +247,7 @@ def test_settings_checked_outside_a_project_too():
         missing_tools("tex")
 
 
-# --- pack files that are wrong (a bug in computepods, caught here) -------------------
+# --- pack files that are wrong (a bug in computepods, caught here) ------------
 
 RULE = '[[rule]]\nname = "t.x"\ntools = ["t"]\noutputs = ["x"]\ncommand = "t"\n'
 
@@ -271,7 +271,7 @@ def test_malformed_pack_files(text, words):
     assert "t.toml" in str(info.value)
 
 
-# --- which tools a chef has -----------------------------------------------------------
+# --- which tools a chef has ---------------------------------------------------
 
 def fake_path(monkeypatch, tmp_path: Path, *tools: str) -> None:
     """PATH is one directory holding do-nothing executables named ``tools``."""
@@ -302,7 +302,7 @@ def test_a_pack_is_available_when_its_tools_are_on_path(monkeypatch,
         "c": ["cc"], "latex": ["biber"]}
 
 
-# --- the examples ---------------------------------------------------------------------
+# --- the examples -------------------------------------------------------------
 
 def resolve_example(name: str):
     root = EXAMPLES / name
@@ -396,3 +396,25 @@ def test_the_latex_pack_builds_the_paper_example_in_a_subdirectory(tmp_path):
     assert (docs / "paper.bbl.d").read_text() == "paper.bbl: refs.bib\n"
     assert (docs / "paper.pdf").stat().st_size > 0
     assert "INPUT chapters/intro.tex" in (docs / "paper.fls").read_text()
+
+
+@pytest.mark.skipif(not all(map(shutil.which, TEX_TOOLS)),
+                    reason="needs pdflatex and bibtex")
+def test_bibtex_depfile_names_included_chapters_aux_files(tmp_path):
+    """\\include'd chapters cite in their own .aux, which bibtex reads too."""
+    (tmp_path / "ch").mkdir()
+    shutil.copy(EXAMPLES / "paper/refs.bib", tmp_path)
+    (tmp_path / "p.tex").write_text(
+        "\\documentclass{article}\\begin{document}\\include{ch/one}"
+        "\\bibliographystyle{plain}\\bibliography{refs}\\end{document}\n")
+    (tmp_path / "ch/one.tex").write_text("See \\cite{knuth1984}.\n")
+    project = load(tmp_path, '[project]\nuse = ["latex"]')
+    plan = RuleSet(project).resolve(["p.pdf"],
+                                    lambda p: (tmp_path / p).exists())
+    for step_id in ("latex.pdf:p.pdf", "latex.bibtex:p.bbl"):
+        step = plan.steps[step_id]
+        run = subprocess.run(step.command().argv, cwd=tmp_path,
+                             capture_output=True, text=True)
+        assert run.returncode == 0, run.stdout[-2000:]
+    assert (tmp_path / "p.bbl.d").read_text() == (
+        "p.bbl: ch/one.aux refs.bib\n")
