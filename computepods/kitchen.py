@@ -12,6 +12,7 @@ subprocesses, also cost measurably more).
 from __future__ import annotations
 
 import functools
+import json
 import os
 import posixpath
 import queue
@@ -28,8 +29,10 @@ from .errors import ComputePodsError, MalformedMessage, PathEscapesWorkspace
 from .hashing import sha256_file
 from .project import STATE_DIR, Rule
 from .rules import Step, bind
+from .state import StepRecord
 
 LOGS_DIR = f"{STATE_DIR}/logs"
+COMMIT_LOG = "commits.log"      # per slot: records written ahead of their commits
 RUNNING_DIR = f"{STATE_DIR}/running"
 
 
@@ -149,6 +152,18 @@ class Slot:
         self.stderr = self.dir / "stderr"
         self._dirs: set[str] = set()
         self.checked_dirs: set[str] = set()     # tree dirs known to be inside the root
+        self.commits = os.open(self.dir / COMMIT_LOG, os.O_WRONLY | os.O_CREAT | os.O_APPEND,
+                               0o644)
+
+    def log_commit(self, record: dict) -> None:
+        """Write-ahead: the record goes to the slot's commit log before the
+        outputs move into the tree.  One write() in O_APPEND mode; a killed
+        process loses nothing the kernel already has (no fsync: this guards
+        against a crash of cpod, not of the machine)."""
+        os.write(self.commits, (json.dumps(record, separators=(",", ":")) + "\n").encode())
+
+    def close(self) -> None:
+        os.close(self.commits)
 
     def out_path(self, output: str) -> str:
         rel = scratch.check_relative(output)
@@ -251,6 +266,8 @@ def execute(root: Path, job: StepJob, slot: Slot,
             st = os.stat(src)
             outputs[dest] = [sha256_file(src), st.st_size, st.st_mtime_ns, st.st_ino,
                              time.time_ns()]
+        slot.log_commit(step_record(job, root, command.display, outputs, discovered.inputs,
+                                    round(time.monotonic() - started, 6)))
         if fast:
             commit_one(root, work / moves[0][0], moves[0][1], slot.checked_dirs)
         else:
@@ -261,6 +278,56 @@ def execute(root: Path, job: StepJob, slot: Slot,
     finally:
         if not fast:
             shutil.rmtree(work, ignore_errors=True)
+
+
+def step_record(job: StepJob, root: Path, command: str, outputs: dict[str, list],
+                discovered: list[str], duration_s: float) -> dict:
+    """The StepRecord of a successful run, as the MajorDomo would write it;
+    rolled forward from the commit log if cpod dies before it is stored."""
+    from .schedule import rule_fingerprint
+    inputs = dict(job.inputs)
+    for path in discovered:
+        if path not in inputs:
+            inputs[path] = None if path in outputs else _hash_or_none(job.step, root, path)
+    return StepRecord(step_id=job.step.id, rule=rule_fingerprint(job.step), command=command,
+                      inputs=inputs, outputs={p: v[0] for p, v in outputs.items()},
+                      discovered=list(discovered), reason="recovered after a crash",
+                      duration_s=duration_s, finished_ns=time.time_ns()).to_dict()
+
+
+def _hash_or_none(step: Step, root: Path, path: str) -> str | None:
+    from .schedule import input_digest
+    return input_digest(step, path, lambda p: _digest_file(root, p), root)
+
+
+def read_commit_logs(root: Path) -> list[dict]:
+    """The entries of every slot's commit log a killed run left behind (read
+    before the scratch is cleared; verified by :func:`recovered_records`
+    after interrupted journaled commits are rolled forward)."""
+    latest: dict[str, dict] = {}
+    for log_file in sorted((root / scratch.SCRATCH_DIR).glob(f"*/{COMMIT_LOG}")):
+        for line in log_file.read_text(errors="replace").splitlines():
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                continue                   # a line torn by the kill
+            latest[entry["step_id"]] = entry
+    return list(latest.values())
+
+
+def recovered_records(root: Path, entries: list[dict]) -> list[StepRecord]:
+    """Keep an entry only if its outputs in the tree have the hashes it
+    wrote: otherwise the rename never happened (or someone edited the output
+    since), and the step runs again."""
+    return [StepRecord.from_dict(e) for e in entries
+            if all(_digest_file(root, p) == h for p, h in e["outputs"].items())]
+
+
+def _digest_file(root: Path, path: str) -> str | None:
+    try:
+        return sha256_file(root / path)
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+        return None
 
 
 def discover(root: Path, step: Step, work: Path, cwd_root: Path):
@@ -359,4 +426,5 @@ class WorkerPool:
         for t in self._threads:
             t.join(timeout)
         for slot in self._slots:
+            slot.close()
             shutil.rmtree(slot.dir, ignore_errors=True)

@@ -20,7 +20,8 @@ from .charts.base import Chart, reset_fabric, stop_all
 from .charts.chef import Chef
 from .charts.majordomo import MajorDomo
 from .charts.store import Store
-from .kitchen import kill_leftover_steps
+from .kitchen import kill_leftover_steps, read_commit_logs, recovered_records
+from .state import StateDB
 from .planning import STATE_DB, prepare_state_dir
 from .project import STATE_DIR
 
@@ -59,7 +60,12 @@ class Pod:
         # scratch is judged, and journals rolled forward before any new
         # scratch dir replaces an old one.
         self.killed = kill_leftover_steps(self.root)
+        logged = read_commit_logs(self.root)              # before the scratch is cleared
         self.rolled_forward = commit.roll_forward(self.root)
+        self.recovered = recovered_records(self.root, logged)
+        if self.recovered:
+            with StateDB(self.root / STATE_DB) as db:
+                db.write(steps=self.recovered)
         opts = self.options
         try:
             if opts.nats_url:
