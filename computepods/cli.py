@@ -46,6 +46,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="join this NATS server instead of starting one (env CP_NATS_URL)")
     b.add_argument("--namespace", default="cp", help="subject namespace (default: cp)")
     b.add_argument("--trace", action="store_true", help="miros live_trace of the build's charts")
+    b.add_argument("--explain", action="store_true", help="say why each step runs")
+
+    e = sub.add_parser("explain", help="why TARGET's steps are up to date or would run")
+    e.add_argument("targets", nargs="*", metavar="TARGET")
+    e.add_argument("-C", dest="directory", metavar="DIR", default=argparse.SUPPRESS)
 
     c = sub.add_parser("clean", help="remove the outputs and state computepods made")
     c.add_argument("-C", dest="directory", metavar="DIR", default=argparse.SUPPRESS)
@@ -69,6 +74,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_build(root, cwd, args)
         if args.command == "clean":
             return cmd_clean(root)
+        if args.command == "explain":
+            from .explain import explain
+            print("\n".join(explain(root, args.targets, cwd)))
+            return 0
         raise UsageError(f"unknown command {args.command!r}")
     except ComputePodsError as exc:
         print(f"cpod: {exc}", file=sys.stderr)
@@ -85,17 +94,24 @@ def cmd_build(root: Path, cwd: Path, args) -> int:
     # Only what the cold no-op needs is imported before it is answered:
     # nats-py, miros and the charts cost ~0.2 s of imports.
     from .lock import ProjectLock
-    from .planning import prepare_state_dir, resolve, save_file_records, up_to_date
+    from .planning import (prepare_state_dir, remove_orphans, resolve, save_file_records,
+                           up_to_date)
 
     if args.jobs is not None and args.jobs < 1:
         raise UsageError(f"-j {args.jobs}: the number of parallel steps must be at least 1")
-    _, plan = resolve(root, args.targets, cwd)    # errors before anything starts (exit 2)
+    project, plan = resolve(root, args.targets, cwd)   # errors before anything starts (exit 2)
     prepare_state_dir(root)
     lock = ProjectLock(root)
     lock.acquire(on_wait=lambda who: print(f"cpod: waiting for the build of {who} "
                                            "to finish", file=sys.stderr, flush=True))
     pod = None
     try:
+        removed, kept = remove_orphans(root, project)
+        if removed:
+            print(f"cpod: removed {len(removed)} outputs no rule makes any more: "
+                  + ", ".join(removed[:10]) + (" …" if len(removed) > 10 else ""), file=sys.stderr)
+        for why in kept:
+            print(f"cpod: keeping {why}; no rule makes it any more", file=sys.stderr)
         refreshed = up_to_date(root, plan)
         if refreshed is not None:                 # the cold no-op: no server, no charts
             save_file_records(root, refreshed)
@@ -107,7 +123,7 @@ def cmd_build(root: Path, cwd: Path, args) -> int:
         pod = Pod(root, PodOptions(nats_url=args.nats, namespace=args.namespace,
                                    slots=args.jobs or default_slots(), trace=args.trace))
         pod.start()
-        progress = Progress(verbose=args.verbose)
+        progress = Progress(verbose=args.verbose, explain=args.explain)
         return request_build(pod.bridge, args.targets, cwd, keep_going=args.keep_going,
                              dry_run=args.dry_run, on_event=progress.handle)
     except Interrupted:

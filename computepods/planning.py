@@ -101,3 +101,37 @@ def save_file_records(root: Path, files: list[FileRecord]) -> None:
     if files:
         with StateDB(root / STATE_DB) as db:
             db.write(files=files)
+
+
+def remove_orphans(root: Path, project: Project) -> tuple[list[str], list[str]]:
+    """tup's rule: an output no rule produces any more (its rule left the
+    project file, or its source is gone) is deleted, so undoing a change
+    returns the tree to its earlier state.  Only tracked outputs that still
+    hash as they were built are deleted — never a source, never a hand edit.
+    Returns (removed, kept-with-a-reason).  Call under the project lock.
+    """
+    from .hashing import sha256_file
+    rules = RuleSet(project)
+    exists = file_exists(root)
+    removed, kept, drop = [], [], []
+    with StateDB(root / STATE_DB, readonly=True) as db:
+        records = db.steps()
+    for sid, record in records.items():
+        if sid.startswith("cycle:") or not record.outputs:
+            continue
+        if any(rules.match(p, exists) is not None for p in record.outputs):
+            continue
+        for path, built in record.outputs.items():
+            full = root / path
+            if not full.is_file():
+                continue
+            if sha256_file(full) == built:
+                full.unlink()
+                removed.append(path)
+            else:
+                kept.append(f"{path} (changed since it was built)")
+        drop.append(sid)
+    if drop:
+        with StateDB(root / STATE_DB) as db:
+            db.write(drop_steps=drop, drop_files=removed)
+    return removed, kept

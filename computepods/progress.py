@@ -19,9 +19,10 @@ REDRAW_S = 0.1          # seconds between live-line redraws
 
 class Progress:
     def __init__(self, out: TextIO = sys.stderr, *, verbose: bool = False,
-                 tty: bool | None = None):
+                 explain: bool = False, tty: bool | None = None):
         self.out = out
         self.verbose = verbose
+        self.explain = explain
         self.tty = out.isatty() if tty is None else tty
         self.running: dict[str, str] = {}
         self.done = 0
@@ -39,9 +40,11 @@ class Progress:
             self.total = ev.get("steps", 0)
         elif t == "start":
             self.running[ev["step"]] = ev.get("command", "")
+            if self.explain:
+                self.say(f"run  {ev['step']}: {ev.get('reason', '')}")
             if self.verbose:
                 self.say(f"{ev['command']}")
-            elif not self.tty:
+            elif not self.tty and not self.explain:
                 self.say(f"run  {ev['step']}")
         elif t == "ok":
             self.running.pop(ev["step"], None)

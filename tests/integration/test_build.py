@@ -270,3 +270,41 @@ def test_trace_prints_the_charts_transitions(chain):
 def test_version():
     run = cpod(Path("."), "--version")
     assert run.code == 0 and run.out.startswith("cpod 0.")
+
+
+def test_explain_says_which_input_changed_with_old_and_new_hash(chain):
+    assert cpod(chain, "build").code == 0
+    (chain / "src/b.txt").write_text("gamma\n")
+    run = cpod(chain, "explain", "out/all.txt")
+    assert run.code == 0, run.err
+    text = run.out
+    assert "upper:build/b.up\n  now: would run: input src/b.txt changed (" in text
+    assert "upper:build/a.up\n  now: up to date" in text
+    assert "it ran because: never built" in text
+    built = cpod(chain, "build", "--explain")
+    assert "run  upper:build/b.up: input src/b.txt changed" in built.err
+
+
+def test_explain_names_a_command_change_and_a_hand_edited_output(chain):
+    assert cpod(chain, "build").code == 0
+    (chain / "out/all.txt").write_text("edited by hand\n")
+    assert "output out/all.txt was changed outside the build" in cpod(chain, "explain").out
+    write(chain, {"computepods.toml": CHAIN["computepods.toml"].replace("cat {in}", "cat -- {in}")})
+    assert "join:out/all.txt\n  now: would run: rule 'join' changed" in cpod(chain, "explain").out
+
+
+def test_outputs_of_a_removed_rule_are_deleted_but_never_sources_or_edits(chain):
+    assert cpod(chain, "build").code == 0
+    (chain / "build/a.up").write_text("EDITED\n")
+    text = CHAIN["computepods.toml"].split("[[rule]]\n        name = \"join\"")[0]
+    write(chain, {"computepods.toml": text.replace('default = ["out/all.txt"]',
+                                                   'default = ["build/b.up"]')})
+    run = cpod(chain, "build")
+    assert run.code == 0, run.err
+    assert not (chain / "out/all.txt").exists()           # its rule left: deleted
+    assert "removed 1 outputs no rule makes any more: out/all.txt" in run.err
+    (chain / "src/a.txt").unlink()                          # the source of build/a.up is gone
+    run = cpod(chain, "build")
+    assert (chain / "build/a.up").read_text() == "EDITED\n"  # edited by hand: kept
+    assert "keeping build/a.up (changed since it was built)" in run.err
+    assert (chain / "src/b.txt").exists()
