@@ -94,12 +94,13 @@ def cmd_build(root: Path, cwd: Path, args) -> int:
     # Only what the cold no-op needs is imported before it is answered:
     # nats-py, miros and the charts cost ~0.2 s of imports.
     from .lock import ProjectLock
-    from .planning import (prepare_state_dir, remove_orphans, resolve, save_file_records,
-                           up_to_date)
+    from .planning import (check_tools, prepare_state_dir, remove_orphans, resolve,
+                           save_file_records, up_to_date)
 
     if args.jobs is not None and args.jobs < 1:
         raise UsageError(f"-j {args.jobs}: the number of parallel steps must be at least 1")
     project, plan = resolve(root, args.targets, cwd)   # errors before anything starts (exit 2)
+    check_tools(project, plan)
     prepare_state_dir(root)
     lock = ProjectLock(root)
     lock.acquire(on_wait=lambda who: print(f"cpod: waiting for the build of {who} "

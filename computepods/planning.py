@@ -135,3 +135,22 @@ def remove_orphans(root: Path, project: Project) -> tuple[list[str], list[str]]:
         with StateDB(root / STATE_DB) as db:
             db.write(drop_steps=drop, drop_files=removed)
     return removed, kept
+
+
+def check_tools(project: Project, plan: Plan) -> None:
+    """Fail before anything runs when this machine's chef lacks a tool a
+    pack rule of the plan needs (the embedded pod's chefs are local)."""
+    from .errors import NoChefCanBuild
+    packs = sorted({step.rule.pack for step in plan.steps.values() if step.rule.pack})
+    if not packs:
+        return
+    from .packs import missing_tools
+    for pack in packs:
+        missing = missing_tools(pack, project.packs.get(pack))
+        if missing:
+            needing = [t for t in plan.targets
+                       if any(s.rule.pack == pack for s in plan.steps.values())]
+            raise NoChefCanBuild(
+                f"no chef can build {', '.join(needing)}: the {pack} pack needs "
+                f"{', '.join(missing)}, which {'is' if len(missing) == 1 else 'are'} not "
+                f"on PATH here (install it, or set a tool in [pack.{pack}])")

@@ -118,7 +118,16 @@ class Chef(Chart):
         super().start()
         self.bridge.route(m.CHEF_RUN, self, chef=self.chef)
         self.bridge.route(m.CHEFS_QUERY, self)
+        self.announce_packs()
         return self
+
+    def announce_packs(self) -> None:
+        """Tell the RulesManager which rule packs this chef has the tools for."""
+        from ..packs import available_packs
+        packs = available_packs()
+        self.bridge.publish(m.RULES_ANNOUNCE, {
+            "chef": self.chef, "packs": [p for p, missing in packs.items() if not missing],
+            "missing": {p: missing for p, missing in packs.items() if missing}})
 
     def stop(self, timeout: float = 10.0) -> None:
         self.pool.cancel_running()

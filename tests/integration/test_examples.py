@@ -1,8 +1,10 @@
 """Every example builds as its comments promise, with the real tools."""
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -54,3 +56,13 @@ def test_paper_example_builds_with_the_latex_pack(tmp_path):
     log = (root / "paper.log").read_text(errors="replace")
     assert "undefined" not in log
     assert cpod(root, "build").ran == []
+
+
+def test_a_missing_tool_is_named_before_anything_runs(tmp_path):
+    root = copy("paper", tmp_path)
+    (tmp_path / "empty-bin").mkdir()
+    path = os.pathsep.join([str(tmp_path / "empty-bin"), os.path.dirname(sys.executable)])
+    run = cpod(root, "build", env={"PATH": path})
+    assert run.code == 2, run.err
+    assert "no chef can build paper.pdf: the latex pack needs pdflatex, bibtex" in run.err
+    assert not (root / ".computepods/state.db").exists()
