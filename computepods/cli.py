@@ -52,6 +52,15 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("targets", nargs="*", metavar="TARGET")
     e.add_argument("-C", dest="directory", metavar="DIR", default=argparse.SUPPRESS)
 
+    k = sub.add_parser("chef", help="offer chefs to the pods on a NATS bus until stopped")
+    k.add_argument("-C", dest="directory", metavar="DIR", default=argparse.SUPPRESS)
+    k.add_argument("--nats", metavar="URL", default=os.environ.get("CP_NATS_URL"),
+                   help="the NATS server to join (env CP_NATS_URL)")
+    k.add_argument("--namespace", default="cp")
+    k.add_argument("-j", "--jobs", type=int, metavar="N", help="slots (default: cores)")
+    k.add_argument("--name", help="chef name (default: host-pid)")
+    k.add_argument("--trace", action="store_true")
+
     c = sub.add_parser("clean", help="remove the outputs and state computepods made")
     c.add_argument("-C", dest="directory", metavar="DIR", default=argparse.SUPPRESS)
     return p
@@ -74,6 +83,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_build(root, cwd, args)
         if args.command == "clean":
             return cmd_clean(root)
+        if args.command == "chef":
+            return cmd_chef(root, args)
         if args.command == "explain":
             from .explain import explain
             print("\n".join(explain(root, args.targets, cwd)))
@@ -122,7 +133,8 @@ def cmd_build(root: Path, cwd: Path, args) -> int:
         from .pod import Pod, PodOptions, default_slots
         from .progress import Progress
         pod = Pod(root, PodOptions(nats_url=args.nats, namespace=args.namespace,
-                                   slots=args.jobs or default_slots(), trace=args.trace))
+                                   slots=args.jobs or default_slots(), trace=args.trace,
+                                   chef_process=os.environ.get("CP_CHEF_PROCESS") == "1"))
         pod.start()
         progress = Progress(verbose=args.verbose, explain=args.explain)
         return request_build(pod.bridge, args.targets, cwd, keep_going=args.keep_going,
@@ -135,6 +147,33 @@ def cmd_build(root: Path, cwd: Path, args) -> int:
         if pod:
             pod.stop()
         lock.release()
+
+
+def cmd_chef(root: Path, args) -> int:
+    """A chef process: its slots build in `root` for whoever asks on the bus.
+    Stops on SIGTERM or Ctrl-C, killing the steps it is running."""
+    import socket
+    import threading
+
+    from .bus.bridge import NatsBridge
+    from .charts.base import reset_fabric
+    from .charts.chef import Chef
+    from .pod import default_slots
+
+    if not args.nats:
+        raise UsageError("cpod chef needs --nats URL (or CP_NATS_URL): the bus to serve")
+    name = args.name or f"{socket.gethostname()}-{os.getpid()}"
+    bridge = NatsBridge(args.nats, namespace=args.namespace, name=f"chef:{name}").start()
+    chef = Chef(name, bridge, root, args.jobs or default_slots(), live_trace=args.trace)
+    try:
+        chef.start()
+        threading.Event().wait()          # until a signal interrupts
+    except Interrupted:
+        return 0
+    finally:
+        chef.stop()
+        bridge.stop()
+        reset_fabric()
 
 
 def cmd_clean(root: Path) -> int:

@@ -10,12 +10,14 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import subprocess
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import commit
 from .bus.bridge import NatsBridge
-from .bus.natsd import NatsServer
+from .bus.natsd import NatsServer, _pdeathsig_prefix
 from .charts.base import Chart, reset_fabric, stop_all
 from .charts.chef import Chef
 from .charts.majordomo import MajorDomo
@@ -26,6 +28,8 @@ from .planning import STATE_DB, prepare_state_dir
 from .project import STATE_DIR
 
 log = logging.getLogger("computepods.pod")
+
+CHEF_STOP_S = 10.0          # seconds a chef process gets to stop before SIGKILL
 
 
 def default_slots() -> int:
@@ -39,6 +43,7 @@ class PodOptions:
     slots: int = field(default_factory=default_slots)
     trace: bool = False
     chefs: int = 1
+    chef_process: bool = False           # chefs in a child `cpod chef` (their own GIL)
 
 
 class Pod:
@@ -51,6 +56,7 @@ class Pod:
         self.bridge: NatsBridge | None = None
         self.charts: list[Chart] = []
         self.chefs: list[Chef] = []
+        self.chef_procs: list[subprocess.Popen] = []
         self.url = ""
         self.rolled_forward: list[dict] = []
 
@@ -79,14 +85,26 @@ class Pod:
             self._add(Store(self.root / STATE_DB, **trace))
             self._add(MajorDomo(self.bridge, self.root, **trace))
             for i in range(opts.chefs):
-                chef = Chef(f"{socket.gethostname()}-{os.getpid()}-{i}", self.bridge, self.root,
-                            opts.slots, **trace)
+                name = f"{socket.gethostname()}-{os.getpid()}-{i}"
+                if opts.chef_process:
+                    self.chef_procs.append(self._spawn_chef(name))
+                    continue
+                chef = Chef(name, self.bridge, self.root, opts.slots, **trace)
                 self.chefs.append(chef)
                 self._add(chef)
         except BaseException:
             self.stop()
             raise
         return self
+
+    def _spawn_chef(self, name: str) -> subprocess.Popen:
+        """A `cpod chef` child that dies with this process (pdeathsig)."""
+        argv = [*_pdeathsig_prefix(), sys.executable, "-m", "computepods.cli", "-C",
+                str(self.root), "chef", "--nats", self.url, "--namespace",
+                self.options.namespace, "-j", str(self.options.slots), "--name", name]
+        if self.options.trace:
+            argv.append("--trace")
+        return subprocess.Popen(argv, stdin=subprocess.DEVNULL)
 
     def _add(self, chart: Chart) -> None:
         chart.start()
@@ -96,11 +114,22 @@ class Pod:
         """Kill running steps now (Ctrl-C): their scratch is discarded."""
         for chef in self.chefs:
             chef.pool.cancel_running()
+        for proc in self.chef_procs:
+            proc.terminate()             # the chef kills its running steps
 
     def stop(self) -> None:
         try:
+            for proc in self.chef_procs:
+                proc.terminate()
+            for proc in self.chef_procs:
+                try:
+                    proc.wait(CHEF_STOP_S)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
             stop_all(self.charts)
         finally:
+            self.chef_procs = []
             self.charts = []
             reset_fabric()
             if self.bridge:

@@ -109,3 +109,30 @@ def test_nats_restart_mid_build_completes_and_runs_each_step_once(
     assert sorted(ran) == sorted(f"f{i}" for i in range(n)), "a step ran twice or not at all"
     assert (root / "out/all.txt").read_text() == "".join(f"{i}\n" for i in range(n))
     assert pod.bridge.stats.reconnects >= 1
+
+
+def test_a_separate_cpod_chef_process_serves_the_pods_builds(tmp_path, nats_url):
+    import subprocess
+    import sys
+    root = wide_project(tmp_path / "p", 6)
+    chef = subprocess.Popen([sys.executable, "-m", "computepods.cli", "-C", str(root), "chef",
+                             "--nats", nats_url, "-j", "2", "--name", "remote"],
+                            stderr=subprocess.PIPE, text=True)
+    pod = Pod(root, PodOptions(nats_url=nats_url, chefs=0)).start()
+    try:
+        events: list[dict] = []
+        assert build(pod, root, events) == 0, events[-1:]
+        assert {ev.get("chef") for ev in events if ev.get("t") == "start"} == {"remote"}
+        assert (root / "out/all.txt").read_text() == "".join(f"{i}\n" for i in range(6))
+    finally:
+        pod.stop()
+        chef.terminate()
+        assert chef.wait(timeout=30) == 0, chef.stderr.read()
+
+
+def test_embedded_build_with_chefs_in_a_child_process(tmp_path):
+    from cpodrun import cpod
+    root = wide_project(tmp_path / "p", 4)
+    run = cpod(root, "build", env={"CP_CHEF_PROCESS": "1"})
+    assert run.code == 0, run.err
+    assert (root / "out/all.txt").read_text() == "".join(f"{i}\n" for i in range(4))
