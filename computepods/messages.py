@@ -22,7 +22,7 @@ from .errors import MalformedMessage
 
 SCHEMA_VERSION = 1
 DEFAULT_NAMESPACE = "cp"
-MAX_PAYLOAD_BYTES = 1024 * 1024   # nats-server's default max_payload
+MAX_PAYLOAD_BYTES = 64 * 1024 * 1024   # the embedded server's max_payload (nats' own limit)
 
 # --- signals ------------------------------------------------------------------
 # Bus signals (each has a subject in ROUTES) ...

@@ -14,6 +14,7 @@ import time
 from typing import TextIO
 
 MAX_RUNNING_SHOWN = 3
+MAX_COMMAND_SHOWN = 400      # characters of a failed step's command shown
 REDRAW_S = 0.1          # seconds between live-line redraws
 
 
@@ -104,13 +105,20 @@ class Progress:
 def failure_text(ev: dict) -> str:
     lines = [f"FAILED {ev['step']}: {ev.get('reason', '')}"]
     if ev.get("command"):
-        lines.append(f"  command: {ev['command']}")
+        lines.append(f"  command: {clip(ev['command'])}")
     for name in ("stdout", "stderr"):
         tail = (ev.get(f"{name}_tail") or "").rstrip("\n")
         if tail:
             lines.append(f"  --- {name} (last lines) ---")
             lines.extend("  " + line for line in tail.splitlines())
     return "\n".join(lines)
+
+
+def clip(text: str, limit: int = MAX_COMMAND_SHOWN) -> str:
+    """A command of 10,000 paths is not read by anyone: show its start."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]} … ({len(text) - limit:,} more characters; `cpod explain` shows it)"
 
 
 def summary_text(ev: dict) -> str:

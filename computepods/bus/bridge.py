@@ -282,7 +282,11 @@ class NatsBridge:
                 self._outbox.clear()
             for item in items:
                 if item[0] == "pub":
-                    await self._nc.publish(item[1], item[2])
+                    try:
+                        await self._nc.publish(item[1], item[2])
+                    except Exception as exc:     # logged and counted, never silent
+                        self._send_error(item[1], item[2], exc)
+                        continue
                     self.stats.published += 1
                 else:
                     _, subject, data, chart, token, timeout, attempts = item
@@ -292,8 +296,23 @@ class NatsBridge:
                     task.add_done_callback(self._tasks.discard)
 
     async def _request_for_chart(self, subject, data, chart, token, timeout, attempts) -> None:
-        reply = await self._request(subject, data, timeout, attempts, token)
+        try:
+            reply = await self._request(subject, data, timeout, attempts, token)
+        except Exception as exc:      # whatever it was, the chart must hear of it
+            reply = m.Reply(token, None, self._send_error(subject, data, exc))
         chart.post(m.REQUEST_FAILED if reply.error else m.REPLY, reply)
+
+    def _send_error(self, subject: str, data: bytes, exc: Exception) -> str:
+        if isinstance(exc, nats.errors.MaxPayloadError):
+            limit = self._nc.max_payload if self._nc else 0
+            problem = (f"a message of {len(data):,} bytes on {subject} is over the NATS "
+                       f"server's max_payload of {limit:,} bytes (raise max_payload in the "
+                       f"server's configuration)")
+        else:
+            problem = f"cannot send on {subject}: {type(exc).__name__}: {exc}"
+        self.stats.errors.append(problem)
+        log.error("%s", problem)
+        return problem
 
     async def _request(self, subject: str, data: bytes, timeout: float, attempts: int,
                        token: Any = None) -> m.Reply:

@@ -53,6 +53,7 @@ POLL_INTERVAL_S = 0.002              # between connect attempts while starting
 CONNECT_TIMEOUT_S = 0.05             # one readiness probe's connect and read
 BIND_ATTEMPTS = 3                    # fresh ports tried when a free port is taken
 LOG_TAIL_BYTES = 2000                # log shown in an error
+MAX_PAYLOAD_BYTES = 64 * 1024 * 1024  # the largest message the embedded server takes
 
 
 def nats_server_binary() -> str:
@@ -165,7 +166,7 @@ class NatsServer:
 
     def _spawn(self, binary: str) -> None:
         argv = [*_pdeathsig_prefix(), binary, "-a", self.host, "-p", str(self.port),
-                "-n", self.name]
+                "-n", self.name, "-c", str(self._config())]
         if self.store_dir is not None:
             self.store_dir.mkdir(parents=True, exist_ok=True)
             argv += ["-sd", str(self.store_dir), "-P", str(self.store_dir / "nats.pid")]
@@ -177,6 +178,15 @@ class NatsServer:
         self._proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL,
                                       stdout=self._log, stderr=self._log,
                                       close_fds=True)
+
+    def _config(self) -> Path:
+        """A config file for what has no flag: a step with thousands of inputs
+        sends a run message well over nats-server's default 1 MB payload."""
+        where = self.store_dir or Path(tempfile.gettempdir())
+        where.mkdir(parents=True, exist_ok=True)
+        path = where / f"{self.name}.conf"
+        path.write_text(f"max_payload: {MAX_PAYLOAD_BYTES}\n")
+        return path
 
     def _open_log(self) -> None:
         if self._log is not None:

@@ -152,3 +152,18 @@ def test_request_survives_a_nats_restart(nats_server, nats_url):
     finally:
         asker_bridge.stop()
         chef_bridge.stop()
+
+
+def test_a_request_over_the_servers_max_payload_fails_clearly(bridge):
+    asker = Recorder(bridge, "asker").start()
+    limit = bridge._nc.max_payload
+    big = run_payload(["x" * (limit + 10)])
+    bridge.request(m.CHEF_RUN, big, chart=asker, token="big", chef="c1")
+    name, reply = asker.got.get(timeout=10)
+    assert name == m.REQUEST_FAILED
+    assert "over the NATS server's max_payload" in reply.error and "cp.chef.c1.run" in reply.error
+    asker.stop()
+
+
+def test_embedded_server_takes_messages_of_many_megabytes(bridge):
+    assert bridge._nc.max_payload >= 32 * 1024 * 1024

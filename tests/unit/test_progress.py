@@ -50,3 +50,12 @@ def test_verbose_echoes_the_command():
     p = Progress(out, tty=False, verbose=True)
     p.handle(events()[1])
     assert out.getvalue() == "cc -c a.c\n"
+
+
+def test_a_huge_failed_command_is_clipped():
+    out = io.StringIO()
+    p = Progress(out, tty=False)
+    p.handle({"t": "fail", "step": "sum:all", "command": "cat " + "x " * 50_000,
+              "reason": "cannot run /bin/sh: Argument list too long", "exit_code": None})
+    text = out.getvalue()
+    assert len(text) < 1000 and "more characters" in text
