@@ -105,8 +105,8 @@ def cmd_build(root: Path, cwd: Path, args) -> int:
     # Only what the cold no-op needs is imported before it is answered:
     # nats-py, miros and the charts cost ~0.2 s of imports.
     from .lock import ProjectLock
-    from .planning import (check_tools, prepare_state_dir, remove_orphans, resolve,
-                           save_file_records, up_to_date)
+    from .planning import (check_tools, load_state, prepare_state_dir, remove_orphans,
+                           resolve, save_file_records, up_to_date)
 
     if args.jobs is not None and args.jobs < 1:
         raise UsageError(f"-j {args.jobs}: the number of parallel steps must be at least 1")
@@ -118,13 +118,14 @@ def cmd_build(root: Path, cwd: Path, args) -> int:
                                            "to finish", file=sys.stderr, flush=True))
     pod = None
     try:
-        removed, kept = remove_orphans(root, project)
+        state = load_state(root)
+        removed, kept = remove_orphans(root, project, plan, state[0])
         if removed:
             print(f"cpod: removed {len(removed)} outputs no rule makes any more: "
                   + ", ".join(removed[:10]) + (" …" if len(removed) > 10 else ""), file=sys.stderr)
         for why in kept:
             print(f"cpod: keeping {why}; no rule makes it any more", file=sys.stderr)
-        refreshed = up_to_date(root, plan)
+        refreshed = up_to_date(root, plan, None if removed else state)
         if refreshed is not None:                 # the cold no-op: no server, no charts
             save_file_records(root, refreshed)
             print(f"cpod: nothing to do: {len(plan.steps)} steps up to date", file=sys.stderr)

@@ -28,7 +28,7 @@ def explain(root: Path, names: Sequence[str], cwd: Path) -> list[str]:
         inputs = {p: input_digest(step, p, cache.digest, root)
                   for p in input_paths(step, record)}
         outputs = {p: cache.digest(p) for p in step.outputs}
-        command = step.command().display
+        command = step.display()
         now = why_stale(step, command, rule_fingerprint(step), record, inputs, outputs)
         lines.append(f"{sid}")
         lines.append(f"  now: {'up to date' if now is None else 'would run: ' + now}")

@@ -70,7 +70,14 @@ def make_plan(root: Path, names: Sequence[str], cwd: Path | None = None, *,
     return BuildPlan(project, plan, graph, scheduler)
 
 
-def up_to_date(root: Path, plan: Plan) -> list[FileRecord] | None:
+def load_state(root: Path) -> tuple[dict, dict]:
+    """(step records, file records) from the state database, read once."""
+    with StateDB(root / STATE_DB, readonly=True) as db:
+        return db.steps(), db.files()
+
+
+def up_to_date(root: Path, plan: Plan, state: tuple[dict, dict] | None = None,
+               ) -> list[FileRecord] | None:
     """The cold no-op check: when every step is up to date as the files are
     now, the stat records refreshed on the way (to persist); else None.
 
@@ -78,11 +85,10 @@ def up_to_date(root: Path, plan: Plan) -> list[FileRecord] | None:
     hashes on disk standing in for what the producers would report, and
     needs neither NATS nor networkx: a no-op costs one stat per file.
     """
-    with StateDB(root / STATE_DB, readonly=True) as db:
-        records = db.steps()
-        if not records:
-            return None
-        cache = StatCache(root, db.files())
+    records, files = state or load_state(root)
+    if not records:
+        return None
+    cache = StatCache(root, files)
     for sid, step in plan.steps.items():
         record = records.get(sid)
         if record is None:
@@ -90,7 +96,7 @@ def up_to_date(root: Path, plan: Plan) -> list[FileRecord] | None:
         inputs = {p: input_digest(step, p, cache.digest, root)
                   for p in input_paths(step, record)}
         outputs = {p: cache.digest(p) for p in step.outputs}
-        if why_stale(step, step.command().display, rule_fingerprint(step), record,
+        if why_stale(step, step.display, rule_fingerprint(step), record,
                      inputs, outputs) is not None:
             return None
     return cache.updated()
@@ -103,7 +109,8 @@ def save_file_records(root: Path, files: list[FileRecord]) -> None:
             db.write(files=files)
 
 
-def remove_orphans(root: Path, project: Project) -> tuple[list[str], list[str]]:
+def remove_orphans(root: Path, project: Project, plan: Plan | None = None,
+                   records: dict | None = None) -> tuple[list[str], list[str]]:
     """tup's rule: an output no rule produces any more (its rule left the
     project file, or its source is gone) is deleted, so undoing a change
     returns the tree to its earlier state.  Only tracked outputs that still
@@ -114,11 +121,12 @@ def remove_orphans(root: Path, project: Project) -> tuple[list[str], list[str]]:
     rules = RuleSet(project)
     exists = file_exists(root)
     removed, kept, drop = [], [], []
-    with StateDB(root / STATE_DB, readonly=True) as db:
-        records = db.steps()
+    if records is None:
+        records = load_state(root)[0]
+    planned = plan.steps if plan is not None else {}
     for sid, record in records.items():
-        if sid.startswith("cycle:") or not record.outputs:
-            continue
+        if sid in planned or sid.startswith("cycle:") or not record.outputs:
+            continue                      # a step of this build is produced, by definition
         if any(rules.match(p, exists) is not None for p in record.outputs):
             continue
         for path, built in record.outputs.items():

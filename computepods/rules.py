@@ -159,6 +159,14 @@ class Step:
             return _string_command(self.rule.command, run, shown)
         return _argv_command(self.rule.command, run, shown)
 
+    def display(self) -> str:
+        """The command as a person sees it (and as it is recorded), without
+        expanding what it would run: the staleness check needs only this."""
+        shown = self._values(_identity, SCRATCH_SHOWN, _identity, self.cwd)
+        if isinstance(self.rule.command, str):
+            return _render(parse_template(self.rule.command), shown, _quote_shown)
+        return " ".join(_quote_shown(a) for a in _expand_argv(self.rule.command, shown))
+
     @property
     def dir(self) -> str:
         """The first input's directory ("." if none): what ``{dir}`` means."""
@@ -324,8 +332,10 @@ def pattern_stem(pattern: str, path: str) -> str | None:
     return None
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def bind(rule: Rule, stem: str | None) -> Step:
-    """The step ``rule`` makes for ``stem`` (None for an explicit rule)."""
+    """The step ``rule`` makes for ``stem`` (None for an explicit rule).
+    Cached: resolving a target binds the same rule and stem several times."""
     outputs = tuple(_bound(rule, p, stem) for p in rule.outputs)
     return Step(
         id=f"{rule.name}:{outputs[0]}", rule=rule, stem=stem,

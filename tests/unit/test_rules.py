@@ -378,3 +378,17 @@ def test_resolve_with_aliases_and_the_default(tmp_path):
     assert "special:build/special.o" in plan.steps
     assert plan.sources == {"src/main.c", "src/util.c", "src/special.c",
                             "src/special.h"}
+
+
+def test_display_alone_equals_the_display_of_a_full_expansion(tmp_path):
+    """The staleness check renders only the display; it must be the same text."""
+    from computepods.project import load_project
+    from computepods.rules import RuleSet
+    examples = Path(__file__).resolve().parents[2] / "examples"
+    for name in ("hello", "c", "paper", "cycle"):
+        project = load_project(examples / name)
+        plan = RuleSet(project).resolve(project.target_paths([], examples / name),
+                                        lambda p: True)
+        for step in plan.steps.values():
+            assert step.display() == step.command(out_path=lambda p: "/scratch/" + p,
+                                                  scratch="/s").display, step.id
