@@ -42,10 +42,17 @@ demo: $(STAMP)
 test: test-system-deps $(STAMP)
 	$(VENV)/bin/pytest $(PYTEST_FLAGS)
 
+# Every benchmark runs even when one fails (a failed check exits 1); the
+# target fails at the end, naming them.
+BENCHES := "run.py wide 1000 -j 2" "run.py layers 2000 10 -j 2" \
+	"rebuild.py noop wide 10000 -j 2 --repeat 5" \
+	"rebuild.py edit layers 2000 10 -j 2 --repeat 5" "latex.py --repeat 3" \
+	$(if $(wildcard bench/bridge_rtt.py),"bridge_rtt.py")
+
 bench: bench-system-deps $(STAMP)
-	$(PY) bench/run.py wide 1000 -j 2
-	$(PY) bench/run.py layers 2000 10 -j 2
-	@if [ -f bench/bridge_rtt.py ]; then $(PY) bench/bridge_rtt.py; fi
+	@failed=; for b in $(BENCHES); do \
+		echo "$(PY) bench/$$b"; $(PY) bench/$$b || failed="$$failed [bench/$$b]"; echo; \
+	done; [ -z "$$failed" ] || { echo "bench: failed:$$failed" >&2; exit 1; }
 
 # Syntax everywhere, and no sleeps in tests: tests wait on conditions
 # (helpers.wait_for), never on time.

@@ -13,7 +13,11 @@ Shapes:
 
 wide N
     N independent steps ``cp src/fI.txt build/fI.txt`` and one final step
-    ``cksum <all N> > out/all.txt`` whose inputs are all N outputs.
+    ``cksum build/*.txt > out/all.txt`` whose inputs are all N outputs.  The
+    shell's glob names them (in the same, sorted, order) because the list
+    spelt out does not fit one command line at N = 10000: ``sh -c TEXT``
+    fails with E2BIG once TEXT passes Linux's 128 KiB limit for a single
+    argument, in make, ninja and doit alike.
 layers N L
     N steps in L layers of N/L.  Layer 0 copies sources; step j of layer k
     concatenates output j of layer k-1 and, for about half the steps, a second
@@ -45,6 +49,7 @@ class Step:
 
 @dataclass
 class Graph:
+    """A step graph; ``steps`` are in build order (a step after its inputs' steps)."""
     shape: str
     sources: list[str]
     steps: list[Step]
@@ -59,7 +64,7 @@ def wide(n: int) -> Graph:
              for x in names]
     copied = [s.output for s in steps]
     steps.append(Step("sum", copied, "out/all.txt",
-                      f"cksum {' '.join(copied)} > out/all.txt", "cksum {in} > {out}"))
+                      "cksum build/*.txt > out/all.txt", "cksum build/*.txt > {out}"))
     return Graph(
         shape="wide", sources=[f"src/{x}.txt" for x in names], steps=steps,
         defaults=["out/all.txt"],
@@ -88,6 +93,17 @@ def layers(n: int, n_layers: int) -> Graph:
         shape="layers", sources=[f"src/{x}.txt" for x in names], steps=steps,
         defaults=[f"build/l{n_layers - 1}/{x}.txt" for x in names],
         patterns=[("build/l0/%.txt", "src/%.txt", "cp {in} {out}")])
+
+
+def downstream(graph: Graph, changed: str) -> list[Step]:
+    """The steps a change to the file ``changed`` reaches, directly or through
+    other steps' outputs: what a correct incremental rebuild runs."""
+    dirty, reached = {changed}, []
+    for step in graph.steps:                 # in build order, so one sweep will do
+        if dirty.intersection(step.inputs):
+            dirty.add(step.output)
+            reached.append(step)
+    return reached
 
 
 def _toml_list(items: list[str]) -> str:

@@ -8,7 +8,8 @@ tool: clean, time a full build, then time a no-op rebuild; repeated (tools
 taking turns), and the median of each is shown with its ratio to ninja and to make.  Each build is
 checked: its outputs must equal the first tool's, and a no-op rebuild must
 not touch an output.  A tool that is not installed is reported as "not
-available"; a tool whose build fails makes the run exit 1.
+available"; a tool whose build fails makes the run exit 1, and so does one
+that hangs: it is stopped after BUILD_TIMEOUT_S.
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ import hashlib
 import json
 import os
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -35,6 +37,8 @@ ALL_PEERS = ("make", "ninja", "doit", "cpod")
 STATE = (".ninja_log", ".ninja_deps", ".doit.db", ".doit.db.dat", ".doit.db.dir",
          ".doit.db.bak", ".computepods")
 ERROR_TAIL_CHARS = 2000
+BUILD_TIMEOUT_S = 900         # seconds; a build still running then has hung
+STOP_GRACE_S = 30             # seconds between SIGTERM and SIGKILL
 
 
 @dataclass
@@ -103,11 +107,29 @@ def outputs_stat(root: Path, graph: gen.Graph) -> dict[str, int | None]:
     return stats
 
 
-def timed(argv: list[str], root: Path) -> tuple[float, subprocess.CompletedProcess]:
+def timed(argv: list[str], root: Path,
+          timeout_s: float = BUILD_TIMEOUT_S) -> tuple[float, subprocess.CompletedProcess]:
+    """Run a build and time it.  One that hangs is stopped as a terminal's
+    Ctrl-C would stop it, its process group signalled (SIGTERM: cpod then
+    stops its pod), and reported as failed with "timed out" at the end of
+    its stderr, so that one hang does not stall the whole benchmark run."""
     start = time.perf_counter()
-    proc = subprocess.run(argv, cwd=root, stdin=subprocess.DEVNULL,
-                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    return time.perf_counter() - start, proc
+    with subprocess.Popen(argv, cwd=root, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                          stderr=subprocess.PIPE, text=True, start_new_session=True) as proc:
+        try:
+            _, stderr = proc.communicate(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                _, stderr = proc.communicate(timeout=STOP_GRACE_S)
+                stderr += f"\nbench: timed out after {timeout_s:.0f} s; stopped by SIGTERM"
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                _, stderr = proc.communicate()
+                stderr += (f"\nbench: timed out after {timeout_s:.0f} s; SIGTERM did not stop "
+                           f"it in {STOP_GRACE_S} s, killed")
+    seconds = time.perf_counter() - start
+    return seconds, subprocess.CompletedProcess(argv, proc.returncode, None, stderr)
 
 
 def one_round(result: Result, argv: list[str], root: Path, graph: gen.Graph,
