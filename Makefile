@@ -58,6 +58,7 @@ bench: bench-system-deps $(STAMP)
 # (helpers.wait_for), never on time.
 lint: $(STAMP)
 	$(PY) -m compileall -q computepods tests bench examples
+	$(PY) -m pyflakes computepods tests bench
 	@if grep -rn --include='*.py' -E '\b(time|asyncio)\.sleep\(' tests | grep -v '^tests/helpers.py:'; then \
 		echo "lint: tests must wait on a condition (helpers.wait_for), not sleep" >&2; exit 1; fi
 

@@ -19,13 +19,13 @@ import queue
 import shutil
 import threading
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
 from . import commit as commit_mod
 from . import runner, scratch
-from .errors import ComputePodsError, MalformedMessage, PathEscapesWorkspace
+from .errors import ComputePodsError, MalformedMessage
 from .hashing import sha256_file
 from .project import STATE_DIR, Rule
 from .rules import Step, bind
@@ -65,7 +65,7 @@ class StepJob:
     attempt: int
     inputs: dict[str, str | None]      # the hashes the MajorDomo judged it by
     known_outputs: tuple[str, ...] = ()
-    copy_in: tuple[str, ...] = ()
+    copy_in: dict[str, str] = field(default_factory=dict)   # own outputs given to it, pre-run
 
     @property
     def key(self) -> tuple[str, int]:
@@ -73,12 +73,12 @@ class StepJob:
 
 
 def step_to_message(step: Step, attempt: int, inputs: dict[str, str | None],
-                    record=None) -> dict:
+                    record=None, copy_in: dict[str, str] | None = None) -> dict:
     """A step on the wire.  `known_outputs` are the files earlier runs were
     seen to write (a .toc): a view must not link them into the tree;
-    `copy_in` are outputs the step also reads (the previous pass's .aux)."""
+    `copy_in` are its own outputs it gets to read, with their hashes (the
+    previous pass's .aux and .toc)."""
     known = sorted(set(record.outputs) - set(step.outputs)) if record else []
-    copy_in = [p for p in (*step.outputs, *known) if inputs.get(p) is not None]
     msg = {"id": step.id, "attempt": attempt, "rule": step.rule.name, "stem": step.stem,
            "inputs": inputs}
     if known:
@@ -104,10 +104,12 @@ def job_from_message(build: str, rules: dict[str, Rule], item: Any) -> StepJob:
         raise MalformedMessage("chef.run", f"step {item['id']!r} does not match its rule "
                                            f"and stem (they give {step.id!r})")
     known = tuple(item.get("known_outputs") or ())
-    copy_in = tuple(item.get("copy_in") or ())
+    copy_in = item.get("copy_in") or {}
+    if not isinstance(copy_in, dict):
+        raise MalformedMessage("chef.run", f"step {item['id']!r}: copy_in must be an object")
     for path in (*step.inputs, *step.outputs, *item["inputs"], *known, *copy_in):
         scratch.check_relative(path)
-    return StepJob(build, step, item["attempt"], dict(item["inputs"]), known, copy_in)
+    return StepJob(build, step, item["attempt"], dict(item["inputs"]), known, dict(copy_in))
 
 
 # --- steps left running by a crash --------------------------------------------
@@ -236,7 +238,7 @@ def execute(root: Path, job: StepJob, slot: Slot,
                                    scratch=str(work))
         else:
             cwd_root = scratch.make_view(root, work, (*step.outputs, *job.known_outputs),
-                                         copy_in=job.copy_in)
+                                         copy_in=list(job.copy_in))
             command = step.command(scratch=str(work))
     result = runner.run(command.argv, cwd=cwd_root / step.cwd if step.cwd else cwd_root,
                         env=step_env(root, work, step), stdout_path=slot.stdout,
@@ -288,7 +290,8 @@ def step_record(job: StepJob, root: Path, command: str, outputs: dict[str, list]
     inputs = dict(job.inputs)
     for path in discovered:
         if path not in inputs:
-            inputs[path] = None if path in outputs else _hash_or_none(job.step, root, path)
+            inputs[path] = job.copy_in.get(path) if path in outputs or path in job.step.outputs \
+                else _hash_or_none(job.step, root, path)
     return StepRecord(step_id=job.step.id, rule=rule_fingerprint(job.step), command=command,
                       inputs=inputs, outputs={p: v[0] for p, v in outputs.items()},
                       discovered=list(discovered), reason="recovered after a crash",

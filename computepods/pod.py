@@ -25,7 +25,6 @@ from .charts.store import Store
 from .kitchen import kill_leftover_steps, read_commit_logs, recovered_records
 from .state import StateDB
 from .planning import STATE_DB, prepare_state_dir
-from .project import STATE_DIR
 
 log = logging.getLogger("computepods.pod")
 

@@ -47,6 +47,7 @@ class Job:
     command: str                          # the display command, recorded
     rule_fp: str
     inputs: dict[str, str | None]         # hashes it is run against
+    copied: dict[str, str] = field(default_factory=dict)   # own outputs given to it, pre-run
 
 
 def rule_fingerprint(step: Step) -> str:
@@ -477,14 +478,25 @@ class Scheduler:
         inputs = dict(job.inputs)
         for path in discovered or ():
             if path not in inputs:
-                # What the step read: its own output as it was before the run
-                # (absent, on a first pass), anything else as it is now.
-                inputs[path] = None if path in outputs or path in job.step.outputs \
-                    else self.input_digest(job.step, path)
+                # What the step read: its own output as it was given to it
+                # before the run (absent, on a first pass), else as it is now.
+                inputs[path] = job.copied.get(path) if path in outputs or \
+                    path in job.step.outputs else self.input_digest(job.step, path)
         return StepRecord(step_id=job.step.id, rule=job.rule_fp, command=job.command,
                           inputs=inputs, outputs=dict(outputs), discovered=list(discovered or ()),
                           status="ok", exit_code=0, reason=job.reason, duration_s=duration_s,
                           finished_ns=finished_ns)
+
+    def own_outputs_to_copy(self, job: Job) -> dict[str, str]:
+        """A TeX step reads what it wrote last time (.aux, .toc, .lof) without
+        saying so beforehand: give it every output of its that exists, as
+        running it in place would (the .fls then tells which it read)."""
+        if job.step.rule.discover != "fls":
+            return {p: h for p in job.step.outputs
+                    if (h := job.inputs.get(p)) is not None}
+        record = self.records.get(job.step.id)
+        known = [*job.step.outputs, *(record.outputs if record else ())]
+        return {p: h for p in dict.fromkeys(known) if (h := self.digest(p)) is not None}
 
     def failed_record(self, job: Job, failure: StepFailure, finished_ns: int) -> StepRecord:
         return StepRecord(step_id=job.step.id, rule=job.rule_fp, command=job.command,

@@ -24,7 +24,7 @@ from miros import return_status, spy_on
 
 from .. import messages as m
 from ..errors import ComputePodsError, MalformedMessage
-from ..kitchen import StepJob, WorkerPool, failed_item, job_from_message, rule_from_dict
+from ..kitchen import StepJob, WorkerPool, job_from_message, rule_from_dict
 from .base import Chart
 
 log = logging.getLogger("computepods.chef")

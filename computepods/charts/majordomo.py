@@ -288,8 +288,12 @@ class MajorDomo(Chart):
     def _send(self, chef: ChefInfo, jobs: list[Job]) -> None:
         batch = next(self._batches)
         rules = {j.step.rule.name: rule_to_dict(j.step.rule) for j in jobs}
-        steps = [step_to_message(j.step, j.attempt, j.inputs,
-                                 self.build.scheduler.records.get(j.step.id)) for j in jobs]
+        s = self.build.scheduler
+        steps = []
+        for j in jobs:
+            j.copied = s.own_outputs_to_copy(j)
+            steps.append(step_to_message(j.step, j.attempt, j.inputs, s.records.get(j.step.id),
+                                         j.copied))
         ids = [j.step.id for j in jobs]
         chef.outstanding.update(ids)
         self._sent[batch] = (chef.name, ids)

@@ -2,12 +2,10 @@
 request/reply both ways, and a server restart in the middle of a request."""
 from __future__ import annotations
 
-import json
 import queue
-import threading
 
 import pytest
-from miros import return_status, signals, spy_on
+from miros import return_status, spy_on
 
 from computepods import messages as m
 from computepods.bus.bridge import NatsBridge

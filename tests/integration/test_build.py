@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from cpodrun import Run, cpod, start_cpod, write
+from cpodrun import cpod, start_cpod, write
 from helpers import pid_is_gone, wait_for
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"

@@ -146,7 +146,6 @@ CHILD = textwrap.dedent("""
 """)
 
 
-@pytest.mark.skipif(not natsd._pdeathsig_prefix(), reason="needs setpriv --pdeathsig")
 def test_server_dies_with_a_sigkilled_parent(tmp_path):
     env = dict(os.environ, PYTHONPATH=str(REPO))
     child = subprocess.Popen([sys.executable, "-c", CHILD, str(tmp_path)],

@@ -8,7 +8,9 @@ from miros import Event, return_status, signals, spy_on
 
 from computepods.charts.base import Chart, EventQueue, reset_fabric
 from computepods.errors import ChartQueueFull
-from computepods import messages  # noqa: F401  (registers the signals)
+from computepods import messages
+
+SIGNALS = messages.ALL_SIGNALS      # importing messages registers them with miros
 
 
 @spy_on

@@ -368,8 +368,6 @@ def test_example_cycle_settles_in_the_third_pass(tmp_path):
     assert "2. How it converges ........... 2" in (work / "doc.out").read_text()
 
 
-@pytest.mark.skipif(not all(map(shutil.which, TEX_TOOLS)),
-                    reason="needs pdflatex and bibtex")
 def test_the_latex_pack_builds_the_paper_example_in_a_subdirectory(tmp_path):
     """The pack's commands, run by hand as the cycle would: latex, bibtex,
     latex, latex, each in the document's directory."""
@@ -398,8 +396,6 @@ def test_the_latex_pack_builds_the_paper_example_in_a_subdirectory(tmp_path):
     assert "INPUT chapters/intro.tex" in (docs / "paper.fls").read_text()
 
 
-@pytest.mark.skipif(not all(map(shutil.which, TEX_TOOLS)),
-                    reason="needs pdflatex and bibtex")
 def test_bibtex_depfile_names_included_chapters_aux_files(tmp_path):
     """\\include'd chapters cite in their own .aux, which bibtex reads too."""
     (tmp_path / "ch").mkdir()
