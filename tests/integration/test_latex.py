@@ -111,3 +111,18 @@ def test_latex_error_changes_nothing_in_the_tree_and_shows_the_log(paper):
     assert run.code == 1
     assert "Undefined control sequence" in run.err        # pdflatex reports on stdout
     assert (paper / "paper.pdf").read_bytes() == before
+
+
+def test_aux_change_outside_citations_does_not_rerun_bibtex(paper):
+    """The .aux gains labels and toc lines, but not its \\citation lines:
+    bibtex's part of it is unchanged, so only pdflatex reruns."""
+    assert cpod(paper, "build").code == 0
+    aux_before = (paper / "paper.aux").read_text()
+    (paper / "chapter.tex").write_text((paper / "chapter.tex").read_text() +
+                                       "\\section{Three}\\label{sec:three}\n")
+    run = cpod(paper, "build")
+    assert run.code == 0, run.err
+    assert (paper / "paper.aux").read_text() != aux_before        # the .aux did change
+    assert runs(run, "bibtex") == 0 and runs(run, "latex") >= 2
+    assert "Three" in (paper / "paper.toc").read_text()
+    assert resolved(paper)
