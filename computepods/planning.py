@@ -89,13 +89,20 @@ def up_to_date(root: Path, plan: Plan, state: tuple[dict, dict] | None = None,
     if not records:
         return None
     cache = StatCache(root, files)
+    seen: dict[str, str | None] = {}
+
+    def digest(path: str) -> str | None:
+        # An output is also its dependants' input: stat each file once.
+        if path not in seen:
+            seen[path] = cache.digest(path)
+        return seen[path]
+
     for sid, step in plan.steps.items():
         record = records.get(sid)
         if record is None:
             return None
-        inputs = {p: input_digest(step, p, cache.digest, root)
-                  for p in input_paths(step, record)}
-        outputs = {p: cache.digest(p) for p in step.outputs}
+        inputs = {p: input_digest(step, p, digest, root) for p in input_paths(step, record)}
+        outputs = {p: digest(p) for p in step.outputs}
         if why_stale(step, step.display, rule_fingerprint(step), record,
                      inputs, outputs) is not None:
             return None

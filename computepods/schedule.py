@@ -72,9 +72,10 @@ def why_stale(step: Step, command: str | Callable[[], str], rule_fp: str,
               outputs: dict[str, str | None]) -> str | None:
     """The reason `step` must run, or None when it is up to date.
 
-    `command` may be a callable: rendering 10,000 commands is a third of a
-    cold no-op, and an unchanged rule fingerprint (which covers the command
-    template) already implies an unchanged command for the same step.
+    `command` may be a callable, which is then not called: rendering 10,000
+    commands was a third of a cold no-op, and an unchanged rule fingerprint
+    (which covers the command template) already implies an unchanged command
+    for the same step.
     """
     if record is None:
         return "never built"
@@ -82,7 +83,9 @@ def why_stale(step: Step, command: str | Callable[[], str], rule_fp: str,
         return f"its last run failed ({record.reason})" if record.reason else "its last run failed"
     if record.rule != rule_fp:
         return f"rule {step.rule.name!r} changed"
-    if record.command != (command() if callable(command) else command):
+    # With the rule unchanged, the same step (same id, so the same stem) has
+    # the same command; a caller that passes a callable skips rendering it.
+    if not callable(command) and record.command != command:
         return "its command changed"
     for path in step.outputs:
         now = outputs.get(path)
