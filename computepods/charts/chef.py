@@ -16,8 +16,9 @@ step is only acknowledged, a repeat of a finished one gets its result again.
 """
 from __future__ import annotations
 
-import logging
 import itertools
+import logging
+from collections import deque
 from pathlib import Path
 
 from miros import return_status, spy_on
@@ -54,8 +55,7 @@ def chef_serving(chef: "Chef", e):
         chef.accept(e.payload)
         return chef.trans(chef_busy) if chef.in_flight else return_status.HANDLED
     if sig == m.STEP_STARTED:
-        chef.outbox_add({"event": "started", "id": e.payload.step.id,
-                         "attempt": e.payload.attempt})
+        chef.outbox_add(e.payload)
         return return_status.HANDLED
     if sig == m.FLUSH:
         chef.flush()
@@ -105,12 +105,13 @@ class Chef(Chart):
         self.in_flight: set[tuple[str, int]] = set()
         self.results: dict[tuple[str, int], dict] = {}
         self.outbox: list[dict] = []
+        self.quiet_notes: deque = deque()       # started notes from workers, not yet sent
         self.flush_pending = False
         self.unacked: dict[int, list[dict]] = {}
         self._tokens = itertools.count(1)
         self.heartbeat = None
         self.pool = WorkerPool(self.root, slots,
-                               on_started=lambda job: self.post(m.STEP_STARTED, job),
+                               on_started=self.step_started,
                                on_done=lambda job, item: self.post(m.STEP_DONE, (job, item)),
                                name=name)
 
@@ -170,6 +171,17 @@ class Chef(Chart):
         self.results[job.key] = item
         self.outbox_add({"event": "finished", "build": job.build, **item})
 
+    def step_started(self, job: StepJob) -> None:
+        """Called by a worker thread.  While the queue is deep the note waits
+        for the next results message without waking the chart (one event less
+        per step); when it is short, the chart hears at once, so a long step
+        shows as running."""
+        note = {"event": "started", "id": job.step.id, "attempt": job.attempt}
+        if self.pool.queued >= self.slots:
+            self.quiet_notes.append(note)
+        else:
+            self.post(m.STEP_STARTED, note)
+
     def outbox_add(self, item: dict) -> None:
         """Queue a note for the MajorDomo; send at once only when it matters.
 
@@ -178,6 +190,8 @@ class Chef(Chart):
         message for many steps); once the queue runs short, or enough notes
         gathered, they go at once, so the MajorDomo refills it in time.
         """
+        while self.quiet_notes:
+            self.outbox.append(self.quiet_notes.popleft())
         self.outbox.append(item)
         if self.flush_pending:
             return
