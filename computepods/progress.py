@@ -39,8 +39,9 @@ class Progress:
             self.done, self.total, _ = ev["progress"]
         if t == "plan":
             self.total = ev.get("steps", 0)
-        elif t == "start":
-            self.running[ev["step"]] = ev.get("command", "")
+        elif t in ("start", "ran"):
+            if t == "start":
+                self.running[ev["step"]] = ev.get("command", "")
             if self.explain:
                 self.say(f"run  {ev['step']}: {ev.get('reason', '')}")
             if self.verbose:

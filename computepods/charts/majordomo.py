@@ -321,6 +321,11 @@ class MajorDomo(Chart):
         b = self.build
         chef = msg.data["chef"]
         records, files = [], []
+        # A step that started and finished within this one message gets one
+        # "ran" event instead of "start" and "ok": half the events to follow.
+        finishing = {(i.get("id"), i.get("attempt")) for i in msg.data["results"]
+                     if isinstance(i, dict) and i.get("event") == "finished"}
+        started_here: set[str] = set()
         for item in msg.data["results"]:
             if not isinstance(item, dict) or not isinstance(item.get("id"), str):
                 continue
@@ -330,8 +335,11 @@ class MajorDomo(Chart):
                 continue                  # late, duplicate, an older attempt, another build
             job = b.jobs[sid]
             if item.get("event") == "started":
-                self.note({"t": "start", "step": sid, "command": job.command,
-                            "reason": job.reason, "chef": chef})
+                if (sid, item.get("attempt")) in finishing:
+                    started_here.add(sid)
+                else:
+                    self.note({"t": "start", "step": sid, "command": job.command,
+                               "reason": job.reason, "chef": chef})
                 continue
             self._chef_done(chef, sid)
             if item.get("ok"):
@@ -344,8 +352,16 @@ class MajorDomo(Chart):
                 b.records[sid] = record
                 records.append(record)
                 b.awaiting_record.add(sid)
-                self.note({"t": "ok", "step": sid, "duration_s": item.get("duration_s")})
+                if sid in started_here:
+                    self.note({"t": "ran", "step": sid, "command": job.command,
+                               "reason": job.reason, "chef": chef,
+                               "duration_s": item.get("duration_s")})
+                else:
+                    self.note({"t": "ok", "step": sid, "duration_s": item.get("duration_s")})
             else:
+                if sid in started_here:
+                    self.note({"t": "start", "step": sid, "command": job.command,
+                               "reason": job.reason, "chef": chef})
                 failure = StepFailure(sid, item.get("command") or job.command,
                                       item.get("exit_code"), item.get("reason", "failed"),
                                       item.get("stdout_tail", ""), item.get("stderr_tail", ""))

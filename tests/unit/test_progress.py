@@ -59,3 +59,11 @@ def test_a_huge_failed_command_is_clipped():
               "reason": "cannot run /bin/sh: Argument list too long", "exit_code": None})
     text = out.getvalue()
     assert len(text) < 1000 and "more characters" in text
+
+
+def test_a_step_that_ran_within_one_message_is_one_plain_line():
+    out = io.StringIO()
+    p = Progress(out, tty=False)
+    p.handle({"t": "ran", "step": "cc:a.o", "command": "cc -c a.c", "reason": "never built",
+              "duration_s": 0.1, "progress": [1, 3, 0]})
+    assert out.getvalue() == "run  cc:a.o\n"
