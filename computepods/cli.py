@@ -59,6 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
     k.add_argument("--namespace", default="cp")
     k.add_argument("-j", "--jobs", type=int, metavar="N", help="slots (default: cores)")
     k.add_argument("--name", help="chef name (default: host-pid)")
+    k.add_argument("--heartbeat", type=float, default=5.0, metavar="S",
+                   help="seconds between status messages; silent for 3 of them, "
+                        "a MajorDomo reschedules its steps (default 5)")
     k.add_argument("--trace", action="store_true")
 
     c = sub.add_parser("clean", help="remove the outputs and state computepods made")
@@ -165,7 +168,10 @@ def cmd_chef(root: Path, args) -> int:
         raise UsageError("cpod chef needs --nats URL (or CP_NATS_URL): the bus to serve")
     name = args.name or f"{socket.gethostname()}-{os.getpid()}"
     bridge = NatsBridge(args.nats, namespace=args.namespace, name=f"chef:{name}").start()
-    chef = Chef(name, bridge, root, args.jobs or default_slots(), live_trace=args.trace)
+    if args.heartbeat <= 0:
+        raise UsageError(f"--heartbeat {args.heartbeat}: must be a positive number of seconds")
+    chef = Chef(name, bridge, root, args.jobs or default_slots(), live_trace=args.trace,
+                heartbeat_s=args.heartbeat)
     try:
         chef.start()
         threading.Event().wait()          # until a signal interrupts

@@ -64,6 +64,9 @@ class Progress:
         elif t == "fixpoint":
             self.cycle = ""
             self.say(f"fixpoint of {ev['cycle']} after pass {ev['pass']}")
+        elif t == "chef_lost":
+            then = "rescheduling" if ev.get("rescheduled") else "failing"
+            self.say(f"{ev['reason']}: {then} {len(ev.get('steps', []))} steps")
         elif t == "cycle_failed":
             self.cycle = ""
             self.say(f"FAILED {ev['reason']}")

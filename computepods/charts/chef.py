@@ -31,7 +31,7 @@ from .base import Chart
 log = logging.getLogger("computepods.chef")
 
 HEARTBEAT_S = 5.0          # seconds between status messages when nothing changes
-LEASE_S = 3 * HEARTBEAT_S  # a MajorDomo may give up on a chef silent this long
+LEASE_FACTOR = 3           # a MajorDomo gives up on a chef silent for 3 heartbeats
 MAX_REMEMBERED = 100_000   # finished results kept for repeated run requests
 MAX_NOTES = 32             # notes gathered before a results message goes anyway
 
@@ -40,7 +40,8 @@ MAX_NOTES = 32             # notes gathered before a results message goes anyway
 def chef_serving(chef: "Chef", e):
     sig = e.signal_name
     if sig == "ENTRY_SIGNAL":
-        chef.heartbeat = chef.post_fifo(chef.tick_event(), period=HEARTBEAT_S, deferred=True)
+        chef.heartbeat = chef.post_fifo(chef.tick_event(), period=chef.heartbeat_s,
+                                        deferred=True)
         chef.publish_status()
         return return_status.HANDLED
     if sig == "EXIT_SIGNAL":
@@ -94,7 +95,7 @@ class Chef(Chart):
     initial_state = chef_serving
 
     def __init__(self, name: str, bridge, root: Path, slots: int, *, pod: str = "local",
-                 tools: list[str] | None = None, **kw):
+                 tools: list[str] | None = None, heartbeat_s: float = HEARTBEAT_S, **kw):
         super().__init__(f"chef:{name}", **kw)
         self.chef = name
         self.bridge = bridge
@@ -110,6 +111,7 @@ class Chef(Chart):
         self.unacked: dict[int, list[dict]] = {}
         self._tokens = itertools.count(1)
         self.heartbeat = None
+        self.heartbeat_s = heartbeat_s
         self.pool = WorkerPool(self.root, slots,
                                on_started=self.step_started,
                                on_done=lambda job, item: self.post(m.STEP_DONE, (job, item)),
@@ -220,4 +222,4 @@ class Chef(Chart):
         self.bridge.publish(m.CHEF_STATUS, {
             "chef": self.chef, "pod": self.pod, "slots": self.slots,
             "running": max(0, len(self.in_flight) - queued), "queued": queued,
-            "tools": self.tools, "lease_s": LEASE_S})
+            "tools": self.tools, "lease_s": LEASE_FACTOR * self.heartbeat_s})

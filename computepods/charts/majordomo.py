@@ -43,6 +43,7 @@ log = logging.getLogger("computepods.majordomo")
 WINDOW_PER_SLOT = 8        # steps outstanding per chef slot (queued at the chef)
 MAX_BATCH = 32             # steps per run message
 CHEF_WAIT_S = 10.0         # seconds a build waits for a first chef before failing
+DEFAULT_LEASE_S = 15.0     # seconds of silence after which a chef is presumed dead
 EVENTS_MAX = 256           # events per build.events message
 
 
@@ -52,6 +53,7 @@ class ChefInfo:
     slots: int
     outstanding: set[str] = field(default_factory=set)
     seen: float = 0.0
+    lease_s: float = DEFAULT_LEASE_S
 
     @property
     def space(self) -> int:
@@ -237,14 +239,43 @@ class MajorDomo(Chart):
             info = self.chefs[data["chef"]] = ChefInfo(data["chef"], max(1, data["slots"]))
         info.slots = max(1, data["slots"])
         info.seen = time.monotonic()
+        info.lease_s = float(data.get("lease_s") or DEFAULT_LEASE_S)
 
     def check_chefs(self) -> None:
+        now = time.monotonic()
+        for info in [c for c in self.chefs.values() if now - c.seen > c.lease_s]:
+            self.chef_lost(info, now - info.seen)
         b = self.build
         if b and not self.chefs and time.monotonic() - b.started > CHEF_WAIT_S:
             for job in list(b.to_send):
                 self._fail(job.step.id, "no chef answered within "
                                         f"{CHEF_WAIT_S:.0f} s; is a chef running?", None)
             b.to_send.clear()
+
+    def chef_lost(self, info: ChefInfo, silent_s: float) -> None:
+        """A chef silent past its lease is gone: its unfinished steps go to
+        another chef as new attempts (a late result from the old one is then
+        ignored), or fail naming it when no chef is left."""
+        del self.chefs[info.name]
+        b = self.build
+        steps = sorted(sid for sid in info.outstanding
+                       if b and sid in b.jobs and sid not in b.awaiting_record
+                       and b.scheduler.state[sid] is State.RUNNING)
+        why = (f"chef {info.name} stopped answering (no status for {silent_s:.1f} s; "
+               f"its lease is {info.lease_s:.1f} s)")
+        log.warning("%s; %d steps unfinished", why, len(steps))
+        if b is None:
+            return
+        self.note({"t": "chef_lost", "chef": info.name, "reason": why, "steps": steps,
+                   "rescheduled": bool(self.chefs)})
+        for sid in steps:
+            if self.chefs:
+                job = b.jobs[sid]
+                b.scheduler.attempts[sid] += 1
+                job.attempt = b.scheduler.attempts[sid]
+                b.to_send.appendleft(job)
+            else:
+                self._fail(sid, why + "; no other chef to run it", None)
 
     # -- dispatch ----------------------------------------------------------------
     def dispatch_ready(self) -> None:
@@ -312,6 +343,8 @@ class MajorDomo(Chart):
         if not (isinstance(reply.token, tuple) and reply.token[0] == "run"):
             return
         chef, ids = self._sent.pop(reply.token[1], (None, []))
+        if chef not in self.chefs:
+            return                 # its lease expired: its steps were rescheduled
         for sid in ids:
             self._fail(sid, f"chef {chef} did not answer: {reply.error}", chef)
 

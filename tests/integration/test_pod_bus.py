@@ -136,3 +136,63 @@ def test_embedded_build_with_chefs_in_a_child_process(tmp_path):
     run = cpod(root, "build", env={"CP_CHEF_PROCESS": "1"})
     assert run.code == 0, run.err
     assert (root / "out/all.txt").read_text() == "".join(f"{i}\n" for i in range(4))
+
+
+def _chef_process(root: Path, nats_url: str, name: str):
+    import subprocess
+    import sys
+    return subprocess.Popen([sys.executable, "-m", "computepods.cli", "-C", str(root), "chef",
+                             "--nats", nats_url, "-j", "1", "--name", name,
+                             "--heartbeat", "0.2"],
+                            stderr=subprocess.PIPE, text=True)
+
+
+def _build_killing(pod: Pod, root: Path, chef_proc, chef_name: str) -> tuple[int, list[dict]]:
+    """Build, SIGKILLing `chef_proc` as soon as it has started a step."""
+    events: list[dict] = []
+
+    def on_event(ev: dict) -> None:
+        events.append(ev)
+        if ev.get("t") in ("start", "ran") and ev.get("chef") == chef_name \
+                and chef_proc.poll() is None:
+            chef_proc.kill()
+    code = request_build(pod.bridge, [], root, on_event=on_event)
+    return code, events
+
+
+def test_a_chef_that_dies_mid_build_loses_its_lease_and_its_steps_move(tmp_path, nats_url):
+    n = 24                         # more than one chef's window: both get work
+    root = wide_project(tmp_path / "p", n, sleep="0.2")
+    doomed = _chef_process(root, nats_url, "doomed")
+    spare = _chef_process(root, nats_url, "spare")
+    pod = Pod(root, PodOptions(nats_url=nats_url, chefs=0)).start()
+    try:
+        wait_for(lambda: len(pod.charts[1].chefs) == 2, timeout=30, what="both chefs")
+        code, events = _build_killing(pod, root, doomed, "doomed")
+        lost = [ev for ev in events if ev.get("t") == "chef_lost"]
+        assert code == 0, events[-3:]
+        assert lost and lost[0]["chef"] == "doomed" and lost[0]["rescheduled"]
+        assert "chef doomed stopped answering" in lost[0]["reason"]
+        assert (root / "out/all.txt").read_text() == "".join(f"{i}\n" for i in range(n))
+    finally:
+        pod.stop()
+        doomed.kill()
+        spare.terminate()
+        spare.wait(timeout=30)
+
+
+def test_the_only_chef_dying_fails_its_steps_naming_it(tmp_path, nats_url):
+    root = wide_project(tmp_path / "p", 3, sleep="0.5")
+    doomed = _chef_process(root, nats_url, "only")
+    pod = Pod(root, PodOptions(nats_url=nats_url, chefs=0)).start()
+    try:
+        wait_for(lambda: len(pod.charts[1].chefs) == 1, timeout=30, what="the chef")
+        code, events = _build_killing(pod, root, doomed, "only")
+        assert code == 1
+        failures = [ev for ev in events if ev.get("t") == "fail"]
+        assert failures and "chef only stopped answering" in failures[0]["reason"]
+        assert "no other chef to run it" in failures[0]["reason"]
+        assert not (root / "out/all.txt").exists()
+    finally:
+        pod.stop()
+        doomed.kill()
