@@ -12,24 +12,19 @@ from pathlib import Path
 from typing import Sequence
 
 from .hashing import StatCache
-from .planning import STATE_DB, resolve
-from .schedule import input_digest, input_paths, rule_fingerprint, why_stale
-from .state import StateDB
+from .planning import load_state, resolve
+from .schedule import stale_on_disk
 
 
 def explain(root: Path, names: Sequence[str], cwd: Path) -> list[str]:
     _, plan = resolve(root, names, cwd)
-    with StateDB(root / STATE_DB, readonly=True) as db:
-        records = db.steps()
-        cache = StatCache(root, db.files())
+    records, files = load_state(root)
+    cache = StatCache(root, files)
     lines = []
     for sid, step in reversed(list(plan.steps.items())):
         record = records.get(sid)
-        inputs = {p: input_digest(step, p, cache.digest, root)
-                  for p in input_paths(step, record)}
-        outputs = {p: cache.digest(p) for p in step.outputs}
+        now = stale_on_disk(step, record, cache.digest, root)
         command = step.display()
-        now = why_stale(step, command, rule_fingerprint(step), record, inputs, outputs)
         lines.append(f"{sid}")
         lines.append(f"  now: {'up to date' if now is None else 'would run: ' + now}")
         lines.append(f"  command: {command}")

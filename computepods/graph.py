@@ -106,13 +106,3 @@ class BuildGraph:
         """The components this one reads from (outside itself)."""
         inside = set(comp.steps)
         return {self.component_of[p] for s in comp.steps for p in self.deps[s] if p not in inside}
-
-    def to_dot(self) -> str:
-        lines = ["digraph computepods {", "  rankdir=LR;"]
-        for sid in self.plan.steps:
-            lines.append(f'  "{sid}";')
-        for sid, producers in self.deps.items():
-            for p in sorted(producers):
-                lines.append(f'  "{p}" -> "{sid}";')
-        lines.append("}")
-        return "\n".join(lines)

@@ -286,12 +286,9 @@ def step_record(job: StepJob, root: Path, command: str, outputs: dict[str, list]
                 discovered: list[str], duration_s: float) -> dict:
     """The StepRecord of a successful run, as the MajorDomo would write it;
     rolled forward from the commit log if cpod dies before it is stored."""
-    from .schedule import rule_fingerprint
-    inputs = dict(job.inputs)
-    for path in discovered:
-        if path not in inputs:
-            inputs[path] = job.copy_in.get(path) if path in outputs or path in job.step.outputs \
-                else _hash_or_none(job.step, root, path)
+    from .schedule import record_inputs, rule_fingerprint
+    inputs = record_inputs(job.inputs, job.copy_in, discovered, {*outputs, *job.step.outputs},
+                           lambda p: _hash_or_none(job.step, root, p))
     # The dict StepRecord.from_dict reads, built directly: asdict() deep-
     # copies and costs more than the rest of this per step.
     return {"step_id": job.step.id, "rule": rule_fingerprint(job.step), "command": command,

@@ -16,7 +16,7 @@ from .graph import BuildGraph
 from .hashing import FileRecord, StatCache
 from .project import STATE_DIR, Project, load_project
 from .rules import Plan, RuleSet
-from .schedule import Scheduler, input_digest, input_paths, rule_fingerprint, why_stale
+from .schedule import Scheduler, stale_on_disk
 from .state import StateDB
 
 STATE_DB = f"{STATE_DIR}/state.db"
@@ -60,9 +60,7 @@ def make_plan(root: Path, names: Sequence[str], cwd: Path | None = None, *,
               keep_going: bool = False, dry_run: bool = False) -> BuildPlan:
     """Everything a build needs to start; raises ComputePodsError (exit 2)."""
     project, plan = resolve(root, names, cwd)
-    with StateDB(root / STATE_DB, readonly=True) as db:
-        records = db.steps()
-        files = db.files()
+    records, files = load_state(root)
     graph = BuildGraph.from_plan(plan, {sid: r.discovered for sid, r in records.items()
                                         if r.discovered})
     scheduler = Scheduler(graph, records, StatCache(root, files),
@@ -81,9 +79,8 @@ def up_to_date(root: Path, plan: Plan, state: tuple[dict, dict] | None = None,
     """The cold no-op check: when every step is up to date as the files are
     now, the stat records refreshed on the way (to persist); else None.
 
-    It uses the same judgement as the scheduler (:func:`why_stale`), with the
-    hashes on disk standing in for what the producers would report, and
-    needs neither NATS nor networkx: a no-op costs one stat per file.
+    It uses the scheduler's judgement (:func:`stale_on_disk`) and needs
+    neither NATS nor networkx: a no-op costs one stat per file.
     """
     records, files = state or load_state(root)
     if not records:
@@ -99,12 +96,7 @@ def up_to_date(root: Path, plan: Plan, state: tuple[dict, dict] | None = None,
 
     for sid, step in plan.steps.items():
         record = records.get(sid)
-        if record is None:
-            return None
-        inputs = {p: input_digest(step, p, digest, root) for p in input_paths(step, record)}
-        outputs = {p: digest(p) for p in step.outputs}
-        if why_stale(step, step.display, rule_fingerprint(step), record,
-                     inputs, outputs) is not None:
+        if record is None or stale_on_disk(step, record, digest, root) is not None:
             return None
     return cache.updated()
 

@@ -478,13 +478,9 @@ class Scheduler:
 
     def record(self, job: Job, outputs: dict[str, str], duration_s: float, finished_ns: int,
                discovered: list[str] | None = None) -> StepRecord:
-        inputs = dict(job.inputs)
-        for path in discovered or ():
-            if path not in inputs:
-                # What the step read: its own output as it was given to it
-                # before the run (absent, on a first pass), else as it is now.
-                inputs[path] = job.copied.get(path) if path in outputs or \
-                    path in job.step.outputs else self.input_digest(job.step, path)
+        inputs = record_inputs(job.inputs, job.copied, discovered or (),
+                               {*outputs, *job.step.outputs},
+                               lambda p: self.input_digest(job.step, p))
         return StepRecord(step_id=job.step.id, rule=job.rule_fp, command=job.command,
                           inputs=inputs, outputs=dict(outputs), discovered=list(discovered or ()),
                           status="ok", exit_code=0, reason=job.reason, duration_s=duration_s,
@@ -527,6 +523,27 @@ def input_digest(step: Step, path: str, digest, root) -> str | None:
         return digest(path)
     from .parts import part_digest
     return part_digest(root / path, part)
+
+
+def stale_on_disk(step: Step, record: StepRecord | None, digest, root) -> str | None:
+    """:func:`why_stale` with the files as they are on disk standing in for
+    what producers would report (the cold no-op check, explain).  The
+    command is not rendered: the rule fingerprint already vouches for it."""
+    inputs = {p: input_digest(step, p, digest, root) for p in input_paths(step, record)}
+    outputs = {p: digest(p) for p in step.outputs}
+    return why_stale(step, step.display, rule_fingerprint(step), record, inputs, outputs)
+
+
+def record_inputs(judged: dict[str, str | None], copied: dict[str, str],
+                  discovered, produced, digest) -> dict[str, str | None]:
+    """A run's input hashes: those it was judged by, plus what it was found
+    to read — its own output as it was given to it before the run (absent on
+    a first pass), anything else as it is now."""
+    inputs = dict(judged)
+    for path in discovered:
+        if path not in inputs:
+            inputs[path] = copied.get(path) if path in produced else digest(path)
+    return inputs
 
 
 def group_record_id(comp: Component) -> str:

@@ -252,9 +252,6 @@ def reset_fabric() -> None:
     fabric.clear()
 
 
-def signal_name(event: Event) -> str:
-    return event.signal_name
-
 
 def stop_all(charts: Iterable[Chart]) -> None:
     """Stop charts in reverse start order, collecting the first error."""
