@@ -24,60 +24,26 @@ import logging
 import secrets
 import time
 from collections import deque
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from miros import return_status, spy_on
 
 from .. import messages as m
 from ..errors import ComputePodsError, StepFailure
+from ..freshness import Freshness, request_key
+from ..builds import DEFAULT_LEASE_S, WINDOW_PER_SLOT, ActiveBuild, ChefInfo
 from ..hashing import FileRecord
 from ..kitchen import rule_to_dict, step_to_message
-from ..planning import BuildPlan, make_plan
+from ..planning import make_plan
 from ..schedule import UNKNOWN, Job, State
 from .base import Chart
 from .store import Record
 
 log = logging.getLogger("computepods.majordomo")
 
-WINDOW_PER_SLOT = 8        # steps outstanding per chef slot (queued at the chef)
 MAX_BATCH = 32             # steps per run message
 CHEF_WAIT_S = 10.0         # seconds a build waits for a first chef before failing
-DEFAULT_LEASE_S = 15.0     # seconds of silence after which a chef is presumed dead
 EVENTS_MAX = 256           # events per build.events message
-
-
-@dataclass
-class ChefInfo:
-    name: str
-    slots: int
-    outstanding: set[str] = field(default_factory=set)
-    seen: float = 0.0
-    lease_s: float = DEFAULT_LEASE_S
-
-    @property
-    def space(self) -> int:
-        return self.slots * WINDOW_PER_SLOT - len(self.outstanding)
-
-
-@dataclass
-class ActiveBuild:
-    id: str
-    names: list[str]
-    keep_going: bool
-    dry_run: bool
-    bp: BuildPlan
-    started: float
-    jobs: dict[str, Job] = field(default_factory=dict)
-    to_send: deque = field(default_factory=deque)
-    awaiting_record: set[str] = field(default_factory=set)
-    outputs: dict[str, dict[str, str]] = field(default_factory=dict)
-    records: dict[str, object] = field(default_factory=dict)   # step -> StepRecord awaiting disk
-    final_token: str = ""
-
-    @property
-    def scheduler(self):
-        return self.bp.scheduler
 
 
 @spy_on
@@ -91,6 +57,9 @@ def md_ready(md: "MajorDomo", e):
     if sig == m.BUILD_REQUEST:
         md.enqueue_request(e.payload)
         return return_status.HANDLED
+    if sig == m.FS_CHANGED:
+        md.heard_change(e.payload.data)
+        return return_status.HANDLED
     md.temp.fun = md.top
     return return_status.SUPER
 
@@ -99,12 +68,17 @@ def md_ready(md: "MajorDomo", e):
 def md_idle(md: "MajorDomo", e):
     sig = e.signal_name
     if sig == "ENTRY_SIGNAL":
-        if md.requests:
+        if md.queue_follow_up() or md.requests:
             md.post(m.BUILD_START)
         return return_status.HANDLED
     if sig == m.BUILD_REQUEST:
         md.enqueue_request(e.payload)
         md.post(m.BUILD_START)
+        return return_status.HANDLED
+    if sig == m.FS_CHANGED:
+        md.heard_change(e.payload.data)
+        if md.queue_follow_up():
+            md.post(m.BUILD_START)
         return return_status.HANDLED
     if sig == m.BUILD_START:
         if md.start_next_build():
@@ -174,10 +148,16 @@ class MajorDomo(Chart):
     initial_state = md_ready
     subscriptions = (m.RECORDED,)
 
-    def __init__(self, bridge, root: Path, **kw):
+    def __init__(self, bridge, root: Path, *, watch_targets: list[str] | None = None, **kw):
+        """With `watch_targets` (a watching pod: ``cpod up``), fs.changed
+        reports keep :class:`Freshness` and each settled change rebuilds
+        those targets (\[] is the project's default)."""
         super().__init__("majordomo", **kw)
         self.bridge = bridge
         self.root = Path(root)
+        self.watch_targets = watch_targets
+        self.freshness = Freshness() if watch_targets is not None else None
+        self.follow_up_queued = False
         self.chefs: dict[str, ChefInfo] = {}
         self.requests: deque = deque()
         self.build: ActiveBuild | None = None
@@ -193,6 +173,8 @@ class MajorDomo(Chart):
         self.bridge.route(m.BUILD_REQUEST, self)
         self.bridge.route(m.CHEF_STATUS, self)
         self.bridge.route(m.STEP_RESULTS, self)
+        if self.freshness:
+            self.bridge.route(m.FS_CHANGED, self)
         self.bridge.publish(m.CHEFS_QUERY, {})
         return self
 
@@ -203,6 +185,15 @@ class MajorDomo(Chart):
             self.bridge.respond(msg, {"build": self.build.id, "joined": True})
             return
         build_id = secrets.token_hex(4)
+        steps = self.freshness.fresh_steps(self.request_key(msg.data)) \
+            if self.freshness and not self.build and not self.requests else None
+        if steps is not None:        # nothing changed since it last succeeded
+            self.bridge.respond(msg, {"build": build_id, "queued": False})
+            self.publish_events(build_id, [
+                {"t": "plan", "steps": steps, "targets": names, "fresh": True},
+                {"t": "done", "ok": True, "code": 0, "ran": 0, "skipped": steps, "failed": 0,
+                 "blocked": 0, "not_run": 0, "duration_s": 0.0, "fresh": True}])
+            return
         self.requests.append((build_id, msg))
         self.bridge.respond(msg, {"build": build_id, "queued": self.build is not None})
 
@@ -220,7 +211,11 @@ class MajorDomo(Chart):
                                                 "error": str(exc)}])
                 continue
             self.build = ActiveBuild(build_id, list(data["targets"]), bool(data.get("keep_going")),
-                                     bool(data.get("dry_run")), bp, time.monotonic())
+                                     bool(data.get("dry_run")), bp, time.monotonic(),
+                                     cwd=str(data.get("cwd") or self.root))
+            if self.freshness:
+                self.build.generation = self.freshness.build_started(
+                    p for step in bp.plan.steps for p in step.outputs)
             self.note({"t": "plan", "steps": len(bp.plan.steps), "targets": bp.plan.targets})
             self.ticker = self.post_fifo(self._tick_event(), period=1.0, deferred=True)
             if not self.chefs:
@@ -379,6 +374,9 @@ class MajorDomo(Chart):
                 outputs = {p: v[0] for p, v in item.get("outputs", {}).items()}
                 files += [FileRecord(p, v[1], v[2], v[3], v[0], v[4])
                           for p, v in item.get("outputs", {}).items()]
+                if self.freshness:
+                    self.freshness.recorded_outputs(
+                        {p: (v[1], v[2]) for p, v in item.get("outputs", {}).items()})
                 b.outputs[sid] = outputs
                 record = b.scheduler.record(job, outputs, item.get("duration_s", 0.0),
                                             time.time_ns(), item.get("discovered") or [])
@@ -485,7 +483,33 @@ class MajorDomo(Chart):
                     "blocked": c.blocked, "not_run": len(s.not_run()),
                     "duration_s": round(time.monotonic() - b.started, 3)})
         self.flush_events()
+        if self.freshness:
+            self.freshness.build_finished(
+                None if b.dry_run else self.request_key({"targets": b.names, "cwd": b.cwd}),
+                b.generation, s.ok, len(b.bp.plan.steps))
         self.build = None
+
+    # -- a watching pod ------------------------------------------------------------
+    def request_key(self, data: dict):
+        return request_key(str(data.get("cwd") or self.root), data["targets"])
+
+    def heard_change(self, data: dict) -> None:
+        if self.freshness and data.get("root") == str(self.root):
+            stat = None if data["kind"] == "deleted" else (data.get("size"), data.get("mtime_ns"))
+            self.freshness.heard(data["path"], stat)
+            if data.get("moved_from"):
+                self.freshness.heard(data["moved_from"], None)
+
+    def queue_follow_up(self) -> bool:
+        """Queue one build of the watch targets if changes arrived that no
+        build has seen yet; True when one was queued."""
+        if not self.freshness or self.build or not self.freshness.want_follow_up():
+            return False
+        if any(msg.data.get("client") == "watch" for _, msg in self.requests):
+            return False
+        self.requests.append((secrets.token_hex(4), m.Message("", {
+            "targets": list(self.watch_targets), "cwd": str(self.root), "client": "watch"})))
+        return True
 
     # -- build events --------------------------------------------------------------
     def note(self, ev: dict) -> None:
@@ -521,6 +545,8 @@ class MajorDomo(Chart):
             "t": "done", "ok": False, "code": 1,
             "error": f"internal error in the MajorDomo: {type(exc).__name__}: {exc}"}])
         self.events = []
+        if self.freshness:
+            self.freshness.build_finished(None, b.generation, False)
         self.build = None
         self.trans(md_idle)
 
