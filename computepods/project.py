@@ -23,6 +23,7 @@ from typing import Any, Callable, Sequence
 from computepods import errors
 from computepods.errors import ProjectError
 from computepods.rules import PLACEHOLDERS, TemplateError, parse_template
+from computepods.timetable import cron_problem
 
 PROJECT_FILE = "computepods.toml"
 STATE_DIR = ".computepods"
@@ -312,8 +313,11 @@ def _load_schedules(value: Any, aliases: dict[str, tuple[str, ...]],
         if missing:
             raise ProjectError(file, f"schedule #{n} has no {missing[0]!r}",
                                key=f"schedule.{missing[0]}")
-        # The cron expression itself is checked by the Cron chart's parser.
         cron = _string(table["cron"], file, None, "schedule.cron")
+        problem = cron_problem(cron)
+        if problem:
+            raise ProjectError(file, f"schedule #{n}: bad cron expression {cron!r}: "
+                               f"{problem}", key="schedule.cron")
         targets = _names(table["targets"], aliases, file, "schedule.targets")
         if not targets:
             raise ProjectError(file, f"schedule #{n} has no targets",

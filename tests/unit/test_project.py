@@ -194,6 +194,25 @@ def test_bad_values_outside_rules(tmp_path, text, key, word):
     fails(tmp_path, text, None, key, word)
 
 
+@pytest.mark.parametrize("cron, reason", [
+    ("61 2 * * *", "out of range"),                  # croniter's own words
+    ("0 2 * *", "columns"),
+    ("*/0 * * * *", "step '0'"),
+    ("0 0 30 2 *", "never fires"),                   # February 30th
+])
+def test_a_bad_cron_expression_names_the_schedule_and_the_reason(tmp_path, cron, reason):
+    text = (f"[[schedule]]\ncron = '0 2 * * *'\ntargets = ['a']\n"
+            f"[[schedule]]\ncron = '{cron}'\ntargets = ['a']")
+    error = fails(tmp_path, text, None, "schedule.cron", "schedule #2", repr(cron), reason)
+    assert error.exit_code == 2
+
+
+def test_cron_shorthands_and_names_are_accepted(tmp_path):
+    text = ("[[schedule]]\ncron = '@daily'\ntargets = ['a']\n"
+            "[[schedule]]\ncron = '30 2 * * mon-fri'\ntargets = ['a']")
+    assert [s.cron for s in load(tmp_path, text).schedules] == ["@daily", "30 2 * * mon-fri"]
+
+
 def rule(**keys: object) -> str:
     """A [[rule]] table from RULE_OK's keys, with some replaced or removed."""
     table = {"name": '"r"', "inputs": '["a.txt"]', "outputs": '["b.txt"]',
