@@ -36,6 +36,7 @@ CHEFS_QUERY = "CHEFS_QUERY"
 CHEF_RUN = "CHEF_RUN"
 STEP_RESULTS = "STEP_RESULTS"
 BUS_ERROR = "BUS_ERROR"
+CRON_EVENTS = "CRON_EVENTS"
 
 # ... and the bridge's own replies to a chart's request.
 REPLY = "REPLY"                      # payload: Reply
@@ -55,6 +56,7 @@ ALL_SIGNALS = (FS_CHANGED, BUILD_REQUEST, BUILD_EVENTS, RULES_ANNOUNCE, RULES_HO
                CHEF_STATUS, CHEFS_QUERY, CHEF_RUN, STEP_RESULTS, BUS_ERROR, REPLY,
                REQUEST_FAILED, STEP_STARTED, STEP_DONE, FLUSH, RECORD, RECORDED, TICK,
                BUILD_START, ADVANCE)
+ALL_SIGNALS += (CRON_EVENTS,)
 for _name in ALL_SIGNALS:
     signals.append(_name)     # miros' process-wide signal registry
 
@@ -121,6 +123,8 @@ SCHEMAS: dict[str, Schema] = {
                                   "steps": req(list)}),
     STEP_RESULTS: Schema("steps.results", {"chef": req(str), "results": req(list)}),
     BUS_ERROR: Schema("errors", {"subject": req(str), "problem": req(str), "sender": opt(str)}),
+    # t: fired (build), failed (error) or missed (count, more, first, last)
+    CRON_EVENTS: Schema("cron.events", {"t": req(str), "cron": req(str), "targets": req(list)}),
     REPLY: Schema("reply", {}),
 }
 
@@ -151,6 +155,7 @@ ROUTES: dict[str, Route] = {r.signal: r for r in [
     Route(CHEF_RUN, "{ns}.chef.{chef}.run"),
     Route(STEP_RESULTS, "{ns}.steps.results"),
     Route(BUS_ERROR, "{ns}.errors"),
+    Route(CRON_EVENTS, "{ns}.cron.events"),
 ]}
 
 
