@@ -29,6 +29,8 @@ MAX_PAYLOAD_BYTES = 64 * 1024 * 1024   # the embedded server's max_payload (nats
 FS_CHANGED = "FS_CHANGED"
 BUILD_REQUEST = "BUILD_REQUEST"
 BUILD_EVENTS = "BUILD_EVENTS"
+BUILD_CANCEL = "BUILD_CANCEL"
+API_QUERY = "API_QUERY"              # the REST app asks its pod (charts/desk.py)
 RULES_ANNOUNCE = "RULES_ANNOUNCE"
 RULES_HOWTO = "RULES_HOWTO"
 CHEF_STATUS = "CHEF_STATUS"
@@ -55,7 +57,7 @@ ADVANCE = "ADVANCE"
 ALL_SIGNALS = (FS_CHANGED, BUILD_REQUEST, BUILD_EVENTS, RULES_ANNOUNCE, RULES_HOWTO,
                CHEF_STATUS, CHEFS_QUERY, CHEF_RUN, STEP_RESULTS, BUS_ERROR, REPLY,
                REQUEST_FAILED, STEP_STARTED, STEP_DONE, FLUSH, RECORD, RECORDED, TICK,
-               BUILD_START, ADVANCE)
+               BUILD_START, ADVANCE, BUILD_CANCEL, API_QUERY)
 ALL_SIGNALS += (CRON_EVENTS,)
 for _name in ALL_SIGNALS:
     signals.append(_name)     # miros' process-wide signal registry
@@ -112,7 +114,12 @@ SCHEMAS: dict[str, Schema] = {
                                       "range": opt(list, type(None))}),
     BUILD_REQUEST: Schema("build.request", {"targets": req(list), "keep_going": opt(bool),
                                             "dry_run": opt(bool), "client": opt(str)}),
-    BUILD_EVENTS: Schema("build.events", {"build": req(str), "events": req(list)}),
+    # seq: the index of the first of these events among all of the build's events
+    BUILD_EVENTS: Schema("build.events", {"build": req(str), "events": req(list),
+                                          "seq": opt(int)}),
+    BUILD_CANCEL: Schema("build.cancel", {"build": req(str)}),
+    # what: health, builds, build, events, check, artefacts, artefact, graph, log, explain, pods
+    API_QUERY: Schema("api.query", {"what": req(str), "args": opt(dict)}),
     RULES_ANNOUNCE: Schema("rules.announce", {"chef": req(str), "packs": req(list)}),
     RULES_HOWTO: Schema("rules.howto", {"targets": req(list)}),
     CHEF_STATUS: Schema("chefs.status", {"chef": req(str), "pod": req(str), "slots": req(int),
@@ -148,6 +155,8 @@ ROUTES: dict[str, Route] = {r.signal: r for r in [
     Route(FS_CHANGED, "{ns}.fs.changed"),
     Route(BUILD_REQUEST, "{ns}.build.request"),
     Route(BUILD_EVENTS, "{ns}.build.{build}.events"),
+    Route(BUILD_CANCEL, "{ns}.build.cancel"),
+    Route(API_QUERY, "{ns}.api.query"),
     Route(RULES_ANNOUNCE, "{ns}.rules.announce"),
     Route(RULES_HOWTO, "{ns}.rules.howto"),
     Route(CHEF_STATUS, "{ns}.chefs.status"),
