@@ -98,6 +98,22 @@ class NatsServerError(ComputePodsError):
     """The embedded nats-server could not be started."""
 
 
+# --- the REST API (mapped to HTTP statuses in computepods/rest/app.py) ------
+
+class NotFound(ComputePodsError):
+    """A build, step or artefact the pod does not know."""
+
+
+class BuildFinished(ComputePodsError):
+    """A request for a running build (a cancel) came after it finished."""
+
+
+class ServerUnreachable(ComputePodsError):
+    """cpctrl: no server answers at the URL, or it refused the token."""
+
+    exit_code = EXIT_UNREACHABLE
+
+
 # --- charts -------------------------------------------------------------------
 
 class ChartQueueFull(ComputePodsError):
