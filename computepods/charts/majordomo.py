@@ -57,6 +57,9 @@ def md_ready(md: "MajorDomo", e):
     if sig == m.BUILD_REQUEST:
         md.enqueue_request(e.payload)
         return return_status.HANDLED
+    if sig == m.BUILD_CANCEL:
+        md.cancel_build(e.payload)
+        return md.advance() if md.build else return_status.HANDLED
     if sig == m.FS_CHANGED:
         md.heard_change(e.payload.data)
         return return_status.HANDLED
@@ -167,12 +170,15 @@ class MajorDomo(Chart):
         self._sent: dict[int, tuple[str, list[str]]] = {}     # batch -> (chef, step ids)
         self.ticker = None
         self.phase = None
+        self.sequence: dict[str, int] = {}      # build id -> events published so far
+        self.cancelled: str | None = None       # the running build's id once cancelled
 
     def start(self) -> "MajorDomo":
         super().start()
         self.bridge.route(m.BUILD_REQUEST, self)
         self.bridge.route(m.CHEF_STATUS, self)
         self.bridge.route(m.STEP_RESULTS, self)
+        self.bridge.route(m.BUILD_CANCEL, self)
         if self.freshness:
             self.bridge.route(m.FS_CHANGED, self)
         self.bridge.publish(m.CHEFS_QUERY, {})
@@ -185,6 +191,7 @@ class MajorDomo(Chart):
             self.bridge.respond(msg, {"build": self.build.id, "joined": True})
             return
         build_id = secrets.token_hex(4)
+        self.publish_events(build_id, [{"t": "queued", "targets": names}])
         steps = self.freshness.fresh_steps(self.request_key(msg.data)) \
             if self.freshness and not self.build and not self.requests else None
         if steps is not None:        # nothing changed since it last succeeded
@@ -478,7 +485,9 @@ class MajorDomo(Chart):
         s = b.scheduler
         c = s.counts
         self.cancel_event(self.ticker)
-        self.note({"t": "done", "ok": s.ok, "code": 0 if s.ok else 1,
+        cancelled = {"cancelled": True} if self.cancelled == b.id else {}
+        self.note({"t": "done", "ok": s.ok and not cancelled,
+                   "code": 130 if cancelled else 0 if s.ok else 1, **cancelled,
                     "ran": c.done, "skipped": c.skipped, "failed": c.failed,
                     "blocked": c.blocked, "not_run": len(s.not_run()),
                     "duration_s": round(time.monotonic() - b.started, 3)})
@@ -531,8 +540,32 @@ class MajorDomo(Chart):
         self.events = []
 
     def publish_events(self, build_id: str, events: list[dict]) -> None:
-        self.bridge.publish(m.BUILD_EVENTS, {"build": build_id, "events": events},
+        seq = self.sequence.pop(build_id, 0)
+        if events[-1].get("t") != "done":        # numbered so a listener can dedupe a replay
+            self.sequence[build_id] = seq + len(events)
+        self.bridge.publish(m.BUILD_EVENTS, {"build": build_id, "seq": seq, "events": events},
                             build=build_id)
+
+    def cancel_build(self, msg: m.Message) -> None:
+        """A queued build is dropped; the running one starts nothing more
+        (steps a chef already has finish) and ends with done, code 130."""
+        bid, b, state = msg.data["build"], self.build, "unknown"
+        queued = [r for r in self.requests if r[0] == bid]
+        if queued:
+            self.requests.remove(queued[0])
+            self.publish_events(bid, [{"t": "done", "ok": False, "code": 130, "cancelled": True}])
+            state = "cancelled"
+        elif b and b.id == bid:
+            state = "finishing" if self.phase is md_finishing else "cancelling"
+            if state == "cancelling" and self.cancelled != bid:
+                self.cancelled = bid
+                self.note({"t": "cancel", "dropped": len(b.to_send)})
+                for job in b.to_send:
+                    b.scheduler.fail(job.step.id, StepFailure(job.step.id, job.command, None,
+                                                              "cancelled", "", ""))
+                b.to_send.clear()
+                b.scheduler.stopping = True
+        self.bridge.respond(msg, {"build": bid, "state": state})
 
     def on_crash(self, exc: Exception) -> None:
         """A bug in the coordinator fails the build it runs, with the reason,
