@@ -18,6 +18,13 @@ def request_build(bridge: NatsBridge, names: Sequence[str], cwd: Path, *,
     """Start (or join) a build, feed its events to `on_event`; the exit code."""
     events: "queue.Queue[m.Message]" = queue.Queue()
     bridge.listen(m.BUILD_EVENTS, events)       # before the request: miss nothing
+    try:
+        return _follow(bridge, events, names, cwd, keep_going, dry_run, on_event)
+    finally:
+        bridge.unlisten(events)                 # a long-lived pod serves many of these
+
+
+def _follow(bridge, events, names, cwd, keep_going, dry_run, on_event) -> int:
     reply = bridge.request_sync(m.BUILD_REQUEST, {
         "targets": list(names), "cwd": str(cwd), "keep_going": keep_going,
         "dry_run": dry_run, "client": bridge.name}, timeout=10.0, attempts=3)

@@ -39,6 +39,21 @@ class ProjectLock:
         except BlockingIOError:
             on_wait(self.holder())
             fcntl.flock(fd, fcntl.LOCK_EX)
+        self._claim(fd)
+
+    def try_acquire(self) -> bool:
+        """Take the lock if it is free; False (and nothing held) if not."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return False
+        self._claim(fd)
+        return True
+
+    def _claim(self, fd: int) -> None:
         os.ftruncate(fd, 0)
         os.pwrite(fd, json.dumps({"pid": os.getpid(), "command": " ".join(sys.argv),
                                   "since": time.time()}).encode(), 0)

@@ -43,6 +43,7 @@ class PodOptions:
     trace: bool = False
     chefs: int = 1
     chef_process: bool = False           # chefs in a child `cpod chef` (their own GIL)
+    watch_targets: list[str] | None = None   # `cpod up`: rebuild these on every change
 
 
 class Pod:
@@ -82,7 +83,8 @@ class Pod:
                                      name=f"cpod@{socket.gethostname()}:{os.getpid()}").start()
             trace = {"live_trace": opts.trace}
             self._add(Store(self.root / STATE_DB, **trace))
-            self._add(MajorDomo(self.bridge, self.root, **trace))
+            self._add(MajorDomo(self.bridge, self.root, watch_targets=opts.watch_targets,
+                                **trace))
             for i in range(opts.chefs):
                 name = f"{socket.gethostname()}-{os.getpid()}-{i}"
                 if opts.chef_process:

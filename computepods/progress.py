@@ -67,6 +67,8 @@ class Progress:
         elif t == "chef_lost":
             then = "rescheduling" if ev.get("rescheduled") else "failing"
             self.say(f"{ev['reason']}: {then} {len(ev.get('steps', []))} steps")
+        elif t == "note":
+            self.say(ev.get("text", ""))
         elif t == "cycle_failed":
             self.cycle = ""
             self.say(f"FAILED {ev['reason']}")
@@ -133,5 +135,7 @@ def summary_text(ev: dict) -> str:
         parts.append(f"{ev['failed']} failed")
     if ev.get("blocked") or ev.get("not_run"):
         parts.append(f"{ev.get('blocked', 0) + ev.get('not_run', 0)} not run")
+    if ev.get("fresh"):
+        return f"nothing to do: {ev.get('skipped', 0)} steps up to date (nothing changed since)"
     verdict = "build ok" if ev.get("ok") else "build FAILED"
     return f"{verdict}: " + ", ".join(parts) + f" in {ev.get('duration_s', 0):.2f} s"

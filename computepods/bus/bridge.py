@@ -200,6 +200,14 @@ class NatsBridge:
         subject = route.subject(self.ns, **params) if params else route.wildcard(self.ns)
         self._subscribe(_Subscription(subject, signal, into.put))
 
+    def unlisten(self, into: "queue.Queue[m.Message]") -> None:
+        """Stop delivering to a queue given to :meth:`listen`."""
+        gone = [s for s in self._subs if getattr(s.deliver, "__self__", None) is into]
+        self._subs = [s for s in self._subs if s not in gone]
+        for sub in gone:
+            if sub.sub is not None:
+                self._call(sub.sub.unsubscribe(), CONNECT_TIMEOUT_S)
+
     def _subscribe(self, sub: _Subscription) -> None:
         self._subs.append(sub)
         self._call(self._add_sub(sub), CONNECT_TIMEOUT_S)
