@@ -24,9 +24,11 @@ from computepods import errors
 from computepods.errors import ProjectError
 from computepods.rules import PLACEHOLDERS, TemplateError, parse_template
 from computepods.timetable import cron_problem
+from computepods import where
 
-PROJECT_FILE = "computepods.toml"
-STATE_DIR = ".computepods"
+PROJECT_FILE = where.PROJECT_FILE
+STATE_DIR = where.STATE_DIR
+find_project_root = where.find_project_root     # lives in where.py for the thin client
 
 DEFAULT_MAX_PASSES = 5
 DISCOVERY_KINDS = ("fls",)           # TeX's -recorder file
@@ -143,21 +145,6 @@ def _unique(items: list[str]) -> list[str]:
 
 
 # --- finding and reading ------------------------------------------------------
-
-def find_project_root(start: Path) -> Path:
-    """The nearest directory at or above ``start`` that holds the project file.
-
-    Like git finding its repository, so cpod works from any subdirectory.
-    """
-    here = Path(start).resolve()
-    if not here.is_dir():
-        here = here.parent
-    for folder in (here, *here.parents):
-        if (folder / PROJECT_FILE).is_file():
-            return folder
-    raise errors.ProjectNotFound(
-        f"no {PROJECT_FILE} found in {start} or any directory above it")
-
 
 def load_project(root: Path) -> Project:
     """Read and check ``root/computepods.toml``, including the used packs."""

@@ -1,0 +1,28 @@
+"""Where a project is: its file, its state directory, its root.
+
+Kept apart from :mod:`computepods.project` (the TOML reader and checks) so
+that the thin client finds a running pod without importing any of that.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from . import errors
+
+PROJECT_FILE = "computepods.toml"
+STATE_DIR = ".computepods"
+
+
+def find_project_root(start: Path) -> Path:
+    """The nearest directory at or above ``start`` that holds the project file.
+
+    Like git finding its repository, so cpod works from any subdirectory.
+    """
+    here = Path(start).resolve()
+    if not here.is_dir():
+        here = here.parent
+    for folder in (here, *here.parents):
+        if (folder / PROJECT_FILE).is_file():
+            return folder
+    raise errors.ProjectNotFound(
+        f"no {PROJECT_FILE} found in {start} or any directory above it")
