@@ -70,6 +70,10 @@ class NoChefCanBuild(ComputePodsError):
     """No chef offers the tool a step needs."""
 
 
+class WatchError(ComputePodsError):
+    """A tree cannot be watched: not a directory, or the inotify limits are reached."""
+
+
 # --- the build ran and failed (exit 1) ----------------------------------------
 
 class BuildFailed(ComputePodsError):
@@ -99,6 +103,10 @@ class NatsServerError(ComputePodsError):
 
 
 # --- the REST API (mapped to HTTP statuses in computepods/rest/app.py) ------
+
+class HttpServerError(ComputePodsError):
+    """The REST app's gunicorn could not be started (address taken, ...)."""
+
 
 class NotFound(ComputePodsError):
     """A build, step or artefact the pod does not know."""

@@ -53,11 +53,14 @@ RECORDED = "RECORDED"
 TICK = "TICK"
 BUILD_START = "BUILD_START"
 ADVANCE = "ADVANCE"
+FS_EVENTS = "FS_EVENTS"              # FSWatcher: a batch of raw inotify events from its reader
+RESCAN = "RESCAN"                    # FSWatcher: walk the tree again (events were lost)
+HALT = "HALT"                        # FSWatcher: stop watching, close the descriptor
 
 ALL_SIGNALS = (FS_CHANGED, BUILD_REQUEST, BUILD_EVENTS, RULES_ANNOUNCE, RULES_HOWTO,
                CHEF_STATUS, CHEFS_QUERY, CHEF_RUN, STEP_RESULTS, BUS_ERROR, REPLY,
                REQUEST_FAILED, STEP_STARTED, STEP_DONE, FLUSH, RECORD, RECORDED, TICK,
-               BUILD_START, ADVANCE, BUILD_CANCEL, API_QUERY)
+               BUILD_START, ADVANCE, BUILD_CANCEL, API_QUERY, FS_EVENTS, RESCAN, HALT)
 ALL_SIGNALS += (CRON_EVENTS,)
 for _name in ALL_SIGNALS:
     signals.append(_name)     # miros' process-wide signal registry

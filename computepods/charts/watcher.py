@@ -1,0 +1,245 @@
+"""The FSWatcher chart: inotify on a tree, debounced, published as ``cp.fs.changed``.
+
+::
+
+    fs_watching          FS_EVENTS: a batch from the reader feeds the debouncer;
+    │                    TICK (the one alarm): publish the files that settled
+    ├── fs_live          events are all there
+    └── fs_rescanning    the kernel's queue overflowed: RESCAN walks the tree
+                         again and the debouncer reports what differs
+    fs_stopped           HALT (stop()) or the root went away: the reader, the
+                         descriptor and the alarm are closed
+
+The work is in plain modules: :mod:`~computepods.inotify_tree` (watches,
+scans, what raw events mean), :mod:`~computepods.debounce` (quiet periods on
+one deadline heap: when a file is reported, and as what) and
+:mod:`~computepods.inotify_reader` (the thread that reads the descriptor).
+
+Each report carries the file's ``size`` and ``mtime_ns`` from ``lstat`` at
+report time.  The chefs' commits of outputs (renames out of
+``.computepods/``) are reported like any change; the MajorDomo drops an
+``fs.changed`` whose (size, mtime_ns) equals the output it recorded, so a
+build does not trigger itself.
+
+:meth:`FSWatcher.wait_settled` lets another thread wait, bounded, until no
+file is in its quiet period (a no-op build request waits for an edit that is
+still settling).
+"""
+from __future__ import annotations
+
+import logging
+import threading
+from pathlib import Path
+from typing import Iterable
+
+from miros import return_status, spy_on
+
+from .. import messages as m
+from ..clock import SystemClock
+from ..debounce import MAX_DELAY_S, QUIET_S, Debouncer
+from ..inotify_reader import EventReader
+from ..inotify_tree import GONE, OVERFLOW, InotifyTree
+from .base import Chart
+
+log = logging.getLogger("computepods.watcher")
+
+
+@spy_on
+def fs_watching(fs: "FSWatcher", e):
+    sig = e.signal_name
+    if sig == "ENTRY_SIGNAL":
+        fs.reader.start()
+        return return_status.HANDLED
+    if sig == "INIT_SIGNAL":
+        return fs.trans(fs_live)
+    if sig == m.FS_EVENTS:
+        outcome = fs.take(e.payload)
+        if outcome == GONE:
+            return fs.trans(fs_stopped)
+        if outcome == OVERFLOW:
+            return fs.trans(fs_rescanning)
+        return return_status.HANDLED
+    if sig == m.TICK:
+        fs.publish_due()
+        return return_status.HANDLED
+    if sig == m.HALT:
+        return fs.trans(fs_stopped)
+    fs.temp.fun = fs.top
+    return return_status.SUPER
+
+
+@spy_on
+def fs_live(fs: "FSWatcher", e):
+    fs.temp.fun = fs_watching
+    return return_status.SUPER
+
+
+@spy_on
+def fs_rescanning(fs: "FSWatcher", e):
+    sig = e.signal_name
+    if sig == "ENTRY_SIGNAL":
+        fs.set_rescanning(True)
+        fs.post(m.RESCAN)              # after the batches already queued
+        return return_status.HANDLED
+    if sig == m.FS_EVENTS:
+        # Another overflow before the rescan: the one rescan covers it.
+        return fs.trans(fs_stopped) if fs.take(e.payload) == GONE else return_status.HANDLED
+    if sig == m.RESCAN:
+        fs.rescan()
+        return fs.trans(fs_live)
+    if sig == "EXIT_SIGNAL":
+        fs.set_rescanning(False)
+        return return_status.HANDLED
+    fs.temp.fun = fs_watching
+    return return_status.SUPER
+
+
+@spy_on
+def fs_stopped(fs: "FSWatcher", e):
+    sig = e.signal_name
+    if sig == "ENTRY_SIGNAL":
+        fs.close_sources()
+        return return_status.HANDLED
+    if sig == m.FS_EVENTS:
+        fs.batch_done()                # read before the stop: nothing to do with it
+        return return_status.HANDLED
+    if sig in (m.TICK, m.RESCAN, m.HALT):
+        return return_status.HANDLED
+    fs.temp.fun = fs.top
+    return return_status.SUPER
+
+
+class FSWatcher(Chart):
+    """Watches ``root`` and publishes ``cp.fs.changed`` for ``pod``.
+
+    ``ignore`` and ``stream`` are the project's patterns (design.md §3);
+    ``quiet_s`` and ``max_delay_s`` the debounce's (see
+    :mod:`computepods.debounce`); ``clock`` a :class:`~computepods.clock.SystemClock`
+    (default) or a ``SimClock`` in tests.  The tree is watched and scanned
+    when the chart is made: every change after the constructor returns is
+    seen.
+    """
+
+    initial_state = fs_watching
+
+    def __init__(self, bridge, root: Path, *, pod: str, ignore: Iterable[str] = (),
+                 stream: Iterable[str] = (), quiet_s: float = QUIET_S,
+                 max_delay_s: float = MAX_DELAY_S, clock=None, **kw):
+        super().__init__(f"watcher:{pod}", **kw)
+        self.bridge = bridge
+        self.pod = pod
+        self.clock = clock or SystemClock()
+        self.tree = InotifyTree(root, ignore)
+        self.root = self.tree.root
+        self.debouncer = Debouncer(self.tree.stat, quiet_s=quiet_s, max_delay_s=max_delay_s,
+                                   stream=stream)
+        self.debouncer.scanned(self.tree.watch_tree(""))
+        self.published = 0                 # cp.fs.changed messages sent
+        self.rescans = 0
+        self._armed: float | None = None
+        self._settle = threading.Condition()
+        self._inflight = 0                 # batches read from the descriptor, not yet fed
+        self._idle = True
+        self._rescanning = False
+        self._stopped = False
+        self.alarm = self.clock.alarm(lambda: self.post(m.TICK), name=f"{self.name}:alarm")
+        self.reader = EventReader(self.tree, self._deliver, self._reading,
+                                  name=f"{self.name}:reader")
+
+    # -- what the states call ----------------------------------------------------------
+    def take(self, events: list) -> str | None:
+        """Feed a batch to the debouncer and set the alarm; OVERFLOW/GONE as apply() says."""
+        now = self.clock.monotonic()
+        outcome = self.tree.apply(events, self.debouncer, now) if events else None
+        self.rearm(now)
+        self.batch_done()
+        return outcome
+
+    def publish_due(self) -> None:
+        now = self.clock.monotonic()
+        self._armed = None
+        root = str(self.root)
+        for report in self.debouncer.due(now):
+            self.bridge.publish(m.FS_CHANGED, report.payload(self.pod, root))
+            self.published += 1
+        self.rearm(now)
+        self._update_settled()
+
+    def rescan(self) -> None:
+        self.rescans += 1
+        now = self.clock.monotonic()
+        log.warning("watcher: events of %s were lost (inotify queue overflow); rescanning",
+                    self.root)
+        self.tree.rescan(self.debouncer, now)
+        self.rearm(now)
+
+    def rearm(self, now: float) -> None:
+        """Point the one alarm at the earliest deadline; what is due now is ticked now."""
+        deadline = self.debouncer.next_deadline()
+        if deadline is None:
+            if self._armed is not None:
+                self.alarm.cancel()
+                self._armed = None
+        elif deadline <= now:
+            if self._armed != now:
+                self.alarm.cancel()
+                self._armed = now
+                self.post(m.TICK)          # to itself: after the batches already queued
+        elif deadline != self._armed:
+            self._armed = deadline
+            self.alarm.set(deadline)
+
+    def close_sources(self) -> None:
+        """Stop the reader, then close the descriptor and the alarm (idempotent)."""
+        self.reader.stop()
+        self.tree.close()
+        self.alarm.close()
+        with self._settle:
+            self._stopped = True
+            self._settle.notify_all()
+
+    # -- settling ----------------------------------------------------------------------
+    def _reading(self) -> None:            # reader thread, before each read
+        with self._settle:
+            self._inflight += 1
+
+    def _deliver(self, events: list) -> None:     # reader thread, after each read
+        if events:
+            self.post(m.FS_EVENTS, events)
+        else:
+            self.batch_done()
+
+    def batch_done(self) -> None:
+        with self._settle:
+            self._inflight -= 1 if self._inflight else 0
+            self._idle = self.debouncer.idle
+            self._settle.notify_all()
+
+    def set_rescanning(self, on: bool) -> None:
+        with self._settle:
+            self._rescanning = on
+            self._idle = self.debouncer.idle
+            self._settle.notify_all()
+
+    def _update_settled(self) -> None:
+        with self._settle:
+            self._idle = self.debouncer.idle
+            self._settle.notify_all()
+
+    def _settled(self) -> bool:
+        return self._stopped or (self._idle and not self._inflight and not self._rescanning
+                                 and self.tree.unread() == 0)
+
+    def wait_settled(self, timeout: float) -> bool:
+        """Wait until no file is in its quiet period and no event is unread:
+        True then, False after ``timeout`` seconds (thread-safe)."""
+        with self._settle:
+            return self._settle.wait_for(self._settled, timeout)
+
+    # -- life cycle --------------------------------------------------------------------
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop watching: the reader thread ends and the descriptor is closed."""
+        if self.running:
+            self.post(m.HALT)
+        super().stop(timeout)
+        self.close_sources()
