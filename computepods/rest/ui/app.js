@@ -361,8 +361,10 @@ async function showLog(id) {
   if (view.logStep !== id) return;
   panel.dataset.loaded = "yes";
   const code = log.exit_code;
-  $("log-meta").textContent = code === null || code === undefined ? "no exit code (did not finish)"
-    : code === 0 ? "exit code 0" : `exit code ${code}: failed`;
+  let meta = code === null || code === undefined ? "no exit code" : `exit code ${code}`;
+  if (log.status) meta = `${log.status}, ${meta}`;
+  if (log.reason && code !== 0) meta += `: ${log.reason}`;
+  $("log-meta").textContent = meta;
   $("log-command").textContent = Array.isArray(log.command) ? log.command.join(" ") : (log.command || "");
   $("log-stdout").textContent = log.stdout || "(nothing)";
   $("log-stderr").textContent = log.stderr || "(nothing)";

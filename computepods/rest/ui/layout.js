@@ -31,6 +31,13 @@ export function layout(graph) {
   const ids = graph.nodes.map((n) => n.id);
   const known = new Set(ids);
   const edges = (graph.edges || []).filter(([a, b]) => known.has(a) && known.has(b));
+  // A cycle of one step reads what it writes (TeX): draw that as a loop.
+  for (const members of graph.cycles || []) {
+    const [only] = members;
+    if (members.length === 1 && known.has(only) && !edges.some(([a, b]) => a === only && b === only)) {
+      edges.push([only, only]);
+    }
+  }
   const { units, unitOf } = makeUnits(ids, graph.cycles || []);
   for (const u of units) {
     if (u.cycle !== null) u.members = walkOrder(u, edges, unitOf);
