@@ -1,0 +1,160 @@
+"""The Desk chart: a pod's answers to its REST app.
+
+::
+
+    desk_open        api.query: answered from the build registry or the
+                     project on disk; build events: into the registry;
+                     chefs.status: the chefs it lists
+
+The REST app is stateless (its gunicorn workers may be many, or elsewhere):
+everything it shows comes from here, over the bus.  The Desk only routes;
+:class:`computepods.registry.BuildRegistry` keeps the recent builds and
+:mod:`computepods.catalog` reads the project.  A query that fails is
+answered with ``{"failure": {"error": <class>, "message": ...}}`` (the REST
+app maps the class to an HTTP status), never with a crash; an answer comes
+as ``{"answer": ...}``.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+from pathlib import Path
+
+from miros import return_status, spy_on
+
+from .. import catalog
+from .. import messages as m
+from ..errors import ComputePodsError, UsageError
+from ..registry import REPLAY_PAGE, BuildRegistry
+from .base import Chart
+
+log = logging.getLogger("computepods.desk")
+
+CHEF_FORGET_S = 15.0       # seconds of silence after which a chef is not listed
+
+
+@spy_on
+def desk_open(desk: "Desk", e):
+    sig = e.signal_name
+    if sig == m.API_QUERY:
+        desk.answer(e.payload)
+        return return_status.HANDLED
+    if sig == m.BUILD_EVENTS:
+        desk.heard_events(e.payload.data)
+        return return_status.HANDLED
+    if sig == m.CHEF_STATUS:
+        desk.heard_chef(e.payload.data)
+        return return_status.HANDLED
+    desk.temp.fun = desk.top
+    return return_status.SUPER
+
+
+def _arg(args: dict, key: str, kind: type, default):
+    value = args.get(key, default)
+    if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
+        raise UsageError(f"query argument {key!r} must be {kind.__name__}, "
+                         f"not {type(value).__name__}")
+    return value
+
+
+def _names(args: dict, key: str = "targets") -> list[str]:
+    names = _arg(args, key, list, [])
+    if not all(isinstance(n, str) and n for n in names):
+        raise UsageError(f"query argument {key!r} must be a list of non-empty strings")
+    return names
+
+
+class Desk(Chart):
+    initial_state = desk_open
+
+    def __init__(self, bridge, root: Path, *, pod: str | None = None, http: str = "", **kw):
+        super().__init__("desk", **kw)
+        self.bridge = bridge
+        self.root = Path(root)
+        self.pod = pod or f"{socket.gethostname()}:{os.getpid()}"
+        self.http = http                   # the REST app's URL, once it serves
+        self.registry = BuildRegistry()
+        self.chefs: dict[str, tuple[float, dict]] = {}
+        self.answers = {
+            "health": self.health, "builds": self.builds, "build": self.build,
+            "events": self.events, "check": self.check, "artefacts": self.artefacts,
+            "artefact": self.artefact, "graph": self.graph, "log": self.log,
+            "explain": self.explain, "pods": self.pods,
+        }
+
+    def start(self) -> "Desk":
+        super().start()
+        self.bridge.route(m.BUILD_EVENTS, self)
+        self.bridge.route(m.CHEF_STATUS, self)
+        self.bridge.route(m.API_QUERY, self)
+        self.bridge.publish(m.CHEFS_QUERY, {})     # the chefs say who they are
+        return self
+
+    # -- what it hears -----------------------------------------------------------
+    def heard_events(self, data: dict) -> None:
+        seq = data.get("seq")
+        self.registry.take(data["build"], seq if isinstance(seq, int) else None, data["events"])
+
+    def heard_chef(self, data: dict) -> None:
+        self.chefs[data["chef"]] = (time.monotonic(), data)
+
+    # -- what it is asked ----------------------------------------------------------
+    def answer(self, msg: m.Message) -> None:
+        what, args = msg.data["what"], msg.data.get("args") or {}
+        try:
+            fn = self.answers.get(what)
+            if fn is None:
+                raise UsageError(f"unknown query {what!r}; known: {', '.join(self.answers)}")
+            reply = {"answer": fn(args)}     # never "error" at the top: the bridge's own
+        except ComputePodsError as exc:
+            reply = {"failure": {"error": type(exc).__name__, "message": str(exc)}}
+        except Exception as exc:      # a bug must not stop the Desk: say it, go on
+            log.exception("api.query %r failed", what)
+            reply = {"failure": {"error": "InternalError",
+                                 "message": f"{what}: {type(exc).__name__}: {exc}"}}
+        self.bridge.respond(msg, reply)
+
+    def health(self, args: dict) -> dict:
+        return {"ok": True, "pod": self.pod, "root": str(self.root), "pid": os.getpid()}
+
+    def builds(self, args: dict) -> dict:
+        return {"builds": self.registry.summaries()}
+
+    def build(self, args: dict) -> dict:
+        return self.registry.get(_arg(args, "id", str, "")).summary()
+
+    def events(self, args: dict) -> dict:
+        return self.registry.replay(_arg(args, "id", str, ""), _arg(args, "after", int, 0),
+                                    _arg(args, "limit", int, REPLAY_PAGE))
+
+    def check(self, args: dict) -> dict:
+        return {"targets": catalog.check_targets(self.root, _names(args))}
+
+    def artefacts(self, args: dict) -> dict:
+        return {"artefacts": catalog.artefacts(self.root, _arg(args, "prefix", str, ""))}
+
+    def artefact(self, args: dict) -> dict:
+        return catalog.artefact(self.root, _arg(args, "path", str, ""))
+
+    def graph(self, args: dict) -> dict:
+        g = catalog.graph(self.root, _names(args), self.registry.running_steps())
+        return {"dot": catalog.graph_dot(g)} if args.get("format") == "dot" else g
+
+    def log(self, args: dict) -> dict:
+        step = _arg(args, "step", str, "")
+        return catalog.step_log(self.root, step, self.registry.last_failure(step))
+
+    def explain(self, args: dict) -> dict:
+        return catalog.explain_target(self.root, _arg(args, "target", str, ""))
+
+    def pods(self, args: dict) -> dict:
+        now = time.monotonic()
+        chefs = [{"chef": d["chef"], "pod": d["pod"], "slots": d["slots"],
+                  "running": d["running"], "queued": d["queued"]}
+                 for seen, d in self.chefs.values()
+                 if now - seen <= max(CHEF_FORGET_S, float(d.get("lease_s") or 0))]
+        return {"pods": [{"pod": self.pod, "pid": os.getpid(), "nats": self.bridge.url,
+                          "root": str(self.root), "chefs": sorted(chefs, key=lambda c: c["chef"]),
+                          "http": self.http or None}]}
