@@ -2,13 +2,14 @@
 
 ::
 
-    fs_watching          FS_EVENTS: a batch from the reader feeds the debouncer;
-    │                    TICK (the one alarm): publish the files that settled
-    ├── fs_live          events are all there
-    └── fs_rescanning    the kernel's queue overflowed: RESCAN walks the tree
-                         again and the debouncer reports what differs
-    fs_stopped           HALT (stop()) or the root went away: the reader, the
-                         descriptor and the alarm are closed
+    fs_chart
+    ├── fs_watching          FS_EVENTS: a batch from the reader feeds the debouncer;
+    │   │                    TICK (the one alarm): publish the files that settled
+    │   ├── fs_live          events are all there
+    │   └── fs_rescanning    the kernel's queue overflowed: RESCAN walks the tree
+    │                        again and the debouncer reports what differs
+    └── fs_stopped           HALT (stop()) or the root went away: the reader, the
+                             descriptor and the alarm are closed
 
 The work is in plain modules: :mod:`~computepods.inotify_tree` (watches,
 scans, what raw events mean), :mod:`~computepods.debounce` (quiet periods on
@@ -45,6 +46,14 @@ log = logging.getLogger("computepods.watcher")
 
 
 @spy_on
+def fs_chart(fs: "FSWatcher", e):
+    if e.signal_name == "INIT_SIGNAL":
+        return fs.trans(fs_watching)
+    fs.temp.fun = fs.top
+    return return_status.SUPER
+
+
+@spy_on
 def fs_watching(fs: "FSWatcher", e):
     sig = e.signal_name
     if sig == "ENTRY_SIGNAL":
@@ -64,7 +73,7 @@ def fs_watching(fs: "FSWatcher", e):
         return return_status.HANDLED
     if sig == m.HALT:
         return fs.trans(fs_stopped)
-    fs.temp.fun = fs.top
+    fs.temp.fun = fs_chart
     return return_status.SUPER
 
 
@@ -105,7 +114,7 @@ def fs_stopped(fs: "FSWatcher", e):
         return return_status.HANDLED
     if sig in (m.TICK, m.RESCAN, m.HALT):
         return return_status.HANDLED
-    fs.temp.fun = fs.top
+    fs.temp.fun = fs_chart
     return return_status.SUPER
 
 
@@ -120,7 +129,7 @@ class FSWatcher(Chart):
     seen.
     """
 
-    initial_state = fs_watching
+    initial_state = fs_chart
 
     def __init__(self, bridge, root: Path, *, pod: str, ignore: Iterable[str] = (),
                  stream: Iterable[str] = (), quiet_s: float = QUIET_S,
