@@ -122,6 +122,16 @@ class ServerUnreachable(ComputePodsError):
     exit_code = EXIT_UNREACHABLE
 
 
+class RequestRefused(ComputePodsError):
+    """cpctrl: the server answered with an error status (the exit code follows it)."""
+
+    def __init__(self, status: int, title: str, description: str = ""):
+        super().__init__(f"{title}: {description}" if description else title)
+        self.status = status
+        self.exit_code = (EXIT_UNREACHABLE if status in (401, 403, 503)
+                          else EXIT_FAILED if status >= 500 else EXIT_CANNOT_START)
+
+
 # --- charts -------------------------------------------------------------------
 
 class ChartQueueFull(ComputePodsError):
