@@ -66,6 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     c = sub.add_parser("clean", help="remove the outputs and state computepods made")
     c.add_argument("-C", dest="directory", metavar="DIR", default=argparse.SUPPRESS)
+
+    from .watching import add_parser as add_watch_parser
+    add_watch_parser(sub, os.environ.get("CP_NATS_URL"))
     return p
 
 
@@ -81,6 +84,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if not cwd.is_dir():
             raise UsageError(f"-C {args.directory}: not a directory")
+        if args.command == "watch":           # any directory, a project or not
+            from .watching import cmd_watch
+            return cmd_watch(args, cwd)
         root = find_project_root(cwd)
         if args.command == "build":
             return cmd_build(root, cwd, args)

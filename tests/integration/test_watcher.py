@@ -303,3 +303,50 @@ def test_the_watched_directory_going_away_stops_the_chart(tmp_path, watch):
     subprocess.run(["rm", "-r", str(root)], check=True)
     wait_for(lambda: w.watcher.tree.closed, what="the watcher to stop")
     assert w.watcher.wait_settled(0)
+
+
+# -- cpod watch ---------------------------------------------------------------------------
+
+def test_cpod_watch_publishes_changes_until_sigterm(tmp_path, nats_url):
+    from cpodrun import CPOD
+
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    (tree / "computepods.toml").write_text('[project]\nignore = ["*.swp"]\n')
+    bridge = NatsBridge(nats_url, namespace="mine", name="listener").start()
+    inbox: queue.Queue = queue.Queue()
+    bridge.listen(m.FS_CHANGED, inbox)
+    proc = subprocess.Popen([*CPOD, "watch", str(tree), "--nats", nats_url, "--namespace", "mine",
+                             "--quiet-ms", "20", "--pod", "laptop"],
+                            stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+    try:
+        assert "cpod: watching" in proc.stderr.readline()
+        (tree / ".a.txt.swp").write_text("x")          # ignored by the project file
+        (tree / "a.txt").write_text("hello")
+        msg = inbox.get(timeout=20)                    # an .swp report would have come first
+        assert msg.subject == "mine.fs.changed"
+        assert {k: msg.data[k] for k in ("pod", "root", "path", "kind", "size")} == {
+            "pod": "laptop", "root": str(tree.resolve()), "path": "a.txt", "kind": "created",
+            "size": 5}
+        proc.send_signal(subprocess.signal.SIGTERM)
+        assert proc.wait(timeout=20) == 0
+        assert "stopped watching" in proc.stderr.read()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stderr.close()
+        bridge.stop()
+
+
+@pytest.mark.parametrize("args, problem", [
+    (["watch", "nowhere", "--nats", "nats://127.0.0.1:1"], "nowhere: not a directory"),
+    (["watch", "."], "needs --nats URL"),
+])
+def test_cpod_watch_refuses_what_it_cannot_watch(tmp_path, args, problem):
+    from cpodrun import CPOD
+
+    env = {k: v for k, v in os.environ.items() if k != "CP_NATS_URL"}
+    p = subprocess.run([*CPOD, *args], cwd=tmp_path, capture_output=True, text=True, env=env,
+                       timeout=60)
+    assert p.returncode == 2 and problem in p.stderr
