@@ -124,8 +124,9 @@ class PodBus:
     def query(self, what: str, *, timeout: float = QUERY_TIMEOUT_S,
               attempts: int = QUERY_ATTEMPTS, **args: Any) -> dict:
         """Ask the pod's Desk; raises what the pod raised, or BusError."""
-        reply = self.bridge().request_sync(m.API_QUERY, {"what": what, "args": args},
-                                           timeout=timeout, attempts=attempts)
+        bridge = self.bridge()
+        reply = bridge.request_sync(m.API_QUERY, {"what": what, "args": args},
+                                    timeout=timeout, attempts=attempts)
         if "failure" in reply:
             raise remote_error(reply["failure"])
         return reply["answer"]
@@ -137,8 +138,9 @@ class PodBus:
             timeout=BUILD_TIMEOUT_S, attempts=2)
 
     def cancel(self, build_id: str) -> dict:
-        return self.bridge().request_sync(m.BUILD_CANCEL, {"build": build_id},
-                                          timeout=BUILD_TIMEOUT_S, attempts=2)
+        bridge = self.bridge()
+        return bridge.request_sync(m.BUILD_CANCEL, {"build": build_id},
+                                   timeout=BUILD_TIMEOUT_S, attempts=2)
 
     def follow(self, build_id: str) -> Follower:
         """Start following a build's live events (before asking for the
