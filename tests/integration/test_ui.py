@@ -7,14 +7,23 @@ its Desk, gunicorn serving the REST app, Chromium clicking Build.
 from __future__ import annotations
 
 import random
+import shutil
 from pathlib import Path
 
 import networkx as nx
 import pytest
 
 from browser import Chromium
+from computepods.bus.natsd import free_port
+from computepods.charts.desk import Desk
+from computepods.pod import Pod, PodOptions
+from computepods.rest.serve import start_http
+from cpodrun import write
 
-UI = Path(__file__).resolve().parents[2] / "computepods" / "rest" / "ui"
+REPO = Path(__file__).resolve().parents[2]
+UI = REPO / "computepods" / "rest" / "ui"
+BUILD_TIMEOUT_MS = 30_000       # a build of a small example, on a busy 2-core machine
+WAIT_MS = 10_000                # anything else the page shows
 
 
 @pytest.fixture(scope="module")
@@ -128,3 +137,154 @@ def test_layout_of_200_steps_with_cycles_keeps_steps_apart_and_edges_off_them(ch
     assert seen["kinds"]["forward"] == sum(
         1 for a, b in graph["edges"]
         if not any(a in c and b in c for c in graph["cycles"]))
+
+
+# -- the page on the real stack ---------------------------------------------------
+
+@pytest.fixture
+def serve(nats_url):
+    """serve(root, token=None) -> URL: a Pod on the test's nats-server with
+    its Desk, and gunicorn serving the REST app on a free port.  The test
+    fails if gunicorn had to be killed."""
+    started = []
+
+    def start(root: Path, token: str | None = None) -> str:
+        pod = Pod(root, PodOptions(nats_url=nats_url, slots=2)).start()
+        started.append(pod)
+        started.append(Desk(pod.bridge, root).start())
+        http = start_http(root, nats_url, "cp", bind=f"127.0.0.1:{free_port()}", workers=1,
+                          threads=8, token=token)
+        started.append(http)
+        return http.url + "/"
+    yield start
+    killed = []
+    for part in reversed(started):
+        if part.stop() is True:
+            killed.append(part)
+    if killed:
+        pytest.fail(f"gunicorn did not stop on SIGTERM:\n{killed[0].log_tail()}")
+
+
+@pytest.fixture
+def page(chromium):
+    page = chromium.new_page(viewport={"width": 1400, "height": 900})
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.set_default_timeout(WAIT_MS)
+    yield page
+    page.context.close()
+    assert errors == [], f"the page raised: {errors}"
+
+
+def steps_shown(page) -> dict[str, str]:
+    return dict(page.eval_on_selector_all(
+        ".step[data-step]", "els => els.map(e => [e.dataset.step, e.dataset.state])"))
+
+
+# Records every state a step's button takes while the page is open (not the
+# ones a re-drawn graph starts with), with the build's state at that moment.
+RECORD_STATES = """() => {
+  window.cpSeen = [];
+  new MutationObserver((changes) => {
+    for (const c of changes) window.cpSeen.push([c.target.dataset.step, c.target.dataset.state,
+        document.getElementById("status").dataset.buildState]);
+  }).observe(document.getElementById("graph"),
+             { subtree: true, attributes: true, attributeFilter: ["data-state"] });
+}"""
+
+FINISHED = """() => {
+  const s = document.getElementById("status");
+  return ["done", "failed", "error"].includes(s.dataset.buildState) && [s.dataset.buildState, s.textContent];
+}"""
+
+
+def build_and_wait(page) -> tuple[str, str]:
+    page.evaluate(RECORD_STATES)
+    page.get_by_role("button", name="Build", exact=True).click()
+    return page.wait_for_function(FINISHED, timeout=BUILD_TIMEOUT_MS).json_value()
+
+
+def test_page_draws_the_cycle_builds_it_live_and_shows_a_log(tmp_path, serve, page):
+    root = tmp_path / "cycle"
+    shutil.copytree(REPO / "examples" / "cycle", root,
+                    ignore=shutil.ignore_patterns(".computepods", "doc.out", "doc.toc", "doc.headings"))
+    page.goto(serve(root))
+    page.wait_for_selector(".step[data-state]")
+    steps = ["typeset:doc.out", "contents:doc.toc"]
+    assert steps_shown(page) == {s: "stale" for s in steps}
+    for s in steps:
+        button = page.locator(f'.step[data-step="{s}"]')
+        assert button.get_attribute("aria-label") == f"{s}: stale"
+        assert button.get_attribute("data-cycle") == "0"
+    label = page.locator('.cycle-label[data-cycle="0"]')
+    assert label.inner_text().startswith("cycle · 2 steps")
+    back = page.eval_on_selector_all("path.edge.back", "ps => ps.map(p => [p.dataset.from, p.dataset.to])")
+    assert len(back) == 1 and set(back[0]) == set(steps), back
+
+    state, text = build_and_wait(page)
+    assert state == "done", text
+    assert "build ok: 2 ran" in text
+    assert steps_shown(page) == {s: "up_to_date" for s in steps}
+    # the states came live over SSE, while the build ran, not only at the end
+    seen = page.evaluate("window.cpSeen")
+    for s in steps:
+        assert [s, "up_to_date", "running"] in seen, seen
+    assert "fixpoint after pass 3" in label.inner_text()
+
+    page.locator('.step[data-step="typeset:doc.out"]').click()
+    panel = page.locator('#log-panel[data-loaded="yes"]')
+    panel.wait_for()
+    assert panel.locator("#log-title").inner_text() == "typeset:doc.out"
+    assert "tools/typeset.py" in panel.locator("#log-command").inner_text()
+    assert "typeset: 3 contents lines, 3 pages" in panel.locator("#log-stdout").inner_text()
+
+
+FAILING = {
+    "computepods.toml": """
+        [project]
+        default = ["out/report.txt"]
+
+        [[rule]]
+        name = "greet"
+        inputs = ["src/name.txt"]
+        outputs = ["out/greeting.txt"]
+        command = "cat {in} > {out}"
+
+        [[rule]]
+        name = "report"
+        inputs = ["out/greeting.txt"]
+        outputs = ["out/report.txt"]
+        command = "echo checking {in}; echo 'report: the widget is missing' >&2; exit 3"
+    """,
+    "src/name.txt": "world\n",
+}
+
+
+def test_a_failing_step_turns_red_and_its_log_says_why_behind_a_token(tmp_path, serve, page):
+    url = serve(write(tmp_path / "p", FAILING), token="s3cret")
+    page.goto(url)
+    page.wait_for_selector(".step[data-state]")
+    assert steps_shown(page) == {"greet:out/greeting.txt": "stale", "report:out/report.txt": "stale"}
+
+    # the pod wants a token: the page asks for it, keeps it for the tab, builds
+    page.get_by_role("button", name="Build", exact=True).click()
+    page.wait_for_selector('#status[data-build-state="error"]')
+    assert "token" in page.locator("#status").inner_text()
+    page.get_by_label("API token").fill("s3cret")
+    page.evaluate(RECORD_STATES)
+    page.get_by_label("API token").press("Enter")
+    page.wait_for_selector('#status:not([data-build-state="error"])')
+    state, text = page.wait_for_function(FINISHED, timeout=BUILD_TIMEOUT_MS).json_value()
+    assert state == "failed", text
+    assert "1 failed" in text
+    assert page.evaluate("sessionStorage.getItem('computepods.api-token')") == "s3cret"
+    assert steps_shown(page) == {"greet:out/greeting.txt": "up_to_date",
+                                 "report:out/report.txt": "failed"}
+    assert ["report:out/report.txt", "failed", "running"] in page.evaluate("window.cpSeen")
+
+    page.locator('.step[data-step="report:out/report.txt"]').click()
+    panel = page.locator('#log-panel[data-loaded="yes"]')
+    panel.wait_for()
+    assert "exit code 3" in panel.locator("#log-meta").inner_text()
+    assert panel.locator("#log-stdout").inner_text().strip() == "checking out/greeting.txt"
+    assert "report: the widget is missing" in panel.locator("#log-stderr").inner_text()

@@ -120,7 +120,7 @@ function renderGraph(graph) {
     label.className = "cycle-label";
     label.dataset.cycle = g.cycle;
     label.style.cssText = `left:${g.x + 10}px;top:${g.y + 4}px;max-width:${g.w - 20}px`;
-    label.innerHTML = `<strong>cycle</strong> <span class="steps"></span> <span class="pass"></span>`;
+    label.innerHTML = `<strong>cycle</strong> · <span class="steps"></span> <span class="pass"></span>`;
     label.querySelector(".steps").textContent = `${g.members.length} step${g.members.length > 1 ? "s" : ""}`;
     canvas.append(label);
     view.groups.push({ ...g, label, paths: new Set(g.members.flatMap((id) => pathsOf(graph, id))) });
@@ -315,7 +315,7 @@ async function startBuild() {
     $("build").disabled = false;
     if (err.status === 401) {
       showTokenBox();
-      setStatus("error", "This pod needs an API token: enter it above, then Build again.");
+      setStatus("error", "This pod needs an API token: enter it above and press Enter (or Build again).");
       $("token").focus();
     } else {
       setStatus("error", `Could not start a build: ${err.message}`);
