@@ -2,9 +2,10 @@
 
 It runs one :class:`~computepods.charts.watcher.FSWatcher` on DIR and
 publishes ``<ns>.fs.changed`` for every settled change until Ctrl-C or
-SIGTERM, then stops cleanly (exit 0).  DIR need not be a project: when it
-holds a ``computepods.toml``, that file's ``ignore`` and ``stream`` patterns
-apply; ``.git`` and ``.computepods`` are never watched.
+SIGTERM, then stops cleanly (exit 0); if DIR itself goes away, it says so
+and exits 1.  DIR need not be a project: when it holds a
+``computepods.toml``, that file's ``ignore`` and ``stream`` patterns apply;
+``.git`` and ``.computepods`` are never watched.
 """
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ import sys
 import threading
 from pathlib import Path
 
-from .errors import UsageError
+from .errors import EXIT_FAILED, UsageError
 
 DEFAULT_NAMESPACE = "cp"
 
@@ -63,6 +64,7 @@ def cmd_watch(args, cwd: Path | None = None) -> int:
     try:
         watcher = FSWatcher(bridge, root, pod=pod, ignore=ignore, stream=stream,
                             quiet_s=quiet_s, max_delay_s=max(quiet_s, MAX_DELAY_S))
+        watcher.when_stopped(stop.set)    # DIR itself went away
         watcher.start()
         print(f"cpod: watching {root} ({len(watcher.tree.wds)} directories); "
               f"publishing {bridge.subject(m.FS_CHANGED)} on {args.nats}",
@@ -75,5 +77,8 @@ def cmd_watch(args, cwd: Path | None = None) -> int:
         reset_fabric()
         for s, handler in before.items():
             signal.signal(s, handler)
+    if watcher.gone:
+        print(f"cpod: {root} went away; stopped watching", file=sys.stderr, flush=True)
+        return EXIT_FAILED
     print("cpod: stopped watching", file=sys.stderr, flush=True)
     return 0

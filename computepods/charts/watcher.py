@@ -31,7 +31,7 @@ from __future__ import annotations
 import logging
 import threading
 from pathlib import Path
-from typing import Iterable
+from typing import Callable, Iterable
 
 from miros import return_status, spy_on
 
@@ -64,6 +64,7 @@ def fs_watching(fs: "FSWatcher", e):
     if sig == m.FS_EVENTS:
         outcome = fs.take(e.payload)
         if outcome == GONE:
+            fs.root_gone()
             return fs.trans(fs_stopped)
         if outcome == OVERFLOW:
             return fs.trans(fs_rescanning)
@@ -92,7 +93,10 @@ def fs_rescanning(fs: "FSWatcher", e):
         return return_status.HANDLED
     if sig == m.FS_EVENTS:
         # Another overflow before the rescan: the one rescan covers it.
-        return fs.trans(fs_stopped) if fs.take(e.payload) == GONE else return_status.HANDLED
+        if fs.take(e.payload) == GONE:
+            fs.root_gone()
+            return fs.trans(fs_stopped)
+        return return_status.HANDLED
     if sig == m.RESCAN:
         fs.rescan()
         return fs.trans(fs_live)
@@ -140,9 +144,15 @@ class FSWatcher(Chart):
         self.clock = clock or SystemClock()
         self.tree = InotifyTree(root, ignore)
         self.root = self.tree.root
-        self.debouncer = Debouncer(self.tree.stat, quiet_s=quiet_s, max_delay_s=max_delay_s,
-                                   stream=stream)
-        self.debouncer.scanned(self.tree.watch_tree(""))
+        try:
+            self.debouncer = Debouncer(self.tree.stat, quiet_s=quiet_s,
+                                       max_delay_s=max_delay_s, stream=stream)
+            self.debouncer.scanned(self.tree.watch_tree(""))
+        except Exception:                  # e.g. the watch limit: do not leak the descriptor
+            self.tree.close()
+            raise
+        self.gone = False                  # the watched directory itself went away
+        self._on_stopped: list[Callable[[], None]] = []
         self.published = 0                 # cp.fs.changed messages sent
         self.rescans = 0
         self._armed: float | None = None
@@ -204,8 +214,21 @@ class FSWatcher(Chart):
         self.tree.close()
         self.alarm.close()
         with self._settle:
+            if self._stopped:
+                return
             self._stopped = True
             self._settle.notify_all()
+        for callback in self._on_stopped:
+            callback()
+
+    def root_gone(self) -> None:
+        self.gone = True
+        log.error("watcher: %s went away; stopped watching it", self.root)
+
+    def when_stopped(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` (on the chart's thread) once the chart stops
+        watching, by stop() or because the directory went away (``gone``)."""
+        self._on_stopped.append(callback)
 
     # -- settling ----------------------------------------------------------------------
     def _reading(self) -> None:            # reader thread, before each read

@@ -300,8 +300,11 @@ def test_the_watched_directory_going_away_stops_the_chart(tmp_path, watch):
     root = tmp_path / "root"
     root.mkdir()
     w = watch(root)
+    stopped = []
+    w.watcher.when_stopped(lambda: stopped.append(True))
     subprocess.run(["rm", "-r", str(root)], check=True)
-    wait_for(lambda: w.watcher.tree.closed, what="the watcher to stop")
+    wait_for(lambda: stopped, what="the watcher to stop")
+    assert w.watcher.gone and w.watcher.tree.closed
     assert w.watcher.wait_settled(0)
 
 
@@ -337,6 +340,25 @@ def test_cpod_watch_publishes_changes_until_sigterm(tmp_path, nats_url):
             proc.wait()
         proc.stderr.close()
         bridge.stop()
+
+
+def test_cpod_watch_exits_1_when_its_directory_goes_away(tmp_path, nats_url):
+    from cpodrun import CPOD
+
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    proc = subprocess.Popen([*CPOD, "watch", str(tree), "--nats", nats_url],
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        assert "cpod: watching" in proc.stderr.readline()
+        subprocess.run(["rm", "-r", str(tree)], check=True)
+        assert proc.wait(timeout=20) == 1
+        assert f"{tree} went away" in proc.stderr.read()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stderr.close()
 
 
 @pytest.mark.parametrize("args, problem", [
