@@ -6,8 +6,10 @@ its Desk, gunicorn serving the REST app, Chromium clicking Build.
 """
 from __future__ import annotations
 
+import json
 import random
 import shutil
+import urllib.request
 from pathlib import Path
 
 import networkx as nx
@@ -288,3 +290,70 @@ def test_a_failing_step_turns_red_and_its_log_says_why_behind_a_token(tmp_path, 
     assert "exit code 3" in panel.locator("#log-meta").inner_text()
     assert panel.locator("#log-stdout").inner_text().strip() == "checking out/greeting.txt"
     assert "report: the widget is missing" in panel.locator("#log-stderr").inner_text()
+
+
+def post_build(url: str) -> str:
+    """Start a build as another client (cpctrl, a script) would."""
+    req = urllib.request.Request(url + "v1/builds", data=b'{"targets": []}', method="POST",
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        assert resp.status == 202
+        return json.load(resp)["id"]
+
+
+CANCELLABLE = {
+    "computepods.toml": """
+        [project]
+        default = ["out/b.txt"]
+
+        [[rule]]
+        name = "first"
+        inputs = ["src/a.txt"]
+        outputs = ["out/a.txt"]
+        command = "until [ -e go ]; do sleep 0.02; done; cp {in} {out}"
+
+        [[rule]]
+        name = "second"
+        inputs = ["out/a.txt"]
+        outputs = ["out/b.txt"]
+        command = "cp {in} {out}"
+    """,
+    "src/a.txt": "a\n",
+}
+
+
+def test_cancel_stops_the_build_after_the_running_step(tmp_path, serve, page):
+    root = write(tmp_path / "p", CANCELLABLE)
+    page.goto(serve(root))
+    page.wait_for_selector(".step[data-state]")
+    page.get_by_role("button", name="Build", exact=True).click()
+    page.wait_for_selector('.step[data-step="first:out/a.txt"][data-state="building"]')
+    page.get_by_role("button", name="Cancel").click()
+    page.wait_for_function("() => document.getElementById('status').textContent.includes('cancelling')")
+    (root / "go").write_text("")                # the running step may finish now
+    state, text = page.wait_for_function(FINISHED.replace('"error"]', '"error", "cancelled"]'),
+                                         timeout=BUILD_TIMEOUT_MS).json_value()
+    assert state == "cancelled", text
+    shown = steps_shown(page)
+    assert shown["second:out/b.txt"] == "stale", shown
+    assert not (root / "out" / "b.txt").exists()
+    assert page.get_by_role("button", name="Cancel").is_hidden()
+
+
+def test_a_build_started_elsewhere_shows_up_live_in_an_open_page(tmp_path, serve, page):
+    root = write(tmp_path / "p", CANCELLABLE)     # its first step waits for `go`
+    url = serve(root)
+    page.goto(url)
+    page.wait_for_selector('#status[data-build-state="idle"]')
+    page.evaluate(RECORD_STATES)
+
+    build_id = post_build(url)
+    page.wait_for_selector('.step[data-step="first:out/a.txt"][data-state="building"]')
+    status = page.locator("#status")
+    assert status.get_attribute("data-build-state") == "running"
+    assert status.inner_text().startswith(f"Build {build_id} (started elsewhere): running")
+    (root / "go").write_text("")
+    state, text = page.wait_for_function(FINISHED, timeout=BUILD_TIMEOUT_MS).json_value()
+    assert state == "done", text
+    assert steps_shown(page) == {"first:out/a.txt": "up_to_date", "second:out/b.txt": "up_to_date"}
+    assert ["second:out/b.txt", "up_to_date", "running"] in page.evaluate("window.cpSeen")

@@ -5,7 +5,10 @@
 // each step's button building, up to date or failed as its events come;
 // when the build is done the graph is fetched again, so steps no event
 // mentioned (skipped, blocked) show what the pod now knows.  Clicking a step
-// shows v1/steps/{id}/log.  Every URL is relative to the page, so the page
+// shows v1/steps/{id}/log.  Builds started elsewhere (cpctrl, the watcher of
+// `cpod up`) are found by looking at v1/builds every WATCH_MS while the page
+// is idle and visible, and followed the same way.  Every URL is relative to
+// the page, so the page
 // works under a prefix too.  Step buttons carry data-step and data-state,
 // the status line data-build-state: tests and users' scripts read those.
 
@@ -13,16 +16,20 @@ import { layout, NODE_W, NODE_H } from "./layout.js";
 
 const STATE_TEXT = { up_to_date: "up to date", stale: "stale", building: "building", failed: "failed" };
 const STATE_MARK = { up_to_date: "✓", stale: "•", building: "⟳", failed: "✗" };
-const EVENT_TYPES = ["plan", "start", "ran", "ok", "fail", "pass", "fixpoint", "cycle_failed",
-  "chef_lost", "would", "log", "done"];
+const EVENT_TYPES = ["queued", "plan", "start", "ran", "ok", "fail", "pass", "fixpoint",
+  "cycle_failed", "chef_lost", "cancel", "would", "log", "done"];
 const FINISHED = new Set(["done", "failed", "cancelled"]);
 const TOKEN_KEY = "computepods.api-token";
 const TICK_MS = 250;            // status line redraw while a build runs
+const WATCH_MS = 2000;          // how often an idle page looks for builds started elsewhere
 const RUNNING_SHOWN = 3;
 const SVG = "http://www.w3.org/2000/svg";
 
 const $ = (id) => document.getElementById(id);
-const view = { graph: null, steps: new Map(), groups: [], build: null, logStep: null };
+const view = {
+  graph: null, steps: new Map(), groups: [], build: null, logStep: null,
+  known: new Set(),             // builds followed or reported already
+};
 
 // -- talking to the API -------------------------------------------------------------
 class ApiError extends Error {
@@ -174,16 +181,18 @@ function drawStatus(b) {
   const secs = ((Date.now() - b.started) / 1000).toFixed(1);
   const names = [...b.running].slice(0, RUNNING_SHOWN);
   const more = b.running.size - names.length;
-  let text = `Build ${b.id}: running — ${b.done}/${b.total || "?"} steps · ${secs} s`;
+  const phase = b.cancelling ? "cancelling" : b.queued ? "queued, waiting for the build before it" : "running";
+  let text = `Build ${b.id}${b.by ? ` (${b.by})` : ""}: ${phase} — ${b.done}/${b.total || "?"} steps · ${secs} s`;
   if (names.length) text += ` · running ${names.join(", ")}${more > 0 ? ` (+${more})` : ""}`;
   if (b.cycle) text += ` · ${b.cycle}`;
-  setStatus("running", text);
+  setStatus(b.queued ? "queued" : "running", text);
   $("progress").max = Math.max(1, b.total);
   $("progress").value = b.done;
 }
 
 function summaryText(ev) {
   if (ev.error) return ev.error;
+  if (ev.cancelled) return `cancelled after ${ev.ran || 0} ran`;
   const parts = [`${ev.ran || 0} ran`, `${ev.skipped || 0} up to date`];
   if (ev.failed) parts.push(`${ev.failed} failed`);
   const notRun = (ev.blocked || 0) + (ev.not_run || 0);
@@ -192,10 +201,11 @@ function summaryText(ev) {
   return `${ev.ok ? "build ok" : "build FAILED"}: ${parts.join(", ")}${secs}`;
 }
 
-function follow(id, started) {
+function follow(id, started, by = "") {
   if (view.build) stopFollowing(view.build);
-  const b = { id, started, done: 0, total: 0, running: new Set(), cycle: "", finished: false };
+  const b = { id, started, by, done: 0, total: 0, running: new Set(), cycle: "", finished: false };
   view.build = b;
+  view.known.add(id);
   $("build").disabled = true;
   $("cancel").hidden = false;
   $("cancel").disabled = false;
@@ -226,8 +236,15 @@ function onEvent(b, ev) {
   if (b !== view.build || b.finished) return;
   if (Array.isArray(ev.progress)) [b.done, b.total] = ev.progress;
   switch (ev.t) {
+    case "queued":
+      b.queued = true;
+      break;
     case "plan":
+      b.queued = false;
       if (typeof ev.steps === "number") b.total = ev.steps;
+      break;
+    case "cancel":
+      b.cancelling = true;
       break;
     case "start":
       b.running.add(ev.step);
@@ -271,7 +288,8 @@ async function finish(b, ev) {
   b.settled = true;
   stopFollowing(b);
   $("cancel").hidden = true;
-  const result = `Build ${b.id}: ${ev.ok ? "done" : "failed"} — ${summaryText(ev)}`;
+  const state = ev.cancelled ? "cancelled" : ev.ok ? "done" : "failed";
+  const result = `Build ${b.id}${b.by ? ` (${b.by})` : ""}: ${state} — ${summaryText(ev)}`;
   $("progress").value = ev.ok ? $("progress").max : b.done;
   // What no event said (skipped or blocked steps, the pod's own view after
   // the last write) comes from the graph; cycle labels keep their news.
@@ -290,7 +308,7 @@ async function finish(b, ev) {
     return;
   }
   if (view.logStep) showLog(view.logStep);
-  setStatus(ev.ok ? "done" : "failed", result);
+  setStatus(state, result);
   $("build").disabled = false;
 }
 
@@ -302,15 +320,17 @@ async function settleFromSummary(b) {
     return;        // unreachable for now: EventSource keeps retrying
   }
   if (!b.finished && FINISHED.has(s.state)) {
-    finish(b, { ok: s.ok, error: s.error, ran: s.steps_done, failed: (s.failed || []).length });
+    finish(b, { ok: s.ok, error: s.error, cancelled: s.state === "cancelled",
+      ran: s.steps_done, failed: (s.failed || []).length });
   }
 }
 
 async function startBuild() {
   $("build").disabled = true;
+  view.posting = true;
   try {
     const res = await call("POST", "v1/builds", { targets: [], keep_going: false });
-    follow(res.id, Date.now());
+    follow(res.id, Date.now(), res.joined ? "joined: it was already running" : "");
   } catch (err) {
     $("build").disabled = false;
     if (err.status === 401) {
@@ -320,6 +340,8 @@ async function startBuild() {
     } else {
       setStatus("error", `Could not start a build: ${err.message}`);
     }
+  } finally {
+    view.posting = false;
   }
 }
 
@@ -336,6 +358,28 @@ async function cancelBuild() {
 
 function showTokenBox() {
   $("token-box").hidden = false;
+}
+
+// A build this page did not start: follow it if it runs, else show how it
+// ended and what it changed.
+async function lookForBuilds() {
+  if ((view.build && !view.build.finished) || view.posting || document.hidden) return;
+  let builds;
+  try { ({ builds } = await call("GET", "v1/builds")); } catch { return; }
+  if ((view.build && !view.build.finished) || view.posting) return;   // Build was clicked meanwhile
+  const fresh = builds.filter((s) => !view.known.has(s.id));
+  const live = fresh.find((s) => s.state === "running")
+    || fresh.filter((s) => s.state === "queued").pop();
+  if (live) {
+    follow(live.id, Date.parse(live.started) || Date.now(), "started elsewhere");
+    return;
+  }
+  const last = fresh.find((s) => FINISHED.has(s.state));
+  if (!last) return;
+  for (const s of fresh) view.known.add(s.id);
+  try { await refreshGraph(); } catch { /* the status says what it can */ }
+  const what = last.error || `${last.steps_done}/${last.steps_total} steps`;
+  setStatus(last.state, `Build ${last.id} (started elsewhere): ${last.state} — ${what}`);
 }
 
 // -- a step's log -------------------------------------------------------------------------
@@ -400,13 +444,16 @@ async function main() {
   }
   try {
     const { builds } = await call("GET", "v1/builds");
-    const live = builds.find((s) => s.state === "queued" || s.state === "running");
-    if (live) follow(live.id, Date.parse(live.started) || Date.now());
+    const live = builds.find((s) => s.state === "running")
+      || builds.filter((s) => s.state === "queued").pop();
+    for (const s of builds) if (s !== live) view.known.add(s.id);
+    if (live) follow(live.id, Date.parse(live.started) || Date.now(), "started elsewhere");
     else if (builds.length && view.graph) {
       const last = builds[0];
       setStatus("idle", `Ready: ${view.graph.nodes.length} steps. Last build ${last.id}: ${last.state}.`);
     }
   } catch { /* no build list: nothing to follow */ }
+  setInterval(lookForBuilds, WATCH_MS);
 }
 
 main();
