@@ -412,6 +412,7 @@ async function showLog(id) {
   $("log-command").textContent = Array.isArray(log.command) ? log.command.join(" ") : (log.command || "");
   $("log-stdout").textContent = log.stdout || "(nothing)";
   $("log-stderr").textContent = log.stderr || "(nothing)";
+  for (const p of ["log-stdout", "log-stderr"]) $(p).scrollTop = $(p).scrollHeight;   // the end says most
 }
 
 function hideLog() {
