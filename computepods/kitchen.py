@@ -68,8 +68,10 @@ class StepJob:
     copy_in: dict[str, str] = field(default_factory=dict)   # own outputs given to it, pre-run
 
     @property
-    def key(self) -> tuple[str, int]:
-        return (self.step.id, self.attempt)
+    def key(self) -> tuple[str, str, int]:
+        """What makes a run request a repeat: a long-lived chef serves many
+        builds, and each build numbers its attempts from 1."""
+        return (self.build, self.step.id, self.attempt)
 
 
 def step_to_message(step: Step, attempt: int, inputs: dict[str, str | None],

@@ -11,7 +11,7 @@ the chef answers at once with what it accepted, queues them for its worker
 pool, and reports each step's start and end on ``<ns>.steps.results``, in
 batches: a finished step posts STEP_DONE, and a FLUSH it posts to itself
 sends everything that finished in between as one message.  Run requests are
-idempotent, keyed by step id and attempt: a repeat of a queued or running
+idempotent, keyed by build, step id and attempt: a repeat of a queued or running
 step is only acknowledged, a repeat of a finished one gets its result again.
 """
 from __future__ import annotations

@@ -196,3 +196,16 @@ def test_the_only_chef_dying_fails_its_steps_naming_it(tmp_path, nats_url):
     finally:
         pod.stop()
         doomed.kill()
+
+
+def test_a_pod_that_stays_up_runs_an_edited_step_again_in_its_next_build(tmp_path, nats_url,
+                                                                          pod_factory):
+    """A long-lived chef serves many builds, each numbering attempts from 1:
+    the second build's step is new work, not a repeat of the first's."""
+    root = wide_project(tmp_path / "p", 2)
+    pod = pod_factory(root)
+    assert build(pod, root) == 0
+    (root / "src/f0.txt").write_text("edited\n")
+    assert build(pod, root) == 0
+    assert (root / "build/f0.txt").read_text() == "edited\n"
+    assert (root / "out/all.txt").read_text() == "edited\n1\n"
