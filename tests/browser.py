@@ -57,13 +57,17 @@ class Chromium:
                 [chromium_binary(), *FLAGS, f"--user-data-dir={self.profile}", "about:blank"],
                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                 start_new_session=True)
-        port_file = self.profile / "DevToolsActivePort"
-        wait_for(lambda: self._alive() and port_file.is_file()
-                 and len(port_file.read_text().splitlines()) >= 2,
-                 timeout=START_TIMEOUT_S, what=f"Chromium's DevTools port ({self.log_tail()})")
-        port, path = port_file.read_text().splitlines()[:2]
-        self._pw = sync_playwright().start()
-        self.browser = self._pw.chromium.connect_over_cdp(f"ws://127.0.0.1:{port}{path}")
+        try:
+            port_file = self.profile / "DevToolsActivePort"
+            wait_for(lambda: self._alive() and port_file.is_file()
+                     and len(port_file.read_text().splitlines()) >= 2,
+                     timeout=START_TIMEOUT_S, what="Chromium's DevTools port")
+            port, path = port_file.read_text().splitlines()[:2]
+            self._pw = sync_playwright().start()
+            self.browser = self._pw.chromium.connect_over_cdp(f"ws://127.0.0.1:{port}{path}")
+        except BaseException as exc:
+            self.stop()
+            raise AssertionError(f"chromium did not start: {exc}\n{self.log_tail()}") from exc
         return self
 
     def _alive(self) -> bool:
@@ -76,12 +80,13 @@ class Chromium:
         return self.browser.new_context(**context_options).new_page()
 
     def stop(self) -> None:
-        if self.browser is not None:
+        if self._pw is not None:
             try:
-                self.browser.close()       # over CDP: closes our contexts, disconnects
+                if self.browser is not None:
+                    self.browser.close()   # over CDP: closes our contexts, disconnects
             finally:
                 self._pw.stop()
-                self.browser = None
+                self._pw = self.browser = None
         if self.proc is None or self.proc.poll() is not None:
             return
         self.proc.send_signal(signal.SIGTERM)

@@ -155,7 +155,7 @@ def serve(nats_url):
         started.append(pod)
         started.append(Desk(pod.bridge, root).start())
         http = start_http(root, nats_url, "cp", bind=f"127.0.0.1:{free_port()}", workers=1,
-                          threads=8, token=token)
+                          threads=8, token=token or "")       # "": not CP_API_TOKEN's
         started.append(http)
         return http.url + "/"
     yield start
