@@ -111,20 +111,29 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def cmd_build(root: Path, cwd: Path, args) -> int:
+    if args.jobs is not None and args.jobs < 1:
+        raise UsageError(f"-j {args.jobs}: the number of parallel steps must be at least 1")
+
+    def waiting(who: str) -> None:
+        print(f"cpod: waiting for the build of {who} to finish", file=sys.stderr, flush=True)
+
+    # The cold no-op the last one judged, while its files keep their stats.
+    from .plancache import stored_noop
+    steps = stored_noop(root, args.targets, cwd, on_wait=waiting)
+    if steps is not None:
+        print(f"cpod: nothing to do: {steps} steps up to date", file=sys.stderr)
+        return 0
     # Only what the cold no-op needs is imported before it is answered:
     # nats-py, miros and the charts cost ~0.2 s of imports.
     from .lock import ProjectLock
     from .planning import (check_tools, load_state, prepare_state_dir, remove_orphans,
                            resolve, save_file_records, up_to_date)
 
-    if args.jobs is not None and args.jobs < 1:
-        raise UsageError(f"-j {args.jobs}: the number of parallel steps must be at least 1")
     project, plan = resolve(root, args.targets, cwd)   # errors before anything starts (exit 2)
     check_tools(project, plan)
     prepare_state_dir(root)
     lock = ProjectLock(root)
-    lock.acquire(on_wait=lambda who: print(f"cpod: waiting for the build of {who} "
-                                           "to finish", file=sys.stderr, flush=True))
+    lock.acquire(on_wait=waiting)
     pod = None
     try:
         state = load_state(root)
@@ -136,7 +145,7 @@ def cmd_build(root: Path, cwd: Path, args) -> int:
             print(f"cpod: keeping {why}; no rule makes it any more", file=sys.stderr)
         refreshed = up_to_date(root, plan, None if removed else state)
         if refreshed is not None:                 # the cold no-op: no server, no charts
-            save_file_records(root, refreshed)
+            save_file_records(root, refreshed, remember=not kept)
             print(f"cpod: nothing to do: {len(plan.steps)} steps up to date", file=sys.stderr)
             return 0
         from .client import request_build

@@ -303,7 +303,7 @@ async function finish(b, ev) {
       if (state) g.label.dataset.state = state;
     }
   } catch (err) {
-    setStatus("failed", `${result} (and the graph could not be fetched again: ${err.message})`);
+    setStatus(state, `${result} (but the graph could not be fetched again: ${err.message})`);
     $("build").disabled = false;
     return;
   }
