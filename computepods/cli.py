@@ -6,21 +6,18 @@ build could not start; 130 interrupted.
 from __future__ import annotations
 
 import argparse
-import logging
 import os
-import shutil
 import signal
 import sys
 from pathlib import Path
 from typing import Sequence
 
 from . import __version__
-from .errors import (EXIT_CANNOT_START, EXIT_INTERRUPTED, ComputePodsError, UsageError)
-from .project import STATE_DIR, find_project_root
-
-
-class Interrupted(Exception):
-    """SIGINT or SIGTERM arrived."""
+# Interrupted lives in errors.py: under `python -m computepods.cli` this
+# module is __main__, and a class defined here would be a different one.
+from .errors import (EXIT_CANNOT_START, EXIT_INTERRUPTED, ComputePodsError, Interrupted,
+                     UsageError)
+from .where import STATE_DIR, find_project_root
 
 
 def _interrupt(signum, frame):
@@ -69,6 +66,27 @@ def build_parser() -> argparse.ArgumentParser:
 
     from .watching import add_parser as add_watch_parser
     add_watch_parser(sub, os.environ.get("CP_NATS_URL"))
+
+    u = sub.add_parser("up", help="run a pod that watches the project and keeps it built")
+    u.add_argument("-C", dest="directory", metavar="DIR", default=argparse.SUPPRESS)
+    u.add_argument("--target", dest="targets", action="append", default=[], metavar="T",
+                   help="what to keep built (repeatable; default: project.default)")
+    u.add_argument("-j", "--jobs", type=int, metavar="N", help="parallel steps (default: cores)")
+    u.add_argument("--nats", metavar="URL", default=os.environ.get("CP_NATS_URL"),
+                   help="join this NATS server instead of starting one (env CP_NATS_URL)")
+    u.add_argument("--namespace", default="cp", help="subject namespace (default: cp)")
+    u.add_argument("--http", metavar="ADDR:PORT", default="127.0.0.1:8765",
+                   help="where to serve the REST API and the page (default 127.0.0.1:8765)")
+    u.add_argument("--no-http", dest="http", action="store_const", const=None,
+                   help="serve no REST API")
+    u.add_argument("--quiet-ms", type=float, metavar="MS",
+                   help="a file is reported once it has not changed for MS ms (default 50)")
+    u.add_argument("--trace", action="store_true", help="miros live_trace of the pod's charts")
+
+    for name, text in (("status", "show the pod that is up for this project"),
+                       ("down", "stop the pod that is up for this project")):
+        x = sub.add_parser(name, help=text)
+        x.add_argument("-C", dest="directory", metavar="DIR", default=argparse.SUPPRESS)
     return p
 
 
@@ -78,7 +96,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help(sys.stderr)
         return EXIT_CANNOT_START
-    logging.basicConfig(level=logging.WARNING, format="cpod: %(message)s")
+    if args.command != "build":            # a build handed to a pod logs nothing here
+        _log_to_stderr()
     cwd = Path(args.directory).resolve() if args.directory else Path.cwd()
     old = {s: signal.signal(s, _interrupt) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
@@ -90,6 +109,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         root = find_project_root(cwd)
         if args.command == "build":
             return cmd_build(root, cwd, args)
+        if args.command in ("up", "status", "down"):
+            from . import updown
+            return getattr(updown, f"cmd_{args.command}")(root, args)
         if args.command == "clean":
             return cmd_clean(root)
         if args.command == "chef":
@@ -110,7 +132,19 @@ def main(argv: Sequence[str] | None = None) -> int:
             signal.signal(s, handler)
 
 
+def _log_to_stderr() -> None:
+    import logging
+    logging.basicConfig(level=logging.WARNING, format="cpod: %(message)s")
+
+
 def cmd_build(root: Path, cwd: Path, args) -> int:
+    # A pod is up for the project: hand the build to it (stdlib only).
+    from .handoff import running_pod
+    info = running_pod(root)
+    if info is not None:
+        from .updown import hand_off_build
+        return hand_off_build(info, cwd, args)
+    _log_to_stderr()
     if args.jobs is not None and args.jobs < 1:
         raise UsageError(f"-j {args.jobs}: the number of parallel steps must be at least 1")
 
@@ -227,6 +261,7 @@ def cmd_clean(root: Path) -> int:
             while d != root and d.is_dir() and not any(d.iterdir()):
                 d.rmdir()
                 d = d.parent
+    import shutil
     shutil.rmtree(root / STATE_DIR, ignore_errors=True)
     print(f"cpod: removed {removed} outputs and {STATE_DIR}/", file=sys.stderr)
     return 0

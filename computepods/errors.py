@@ -17,6 +17,11 @@ EXIT_UNREACHABLE = 3     # cpctrl: server unreachable or token refused
 EXIT_INTERRUPTED = 130
 
 
+class Interrupted(Exception):
+    """SIGINT or SIGTERM arrived (raised by cpod's signal handler).  Not a
+    ComputePodsError: it is what the user asked for, not a fault."""
+
+
 class ComputePodsError(Exception):
     """Root of every error computepods raises on purpose."""
 

@@ -12,7 +12,11 @@ started, the same request is a no-op, answered with no scan of the tree.
   names an output of the running build before its result arrived is held
   until the result says whether it was the commit;
 - a change heard while a build runs makes one follow-up build of the pod's
-  watch targets (:meth:`want_follow_up`), however many changes there were.
+  watch targets (:meth:`want_follow_up`), however many changes there were;
+- only files a build here has used count: its inputs (declared and
+  discovered), its outputs, and the project file.  A log or an editor's
+  swap file elsewhere in the tree rebuilds nothing.  (Matching is
+  goal-directed, so a file no plan names cannot change what a plan does.)
 
 Plain logic, no threads: the MajorDomo calls it from its own thread.
 """
@@ -20,6 +24,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Iterable
+
+from .where import PROJECT_FILE
 
 StatKey = tuple[int, int]           # (size, mtime_ns); None for a deleted file
 
@@ -38,11 +44,14 @@ class Freshness:
     held: dict[str, StatKey | None] = field(default_factory=dict)
     building_outputs: frozenset[str] = frozenset()
     follow_up: bool = False          # a change arrived that no build has seen yet
+    relevant: set[str] = field(default_factory=lambda: {PROJECT_FILE})
     last_changes: list[str] = field(default_factory=list)
 
     # -- what the watcher says ---------------------------------------------------
     def heard(self, path: str, stat: StatKey | None) -> bool:
         """One settled change; True when it is a real change (not our commit)."""
+        if path not in self.relevant:
+            return False
         if path in self.committed:
             if self.committed[path] == stat:
                 return False
@@ -64,14 +73,19 @@ class Freshness:
         generation, steps = self.fresh.get(key, (-1, 0))
         return steps if generation == self.generation else None
 
-    def build_started(self, outputs: Iterable[str]) -> int:
-        """A build starts: the generation it sees, and which outputs it may commit."""
+    def build_started(self, outputs: Iterable[str], uses: Iterable[str] = ()) -> int:
+        """A build starts: the generation it sees, which outputs it may
+        commit, and every path it uses (inputs and outputs)."""
         self.building_outputs = frozenset(outputs)
+        self.relevant.update(self.building_outputs)
+        self.relevant.update(uses)
         self.follow_up = False
         return self.generation
 
-    def recorded_outputs(self, outputs: dict[str, StatKey]) -> None:
-        """A step's committed outputs: their watcher echoes are not changes."""
+    def recorded_outputs(self, outputs: dict[str, StatKey], discovered: Iterable[str] = ()) -> None:
+        """A step's committed outputs (their watcher echoes are not changes)
+        and the inputs it was found to read."""
+        self.relevant.update(discovered)
         for path, stat in outputs.items():
             held = self.held.pop(path, "none")
             if held == "none":

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from .project import STATE_DIR
+from .where import STATE_DIR
 
 
 class ProjectLock:

@@ -109,12 +109,14 @@ def save_file_records(root: Path, files: list[FileRecord]) -> None:
 
 
 def remove_orphans(root: Path, project: Project, plan: Plan | None = None,
-                   records: dict | None = None) -> tuple[list[str], list[str]]:
+                   records: dict | None = None, write=None) -> tuple[list[str], list[str]]:
     """tup's rule: an output no rule produces any more (its rule left the
     project file, or its source is gone) is deleted, so undoing a change
     returns the tree to its earlier state.  Only tracked outputs that still
     hash as they were built are deleted — never a source, never a hand edit.
     Returns (removed, kept-with-a-reason).  Call under the project lock.
+    `write(drop_steps, drop_files)` forgets them (default: straight to the
+    state database; a running pod passes its Store's way).
     """
     from .hashing import sha256_file
     rules = RuleSet(project)
@@ -139,8 +141,11 @@ def remove_orphans(root: Path, project: Project, plan: Plan | None = None,
                 kept.append(f"{path} (changed since it was built)")
         drop.append(sid)
     if drop:
-        with StateDB(root / STATE_DB) as db:
-            db.write(drop_steps=drop, drop_files=removed)
+        if write is None:
+            with StateDB(root / STATE_DB) as db:
+                db.write(drop_steps=drop, drop_files=removed)
+        else:
+            write(drop, removed)
     return removed, kept
 
 

@@ -174,10 +174,12 @@ class NatsServer:
         self.was_killed = False
         self._started_at = time.monotonic()
         # nats-server logs to stderr when given no -l: that also catches what
-        # it prints before it could open a log file (bad flags, panics).
+        # it prints before it could open a log file (bad flags, panics).  Its
+        # own process group: a terminal's Ctrl-C reaches cpod alone, which
+        # stops its charts before the server (pdeathsig covers cpod dying).
         self._proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL,
                                       stdout=self._log, stderr=self._log,
-                                      close_fds=True)
+                                      close_fds=True, process_group=0)
 
     def _config(self) -> Path:
         """A config file for what has no flag: a step with thousands of inputs

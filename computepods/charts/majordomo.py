@@ -34,8 +34,8 @@ from ..freshness import Freshness, request_key
 from ..builds import DEFAULT_LEASE_S, WINDOW_PER_SLOT, ActiveBuild, ChefInfo
 from ..hashing import FileRecord
 from ..kitchen import rule_to_dict, step_to_message
-from ..planning import make_plan
-from ..schedule import UNKNOWN, Job, State
+from ..planning import make_plan, remove_orphans
+from ..schedule import UNKNOWN, Job, State, input_paths
 from .base import Chart
 from .store import Record
 
@@ -210,9 +210,7 @@ class MajorDomo(Chart):
             build_id, msg = self.requests.popleft()
             data = msg.data
             try:
-                bp = make_plan(self.root, data["targets"], Path(data.get("cwd") or self.root),
-                               keep_going=bool(data.get("keep_going")),
-                               dry_run=bool(data.get("dry_run")))
+                bp = self.plan_build(data)
             except ComputePodsError as exc:
                 self.publish_events(build_id, [{"t": "done", "ok": False, "code": exc.exit_code,
                                                 "error": str(exc)}])
@@ -221,14 +219,37 @@ class MajorDomo(Chart):
                                      bool(data.get("dry_run")), bp, time.monotonic(),
                                      cwd=str(data.get("cwd") or self.root))
             if self.freshness:
+                steps, records = bp.plan.steps.values(), bp.scheduler.records
                 self.build.generation = self.freshness.build_started(
-                    p for step in bp.plan.steps for p in step.outputs)
+                    (p for step in steps for p in step.outputs),
+                    (p for step in steps for p in input_paths(step, records.get(step.id))))
             self.note({"t": "plan", "steps": len(bp.plan.steps), "targets": bp.plan.targets})
             self.ticker = self.post_fifo(self._tick_event(), period=1.0, deferred=True)
             if not self.chefs:
                 self.bridge.publish(m.CHEFS_QUERY, {})
             return True
         return False
+
+    def plan_build(self, data: dict):
+        def plan():
+            return make_plan(self.root, data["targets"], Path(data.get("cwd") or self.root),
+                             keep_going=bool(data.get("keep_going")),
+                             dry_run=bool(data.get("dry_run")))
+        bp = plan()
+        if self.freshness and not data.get("dry_run"):
+            # A pod that stays up tidies as `cpod build` does before it starts.
+            removed, kept = remove_orphans(self.root, bp.project, bp.plan, bp.scheduler.records,
+                                           write=self.forget)
+            for why in [f"removed {p}; no rule makes it any more" for p in removed] + \
+                    [f"keeping {why}; no rule makes it any more" for why in kept]:
+                log.warning("%s", why)
+            if removed:
+                self.freshness.recorded_outputs(dict.fromkeys(removed))   # their echoes
+                bp = plan()
+        return bp
+
+    def forget(self, steps: list[str], files: list[str]) -> None:
+        self.emit(m.RECORD, Record(token=None, drop_steps=steps, drop_files=files))
 
     def _tick_event(self):
         from miros import Event, signals
@@ -383,7 +404,8 @@ class MajorDomo(Chart):
                           for p, v in item.get("outputs", {}).items()]
                 if self.freshness:
                     self.freshness.recorded_outputs(
-                        {p: (v[1], v[2]) for p, v in item.get("outputs", {}).items()})
+                        {p: (v[1], v[2]) for p, v in item.get("outputs", {}).items()},
+                        item.get("discovered") or ())
                 b.outputs[sid] = outputs
                 record = b.scheduler.record(job, outputs, item.get("duration_s", 0.0),
                                             time.time_ns(), item.get("discovered") or [])

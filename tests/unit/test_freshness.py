@@ -6,8 +6,11 @@ from computepods.freshness import Freshness, request_key
 KEY = request_key("/p", ["out/a"])
 
 
+SOURCES = ["src/a.c"] + [f"src/{n}.c" for n in range(50)]
+
+
 def built(f: Freshness, outputs: dict, key=KEY, ok=True, steps=3) -> None:
-    gen = f.build_started(outputs)
+    gen = f.build_started(outputs, SOURCES)
     f.recorded_outputs(outputs)
     f.build_finished(key, gen, ok, steps)
 
@@ -61,10 +64,29 @@ def test_held_reports_no_result_explains_are_changes_at_the_end():
 
 def test_changes_during_a_build_want_exactly_one_follow_up():
     f = Freshness()
-    gen = f.build_started([])
+    gen = f.build_started([], SOURCES)
     for n in range(50):
         f.heard(f"src/{n}.c", (n, n))
     f.build_finished(KEY, gen, True, 1)
     assert f.fresh_steps(KEY) is None            # they came after it started
     assert f.want_follow_up()
     assert not f.want_follow_up()
+
+
+def test_files_no_build_used_change_nothing_but_the_project_file_does():
+    f = Freshness()
+    built(f, {"out/a": (3, 10)})
+    f.want_follow_up()
+    assert not f.heard("notes.txt", (1, 1))
+    assert not f.heard(".#swapfile", None)
+    assert f.fresh_steps(KEY) == 3 and not f.want_follow_up()
+    assert f.heard("computepods.toml", (9, 9))
+    assert f.fresh_steps(KEY) is None
+
+
+def test_an_input_discovered_by_a_run_counts_from_then_on():
+    f = Freshness()
+    gen = f.build_started(["build/a.o"], ["src/a.c"])
+    f.recorded_outputs({"build/a.o": (1, 1)}, discovered=["include/a.h"])
+    f.build_finished(KEY, gen, True, 1)
+    assert f.heard("include/a.h", (2, 2))

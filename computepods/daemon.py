@@ -1,0 +1,230 @@
+"""`cpod up`: a pod that stays up, watches its tree and keeps it built.
+
+It runs what ``cpod build`` runs (NATS, Store, MajorDomo, chefs) and adds
+the FSWatcher, the Cron chart, the control socket for the thin client, and
+(when asked) the REST app under gunicorn.  The MajorDomo is told the watch
+targets, so every settled change rebuilds them, changes during a build
+make one follow-up build, and a request nothing has changed for is answered
+from what the watcher heard (:mod:`computepods.freshness`).
+
+While it is up it holds the project lock: a ``cpod build`` in the project
+hands its request to this pod (:mod:`computepods.handoff`) instead of
+starting charts of its own.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import queue
+import socket
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, TextIO
+
+from . import handoff
+from . import messages as m
+from .client import request_build
+from .control import ControlServer
+from .errors import UsageError
+from .lock import ProjectLock
+from .pod import Pod, PodOptions, default_slots
+from .progress import Progress
+
+log = logging.getLogger("computepods.daemon")
+
+SETTLE_WAIT_S = 2.0        # a build request waits at most this long for files to settle
+STOP_WAIT_S = 30.0         # `cpod down` waits this long for the pod to exit
+
+
+@dataclass
+class UpOptions:
+    targets: list[str] = field(default_factory=list)    # [] is project.default
+    nats_url: str | None = None
+    namespace: str = m.DEFAULT_NAMESPACE
+    slots: int = field(default_factory=default_slots)
+    http: str | None = None                             # "ADDR:PORT", None for none
+    quiet_s: float | None = None                        # the watcher's quiet period
+    trace: bool = False
+
+
+class PodDaemon:
+    """Start with :meth:`start`, wait with :meth:`wait`, end with :meth:`stop`."""
+
+    def __init__(self, root: Path, options: UpOptions, out: TextIO = sys.stderr):
+        self.root = Path(root)
+        self.options = options
+        self.out = out
+        self.lock = ProjectLock(self.root)
+        self.pod: Pod | None = None
+        self.extra: list = []                 # charts and servers beside the pod's
+        self.control: ControlServer | None = None
+        self.http_url = ""
+        self.watcher = None
+        self.started = time.time()
+        self.name = f"{socket.gethostname()}:{os.getpid()}"
+        self.last_build: dict | None = None
+        self.builds = 0
+        self._stop = threading.Event()
+        self._events: "queue.Queue[m.Message]" = queue.Queue()
+        self._progress: dict[str, Progress] = {}
+
+    # -- life cycle ----------------------------------------------------------------
+    def start(self) -> "PodDaemon":
+        from .project import load_project
+
+        project = load_project(self.root)          # a broken project file: exit 2 now
+        if not self.lock.try_acquire():
+            raise UsageError(f"{self.root}: {self.lock.holder()} holds this project; "
+                             "stop it first (cpod down, or wait for the build)")
+        try:
+            self._start(project)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _start(self, project) -> None:
+        from .charts.cron import Cron
+        from .charts.watcher import FSWatcher
+
+        opts = self.options
+        self.pod = Pod(self.root, PodOptions(nats_url=opts.nats_url, namespace=opts.namespace,
+                                             slots=opts.slots, trace=opts.trace,
+                                             watch_targets=list(opts.targets))).start()
+        bridge = self.pod.bridge
+        bridge.listen(m.BUILD_EVENTS, self._events)
+        threading.Thread(target=self._report_builds, name="up:report", daemon=True).start()
+        kw = {"quiet_s": opts.quiet_s} if opts.quiet_s is not None else {}
+        self.watcher = self._add(FSWatcher(bridge, self.root, pod=self.name, ignore=project.ignore,
+                                           stream=project.stream, live_trace=opts.trace, **kw))
+        self._add(Cron(bridge, self.root, project.schedules, live_trace=opts.trace))
+        if opts.http:
+            self._start_http(opts.http)
+        self.control = ControlServer(handoff.socket_path(self.root), self).start()
+        self._write_pod_file()
+        # Start up to date: one build of the watch targets, as after a change.
+        bridge.publish(m.BUILD_REQUEST, {"targets": list(opts.targets), "cwd": str(self.root),
+                                         "client": "watch"})
+        self.say(f"pod up for {self.root} (pid {os.getpid()}); NATS {self.pod.url}"
+                 + (f"; {self.http_url}/" if self.http_url else "")
+                 + "; watching for changes (Ctrl-C or `cpod down` to stop)")
+
+    def _start_http(self, bind: str) -> None:
+        from .charts.desk import Desk
+        from .rest.serve import start_http
+
+        desk = self._add(Desk(self.pod.bridge, self.root, pod=self.name,
+                              live_trace=self.options.trace))
+        server = start_http(self.root, self.pod.url, self.options.namespace, bind=bind)
+        self.extra.append(server)
+        self.http_url = desk.http = server.url
+
+    def _add(self, chart):
+        chart.start()
+        self.extra.append(chart)
+        return chart
+
+    def wait(self) -> None:
+        """Until `cpod down` (or a signal, which raises in the main thread)."""
+        while not self._stop.wait(3600):
+            pass
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    def stop(self) -> None:
+        try:
+            if self.control:
+                self.control.stop()
+            (self.root / ".computepods" / handoff.POD_FILE).unlink(missing_ok=True)
+            for part in reversed(self.extra):
+                part.stop()
+            if self.pod:
+                self.pod.stop()
+        finally:
+            self.extra = []
+            self.control = None
+            self.pod = None
+            self.lock.release()
+
+    def _write_pod_file(self) -> None:
+        path = self.root / ".computepods" / handoff.POD_FILE
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"pid": os.getpid(), "root": str(self.root),
+                                   "socket": self.control.path, "nats": self.pod.url,
+                                   "http": self.http_url, "started": self.started}))
+        os.replace(tmp, path)
+
+    # -- what the control socket asks ----------------------------------------------
+    def status(self) -> dict:
+        return {"pid": os.getpid(), "root": str(self.root), "nats": self.pod.url,
+                "http": self.http_url, "started": self.started,
+                "uptime_s": round(time.time() - self.started, 1),
+                "targets": self.options.targets, "builds": self.builds,
+                "last_build": self.last_build}
+
+    def build(self, request: dict, emit: Callable[[dict], None]) -> int:
+        """A handed-off build: wait (bounded) for files still settling, then
+        ask the MajorDomo like any client and stream its events back."""
+        targets = request.get("targets") or []
+        if not isinstance(targets, list) or not all(isinstance(t, str) for t in targets):
+            raise UsageError("build request: 'targets' must be a list of strings")
+        if self.watcher and not self.watcher.wait_settled(SETTLE_WAIT_S):
+            emit({"t": "note", "text": f"files still changing after {SETTLE_WAIT_S:.0f} s; "
+                                       "building what is on disk now"})
+        return request_build(self.pod.bridge, targets, Path(request.get("cwd") or self.root),
+                             keep_going=bool(request.get("keep_going")),
+                             dry_run=bool(request.get("dry_run")), on_event=emit)
+
+    # -- the pod's own console -------------------------------------------------------
+    def _report_builds(self) -> None:
+        """Print what each build did, as `cpod build` would (plain lines)."""
+        while True:
+            msg = self._events.get()
+            build = msg.data.get("build")
+            for ev in msg.data.get("events", []):
+                if not isinstance(ev, dict):
+                    continue
+                if ev.get("t") == "plan" and build not in self._progress:
+                    self._progress[build] = Progress(self.out, tty=False)
+                progress = self._progress.get(build)
+                if progress:
+                    progress.handle(ev)
+                if ev.get("t") == "done":
+                    self._progress.pop(build, None)
+                    self.builds += 1
+                    self.last_build = {"id": build, "ok": ev.get("ok"), "code": ev.get("code"),
+                                       "ran": ev.get("ran"), "error": ev.get("error"),
+                                       "finished": time.time()}
+
+    def say(self, text: str) -> None:
+        print(f"cpod: {text}", file=self.out, flush=True)
+
+
+def stop_running_pod(root: Path, out: TextIO = sys.stderr) -> int:
+    """`cpod down`: ask the pod to stop and wait until its process is gone."""
+    info = handoff.running_pod(root)
+    if info is None:
+        print(f"cpod: no pod is up for {root}", file=out)
+        return 0
+    handoff.call(info, "POST", "/down")
+    deadline = time.monotonic() + STOP_WAIT_S
+    while time.monotonic() < deadline:
+        if not _alive(int(info["pid"])):
+            print(f"cpod: pod {info['pid']} stopped", file=out)
+            return 0
+        time.sleep(0.02)
+    raise UsageError(f"the pod (pid {info['pid']}) did not stop within {STOP_WAIT_S:.0f} s")
+
+
+def _alive(pid: int) -> bool:
+    """A zombie counts as gone: it has stopped, its parent just has not reaped it."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False

@@ -1,0 +1,212 @@
+"""`cpod up` end to end: a real pod process watching a real tree.
+
+The pod runs as a user would run it (a subprocess, its own nats-server);
+the test edits files, hands builds to it with `cpod build`, and listens on
+its bus to count what it did.
+"""
+from __future__ import annotations
+
+import json
+import queue
+import signal
+import subprocess
+import threading
+from pathlib import Path
+
+import pytest
+
+from computepods import messages as m
+from computepods.bus.bridge import NatsBridge
+from cpodrun import CPOD, cpod, write
+from helpers import wait_for
+
+STOP_TIMEOUT_S = 30
+
+
+class UpPod:
+    """A `cpod up` process, its stderr lines, and a bridge on its bus."""
+
+    def __init__(self, root: Path, *args: str):
+        self.root = root
+        self.proc = subprocess.Popen([*CPOD, "-C", str(root), "up", "--no-http", *args],
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.lines: list[str] = []
+        threading.Thread(target=self._read, daemon=True).start()
+        wait_for(lambda: self.info() or self.proc.poll() is not None, timeout=30,
+                 what="pod.json of the pod")
+        assert self.proc.poll() is None, self.text()
+        self.bridge = NatsBridge(self.info()["nats"], name="test").start()
+        self.events: "queue.Queue[m.Message]" = queue.Queue()
+        self.bridge.listen(m.BUILD_EVENTS, self.events)
+        self.plans: list[dict] = []
+        self.done: list[dict] = []
+
+    def _read(self) -> None:
+        for line in self.proc.stderr:
+            self.lines.append(line.rstrip("\n"))
+
+    def text(self) -> str:
+        return "\n".join(self.lines)
+
+    def info(self) -> dict | None:
+        try:
+            return json.loads((self.root / ".computepods" / "pod.json").read_text())
+        except (OSError, ValueError):
+            return None
+
+    def drain(self) -> None:
+        while True:
+            try:
+                msg = self.events.get_nowait()
+            except queue.Empty:
+                return
+            for ev in msg.data["events"]:
+                ev = {**ev, "build": msg.data["build"]}
+                if ev["t"] == "plan":
+                    self.plans.append(ev)
+                elif ev["t"] == "done":
+                    self.done.append(ev)
+
+    def builds_done(self) -> int:
+        self.drain()
+        return len(self.done)
+
+    def stop(self) -> None:
+        self.bridge.stop()
+        if self.proc.poll() is None:
+            down = cpod(self.root, "down")
+            assert down.code == 0, down.err
+        try:
+            code = self.proc.wait(STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            pytest.fail(f"cpod up did not stop after cpod down:\n{self.text()}")
+        assert code == 0, self.text()
+
+
+@pytest.fixture
+def up(tmp_path):
+    pods: list[UpPod] = []
+
+    def start(root: Path, *args: str) -> UpPod:
+        pod = UpPod(root, *args)
+        pods.append(pod)
+        return pod
+    yield start
+    for pod in pods:
+        pod.stop()
+
+
+def project(root: Path, extra: str = "", command: str = "cat {in} > {out}") -> Path:
+    return write(root, {
+        "computepods.toml": f"""
+            [project]
+            name = "t"
+            default = ["out/all.txt"]
+            {extra}
+
+            [[rule]]
+            name = "upper"
+            inputs = ["src/%.txt"]
+            outputs = ["build/%.up"]
+            command = "tr a-z A-Z < {{in}} > {{out}}"
+
+            [[rule]]
+            name = "all"
+            inputs = ["build/a.up", "build/b.up"]
+            outputs = ["out/all.txt"]
+            command = "{command}"
+            """,
+        "src/a.txt": "alpha\n",
+        "src/b.txt": "beta\n",
+    })
+
+
+def test_up_keeps_the_tree_built_hands_off_builds_and_stops_on_down(tmp_path, up):
+    root = project(tmp_path / "p")
+    pod = up(root)
+    out = root / "out/all.txt"
+    wait_for(lambda: out.exists() and out.read_text() == "ALPHA\nBETA\n", what="first build")
+
+    (root / "src/a.txt").write_text("gamma\n")
+    wait_for(lambda: out.read_text() == "GAMMA\nBETA\n", what="rebuild after an edit")
+    wait_for(lambda: pod.builds_done() == 2, what="the edit's build to finish")
+
+    # The chefs' own commits are not changes: the next request is answered
+    # from what the watcher heard, with no build.
+    handed = cpod(root, "build")
+    assert handed.code == 0, handed.err
+    assert "nothing changed since" in handed.err
+    assert handed.ran == []
+
+    st = cpod(root, "status")
+    assert st.code == 0 and f"pid {pod.proc.pid}" in st.out, st.out + st.err
+
+    # A failing build handed to the pod fails the same way, same exit code.
+    (root / "src/b.txt").unlink()
+    wait_for(lambda: pod.builds_done() >= 4, what="the build after a deletion")
+    failed = cpod(root, "build")
+    assert failed.code == 2, failed.err
+    assert "src/b.txt" in failed.err
+
+    pod.stop()
+    assert not (root / ".computepods/pod.json").exists()
+    assert cpod(root, "status").code == 1
+    assert "pod up for" in pod.text() and "pod stopped" in pod.text()
+
+
+def test_changes_during_a_build_make_exactly_one_follow_up(tmp_path, up):
+    gate = tmp_path / "gate"
+    runs = tmp_path / "runs"
+    root = project(tmp_path / "p", command=(
+        f"sh -c 'echo started >> {runs}; while [ -e {gate} ]; do sleep 0.01; done; "
+        "cat build/a.up build/b.up > out/all.txt'"))
+    pod = up(root)
+    out = root / "out/all.txt"
+    wait_for(lambda: pod.builds_done() == 1 and out.exists(), what="first build")
+    changes: "queue.Queue[m.Message]" = queue.Queue()
+    pod.bridge.listen(m.FS_CHANGED, changes)
+
+    gate.write_text("")
+    (root / "src/a.txt").write_text("one\n")
+    wait_for(lambda: runs.read_text().count("started") == 2, what="the edit's build to block")
+    for n in range(1, 6):                    # five settled changes while it runs
+        (root / "src/b.txt").write_text("b" * n + "\n")
+        wait_for(lambda: _heard(changes, "src/b.txt", "b" * n + "\n"), what=f"change {n}")
+    gate.unlink()
+
+    wait_for(lambda: out.exists() and out.read_text() == "ONE\nBBBBB\n", what="the follow-up")
+    wait_for(lambda: pod.builds_done() == 3, what="the follow-up build to finish")
+    handed = cpod(root, "build")            # a barrier: it queues after anything pending
+    assert handed.code == 0 and "nothing changed since" in handed.err, handed.err
+    pod.drain()
+    assert [p.get("fresh", False) for p in pod.plans] == [False, False, False, True]
+    assert runs.read_text().count("started") == 3
+
+
+def _heard(changes: "queue.Queue[m.Message]", path: str, text: str) -> bool:
+    while True:
+        try:
+            msg = changes.get_nowait()
+        except queue.Empty:
+            return False
+        if msg.data["path"] == path and msg.data.get("size") == len(text):
+            return True
+
+
+def test_a_second_up_is_refused_and_ctrl_c_stops_cleanly(tmp_path, up):
+    root = project(tmp_path / "p")
+    pod = up(root)
+    again = cpod(root, "up", "--no-http", timeout=60)
+    assert again.code == 2
+    assert f"already up for {root} (pid {pod.proc.pid})" in again.err
+    pod.proc.send_signal(signal.SIGINT)
+    assert pod.proc.wait(STOP_TIMEOUT_S) == 0
+    assert not (root / ".computepods/pod.json").exists()
+
+
+def test_cpod_down_with_no_pod_says_so(tmp_path):
+    root = project(tmp_path / "p")
+    run = cpod(root, "down")
+    assert run.code == 0 and "no pod is up" in run.err
