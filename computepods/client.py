@@ -29,6 +29,7 @@ def _follow(bridge, events, names, cwd, keep_going, dry_run, on_event) -> int:
         "targets": list(names), "cwd": str(cwd), "keep_going": keep_going,
         "dry_run": dry_run, "client": bridge.name}, timeout=10.0, attempts=3)
     build_id = reply["build"]
+    on_event({"t": "accepted", "build": build_id, "joined": bool(reply.get("joined"))})
     while True:
         try:
             msg = events.get(timeout=IDLE_TIMEOUT_S)

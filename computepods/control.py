@@ -17,6 +17,7 @@ import http.server
 import json
 import logging
 import os
+import select
 import socketserver
 import threading
 from typing import Callable, Protocol
@@ -31,6 +32,7 @@ MAX_BODY_BYTES = 1 << 20          # a build request is a few targets
 class Controlled(Protocol):
     def status(self) -> dict: ...
     def build(self, request: dict, emit: Callable[[dict], None]) -> int: ...
+    def abandoned(self, accepted: dict) -> None: ...   # the client of a build went away
     def request_stop(self) -> None: ...
 
 
@@ -75,15 +77,22 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.send_header("Content-Type", "application/x-ndjson")
         self.end_headers()
         lock = threading.Lock()
+        accepted: dict = {}
+        finished = threading.Event()
 
         def emit(ev: dict) -> None:
+            if ev.get("t") == "accepted":
+                accepted.update(ev)
             line = json.dumps(ev, separators=(",", ":")).encode() + b"\n"
             with lock:
                 try:
                     self.wfile.write(line)
                     self.wfile.flush()
                 except OSError:
-                    pass            # the client went away; the build goes on
+                    pass            # the client went away: _watch_client saw it
+
+        threading.Thread(target=self._watch_client, args=(finished, accepted),
+                         name="control:client", daemon=True).start()
         try:
             code = self.server.target.build(request, emit)
         except ComputePodsError as exc:
@@ -93,7 +102,20 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             log.exception("control: build request failed")
             emit({"t": "done", "ok": False, "code": 1, "error": f"internal error: {exc}"})
             code = 1
+        finished.set()
         emit({"t": "exit", "code": code})
+
+    def _watch_client(self, finished: threading.Event, accepted: dict) -> None:
+        """The request is read whole, so the client's side of the socket only
+        becomes readable when it closes (Ctrl-C, killed): then its build is
+        abandoned, which cancels it unless it had joined another's."""
+        poller = select.poll()
+        poller.register(self.connection, select.POLLIN | select.POLLRDHUP)
+        while not finished.is_set():
+            if poller.poll(100):
+                if not finished.is_set() and accepted:
+                    self.server.target.abandoned(dict(accepted))
+                return
 
     def _body(self) -> dict:
         length = int(self.headers.get("Content-Length") or 0)

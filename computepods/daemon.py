@@ -29,7 +29,7 @@ from . import handoff
 from . import messages as m
 from .client import request_build
 from .control import ControlServer
-from .errors import UsageError
+from .errors import ComputePodsError, UsageError
 from .lock import ProjectLock
 from .pod import Pod, PodOptions, default_slots
 from .progress import Progress
@@ -179,6 +179,18 @@ class PodDaemon:
         return request_build(self.pod.bridge, targets, Path(request.get("cwd") or self.root),
                              keep_going=bool(request.get("keep_going")),
                              dry_run=bool(request.get("dry_run")), on_event=emit)
+
+    def abandoned(self, accepted: dict) -> None:
+        """The client of a handed-off build is gone (Ctrl-C): cancel the build,
+        unless it had joined one that someone else asked for."""
+        if accepted.get("joined"):
+            return
+        self.say(f"the client of build {accepted['build']} went away: cancelling it")
+        try:
+            self.pod.bridge.request_sync(m.BUILD_CANCEL, {"build": accepted["build"]},
+                                         timeout=5.0, attempts=2)
+        except ComputePodsError as exc:
+            log.warning("could not cancel build %s: %s", accepted["build"], exc)
 
     # -- the pod's own console -------------------------------------------------------
     def _report_builds(self) -> None:

@@ -86,15 +86,24 @@ def hand_off_build(info: dict, cwd: Path, args) -> int:
         print(f"cpod: {', '.join(ignored)} ignored: the pod up for this project "
               f"(pid {info['pid']}) builds with its own settings", file=sys.stderr)
     progress = Progress(verbose=args.verbose, explain=args.explain)
+    accepted: dict = {}
+
+    def on_event(ev: dict) -> None:
+        if ev.get("t") == "accepted":
+            accepted.update(ev)
+        progress.handle(ev)
     try:
         return handoff.stream_build(info, {"targets": list(args.targets), "cwd": str(cwd),
                                            "keep_going": args.keep_going,
-                                           "dry_run": args.dry_run}, progress.handle)
+                                           "dry_run": args.dry_run}, on_event)
     except handoff.PodUnreachable as exc:
         raise UsageError(f"{exc}; `cpod down` (or killing that pid) lets cpod build alone") \
             from None
     except Interrupted:
         progress.clear_line()
-        print(f"cpod: stopped following; the pod (pid {info['pid']}) finishes the build",
-              file=sys.stderr)
+        if accepted.get("joined"):
+            print(f"cpod: stopped following; build {accepted['build']} was asked for by "
+                  f"another client and goes on in the pod (pid {info['pid']})", file=sys.stderr)
+        else:
+            print(f"cpod: the pod (pid {info['pid']}) cancels the build", file=sys.stderr)
         raise

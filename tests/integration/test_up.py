@@ -210,3 +210,31 @@ def test_cpod_down_with_no_pod_says_so(tmp_path):
     root = project(tmp_path / "p")
     run = cpod(root, "down")
     assert run.code == 0 and "no pod is up" in run.err
+
+
+def test_ctrl_c_on_a_handed_off_build_cancels_it_in_the_pod(tmp_path, up):
+    gate, runs = tmp_path / "gate", tmp_path / "runs"
+    root = project(tmp_path / "p", extra="")
+    with open(root / "computepods.toml", "a") as f:
+        f.write(f"""
+[[rule]]
+name = "slow"
+inputs = ["out/all.txt"]
+outputs = ["out/slow.txt"]
+command = "sh -c 'echo started >> {runs}; while [ -e {gate} ]; do sleep 0.01; done; cp out/all.txt out/slow.txt'"
+""")
+    pod = up(root)
+    wait_for(lambda: pod.builds_done() == 1, what="first build")
+    gate.write_text("")
+    client = subprocess.Popen([*CPOD, "-C", str(root), "build", "out/slow.txt"],
+                              stderr=subprocess.PIPE, text=True)
+    wait_for(lambda: runs.exists(), what="the handed-off step to start")
+    client.send_signal(signal.SIGINT)
+    _, err = client.communicate(timeout=30)
+    assert client.returncode == 130
+    assert "the pod (pid" in err and "cancels the build" in err
+    wait_for(lambda: "went away: cancelling it" in pod.text(), what="the pod to cancel")
+    gate.unlink()                        # the running step finishes; nothing more starts
+    wait_for(lambda: any(d.get("cancelled") for d in (pod.drain() or pod.done)),
+             what="the build to end cancelled")
+    assert [d["code"] for d in pod.done if d.get("cancelled")] == [130]
