@@ -4,7 +4,8 @@
 than gunicorn's five retries), starts ``python -m gunicorn`` with gthread
 workers (threads hold the long-lived SSE streams, design.md §10), without
 gunicorn's control socket, under ``setpriv --pdeathsig KILL`` (it dies with
-the pod even if the pod is SIGKILLed; see computepods/bus/natsd.py), and
+the pod even if the pod is SIGKILLed; see computepods/bus/natsd.py; its
+workers follow within a second) in a process group of its own, and
 returns once ``/healthz`` answers 200 with this pod's NATS URL — the whole
 chain works, and it is our server, not a stranger on the port.
 :meth:`HttpServer.stop` sends SIGTERM and says whether it had to kill.
@@ -68,11 +69,12 @@ def _no_control_socket() -> tuple[str, ...]:
     return ("--no-control-socket",) if "control_socket_disable" in make_settings() else ()
 
 
-def gunicorn_argv(bind: str, workers: int, threads: int, app: str) -> list[str]:
+def gunicorn_argv(bind: str, workers: int, threads: int, app: str,
+                  graceful_s: float = GRACEFUL_S) -> list[str]:
     return [*_pdeathsig_prefix(), sys.executable, "-m", "gunicorn",
             "--bind", bind, "--workers", str(workers), "--worker-class", "gthread",
             "--threads", str(threads), *_no_control_socket(),
-            "--graceful-timeout", str(GRACEFUL_S), "--timeout", "60",
+            "--graceful-timeout", str(graceful_s), "--timeout", "60",
             "--config", "python:computepods.rest.gunicorn_conf",
             "--error-logfile", "-", "--log-level", "warning", app]
 
@@ -99,7 +101,7 @@ class HttpServer:
             try:
                 self.proc.wait(timeout)
             except subprocess.TimeoutExpired:
-                self.proc.kill()
+                os.killpg(self.proc.pid, signal.SIGKILL)      # the arbiter and its workers
                 self.proc.wait()
                 self.was_killed = True
                 log.warning("gunicorn at %s did not stop within %.0f s of SIGTERM: killed",
@@ -110,9 +112,11 @@ class HttpServer:
 def start_http(root: Path, nats_url: str, namespace: str, bind: str = DEFAULT_BIND,
                workers: int = DEFAULT_WORKERS, *, threads: int = DEFAULT_THREADS,
                token: str | None = None, app: str = "computepods.rest.wsgi:app",
-               timeout: float = START_TIMEOUT_S) -> HttpServer:
+               timeout: float = START_TIMEOUT_S, graceful_s: float = GRACEFUL_S) -> HttpServer:
     """Serve the REST app of the pod on `nats_url` at `bind`; see the module
     docstring.  `token` (default: env CP_API_TOKEN) guards mutating routes.
+    `graceful_s` is what gunicorn gives a stopping worker to finish its
+    requests (open event streams end at once, see gunicorn_conf.py).
     Call it from a thread that lives as long as the server (pdeathsig)."""
     host, port = split_bind(bind)
     check_free(host, port)
@@ -125,9 +129,9 @@ def start_http(root: Path, nats_url: str, namespace: str, bind: str = DEFAULT_BI
     if token:
         env["CP_API_TOKEN"] = token
     with open(log_path, "ab") as logf:
-        proc = subprocess.Popen(gunicorn_argv(bind, workers, threads, app), env=env,
+        proc = subprocess.Popen(gunicorn_argv(bind, workers, threads, app, graceful_s), env=env,
                                 stdin=subprocess.DEVNULL, stdout=logf, stderr=logf,
-                                close_fds=True, cwd=root)
+                                close_fds=True, cwd=root, process_group=0)
     url = f"http://{'[' + host + ']' if ':' in host else host}:{port}"
     server = HttpServer(proc, url, log_path)
     try:

@@ -1,0 +1,169 @@
+"""A pod with its Desk and its REST app under a real gunicorn, for tests.
+
+`live_pod(root, nats_url)` starts a real Pod (on the test's nats-server), the
+Desk chart, and gunicorn on a free port (``--no-control-socket``, through
+:func:`computepods.rest.serve.start_http`); on exit it stops gunicorn with
+SIGTERM and FAILS the test if gunicorn had to be killed (falcon's own model,
+tests/test_wsgi_servers.py).  `http` is a small stdlib client that never
+raises on an error status.
+"""
+from __future__ import annotations
+
+import contextlib
+import http.client
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+from urllib.parse import urlsplit
+
+import pytest
+
+from computepods.bus.natsd import free_port
+from computepods.charts.desk import Desk
+from computepods.pod import Pod, PodOptions
+from computepods.rest.serve import HttpServer, start_http
+from cpodrun import write
+
+GATED = """
+    [project]
+    default = ["out/all.txt"]
+
+    [alias]
+    broken = ["out/broken.txt"]
+
+    [[rule]]
+    name = "copy"
+    inputs = ["src/%.txt"]
+    outputs = ["build/%.txt"]
+    command = "cp {in} {out}"
+
+    [[rule]]
+    name = "gate"
+    inputs = ["build/a.txt"]
+    outputs = ["build/gated.txt"]
+    command = "while [ ! -f gate ]; do sleep 0.01; done; cp {in} {out}"
+
+    [[rule]]
+    name = "all"
+    inputs = ["build/gated.txt", "build/b.txt"]
+    outputs = ["out/all.txt"]
+    command = "cat {in} > {out}"
+
+    [[rule]]
+    name = "broken"
+    inputs = ["src/a.txt"]
+    outputs = ["out/broken.txt"]
+    command = "echo compiling {in}; echo 'error: no such thing' >&2; exit 3"
+"""
+
+
+def gated_project(root: Path) -> Path:
+    """out/all.txt waits for a file `gate` in the root; out/broken.txt fails."""
+    return write(root, {"computepods.toml": GATED, "src/a.txt": "a\n", "src/b.txt": "b\n"})
+
+
+@dataclass
+class Response:
+    status: int
+    headers: dict
+    body: bytes
+
+    @property
+    def json(self):
+        return json.loads(self.body)
+
+
+@dataclass
+class Live:
+    root: Path
+    pod: Pod
+    desk: Desk
+    server: HttpServer
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    def request(self, method: str, path: str, body: bytes | dict | None = None,
+                headers: dict | None = None, timeout: float = 30) -> Response:
+        return request(self.url, method, path, body, headers, timeout)
+
+    def get(self, path: str, **kw) -> Response:
+        return self.request("GET", path, **kw)
+
+    def post_build(self, targets: list[str] | None = None, token: str | None = None) -> Response:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        return self.request("POST", "/v1/builds", {"targets": targets or []}, headers)
+
+    def open_gate(self) -> None:
+        (self.root / "gate").write_text("open\n")
+
+
+def request(url: str, method: str, path: str, body: bytes | dict | None = None,
+            headers: dict | None = None, timeout: float = 30) -> Response:
+    parts = urlsplit(url)
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
+    if isinstance(body, dict):
+        body = json.dumps(body).encode()
+    try:
+        conn.request(method, path, body=body, headers=headers or {})
+        resp = conn.getresponse()
+        return Response(resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read())
+    finally:
+        conn.close()
+
+
+def sse_events(url: str, path: str, timeout: float = 60, headers: dict | None = None,
+               on_event=None) -> list[tuple[int, str, dict]]:
+    """Read a whole event stream: (id, event, data) for each event, to its
+    end; http.client.IncompleteRead if the server cut it instead of ending it."""
+    parts = urlsplit(url)
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
+    out = []
+    try:
+        conn.request("GET", path, headers=headers or {})
+        resp = conn.getresponse()
+        assert resp.status == 200, (resp.status, resp.read())
+        assert resp.getheader("Content-Type").startswith("text/event-stream")
+        fields: dict = {}
+        while True:
+            line = resp.readline()
+            if not line:
+                resp.read()        # raises IncompleteRead if the stream was cut, not ended
+                return out
+            line = line.decode().rstrip("\n")
+            if line == "":
+                if "data" in fields:
+                    ev = (int(fields["id"]), fields["event"], json.loads(fields["data"]))
+                    out.append(ev)
+                    if on_event:
+                        on_event(ev)
+                fields = {}
+            elif not line.startswith(":"):
+                key, _, value = line.partition(":")
+                fields[key] = value.lstrip(" ")
+    finally:
+        conn.close()
+
+
+@contextlib.contextmanager
+def live_pod(root: Path, nats_url: str, *, token: str | None = None,
+             workers: int = 2, graceful_s: float = 5) -> Iterator[Live]:
+    pod = Pod(root, PodOptions(nats_url=nats_url, slots=2)).start()
+    server = None
+    try:
+        desk = Desk(pod.bridge, root)
+        desk.start()
+        pod.charts.append(desk)          # stopped with the pod's charts
+        server = start_http(root, nats_url, "cp", bind=f"127.0.0.1:{free_port()}",
+                            workers=workers, threads=8, token=token or "",
+                            graceful_s=graceful_s)
+        desk.http = server.url
+        yield Live(root, pod, desk, server)
+    finally:
+        killed = server.stop() if server else False
+        pod.stop()
+        if killed:
+            pytest.fail(f"gunicorn did not stop on SIGTERM and had to be killed:\n"
+                        f"{server.log_tail()}")
