@@ -1,0 +1,58 @@
+"""Schemathesis, driven by the live server's own /v1/openapi.json: no request
+it generates from the document gets a 5xx from the REST app under gunicorn.
+
+(Schemathesis' pytest plugin needs a pytest older than this one, so each
+operation's Hypothesis strategy is run here directly.)"""
+from __future__ import annotations
+
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, given, settings
+from schemathesis.checks import not_a_server_error
+
+from computepods.bus.natsd import NatsServer
+from computepods.rest.openapi import document
+from restlive import gated_project, live_pod
+
+MAX_EXAMPLES = 25      # per operation: the suite must stay fast
+OPERATIONS = [(method.upper(), path) for path, item in document()["paths"].items()
+              for method in item if method != "parameters"]
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("schema")
+    server = NatsServer(store_dir=tmp / "nats")
+    server.start()
+    root = gated_project(tmp / "p")
+    (root / "gate").write_text("open\n")      # generated builds must end
+    try:
+        with live_pod(root, server.url) as live:
+            yield live
+    finally:
+        server.stop()
+        server.close()
+
+
+@pytest.fixture(scope="module")
+def api(live):
+    return schemathesis.openapi.from_url(f"{live.url}/v1/openapi.json")
+
+
+def test_the_served_document_is_the_one_tested(live, api):
+    assert live.get("/v1/openapi.json").json == document()
+    served = {(m, p) for p, item in api.raw_schema["paths"].items() for m in item
+              if m != "parameters"}
+    assert {(m.lower(), p) for m, p in OPERATIONS} == served
+
+
+@pytest.mark.parametrize("method, path", OPERATIONS, ids=[f"{m} {p}" for m, p in OPERATIONS])
+def test_no_generated_request_gets_a_server_error(live, api, method, path):
+    operation = api[path][method]
+
+    @given(case=operation.as_strategy())
+    @settings(max_examples=MAX_EXAMPLES, deadline=None, database=None,
+              suppress_health_check=list(HealthCheck))
+    def check(case):
+        case.call_and_validate(base_url=live.url, checks=[not_a_server_error], timeout=30)
+    check()
