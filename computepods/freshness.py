@@ -62,6 +62,13 @@ class Freshness:
         self._changed(path)
         return True
 
+    def heard_report(self, data: dict) -> None:
+        """A cp.fs.changed payload (a move is a deletion and a change)."""
+        stat = None if data["kind"] == "deleted" else (data.get("size"), data.get("mtime_ns"))
+        self.heard(data["path"], stat)
+        if data.get("moved_from"):
+            self.heard(data["moved_from"], None)
+
     def _changed(self, path: str) -> None:
         self.generation += 1
         self.follow_up = True

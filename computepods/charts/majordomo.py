@@ -34,7 +34,7 @@ from ..freshness import Freshness, request_key
 from ..builds import DEFAULT_LEASE_S, WINDOW_PER_SLOT, ActiveBuild, ChefInfo
 from ..hashing import FileRecord
 from ..kitchen import rule_to_dict, step_to_message
-from ..planning import make_plan, remove_orphans
+from ..builds import plan_request
 from ..schedule import UNKNOWN, Job, State, input_paths
 from .base import Chart
 from .store import Record
@@ -231,21 +231,10 @@ class MajorDomo(Chart):
         return False
 
     def plan_build(self, data: dict):
-        def plan():
-            return make_plan(self.root, data["targets"], Path(data.get("cwd") or self.root),
-                             keep_going=bool(data.get("keep_going")),
-                             dry_run=bool(data.get("dry_run")))
-        bp = plan()
-        if self.freshness and not data.get("dry_run"):
-            # A pod that stays up tidies as `cpod build` does before it starts.
-            removed, kept = remove_orphans(self.root, bp.project, bp.plan, bp.scheduler.records,
-                                           write=self.forget)
-            for why in [f"removed {p}; no rule makes it any more" for p in removed] + \
-                    [f"keeping {why}; no rule makes it any more" for why in kept]:
-                log.warning("%s", why)
-            if removed:
-                self.freshness.recorded_outputs(dict.fromkeys(removed))   # their echoes
-                bp = plan()
+        # A pod that stays up tidies orphans as `cpod build` does before it starts.
+        bp, removed = plan_request(self.root, data, tidy=self.forget if self.freshness else None)
+        if removed:
+            self.freshness.recorded_outputs(dict.fromkeys(removed))   # their echoes
         return bp
 
     def forget(self, steps: list[str], files: list[str]) -> None:
@@ -526,10 +515,7 @@ class MajorDomo(Chart):
 
     def heard_change(self, data: dict) -> None:
         if self.freshness and data.get("root") == str(self.root):
-            stat = None if data["kind"] == "deleted" else (data.get("size"), data.get("mtime_ns"))
-            self.freshness.heard(data["path"], stat)
-            if data.get("moved_from"):
-                self.freshness.heard(data["moved_from"], None)
+            self.freshness.heard_report(data)
 
     def queue_follow_up(self) -> bool:
         """Queue one build of the watch targets if changes arrived that no
