@@ -49,7 +49,7 @@ test: test-system-deps $(STAMP)
 BENCHES := "run.py wide 1000 -j 2" "run.py layers 2000 10 -j 2" \
 	"rebuild.py noop wide 10000 -j 2 --repeat 5" \
 	"rebuild.py edit layers 2000 10 -j 2 --repeat 5" "latex.py --repeat 3" \
-	$(if $(wildcard bench/bridge_rtt.py),"bridge_rtt.py") "watch_latency.py"
+	"bridge_rtt.py" "watch_latency.py" "up.py --steps 10000 --repeat 10"
 
 bench: bench-system-deps $(STAMP)
 	@failed=; for b in $(BENCHES); do \
