@@ -70,7 +70,11 @@ class PodDaemon:
         self.builds = 0
         self._stop = threading.Event()
         self._events: "queue.Queue[m.Message]" = queue.Queue()
+        self._changes: "queue.Queue[m.Message]" = queue.Queue()
         self._progress: dict[str, Progress] = {}
+        self.project = None
+        self.cron = None
+        self._parts_lock = threading.Lock()
 
     # -- life cycle ----------------------------------------------------------------
     def start(self) -> "PodDaemon":
@@ -88,7 +92,6 @@ class PodDaemon:
         return self
 
     def _start(self, project) -> None:
-        from .charts.cron import Cron
         from .charts.watcher import FSWatcher
 
         opts = self.options
@@ -101,7 +104,10 @@ class PodDaemon:
         kw = {"quiet_s": opts.quiet_s} if opts.quiet_s is not None else {}
         self.watcher = self._add(FSWatcher(bridge, self.root, pod=self.name, ignore=project.ignore,
                                            stream=project.stream, live_trace=opts.trace, **kw))
-        self._add(Cron(bridge, self.root, project.schedules, live_trace=opts.trace))
+        self.project = project
+        self.cron = self._add(self._cron(project))
+        bridge.listen(m.FS_CHANGED, self._changes)
+        threading.Thread(target=self._follow_project_file, name="up:project", daemon=True).start()
         if opts.http:
             self._start_http(opts.http)
         self.control = ControlServer(handoff.socket_path(self.root), self).start()
@@ -128,6 +134,39 @@ class PodDaemon:
         self.extra.append(chart)
         return chart
 
+    def _cron(self, project):
+        from .charts.cron import Cron
+        return Cron(self.pod.bridge, self.root, project.schedules, live_trace=self.options.trace)
+
+    def _follow_project_file(self) -> None:
+        """computepods.toml changed: builds read it anew by themselves; the
+        schedules are reloaded here, and a change the watcher cannot take
+        while running (its ignore and stream patterns) is said."""
+        from .project import load_project
+        from .where import PROJECT_FILE
+
+        while True:
+            msg = self._changes.get()
+            if msg.data.get("path") != PROJECT_FILE or msg.data.get("root") != str(self.root):
+                continue
+            try:
+                project = load_project(self.root)
+            except ComputePodsError as exc:
+                self.say(f"{exc}; schedules and watch patterns stay as they were")
+                continue
+            with self._parts_lock:
+                old, self.project = self.project, project
+                if not self.extra:
+                    return                        # stopping
+                if project.schedules != old.schedules:
+                    self.extra.remove(self.cron)
+                    self.cron.stop()
+                    self.cron = self._add(self._cron(project))
+                    self.say(f"schedules reloaded: {len(project.schedules)}")
+            if (project.ignore, project.stream) != (old.ignore, old.stream):
+                self.say("the ignore or stream patterns changed: they apply after "
+                         "`cpod down` and `cpod up`")
+
     def wait(self) -> None:
         """Until `cpod down` (or a signal, which raises in the main thread)."""
         while not self._stop.wait(3600):
@@ -141,7 +180,9 @@ class PodDaemon:
             if self.control:
                 self.control.stop()
             (self.root / ".computepods" / handoff.POD_FILE).unlink(missing_ok=True)
-            for part in reversed(self.extra):
+            with self._parts_lock:
+                parts, self.extra = self.extra, []
+            for part in reversed(parts):
                 part.stop()
             if self.pod:
                 self.pod.stop()

@@ -238,3 +238,21 @@ command = "sh -c 'echo started >> {runs}; while [ -e {gate} ]; do sleep 0.01; do
     wait_for(lambda: any(d.get("cancelled") for d in (pod.drain() or pod.done)),
              what="the build to end cancelled")
     assert [d["code"] for d in pod.done if d.get("cancelled")] == [130]
+
+
+def test_a_broken_project_file_while_up_is_named_and_the_pod_stays_up(tmp_path, up):
+    root = project(tmp_path / "p")
+    pod = up(root)
+    wait_for(lambda: pod.builds_done() == 1, what="first build")
+    toml = root / "computepods.toml"
+    good = toml.read_text()
+    toml.write_text(good + "\n[[rule]]\nname = 'x'\nbogus = 1\n")
+    wait_for(lambda: "computepods.toml" in pod.text() and "bogus" in pod.text(),
+             what="the pod to name the broken file")
+    handed = cpod(root, "build")
+    assert handed.code == 2 and "bogus" in handed.err, handed.err
+
+    toml.write_text(good + '\n[[schedule]]\ncron = "0 3 * * *"\ntargets = ["out/all.txt"]\n')
+    wait_for(lambda: "schedules reloaded: 1" in pod.text(), what="the schedules to reload")
+    wait_for(lambda: pod.builds_done() >= 3 and pod.done[-1]["ok"], what="a good build again")
+    assert cpod(root, "status").code == 0
