@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import queue
+import urllib.request
 import signal
 import subprocess
 import threading
@@ -17,6 +18,8 @@ import pytest
 
 from computepods import messages as m
 from computepods.bus.bridge import NatsBridge
+from computepods.bus.natsd import free_port
+from helpers import pid_is_gone
 from cpodrun import CPOD, cpod, write
 from helpers import wait_for
 
@@ -28,7 +31,8 @@ class UpPod:
 
     def __init__(self, root: Path, *args: str):
         self.root = root
-        self.proc = subprocess.Popen([*CPOD, "-C", str(root), "up", "--no-http", *args],
+        args = args if any(a.startswith("--http") for a in args) else ("--no-http", *args)
+        self.proc = subprocess.Popen([*CPOD, "-C", str(root), "up", *args],
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         self.lines: list[str] = []
         threading.Thread(target=self._read, daemon=True).start()
@@ -256,3 +260,21 @@ def test_a_broken_project_file_while_up_is_named_and_the_pod_stays_up(tmp_path, 
     wait_for(lambda: "schedules reloaded: 1" in pod.text(), what="the schedules to reload")
     wait_for(lambda: pod.builds_done() >= 3 and pod.done[-1]["ok"], what="a good build again")
     assert cpod(root, "status").code == 0
+
+
+def test_up_serves_the_rest_api_and_the_page_until_down(tmp_path, up):
+    root = project(tmp_path / "p")
+    pod = up(root, "--http", f"127.0.0.1:{free_port()}")
+    wait_for(lambda: pod.builds_done() == 1, what="first build")
+    url = pod.info()["http"]
+    with urllib.request.urlopen(url + "/healthz", timeout=10) as resp:
+        assert json.load(resp)["ok"] is True
+    with urllib.request.urlopen(url + "/", timeout=10) as resp:
+        assert b"<html" in resp.read().lower()
+    status = cpod(root, "status")
+    assert url in status.out
+    gunicorn = [int(p) for p in subprocess.run(["pgrep", "-f", "gunicorn --bind " + url.split("//")[1]],
+                                               capture_output=True, text=True).stdout.split()]
+    assert gunicorn, "no gunicorn process serves the pod's address"
+    pod.stop()
+    wait_for(lambda: all(pid_is_gone(p) for p in gunicorn), what="gunicorn to stop with the pod")
