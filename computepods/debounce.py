@@ -11,15 +11,20 @@ The rules:
 
 * **Quiet period.** Every event on a file moves its deadline to
   ``quiet_s`` after that event.  At the deadline the file is settled.
+  A file a writer still holds open (created or written, not yet
+  close-written) is not settled by a pause, however long: a writer on a
+  loaded machine can stall between its open and its close, and the half
+  written file is not a change worth reporting.  It waits for its close, or
+  for ``max_delay_s`` (a log or a database held open: then ``growing``).
 * **Close-write.** ``IN_CLOSE_WRITE`` (or a rename onto the path) on a path
   that existed when it was last reported or scanned ends its quiet period at
   once (``close_grace_s`` later: 0, the end of the batch), unless it is
   renamed away or deleted first.  On a *new* path it does not: a temporary
   that is closed and then renamed away or deleted is exactly a new path, and
   it must never be reported however slowly its writer gets to the rename.
-* **Growing.** A file whose events never stop for ``quiet_s`` is reported
-  as ``growing`` at ``max_delay_s`` after the first of them, and again every
-  ``max_delay_s`` while it goes on.  Files matching a ``stream`` pattern are
+* **Growing.** A file whose events never stop for ``quiet_s``, or that a
+  writer holds open, is reported as ``growing`` at ``max_delay_s`` after the
+  first of them, and again every ``max_delay_s`` while events go on.  Files matching a ``stream`` pattern are
   reported every ``quiet_s`` while they grow, with the byte range that was
   appended since their last report (``range: [start, end]``).
 * **Only real changes.** A settled file is reported only if its stat
@@ -99,6 +104,8 @@ class _Pending:
     closed: float | None = None      # when a close-write (or rename onto it) came last
     moved_from: str | None = None    # a reported path renamed onto this one
     moved_to: str | None = None      # where this path was renamed to
+    writing: bool = False            # created or written since its last close-write
+    events: int = 0                  # events since `first`
     stream: bool = False             # matches a `stream` pattern
 
 
@@ -126,10 +133,12 @@ class Debouncer:
         """The first scan: what exists now is known, and not reported."""
         self.known.update(found)
 
-    def changed(self, path: str, now: float) -> None:
-        """Created, written or its metadata changed: (re)start the quiet period."""
+    def changed(self, path: str, now: float, writing: bool = False) -> None:
+        """Created, written or its metadata changed: (re)start the quiet period.
+        ``writing``: a writer has it open (IN_CREATE of a file, IN_MODIFY)."""
         p = self._touch(path, now)
         p.closed = None
+        p.writing = p.writing or writing
         if p.moved_to is not None:          # recreated after a rename away: a new file
             self._unlink_move(path, p)
         self._schedule(path, p)
@@ -138,12 +147,14 @@ class Debouncer:
         """IN_CLOSE_WRITE: a writer is done with it."""
         p = self._touch(path, now)
         p.closed = now
+        p.writing = False
         self._schedule(path, p)
 
     def removed(self, path: str, now: float) -> None:
         """Deleted, or renamed away (a rename pair then calls :meth:`moved`)."""
         p = self._touch(path, now)
         p.closed = None
+        p.writing = False
         if p.moved_from is not None:        # what was renamed here left again
             p.moved_from = None
         self._schedule(path, p)
@@ -155,6 +166,7 @@ class Debouncer:
         """
         p = self._touch(dst, now)
         p.closed = now                      # a rename moves a whole file
+        p.writing = False
         if p.moved_to is not None:
             self._unlink_move(dst, p)
         origin = None
@@ -180,7 +192,13 @@ class Debouncer:
         is reported and nothing else."""
         below = prefix + "/" if prefix else ""
         for path, st in found.items():
-            if self.known.get(path) != st and path not in self.pending:
+            if path in self.pending:
+                # Its close-write may be among the lost events: a new quiet
+                # period, and a writer still at it says so by its next IN_MODIFY.
+                p = self._touch(path, now)
+                p.writing = False
+                self._schedule(path, p)
+            elif self.known.get(path) != st:
                 self.changed(path, now)
         for path in [q for q in self.known if q.startswith(below) and q not in found]:
             self.removed(path, now)
@@ -233,6 +251,7 @@ class Debouncer:
                                               queued=float("inf"),
                                               stream=self.stream.matches(path))
         p.last = now
+        p.events += 1
         return p
 
     def _unlink_move(self, path: str, p: _Pending) -> None:
@@ -244,8 +263,11 @@ class Debouncer:
     def _deadline(self, path: str, p: _Pending) -> float:
         if p.closed is not None and path in self.known:
             return p.closed + self.close_grace_s
-        cap = self.quiet_s if p.stream else self.max_delay_s
-        return min(p.last + self.quiet_s, p.first + cap)
+        if p.stream:
+            return p.first + self.quiet_s
+        if p.writing:
+            return p.first + self.max_delay_s
+        return min(p.last + self.quiet_s, p.first + self.max_delay_s)
 
     def _schedule(self, path: str, p: _Pending) -> None:
         p.deadline = self._deadline(path, p)
@@ -260,11 +282,13 @@ class Debouncer:
         """Judge a file at its deadline: settled, or still being written."""
         cur = self.stat(path)
         old = self.known.get(path)
-        active = p.closed is None and now < p.last + self.quiet_s
+        active = p.closed is None and p.events > 0 \
+            and (p.writing or now < p.last + self.quiet_s)
         if active and cur is not None:
             # Still being written at the maximum delay (or a stream's period):
-            # report what it has so far and open a new window.
-            p.first = now
+            # report what it has so far and open a new window.  A window with
+            # no event settles it (a writer idle with the file open).
+            p.first, p.events = now, 0
             self._schedule(path, p)
             return self._report(path, GROWING, old, cur, p.stream) if cur != old else None
         del self.pending[path]

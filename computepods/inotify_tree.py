@@ -214,7 +214,13 @@ class InotifyTree:
                 if mask & (flags.CREATE | flags.MOVED_TO):
                     sink.rescanned(self.watch_tree(rel), rel, now)
                 continue
-            if mask & (flags.CREATE | flags.MODIFY | flags.ATTRIB):
+            if mask & flags.CREATE:
+                # Made by open(O_CREAT): a close-write will follow.  Not so a
+                # symlink (or a hard link: that one waits for the maximum delay).
+                sink.changed(rel, now, writing=not os.path.islink(self.root / rel))
+            if mask & flags.MODIFY:
+                sink.changed(rel, now, writing=True)
+            if mask & flags.ATTRIB:
                 sink.changed(rel, now)
             if mask & flags.CLOSE_WRITE:
                 sink.closed(rel, now)

@@ -20,9 +20,11 @@ from computepods.charts.watcher import FSWatcher
 from computepods.clock import SimClock
 from helpers import wait_for
 
-# Longer than the 50 ms default: on a loaded 2-core machine a writer can
-# stall between its open and its close for longer than 50 ms, which would
-# (rightly) be two changes.  bench/watch_latency.py measures the default.
+# Longer than the 50 ms default: on a loaded 2-core machine an editor can
+# stall between the steps of a save (vim renames the file to file~, writes
+# the new one, deletes file~) for longer than 50 ms, and then its backup
+# (rightly) shows as created and deleted.  bench/watch_latency.py measures
+# the default.
 QUIET_S = 0.2
 
 

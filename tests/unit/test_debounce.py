@@ -74,7 +74,10 @@ class Watch:
         """Events read from inotify in one go, then what is due now is reported
         now, as the chart does."""
         for kind, *paths in events:
-            getattr(self.deb, kind)(*paths, self.clock.monotonic())
+            if kind == "written":             # IN_CREATE of a file, IN_MODIFY: held open
+                self.deb.changed(*paths, self.clock.monotonic(), writing=True)
+            else:
+                getattr(self.deb, kind)(*paths, self.clock.monotonic())
         self.rearm()
         self.clock.advance(0)
 
@@ -84,7 +87,7 @@ class Watch:
     # editor actions: what they do to the disk, then what inotify says
     def create(self, path: str, size: int = 10) -> None:
         self.fs.write(path, size)
-        self.event("changed", path)
+        self.event("written", path)
 
     def close(self, path: str) -> None:
         self.event("closed", path)
@@ -116,14 +119,41 @@ def test_a_new_file_is_reported_once_its_quiet_period_ends():
 
 def test_every_event_restarts_the_quiet_period():
     w = Watch()
-    for t in (0.0, 0.03, 0.06, 0.09):
+    w.save("a.txt")
+    for t in (0.03, 0.06, 0.09):              # utime, chmod: nobody holds it open
         w.at(t)
-        w.fs.write("a.txt", append=5)
+        w.fs.write("a.txt", append=0)
         w.event("changed", "a.txt")
     w.at(0.13)
     assert w.reports == []
     w.at(0.5)
     assert w.reports == [(0.14, "a.txt", "created", None)]
+
+
+def test_a_file_held_open_is_not_settled_by_a_pause_but_by_its_close():
+    # A writer that stalls between its open and its close (a loaded machine).
+    w = Watch(existing={"old.txt": 3})
+    w.create("new.txt", 0)
+    w.fs.write("old.txt", 0)
+    w.event("written", "old.txt")
+    w.at(0.6)
+    assert w.reports == []
+    w.fs.write("new.txt", 5)
+    w.fs.write("old.txt", 5)
+    w.batch(("written", "new.txt"), ("closed", "new.txt"), ("written", "old.txt"),
+            ("closed", "old.txt"))
+    w.at(1.5)
+    assert w.reports == [(0.6, "old.txt", "modified", None), (0.65, "new.txt", "created", None)]
+
+
+def test_a_writer_idle_with_its_file_open_gets_one_growing_report_then_it_settles():
+    w = Watch()
+    w.create("db.sqlite", 4096)
+    w.at(1.5)
+    assert w.reports == [(1.0, "db.sqlite", "growing", (0, 4096))]
+    assert not w.deb.idle
+    w.at(2.0)
+    assert w.deb.idle and len(w.reports) == 1
 
 
 def test_close_write_ends_the_quiet_period_of_a_known_file_at_once():
@@ -241,7 +271,7 @@ def test_a_file_written_continuously_is_reported_growing_within_the_maximum_dela
     while t < 2.5:
         w.at(t)
         w.fs.write("big.bin", append=100)
-        w.event("changed", "big.bin")
+        w.event("written", "big.bin")
         t = round(t + 0.02, 4)
     w.close("big.bin")
     w.at(4.0)
@@ -258,7 +288,7 @@ def test_a_stream_file_is_reported_while_it_grows_with_each_appended_range():
     while t < 0.2:
         w.at(t)
         w.fs.write("logs/run.log", append=10)
-        w.event("changed", "logs/run.log")
+        w.event("written", "logs/run.log")
         t = round(t + 0.01, 4)
     w.at(1.0)
     assert [r[2] for r in w.reports] == ["growing"] * 4
@@ -326,3 +356,14 @@ def test_the_quiet_period_and_maximum_delay_are_settable():
     assert w.reports == [(0.2, "a", "created", None)]
     with pytest.raises(ValueError):
         Debouncer(w.fs.stat, quiet_s=1.0, max_delay_s=0.5)
+
+
+def test_a_rescan_does_not_wait_for_a_close_write_that_may_have_been_lost():
+    w = Watch()
+    w.create("a.txt", 0)                 # IN_CREATE read; the rest lost in an overflow
+    w.fs.write("a.txt", 5)
+    w.at(0.3)
+    w.deb.rescanned(dict(w.fs.files), "", w.clock.monotonic())
+    w.rearm()
+    w.at(1.5)
+    assert w.reports == [(0.35, "a.txt", "created", None)]
