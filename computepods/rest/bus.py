@@ -21,8 +21,8 @@ from ..errors import ComputePodsError
 
 log = logging.getLogger("computepods.rest")
 
-QUERY_TIMEOUT_S = 30.0       # seconds one query may take (a graph of 10,000 steps)
-QUERY_ATTEMPTS = 2           # a lost query is sent again once
+QUERY_TIMEOUT_S = 20.0       # seconds one query may take (a graph of 10,000 steps)
+QUERY_ATTEMPTS = 1           # a lost query is the client's to retry (a 503), not ours
 HEALTH_TIMEOUT_S = 2.0       # seconds /healthz waits for the pod
 BUILD_TIMEOUT_S = 10.0       # seconds a build request or cancel waits for the MajorDomo
 
