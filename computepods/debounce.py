@@ -24,9 +24,11 @@ The rules:
   it must never be reported however slowly its writer gets to the rename.
 * **Growing.** A file whose events never stop for ``quiet_s``, or that a
   writer holds open, is reported as ``growing`` at ``max_delay_s`` after the
-  first of them, and again every ``max_delay_s`` while events go on.  Files matching a ``stream`` pattern are
-  reported every ``quiet_s`` while they grow, with the byte range that was
-  appended since their last report (``range: [start, end]``).
+  first of them, and again every ``max_delay_s`` while events go on (a
+  window without any settles it).  Files matching a ``stream`` pattern are
+  reported every ``quiet_s`` while they grow, with the byte range appended
+  since their last report (``range: [start, end]``).  A tool that sets a
+  file's mtime after closing it (``tar -x``) gives a second report.
 * **Only real changes.** A settled file is reported only if its stat
   ``(size, mtime_ns, inode)`` differs from what was last reported or
   scanned.  A temporary that appears and vanishes, or is renamed away,
