@@ -7,8 +7,6 @@ for a failed step.  Each class knows the ``cpod`` exit code it maps to
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 # Exit codes of cpod and cpctrl (design.md §2).
 EXIT_OK = 0
 EXIT_FAILED = 1          # a step failed or a cyclic group did not converge
@@ -141,14 +139,3 @@ class RequestRefused(ComputePodsError):
 
 class ChartQueueFull(ComputePodsError):
     """An event could not be queued in time: the chart is not keeping up."""
-
-
-@dataclass
-class StepFailure:
-    """What a user needs to see about a failed step."""
-    step_id: str
-    command: str
-    exit_code: int | None        # None when killed by a signal or timed out
-    reason: str                  # "exit 2", "timed out after 600 s", ...
-    stdout_tail: str
-    stderr_tail: str

@@ -20,7 +20,6 @@ from collections import deque
 from dataclasses import asdict, dataclass, field
 from typing import Callable
 
-from .errors import StepFailure
 from .graph import BuildGraph, Component
 from .hashing import FileRecord, StatCache
 from .rules import Step
@@ -36,6 +35,17 @@ class State(enum.Enum):
     SKIPPED = "skipped"     # up to date
     FAILED = "failed"
     BLOCKED = "blocked"     # an input's producer failed
+
+
+@dataclass
+class StepFailure:
+    """What a user needs to see about a failed step (a record, not an error)."""
+    step_id: str
+    command: str
+    exit_code: int | None        # None when killed by a signal or timed out
+    reason: str                  # "exit 2", "timed out after 600 s", ...
+    stdout_tail: str
+    stderr_tail: str
 
 
 @dataclass

@@ -29,13 +29,13 @@ from pathlib import Path
 from miros import return_status, spy_on
 
 from .. import messages as m
-from ..errors import ComputePodsError, StepFailure
+from ..errors import ComputePodsError
 from ..freshness import Freshness, request_key
 from ..builds import DEFAULT_LEASE_S, WINDOW_PER_SLOT, ActiveBuild, ChefInfo
 from ..hashing import FileRecord
 from ..kitchen import rule_to_dict, step_to_message
 from ..builds import plan_request
-from ..schedule import UNKNOWN, Job, State, input_paths
+from ..schedule import UNKNOWN, Job, State, StepFailure, input_paths
 from .base import Chart
 from .store import Record
 
