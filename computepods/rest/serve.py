@@ -13,7 +13,6 @@ chain works, and it is our server, not a stranger on the port.
 from __future__ import annotations
 
 import errno
-import functools
 import http.client
 import json
 import logging
@@ -62,18 +61,11 @@ def check_free(host: str, port: int) -> None:
                             f"--http ADDR:PORT, or --no-http)") from None
 
 
-@functools.lru_cache(maxsize=1)
-def _no_control_socket() -> tuple[str, ...]:
-    """``--no-control-socket`` where this gunicorn has a control socket (25.1+)."""
-    from gunicorn.config import make_settings
-    return ("--no-control-socket",) if "control_socket_disable" in make_settings() else ()
-
-
 def gunicorn_argv(bind: str, workers: int, threads: int, app: str,
                   graceful_s: float = GRACEFUL_S) -> list[str]:
     return [*_pdeathsig_prefix(), sys.executable, "-m", "gunicorn",
             "--bind", bind, "--workers", str(workers), "--worker-class", "gthread",
-            "--threads", str(threads), *_no_control_socket(),
+            "--threads", str(threads), "--no-control-socket",
             "--graceful-timeout", str(graceful_s), "--timeout", "60",
             "--config", "python:computepods.rest.gunicorn_conf",
             "--error-logfile", "-", "--log-level", "warning", app]
