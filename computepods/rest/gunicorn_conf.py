@@ -17,7 +17,7 @@ def post_worker_init(worker) -> None:
     previous = signal.getsignal(signal.SIGTERM)
 
     def on_term(signum, frame):
-        # Not in the handler itself: it may interrupt a thread holding the hub's lock.
+        # A signal handler should be short: ending the streams takes locks.
         threading.Thread(target=wsgi.bus.hub.close, name="end-streams", daemon=True).start()
         if callable(previous):
             previous(signum, frame)
