@@ -19,6 +19,7 @@ import queue
 import shutil
 import threading
 import time
+from collections import deque
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -387,7 +388,8 @@ class WorkerPool:
         self._jobs: queue.SimpleQueue = queue.SimpleQueue()
         self._on_started = on_started
         self._on_done = on_done
-        self._running: dict[int, int] = {}          # slot index -> pgid
+        self._running: dict[int, tuple[int, str]] = {}   # slot index -> (pgid, build)
+        self._cancelled: deque[str] = deque(maxlen=64)   # builds whose steps are dropped
         self._lock = threading.Lock()
         self.queued = 0
         self._slots = [Slot(root, f"{scratch.scratch_name(name)}-{os.getpid()}-{i}")
@@ -410,10 +412,13 @@ class WorkerPool:
                 return
             with self._lock:
                 self.queued -= 1
+            if job.build in self._cancelled:
+                self._on_done(job, failed_item(job.step.id, job.attempt, "cancelled"))
+                continue
             self._on_started(job)
             try:
-                item = execute(self.root, job, slot,
-                               on_started=lambda pgid: self._running.__setitem__(index, pgid))
+                item = execute(self.root, job, slot, on_started=lambda pgid: self._running
+                               .__setitem__(index, (pgid, job.build)))
             except (OSError, ComputePodsError) as exc:
                 item = failed_item(job.step.id, job.attempt, f"the chef could not run it: {exc}")
             finally:
@@ -422,8 +427,15 @@ class WorkerPool:
 
     def cancel_running(self) -> None:
         """Kill every running step's process group (their scratch is discarded)."""
-        for pgid in list(self._running.values()):
+        for pgid, _ in list(self._running.values()):
             runner.kill_group(pgid, grace_s=0.5)
+
+    def cancel_build(self, build: str) -> None:
+        """Steps of `build` still queued fail as cancelled; running ones are killed."""
+        self._cancelled.append(build)
+        for pgid, of in list(self._running.values()):
+            if of == build:
+                runner.kill_group(pgid, grace_s=0.5)
 
     def stop(self, timeout: float = 5.0) -> None:
         for _ in self._threads:

@@ -36,6 +36,7 @@ RULES_HOWTO = "RULES_HOWTO"
 CHEF_STATUS = "CHEF_STATUS"
 CHEFS_QUERY = "CHEFS_QUERY"
 CHEF_RUN = "CHEF_RUN"
+CHEFS_CANCEL = "CHEFS_CANCEL"        # MajorDomo -> every chef: drop and kill a build's steps
 STEP_RESULTS = "STEP_RESULTS"
 BUS_ERROR = "BUS_ERROR"
 CRON_EVENTS = "CRON_EVENTS"
@@ -61,7 +62,7 @@ ALL_SIGNALS = (FS_CHANGED, BUILD_REQUEST, BUILD_EVENTS, RULES_ANNOUNCE, RULES_HO
                CHEF_STATUS, CHEFS_QUERY, CHEF_RUN, STEP_RESULTS, BUS_ERROR, REPLY,
                REQUEST_FAILED, STEP_STARTED, STEP_DONE, FLUSH, RECORD, RECORDED, TICK,
                BUILD_START, ADVANCE, BUILD_CANCEL, API_QUERY, FS_EVENTS, RESCAN, HALT)
-ALL_SIGNALS += (CRON_EVENTS,)
+ALL_SIGNALS += (CRON_EVENTS, CHEFS_CANCEL)
 for _name in ALL_SIGNALS:
     signals.append(_name)     # miros' process-wide signal registry
 
@@ -129,6 +130,7 @@ SCHEMAS: dict[str, Schema] = {
                                          "running": req(int), "queued": req(int),
                                          "tools": opt(list), "lease_s": opt(int, float)}),
     CHEFS_QUERY: Schema("chefs.query", {}),
+    CHEFS_CANCEL: Schema("chefs.cancel", {"build": req(str)}),
     CHEF_RUN: Schema("chef.run", {"build": req(str), "chef": req(str), "rules": req(dict),
                                   "steps": req(list)}),
     STEP_RESULTS: Schema("steps.results", {"chef": req(str), "results": req(list)}),
@@ -164,6 +166,7 @@ ROUTES: dict[str, Route] = {r.signal: r for r in [
     Route(RULES_HOWTO, "{ns}.rules.howto"),
     Route(CHEF_STATUS, "{ns}.chefs.status"),
     Route(CHEFS_QUERY, "{ns}.chefs.query"),
+    Route(CHEFS_CANCEL, "{ns}.chefs.cancel"),
     Route(CHEF_RUN, "{ns}.chef.{chef}.run"),
     Route(STEP_RESULTS, "{ns}.steps.results"),
     Route(BUS_ERROR, "{ns}.errors"),

@@ -52,6 +52,9 @@ def chef_serving(chef: "Chef", e):
     if sig in (m.CHEFS_QUERY, m.TICK):
         chef.publish_status()
         return return_status.HANDLED
+    if sig == m.CHEFS_CANCEL:
+        chef.pool.cancel_build(e.payload.data["build"])
+        return return_status.HANDLED
     if sig == m.CHEF_RUN:
         chef.accept(e.payload)
         return chef.trans(chef_busy) if chef.in_flight else return_status.HANDLED
@@ -121,6 +124,7 @@ class Chef(Chart):
         super().start()
         self.bridge.route(m.CHEF_RUN, self, chef=self.chef)
         self.bridge.route(m.CHEFS_QUERY, self)
+        self.bridge.route(m.CHEFS_CANCEL, self)
         self.announce_packs()
         return self
 

@@ -555,8 +555,9 @@ class MajorDomo(Chart):
                             build=build_id)
 
     def cancel_build(self, msg: m.Message) -> None:
-        """A queued build is dropped; the running one starts nothing more
-        (steps a chef already has finish) and ends with done, code 130."""
+        """A queued build is dropped; the running one starts nothing more,
+        its chefs drop the steps they hold and kill those running, and it
+        ends with done, code 130."""
         bid, b, state = msg.data["build"], self.build, "unknown"
         queued = [r for r in self.requests if r[0] == bid]
         if queued:
@@ -573,6 +574,7 @@ class MajorDomo(Chart):
                                                               "cancelled", "", ""))
                 b.to_send.clear()
                 b.scheduler.stopping = True
+                self.bridge.publish(m.CHEFS_CANCEL, {"build": bid})   # and what they hold
         self.bridge.respond(msg, {"build": bid, "state": state})
 
     def on_crash(self, exc: Exception) -> None:

@@ -12,7 +12,7 @@ from computepods.bus.bridge import NatsBridge
 from computepods.client import request_build
 from computepods.pod import Pod, PodOptions
 from cpodrun import write
-from helpers import wait_for
+from helpers import pid_is_gone, wait_for
 
 
 def wide_project(root: Path, n: int, sleep: str = "0") -> Path:
@@ -209,3 +209,32 @@ def test_a_pod_that_stays_up_runs_an_edited_step_again_in_its_next_build(tmp_pat
     assert build(pod, root) == 0
     assert (root / "build/f0.txt").read_text() == "edited\n"
     assert (root / "out/all.txt").read_text() == "edited\n1\n"
+
+
+def test_cancelling_a_build_kills_its_running_steps_at_the_chef(tmp_path, nats_url, pod_factory):
+    pidfile = tmp_path / "pid"
+    root = write(tmp_path / "p", {"computepods.toml": f"""
+        [project]
+        default = ["out/slow.txt"]
+
+        [[rule]]
+        name = "slow"
+        inputs = []
+        outputs = ["out/slow.txt"]
+        command = "sh -c 'echo $$ > {pidfile}; exec sleep 600'"
+        """})
+    pod = pod_factory(root)
+    events: list = []
+    codes: list = []
+    worker = threading.Thread(target=lambda: codes.append(build(pod, root, events)))
+    worker.start()
+    wait_for(lambda: pidfile.exists() and pidfile.read_text().strip(), what="the step to start")
+    pid = int(pidfile.read_text())
+    build_id = next(e["build"] for e in events if e["t"] == "accepted")
+    reply = pod.bridge.request_sync(m.BUILD_CANCEL, {"build": build_id})
+    assert reply["state"] == "cancelling"
+    worker.join(30)
+    assert codes == [130]
+    assert events[-1]["cancelled"] is True
+    assert pid_is_gone(pid)
+    assert not (root / "out/slow.txt").exists()
