@@ -8,15 +8,18 @@ error here is one the user fixes before anything runs (exit code 2).
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
+from . import plancache
 from .graph import BuildGraph
-from .hashing import FileRecord, StatCache
-from .project import STATE_DIR, Project, load_project
+from .hashing import FileRecord, StatCache, StatKey, is_racy, stat_key
+from .plancache import Stamp
+from .project import PROJECT_FILE, STATE_DIR, Project, load_project
 from .rules import Plan, RuleSet
-from .schedule import Scheduler, stale_on_disk
+from .schedule import Scheduler, input_paths, part_of, stale_on_disk
 from .state import StateDB
 
 STATE_DB = f"{STATE_DIR}/state.db"
@@ -50,10 +53,34 @@ def file_exists(root: Path):
 
 def resolve(root: Path, names: Sequence[str], cwd: Path | None = None) -> tuple[Project, Plan]:
     """The project file and the steps the names need; no graph, no state.
-    Raises ComputePodsError (exit 2) for anything the user must fix."""
-    project = load_project(root)
-    targets = project.target_paths(list(names), cwd or root)
-    return project, RuleSet(project).resolve(targets, file_exists(root))
+    Raises ComputePodsError (exit 2) for anything the user must fix.
+
+    The plan of an earlier run is reused while what it rests on holds
+    (:mod:`computepods.plancache`)."""
+    cwd = cwd or root
+    request = plancache.request_key(root, names, cwd)
+    read = plancache.read_project(root)
+    source, stamp = read if read is not None else (None, None)
+    key = None if source is None else plancache.content_key(request, source)
+    if key is not None:
+        cached = plancache.load_plan(root, request, key)
+        if cached is not None:
+            cached[1].basis.project = stamp     # the same bytes, read now
+            return cached
+    project = load_project(root, source)
+    targets = project.target_paths(list(names), cwd)
+    probes = plancache.Probes(root)
+    plan = RuleSet(project).resolve(targets, probes)
+    plan.basis = plancache.Basis(request, stamp, probes.seen, plan_packs(project, plan))
+    if key is not None:
+        plancache.store_plan(root, key, project, plan)
+    return project, plan
+
+
+def plan_packs(project: Project, plan: Plan) -> dict[str, dict[str, str]]:
+    """The settings of each pack some step of the plan comes from."""
+    used = {step.rule.pack for step in plan.steps.values() if step.rule.pack}
+    return {pack: dict(project.packs.get(pack) or {}) for pack in sorted(used)}
 
 
 def make_plan(root: Path, names: Sequence[str], cwd: Path | None = None, *,
@@ -74,8 +101,16 @@ def load_state(root: Path) -> tuple[dict, dict]:
         return db.steps(), db.files()
 
 
+@dataclass
+class Refreshed:
+    """What a cold no-op found: stat records to persist, and the verdict
+    (key, blob) that lets the next no-op skip the judging."""
+    files: list[FileRecord]
+    verdict: tuple[str, bytes] | None = None
+
+
 def up_to_date(root: Path, plan: Plan, state: tuple[dict, dict] | None = None,
-               ) -> list[FileRecord] | None:
+               ) -> Refreshed | None:
     """The cold no-op check: when every step is up to date as the files are
     now, the stat records refreshed on the way (to persist); else None.
 
@@ -87,6 +122,7 @@ def up_to_date(root: Path, plan: Plan, state: tuple[dict, dict] | None = None,
         return None
     cache = StatCache(root, files)
     seen: dict[str, str | None] = {}
+    parted: dict[str, Stamp] = {}         # read by part, not hashed whole
 
     def digest(path: str) -> str | None:
         # An output is also its dependants' input: stat each file once.
@@ -96,16 +132,56 @@ def up_to_date(root: Path, plan: Plan, state: tuple[dict, dict] | None = None,
 
     for sid, step in plan.steps.items():
         record = records.get(sid)
-        if record is None or stale_on_disk(step, record, digest, root) is not None:
+        if record is None:
             return None
-    return cache.updated()
+        if step.rule.parts:
+            # Stat before the part is read: a later write then shows.
+            for path in input_paths(step, record):
+                if path not in parted and part_of(step, path) is not None:
+                    checked_ns = time.time_ns()
+                    parted[path] = (stat_key(os.path.join(root, path)), checked_ns)
+        if stale_on_disk(step, record, digest, root) is not None:
+            return None
+    return Refreshed(cache.updated(), _verdict(plan, cache, seen, parted))
 
 
-def save_file_records(root: Path, files: list[FileRecord]) -> None:
-    """Persist refreshed stat records (only ever under the project lock)."""
-    if files:
+def _verdict(plan: Plan, cache: StatCache, seen: dict[str, str | None],
+             stamped: dict[str, Stamp]) -> tuple[str, bytes] | None:
+    """The verdict "all up to date while these stats hold" (plancache.py),
+    or None when some stat cannot vouch for its content (racily clean)."""
+    basis = plan.basis
+    if basis is None or basis.project is None:
+        return None
+    # Sources first: an edit is most likely there, and ends the check soonest.
+    order = sorted(seen, key=lambda p: p not in plan.sources)
+    stats: dict[str, StatKey | None] = cache.vouching_keys(
+        [path for path in order if seen[path] is not None])
+    if stats is None:
+        return None
+    stats.update((path, None) for path, digest in seen.items() if digest is None)
+    for path, (key, checked_ns) in [(PROJECT_FILE, basis.project), *stamped.items()]:
+        if key is not None and is_racy(FileRecord(path, *key, "", checked_ns)):
+            return None
+        if stats.setdefault(path, key) != key:
+            return None            # changed while it was judged
+    probes = {}
+    for path, existed in basis.probes.items():
+        if path not in stats:
+            probes[path] = existed
+        elif (stats[path] is not None) != existed:
+            return None
+    blob = plancache.encode_verdict(len(plan.steps), basis.packs, plan.targets, stats,
+                                    probes)
+    return basis.request, blob
+
+
+def save_file_records(root: Path, refreshed: Refreshed, remember: bool = True) -> None:
+    """Persist refreshed stat records, and (``remember``) the verdict, only
+    ever under the project lock."""
+    verdict = refreshed.verdict if remember else None
+    if refreshed.files or verdict:
         with StateDB(root / STATE_DB) as db:
-            db.write(files=files)
+            db.write(files=refreshed.files, verdict=verdict)
 
 
 def remove_orphans(root: Path, project: Project, plan: Plan | None = None,
@@ -120,7 +196,8 @@ def remove_orphans(root: Path, project: Project, plan: Plan | None = None,
     """
     from .hashing import sha256_file
     rules = RuleSet(project)
-    exists = file_exists(root)
+    # The answers join the plan's probes: a verdict rests on them too.
+    exists = plancache.Probes(root, plan.basis.probes if plan and plan.basis else None)
     removed, kept, drop = [], [], []
     if records is None:
         records = load_state(root)[0]
@@ -152,17 +229,4 @@ def remove_orphans(root: Path, project: Project, plan: Plan | None = None,
 def check_tools(project: Project, plan: Plan) -> None:
     """Fail before anything runs when this machine's chef lacks a tool a
     pack rule of the plan needs (the embedded pod's chefs are local)."""
-    from .errors import NoChefCanBuild
-    packs = sorted({step.rule.pack for step in plan.steps.values() if step.rule.pack})
-    if not packs:
-        return
-    from .packs import missing_tools
-    for pack in packs:
-        missing = missing_tools(pack, project.packs.get(pack))
-        if missing:
-            needing = [t for t in plan.targets
-                       if any(s.rule.pack == pack for s in plan.steps.values())]
-            raise NoChefCanBuild(
-                f"no chef can build {', '.join(needing)}: the {pack} pack needs "
-                f"{', '.join(missing)}, which {'is' if len(missing) == 1 else 'are'} not "
-                f"on PATH here (install it, or set a tool in [pack.{pack}])")
+    plancache.check_packs(plan_packs(project, plan), plan.targets)

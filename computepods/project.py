@@ -146,12 +146,13 @@ def _unique(items: list[str]) -> list[str]:
 
 # --- finding and reading ------------------------------------------------------
 
-def load_project(root: Path) -> Project:
-    """Read and check ``root/computepods.toml``, including the used packs."""
+def load_project(root: Path, source: bytes | None = None) -> Project:
+    """Read and check ``root/computepods.toml``, including the used packs.
+    ``source``: the file's bytes, when the caller has read them already."""
     root = Path(root).resolve()
     path = root / PROJECT_FILE
     file = str(path)
-    data = _read_toml(path)
+    data = _read_toml(path, source)
     _check_keys(data, TOP_KEYS, file, None, "")
     table = _table(data.get("project", {}), file, None, "project")
     _check_keys(table, PROJECT_KEYS, file, None, "project.")
@@ -175,9 +176,11 @@ def load_project(root: Path) -> Project:
     return project
 
 
-def _read_toml(path: Path) -> dict[str, Any]:
+def _read_toml(path: Path, source: bytes | None = None) -> dict[str, Any]:
     file = str(path)
     try:
+        if source is not None:
+            return tomllib.loads(source.decode())
         with open(path, "rb") as f:
             return tomllib.load(f)
     except tomllib.TOMLDecodeError as exc:   # its text carries line and column

@@ -27,7 +27,7 @@ import shlex
 import shutil
 from collections import deque
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 from computepods import errors
 from computepods.errors import ProjectError
@@ -371,6 +371,7 @@ class Plan:
     producers: dict[str, str] = field(default_factory=dict)  # output -> id
     sources: set[str] = field(default_factory=set)   # inputs no rule makes
     targets: list[str] = field(default_factory=list)
+    basis: Any = None     # what it was resolved from (plancache.Basis), if known
 
 
 class RuleSet:

@@ -60,9 +60,24 @@ class Job:
     copied: dict[str, str] = field(default_factory=dict)   # own outputs given to it, pre-run
 
 
+_fingerprints: dict[int, tuple[object, str]] = {}   # id(rule) -> (rule, fingerprint)
+_MAX_FINGERPRINTS = 4096
+
+
 def rule_fingerprint(step: Step) -> str:
-    """Identifies the rule's definition, so editing a rule reruns its steps."""
-    return _fingerprint(step.rule)
+    """Identifies the rule's definition, so editing a rule reruns its steps.
+
+    Looked up by the rule object's identity first: 10,000 steps share a few
+    rules, and hashing a frozen Rule hashes every field (a rule of 10,000
+    inputs) on each call."""
+    rule = step.rule
+    hit = _fingerprints.get(id(rule))
+    if hit is not None and hit[0] is rule:
+        return hit[1]
+    if len(_fingerprints) >= _MAX_FINGERPRINTS:
+        _fingerprints.clear()
+    fp = _fingerprints[id(rule)] = (rule, _fingerprint(rule))
+    return fp[1]
 
 
 @functools.lru_cache(maxsize=4096)

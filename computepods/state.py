@@ -16,6 +16,12 @@ A step is stored as one JSON array (every field but its id, in field order;
 adding a field means a new schema version), and all steps are loaded as one
 JSON document, because a cold no-op build reads every record before it can
 say "nothing to do".
+
+A *verdict* (:mod:`computepods.plancache`) says a plan was all up to date
+given these records; every write of records deletes all verdicts in the
+same transaction, so a verdict that is there still rests on the records it
+was judged with.  Schema 2 added them (version 1 is migrated in place: an
+older computepods, which would not delete them, refuses the file).
 """
 from __future__ import annotations
 
@@ -29,15 +35,17 @@ import sqlite3
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator
-from urllib.parse import quote
+from typing import TYPE_CHECKING, Iterable, Iterator
 
 from .errors import ComputePodsError
-from .hashing import FileRecord
+
+if TYPE_CHECKING:                  # hashing imports hashlib: not for a cold no-op
+    from .hashing import FileRecord
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+MIGRATABLE_VERSION = 1    # the oldest version migrated in place (2 added verdicts)
 BUSY_TIMEOUT_S = 10.0       # seconds a reader/writer waits for a lock
 STATUS_OK = "ok"
 STATUS_FAILED = "failed"
@@ -56,13 +64,14 @@ CREATE TABLE IF NOT EXISTS running (
     pgid INTEGER PRIMARY KEY, pid INTEGER NOT NULL, step_id TEXT NOT NULL,
     started_ns INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS verdicts (key TEXT PRIMARY KEY, blob BLOB NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS builds (
     id INTEGER PRIMARY KEY AUTOINCREMENT, targets TEXT NOT NULL,
     status TEXT NOT NULL, pid INTEGER NOT NULL,
     started_ns INTEGER NOT NULL, finished_ns INTEGER
 );
 """
-_TABLES = ("meta", "files", "steps", "running", "builds")
+_TABLES = ("meta", "files", "steps", "running", "builds", "verdicts")
 _BUILD_COLUMNS = ("id", "targets", "status", "pid", "started_ns", "finished_ns")
 
 
@@ -119,7 +128,7 @@ class StateDB:
             return
         conn = self._connect(f"file:{_uri_path(self.path)}?mode=ro")
         version = self._read_version(conn)
-        if version is None or version < SCHEMA_VERSION:
+        if version is None or version < MIGRATABLE_VERSION:
             # Only the writer migrates; until then there is nothing usable.
             log.info("%s: schema version %s is older than %s; reading it as empty",
                      self.path, version, SCHEMA_VERSION)
@@ -134,10 +143,10 @@ class StateDB:
         try:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
-            if version is not None and version < SCHEMA_VERSION:
+            if version is not None and version < MIGRATABLE_VERSION:
                 self._recreate(conn, version)
-            conn.executescript(_SCHEMA)
-            conn.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)",
+            conn.executescript(_SCHEMA)     # creates what an older version lacks
+            conn.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)",
                          (str(SCHEMA_VERSION),))
         except BaseException:
             conn.close()
@@ -185,6 +194,7 @@ class StateDB:
         """Every recorded file, by project path."""
         if self._conn is None:
             return {}
+        from .hashing import FileRecord
         with _gc_paused():
             rows = self._conn.execute(
                 "SELECT path, size, mtime_ns, ino, sha256, checked_ns FROM files").fetchall()
@@ -212,6 +222,17 @@ class StateDB:
             return {flat[i]: StepRecord(flat[i], *flat[i + 1])
                     for i in range(0, len(flat), 2)}
 
+    def verdict(self, key: str) -> bytes | None:
+        """The verdict stored under ``key`` since the last write of records."""
+        if self._conn is None:
+            return None
+        try:
+            row = self._conn.execute("SELECT blob FROM verdicts WHERE key = ?",
+                                     (key,)).fetchone()
+        except sqlite3.OperationalError:      # a version-1 file, not migrated yet
+            return None
+        return row[0] if row else None
+
     def running(self) -> list[tuple[int, int, str]]:
         """(pgid, pid, step_id) of every step recorded as running."""
         if self._conn is None:
@@ -235,14 +256,19 @@ class StateDB:
     # --- writes --------------------------------------------------------------
 
     def write(self, steps: Iterable[StepRecord] = (), files: Iterable[FileRecord] = (),
-              drop_files: Iterable[str] = (), drop_steps: Iterable[str] = ()) -> None:
+              drop_files: Iterable[str] = (), drop_steps: Iterable[str] = (),
+              verdict: tuple[str, bytes] | None = None) -> None:
         """Persist steps and files and drop others, all in ONE transaction, so a
         crash never leaves a step recorded without the hashes of its outputs.
-        Drops happen first: a path both dropped and written ends up written."""
+        Drops happen first: a path both dropped and written ends up written.
+        Every stored verdict goes; ``verdict`` (key, blob) is then the only one."""
         step_rows = [(s.step_id, _step_json(s)) for s in steps]
         file_rows = [(f.path, f.size, f.mtime_ns, f.ino, f.sha256, f.checked_ns)
                      for f in files]
         with self._transaction() as conn:
+            conn.execute("DELETE FROM verdicts")
+            if verdict is not None:
+                conn.execute("INSERT INTO verdicts VALUES (?, ?)", verdict)
             conn.executemany("DELETE FROM files WHERE path = ?", ((p,) for p in drop_files))
             conn.executemany("DELETE FROM steps WHERE step_id = ?",
                              ((s,) for s in drop_steps))
@@ -324,8 +350,11 @@ def _gc_paused() -> Iterator[None]:
 
 
 def _uri_path(path: Path) -> str:
-    """A filesystem path quoted for an SQLite ``file:`` URI."""
-    return quote(os.path.abspath(path))
+    """A filesystem path quoted for an SQLite ``file:`` URI: '%' starts an
+    escape, '?' the query and '#' the fragment (urllib.parse would cost a
+    cold no-op 3 ms of import)."""
+    return (os.path.abspath(path).replace("%", "%25").replace("?", "%3F")
+            .replace("#", "%23"))
 
 
 def _step_json(s: StepRecord) -> str:

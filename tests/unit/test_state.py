@@ -187,3 +187,24 @@ def test_ten_thousand_records_load_correctly(db):
 def test_step_record_dict_round_trip():
     s = srec("a", 3, status="failed", exit_code=2, reason="exit 2")
     assert StepRecord.from_dict(s.to_dict()) == s
+
+
+def test_version_1_is_migrated_in_place_keeping_its_records(db_path):
+    with StateDB(db_path) as db:
+        db.write(files=[frec("x")], steps=[srec("a")])
+    conn = sqlite3.connect(db_path)
+    conn.execute("DROP TABLE verdicts")
+    conn.commit()
+    conn.close()
+    set_version(db_path, 1)
+    with StateDB(db_path, readonly=True) as reader:    # readable before the writer migrates
+        assert reader.files() == {"x": frec("x")} and reader.verdict("k") is None
+    with StateDB(db_path) as db:
+        assert db.steps() == {"a": srec("a")}
+        db.write(verdict=("k", b"v"))
+    with StateDB(db_path, readonly=True) as reader:
+        assert reader.verdict("k") == b"v" and reader.files() == {"x": frec("x")}
+    conn = sqlite3.connect(db_path)
+    assert conn.execute("SELECT value FROM meta WHERE key='schema_version'"
+                        ).fetchone()[0] == str(SCHEMA_VERSION)
+    conn.close()
