@@ -267,7 +267,12 @@ def test_the_quiet_period_runs_on_the_charts_clock(tmp_path, watch):
     clock = SimClock()
     w = watch(tmp_path, clock=clock, quiet_s=0.05)
     (tmp_path / "new.txt").write_text("x")
-    wait_for(lambda: not w.watcher.debouncer.idle, what="the event to reach the debouncer")
+
+    def closed_seen():                     # IN_CREATE may come a batch before IN_CLOSE_WRITE
+        p = w.watcher.debouncer.pending.get("new.txt")
+        return p is not None and p.closed is not None
+
+    wait_for(closed_seen, what="the close-write to reach the debouncer")
     clock.advance(0.049)
     assert not w.watcher.wait_settled(0)
     assert w.watcher.published == 0
