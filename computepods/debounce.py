@@ -109,6 +109,7 @@ class _Pending:
     writing: bool = False            # created or written since its last close-write
     events: int = 0                  # events since `first`
     stream: bool = False             # matches a `stream` pattern
+    since: float = 0.0               # first event of the whole busy spell (windows and all)
 
 
 class Debouncer:
@@ -245,13 +246,20 @@ class Debouncer:
         """No file is in its quiet period."""
         return not self.pending
 
+    def settling(self, now: float) -> bool:
+        """A file a build should wait for: in its quiet period, not a stream
+        file, and busy for less than ``max_delay_s`` (a log held open and
+        written on: waiting for it would be waiting for its writer to end)."""
+        return any(not p.stream and now - p.since < self.max_delay_s
+                   for p in self.pending.values())
+
     # -- inside ----------------------------------------------------------------------
     def _touch(self, path: str, now: float) -> _Pending:
         p = self.pending.get(path)
         if p is None:
             p = self.pending[path] = _Pending(first=now, last=now, deadline=now,
                                               queued=float("inf"),
-                                              stream=self.stream.matches(path))
+                                              stream=self.stream.matches(path), since=now)
         p.last = now
         p.events += 1
         return p

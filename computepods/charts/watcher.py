@@ -244,18 +244,18 @@ class FSWatcher(Chart):
     def batch_done(self) -> None:
         with self._settle:
             self._inflight -= 1 if self._inflight else 0
-            self._idle = self.debouncer.idle
+            self._idle = not self.debouncer.settling(self.clock.monotonic())
             self._settle.notify_all()
 
     def set_rescanning(self, on: bool) -> None:
         with self._settle:
             self._rescanning = on
-            self._idle = self.debouncer.idle
+            self._idle = not self.debouncer.settling(self.clock.monotonic())
             self._settle.notify_all()
 
     def _update_settled(self) -> None:
         with self._settle:
-            self._idle = self.debouncer.idle
+            self._idle = not self.debouncer.settling(self.clock.monotonic())
             self._settle.notify_all()
 
     def _settled(self) -> bool:

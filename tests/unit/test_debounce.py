@@ -367,3 +367,20 @@ def test_a_rescan_does_not_wait_for_a_close_write_that_may_have_been_lost():
     w.rearm()
     w.at(1.5)
     assert w.reports == [(0.35, "a.txt", "created", None)]
+
+
+def test_a_build_waits_for_a_settling_file_but_not_for_a_log_held_open():
+    w = Watch(stream=["logs/*.log"], existing={"app.log": 0, "logs/run.log": 0})
+    w.save("a.c")
+    assert w.deb.settling(w.clock.monotonic())            # an edit in its quiet period
+    w.at(0.2)
+    assert not w.deb.settling(w.clock.monotonic())
+    for n in range(30):                                   # a log written on and on
+        w.at(0.2 + n * 0.04)
+        w.fs.write("app.log", append=10)
+        w.event("written", "app.log")
+        w.fs.write("logs/run.log", append=10)
+        w.event("written", "logs/run.log")
+        if n == 1:
+            assert w.deb.settling(w.clock.monotonic())    # might be a save: wait
+    assert not w.deb.settling(w.clock.monotonic())        # past max_delay: a writer's
