@@ -36,16 +36,29 @@ def sha256_file(path: str | os.PathLike) -> str:
         return _sha256_of(f)
 
 
+def sha256_and_stat(path: str | os.PathLike) -> tuple[str, os.stat_result]:
+    """The hex sha256 of a file and the stat of the very inode read."""
+    with open(path, "rb", buffering=0) as f:
+        return _sha256_of(f), os.fstat(f.fileno())
+
+
 def _sha256_of(f) -> str:
-    """Hash an open unbuffered binary file from its current offset."""
+    """Hash an open unbuffered binary file from its current offset.
+
+    The first read asks for one byte more than the file's size, so a small
+    file (the usual output) costs two reads and no large buffer: a 1 MiB
+    bytearray made per file was zeroed each time, which cost more than the
+    hashing of most files.
+    """
     h = hashlib.sha256()
-    buf = bytearray(READ_CHUNK_BYTES)
-    view = memoryview(buf)
+    chunk = min(os.fstat(f.fileno()).st_size + 1, READ_CHUNK_BYTES)
     while True:
-        n = f.readinto(buf)
-        if not n:
+        data = f.read(chunk)
+        if not data:
             return h.hexdigest()
-        h.update(view[:n])
+        h.update(data)
+        if len(data) == chunk:          # not at the end yet (or it grew): read on
+            chunk = READ_CHUNK_BYTES
 
 
 def stat_key(path: str | os.PathLike) -> StatKey | None:
