@@ -27,7 +27,7 @@ from typing import Any, Callable
 from . import commit as commit_mod
 from . import runner, scratch
 from .errors import ComputePodsError, MalformedMessage
-from .hashing import sha256_file
+from .hashing import sha256_and_stat, sha256_file
 from .project import STATE_DIR, Rule
 from .rules import Step, bind
 from .state import StepRecord
@@ -144,17 +144,23 @@ def kill_leftover_steps(root: Path) -> list[int]:
 
 class Slot:
     """A worker's reusable scratch: outputs named through {out} land in
-    ``out/``, stdout and stderr in two files reopened each step.  Reusing
-    them saves creating a directory and two files per step."""
+    ``out/``, stdout and stderr in two files kept open and emptied each step.
+    Reusing them saves creating a directory and two files per step."""
 
-    def __init__(self, root: Path, name: str):
+    def __init__(self, root: Path, name: str, logs: "LogDir | None" = None):
         self.root = root
         self.dir = root / scratch.SCRATCH_DIR / name
         shutil.rmtree(self.dir, ignore_errors=True)
         self.out = self.dir / scratch.OUT_DIR
         self.out.mkdir(parents=True)
+        self._out_prefix = os.path.join(self.out, "")
         self.stdout = self.dir / "stdout"
         self.stderr = self.dir / "stderr"
+        # O_APPEND: after an ftruncate to 0 the next write starts at 0 again.
+        flags = os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC
+        self.stdout_fd = os.open(self.stdout, flags, 0o644)
+        self.stderr_fd = os.open(self.stderr, flags, 0o644)
+        self.logs = logs if logs is not None else LogDir(root)
         self._dirs: set[str] = set()
         self.checked_dirs: set[str] = set()     # tree dirs known to be inside the root
         self.commits = os.open(self.dir / COMMIT_LOG, os.O_WRONLY | os.O_CREAT | os.O_APPEND,
@@ -167,8 +173,18 @@ class Slot:
         against a crash of cpod, not of the machine)."""
         os.write(self.commits, (json.dumps(record, separators=(",", ":")) + "\n").encode())
 
+    def fresh_logs(self) -> None:
+        """Empty stdout and stderr for the next step."""
+        os.ftruncate(self.stdout_fd, 0)
+        os.ftruncate(self.stderr_fd, 0)
+
     def close(self) -> None:
-        os.close(self.commits)
+        for fd in (self.commits, self.stdout_fd, self.stderr_fd):
+            os.close(fd)
+
+    def out_path_of(self, output: str) -> str:
+        """Where :meth:`out_path` put ``output``."""
+        return self._out_prefix + scratch.check_relative(output)
 
     def out_path(self, output: str) -> str:
         rel = scratch.check_relative(output)
@@ -176,27 +192,54 @@ class Slot:
         if parent not in self._dirs:
             os.makedirs(self.out / parent, exist_ok=True)
             self._dirs.add(parent)
-        path = str(self.out / rel)
-        if os.path.lexists(path):
+        path = self._out_prefix + rel
+        try:
             os.unlink(path)             # a failed step's leftover
+        except FileNotFoundError:
+            pass
         return path
+
+
+class LogDir:
+    """``.computepods/logs/``: a step's non-empty stdout/stderr, kept.
+
+    Which files exist is read once (the chefs of a root share this object),
+    so a step that printed nothing costs no look-up for a previous run's log.
+    """
+
+    def __init__(self, root: Path):
+        self.root = root
+        self.dir = root / LOGS_DIR
+        try:
+            self.names = set(os.listdir(self.dir))
+        except FileNotFoundError:
+            self.names = set()
+
+    def keep(self, step_id: str, out_fd: int, err_fd: int, out_path: Path,
+             err_path: Path) -> None:
+        """Keep non-empty output; an empty one leaves no file (and removes the
+        previous run's)."""
+        name = None
+        for fd, src, suffix in ((out_fd, out_path, ".out"), (err_fd, err_path, ".err")):
+            if os.fstat(fd).st_size:
+                name = name or scratch.scratch_name(step_id)
+                self.dir.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(src, self.dir / (name + suffix))
+                self.names.add(name + suffix)
+            elif self.names:
+                name = name or scratch.scratch_name(step_id)
+                if name + suffix in self.names:
+                    self.names.discard(name + suffix)
+                    try:
+                        os.unlink(self.dir / (name + suffix))
+                    except FileNotFoundError:
+                        pass
 
 
 def log_paths(root: Path, step_id: str) -> tuple[Path, Path]:
     name = scratch.scratch_name(step_id)
     logs = root / LOGS_DIR
     return logs / f"{name}.out", logs / f"{name}.err"
-
-
-def keep_logs(root: Path, step_id: str, stdout: Path, stderr: Path) -> None:
-    """Keep a step's non-empty stdout/stderr under .computepods/logs/; an
-    empty one leaves no file (and removes the previous run's)."""
-    for src, dest in zip((stdout, stderr), log_paths(root, step_id)):
-        if os.path.getsize(src):
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(src, dest)
-        elif os.path.lexists(dest):
-            os.unlink(dest)
 
 
 def writes_through_out(rule: Rule) -> bool:
@@ -227,35 +270,26 @@ def execute(root: Path, job: StepJob, slot: Slot,
     """
     step = job.step
     started = time.monotonic()
-    fast = (writes_through_out(step.rule) and len(step.outputs) == 1
-            and not step.rule.discover and not step.depfile)
-    if fast:
-        work = slot.dir
+    if (len(step.outputs) == 1 and not step.rule.discover and not step.depfile
+            and writes_through_out(step.rule)):
+        return _execute_one(root, job, slot, on_started, started)
+    work = scratch.make_scratch(root, step.id)
+    if writes_through_out(step.rule):
         cwd_root = root
-        command = step.command(out_path=slot.out_path, scratch=str(work))
+        command = step.command(out_path=lambda p: str(scratch.scratch_out_path(work, p)),
+                               scratch=str(work))
     else:
-        work = scratch.make_scratch(root, step.id)
-        if writes_through_out(step.rule):
-            cwd_root = root
-            command = step.command(out_path=lambda p: str(scratch.scratch_out_path(work, p)),
-                                   scratch=str(work))
-        else:
-            cwd_root = scratch.make_view(root, work, (*step.outputs, *job.known_outputs),
-                                         copy_in=list(job.copy_in))
-            command = step.command(scratch=str(work))
-    result = runner.run(command.argv, cwd=cwd_root / step.cwd if step.cwd else cwd_root,
-                        env=step_env(root, work, step), stdout_path=slot.stdout,
-                        stderr_path=slot.stderr, timeout=step.timeout, on_started=on_started)
-    keep_logs(root, step.id, slot.stdout, slot.stderr)
-
-    def item(ok: bool, reason: str = "", **more) -> dict:
-        return {"id": step.id, "attempt": job.attempt, "command": command.display,
-                "exit_code": result.exit_code, "stdout_tail": result.stdout_tail,
-                "stderr_tail": result.stderr_tail, "ok": ok, "reason": reason,
-                "duration_s": round(time.monotonic() - started, 6), **more}
+        cwd_root = scratch.make_view(root, work, (*step.outputs, *job.known_outputs),
+                                     copy_in=list(job.copy_in))
+        command = step.command(scratch=str(work))
+    slot.fresh_logs()
+    result = runner.run_to(command.argv, cwd_root / step.cwd if step.cwd else cwd_root,
+                           step_env(root, work, step), slot.stdout_fd, slot.stderr_fd,
+                           step.timeout, on_started, tails=None, started=started)
+    slot.logs.keep(step.id, slot.stdout_fd, slot.stderr_fd, slot.stdout, slot.stderr)
     try:
         if not result.ok:
-            return item(False, result.reason())
+            return _result(job, slot, command, result, started, False, result.reason())
         discovered = discover(root, step, work, cwd_root)
         written = (*step.outputs, *(p for p in discovered.outputs if p not in step.outputs))
         if cwd_root == root:
@@ -264,25 +298,70 @@ def execute(root: Path, job: StepJob, slot: Slot,
             moves = scratch.view_outputs(cwd_root, written)
         missing = sorted(set(step.outputs) - {dest for _, dest in moves})
         if missing:
-            return item(False, "it did not write " + ", ".join(missing))
-        outputs = {}
-        for rel, dest in moves:
-            src = work / rel
-            st = os.stat(src)
-            outputs[dest] = [sha256_file(src), st.st_size, st.st_mtime_ns, st.st_ino,
-                             time.time_ns()]
+            return _result(job, slot, command, result, started, False,
+                           "it did not write " + ", ".join(missing))
+        outputs = {dest: _output_entry(str(work / rel)) for rel, dest in moves}
         slot.log_commit(step_record(job, root, command.display, outputs, discovered.inputs,
                                     round(time.monotonic() - started, 6)))
-        if fast:
-            commit_one(root, work / moves[0][0], moves[0][1], slot.checked_dirs)
-        else:
-            commit_mod.commit(work, root, moves, {"step": step.id, "outputs": outputs})
-        return item(True, outputs=outputs, discovered=discovered.inputs)
+        commit_mod.commit(work, root, moves, {"step": step.id, "outputs": outputs})
+        return _result(job, slot, command, result, started, True, outputs=outputs,
+                       discovered=discovered.inputs)
     except (OSError, ComputePodsError) as exc:
-        return item(False, f"could not commit its outputs: {exc}")
+        return _result(job, slot, command, result, started, False,
+                       f"could not commit its outputs: {exc}")
     finally:
-        if not fast:
-            shutil.rmtree(work, ignore_errors=True)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _execute_one(root: Path, job: StepJob, slot: Slot, on_started, started: float) -> dict:
+    """The common step: one output named through {out}, nothing to discover.
+    It runs in the slot's reusable scratch and commits with one rename; this
+    path is what a build of many small steps spends its time in."""
+    step = job.step
+    command = step.command(out_path=slot.out_path, scratch=str(slot.dir))
+    slot.fresh_logs()
+    result = runner.run_to(command.argv, os.path.join(root, step.cwd) if step.cwd else root,
+                           step_env(root, slot.dir, step), slot.stdout_fd, slot.stderr_fd,
+                           step.timeout, on_started, tails=None, started=started)
+    slot.logs.keep(step.id, slot.stdout_fd, slot.stderr_fd, slot.stdout, slot.stderr)
+    if not result.ok:
+        return _result(job, slot, command, result, started, False, result.reason())
+    dest = step.outputs[0]
+    src = slot.out_path_of(dest)
+    try:
+        try:
+            outputs = {dest: _output_entry(src)}
+        except FileNotFoundError:
+            return _result(job, slot, command, result, started, False, "it did not write " + dest)
+        slot.log_commit(step_record(job, root, command.display, outputs, [],
+                                    round(time.monotonic() - started, 6)))
+        commit_one(root, src, dest, slot.checked_dirs)
+    except (OSError, ComputePodsError) as exc:
+        return _result(job, slot, command, result, started, False,
+                       f"could not commit its outputs: {exc}")
+    return _result(job, slot, command, result, started, True, outputs=outputs, discovered=[])
+
+
+def _output_entry(path: str) -> list:
+    """[sha256, size, mtime_ns, inode, checked_ns] of a file a step wrote,
+    the stat taken of the very inode hashed."""
+    checked_ns = time.time_ns()
+    digest, st = sha256_and_stat(path)
+    return [digest, st.st_size, st.st_mtime_ns, st.st_ino, checked_ns]
+
+
+def _result(job: StepJob, slot: Slot, command, result: runner.RunResult, started: float,
+            ok: bool, reason: str = "", **more) -> dict:
+    """A steps.results item; the output tails go only with a failure (read
+    now if the command itself succeeded)."""
+    item = {"id": job.step.id, "attempt": job.attempt, "command": command.display,
+            "exit_code": result.exit_code, "ok": ok, "reason": reason,
+            "duration_s": round(time.monotonic() - started, 6), **more}
+    if not ok:
+        read = not result.ok
+        item["stdout_tail"] = result.stdout_tail if read else runner.tail_fd(slot.stdout_fd)
+        item["stderr_tail"] = result.stderr_tail if read else runner.tail_fd(slot.stderr_fd)
+    return item
 
 
 def step_record(job: StepJob, root: Path, command: str, outputs: dict[str, list],
@@ -392,7 +471,8 @@ class WorkerPool:
         self._cancelled: deque[str] = deque(maxlen=64)   # builds whose steps are dropped
         self._lock = threading.Lock()
         self.queued = 0
-        self._slots = [Slot(root, f"{scratch.scratch_name(name)}-{os.getpid()}-{i}")
+        logs = LogDir(root)
+        self._slots = [Slot(root, f"{scratch.scratch_name(name)}-{os.getpid()}-{i}", logs)
                        for i in range(slots)]
         self._threads = [threading.Thread(target=self._work, args=(i,), name=f"slot-{i}",
                                           daemon=True) for i in range(slots)]

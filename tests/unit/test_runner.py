@@ -204,3 +204,78 @@ def test_result_reason_for_each_ending():
     assert RunResult(None, 2, False, **base).reason() == "killed by SIGINT"
     assert RunResult(None, None, False, error="command not found: cc", **base).reason() == \
         "command not found: cc"
+
+
+# --- the posix_spawn path: a command with an absolute program, run in this
+# process's own working directory (the usual step) --------------------------
+
+@pytest.fixture
+def here(tmp_path, monkeypatch):
+    """tmp_path as the process's working directory: steps there are spawned."""
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def test_spawned_commands_get_cwd_env_stdin_group_and_tails(here, env, logs, monkeypatch):
+    used = []
+    real = os.posix_spawn
+    monkeypatch.setattr(os, "posix_spawn", lambda *a, **k: used.append(a[0]) or real(*a, **k))
+    code = ("import os, sys; print(os.getcwd(), os.environ['FOO'], os.environ['" + STEP_MARK
+            + "'], os.getpgrp() == os.getpid()); print(sys.stdin.read() == '', 'err',"
+            " file=sys.stderr)")
+    started = []
+    result = run([sys.executable, "-c", code], here, {**env, "FOO": "bar"}, *logs,
+                 on_started=started.append)
+    assert used == [sys.executable]
+    assert result.ok and result.stdout_tail == f"{here} bar 1 True\n"
+    assert result.stderr_tail == "True err\n" and started == [int(started[0])]
+
+
+def test_spawned_commands_have_sigpipe_back(here, env, logs):
+    # Python ignores SIGPIPE; a step must not inherit that (`yes | head` ends).
+    status = run(["/bin/cat", "/proc/self/status"], here, env, *logs).stdout_tail
+    ignored = int(next(line for line in status.splitlines()
+                       if line.startswith("SigIgn:")).split()[1], 16)
+    assert not ignored & (1 << (signal.SIGPIPE - 1))
+    assert not ignored & (1 << (signal.SIGXFSZ - 1))
+
+
+def test_spawned_command_errors_and_signals(here, env, logs):
+    missing = str(here / "no-such-program")
+    assert run([missing], here, env, *logs).error == f"command not found: {missing}"
+    not_executable = here / "script.sh"
+    not_executable.write_text("echo hi\n")
+    assert run([str(not_executable)], here, env, *logs).error == \
+        f"permission denied: {not_executable}"
+    result = run(["/bin/sh", "-c", "kill -TERM $$"], here, env, *logs)
+    assert result.signal == signal.SIGTERM and result.exit_code is None
+    assert run(["/bin/sh", "-c", "exit 3"], here, env, *logs).exit_code == 3
+
+
+def test_spawned_timeout_kills_the_whole_group(here, env, logs):
+    result = run(sh("sleep 300 & echo $! > grandchild.pid; wait"), here, env, *logs,
+                 timeout=1.0)
+    assert result.timed_out and result.reason() == "timed out after 1 s"
+    assert_process_gone(int((here / "grandchild.pid").read_text()))
+
+
+def test_no_descriptor_leaks_into_a_spawned_command(here, env, logs, monkeypatch):
+    r, w = os.pipe()
+    os.set_inheritable(w, True)       # as one this process inherited may be
+    monkeypatch.setattr(runner, "_devnull", None)     # a process's first spawn
+    try:
+        result = run(["/bin/ls", "/proc/self/fd"], here, env, *logs)
+        # 0-2, and the one ls opened to list the directory
+        assert len(result.stdout_tail.split()) == 4, result.stdout_tail
+    finally:
+        os.close(r)
+        os.close(w)
+
+
+def test_run_to_reads_tails_only_of_a_failure_when_asked(here, env, logs):
+    with open(logs[0], "w+b") as out, open(logs[1], "w+b") as err:
+        ok = runner.run_to(sh("echo fine"), here, env, out.fileno(), err.fileno(), tails=None)
+        assert ok.ok and ok.stdout_tail == ""
+        bad = runner.run_to(sh("echo broke; exit 1"), here, env, out.fileno(), err.fileno(),
+                            tails=None)
+        assert bad.exit_code == 1 and "broke" in bad.stdout_tail
