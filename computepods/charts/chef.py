@@ -9,15 +9,20 @@
 A run message (``<ns>.chef.<name>.run``, a request) carries a batch of steps;
 the chef answers at once with what it accepted, queues them for its worker
 pool, and reports each step's start and end on ``<ns>.steps.results``, in
-batches: a finished step posts STEP_DONE, and a FLUSH it posts to itself
-sends everything that finished in between as one message.  Run requests are
-idempotent, keyed by build, step id and attempt: a repeat of a queued or running
-step is only acknowledged, a repeat of a finished one gets its result again.
+batches: finished steps wait in a list, one STEP_DONE tells the chart to
+take all of them, and a FLUSH it posts to itself sends everything that
+finished in between as one message.  Its status goes out on each heartbeat,
+when it turns idle, and with results at most every ``STATUS_MIN_S``.  Run
+requests are idempotent, keyed by build, step id and attempt: a repeat of a
+queued or running step is only acknowledged, a repeat of a finished one gets
+its result again.
 """
 from __future__ import annotations
 
 import itertools
 import logging
+import threading
+import time
 from collections import deque
 from pathlib import Path
 
@@ -34,6 +39,7 @@ HEARTBEAT_S = 5.0          # seconds between status messages when nothing change
 LEASE_FACTOR = 3           # a MajorDomo gives up on a chef silent for 3 heartbeats
 MAX_REMEMBERED = 100_000   # finished results kept for repeated run requests
 MAX_NOTES = 32             # notes gathered before a results message goes anyway
+STATUS_MIN_S = 0.5         # seconds between status messages while results flow
 
 
 @spy_on
@@ -86,7 +92,7 @@ def chef_idle(chef: "Chef", e):
 @spy_on
 def chef_busy(chef: "Chef", e):
     if e.signal_name == m.STEP_DONE:
-        chef.finished(*e.payload)
+        chef.take_finished()
         return chef.trans(chef_idle) if not chef.in_flight else return_status.HANDLED
     chef.temp.fun = chef_serving
     return return_status.SUPER
@@ -115,10 +121,12 @@ class Chef(Chart):
         self._tokens = itertools.count(1)
         self.heartbeat = None
         self.heartbeat_s = heartbeat_s
-        self.pool = WorkerPool(self.root, slots,
-                               on_started=self.step_started,
-                               on_done=lambda job, item: self.post(m.STEP_DONE, (job, item)),
-                               name=name)
+        self.status_sent = 0.0
+        self.done: deque = deque()              # (job, item) from the workers, not yet taken
+        self.done_lock = threading.Lock()
+        self.done_posted = False
+        self.pool = WorkerPool(self.root, slots, on_started=self.step_started,
+                               on_done=self.step_done, name=name)
 
     def start(self) -> "Chef":
         super().start()
@@ -170,6 +178,23 @@ class Chef(Chart):
                 self.pool.submit(job)
         self.bridge.respond(msg, {"accepted": accepted, "rejected": rejected})
 
+    def step_done(self, job: StepJob, item: dict) -> None:
+        """Called by a worker thread: one STEP_DONE for however many steps
+        finish before the chart takes them (one event per burst, not per step)."""
+        with self.done_lock:
+            self.done.append((job, item))
+            if self.done_posted:
+                return
+            self.done_posted = True
+        self.post(m.STEP_DONE)
+
+    def take_finished(self) -> None:
+        with self.done_lock:
+            done, self.done = self.done, deque()
+            self.done_posted = False
+        for job, item in done:
+            self.finished(job, item)
+
     def finished(self, job: StepJob, item: dict) -> None:
         self.in_flight.discard(job.key)
         if len(self.results) >= MAX_REMEMBERED:
@@ -214,7 +239,8 @@ class Chef(Chart):
         self.unacked[token] = batch
         self.bridge.request(m.STEP_RESULTS, {"chef": self.chef, "results": batch},
                             chart=self, token=token)
-        self.publish_status()
+        if time.monotonic() - self.status_sent >= STATUS_MIN_S:
+            self.publish_status()
 
     def results_lost(self, reply: m.Reply) -> None:
         batch = self.unacked.pop(reply.token, [])
@@ -222,6 +248,7 @@ class Chef(Chart):
         log.error("chef %s: %d results not delivered: %s", self.chef, len(batch), reply.error)
 
     def publish_status(self) -> None:
+        self.status_sent = time.monotonic()
         queued = self.pool.queued
         self.bridge.publish(m.CHEF_STATUS, {
             "chef": self.chef, "pod": self.pod, "slots": self.slots,
