@@ -154,7 +154,7 @@ class MajorDomo(Chart):
     def __init__(self, bridge, root: Path, *, watch_targets: list[str] | None = None, **kw):
         """With `watch_targets` (a watching pod: ``cpod up``), fs.changed
         reports keep :class:`Freshness` and each settled change rebuilds
-        those targets (\[] is the project's default)."""
+        those targets (an empty list is the project's default)."""
         super().__init__("majordomo", **kw)
         self.bridge = bridge
         self.root = Path(root)
