@@ -179,11 +179,15 @@ class Chef(Chart):
         self.bridge.respond(msg, {"accepted": accepted, "rejected": rejected})
 
     def step_done(self, job: StepJob, item: dict) -> None:
-        """Called by a worker thread: one STEP_DONE for however many steps
-        finish before the chart takes them (one event per burst, not per step)."""
+        """Called by a worker thread.  While more steps wait in the queue than
+        there are slots, a success only joins the list: its result would wait
+        for the next results message anyway (see :meth:`outbox_add`).  A
+        failure, a short queue or a long list wakes the chart, with one
+        STEP_DONE for however many finished before it takes them."""
+        urgent = not item.get("ok") or self.pool.queued < self.slots
         with self.done_lock:
             self.done.append((job, item))
-            if self.done_posted:
+            if self.done_posted or (not urgent and len(self.done) < MAX_NOTES):
                 return
             self.done_posted = True
         self.post(m.STEP_DONE)
@@ -218,15 +222,17 @@ class Chef(Chart):
 
         While more steps wait in this chef's queue than it has slots, no slot
         will idle for lack of work, so notes wait and leave together (one
-        message for many steps); once the queue runs short, or enough notes
-        gathered, they go at once, so the MajorDomo refills it in time.
+        message for many steps); once the queue runs short, a step failed, or
+        enough notes gathered, they go at once, so the MajorDomo refills it in
+        time (and stops a failing build early).
         """
         while self.quiet_notes:
             self.outbox.append(self.quiet_notes.popleft())
         self.outbox.append(item)
         if self.flush_pending:
             return
-        if self.pool.queued < self.slots or len(self.outbox) >= MAX_NOTES:
+        if (self.pool.queued < self.slots or len(self.outbox) >= MAX_NOTES
+                or not item.get("ok", True)):
             self.flush_pending = True
             self.post(m.FLUSH)
 
