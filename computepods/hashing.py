@@ -116,13 +116,14 @@ class StatCache:
 
     def __init__(self, root: Path, records: Mapping[str, FileRecord]):
         self._root = os.fspath(root)
+        self._root_path = Path(self._root)
         self._prefix = os.path.join(self._root, "")
         self._records: dict[str, FileRecord] = dict(records)
         self._updated: dict[str, FileRecord] = {}
 
     @property
     def root(self) -> Path:
-        return Path(self._root)
+        return self._root_path
 
     def digest(self, path: str) -> str | None:
         """The sha256 of project-relative ``path``; None if it is not a file."""

@@ -153,8 +153,9 @@ class Step:
         works.  The display always uses project paths.
         """
         cwd = self.cwd
-        run = self._values(out_path, scratch, dir_path, cwd)
-        shown = self._values(_identity, SCRATCH_SHOWN, _identity, cwd)
+        used = _used_placeholders(self.rule.command)
+        run = self._values(out_path, scratch, dir_path, cwd, used)
+        shown = self._values(_identity, SCRATCH_SHOWN, _identity, cwd, used)
         if isinstance(self.rule.command, str):
             return _string_command(self.rule.command, run, shown)
         return _argv_command(self.rule.command, run, shown)
@@ -162,7 +163,8 @@ class Step:
     def display(self) -> str:
         """The command as a person sees it (and as it is recorded), without
         expanding what it would run: the staleness check needs only this."""
-        shown = self._values(_identity, SCRATCH_SHOWN, _identity, self.cwd)
+        shown = self._values(_identity, SCRATCH_SHOWN, _identity, self.cwd,
+                             _used_placeholders(self.rule.command))
         if isinstance(self.rule.command, str):
             return _render(parse_template(self.rule.command), shown, _quote_shown)
         return " ".join(_quote_shown(a) for a in _expand_argv(self.rule.command, shown))
@@ -194,15 +196,29 @@ class Step:
         return self.rule.timeout
 
     def _values(self, out_path: PathMap, scratch: str, dir_path: PathMap,
-                cwd: str) -> dict[str, str | list[str]]:
-        seen = functools.partial(_seen_from, cwd)
-        return {
-            "in": [seen(p) for p in self.inputs],
-            "out": [seen(out_path(p)) for p in self.outputs],
-            "stem": self.stem or "",
-            "dir": seen(dir_path(self.dir)),
-            "scratch": scratch if scratch == SCRATCH_SHOWN else seen(scratch),
-        }
+                cwd: str, used: frozenset[str]) -> dict[str, str | list[str]]:
+        """The values of the placeholders the template uses (only those:
+        ``out_path`` makes scratch directories)."""
+        seen = functools.partial(_seen_from, cwd) if cwd else _identity
+        values: dict[str, str | list[str]] = {}
+        if "in" in used:
+            values["in"] = [seen(p) for p in self.inputs] if cwd else list(self.inputs)
+        if "out" in used:
+            values["out"] = [seen(out_path(p)) for p in self.outputs]
+        if "stem" in used:
+            values["stem"] = self.stem or ""
+        if "dir" in used:
+            values["dir"] = seen(dir_path(self.dir))
+        if "scratch" in used:
+            values["scratch"] = scratch if scratch == SCRATCH_SHOWN else seen(scratch)
+        return values
+
+
+@functools.lru_cache(maxsize=4096)
+def _used_placeholders(template: str | tuple[str, ...]) -> frozenset[str]:
+    texts = (template,) if isinstance(template, str) else template
+    return frozenset(part.name for text in texts for part in parse_template(text)
+                     if isinstance(part, Placeholder))
 
 
 def _seen_from(cwd: str, path: str) -> str:
@@ -234,6 +250,8 @@ def _render(parts: Sequence[TemplatePart], values: Values,
 
 def _quote_shown(text: str) -> str:
     """shlex.quote, but leave ``$CP_SCRATCH`` readable (and expandable)."""
+    if SCRATCH_SHOWN not in text:
+        return shlex.quote(text) if text else ""
     return SCRATCH_SHOWN.join(shlex.quote(piece) if piece else ""
                               for piece in text.split(SCRATCH_SHOWN))
 
