@@ -43,6 +43,7 @@ from .where import PROJECT_FILE, STATE_DIR
 CACHE_FORMAT = 1                    # bump when what is pickled or marshalled changes
 PLANS_DIR = f"{STATE_DIR}/plans"
 KEEP_PLANS = 8                      # requests (targets, cwd) remembered per project
+KEEP_IN_MEMORY = 4                  # plans a process keeps pickled in memory
 STATE_DB = f"{STATE_DIR}/state.db"
 
 # The code whose behaviour a cached plan or verdict stands for: a changed
@@ -50,6 +51,7 @@ STATE_DB = f"{STATE_DIR}/state.db"
 _CODE = ("rules.py", "project.py", "planning.py", "schedule.py", "hashing.py",
          "parts.py", "state.py", "plancache.py", "timetable.py")
 _code_stamp: tuple | None = None
+_memo: dict[str, tuple[str, bytes]] = {}    # request -> (key, pickle), newest last
 
 StatKey = tuple[int, int, int]      # (size, mtime_ns, inode), as hashing.FileRecord.key
 Stamp = tuple["StatKey | None", int]    # a stat key and time.time_ns() just before it
@@ -136,15 +138,27 @@ def _plan_file(root: Path, request: str) -> str:
 
 
 def load_plan(root: Path, request: str, key: str):
-    """(project, plan) as resolved before under this key, if its probes hold."""
+    """(project, plan) as resolved before under this key, if its probes hold.
+    Within one process (``cpod build`` resolves, then its MajorDomo) the
+    pickle is kept in memory too, so it serves before the state directory
+    exists, and is written there once it does."""
     import pickle
+    path = _plan_file(root, request)
+    remembered = _memo.get(request)
+    if remembered is not None and remembered[0] == key:
+        blob = remembered[1]
+        if not os.path.exists(path):
+            _write(root, path, key, blob)
+    else:
+        try:
+            with open(path, "rb") as f:
+                if f.read(len(key)) != key.encode("ascii"):
+                    return None
+                blob = f.read()
+        except OSError:
+            return None
     try:
-        with open(_plan_file(root, request), "rb") as f:
-            if f.read(len(key)) != key.encode("ascii"):
-                return None
-            fmt, project, plan = pickle.load(f)
-    except FileNotFoundError:
-        return None
+        fmt, project, plan = pickle.loads(blob)
     except Exception:              # a torn or foreign file is only a miss
         return None
     if fmt != CACHE_FORMAT or not probes_hold(root, plan.basis.probes):
@@ -153,18 +167,27 @@ def load_plan(root: Path, request: str, key: str):
 
 
 def store_plan(root: Path, key: str, project, plan) -> None:
-    """Keep the plan for the next run (only once the state directory exists:
-    it is the build's to create, with its .gitignore)."""
+    """Keep the plan for the next run: in this process, and on disk once the
+    state directory exists (it is the build's to create, with its .gitignore)."""
     import pickle
+    blob = pickle.dumps((CACHE_FORMAT, project, plan), protocol=pickle.HIGHEST_PROTOCOL)
+    request = plan.basis.request
+    _memo.pop(request, None)
+    _memo[request] = (key, blob)
+    while len(_memo) > KEEP_IN_MEMORY:
+        _memo.pop(next(iter(_memo)))
+    _write(root, _plan_file(root, request), key, blob)
+
+
+def _write(root: Path, path: str, key: str, blob: bytes) -> None:
     if not os.path.isdir(os.path.join(root, STATE_DIR)):
         return
-    path = _plan_file(root, plan.basis.request)
     tmp = f"{path}.{os.getpid()}.tmp"
     try:
         os.makedirs(os.path.dirname(path), exist_ok=True)
         with open(tmp, "wb") as f:
             f.write(key.encode("ascii"))
-            pickle.dump((CACHE_FORMAT, project, plan), f, protocol=pickle.HIGHEST_PROTOCOL)
+            f.write(blob)
         os.replace(tmp, path)
     except OSError:
         _unlink(tmp)
