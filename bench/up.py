@@ -9,7 +9,8 @@ and, round by round:
 no-op, in the pod
     a build request over NATS from this process to the pod, up to its
     ``done`` event: the pod's own decision, answered from what its watcher
-    heard (target: 10 ms or less);
+    heard (target: 10 ms or less), in a quiet pod (0.3 s after the last
+    rebuild: right after one, the pod is still writing its records);
 no-op, handed off
     a whole ``cpod build`` process, which finds the pod and hands its
     request over the control socket, against ``ninja`` with nothing to do,
@@ -42,6 +43,7 @@ from computepods.bus.bridge import NatsBridge  # noqa: E402
 
 WORK = Path(__file__).resolve().parent / "work" / "up"
 UP_TIMEOUT_S = 300.0
+SETTLE_S = 0.3             # after a rebuild, before the next round's no-ops
 
 
 def pct(values: list[float], q: float) -> float:
@@ -125,6 +127,7 @@ def main(argv: list[str] | None = None) -> int:
             t2, _ = next_event(events, "done", plan["build"])
             started.append(t1 - t0)
             finished.append(t2 - t0)
+            time.sleep(SETTLE_S)            # the commits' echoes arrive; the pod is quiet
         bridge.stop()
     finally:
         subprocess.run([*cpod, "down"], capture_output=True)
