@@ -3,11 +3,9 @@
 A chef gets steps in run messages; :func:`job_from_message` rebuilds each
 step from its rule and stem (checking every path stays in the workspace),
 :func:`execute` runs it in scratch space and moves its outputs into the tree
-only if it succeeded.  :class:`WorkerPool` holds one long-lived thread per
-slot, each with a reusable :class:`Slot` of scratch space: on a disk where
-creating a file or directory costs a millisecond, per-step scratch dirs and
-journals cost more than the step itself (a thread per step, or asyncio
-subprocesses, also cost measurably more).
+only if it succeeded (a simple step as :func:`launch`, then :func:`land`).
+The threads that do this, and their reusable scratch, are in
+:mod:`computepods.slots`.
 """
 from __future__ import annotations
 
@@ -15,22 +13,22 @@ import functools
 import json
 import os
 import posixpath
-import queue
 import shutil
-import threading
 import time
-from collections import deque
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from . import commit as commit_mod
 from . import runner, scratch
 from .errors import ComputePodsError, MalformedMessage
 from .hashing import sha256_and_stat, sha256_file
 from .project import STATE_DIR, Rule
-from .rules import Step, bind
+from .rules import Command, Step, bind
 from .state import StepRecord
+
+if TYPE_CHECKING:
+    from .slots import Slot, Streams
 
 LOGS_DIR = f"{STATE_DIR}/logs"
 COMMIT_LOG = "commits.log"      # per slot: records written ahead of their commits
@@ -142,100 +140,6 @@ def kill_leftover_steps(root: Path) -> list[int]:
 
 # --- scratch space of a slot ---------------------------------------------------
 
-class Slot:
-    """A worker's reusable scratch: outputs named through {out} land in
-    ``out/``, stdout and stderr in two files kept open and emptied each step.
-    Reusing them saves creating a directory and two files per step."""
-
-    def __init__(self, root: Path, name: str, logs: "LogDir | None" = None):
-        self.root = root
-        self.dir = root / scratch.SCRATCH_DIR / name
-        shutil.rmtree(self.dir, ignore_errors=True)
-        self.out = self.dir / scratch.OUT_DIR
-        self.out.mkdir(parents=True)
-        self._out_prefix = os.path.join(self.out, "")
-        self.stdout = self.dir / "stdout"
-        self.stderr = self.dir / "stderr"
-        # O_APPEND: after an ftruncate to 0 the next write starts at 0 again.
-        flags = os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC
-        self.stdout_fd = os.open(self.stdout, flags, 0o644)
-        self.stderr_fd = os.open(self.stderr, flags, 0o644)
-        self.logs = logs if logs is not None else LogDir(root)
-        self._dirs: set[str] = set()
-        self.checked_dirs: set[str] = set()     # tree dirs known to be inside the root
-        self.commits = os.open(self.dir / COMMIT_LOG, os.O_WRONLY | os.O_CREAT | os.O_APPEND,
-                               0o644)
-
-    def log_commit(self, record: dict) -> None:
-        """Write-ahead: the record goes to the slot's commit log before the
-        outputs move into the tree.  One write() in O_APPEND mode; a killed
-        process loses nothing the kernel already has (no fsync: this guards
-        against a crash of cpod, not of the machine)."""
-        os.write(self.commits, (json.dumps(record, separators=(",", ":")) + "\n").encode())
-
-    def fresh_logs(self) -> None:
-        """Empty stdout and stderr for the next step."""
-        os.ftruncate(self.stdout_fd, 0)
-        os.ftruncate(self.stderr_fd, 0)
-
-    def close(self) -> None:
-        for fd in (self.commits, self.stdout_fd, self.stderr_fd):
-            os.close(fd)
-
-    def out_path_of(self, output: str) -> str:
-        """Where :meth:`out_path` put ``output``."""
-        return self._out_prefix + scratch.check_relative(output)
-
-    def out_path(self, output: str) -> str:
-        rel = scratch.check_relative(output)
-        parent = os.path.dirname(rel)
-        if parent not in self._dirs:
-            os.makedirs(self.out / parent, exist_ok=True)
-            self._dirs.add(parent)
-        path = self._out_prefix + rel
-        try:
-            os.unlink(path)             # a failed step's leftover
-        except FileNotFoundError:
-            pass
-        return path
-
-
-class LogDir:
-    """``.computepods/logs/``: a step's non-empty stdout/stderr, kept.
-
-    Which files exist is read once (the chefs of a root share this object),
-    so a step that printed nothing costs no look-up for a previous run's log.
-    """
-
-    def __init__(self, root: Path):
-        self.root = root
-        self.dir = root / LOGS_DIR
-        try:
-            self.names = set(os.listdir(self.dir))
-        except FileNotFoundError:
-            self.names = set()
-
-    def keep(self, step_id: str, out_fd: int, err_fd: int, out_path: Path,
-             err_path: Path) -> None:
-        """Keep non-empty output; an empty one leaves no file (and removes the
-        previous run's)."""
-        name = None
-        for fd, src, suffix in ((out_fd, out_path, ".out"), (err_fd, err_path, ".err")):
-            if os.fstat(fd).st_size:
-                name = name or scratch.scratch_name(step_id)
-                self.dir.mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(src, self.dir / (name + suffix))
-                self.names.add(name + suffix)
-            elif self.names:
-                name = name or scratch.scratch_name(step_id)
-                if name + suffix in self.names:
-                    self.names.discard(name + suffix)
-                    try:
-                        os.unlink(self.dir / (name + suffix))
-                    except FileNotFoundError:
-                        pass
-
-
 def log_paths(root: Path, step_id: str) -> tuple[Path, Path]:
     name = scratch.scratch_name(step_id)
     logs = root / LOGS_DIR
@@ -265,14 +169,14 @@ def execute(root: Path, job: StepJob, slot: Slot,
 
     Returns the result item of a steps.results message.  A step with one
     output named through {out} uses the slot's scratch and one atomic
-    rename; others get a scratch dir (and view) of their own and a journaled
-    commit, since a crash between two renames must be rolled forward.
+    rename (:func:`launch`, then :func:`land`); others get a scratch dir (and
+    view) of their own and a journaled commit, since a crash between two
+    renames must be rolled forward.
     """
+    if is_simple(job.step):
+        return land(root, launch(root, job, slot, on_started), slot)
     step = job.step
     started = time.monotonic()
-    if (len(step.outputs) == 1 and not step.rule.discover and not step.depfile
-            and writes_through_out(step.rule)):
-        return _execute_one(root, job, slot, on_started, started)
     work = scratch.make_scratch(root, step.id)
     if writes_through_out(step.rule):
         cwd_root = root
@@ -282,14 +186,14 @@ def execute(root: Path, job: StepJob, slot: Slot,
         cwd_root = scratch.make_view(root, work, (*step.outputs, *job.known_outputs),
                                      copy_in=list(job.copy_in))
         command = step.command(scratch=str(work))
-    slot.fresh_logs()
+    streams = slot.streams()
     result = runner.run_to(command.argv, cwd_root / step.cwd if step.cwd else cwd_root,
-                           step_env(root, work, step), slot.stdout_fd, slot.stderr_fd,
+                           step_env(root, work, step), streams.out_fd, streams.err_fd,
                            step.timeout, on_started, tails=None, started=started)
-    slot.logs.keep(step.id, slot.stdout_fd, slot.stderr_fd, slot.stdout, slot.stderr)
+    slot.logs.keep(step.id, streams)
     try:
         if not result.ok:
-            return _result(job, slot, command, result, started, False, result.reason())
+            return _result(job, streams, command, result, started, False, result.reason())
         discovered = discover(root, step, work, cwd_root)
         written = (*step.outputs, *(p for p in discovered.outputs if p not in step.outputs))
         if cwd_root == root:
@@ -298,48 +202,77 @@ def execute(root: Path, job: StepJob, slot: Slot,
             moves = scratch.view_outputs(cwd_root, written)
         missing = sorted(set(step.outputs) - {dest for _, dest in moves})
         if missing:
-            return _result(job, slot, command, result, started, False,
+            return _result(job, streams, command, result, started, False,
                            "it did not write " + ", ".join(missing))
         outputs = {dest: _output_entry(str(work / rel)) for rel, dest in moves}
         slot.log_commit(step_record(job, root, command.display, outputs, discovered.inputs,
                                     round(time.monotonic() - started, 6)))
         commit_mod.commit(work, root, moves, {"step": step.id, "outputs": outputs})
-        return _result(job, slot, command, result, started, True, outputs=outputs,
+        return _result(job, streams, command, result, started, True, outputs=outputs,
                        discovered=discovered.inputs)
     except (OSError, ComputePodsError) as exc:
-        return _result(job, slot, command, result, started, False,
+        return _result(job, streams, command, result, started, False,
                        f"could not commit its outputs: {exc}")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
 
-def _execute_one(root: Path, job: StepJob, slot: Slot, on_started, started: float) -> dict:
+def is_simple(step: Step) -> bool:
     """The common step: one output named through {out}, nothing to discover.
-    It runs in the slot's reusable scratch and commits with one rename; this
-    path is what a build of many small steps spends its time in."""
+    It runs in the slot's reusable scratch and commits with one rename; a
+    build of many small steps spends its time on this path."""
+    return (len(step.outputs) == 1 and not step.rule.discover and not step.depfile
+            and writes_through_out(step.rule))
+
+
+@dataclass
+class Launched:
+    """A simple step whose command :func:`launch` started."""
+    job: StepJob
+    command: Command
+    streams: Streams
+    started: float
+    proc: runner.Started
+
+
+def launch(root: Path, job: StepJob, slot: Slot,
+           on_started: Callable[[int], None] | None = None) -> Launched:
+    """Start a simple step's command (see :func:`is_simple`)."""
     step = job.step
+    started = time.monotonic()
     command = step.command(out_path=slot.out_path, scratch=str(slot.dir))
-    slot.fresh_logs()
-    result = runner.run_to(command.argv, os.path.join(root, step.cwd) if step.cwd else root,
-                           step_env(root, slot.dir, step), slot.stdout_fd, slot.stderr_fd,
-                           step.timeout, on_started, tails=None, started=started)
-    slot.logs.keep(step.id, slot.stdout_fd, slot.stderr_fd, slot.stdout, slot.stderr)
+    streams = slot.streams()
+    proc = runner.start(command.argv, os.path.join(root, step.cwd) if step.cwd else root,
+                        step_env(root, slot.dir, step), streams.out_fd, streams.err_fd,
+                        step.timeout, on_started, started=started)
+    return Launched(job, command, streams, started, proc)
+
+
+def land(root: Path, launched: Launched, slot: Slot) -> dict:
+    """Wait for a launched step's command, then commit its output if it
+    succeeded: write-ahead record, then one rename."""
+    job, command, streams, started = (launched.job, launched.command, launched.streams,
+                                      launched.started)
+    result = launched.proc.wait(tails=None)
+    slot.logs.keep(job.step.id, streams)
     if not result.ok:
-        return _result(job, slot, command, result, started, False, result.reason())
-    dest = step.outputs[0]
+        return _result(job, streams, command, result, started, False, result.reason())
+    dest = job.step.outputs[0]
     src = slot.out_path_of(dest)
     try:
         try:
             outputs = {dest: _output_entry(src)}
         except FileNotFoundError:
-            return _result(job, slot, command, result, started, False, "it did not write " + dest)
+            return _result(job, streams, command, result, started, False,
+                           "it did not write " + dest)
         slot.log_commit(step_record(job, root, command.display, outputs, [],
                                     round(time.monotonic() - started, 6)))
         commit_one(root, src, dest, slot.checked_dirs)
     except (OSError, ComputePodsError) as exc:
-        return _result(job, slot, command, result, started, False,
+        return _result(job, streams, command, result, started, False,
                        f"could not commit its outputs: {exc}")
-    return _result(job, slot, command, result, started, True, outputs=outputs, discovered=[])
+    return _result(job, streams, command, result, started, True, outputs=outputs,
+                   discovered=[])
 
 
 def _output_entry(path: str) -> list:
@@ -350,8 +283,8 @@ def _output_entry(path: str) -> list:
     return [digest, st.st_size, st.st_mtime_ns, st.st_ino, checked_ns]
 
 
-def _result(job: StepJob, slot: Slot, command, result: runner.RunResult, started: float,
-            ok: bool, reason: str = "", **more) -> dict:
+def _result(job: StepJob, streams: Streams, command, result: runner.RunResult,
+            started: float, ok: bool, reason: str = "", **more) -> dict:
     """A steps.results item; the output tails go only with a failure (read
     now if the command itself succeeded)."""
     item = {"id": job.step.id, "attempt": job.attempt, "command": command.display,
@@ -359,8 +292,8 @@ def _result(job: StepJob, slot: Slot, command, result: runner.RunResult, started
             "duration_s": round(time.monotonic() - started, 6), **more}
     if not ok:
         read = not result.ok
-        item["stdout_tail"] = result.stdout_tail if read else runner.tail_fd(slot.stdout_fd)
-        item["stderr_tail"] = result.stderr_tail if read else runner.tail_fd(slot.stderr_fd)
+        item["stdout_tail"] = result.stdout_tail if read else runner.tail_fd(streams.out_fd)
+        item["stderr_tail"] = result.stderr_tail if read else runner.tail_fd(streams.err_fd)
     return item
 
 
@@ -456,72 +389,3 @@ def failed_item(job_id: str, attempt: int, reason: str) -> dict:
 
 
 # --- the slots ----------------------------------------------------------------
-
-class WorkerPool:
-    """`slots` threads, each running one step at a time from a shared queue."""
-
-    def __init__(self, root: Path, slots: int, on_started: Callable[[StepJob], None],
-                 on_done: Callable[[StepJob, dict], None], name: str = "chef"):
-        self.root = root
-        self.slots = slots
-        self._jobs: queue.SimpleQueue = queue.SimpleQueue()
-        self._on_started = on_started
-        self._on_done = on_done
-        self._running: dict[int, tuple[int, str]] = {}   # slot index -> (pgid, build)
-        self._cancelled: deque[str] = deque(maxlen=64)   # builds whose steps are dropped
-        self._lock = threading.Lock()
-        self.queued = 0
-        logs = LogDir(root)
-        self._slots = [Slot(root, f"{scratch.scratch_name(name)}-{os.getpid()}-{i}", logs)
-                       for i in range(slots)]
-        self._threads = [threading.Thread(target=self._work, args=(i,), name=f"slot-{i}",
-                                          daemon=True) for i in range(slots)]
-        for t in self._threads:
-            t.start()
-
-    def submit(self, job: StepJob) -> None:
-        with self._lock:
-            self.queued += 1
-        self._jobs.put(job)
-
-    def _work(self, index: int) -> None:
-        slot = self._slots[index]
-        while True:
-            job = self._jobs.get()
-            if job is None:
-                return
-            with self._lock:
-                self.queued -= 1
-            if job.build in self._cancelled:
-                self._on_done(job, failed_item(job.step.id, job.attempt, "cancelled"))
-                continue
-            self._on_started(job)
-            try:
-                item = execute(self.root, job, slot, on_started=lambda pgid: self._running
-                               .__setitem__(index, (pgid, job.build)))
-            except (OSError, ComputePodsError) as exc:
-                item = failed_item(job.step.id, job.attempt, f"the chef could not run it: {exc}")
-            finally:
-                self._running.pop(index, None)
-            self._on_done(job, item)
-
-    def cancel_running(self) -> None:
-        """Kill every running step's process group (their scratch is discarded)."""
-        for pgid, _ in list(self._running.values()):
-            runner.kill_group(pgid, grace_s=0.5)
-
-    def cancel_build(self, build: str) -> None:
-        """Steps of `build` still queued fail as cancelled; running ones are killed."""
-        self._cancelled.append(build)
-        for pgid, of in list(self._running.values()):
-            if of == build:
-                runner.kill_group(pgid, grace_s=0.5)
-
-    def stop(self, timeout: float = 5.0) -> None:
-        for _ in self._threads:
-            self._jobs.put(None)
-        for t in self._threads:
-            t.join(timeout)
-        for slot in self._slots:
-            slot.close()
-            shutil.rmtree(slot.dir, ignore_errors=True)

@@ -102,8 +102,17 @@ def run_to(argv: Sequence[str], cwd: str | Path, env: Mapping[str, str], out: in
            timeout: float | None = None, on_started: Callable[[int], None] | None = None, *,
            tails: bool | None = True, started: float | None = None) -> RunResult:
     """:func:`run` with stdout and stderr going to open descriptors (a slot
-    keeps its two files open: reopening them cost two file creations a step).
+    keeps its files open: reopening them cost two file creations a step).
     ``tails``: read them always (True), or only when the command failed (None)."""
+    return start(argv, cwd, env, out, err, timeout, on_started, started=started).wait(tails)
+
+
+def start(argv: Sequence[str], cwd: str | Path, env: Mapping[str, str], out: int, err: int,
+          timeout: float | None = None, on_started: Callable[[int], None] | None = None, *,
+          started: float | None = None) -> "Started":
+    """Start a command as :func:`run_to` would and return at once; its
+    :meth:`Started.wait` gives the result.  A slot starts its next step
+    before it commits the outputs of the one that just ended."""
     if started is None:
         started = time.monotonic()
     if env.get(STEP_MARK) != "1":
@@ -113,32 +122,60 @@ def run_to(argv: Sequence[str], cwd: str | Path, env: Mapping[str, str], out: in
             raise ValueError("empty command")
         child = _spawn(argv, cwd, env, out, err)
     except (OSError, ValueError) as e:
-        return _not_started(_start_error(argv, cwd, e), out, err, started)
-    pgid = child.pid                     # the child leads its own group
-    timed_out = False
-    try:
-        if on_started is not None:
-            on_started(pgid)
-        timed_out = not _wait_exit(child, timeout)
-        if timed_out:
+        return Started(None, out, err, started, timeout,
+                       _not_started(_start_error(argv, cwd, e), out, err, started))
+    if on_started is not None:
+        try:
+            on_started(child.pid)            # the child leads its own group
+        except BaseException:
+            kill_group(child.pid, KILL_GRACE_S)
+            child.reap()
+            raise
+    return Started(child, out, err, started, timeout)
+
+
+class Started:
+    """A command that :func:`start` started (or could not start)."""
+
+    def __init__(self, child: "_Spawned | _Popened | None", out: int, err: int,
+                 started: float, timeout: float | None, result: RunResult | None = None):
+        self.child, self.out, self.err = child, out, err
+        self.started, self.timeout, self.result = started, timeout, result
+
+    @property
+    def pgid(self) -> int | None:
+        return self.child.pid if self.child is not None else None
+
+    def wait(self, tails: bool | None = True) -> RunResult:
+        """Block until it ends (or its timeout kills it); kill what it left in
+        its group; reap it.  ``tails`` as for :func:`run_to`."""
+        if self.result is not None:
+            return self.result
+        child, pgid, timeout = self.child, self.child.pid, self.timeout
+        timed_out = False
+        try:
+            remaining = None if timeout is None else timeout - (time.monotonic() - self.started)
+            timed_out = not _wait_exit(child, remaining)
+            if timed_out:
+                kill_group(pgid, KILL_GRACE_S)
+            else:
+                _kill_stragglers(pgid)       # the leader is a zombie: the pgid is still ours
+            rc = child.reap()
+        except BaseException:
             kill_group(pgid, KILL_GRACE_S)
-        else:
-            _kill_stragglers(pgid)       # the leader is a zombie: the pgid is still ours
-        rc = child.reap()
-    except BaseException:
-        kill_group(pgid, KILL_GRACE_S)
-        child.reap()
-        raise
-    ok = rc == 0 and not timed_out
-    read = tails or (tails is None and not ok)
-    return RunResult(
-        exit_code=None if (rc < 0 or timed_out) else rc,
-        signal=-rc if rc < 0 else None,
-        timed_out=timed_out,
-        duration_s=time.monotonic() - started,
-        stdout_tail=_tail_of(out) if read else "",
-        stderr_tail=_tail_of(err) if read else "",
-        timeout_s=timeout)
+            child.reap()
+            raise
+        ok = rc == 0 and not timed_out
+        read = tails or (tails is None and not ok)
+        self.result = RunResult(
+            exit_code=None if (rc < 0 or timed_out) else rc,
+            signal=-rc if rc < 0 else None,
+            timed_out=timed_out,
+            duration_s=time.monotonic() - self.started,
+            stdout_tail=_tail_of(self.out) if read else "",
+            stderr_tail=_tail_of(self.err) if read else "",
+            timeout_s=timeout)
+        return self.result
 
 
 class _Spawned:
