@@ -30,7 +30,8 @@ from miros import return_status, spy_on
 
 from .. import messages as m
 from ..errors import ComputePodsError, MalformedMessage
-from ..kitchen import StepJob, WorkerPool, job_from_message, rule_from_dict
+from ..kitchen import StepJob, job_from_message, rule_from_dict
+from ..slots import WorkerPool
 from .base import Chart
 
 log = logging.getLogger("computepods.chef")
@@ -40,6 +41,7 @@ LEASE_FACTOR = 3           # a MajorDomo gives up on a chef silent for 3 heartbe
 MAX_REMEMBERED = 100_000   # finished results kept for repeated run requests
 MAX_NOTES = 32             # notes gathered before a results message goes anyway
 STATUS_MIN_S = 0.5         # seconds between status messages while results flow
+LOW_WATER_PER_SLOT = 3     # queued steps per slot below which results go at once
 
 
 @spy_on
@@ -179,12 +181,12 @@ class Chef(Chart):
         self.bridge.respond(msg, {"accepted": accepted, "rejected": rejected})
 
     def step_done(self, job: StepJob, item: dict) -> None:
-        """Called by a worker thread.  While more steps wait in the queue than
-        there are slots, a success only joins the list: its result would wait
-        for the next results message anyway (see :meth:`outbox_add`).  A
+        """Called by a worker thread.  While the queue is deep, a success only
+        joins the list: its result would wait for the next results message
+        anyway (see :meth:`outbox_add`).  A
         failure, a short queue or a long list wakes the chart, with one
         STEP_DONE for however many finished before it takes them."""
-        urgent = not item.get("ok") or self.pool.queued < self.slots
+        urgent = not item.get("ok") or self.running_low()
         with self.done_lock:
             self.done.append((job, item))
             if self.done_posted or (not urgent and len(self.done) < MAX_NOTES):
@@ -217,12 +219,17 @@ class Chef(Chart):
         else:
             self.post(m.STEP_STARTED, note)
 
+    def running_low(self) -> bool:
+        """Few enough steps queued that the MajorDomo must hear now: its
+        refill takes a round trip, which the queue must outlast."""
+        return self.pool.queued < self.slots * LOW_WATER_PER_SLOT
+
     def outbox_add(self, item: dict) -> None:
         """Queue a note for the MajorDomo; send at once only when it matters.
 
-        While more steps wait in this chef's queue than it has slots, no slot
-        will idle for lack of work, so notes wait and leave together (one
-        message for many steps); once the queue runs short, a step failed, or
+        While the queue is deep (:meth:`running_low`), no slot will idle for
+        lack of work, so notes wait and leave together (one message for many
+        steps); once the queue runs short, a step failed, or
         enough notes gathered, they go at once, so the MajorDomo refills it in
         time (and stops a failing build early).
         """
@@ -231,8 +238,7 @@ class Chef(Chart):
         self.outbox.append(item)
         if self.flush_pending:
             return
-        if (self.pool.queued < self.slots or len(self.outbox) >= MAX_NOTES
-                or not item.get("ok", True)):
+        if self.running_low() or len(self.outbox) >= MAX_NOTES or not item.get("ok", True):
             self.flush_pending = True
             self.post(m.FLUSH)
 
