@@ -16,7 +16,7 @@ from .schedule import Job
 
 log = logging.getLogger("computepods.majordomo")
 
-WINDOW_PER_SLOT = 8        # steps outstanding per chef slot (queued at the chef)
+WINDOW_PER_SLOT = 16       # steps outstanding per chef slot (queued at the chef)
 DEFAULT_LEASE_S = 15.0     # seconds of silence after which a chef is presumed dead
 
 

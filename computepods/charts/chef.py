@@ -124,6 +124,7 @@ class Chef(Chart):
         self.heartbeat = None
         self.heartbeat_s = heartbeat_s
         self.status_sent = 0.0
+        self.refill_asked = False               # results sent; the next run message not here yet
         self.done: deque = deque()              # (job, item) from the workers, not yet taken
         self.done_lock = threading.Lock()
         self.done_posted = False
@@ -157,6 +158,7 @@ class Chef(Chart):
 
     # -- work the states trigger -------------------------------------------------
     def accept(self, msg: m.Message) -> None:
+        self.refill_asked = False
         data = msg.data
         accepted, rejected = [], []
         try:
@@ -221,8 +223,13 @@ class Chef(Chart):
 
     def running_low(self) -> bool:
         """Few enough steps queued that the MajorDomo must hear now: its
-        refill takes a round trip, which the queue must outlast."""
-        return self.pool.queued < self.slots * LOW_WATER_PER_SLOT
+        refill takes a round trip, which the queue must outlast.  Once it has
+        heard, more results wait for its next run message, unless a slot is
+        about to idle."""
+        queued = self.pool.queued
+        if queued < self.slots:
+            return True
+        return not self.refill_asked and queued < self.slots * LOW_WATER_PER_SLOT
 
     def outbox_add(self, item: dict) -> None:
         """Queue a note for the MajorDomo; send at once only when it matters.
@@ -248,6 +255,8 @@ class Chef(Chart):
             return
         token = next(self._tokens)
         batch, self.outbox = self.outbox, []
+        if self.pool.queued < self.slots * LOW_WATER_PER_SLOT:
+            self.refill_asked = True
         self.unacked[token] = batch
         self.bridge.request(m.STEP_RESULTS, {"chef": self.chef, "results": batch},
                             chart=self, token=token)
