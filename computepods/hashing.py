@@ -37,12 +37,14 @@ def sha256_file(path: str | os.PathLike) -> str:
 
 
 def sha256_and_stat(path: str | os.PathLike) -> tuple[str, os.stat_result]:
-    """The hex sha256 of a file and the stat of the very inode read."""
+    """The hex sha256 of a file and the stat of the very inode read (taken
+    as it was opened: a scratch output nobody else writes)."""
     with open(path, "rb", buffering=0) as f:
-        return _sha256_of(f), os.fstat(f.fileno())
+        st = os.fstat(f.fileno())
+        return _sha256_of(f, st.st_size), st
 
 
-def _sha256_of(f) -> str:
+def _sha256_of(f, size: int | None = None) -> str:
     """Hash an open unbuffered binary file from its current offset.
 
     The first read asks for one byte more than the file's size, so a small
@@ -51,7 +53,9 @@ def _sha256_of(f) -> str:
     hashing of most files.
     """
     h = hashlib.sha256()
-    chunk = min(os.fstat(f.fileno()).st_size + 1, READ_CHUNK_BYTES)
+    if size is None:
+        size = os.fstat(f.fileno()).st_size
+    chunk = min(size + 1, READ_CHUNK_BYTES)
     while True:
         data = f.read(chunk)
         if not data:

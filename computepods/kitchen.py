@@ -15,7 +15,7 @@ import os
 import posixpath
 import shutil
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -41,8 +41,8 @@ RUNNING_DIR = f"{STATE_DIR}/running"
 def rule_to_dict(rule: Rule) -> dict:
     """The wire form of a rule (cached: rules are frozen; callers must not
     mutate the result)."""
-    d = asdict(rule)
-    return {k: (list(v) if isinstance(v, tuple) else v) for k, v in d.items()}
+    return {f.name: (list(v) if isinstance(v := getattr(rule, f.name), tuple) else v)
+            for f in fields(rule)}
 
 
 def rule_from_dict(d: dict) -> Rule:

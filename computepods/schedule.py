@@ -17,7 +17,7 @@ import functools
 import hashlib
 import json
 from collections import deque
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Callable
 
 from .graph import BuildGraph, Component
@@ -82,8 +82,9 @@ def rule_fingerprint(step: Step) -> str:
 
 @functools.lru_cache(maxsize=4096)
 def _fingerprint(rule) -> str:
-    d = asdict(rule)
-    d.pop("index", None)
+    # A shallow dict gives the same JSON as asdict(), which deep-copies a
+    # rule's every input pattern first.
+    d = {f.name: getattr(rule, f.name) for f in fields(rule) if f.name != "index"}
     blob = json.dumps(d, sort_keys=True, default=list).encode()
     return f"{rule.name}#{hashlib.sha256(blob).hexdigest()[:12]}"
 

@@ -22,6 +22,7 @@ view only.
 from __future__ import annotations
 
 import fnmatch
+import functools
 import hashlib
 import os
 import re
@@ -38,12 +39,14 @@ MAX_NAME_CHARS = 80        # of the readable part of a scratch dir's name
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def check_relative(path: str) -> str:
     """``path`` normalised, if it is a relative path that stays below its base.
 
     Raises PathEscapesWorkspace for absolute paths, ``..`` that leaves the
     base, empty paths and NUL bytes: a rule or a message must not make us
-    write outside the project.
+    write outside the project.  Cached: a step's paths are checked several
+    times on their way (message, scratch, commit).
     """
     norm = os.path.normpath(path) if path else ""
     if (not path or "\0" in path or os.path.isabs(path) or norm == "."

@@ -32,13 +32,16 @@ class Streams:
     def __init__(self, folder: Path, suffix: str = ""):
         self.stdout = folder / f"stdout{suffix}"
         self.stderr = folder / f"stderr{suffix}"
-        flags = os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC
+        flags = os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC | os.O_TRUNC
         self.out_fd = os.open(self.stdout, flags, 0o644)
         self.err_fd = os.open(self.stderr, flags, 0o644)
+        self.empty = True          # known to hold nothing (LogDir.keep looks)
 
     def fresh(self) -> "Streams":
-        os.ftruncate(self.out_fd, 0)
-        os.ftruncate(self.err_fd, 0)
+        if not self.empty:
+            os.ftruncate(self.out_fd, 0)
+            os.ftruncate(self.err_fd, 0)
+        self.empty = False         # until LogDir.keep finds the next step wrote nothing
         return self
 
     def close(self) -> None:
@@ -121,9 +124,11 @@ class LogDir:
         """Keep non-empty output; an empty one leaves no file (and removes the
         previous run's)."""
         name = None
+        wrote = False
         for fd, src, suffix in ((streams.out_fd, streams.stdout, ".out"),
                                 (streams.err_fd, streams.stderr, ".err")):
             if os.fstat(fd).st_size:
+                wrote = True
                 name = name or scratch.scratch_name(step_id)
                 self.dir.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(src, self.dir / (name + suffix))
@@ -136,6 +141,7 @@ class LogDir:
                         os.unlink(self.dir / (name + suffix))
                     except FileNotFoundError:
                         pass
+        streams.empty = not wrote
 
 
 _STOP = object()          # what WorkerPool._take gives for the stop sentinel
