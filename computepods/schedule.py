@@ -26,6 +26,7 @@ from .rules import Step
 from .state import StepRecord
 
 UNKNOWN = "?"     # the hash of an output a dry run assumes would change
+JUDGE_BATCH = 64  # stale steps next_jobs returns at most (more wait in `ready`)
 
 
 class State(enum.Enum):
@@ -219,11 +220,14 @@ class Scheduler:
                 for p in input_paths(step, self.records.get(step.id))}
 
     # -- the flow --------------------------------------------------------------
-    def next_jobs(self) -> list[Job]:
+    def next_jobs(self, limit: int = JUDGE_BATCH) -> list[Job]:
         """Judge what can be judged now: up-to-date steps finish at once
-        (releasing their dependants), stale ones come back as jobs."""
+        (releasing their dependants), stale ones come back as jobs — at most
+        about ``limit`` of them: the first steps are sent while the rest wait
+        to be judged (1,000 ready steps took 70 ms to judge before the first
+        could start), and the caller asks again as results come in."""
         jobs: list[Job] = []
-        while self.ready and not self.stopping:
+        while self.ready and not self.stopping and len(jobs) < limit:
             comp = self.graph.components[self.ready.popleft()]
             if comp.cyclic:
                 jobs += self._start_cycle(comp)
