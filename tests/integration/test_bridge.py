@@ -165,3 +165,13 @@ def test_a_request_over_the_servers_max_payload_fails_clearly(bridge):
 
 def test_embedded_server_takes_messages_of_many_megabytes(bridge):
     assert bridge._nc.max_payload >= 32 * 1024 * 1024
+
+
+def test_a_reply_with_headers_loads_jetstream_on_use(bridge):
+    """nats.js stands in until used: a no-responders status (a reply with
+    headers) must still be read as one, in this process, where the bridge
+    deferred nats-py's JetStream package."""
+    import sys
+    with pytest.raises(BusError, match="NoRespondersError"):
+        bridge.request_sync(m.CHEFS_QUERY, {}, timeout=0.5, attempts=2)
+    assert type(sys.modules["nats.js"]).__name__ == "module"   # the real one now
