@@ -71,8 +71,14 @@ def command_for(tool: str, root: Path, jobs: int) -> list[str] | None:
         return [str(exe), "-n", j, "-P", "thread"] if exe.exists() else None
     if tool == "cpod":
         exe = BIN / "cpod"
-        importable = subprocess.run([str(BIN / "python"), "-c", "import computepods.cli"],
-                                    capture_output=True).returncode == 0
+        # Compile the package as an install would: with PYTHONDONTWRITEBYTECODE
+        # set (as in some CI shells) every cpod run would compile each module
+        # it imports that changed since its .pyc was written.
+        importable = subprocess.run([str(BIN / "python"), "-m", "compileall", "-q",
+                                     str(REPO / "computepods")],
+                                    capture_output=True).returncode == 0 and \
+            subprocess.run([str(BIN / "python"), "-c", "import computepods.cli"],
+                           capture_output=True).returncode == 0
         return [str(exe), "-C", str(root), "build", "-j", j] if exe.exists() and importable else None
     raise SystemExit(f"unknown tool {tool!r}: choose from {', '.join(ALL_PEERS)}")
 
