@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Mapping, NamedTuple
 
-READ_CHUNK_BYTES = 1 << 20          # 1 MiB per read; hashlib releases the GIL
+READ_CHUNK_BYTES = 1 << 20          # 1 MiB per read at most; hashlib releases the GIL
 # How far a file's mtime may lag the real time of the write.  Linux stamps
 # files from a coarse clock (one jiffy: up to 10 ms) unless it has
 # multigrain timestamps; we take twice that to be safe.
@@ -32,37 +32,41 @@ StatKey = tuple[int, int, int]      # (size, mtime_ns, inode)
 
 def sha256_file(path: str | os.PathLike) -> str:
     """The hex sha256 of a file's content, read 1 MiB at a time."""
-    with open(path, "rb", buffering=0) as f:
-        return _sha256_of(f)
+    return sha256_and_stat(path)[0]
 
 
 def sha256_and_stat(path: str | os.PathLike) -> tuple[str, os.stat_result]:
     """The hex sha256 of a file and the stat of the very inode read (taken
-    as it was opened: a scratch output nobody else writes)."""
-    with open(path, "rb", buffering=0) as f:
-        st = os.fstat(f.fileno())
-        return _sha256_of(f, st.st_size), st
+    as it was opened)."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        st = os.fstat(fd)
+        return _hash_fd(fd, st.st_size), st
+    finally:
+        os.close(fd)
 
 
-def _sha256_of(f, size: int | None = None) -> str:
-    """Hash an open unbuffered binary file from its current offset.
+def _hash_fd(fd: int, size: int) -> str:
+    """Hash an open file from its start; ``size`` is its fstat size.
 
-    The first read asks for one byte more than the file's size, so a small
-    file (the usual output) costs two reads and no large buffer: a 1 MiB
-    bytearray made per file was zeroed each time, which cost more than the
-    hashing of most files.
+    The first read asks for one byte more than that, so a small file (the
+    usual output) costs one read that comes back short with all of it, and no
+    large buffer: a 1 MiB bytearray made per file was zeroed each time, which
+    cost more than the hashing of most files.  A file that grew since its
+    fstat is read on to its end.
     """
     h = hashlib.sha256()
-    if size is None:
-        size = os.fstat(f.fileno()).st_size
-    chunk = min(size + 1, READ_CHUNK_BYTES)
+    want = min(size + 1, READ_CHUNK_BYTES)
+    done = 0
     while True:
-        data = f.read(chunk)
+        data = os.read(fd, want)
         if not data:
             return h.hexdigest()
         h.update(data)
-        if len(data) == chunk:          # not at the end yet (or it grew): read on
-            chunk = READ_CHUNK_BYTES
+        done += len(data)
+        if done == size and len(data) < want:
+            return h.hexdigest()            # all the fstat said, and a short read
+        want = READ_CHUNK_BYTES
 
 
 def stat_key(path: str | os.PathLike) -> StatKey | None:
@@ -149,14 +153,16 @@ class StatCache:
         """Hash a file and record the stat of the very inode that was read."""
         checked_ns = time.time_ns()
         try:
-            f = open(full, "rb", buffering=0)
+            fd = os.open(full, os.O_RDONLY | os.O_CLOEXEC)
         except (FileNotFoundError, NotADirectoryError):
             return None
-        with f:
-            st = os.fstat(f.fileno())
+        try:
+            st = os.fstat(fd)
             if not stat_mod.S_ISREG(st.st_mode):
                 return None
-            digest = _sha256_of(f)
+            digest = _hash_fd(fd, st.st_size)
+        finally:
+            os.close(fd)
         rec = FileRecord(path, st.st_size, st.st_mtime_ns, st.st_ino, digest,
                          checked_ns)
         self._records[path] = rec

@@ -255,10 +255,11 @@ def land(root: Path, launched: Launched, slot: Slot) -> dict:
                                       launched.started)
     result = launched.proc.wait(tails=None)
     slot.logs.keep(job.step.id, streams)
-    if not result.ok:
-        return _result(job, streams, command, result, started, False, result.reason())
     dest = job.step.outputs[0]
     src = slot.out_path_of(dest)
+    slot.leftovers.add(src)            # until it is committed
+    if not result.ok:
+        return _result(job, streams, command, result, started, False, result.reason())
     try:
         try:
             outputs = {dest: _output_entry(src)}
@@ -271,6 +272,7 @@ def land(root: Path, launched: Launched, slot: Slot) -> dict:
     except (OSError, ComputePodsError) as exc:
         return _result(job, streams, command, result, started, False,
                        f"could not commit its outputs: {exc}")
+    slot.leftovers.discard(src)
     return _result(job, streams, command, result, started, True, outputs=outputs,
                    discovered=[])
 

@@ -67,6 +67,7 @@ class Slot:
         self.logs = logs if logs is not None else LogDir(root)
         self._dirs: set[str] = set()
         self.checked_dirs: set[str] = set()     # tree dirs known to be inside the root
+        self.leftovers: set[str] = set()        # out/ paths a failed step may have written
         self.commits = os.open(self.dir / COMMIT_LOG, os.O_WRONLY | os.O_CREAT | os.O_APPEND,
                                0o644)
 
@@ -98,10 +99,12 @@ class Slot:
             os.makedirs(self.out / parent, exist_ok=True)
             self._dirs.add(parent)
         path = self._out_prefix + rel
-        try:
-            os.unlink(path)             # a failed step's leftover
-        except FileNotFoundError:
-            pass
+        if path in self.leftovers:       # what a failed step may have left
+            self.leftovers.discard(path)
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                pass
         return path
 
 

@@ -147,10 +147,10 @@ def test_noop_over_many_files_hashes_nothing(tmp_path, monkeypatch):
         write(tmp_path / rel, b"x" * i)
         records[rel] = old_record(tmp_path, rel)
 
-    def no_hashing(_f):
+    def no_hashing(_fd, _size):
         raise AssertionError("a no-op check must not hash")
 
-    monkeypatch.setattr(hashing, "_sha256_of", no_hashing)
+    monkeypatch.setattr(hashing, "_hash_fd", no_hashing)
     cache = StatCache(tmp_path, records)
     assert all(cache.digest(rel) == FAKE_SHA for rel in records)
     assert cache.updated() == []
