@@ -42,6 +42,7 @@ MAX_REMEMBERED = 100_000   # finished results kept for repeated run requests
 MAX_NOTES = 32             # notes gathered before a results message goes anyway
 STATUS_MIN_S = 0.5         # seconds between status messages while results flow
 LOW_WATER_PER_SLOT = 3     # queued steps per slot below which results go at once
+LONG_STEP_S = 0.5          # seconds: a step that ran this long reports at once
 
 
 @spy_on
@@ -183,12 +184,12 @@ class Chef(Chart):
         self.bridge.respond(msg, {"accepted": accepted, "rejected": rejected})
 
     def step_done(self, job: StepJob, item: dict) -> None:
-        """Called by a worker thread.  While the queue is deep, a success only
-        joins the list: its result would wait for the next results message
-        anyway (see :meth:`outbox_add`).  A
-        failure, a short queue or a long list wakes the chart, with one
-        STEP_DONE for however many finished before it takes them."""
-        urgent = not item.get("ok") or self.running_low()
+        """Called by a worker thread.  While the queue is deep, a quick
+        success only joins the list: its result would wait for the next
+        results message anyway (see :meth:`outbox_add`).  A failure, a long
+        step, a short queue or a long list wakes the chart, with one STEP_DONE
+        for however many finished before it takes them."""
+        urgent = not item.get("ok") or self.running_low() or self.long(item)
         with self.done_lock:
             self.done.append((job, item))
             if self.done_posted or (not urgent and len(self.done) < MAX_NOTES):
@@ -221,6 +222,12 @@ class Chef(Chart):
         else:
             self.post(m.STEP_STARTED, note)
 
+    @staticmethod
+    def long(item: dict) -> bool:
+        """A step that took a while reports at once: a message is nothing
+        beside it, and its dependants (and the progress shown) wait on it."""
+        return item.get("duration_s", 0.0) >= LONG_STEP_S
+
     def running_low(self) -> bool:
         """Few enough steps queued that the MajorDomo must hear now: its
         refill takes a round trip, which the queue must outlast.  Once it has
@@ -236,7 +243,7 @@ class Chef(Chart):
 
         While the queue is deep (:meth:`running_low`), no slot will idle for
         lack of work, so notes wait and leave together (one message for many
-        steps); once the queue runs short, a step failed, or
+        steps); once the queue runs short, a step failed or ran long, or
         enough notes gathered, they go at once, so the MajorDomo refills it in
         time (and stops a failing build early).
         """
@@ -245,7 +252,8 @@ class Chef(Chart):
         self.outbox.append(item)
         if self.flush_pending:
             return
-        if self.running_low() or len(self.outbox) >= MAX_NOTES or not item.get("ok", True):
+        if (self.running_low() or len(self.outbox) >= MAX_NOTES or not item.get("ok", True)
+                or self.long(item)):
             self.flush_pending = True
             self.post(m.FLUSH)
 
