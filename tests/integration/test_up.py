@@ -169,6 +169,7 @@ def test_changes_during_a_build_make_exactly_one_follow_up(tmp_path, up):
     pod = up(root)
     out = root / "out/all.txt"
     wait_for(lambda: pod.builds_done() == 1 and out.exists(), what="first build")
+    seen = len(pod.plans)        # its plan may have gone out before we listened
     changes: "queue.Queue[m.Message]" = queue.Queue()
     pod.bridge.listen(m.FS_CHANGED, changes)
 
@@ -185,7 +186,7 @@ def test_changes_during_a_build_make_exactly_one_follow_up(tmp_path, up):
     handed = cpod(root, "build")            # a barrier: it queues after anything pending
     assert handed.code == 0 and "nothing changed since" in handed.err, handed.err
     pod.drain()
-    assert [p.get("fresh", False) for p in pod.plans] == [False, False, False, True]
+    assert [p.get("fresh", False) for p in pod.plans[seen:]] == [False, False, True]
     assert runs.read_text().count("started") == 3
 
 
