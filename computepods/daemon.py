@@ -267,17 +267,9 @@ def stop_running_pod(root: Path, out: TextIO = sys.stderr) -> int:
     handoff.call(info, "POST", "/down")
     deadline = time.monotonic() + STOP_WAIT_S
     while time.monotonic() < deadline:
-        if not _alive(int(info["pid"])):
+        if not handoff.pid_alive(int(info["pid"])):
             print(f"cpod: pod {info['pid']} stopped", file=out)
             return 0
         time.sleep(0.02)
     raise UsageError(f"the pod (pid {info['pid']}) did not stop within {STOP_WAIT_S:.0f} s")
 
-
-def _alive(pid: int) -> bool:
-    """A zombie counts as gone: it has stopped, its parent just has not reaped it."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return False

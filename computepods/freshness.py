@@ -31,6 +31,8 @@ StatKey = tuple[int, int]           # (size, mtime_ns); None for a deleted file
 
 RequestKey = tuple[str, tuple[str, ...]]   # (cwd, targets as asked)
 
+_NOT_HELD = object()
+
 
 def request_key(cwd: str, targets: Iterable[str]) -> RequestKey:
     return (cwd, tuple(targets))
@@ -94,8 +96,8 @@ class Freshness:
         and the inputs it was found to read."""
         self.relevant.update(discovered)
         for path, stat in outputs.items():
-            held = self.held.pop(path, "none")
-            if held == "none":
+            held = self.held.pop(path, _NOT_HELD)
+            if held is _NOT_HELD:
                 self.committed[path] = stat
             elif held != stat:
                 self._changed(path)

@@ -50,10 +50,18 @@ def running_pod(root: Path) -> dict | None:
     try:
         info = json.loads((state_dir(root) / POD_FILE).read_text())
         pid = int(info["pid"])
-        os.kill(pid, 0)
     except (OSError, ValueError, KeyError, TypeError):
         return None
-    return info
+    return info if pid_alive(pid) else None
+
+
+def pid_alive(pid: int) -> bool:
+    """A zombie counts as gone: it has stopped, its parent just has not reaped it."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
 
 
 class _Response:

@@ -160,7 +160,6 @@ class MajorDomo(Chart):
         self.root = Path(root)
         self.watch_targets = watch_targets
         self.freshness = Freshness() if watch_targets is not None else None
-        self.follow_up_queued = False
         self.chefs: dict[str, ChefInfo] = {}
         self.requests: deque = deque()
         self.build: ActiveBuild | None = None

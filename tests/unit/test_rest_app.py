@@ -22,7 +22,7 @@ TOKEN = "t0ken"
 class FakeBus:
     """Answers queries from a table; a callable answer gets the arguments,
     an exception is raised."""
-    url = "nats://fake:4222"
+    url = "nats://fake:1"
 
     def __init__(self, **answers):
         self.answers = {"health": {"ok": True, "pod": "fake"}, **answers}
