@@ -7,9 +7,10 @@ blocks in the kernel (``waitid``, or ``poll`` on a pidfd when there is a
 timeout; ``Popen.wait(timeout)`` would poll with sleeps).
 
 A command with an absolute program path that runs in this process's own
-working directory (the usual step) is started with ``os.posix_spawn``:
-``subprocess.Popen`` encodes the environment in Python, two ``fsencode``
-calls per variable, which cost more than the rest of a step's dispatch.
+working directory (the usual step) is started with ``posix_spawn`` through
+:mod:`computepods.spawn`, which lets the other threads run while the child
+starts and encodes each environment entry once, not once a step
+(``subprocess.Popen`` encodes the whole environment in Python every time).
 posix_spawn cannot change directory or close inherited descriptors; it
 needs neither here, since every descriptor Python opens is close-on-exec
 (PEP 446).  Like Popen it resets SIGPIPE and SIGXFSZ, which Python ignores,
@@ -34,6 +35,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Mapping, Sequence
+
+from . import spawn
 
 log = logging.getLogger(__name__)
 
@@ -220,7 +223,6 @@ class _Popened:
 
 
 _devnull: int | None = None
-_RESET_SIGNALS = (signal.SIGPIPE, signal.SIGXFSZ)     # what Popen's restore_signals resets
 
 
 def _spawn(argv: Sequence[str], cwd: str | Path, env: Mapping[str, str], out: int,
@@ -231,10 +233,7 @@ def _spawn(argv: Sequence[str], cwd: str | Path, env: Mapping[str, str], out: in
         if _devnull is None:
             _close_on_exec_inherited()
             _devnull = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
-        actions = [(os.POSIX_SPAWN_DUP2, _devnull, 0), (os.POSIX_SPAWN_DUP2, out, 1),
-                   (os.POSIX_SPAWN_DUP2, err, 2)]
-        return _Spawned(os.posix_spawn(program, list(argv), env, file_actions=actions,
-                                       setpgroup=0, setsigdef=_RESET_SIGNALS))
+        return _Spawned(spawn.spawn(program, argv, env, _devnull, out, err))
     return _Popened(subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL,
                                      stdout=out, stderr=err, process_group=0))
 

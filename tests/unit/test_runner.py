@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from computepods import runner
+from computepods import runner, spawn
 from computepods.runner import (STEP_MARK, RunResult, kill_group, kill_leftover_groups,
                                 run, tail)
 
@@ -209,17 +209,23 @@ def test_result_reason_for_each_ending():
 # --- the posix_spawn path: a command with an absolute program, run in this
 # process's own working directory (the usual step) --------------------------
 
-@pytest.fixture
-def here(tmp_path, monkeypatch):
-    """tmp_path as the process's working directory: steps there are spawned."""
+@pytest.fixture(params=["libc", "os.posix_spawn"])
+def here(request, tmp_path, monkeypatch):
+    """tmp_path as the process's working directory: steps there are spawned,
+    through the C library (the fast path) and through os.posix_spawn (where
+    the C library cannot be loaded), which must behave alike."""
+    if request.param == "libc":
+        assert spawn.releases_gil(), "the C library's posix_spawn did not load here"
+    else:
+        monkeypatch.setattr(spawn, "_libc", None)
     monkeypatch.chdir(tmp_path)
     return tmp_path
 
 
 def test_spawned_commands_get_cwd_env_stdin_group_and_tails(here, env, logs, monkeypatch):
     used = []
-    real = os.posix_spawn
-    monkeypatch.setattr(os, "posix_spawn", lambda *a, **k: used.append(a[0]) or real(*a, **k))
+    real = spawn.spawn
+    monkeypatch.setattr(spawn, "spawn", lambda *a: used.append(a[0]) or real(*a))
     code = ("import os, sys; print(os.getcwd(), os.environ['FOO'], os.environ['" + STEP_MARK
             + "'], os.getpgrp() == os.getpid()); print(sys.stdin.read() == '', 'err',"
             " file=sys.stderr)")
@@ -279,3 +285,23 @@ def test_run_to_reads_tails_only_of_a_failure_when_asked(here, env, logs):
         bad = runner.run_to(sh("echo broke; exit 1"), here, env, out.fileno(), err.fileno(),
                             tails=None)
         assert bad.exit_code == 1 and "broke" in bad.stdout_tail
+
+
+def test_spawned_commands_get_exactly_their_arguments_and_environment(here, logs):
+    # Arguments with spaces, quotes and non-ASCII bytes arrive as they were
+    # given; the environment is the one given, not this process's.
+    args = ["a b", "'q'", "é", ""]
+    result = run(["/usr/bin/env", "-0"], here, {"ONLY": "this", "ÜBER": "ä=b"}, *logs)
+    entries = set(result.stdout_tail.split("\0")) - {""}
+    assert entries == {"ONLY=this", "ÜBER=ä=b", f"{STEP_MARK}=1"}
+    echoed = run(["/usr/bin/printf", "%s|", *args], here, {}, *logs).stdout_tail
+    assert echoed == "|".join(args) + "|"
+
+
+def test_many_environments_in_a_row_each_arrive_whole(here, logs, monkeypatch):
+    # The encoded-entry cache starts over when full; no entry of one step's
+    # environment may leak into another's.
+    monkeypatch.setattr(spawn, "ENCODED_MAX", 4)
+    for i in range(6):
+        out = run(["/usr/bin/env"], here, {"STEP": str(i), f"ONLY_{i}": "x"}, *logs).stdout_tail
+        assert sorted(out.split()) == sorted([f"STEP={i}", f"ONLY_{i}=x", f"{STEP_MARK}=1"])
