@@ -157,11 +157,31 @@ def cmd_build(root: Path, cwd: Path, args) -> int:
     if steps is not None:
         print(f"cpod: nothing to do: {steps} steps up to date", file=sys.stderr)
         return 0
+    # The embedded nats-server starts now, on the other processor, while
+    # this one imports and plans (design.md §10); a no-op stops it unused.
+    server = None
+    if not args.nats:
+        from .bus.natsd import NatsServer
+        from .errors import NatsServerError
+        from .where import prepare_state_dir
+        try:
+            server = NatsServer(store_dir=prepare_state_dir(root) / "nats").launch()
+        except NatsServerError:
+            server = None          # the pod tries again and says why, if a build needs it
+    try:
+        return _build(root, cwd, args, server, waiting)
+    finally:
+        if server is not None and server.is_running():   # no pod took it over
+            server.close()
+
+
+def _build(root: Path, cwd: Path, args, server, waiting) -> int:
     # Only what the cold no-op needs is imported before it is answered:
     # nats-py, miros and the charts cost ~0.2 s of imports.
     from .lock import ProjectLock
-    from .planning import (check_tools, load_state, prepare_state_dir, remove_orphans,
-                           resolve, save_file_records, up_to_date)
+    from .planning import (check_tools, load_state, remove_orphans, resolve,
+                           save_file_records, up_to_date)
+    from .where import prepare_state_dir
 
     project, plan = resolve(root, args.targets, cwd)   # errors before anything starts (exit 2)
     check_tools(project, plan)
@@ -178,7 +198,7 @@ def cmd_build(root: Path, cwd: Path, args) -> int:
         for why in kept:
             print(f"cpod: keeping {why}; no rule makes it any more", file=sys.stderr)
         refreshed = up_to_date(root, plan, None if removed else state)
-        if refreshed is not None:                 # the cold no-op: no server, no charts
+        if refreshed is not None:                 # the cold no-op: no charts, no pod
             save_file_records(root, refreshed, remember=not kept)
             print(f"cpod: nothing to do: {len(plan.steps)} steps up to date", file=sys.stderr)
             return 0
@@ -187,7 +207,8 @@ def cmd_build(root: Path, cwd: Path, args) -> int:
         from .progress import Progress
         pod = Pod(root, PodOptions(nats_url=args.nats, namespace=args.namespace,
                                    slots=args.jobs or default_slots(), trace=args.trace,
-                                   chef_process=os.environ.get("CP_CHEF_PROCESS") == "1"))
+                                   chef_process=os.environ.get("CP_CHEF_PROCESS") == "1"),
+                  server=server)
         pod.start()
         progress = Progress(verbose=args.verbose, explain=args.explain)
         return request_build(pod.bridge, args.targets, cwd, keep_going=args.keep_going,

@@ -33,16 +33,6 @@ class BuildPlan:
     scheduler: Scheduler
 
 
-def prepare_state_dir(root: Path) -> Path:
-    """`.computepods/` with a .gitignore of `*`, as design.md §2 says."""
-    state = root / STATE_DIR
-    state.mkdir(exist_ok=True)
-    ignore = state / ".gitignore"
-    if not ignore.exists():
-        ignore.write_text("*\n")
-    return state
-
-
 def file_exists(root: Path):
     prefix = str(root) + os.sep
 

@@ -24,7 +24,8 @@ from .charts.majordomo import MajorDomo
 from .charts.store import Store
 from .kitchen import kill_leftover_steps, read_commit_logs, recovered_records
 from .state import StateDB
-from .planning import STATE_DB, prepare_state_dir
+from .planning import STATE_DB
+from .where import prepare_state_dir
 
 log = logging.getLogger("computepods.pod")
 
@@ -49,10 +50,13 @@ class PodOptions:
 class Pod:
     """Start with :meth:`start`, stop with :meth:`stop` (or use ``with``)."""
 
-    def __init__(self, root: Path, options: PodOptions | None = None):
+    def __init__(self, root: Path, options: PodOptions | None = None,
+                 server: NatsServer | None = None):
+        """``server``: an embedded nats-server already launched (not yet
+        answering), which the pod then waits for and stops with itself."""
         self.root = Path(root)
         self.options = options or PodOptions()
-        self.server: NatsServer | None = None
+        self.server: NatsServer | None = server
         self.bridge: NatsBridge | None = None
         self.charts: list[Chart] = []
         self.chefs: list[Chef] = []
@@ -77,7 +81,8 @@ class Pod:
             if opts.nats_url:
                 self.url = opts.nats_url
             else:
-                self.server = NatsServer(store_dir=state / "nats")
+                if self.server is None:
+                    self.server = NatsServer(store_dir=state / "nats")
                 self.url = self.server.start()
             self.bridge = NatsBridge(self.url, namespace=opts.namespace,
                                      name=f"cpod@{socket.gethostname()}:{os.getpid()}").start()

@@ -26,3 +26,13 @@ def find_project_root(start: Path) -> Path:
             return folder
     raise errors.ProjectNotFound(
         f"no {PROJECT_FILE} found in {start} or any directory above it")
+
+
+def prepare_state_dir(root: Path) -> Path:
+    """`.computepods/` with a .gitignore of `*`, as design.md §2 says."""
+    state = root / STATE_DIR
+    state.mkdir(exist_ok=True)
+    ignore = state / ".gitignore"
+    if not ignore.exists():
+        ignore.write_text("*\n")
+    return state

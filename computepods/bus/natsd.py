@@ -54,6 +54,7 @@ CONNECT_TIMEOUT_S = 0.05             # one readiness probe's connect and read
 BIND_ATTEMPTS = 3                    # fresh ports tried when a free port is taken
 LOG_TAIL_BYTES = 2000                # log shown in an error
 MAX_PAYLOAD_BYTES = 64 * 1024 * 1024  # the largest message the embedded server takes
+CONFIG_NAME = "nats.conf"            # in the store directory
 
 
 def nats_server_binary() -> str:
@@ -119,6 +120,9 @@ class NatsServer:
         self.was_killed = False          # True once stop() had to SIGKILL
         self.ready_after_s: float | None = None
         self._proc: subprocess.Popen | None = None
+        self._ready = False              # the running process has answered
+        self._config_path: Path | None = None
+        self._log_opened = False
         self._log: IO[bytes] | None = None
         self._log_start = 0              # offset where this run's log begins
 
@@ -138,19 +142,32 @@ class NatsServer:
 
     # --- start ------------------------------------------------------------------
 
+    def launch(self) -> "NatsServer":
+        """Start the server process and return at once; :meth:`start` then
+        waits until it answers.  ``cpod build`` launches it before importing
+        and planning, so the server starts on the other processor meanwhile."""
+        if not self.is_running():
+            if self.port is None:
+                self.port = free_port(self.host)
+            self._spawn(nats_server_binary())
+        return self
+
     def start(self, timeout: float = 10.0) -> str:
-        """Start the server and return its URL once it answers clients."""
-        if self.is_running():
+        """Start the server (or wait for the one :meth:`launch` started) and
+        return its URL once it answers clients."""
+        if self.is_running() and self._ready:
             return self.url
         binary = nats_server_binary()
         deadline = time.monotonic() + timeout
         attempts = BIND_ATTEMPTS if self._port_chosen_by_us else 1
         for attempt in range(1, attempts + 1):
-            if self.port is None or (attempt > 1 and self._port_chosen_by_us):
-                self.port = free_port(self.host)
-            self._spawn(binary)
+            if not self.is_running():
+                if self.port is None or (attempt > 1 and self._port_chosen_by_us):
+                    self.port = free_port(self.host)
+                self._spawn(binary)
             try:
                 self._wait_ready(deadline)
+                self._ready = True
                 return self.url
             except _PortTaken:
                 self._reap()
@@ -171,6 +188,7 @@ class NatsServer:
             self.store_dir.mkdir(parents=True, exist_ok=True)
             argv += ["-sd", str(self.store_dir), "-P", str(self.store_dir / "nats.pid")]
         self._open_log()
+        self._ready = False
         self.was_killed = False
         self._started_at = time.monotonic()
         # nats-server logs to stderr when given no -l: that also catches what
@@ -183,19 +201,31 @@ class NatsServer:
 
     def _config(self) -> Path:
         """A config file for what has no flag: a step with thousands of inputs
-        sends a run message well over nats-server's default 1 MB payload."""
-        where = self.store_dir or Path(tempfile.gettempdir())
-        where.mkdir(parents=True, exist_ok=True)
-        path = where / f"{self.name}.conf"
-        path.write_text(f"max_payload: {MAX_PAYLOAD_BYTES}\n")
-        return path
+        sends a run message well over nats-server's default 1 MB payload.
+        One file in the store directory, rewritten each start (not one per
+        server name: every build would leave one behind); without a store
+        directory, a temporary file that :meth:`close` removes."""
+        if self._config_path is None:
+            if self.store_dir is not None:
+                self.store_dir.mkdir(parents=True, exist_ok=True)
+                self._config_path = self.store_dir / CONFIG_NAME
+            else:
+                fd, name = tempfile.mkstemp(prefix="cp-nats-", suffix=".conf")
+                os.close(fd)
+                self._config_path = Path(name)
+        self._config_path.write_text(f"max_payload: {MAX_PAYLOAD_BYTES}\n")
+        return self._config_path
 
     def _open_log(self) -> None:
+        """The log file: emptied at this object's first start (a build's log
+        would otherwise grow by every earlier build's), appended to by a
+        restart, which is the same server's story."""
+        first, self._log_opened = not self._log_opened, True
         if self._log is not None:
             self._log.close()
         if self.log_path is not None:
             self.log_path.parent.mkdir(parents=True, exist_ok=True)
-            self._log = open(self.log_path, "a+b")
+            self._log = open(self.log_path, "w+b" if first else "a+b")
         else:
             self._log = tempfile.TemporaryFile(prefix="cp-nats-")
         self._log.seek(0, os.SEEK_END)
@@ -279,11 +309,14 @@ class NatsServer:
             self._port_chosen_by_us = port_chosen_by_us
 
     def close(self) -> None:
-        """Stop the server and close its log."""
+        """Stop the server, close its log, remove a temporary config file."""
         self.stop()
         if self._log is not None:
             self._log.close()
             self._log = None
+        if self._config_path is not None and self.store_dir is None:
+            self._config_path.unlink(missing_ok=True)
+            self._config_path = None
 
     def _reap(self) -> None:
         if self._proc is not None:

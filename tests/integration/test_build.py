@@ -208,6 +208,24 @@ def test_broken_project_file_exits_2_naming_file_rule_and_key(tmp_path, toml, wo
     for word in words:
         assert word in run.err, (word, run.err)
     assert "Traceback" not in run.err
+    # The nats-server launched before the file was read is stopped with it.
+    assert servers_of(tmp_path) == []
+    assert (tmp_path / ".computepods/.gitignore").read_text() == "*\n"
+
+
+def servers_of(root: Path) -> list[int]:
+    """Pids of running nats-servers started for the project at ``root``."""
+    store = str(root / ".computepods" / "nats")
+    found = []
+    for entry in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                argv = f.read().split(b"\0")
+        except (OSError, ValueError):
+            continue                     # not a process, or gone meanwhile
+        if b"nats-server" in b" ".join(argv[:3]) and store.encode() in argv:
+            found.append(int(entry))
+    return found
 
 
 def test_unknown_target_and_missing_source_exit_2(chain):
@@ -216,6 +234,22 @@ def test_unknown_target_and_missing_source_exit_2(chain):
     (chain / "src/b.txt").unlink()
     run = cpod(chain, "build")
     assert run.code == 2 and "src/b.txt" in run.err and "Traceback" not in run.err
+
+
+def test_builds_and_no_ops_stop_their_server_and_leave_one_log(chain):
+    # A server the pod did not need (a no-op judged from the records) is
+    # stopped too, and shuts down cleanly: not killed with cpod at exit.
+    log = chain / ".computepods/nats/nats.log"
+    for _ in range(2):
+        assert cpod(chain, "build").code == 0
+        assert servers_of(chain) == []
+        assert log.read_text().count("Server Exiting") == 1
+    shutil.rmtree(chain / ".computepods/plans")
+    run = cpod(chain, "build")        # judged from the records, not a stored verdict
+    assert run.code == 0 and "nothing to do" in run.err, run.err
+    assert servers_of(chain) == [] and log.read_text().count("Server Exiting") == 1
+    assert sorted(p.name for p in log.parent.iterdir()) == ["nats.conf", "nats.log",
+                                                           "nats.pid"]
 
 
 def test_no_project_file_exits_2(tmp_path):

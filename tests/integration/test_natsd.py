@@ -135,6 +135,39 @@ def test_a_stranger_on_the_port_is_not_mistaken_for_ours(tmp_path):
         ours.close()
 
 
+def test_a_launched_server_is_waited_for_by_start(tmp_path):
+    # cpod build launches the server before it plans, and waits for it later.
+    server = NatsServer(store_dir=tmp_path).launch()
+    try:
+        assert server.is_running() and server.port is not None
+        assert server.launch() is server and server.pid is not None   # launched once
+        pid = server.pid
+        url = server.start()
+        assert server.pid == pid and url == server.url
+        assert asyncio.run(_round_trip(url)) == b"hello"
+    finally:
+        server.close()
+    assert pid_is_gone(pid)
+
+
+def test_a_launched_server_whose_port_was_taken_moves_to_another(monkeypatch, tmp_path):
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen()
+        taken = squatter.getsockname()[1]
+        ports = iter([taken])
+        monkeypatch.setattr(natsd, "free_port",
+                            lambda host: next(ports, None) or free_port(host))
+        server = NatsServer(store_dir=tmp_path).launch()
+        try:
+            assert server.port == taken
+            server.start()
+            assert server.port != taken
+            assert asyncio.run(_round_trip(server.url)) == b"hello"
+        finally:
+            server.close()
+
+
 CHILD = textwrap.dedent("""
     import sys
     from pathlib import Path

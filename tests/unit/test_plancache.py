@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from computepods import errors, planning, plancache
-from computepods.planning import prepare_state_dir, resolve
+from computepods.planning import resolve
+from computepods.where import prepare_state_dir
 from computepods.state import StateDB
 
 PROJECT = """
