@@ -211,8 +211,10 @@ def _build(root: Path, cwd: Path, args, server, waiting) -> int:
                   server=server)
         pod.start()
         progress = Progress(verbose=args.verbose, explain=args.explain)
+        progress.flush_when_waiting = True
         return request_build(pod.bridge, args.targets, cwd, keep_going=args.keep_going,
-                             dry_run=args.dry_run, on_event=progress.handle)
+                             dry_run=args.dry_run, on_event=progress.handle,
+                             on_wait=progress.flush)
     except Interrupted:
         if pod:
             pod.cancel()

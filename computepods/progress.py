@@ -31,6 +31,11 @@ class Progress:
         self.last_draw = 0.0
         self.line_shown = False
         self.cycle = ""
+        # Plain lines (not a terminal's) go out one by one, unless the caller
+        # promises to call flush() before it waits for more events: then one
+        # write for a batch (a thousand steps need not be a thousand writes).
+        self.flush_when_waiting = False
+        self.pending: list[str] = []
 
     # -- events ------------------------------------------------------------------
     def handle(self, ev: dict) -> None:
@@ -75,13 +80,24 @@ class Progress:
         elif t == "done":
             self.clear_line()
             self.say(summary_text(ev))
+            self.flush()
             return
         self.draw()
 
     # -- output ------------------------------------------------------------------
     def say(self, text: str) -> None:
         self.clear_line()
-        print(text, file=self.out, flush=True)
+        if self.flush_when_waiting and not self.tty:   # a terminal's live line stays in order
+            self.pending.append(text + "\n")
+        else:
+            print(text, file=self.out, flush=True)
+
+    def flush(self) -> None:
+        """Write what :meth:`say` kept back, at once."""
+        if self.pending:
+            text, self.pending = "".join(self.pending), []
+            self.out.write(text)
+        self.out.flush()
 
     def clear_line(self) -> None:
         if self.tty and self.line_shown:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import threading
 from pathlib import Path
 
 import pytest
@@ -342,3 +343,28 @@ def test_outputs_of_a_removed_rule_are_deleted_but_never_sources_or_edits(chain)
     assert (chain / "build/a.up").read_text() == "EDITED\n"  # edited by hand: kept
     assert "keeping build/a.up (changed since it was built)" in run.err
     assert (chain / "src/b.txt").exists()
+
+
+def test_a_running_step_is_shown_while_it_runs(tmp_path):
+    # Progress lines are written in batches, but never held back while cpod
+    # waits: a log shows which step a long build is on.
+    root = write(tmp_path / "wait", {
+        "computepods.toml": """
+            [[rule]]
+            name = "slow"
+            outputs = ["out/slow.txt"]
+            command = "while [ ! -e go ]; do sleep 0.01; done; echo done > {out}"
+        """})
+    proc = start_cpod(root, "build", "out/slow.txt")
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(proc.stderr), daemon=True)
+    reader.start()
+    try:
+        wait_for(lambda: "run  slow:out/slow.txt\n" in lines, what="the running step's line")
+        assert proc.poll() is None            # the step is still waiting for `go`
+    finally:
+        (root / "go").touch()
+    assert proc.wait(timeout=60) == 0
+    reader.join(timeout=10)
+    assert (root / "out/slow.txt").read_text() == "done\n"
+    assert lines[-1].startswith("build ok: 1 ran")

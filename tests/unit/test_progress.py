@@ -67,3 +67,18 @@ def test_a_step_that_ran_within_one_message_is_one_plain_line():
     p.handle({"t": "ran", "step": "cc:a.o", "command": "cc -c a.c", "reason": "never built",
               "duration_s": 0.1, "progress": [1, 3, 0]})
     assert out.getvalue() == "run  cc:a.o\n"
+
+
+def test_plain_lines_wait_for_flush_when_asked_and_the_summary_does_not():
+    out = io.StringIO()
+    p = Progress(out, tty=False)
+    p.flush_when_waiting = True
+    p.handle({"t": "plan", "steps": 2})
+    p.handle({"t": "start", "step": "a", "command": "x"})
+    p.handle({"t": "start", "step": "b", "command": "y"})
+    assert out.getvalue() == ""
+    p.flush()
+    assert out.getvalue() == "run  a\nrun  b\n"
+    p.handle({"t": "ok", "step": "a"})
+    p.handle({"t": "done", "ok": True, "ran": 2, "skipped": 0})
+    assert out.getvalue().splitlines()[-1].startswith("build ok: 2 ran")
