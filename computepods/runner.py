@@ -6,13 +6,14 @@ pipes (stdout and stderr go straight to files), and no polling — the wait
 blocks in the kernel (``waitid``, or ``poll`` on a pidfd when there is a
 timeout; ``Popen.wait(timeout)`` would poll with sleeps).
 
-A command with an absolute program path that runs in this process's own
-working directory (the usual step) is started with ``posix_spawn`` through
-:mod:`computepods.spawn`, which lets the other threads run while the child
-starts and encodes each environment entry once, not once a step
-(``subprocess.Popen`` encodes the whole environment in Python every time).
-posix_spawn cannot change directory or close inherited descriptors; it
-needs neither here, since every descriptor Python opens is close-on-exec
+A command with an absolute program path (the usual step) is started with
+``posix_spawn`` through :mod:`computepods.spawn`, which lets the other
+threads run while the child starts, changes directory in the child, and
+encodes each environment entry once, not once a step (``subprocess.Popen``
+encodes the whole environment in Python every time).  Where the C library
+cannot change directory that way, only a command run in this process's own
+working directory is spawned.  posix_spawn closes no inherited descriptors;
+none need closing, since every descriptor Python opens is close-on-exec
 (PEP 446).  Like Popen it resets SIGPIPE and SIGXFSZ, which Python ignores,
 to their defaults.  Any other command goes through Popen.
 
@@ -229,11 +230,12 @@ def _spawn(argv: Sequence[str], cwd: str | Path, env: Mapping[str, str], out: in
            err: int) -> "_Spawned | _Popened":
     global _devnull
     program = os.fspath(argv[0])
-    if os.path.isabs(program) and os.fspath(cwd) == os.getcwd():
+    if os.path.isabs(program) and (spawn.can_chdir() or os.fspath(cwd) == os.getcwd()):
         if _devnull is None:
             _close_on_exec_inherited()
             _devnull = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
-        return _Spawned(spawn.spawn(program, argv, env, _devnull, out, err))
+        return _Spawned(spawn.spawn(program, argv, env, _devnull, out, err,
+                                    os.fspath(cwd) if spawn.can_chdir() else None))
     return _Popened(subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL,
                                      stdout=out, stderr=err, process_group=0))
 

@@ -48,6 +48,9 @@ class _Libc:
         self.fa_init = libc.posix_spawn_file_actions_init
         self.fa_dup2 = libc.posix_spawn_file_actions_adddup2
         self.fa_destroy = libc.posix_spawn_file_actions_destroy
+        # glibc 2.29+, musl 1.1.24+: the child changes directory itself, so a
+        # step with a working directory of its own needs no fork of Python.
+        self.fa_chdir = getattr(libc, "posix_spawn_file_actions_addchdir_np", None)
         self.attr = ctypes.create_string_buffer(ATTR_BYTES)
         sigset = ctypes.create_string_buffer(SIGSET_BYTES)
         _check(libc.posix_spawnattr_init(self.attr), "posix_spawnattr_init")
@@ -94,12 +97,21 @@ def releases_gil() -> bool:
     return _libc is not None
 
 
+def can_chdir() -> bool:
+    """True when :func:`spawn` can start a program in another directory."""
+    return _libc is not None and _libc.fa_chdir is not None
+
+
 def spawn(program: str, argv: Sequence[str], env: Mapping[str, str], stdin: int, stdout: int,
-          stderr: int) -> int:
-    """Start ``program`` (an absolute path) with ``argv`` and exactly ``env``
-    in this process's working directory; its pid, which is also its process
-    group.  A failure to exec raises OSError naming the program, as
-    ``os.posix_spawn`` does (glibc reports the exec's errno)."""
+          stderr: int, cwd: str | None = None) -> int:
+    """Start ``program`` (an absolute path) with ``argv`` and exactly ``env``;
+    its pid, which is also its process group.  It runs in ``cwd`` (only where
+    :func:`can_chdir`), else in this process's working directory.  A failure
+    to start raises OSError naming the program, as ``os.posix_spawn`` does
+    (glibc reports the exec's errno), or naming ``cwd`` when that is what
+    could not be entered."""
+    if cwd is not None and not can_chdir():
+        raise ValueError("this C library's posix_spawn cannot change directory")
     if _libc is None:
         return os.posix_spawn(program, list(argv), env, setpgroup=0, setsigdef=RESET_SIGNALS,
                               file_actions=[(os.POSIX_SPAWN_DUP2, stdin, 0),
@@ -115,11 +127,15 @@ def spawn(program: str, argv: Sequence[str], env: Mapping[str, str], stdin: int,
     try:
         for fd, target in ((stdin, 0), (stdout, 1), (stderr, 2)):
             _check(_libc.fa_dup2(actions, fd, target), "posix_spawn_file_actions_adddup2")
+        if cwd is not None:
+            _check(_libc.fa_chdir(actions, encode(cwd)), "posix_spawn_file_actions_addchdir_np")
         pid = ctypes.c_int()
         rc = _libc.spawn(ctypes.byref(pid), encode(program), actions, _libc.attr, c_argv,
                          c_env)
     finally:
         _libc.fa_destroy(actions)
     if rc:
+        if cwd is not None and not (os.path.isdir(cwd) and os.access(cwd, os.X_OK)):
+            raise OSError(rc, os.strerror(rc), cwd)      # the child could not enter it
         raise OSError(rc, os.strerror(rc), program)
     return pid.value

@@ -305,3 +305,17 @@ def test_many_environments_in_a_row_each_arrive_whole(here, logs, monkeypatch):
     for i in range(6):
         out = run(["/usr/bin/env"], here, {"STEP": str(i), f"ONLY_{i}": "x"}, *logs).stdout_tail
         assert sorted(out.split()) == sorted([f"STEP={i}", f"ONLY_{i}=x", f"{STEP_MARK}=1"])
+
+
+def test_a_command_in_another_directory_is_spawned_in_it(tmp_path, env, logs, monkeypatch):
+    # A rule's cwd (say "{dir}" for pdflatex) keeps the fast path: the child
+    # changes directory itself.  (A directory it cannot enter is named: see
+    # test_other_start_errors_are_clear.)
+    assert spawn.can_chdir(), "this C library's posix_spawn cannot change directory"
+    used = []
+    real = spawn.spawn
+    monkeypatch.setattr(spawn, "spawn", lambda *a: used.append(a[-1]) or real(*a))
+    (tmp_path / "sub dir").mkdir()
+    result = run(["/bin/pwd"], tmp_path / "sub dir", env, *logs)
+    assert result.ok and result.stdout_tail == f"{tmp_path / 'sub dir'}\n"
+    assert used == [str(tmp_path / "sub dir")] and os.getcwd() != str(tmp_path / "sub dir")
