@@ -15,9 +15,13 @@ EXIT_UNREACHABLE = 3     # cpctrl: server unreachable or token refused
 EXIT_INTERRUPTED = 130
 
 
-class Interrupted(Exception):
+class Interrupted(BaseException):
     """SIGINT or SIGTERM arrived (raised by cpod's signal handler).  Not a
-    ComputePodsError: it is what the user asked for, not a fault."""
+    ComputePodsError: it is what the user asked for, not a fault.  A
+    BaseException, as KeyboardInterrupt is: an ``except Exception`` that
+    turns failures into messages (in nats-py's import, in the bridge's
+    connect) must not swallow a stop request (a chef stopped while it
+    started up used to carry on)."""
 
 
 class ComputePodsError(Exception):
