@@ -128,7 +128,10 @@ SCHEMAS: dict[str, Schema] = {
     RULES_HOWTO: Schema("rules.howto", {"targets": req(list)}),
     CHEF_STATUS: Schema("chefs.status", {"chef": req(str), "pod": req(str), "slots": req(int),
                                          "running": req(int), "queued": req(int),
-                                         "tools": opt(list), "lease_s": opt(int, float)}),
+                                         "tools": opt(list), "lease_s": opt(int, float),
+                                         # a goodbye: why the chef is gone (it takes no
+                                         # more work; its unfinished steps go elsewhere)
+                                         "gone": opt(str)}),
     CHEFS_QUERY: Schema("chefs.query", {}),
     CHEFS_CANCEL: Schema("chefs.cancel", {"build": req(str)}),
     CHEF_RUN: Schema("chef.run", {"build": req(str), "chef": req(str), "rules": req(dict),

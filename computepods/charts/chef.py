@@ -124,6 +124,7 @@ class Chef(Chart):
         self._tokens = itertools.count(1)
         self.heartbeat = None
         self.heartbeat_s = heartbeat_s
+        self.gone: str | None = None            # why it said goodbye
         self.status_sent = 0.0
         self.refill_asked = False               # results sent; the next run message not here yet
         self.done: deque = deque()              # (job, item) from the workers, not yet taken
@@ -149,6 +150,7 @@ class Chef(Chart):
             "missing": {p: missing for p, missing in packs.items() if missing}})
 
     def stop(self, timeout: float = 10.0) -> None:
+        self.publish_status(gone="stopped")   # its MajorDomo need not wait out the lease
         self.pool.cancel_running()
         self.pool.stop()
         super().stop(timeout)
@@ -276,10 +278,24 @@ class Chef(Chart):
         # Kept in self.results: a MajorDomo that asks again gets them.
         log.error("chef %s: %d results not delivered: %s", self.chef, len(batch), reply.error)
 
-    def publish_status(self) -> None:
+    def publish_status(self, gone: str | None = None) -> None:
+        if self.gone:
+            return                  # said goodbye: a later status would bring it back
+        self.gone = gone
         self.status_sent = time.monotonic()
         queued = self.pool.queued
-        self.bridge.publish(m.CHEF_STATUS, {
-            "chef": self.chef, "pod": self.pod, "slots": self.slots,
-            "running": max(0, len(self.in_flight) - queued), "queued": queued,
-            "tools": self.tools, "lease_s": LEASE_FACTOR * self.heartbeat_s})
+        self.bridge.publish(m.CHEF_STATUS, status_message(
+            self.chef, self.pod, self.slots, max(0, len(self.in_flight) - queued), queued,
+            self.tools, LEASE_FACTOR * self.heartbeat_s, gone))
+
+
+def status_message(chef: str, pod: str, slots: int, running: int = 0, queued: int = 0,
+                   tools: list[str] | None = None, lease_s: float = HEARTBEAT_S * LEASE_FACTOR,
+                   gone: str | None = None) -> dict:
+    """A chefs.status message; with ``gone``, the goodbye of a chef that
+    stopped (or, sent by its pod, of one that died)."""
+    msg = {"chef": chef, "pod": pod, "slots": slots, "running": running, "queued": queued,
+           "tools": tools or [], "lease_s": lease_s}
+    if gone:
+        msg["gone"] = gone
+    return msg

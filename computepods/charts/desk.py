@@ -98,7 +98,10 @@ class Desk(Chart):
         self.registry.take(data["build"], seq if isinstance(seq, int) else None, data["events"])
 
     def heard_chef(self, data: dict) -> None:
-        self.chefs[data["chef"]] = (time.monotonic(), data)
+        if data.get("gone"):
+            self.chefs.pop(data["chef"], None)
+        else:
+            self.chefs[data["chef"]] = (time.monotonic(), data)
 
     # -- what it is asked ----------------------------------------------------------
     def answer(self, msg: m.Message) -> None:

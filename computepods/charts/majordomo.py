@@ -246,6 +246,10 @@ class MajorDomo(Chart):
     # -- chefs -------------------------------------------------------------------
     def chef_seen(self, data: dict) -> None:
         info = self.chefs.get(data["chef"])
+        if data.get("gone"):                 # a goodbye: no need to wait out its lease
+            if info is not None:
+                self.chef_lost(info, f"chef {info.name} is gone ({data['gone']})")
+            return
         if info is None:
             info = self.chefs[data["chef"]] = ChefInfo(data["chef"], max(1, data["slots"]))
         info.slots = max(1, data["slots"])
@@ -255,25 +259,23 @@ class MajorDomo(Chart):
     def check_chefs(self) -> None:
         now = time.monotonic()
         for info in [c for c in self.chefs.values() if now - c.seen > c.lease_s]:
-            self.chef_lost(info, now - info.seen)
-        b = self.build
-        if b and not self.chefs and time.monotonic() - b.started > CHEF_WAIT_S:
+            self.chef_lost(info, f"chef {info.name} stopped answering (no status for "
+                                 f"{now - info.seen:.1f} s; its lease is {info.lease_s:.1f} s)")
+        if (b := self.build) and not self.chefs and now - b.started > CHEF_WAIT_S:
             for job in list(b.to_send):
                 self._fail(job.step.id, "no chef answered within "
                                         f"{CHEF_WAIT_S:.0f} s; is a chef running?", None)
             b.to_send.clear()
 
-    def chef_lost(self, info: ChefInfo, silent_s: float) -> None:
-        """A chef silent past its lease is gone: its unfinished steps go to
-        another chef as new attempts (a late result from the old one is then
-        ignored), or fail naming it when no chef is left."""
+    def chef_lost(self, info: ChefInfo, why: str) -> None:
+        """A chef silent past its lease, or that said goodbye, is gone: its
+        unfinished steps go to another chef as new attempts (a late result
+        of the old one is ignored), or fail naming it if no chef is left."""
         del self.chefs[info.name]
         b = self.build
         steps = sorted(sid for sid in info.outstanding
                        if b and sid in b.jobs and sid not in b.awaiting_record
                        and b.scheduler.state[sid] is State.RUNNING)
-        why = (f"chef {info.name} stopped answering (no status for {silent_s:.1f} s; "
-               f"its lease is {info.lease_s:.1f} s)")
         log.warning("%s; %d steps unfinished", why, len(steps))
         if b is None:
             return

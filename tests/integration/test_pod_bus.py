@@ -238,3 +238,39 @@ def test_cancelling_a_build_kills_its_running_steps_at_the_chef(tmp_path, nats_u
     assert events[-1]["cancelled"] is True
     assert pid_is_gone(pid)
     assert not (root / "out/slow.txt").exists()
+
+
+def test_a_chef_that_stops_says_goodbye_and_its_steps_move_at_once(tmp_path, nats_url):
+    # SIGTERM: the chef kills its steps and says it is gone, so the
+    # MajorDomo moves them now; its lease (15 s here) is not waited out.
+    n = 24
+    root = wide_project(tmp_path / "p", n, sleep="0.2")
+    import subprocess
+    import sys
+    leaving = subprocess.Popen([sys.executable, "-m", "computepods.cli", "-C", str(root), "chef",
+                                "--nats", nats_url, "-j", "1", "--name", "leaving"],
+                               stderr=subprocess.PIPE, text=True)
+    spare = _chef_process(root, nats_url, "spare")
+    pod = Pod(root, PodOptions(nats_url=nats_url, chefs=0)).start()
+    events: list[dict] = []
+
+    def on_event(ev: dict) -> None:
+        events.append(ev)
+        if ev.get("t") in ("start", "ran") and ev.get("chef") == "leaving" \
+                and leaving.poll() is None:
+            leaving.terminate()
+    try:
+        wait_for(lambda: len(pod.charts[1].chefs) == 2, timeout=30, what="both chefs")
+        assert request_build(pod.bridge, [], root, on_event=on_event) == 0, \
+            [(ev.get("t"), ev.get("step"), ev.get("reason")) for ev in events
+             if ev.get("t") in ("fail", "chef_lost")]
+        lost = [ev for ev in events if ev.get("t") == "chef_lost"]
+        assert lost and lost[0]["chef"] == "leaving" and lost[0]["rescheduled"]
+        assert lost[0]["reason"] == "chef leaving is gone (stopped)"
+        assert (root / "out/all.txt").read_text() == "".join(f"{i}\n" for i in range(n))
+        assert leaving.wait(timeout=30) == 0
+    finally:
+        pod.stop()
+        leaving.kill()
+        spare.terminate()
+        spare.wait(timeout=30)
