@@ -157,9 +157,10 @@ def cmd_build(root: Path, cwd: Path, args) -> int:
     if steps is not None:
         print(f"cpod: nothing to do: {steps} steps up to date", file=sys.stderr)
         return 0
-    # The embedded nats-server starts now, on the other processor, while
-    # this one imports and plans (design.md §10); a no-op stops it unused.
-    server = None
+    # The embedded nats-server and the pod's chef process start now, on the
+    # other processor, while this one imports and plans (design.md §10); a
+    # no-op stops them unused.
+    server, chefs = None, []
     if not args.nats:
         from .bus.natsd import NatsServer
         from .errors import NatsServerError
@@ -168,14 +169,28 @@ def cmd_build(root: Path, cwd: Path, args) -> int:
             server = NatsServer(store_dir=prepare_state_dir(root) / "nats").launch()
         except NatsServerError:
             server = None          # the pod tries again and says why, if a build needs it
+    url = server.url if server else args.nats
+    if url and chef_process():
+        from .localchef import LocalChef, chef_name, default_slots
+        chefs.append(LocalChef(root, url, namespace=args.namespace,
+                               slots=args.jobs or default_slots(), name=chef_name(0),
+                               trace=args.trace))
     try:
-        return _build(root, cwd, args, server, waiting)
+        return _build(root, cwd, args, server, chefs, waiting)
     finally:
-        if server is not None and server.is_running():   # no pod took it over
+        for chef in chefs:                         # stopped already if a pod took it over
+            chef.stop()
+        if server is not None and server.is_running():
             server.close()
 
 
-def _build(root: Path, cwd: Path, args, server, waiting) -> int:
+def chef_process() -> bool:
+    """`cpod build` runs its chef in a child process (its own GIL), unless
+    CP_CHEF_PROCESS=0 keeps it in cpod's (one process to debug)."""
+    return os.environ.get("CP_CHEF_PROCESS", "1") != "0"
+
+
+def _build(root: Path, cwd: Path, args, server, chefs, waiting) -> int:
     # Only what the cold no-op needs is imported before it is answered:
     # nats-py, miros and the charts cost ~0.2 s of imports.
     from .lock import ProjectLock
@@ -207,8 +222,8 @@ def _build(root: Path, cwd: Path, args, server, waiting) -> int:
         from .progress import Progress
         pod = Pod(root, PodOptions(nats_url=args.nats, namespace=args.namespace,
                                    slots=args.jobs or default_slots(), trace=args.trace,
-                                   chef_process=os.environ.get("CP_CHEF_PROCESS") == "1"),
-                  server=server)
+                                   chef_process=chef_process()),
+                  server=server, local_chefs=chefs)
         pod.start()
         progress = Progress(verbose=args.verbose, explain=args.explain)
         progress.flush_when_waiting = True
@@ -234,24 +249,31 @@ def cmd_chef(root: Path, args) -> int:
     from .bus.bridge import NatsBridge
     from .charts.base import reset_fabric
     from .charts.chef import Chef
-    from .pod import default_slots
+    from .localchef import default_slots
 
     if not args.nats:
         raise UsageError("cpod chef needs --nats URL (or CP_NATS_URL): the bus to serve")
-    name = args.name or f"{socket.gethostname()}-{os.getpid()}"
-    bridge = NatsBridge(args.nats, namespace=args.namespace, name=f"chef:{name}").start()
     if args.heartbeat <= 0:
         raise UsageError(f"--heartbeat {args.heartbeat}: must be a positive number of seconds")
-    chef = Chef(name, bridge, root, args.jobs or default_slots(), live_trace=args.trace,
-                heartbeat_s=args.heartbeat)
-    try:
+    name = args.name or f"{socket.gethostname()}-{os.getpid()}"
+    bridge = chef = None
+    try:            # a signal may come at any point, even while connecting
+        bridge = NatsBridge(args.nats, namespace=args.namespace, name=f"chef:{name}").start()
+        chef = Chef(name, bridge, root, args.jobs or default_slots(), live_trace=args.trace,
+                    heartbeat_s=args.heartbeat)
         chef.start()
         threading.Event().wait()          # until a signal interrupts
     except Interrupted:
         return 0
     finally:
-        chef.stop()
-        bridge.stop()
+        # Stopping kills the running steps: a second signal must not cut
+        # that short (whoever started this chef SIGKILLs it if it hangs).
+        for s in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(s, signal.SIG_IGN)
+        if chef is not None:
+            chef.stop()
+        if bridge is not None:
+            bridge.stop()
         reset_fabric()
 
 

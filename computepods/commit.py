@@ -23,7 +23,7 @@ import logging
 import os
 import shutil
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 from .errors import ComputePodsError, PathEscapesWorkspace
 from .scratch import SCRATCH_DIR, check_relative
@@ -56,9 +56,11 @@ def commit(scratch_dir: Path, root: Path, moves: Sequence[tuple[str, str]],
     shutil.rmtree(scratch_s, ignore_errors=True)
 
 
-def roll_forward(root: Path) -> list[dict]:
+def roll_forward(root: Path, keep: Callable[[str], bool] = lambda name: False) -> list[dict]:
     """Finish every interrupted commit under ``root/.computepods/scratch`` and
-    discard every other scratch dir; returns the records of the finished commits."""
+    discard every other scratch dir but those ``keep`` names (a chef launched
+    for this run already made its own); returns the records of the finished
+    commits."""
     root_s = os.path.abspath(root)
     scratch_root = os.path.join(root_s, SCRATCH_DIR)
     try:
@@ -67,6 +69,8 @@ def roll_forward(root: Path) -> list[dict]:
         return []
     records = []
     for name in names:
+        if keep(name):
+            continue
         path = os.path.join(scratch_root, name)
         if os.path.islink(path) or not os.path.isdir(path):
             os.unlink(path)

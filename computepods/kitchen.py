@@ -320,12 +320,16 @@ def _hash_or_none(step: Step, root: Path, path: str) -> str | None:
     return input_digest(step, path, lambda p: _digest_file(root, p), root)
 
 
-def read_commit_logs(root: Path) -> list[dict]:
+def read_commit_logs(root: Path, keep: Callable[[str], bool] = lambda name: False
+                     ) -> list[dict]:
     """The entries of every slot's commit log a killed run left behind (read
     before the scratch is cleared; verified by :func:`recovered_records`
-    after interrupted journaled commits are rolled forward)."""
+    after interrupted journaled commits are rolled forward); slots that
+    ``keep`` names are this run's own."""
     latest: dict[str, dict] = {}
     for log_file in sorted((root / scratch.SCRATCH_DIR).glob(f"*/{COMMIT_LOG}")):
+        if keep(log_file.parent.name):
+            continue
         for line in log_file.read_text(errors="replace").splitlines():
             try:
                 entry = json.loads(line)

@@ -10,30 +10,27 @@ from __future__ import annotations
 import logging
 import os
 import socket
-import subprocess
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import commit
+from . import messages as m
 from .bus.bridge import NatsBridge
-from .bus.natsd import NatsServer, _pdeathsig_prefix
+from .bus.natsd import NatsServer
 from .charts.base import Chart, reset_fabric, stop_all
-from .charts.chef import Chef
+from .charts.chef import Chef, status_message
 from .charts.majordomo import MajorDomo
 from .charts.store import Store
 from .kitchen import kill_leftover_steps, read_commit_logs, recovered_records
+from .localchef import LocalChef, chef_name, default_slots
 from .state import StateDB
 from .planning import STATE_DB
+from .scratch import scratch_name
 from .where import prepare_state_dir
 
 log = logging.getLogger("computepods.pod")
 
-CHEF_STOP_S = 10.0          # seconds a chef process gets to stop before SIGKILL
-
-
-def default_slots() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+__all__ = ["Pod", "PodOptions", "default_slots"]
 
 
 @dataclass
@@ -51,16 +48,18 @@ class Pod:
     """Start with :meth:`start`, stop with :meth:`stop` (or use ``with``)."""
 
     def __init__(self, root: Path, options: PodOptions | None = None,
-                 server: NatsServer | None = None):
+                 server: NatsServer | None = None, local_chefs: list[LocalChef] = ()):
         """``server``: an embedded nats-server already launched (not yet
-        answering), which the pod then waits for and stops with itself."""
+        answering); ``local_chefs``: chef processes already launched on it
+        (chef_process mode).  The pod waits for both and stops them with
+        itself."""
         self.root = Path(root)
         self.options = options or PodOptions()
         self.server: NatsServer | None = server
+        self.local_chefs: list[LocalChef] = list(local_chefs)
         self.bridge: NatsBridge | None = None
         self.charts: list[Chart] = []
         self.chefs: list[Chef] = []
-        self.chef_procs: list[subprocess.Popen] = []
         self.url = ""
         self.rolled_forward: list[dict] = []
 
@@ -70,8 +69,10 @@ class Pod:
         # scratch is judged, and journals rolled forward before any new
         # scratch dir replaces an old one.
         self.killed = kill_leftover_steps(self.root)
-        logged = read_commit_logs(self.root)              # before the scratch is cleared
-        self.rolled_forward = commit.roll_forward(self.root)
+        ours = tuple(f"{scratch_name(chef.name)}-" for chef in self.local_chefs)
+        logged = read_commit_logs(self.root, keep=lambda d: d.startswith(ours))   # before
+        self.rolled_forward = commit.roll_forward(self.root,                    # clearing
+                                                  keep=lambda d: d.startswith(ours))
         self.recovered = recovered_records(self.root, logged)
         if self.recovered:
             with StateDB(self.root / STATE_DB) as db:
@@ -90,27 +91,36 @@ class Pod:
             self._add(Store(self.root / STATE_DB, **trace))
             self._add(MajorDomo(self.bridge, self.root, watch_targets=opts.watch_targets,
                                 **trace))
+            # A chef launched for another address (the server moved to a
+            # free port when its first was taken) cannot serve this bus.
+            for stale in [c for c in self.local_chefs if c.url != self.url]:
+                stale.stop()
+                self.local_chefs.remove(stale)
             for i in range(opts.chefs):
-                name = f"{socket.gethostname()}-{os.getpid()}-{i}"
-                if opts.chef_process:
-                    self.chef_procs.append(self._spawn_chef(name))
-                    continue
-                chef = Chef(name, self.bridge, self.root, opts.slots, **trace)
-                self.chefs.append(chef)
-                self._add(chef)
+                if not opts.chef_process:
+                    chef = Chef(chef_name(i), self.bridge, self.root, opts.slots, **trace)
+                    self.chefs.append(chef)
+                    self._add(chef)
+                elif i >= len(self.local_chefs):
+                    self.local_chefs.append(self.launch_chef(i))
+            for local in self.local_chefs:
+                local.watch(self._chef_died)
         except BaseException:
             self.stop()
             raise
         return self
 
-    def _spawn_chef(self, name: str) -> subprocess.Popen:
-        """A `cpod chef` child that dies with this process (pdeathsig)."""
-        argv = [*_pdeathsig_prefix(), sys.executable, "-m", "computepods.cli", "-C",
-                str(self.root), "chef", "--nats", self.url, "--namespace",
-                self.options.namespace, "-j", str(self.options.slots), "--name", name]
-        if self.options.trace:
-            argv.append("--trace")
-        return subprocess.Popen(argv, stdin=subprocess.DEVNULL)
+    def launch_chef(self, index: int) -> LocalChef:
+        opts = self.options
+        return LocalChef(self.root, self.url, namespace=opts.namespace, slots=opts.slots,
+                         name=chef_name(index), trace=opts.trace)
+
+    def _chef_died(self, chef: LocalChef, why: str) -> None:
+        """Its goodbye, said for it: the MajorDomo reschedules or fails its
+        steps now instead of after its lease."""
+        if self.bridge is not None:
+            self.bridge.publish(m.CHEF_STATUS, status_message(
+                chef.name, "local", self.options.slots, gone=f"{why}; see its messages above"))
 
     def _add(self, chart: Chart) -> None:
         chart.start()
@@ -120,22 +130,18 @@ class Pod:
         """Kill running steps now (Ctrl-C): their scratch is discarded."""
         for chef in self.chefs:
             chef.pool.cancel_running()
-        for proc in self.chef_procs:
-            proc.terminate()             # the chef kills its running steps
+        for local in self.local_chefs:
+            local.terminate()            # the chef kills its running steps
 
     def stop(self) -> None:
         try:
-            for proc in self.chef_procs:
-                proc.terminate()
-            for proc in self.chef_procs:
-                try:
-                    proc.wait(CHEF_STOP_S)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
+            for local in self.local_chefs:
+                local.terminate()        # they stop while the charts do
             stop_all(self.charts)
+            for local in self.local_chefs:
+                local.stop()
         finally:
-            self.chef_procs = []
+            self.local_chefs = []
             self.charts = []
             reset_fabric()
             if self.bridge:

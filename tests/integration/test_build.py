@@ -251,6 +251,7 @@ def test_builds_and_no_ops_stop_their_server_and_leave_one_log(chain):
     assert servers_of(chain) == [] and log.read_text().count("Server Exiting") == 1
     assert sorted(p.name for p in log.parent.iterdir()) == ["nats.conf", "nats.log",
                                                            "nats.pid"]
+    assert chef_processes_of(chain) == []          # nor its chef process
 
 
 def test_no_project_file_exits_2(tmp_path):
@@ -368,3 +369,46 @@ def test_a_running_step_is_shown_while_it_runs(tmp_path):
     reader.join(timeout=10)
     assert (root / "out/slow.txt").read_text() == "done\n"
     assert lines[-1].startswith("build ok: 1 ran")
+
+
+def chef_processes_of(root: Path) -> list[int]:
+    """Pids of `cpod chef` processes serving the project at ``root``."""
+    found = []
+    for entry in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                argv = f.read().split(b"\0")
+        except (OSError, ValueError):
+            continue
+        if b"chef" in argv and str(root).encode() in argv:
+            found.append(int(entry))
+    return found
+
+
+def test_the_pods_chef_process_dying_fails_the_build_at_once_naming_it(tmp_path):
+    # cpod build's chef runs in a child process; if that dies, the build
+    # says so and ends now, instead of waiting out the chef's lease.
+    root = write(tmp_path / "wait", {
+        "computepods.toml": """
+            [[rule]]
+            name = "slow"
+            outputs = ["out/slow.txt"]
+            command = "while [ ! -e go ]; do sleep 0.01; done; echo done > {out}"
+        """})
+    proc = start_cpod(root, "build", "out/slow.txt")
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(proc.stderr), daemon=True)
+    reader.start()
+    try:
+        wait_for(lambda: "run  slow:out/slow.txt\n" in lines, what="the step to start")
+        chefs = chef_processes_of(root)
+        assert len(chefs) == 1, chefs
+        os.kill(chefs[0], signal.SIGKILL)
+        assert proc.wait(timeout=60) == 1
+    finally:
+        (root / "go").touch()              # the step the chef left behind ends
+    reader.join(timeout=10)
+    text = "".join(lines)
+    assert "is gone (its process" in text and "exited with code -9" in text, text
+    assert "no other chef to run it" in text and "stopped answering" not in text, text
+    assert not (root / "out/slow.txt").exists()

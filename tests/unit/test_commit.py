@@ -180,3 +180,13 @@ def test_journal_is_written_atomically_and_complete(root, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         commit(scratch, root, [("out/a", "a")], RECORD)
     assert seen == {"format": 1, "moves": [["out/a", "a"]], "record": RECORD}
+
+
+def test_roll_forward_keeps_the_scratch_of_this_runs_own_chef(root):
+    # cpod build launches its chef before the pod starts: the chef's slots
+    # are this run's, not a crashed run's leftovers.
+    scratch = root / SCRATCH_DIR
+    for name in ("ours-1234-0", "old-999-0"):
+        write(scratch / name / "commits.log", "")
+    assert roll_forward(root, keep=lambda name: name.startswith("ours-")) == []
+    assert sorted(p.name for p in scratch.iterdir()) == ["ours-1234-0"]
