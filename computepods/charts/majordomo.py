@@ -276,7 +276,7 @@ class MajorDomo(Chart):
         steps = sorted(sid for sid in info.outstanding
                        if b and sid in b.jobs and sid not in b.awaiting_record
                        and b.scheduler.state[sid] is State.RUNNING)
-        log.warning("%s; %d steps unfinished", why, len(steps))
+        (log.warning if steps else log.info)("%s; %d steps unfinished", why, len(steps))
         if b is None:
             return
         self.note({"t": "chef_lost", "chef": info.name, "reason": why, "steps": steps,
