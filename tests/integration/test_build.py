@@ -346,9 +346,9 @@ def test_outputs_of_a_removed_rule_are_deleted_but_never_sources_or_edits(chain)
     assert (chain / "src/b.txt").exists()
 
 
-def test_a_running_step_is_shown_while_it_runs(tmp_path):
-    # Progress lines are written in batches, but never held back while cpod
-    # waits: a log shows which step a long build is on.
+def start_waiting_build(tmp_path: Path):
+    """`cpod build` of one step that runs until the file ``go`` appears;
+    its stderr lines gather in a list as they come."""
     root = write(tmp_path / "wait", {
         "computepods.toml": """
             [[rule]]
@@ -360,6 +360,13 @@ def test_a_running_step_is_shown_while_it_runs(tmp_path):
     lines: list[str] = []
     reader = threading.Thread(target=lambda: lines.extend(proc.stderr), daemon=True)
     reader.start()
+    return root, proc, lines, reader
+
+
+def test_a_running_step_is_shown_while_it_runs(tmp_path):
+    # Progress lines are written in batches, but never held back while cpod
+    # waits: a log shows which step a long build is on.
+    root, proc, lines, reader = start_waiting_build(tmp_path)
     try:
         wait_for(lambda: "run  slow:out/slow.txt\n" in lines, what="the running step's line")
         assert proc.poll() is None            # the step is still waiting for `go`
@@ -388,17 +395,7 @@ def chef_processes_of(root: Path) -> list[int]:
 def test_the_pods_chef_process_dying_fails_the_build_at_once_naming_it(tmp_path):
     # cpod build's chef runs in a child process; if that dies, the build
     # says so and ends now, instead of waiting out the chef's lease.
-    root = write(tmp_path / "wait", {
-        "computepods.toml": """
-            [[rule]]
-            name = "slow"
-            outputs = ["out/slow.txt"]
-            command = "while [ ! -e go ]; do sleep 0.01; done; echo done > {out}"
-        """})
-    proc = start_cpod(root, "build", "out/slow.txt")
-    lines: list[str] = []
-    reader = threading.Thread(target=lambda: lines.extend(proc.stderr), daemon=True)
-    reader.start()
+    root, proc, lines, reader = start_waiting_build(tmp_path)
     try:
         wait_for(lambda: "run  slow:out/slow.txt\n" in lines, what="the step to start")
         chefs = chef_processes_of(root)

@@ -114,7 +114,9 @@ def test_explicit_port_in_use_is_an_error_with_the_log(tmp_path):
         server.close()
 
 
-def test_a_taken_free_port_is_replaced_by_another(monkeypatch, tmp_path):
+@pytest.fixture
+def taken_port(monkeypatch):
+    """A port someone else listens on, which free_port offers first."""
     with socket.socket() as squatter:
         squatter.bind(("127.0.0.1", 0))
         squatter.listen()
@@ -122,9 +124,13 @@ def test_a_taken_free_port_is_replaced_by_another(monkeypatch, tmp_path):
         ports = iter([taken])
         monkeypatch.setattr(natsd, "free_port",
                             lambda host: next(ports, None) or free_port(host))
-        with NatsServer(store_dir=tmp_path) as server:
-            assert server.port != taken
-            assert asyncio.run(_round_trip(server.url)) == b"hello"
+        yield taken
+
+
+def test_a_taken_free_port_is_replaced_by_another(taken_port, tmp_path):
+    with NatsServer(store_dir=tmp_path) as server:
+        assert server.port != taken_port
+        assert asyncio.run(_round_trip(server.url)) == b"hello"
 
 
 def test_a_stranger_on_the_port_is_not_mistaken_for_ours(tmp_path):
@@ -150,22 +156,15 @@ def test_a_launched_server_is_waited_for_by_start(tmp_path):
     assert pid_is_gone(pid)
 
 
-def test_a_launched_server_whose_port_was_taken_moves_to_another(monkeypatch, tmp_path):
-    with socket.socket() as squatter:
-        squatter.bind(("127.0.0.1", 0))
-        squatter.listen()
-        taken = squatter.getsockname()[1]
-        ports = iter([taken])
-        monkeypatch.setattr(natsd, "free_port",
-                            lambda host: next(ports, None) or free_port(host))
-        server = NatsServer(store_dir=tmp_path).launch()
-        try:
-            assert server.port == taken
-            server.start()
-            assert server.port != taken
-            assert asyncio.run(_round_trip(server.url)) == b"hello"
-        finally:
-            server.close()
+def test_a_launched_server_whose_port_was_taken_moves_to_another(taken_port, tmp_path):
+    server = NatsServer(store_dir=tmp_path).launch()
+    try:
+        assert server.port == taken_port
+        server.start()
+        assert server.port != taken_port
+        assert asyncio.run(_round_trip(server.url)) == b"hello"
+    finally:
+        server.close()
 
 
 CHILD = textwrap.dedent("""
