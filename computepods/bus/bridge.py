@@ -53,9 +53,41 @@ class _JetStreamOnUse(types.ModuleType):
         return getattr(real, name)
 
 
+class _VersionLookUp(types.ModuleType):
+    """Stands in for ``importlib.metadata`` while nats-py is imported.
+
+    nats-py asks it for one thing, its own version (sent in CONNECT), and
+    importing the real module costs a cold start ~14 ms (email, zipfile,
+    csv...).  The version is read from the ``*.dist-info`` directory's name;
+    the real module is back in place as soon as nats-py is imported.
+    """
+
+    __spec__ = None
+
+    @staticmethod
+    def version(distribution: str) -> str:
+        prefix = distribution.replace("-", "_") + "-"
+        for entry in sys.path:
+            try:
+                names = os.listdir(entry or ".")
+            except OSError:
+                continue
+            for name in names:
+                if name.startswith(prefix) and name.endswith(".dist-info"):
+                    return name[len(prefix):-len(".dist-info")]
+        raise LookupError(f"{distribution} is not installed")   # nats-py: "0.0.0"
+
+
 if "nats" not in sys.modules and "nats.js" not in sys.modules:
     sys.modules["nats.js"] = _JetStreamOnUse("nats.js")
-import nats  # noqa: E402  (after the stand-in above)
+_stand_in = None
+if "nats" not in sys.modules and "importlib.metadata" not in sys.modules:
+    _stand_in = sys.modules["importlib.metadata"] = _VersionLookUp("importlib.metadata")
+try:
+    import nats  # noqa: E402  (after the stand-ins above)
+finally:
+    if _stand_in is not None and sys.modules.get("importlib.metadata") is _stand_in:
+        del sys.modules["importlib.metadata"]
 from nats.errors import NoRespondersError, TimeoutError as NatsTimeoutError  # noqa: E402
 
 if isinstance(sys.modules.get("nats.js"), _JetStreamOnUse):

@@ -175,3 +175,19 @@ def test_a_reply_with_headers_loads_jetstream_on_use(bridge):
     with pytest.raises(BusError, match="NoRespondersError"):
         bridge.request_sync(m.CHEFS_QUERY, {}, timeout=0.5, attempts=2)
     assert type(sys.modules["nats.js"]).__name__ == "module"   # the real one now
+
+
+def test_nats_py_gets_its_true_version_without_importlib_metadata():
+    """The bridge hands nats-py its version from the dist-info name while it
+    imports (importlib.metadata costs a cold start ~14 ms); the client still
+    reports the installed version, and the real importlib.metadata is there
+    for whoever imports it next.  A fresh interpreter: pytest imported it."""
+    import subprocess
+    import sys
+    code = ("import sys, computepods.bus.bridge, nats.aio.client as c\n"
+            "assert 'importlib.metadata' not in sys.modules, 'imported after all'\n"
+            "import importlib.metadata as md\n"
+            "assert c.__version__ == md.version('nats-py') != '0.0.0', c.__version__\n"
+            "assert md.distribution('nats-py').name == 'nats-py'\n")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
