@@ -212,3 +212,15 @@ class Reply:
     token: Any             # what the chart passed to request(), to match the answer
     data: dict | None
     error: str = ""
+
+
+def chef_status(chef: str, pod: str, slots: int, running: int = 0, queued: int = 0,
+                tools: list[str] | None = None, lease_s: float = 15.0,
+                gone: str | None = None) -> dict:
+    """A chefs.status message; with ``gone``, the goodbye of a chef that
+    stopped (or, sent by its pod, of one that died)."""
+    msg = {"chef": chef, "pod": pod, "slots": slots, "running": running, "queued": queued,
+           "tools": tools or [], "lease_s": lease_s}
+    if gone:
+        msg["gone"] = gone
+    return msg

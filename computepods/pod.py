@@ -18,7 +18,6 @@ from . import messages as m
 from .bus.bridge import NatsBridge
 from .bus.natsd import NatsServer
 from .charts.base import Chart, reset_fabric, stop_all
-from .charts.chef import Chef, status_message
 from .charts.majordomo import MajorDomo
 from .charts.store import Store
 from .kitchen import kill_leftover_steps, read_commit_logs, recovered_records
@@ -59,7 +58,7 @@ class Pod:
         self.local_chefs: list[LocalChef] = list(local_chefs)
         self.bridge: NatsBridge | None = None
         self.charts: list[Chart] = []
-        self.chefs: list[Chef] = []
+        self.chefs: list = []                   # in-process Chef charts
         self.url = ""
         self.rolled_forward: list[dict] = []
 
@@ -98,6 +97,7 @@ class Pod:
                 self.local_chefs.remove(stale)
             for i in range(opts.chefs):
                 if not opts.chef_process:
+                    from .charts.chef import Chef    # (a chef process imports it itself)
                     chef = Chef(chef_name(i), self.bridge, self.root, opts.slots, **trace)
                     self.chefs.append(chef)
                     self._add(chef)
@@ -119,7 +119,7 @@ class Pod:
         """Its goodbye, said for it: the MajorDomo reschedules or fails its
         steps now instead of after its lease."""
         if self.bridge is not None:
-            self.bridge.publish(m.CHEF_STATUS, status_message(
+            self.bridge.publish(m.CHEF_STATUS, m.chef_status(
                 chef.name, "local", self.options.slots, gone=f"{why}; see its messages above"))
 
     def _add(self, chart: Chart) -> None:

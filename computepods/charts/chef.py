@@ -284,18 +284,7 @@ class Chef(Chart):
         self.gone = gone
         self.status_sent = time.monotonic()
         queued = self.pool.queued
-        self.bridge.publish(m.CHEF_STATUS, status_message(
+        self.bridge.publish(m.CHEF_STATUS, m.chef_status(
             self.chef, self.pod, self.slots, max(0, len(self.in_flight) - queued), queued,
             self.tools, LEASE_FACTOR * self.heartbeat_s, gone))
 
-
-def status_message(chef: str, pod: str, slots: int, running: int = 0, queued: int = 0,
-                   tools: list[str] | None = None, lease_s: float = HEARTBEAT_S * LEASE_FACTOR,
-                   gone: str | None = None) -> dict:
-    """A chefs.status message; with ``gone``, the goodbye of a chef that
-    stopped (or, sent by its pod, of one that died)."""
-    msg = {"chef": chef, "pod": pod, "slots": slots, "running": running, "queued": queued,
-           "tools": tools or [], "lease_s": lease_s}
-    if gone:
-        msg["gone"] = gone
-    return msg
