@@ -330,7 +330,8 @@ def read_commit_logs(root: Path, keep: Callable[[str], bool] = lambda name: Fals
     for log_file in sorted((root / scratch.SCRATCH_DIR).glob(f"*/{COMMIT_LOG}")):
         if keep(log_file.parent.name):
             continue
-        for line in log_file.read_text(errors="replace").splitlines():
+        text = log_file.read_bytes().rstrip(b"\0").decode(errors="replace")
+        for line in text.splitlines():     # (its unused tail is zero bytes)
             try:
                 entry = json.loads(line)
             except ValueError:
