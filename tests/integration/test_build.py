@@ -251,7 +251,8 @@ def test_builds_and_no_ops_stop_their_server_and_leave_one_log(chain):
     assert servers_of(chain) == [] and log.read_text().count("Server Exiting") == 1
     assert sorted(p.name for p in log.parent.iterdir()) == ["nats.conf", "nats.log",
                                                            "nats.pid"]
-    assert chef_processes_of(chain) == []          # nor its chef process
+    assert chef_processes_of(chain) == []          # nor its chef process, which stopped
+    assert scratch_left(chain) == []               # cleanly: it removes its slots' scratch
 
 
 def test_no_project_file_exits_2(tmp_path):
@@ -409,3 +410,21 @@ def test_the_pods_chef_process_dying_fails_the_build_at_once_naming_it(tmp_path)
     assert "is gone (its process" in text and "exited with code -9" in text, text
     assert "no other chef to run it" in text and "stopped answering" not in text, text
     assert not (root / "out/slow.txt").exists()
+
+
+def test_a_build_on_a_bus_of_its_own_choosing_leaves_nothing_behind(chain, nats_url):
+    # --nats: no embedded server; the chef process serves that bus and is
+    # gone when the build is.
+    run = cpod(chain, "build", "--nats", nats_url)
+    assert run.code == 0, run.err
+    assert (chain / "out").is_dir() and run.ran
+    assert chef_processes_of(chain) == [] and servers_of(chain) == []
+    assert scratch_left(chain) == []               # the chef stopped cleanly
+    assert not (chain / ".computepods/nats").exists()
+
+
+def scratch_left(root: Path) -> list[str]:
+    """Scratch directories under .computepods: a chef that stops cleanly
+    removes its slots' (one killed with cpod leaves them to the next run)."""
+    scratch = root / ".computepods" / "scratch"
+    return sorted(p.name for p in scratch.iterdir()) if scratch.is_dir() else []
