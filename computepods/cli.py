@@ -225,8 +225,8 @@ def _build(root: Path, cwd: Path, args, server, chefs, waiting) -> int:
                                    chef_process=chef_process()),
                   server=server, local_chefs=chefs)
         pod.start()
-        progress = Progress(verbose=args.verbose, explain=args.explain)
-        progress.flush_when_waiting = True
+        progress = Progress(verbose=args.verbose, explain=args.explain,
+                            flush_when_waiting=True)
         return request_build(pod.bridge, args.targets, cwd, keep_going=args.keep_going,
                              dry_run=args.dry_run, on_event=progress.handle,
                              on_wait=progress.flush)

@@ -54,7 +54,6 @@ class LocalChef:
             argv.append("--trace")
         self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL)
         self.stopping = False
-        self._watch: threading.Thread | None = None
 
     def watch(self, on_death: Callable[["LocalChef", str], None]) -> None:
         """Call ``on_death(chef, why)`` from a thread if the child exits
@@ -65,8 +64,7 @@ class LocalChef:
                 why = f"its process {self.proc.pid} exited with code {code}"
                 log.error("the pod's chef %s is gone: %s", self.name, why)
                 on_death(self, why)
-        self._watch = threading.Thread(target=wait, name=f"watch:{self.name}", daemon=True)
-        self._watch.start()
+        threading.Thread(target=wait, name=f"watch:{self.name}", daemon=True).start()
 
     def terminate(self) -> None:
         """Ask it to stop (once): it kills its running steps and leaves."""

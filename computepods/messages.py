@@ -215,12 +215,15 @@ class Reply:
 
 
 def chef_status(chef: str, pod: str, slots: int, running: int = 0, queued: int = 0,
-                tools: list[str] | None = None, lease_s: float = 15.0,
+                tools: list[str] | None = None, lease_s: float | None = None,
                 gone: str | None = None) -> dict:
     """A chefs.status message; with ``gone``, the goodbye of a chef that
-    stopped (or, sent by its pod, of one that died)."""
+    stopped (or, sent by its pod, of one that died: its lease is then not
+    known, nor needed)."""
     msg = {"chef": chef, "pod": pod, "slots": slots, "running": running, "queued": queued,
-           "tools": tools or [], "lease_s": lease_s}
+           "tools": tools or []}
+    if lease_s is not None:
+        msg["lease_s"] = lease_s
     if gone:
         msg["gone"] = gone
     return msg

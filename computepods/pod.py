@@ -12,6 +12,7 @@ import os
 import socket
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Sequence
 
 from . import commit
 from . import messages as m
@@ -26,6 +27,9 @@ from .state import StateDB
 from .planning import STATE_DB
 from .scratch import scratch_name
 from .where import prepare_state_dir
+
+if TYPE_CHECKING:
+    from .charts.chef import Chef
 
 log = logging.getLogger("computepods.pod")
 
@@ -47,7 +51,7 @@ class Pod:
     """Start with :meth:`start`, stop with :meth:`stop` (or use ``with``)."""
 
     def __init__(self, root: Path, options: PodOptions | None = None,
-                 server: NatsServer | None = None, local_chefs: list[LocalChef] = ()):
+                 server: NatsServer | None = None, local_chefs: Sequence[LocalChef] = ()):
         """``server``: an embedded nats-server already launched (not yet
         answering); ``local_chefs``: chef processes already launched on it
         (chef_process mode).  The pod waits for both and stops them with
@@ -58,7 +62,7 @@ class Pod:
         self.local_chefs: list[LocalChef] = list(local_chefs)
         self.bridge: NatsBridge | None = None
         self.charts: list[Chart] = []
-        self.chefs: list = []                   # in-process Chef charts
+        self.chefs: list[Chef] = []             # in-process chefs (chef_process=False)
         self.url = ""
         self.rolled_forward: list[dict] = []
 
@@ -68,10 +72,12 @@ class Pod:
         # scratch is judged, and journals rolled forward before any new
         # scratch dir replaces an old one.
         self.killed = kill_leftover_steps(self.root)
-        ours = tuple(f"{scratch_name(chef.name)}-" for chef in self.local_chefs)
-        logged = read_commit_logs(self.root, keep=lambda d: d.startswith(ours))   # before
-        self.rolled_forward = commit.roll_forward(self.root,                    # clearing
-                                                  keep=lambda d: d.startswith(ours))
+        prefixes = tuple(f"{scratch_name(chef.name)}-" for chef in self.local_chefs)
+
+        def ours(slot_dir: str) -> bool:          # the scratch of a chef launched for us
+            return slot_dir.startswith(prefixes)
+        logged = read_commit_logs(self.root, keep=ours)   # before the scratch is cleared
+        self.rolled_forward = commit.roll_forward(self.root, keep=ours)
         self.recovered = recovered_records(self.root, logged)
         if self.recovered:
             with StateDB(self.root / STATE_DB) as db:

@@ -20,7 +20,8 @@ REDRAW_S = 0.1          # seconds between live-line redraws
 
 class Progress:
     def __init__(self, out: TextIO = sys.stderr, *, verbose: bool = False,
-                 explain: bool = False, tty: bool | None = None):
+                 explain: bool = False, tty: bool | None = None,
+                 flush_when_waiting: bool = False):
         self.out = out
         self.verbose = verbose
         self.explain = explain
@@ -34,7 +35,7 @@ class Progress:
         # Plain lines (not a terminal's) go out one by one, unless the caller
         # promises to call flush() before it waits for more events: then one
         # write for a batch (a thousand steps need not be a thousand writes).
-        self.flush_when_waiting = False
+        self.flush_when_waiting = flush_when_waiting
         self.pending: list[str] = []
 
     # -- events ------------------------------------------------------------------

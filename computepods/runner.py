@@ -230,12 +230,13 @@ def _spawn(argv: Sequence[str], cwd: str | Path, env: Mapping[str, str], out: in
            err: int) -> "_Spawned | _Popened":
     global _devnull
     program = os.fspath(argv[0])
-    if os.path.isabs(program) and (spawn.can_chdir() or os.fspath(cwd) == os.getcwd()):
+    chdir = spawn.can_chdir()
+    if os.path.isabs(program) and (chdir or os.fspath(cwd) == os.getcwd()):
         if _devnull is None:
             _close_on_exec_inherited()
             _devnull = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
         return _Spawned(spawn.spawn(program, argv, env, _devnull, out, err,
-                                    os.fspath(cwd) if spawn.can_chdir() else None))
+                                    os.fspath(cwd) if chdir else None))
     return _Popened(subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL,
                                      stdout=out, stderr=err, process_group=0))
 

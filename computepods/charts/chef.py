@@ -287,4 +287,3 @@ class Chef(Chart):
         self.bridge.publish(m.CHEF_STATUS, m.chef_status(
             self.chef, self.pod, self.slots, max(0, len(self.in_flight) - queued), queued,
             self.tools, LEASE_FACTOR * self.heartbeat_s, gone))
-

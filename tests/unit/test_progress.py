@@ -71,8 +71,7 @@ def test_a_step_that_ran_within_one_message_is_one_plain_line():
 
 def test_plain_lines_wait_for_flush_when_asked_and_the_summary_does_not():
     out = io.StringIO()
-    p = Progress(out, tty=False)
-    p.flush_when_waiting = True
+    p = Progress(out, tty=False, flush_when_waiting=True)
     p.handle({"t": "plan", "steps": 2})
     p.handle({"t": "start", "step": "a", "command": "x"})
     p.handle({"t": "start", "step": "b", "command": "y"})
