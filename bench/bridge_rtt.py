@@ -48,7 +48,7 @@ from pathlib import Path
 from miros import return_status, spy_on
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from computepods import messages as m  # noqa: E402  (bench/ is not a package)
+from computepods.bus import messages as m  # noqa: E402  (bench/ is not a package)
 from computepods.bus.bridge import NatsBridge  # noqa: E402
 from computepods.bus.natsd import NatsServer  # noqa: E402
 from computepods.charts.base import Chart, reset_fabric  # noqa: E402

@@ -2,7 +2,7 @@
 
 ``GET /v1/builds/{id}`` answers a fixed build summary from memory (no bus,
 no pod), and ``/healthz`` answers as the real app does, so
-:func:`computepods.rest.serve.start_http` can start and wait for it exactly
+:func:`computepods.api.serve.start_http` can start and wait for it exactly
 as it does for the real one (``app="rest_bare:app"``, bench/ on PYTHONPATH).
 """
 from __future__ import annotations

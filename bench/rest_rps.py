@@ -6,7 +6,7 @@
 One run starts a nats-server, a pod (its Desk chart answers the REST app)
 on a small project, builds it once (so the build id is real), and then, in
 turns for ``--rounds`` rounds, serves under gunicorn with the same settings
-(2 gthread workers, :func:`computepods.rest.serve.start_http`):
+(2 gthread workers, :func:`computepods.api.serve.start_http`):
 
 (a) bare
     bench/rest_bare.py: the same route answering a fixed summary from memory;
@@ -35,9 +35,9 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 from computepods.bus.natsd import NatsServer, free_port  # noqa: E402
 from computepods.charts.desk import Desk  # noqa: E402
-from computepods.client import request_build  # noqa: E402
-from computepods.pod import Pod, PodOptions  # noqa: E402
-from computepods.rest.serve import start_http  # noqa: E402
+from computepods.bus.client import request_build  # noqa: E402
+from computepods.pod.pod import Pod, PodOptions  # noqa: E402
+from computepods.api.serve import start_http  # noqa: E402
 
 PROJECT = """
 [project]
@@ -139,7 +139,7 @@ def main() -> int:
             assert code == 0, events[-1:]
             for rnd in range(args.rounds):
                 for name, app in (("bare", "rest_bare:app"),
-                                  ("computepods", "computepods.rest.wsgi:app")):
+                                  ("computepods", "computepods.api.wsgi:app")):
                     port = free_port()
                     server = start_http(root, url, "cp", f"127.0.0.1:{port}", args.workers,
                                         token="", app=app)

@@ -5,7 +5,7 @@
 
 One run starts a nats-server, a pod's Desk chart and the REST app under
 gunicorn (2 gthread workers with a thread for every stream,
-:func:`computepods.rest.serve.start_http`).  It announces a build on
+:func:`computepods.api.serve.start_http`).  It announces a build on
 ``cp.build.<id>.events`` as the MajorDomo does (numbered events), opens
 ``--clients`` streams on ``/v1/builds/<id>/events`` (threads in
 ``--processes`` client processes, standard library), waits until every one
@@ -36,12 +36,12 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from computepods import messages as m  # noqa: E402
+from computepods.bus import messages as m  # noqa: E402
 from computepods.bus.bridge import NatsBridge  # noqa: E402
 from computepods.bus.natsd import NatsServer, free_port  # noqa: E402
 from computepods.charts.base import reset_fabric  # noqa: E402
 from computepods.charts.desk import Desk  # noqa: E402
-from computepods.rest.serve import start_http  # noqa: E402
+from computepods.api.serve import start_http  # noqa: E402
 
 
 def _split(n: int, parts: int) -> list[range]:

@@ -38,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import gen  # noqa: E402
 import run  # noqa: E402
 
-from computepods import messages as m  # noqa: E402
+from computepods.bus import messages as m  # noqa: E402
 from computepods.bus.bridge import NatsBridge  # noqa: E402
 
 WORK = Path(__file__).resolve().parent / "work" / "up"

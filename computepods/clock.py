@@ -4,7 +4,7 @@ A chart that waits for a moment (the FSWatcher's quiet periods, the Cron
 chart's next run) asks an :class:`Alarm` to call it back then.  An alarm
 holds one deadline at a time: setting it again moves it.  So a debounce
 over 10,000 files costs one thread, not a miros timer (a thread) per file
-(design.md §10).
+(docs/architecture.md §10).
 
 :class:`SystemClock` runs alarms on one thread per alarm, sleeping on a
 condition until the deadline or a new one.  :class:`SimClock` never moves

@@ -3,11 +3,11 @@
 Every error a user can meet carries enough to act on: the file, the rule and
 the key for a project-file error; the step, its command and its output tails
 for a failed step.  Each class knows the ``cpod`` exit code it maps to
-(design.md §2); the REST boundary maps them to HTTP errors in one place.
+(docs/architecture.md §2); the REST boundary maps them to HTTP errors in one place.
 """
 from __future__ import annotations
 
-# Exit codes of cpod and cpctrl (design.md §2).
+# Exit codes of cpod and cpctrl (docs/architecture.md §2).
 EXIT_OK = 0
 EXIT_FAILED = 1          # a step failed or a cyclic group did not converge
 EXIT_CANNOT_START = 2    # usage, project file, unknown target, lock held, ...
@@ -109,7 +109,7 @@ class NatsServerError(ComputePodsError):
     """The embedded nats-server could not be started."""
 
 
-# --- the REST API (mapped to HTTP statuses in computepods/rest/app.py) ------
+# --- the REST API (mapped to HTTP statuses in computepods/api/app.py) ------
 
 class HttpServerError(ComputePodsError):
     """The REST app's gunicorn could not be started (address taken, ...)."""

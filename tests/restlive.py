@@ -2,7 +2,7 @@
 
 `live_pod(root, nats_url)` starts a real Pod (on the test's nats-server), the
 Desk chart, and gunicorn on a free port (``--no-control-socket``, through
-:func:`computepods.rest.serve.start_http`); on exit it stops gunicorn with
+:func:`computepods.api.serve.start_http`); on exit it stops gunicorn with
 SIGTERM and FAILS the test if gunicorn had to be killed (falcon's own model,
 tests/test_wsgi_servers.py).  `http` is a small stdlib client that never
 raises on an error status.
@@ -21,8 +21,8 @@ import pytest
 
 from computepods.bus.natsd import free_port
 from computepods.charts.desk import Desk
-from computepods.pod import Pod, PodOptions
-from computepods.rest.serve import HttpServer, start_http
+from computepods.pod.pod import Pod, PodOptions
+from computepods.api.serve import HttpServer, start_http
 from cpodrun import write
 
 GATED = """

@@ -93,8 +93,8 @@ from nats.errors import NoRespondersError, TimeoutError as NatsTimeoutError  # n
 if isinstance(sys.modules.get("nats.js"), _JetStreamOnUse):
     nats.js = sys.modules["nats.js"]   # what `import nats.js` binds on the package
 
-from .. import messages as m
-from ..errors import BusError, MalformedMessage
+from computepods.bus import messages as m
+from computepods.errors import BusError, MalformedMessage
 
 log = logging.getLogger("computepods.bus")
 

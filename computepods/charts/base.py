@@ -27,7 +27,7 @@ from typing import Callable, Iterable
 from miros import ActiveObject, Event, signals
 from miros.activeobject import ActiveFabric
 
-from ..errors import ChartQueueFull
+from computepods.errors import ChartQueueFull
 
 log = logging.getLogger("computepods.charts")
 

@@ -28,11 +28,11 @@ from pathlib import Path
 
 from miros import return_status, spy_on
 
-from .. import messages as m
-from ..errors import ComputePodsError, MalformedMessage
-from ..kitchen import StepJob, job_from_message, rule_from_dict
-from ..slots import WorkerPool
-from .base import Chart
+from computepods.bus import messages as m
+from computepods.errors import ComputePodsError, MalformedMessage
+from computepods.chef.step import StepJob, job_from_message, rule_from_dict
+from computepods.chef.slot import WorkerPool
+from computepods.charts.base import Chart
 
 log = logging.getLogger("computepods.chef")
 
@@ -143,7 +143,7 @@ class Chef(Chart):
 
     def announce_packs(self) -> None:
         """Tell the RulesManager which rule packs this chef has the tools for."""
-        from ..packs import available_packs
+        from computepods.project.packs import available_packs
         packs = available_packs()
         self.bridge.publish(m.RULES_ANNOUNCE, {
             "chef": self.chef, "packs": [p for p, missing in packs.items() if not missing],

@@ -9,7 +9,7 @@
     └── cron_firing      build requests outstanding; each REPLY or REQUEST_FAILED
                          is reported on cp.cron.events; none left: cron_waiting
 
-:mod:`computepods.timetable` does the arithmetic.  One alarm serves every
+:mod:`computepods.cron.timetable` does the arithmetic.  One alarm serves every
 schedule: it is set to the earliest next fire time, but never further than
 ``recheck_s`` ahead, so that a wall clock that jumps (suspend and resume, a
 clock set by hand) is noticed within that time: each review starts from
@@ -33,12 +33,12 @@ from typing import Sequence
 
 from miros import return_status, spy_on
 
-from .. import messages as m
-from ..clock import SystemClock
-from ..project import STATE_DIR, Schedule
-from ..timetable import (CRON_FILE, Due, Missed, Timetable, iso, load_checked,
+from computepods.bus import messages as m
+from computepods.clock import SystemClock
+from computepods.project.model import STATE_DIR, Schedule
+from computepods.cron.timetable import (CRON_FILE, Due, Missed, Timetable, iso, load_checked,
                          save_checked)
-from .base import STOP_TIMEOUT_S, Chart
+from computepods.charts.base import STOP_TIMEOUT_S, Chart
 
 log = logging.getLogger("computepods.cron")
 

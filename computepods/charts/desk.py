@@ -8,8 +8,8 @@
 
 The REST app is stateless (its gunicorn workers may be many, or elsewhere):
 everything it shows comes from here, over the bus.  The Desk only routes;
-:class:`computepods.registry.BuildRegistry` keeps the recent builds and
-:mod:`computepods.catalog` reads the project.  A query that fails is
+:class:`computepods.api.registry.BuildRegistry` keeps the recent builds and
+:mod:`computepods.api.catalog` reads the project.  A query that fails is
 answered with ``{"failure": {"error": <class>, "message": ...}}`` (the REST
 app maps the class to an HTTP status), never with a crash; an answer comes
 as ``{"answer": ...}``.
@@ -24,11 +24,11 @@ from pathlib import Path
 
 from miros import return_status, spy_on
 
-from .. import catalog
-from .. import messages as m
-from ..errors import ComputePodsError, UsageError
-from ..registry import REPLAY_PAGE, BuildRegistry
-from .base import Chart
+from computepods.api import catalog
+from computepods.bus import messages as m
+from computepods.errors import ComputePodsError, UsageError
+from computepods.api.registry import REPLAY_PAGE, BuildRegistry
+from computepods.charts.base import Chart
 
 log = logging.getLogger("computepods.desk")
 

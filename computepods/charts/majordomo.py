@@ -11,10 +11,10 @@
         └── md_finishing         nothing left to run: waits for the last
                                  records to be on disk, then reports done
 
-Work happens in plain modules: :mod:`computepods.planning` judges the plan,
-:class:`computepods.schedule.Scheduler` keeps the books.  Dispatch keeps up
+Work happens in plain modules: :mod:`computepods.planning.plan` judges the plan,
+:class:`computepods.planning.scheduler.Scheduler` keeps the books.  Dispatch keeps up
 to ``WINDOW_PER_SLOT`` steps outstanding per chef slot, several per run
-message, so a slot never idles for a round trip (design.md §10).  A step is
+message, so a slot never idles for a round trip (docs/architecture.md §10).  A step is
 marked done only when the Store says its record is on disk.
 """
 from __future__ import annotations
@@ -28,16 +28,16 @@ from pathlib import Path
 
 from miros import return_status, spy_on
 
-from .. import messages as m
-from ..errors import ComputePodsError
-from ..freshness import Freshness, request_key
-from ..builds import DEFAULT_LEASE_S, WINDOW_PER_SLOT, ActiveBuild, ChefInfo
-from ..hashing import FileRecord
-from ..kitchen import rule_to_dict, step_to_message
-from ..builds import plan_request
-from ..schedule import UNKNOWN, Job, State, StepFailure, input_paths
-from .base import Chart
-from .store import Record
+from computepods.bus import messages as m
+from computepods.errors import ComputePodsError
+from computepods.watch.freshness import Freshness, request_key
+from computepods.coordinator.run import DEFAULT_LEASE_S, WINDOW_PER_SLOT, ActiveBuild, ChefInfo
+from computepods.state.hashing import FileRecord
+from computepods.chef.step import rule_to_dict, step_to_message
+from computepods.coordinator.run import plan_request
+from computepods.planning.scheduler import UNKNOWN, Job, State, StepFailure, input_paths
+from computepods.charts.base import Chart
+from computepods.charts.store import Record
 
 log = logging.getLogger("computepods.majordomo")
 

@@ -19,10 +19,10 @@ from typing import Any
 
 from miros import return_status, spy_on
 
-from .. import messages as m
-from ..hashing import FileRecord
-from ..state import StateDB, StepRecord
-from .base import Chart
+from computepods.bus import messages as m
+from computepods.state.hashing import FileRecord
+from computepods.state.db import StateDB, StepRecord
+from computepods.charts.base import Chart
 
 
 @dataclass

@@ -11,10 +11,10 @@
     └── fs_stopped           HALT (stop()) or the root went away: the reader, the
                              descriptor and the alarm are closed
 
-The work is in plain modules: :mod:`~computepods.inotify_tree` (watches,
-scans, what raw events mean), :mod:`~computepods.debounce` (quiet periods on
+The work is in plain modules: :mod:`~computepods.watch.tree` (watches,
+scans, what raw events mean), :mod:`~computepods.watch.debounce` (quiet periods on
 one deadline heap: when a file is reported, and as what) and
-:mod:`~computepods.inotify_reader` (the thread that reads the descriptor).
+:mod:`~computepods.watch.reader` (the thread that reads the descriptor).
 
 Each report carries the file's ``size`` and ``mtime_ns`` from ``lstat`` at
 report time.  The chefs' commits of outputs (renames out of
@@ -35,12 +35,12 @@ from typing import Callable, Iterable
 
 from miros import return_status, spy_on
 
-from .. import messages as m
-from ..clock import SystemClock
-from ..debounce import MAX_DELAY_S, QUIET_S, Debouncer
-from ..inotify_reader import EventReader
-from ..inotify_tree import GONE, OVERFLOW, InotifyTree
-from .base import Chart
+from computepods.bus import messages as m
+from computepods.clock import SystemClock
+from computepods.watch.debounce import MAX_DELAY_S, QUIET_S, Debouncer
+from computepods.watch.reader import EventReader
+from computepods.watch.tree import GONE, OVERFLOW, InotifyTree
+from computepods.charts.base import Chart
 
 log = logging.getLogger("computepods.watcher")
 
@@ -125,9 +125,9 @@ def fs_stopped(fs: "FSWatcher", e):
 class FSWatcher(Chart):
     """Watches ``root`` and publishes ``cp.fs.changed`` for ``pod``.
 
-    ``ignore`` and ``stream`` are the project's patterns (design.md §3);
+    ``ignore`` and ``stream`` are the project's patterns (docs/architecture.md §3);
     ``quiet_s`` and ``max_delay_s`` the debounce's (see
-    :mod:`computepods.debounce`); ``clock`` a :class:`~computepods.clock.SystemClock`
+    :mod:`computepods.watch.debounce`); ``clock`` a :class:`~computepods.clock.SystemClock`
     (default) or a ``SimClock`` in tests.  The tree is watched and scanned
     when the chart is made: every change after the constructor returns is
     seen.

@@ -7,7 +7,7 @@ import queue
 import pytest
 from miros import return_status, spy_on
 
-from computepods import messages as m
+from computepods.bus import messages as m
 from computepods.bus.bridge import NatsBridge
 from computepods.charts.base import Chart, reset_fabric
 from computepods.errors import BusError

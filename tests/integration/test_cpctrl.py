@@ -35,7 +35,7 @@ def cpctrl(*args: str, url: str | None = None, token: str | None = TOKEN, timeou
         env["CP_URL"] = url
     if token:
         env["CP_API_TOKEN"] = token
-    return subprocess.run([sys.executable, "-m", "computepods.cpctrl", *args], env=env,
+    return subprocess.run([sys.executable, "-m", "computepods.cli.cpctrl", *args], env=env,
                           capture_output=True, text=True, timeout=timeout)
 
 

@@ -12,13 +12,13 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from computepods import messages as m
+from computepods.bus import messages as m
 from computepods.bus.bridge import NatsBridge
 from computepods.charts.base import reset_fabric
 from computepods.charts.cron import Cron
 from computepods.clock import SimClock
-from computepods.project import Schedule
-from computepods.timetable import save_checked, schedule_key
+from computepods.project.model import Schedule
+from computepods.cron.timetable import save_checked, schedule_key
 from helpers import wait_for
 
 UTC = ZoneInfo("UTC")

@@ -6,7 +6,7 @@ to the sources.  After each edit `cpod build` runs in the project, and a
 clean build runs in a fresh copy of its sources; every output must have the
 same bytes in both, and both builds must succeed.
 
-The edits are the ones a stat cache can get wrong (design.md §4): new
+The edits are the ones a stat cache can get wrong (docs/architecture.md §4): new
 content; the same content (mtime changes, hash does not); a touch; delete
 and recreate (new inode); and the racily-clean case, where a file is
 rewritten in the timestamp tick in which the last build checked it, so

@@ -1,4 +1,4 @@
-"""The stored no-op verdict (computepods.plancache) never hides a change.
+"""The stored no-op verdict (computepods.planning.plancache) never hides a change.
 
 A cold no-op stores "all up to date while these stats hold"; the next one
 answers from it.  Each change that could make a step stale, or change the

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from computepods import messages as m
+from computepods.bus import messages as m
 from computepods.bus.bridge import NatsBridge
-from computepods.client import request_build
-from computepods.pod import Pod, PodOptions
+from computepods.bus.client import request_build
+from computepods.pod.pod import Pod, PodOptions
 from cpodrun import write
 from helpers import pid_is_gone, wait_for
 

@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import not_a_server_error
 
 from computepods.bus.natsd import NatsServer
-from computepods.rest.openapi import document
+from computepods.api.openapi import document
 from restlive import gated_project, live_pod
 
 MAX_EXAMPLES = 25      # per operation: the suite must stay fast

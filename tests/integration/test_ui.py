@@ -18,12 +18,12 @@ import pytest
 from browser import Chromium
 from computepods.bus.natsd import free_port
 from computepods.charts.desk import Desk
-from computepods.pod import Pod, PodOptions
-from computepods.rest.serve import start_http
+from computepods.pod.pod import Pod, PodOptions
+from computepods.api.serve import start_http
 from cpodrun import write
 
 REPO = Path(__file__).resolve().parents[2]
-UI = REPO / "computepods" / "rest" / "ui"
+UI = REPO / "computepods" / "api" / "ui"
 BUILD_TIMEOUT_MS = 30_000       # a build of a small example, on a busy 2-core machine
 WAIT_MS = 10_000                # anything else the page shows
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from computepods import messages as m
+from computepods.bus import messages as m
 from computepods.bus.bridge import NatsBridge
 from computepods.bus.natsd import free_port
 from helpers import pid_is_gone

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from computepods import messages as m
+from computepods.bus import messages as m
 from computepods.bus.bridge import NatsBridge
 from computepods.charts.base import reset_fabric
 from computepods.charts.watcher import FSWatcher

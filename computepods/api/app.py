@@ -1,0 +1,96 @@
+"""The Falcon app of the cpCtrl endpoint: routes, auth, and the one place
+where computepods errors become HTTP errors.
+
+Every error goes out as JSON ``{"title", "description"}``, whatever the
+client accepts: 400 bad input, 401 (with ``WWW-Authenticate``) a missing or
+wrong token, 404 an unknown id, 409 a request the project's state refuses,
+413 a body over the limit, 503 a pod that does not answer on the bus.
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import falcon
+
+from computepods import errors
+from computepods.api.podbus import PodBus
+from computepods.api import resources as r
+from computepods.api.openapi import document
+
+log = logging.getLogger("computepods.api")
+
+UI_DIR = Path(__file__).resolve().parent / "ui"
+
+# (class, status, title): the first that the error is an instance of wins.
+STATUSES = [
+    (errors.NotFound, falcon.HTTP_404, "Not found"),
+    (errors.UnknownTarget, falcon.HTTP_404, "Unknown target"),
+    (errors.BuildFinished, falcon.HTTP_409, "Conflict"),
+    (errors.ProjectError, falcon.HTTP_409, "Project file error"),
+    (errors.ProjectNotFound, falcon.HTTP_409, "No project"),
+    (errors.BusError, falcon.HTTP_503, "Pod unavailable"),
+    (errors.ComputePodsError, falcon.HTTP_400, "Bad request"),
+]
+
+
+def routes(bus: PodBus) -> list[tuple[str, object]]:
+    return [
+        ("/", r.Index(UI_DIR)),
+        ("/healthz", r.Health(bus)),
+        ("/v1/openapi.json", r.OpenApi(document())),
+        ("/v1/builds", r.Builds(bus)),
+        ("/v1/builds/{id}", r.Build(bus)),
+        ("/v1/builds/{id}/events", r.BuildEvents(bus)),
+        ("/v1/artefacts", r.Artefacts(bus)),
+        ("/v1/artefacts/{path:path}", r.Artefact(bus)),
+        ("/v1/graph", r.Graph(bus)),
+        ("/v1/steps/{id}/log", r.StepLog(bus)),
+        ("/v1/pods", r.Pods(bus)),
+        ("/v1/explain/{target:path}", r.Explain(bus)),
+    ]
+
+
+def status_of(exc: errors.ComputePodsError, method: str) -> tuple[str, str]:
+    """The HTTP status and title of a computepods error.  A build request
+    the pod refuses before queueing (unknown target, broken project file)
+    is the client's to fix: 400."""
+    if method == "POST" and not isinstance(exc, errors.BusError):
+        return falcon.HTTP_400, "Cannot build"
+    for cls, status, title in STATUSES:
+        if isinstance(exc, cls):
+            return status, title
+    return falcon.HTTP_400, "Bad request"
+
+
+def _pod_error(req, resp, exc: errors.ComputePodsError, params) -> None:
+    status, title = status_of(exc, req.method)
+    raise falcon.HTTPError(status, title=title, description=str(exc))
+
+
+def _internal_error(req, resp, exc: Exception, params) -> None:
+    log.exception("%s %s failed", req.method, req.path)
+    raise falcon.HTTPInternalServerError(title="Internal error",
+                                         description=f"{type(exc).__name__}: {exc}")
+
+
+def _json_errors(req, resp, exc: falcon.HTTPError) -> None:
+    resp.content_type = falcon.MEDIA_JSON
+    resp.data = exc.to_json()
+
+
+def create_app(bus: PodBus, *, token: str | None = None, ui_dir: Path | None = None) -> falcon.App:
+    """The app; `bus` is a :class:`PodBus` (or anything with its methods),
+    `token` the bearer token mutating routes need (None: no auth)."""
+    app = falcon.App(middleware=[r.EncodedSlashes(), r.TokenAuth(token)])
+    app.set_error_serializer(_json_errors)
+    app.add_error_handler(Exception, _internal_error)
+    app.add_error_handler(errors.ComputePodsError, _pod_error)
+    for template, resource in routes(bus):
+        if ui_dir is not None and isinstance(resource, r.Index):
+            resource = r.Index(ui_dir)
+        app.add_route(template, resource)
+    static = ui_dir or UI_DIR
+    if static.is_dir():
+        app.add_static_route("/", str(static))
+    return app

@@ -1,0 +1,198 @@
+"""The OpenAPI 3.1 document of the REST API, served at ``/v1/openapi.json``.
+
+Written out by hand, route by route; a unit test compares its paths and
+methods with Falcon's own route table (``falcon.inspect``), so a route added
+to the app without a line here (or the other way round) fails the suite.
+"""
+from __future__ import annotations
+
+from functools import lru_cache
+
+from computepods import __version__
+
+
+def _ref(name: str) -> dict:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _json(schema: dict, description: str) -> dict:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _error(description: str) -> dict:
+    return _json(_ref("Error"), description)
+
+
+def _path_param(name: str, description: str) -> dict:
+    return {"name": name, "in": "path", "required": True, "description": description,
+            "schema": {"type": "string", "minLength": 1}}
+
+
+BEARER = [{"bearer": []}]
+NOT_FOUND = {"404": _error("no such build, step, artefact or target")}
+BAD = {"400": _error("bad input")}
+DOWN = {"503": _error("the pod does not answer on the bus")}
+AUTH = {"401": _error("a token is configured and the request lacks it")}
+STRING_LIST = {"type": "array", "items": {"type": "string"}}
+NULLABLE_STR = {"type": ["string", "null"]}
+NULLABLE_INT = {"type": ["integer", "null"]}
+
+SCHEMAS = {
+    "Error": {"type": "object", "required": ["title"],
+              "properties": {"title": {"type": "string"}, "description": {"type": "string"}}},
+    "BuildRequest": {
+        "type": "object", "additionalProperties": False,
+        "properties": {"targets": {**STRING_LIST, "description": "none: project.default"},
+                       "keep_going": {"type": "boolean", "default": False}}},
+    "BuildAccepted": {"type": "object", "required": ["id", "joined", "url"],
+                      "properties": {"id": {"type": "string"}, "joined": {"type": "boolean"},
+                                     "url": {"type": "string"}}},
+    "Build": {
+        "type": "object",
+        "required": ["id", "targets", "state", "ok", "code", "steps_total", "steps_done",
+                     "running", "failed", "started", "finished", "error"],
+        "properties": {
+            "id": {"type": "string"}, "targets": STRING_LIST,
+            "state": {"enum": ["queued", "running", "done", "failed", "cancelled"]},
+            "ok": {"type": ["boolean", "null"]}, "code": NULLABLE_INT,
+            "steps_total": {"type": "integer"}, "steps_done": {"type": "integer"},
+            "running": STRING_LIST, "failed": STRING_LIST,
+            "started": {"type": "string", "format": "date-time"},
+            "finished": NULLABLE_STR, "error": NULLABLE_STR}},
+    "Cancel": {"type": "object", "required": ["id", "state"],
+               "properties": {"id": {"type": "string"},
+                              "state": {"enum": ["cancelling", "cancelled"]}}},
+    "Artefact": {"type": "object", "required": ["path", "sha256", "size", "mtime_ns", "step"],
+                 "properties": {"path": {"type": "string"}, "sha256": {"type": "string"},
+                                "size": {"type": "integer"}, "mtime_ns": {"type": "integer"},
+                                "step": NULLABLE_STR}},
+    "Graph": {
+        "type": "object", "required": ["targets", "nodes", "edges", "cycles"],
+        "properties": {
+            "targets": STRING_LIST,
+            "nodes": {"type": "array", "items": {
+                "type": "object", "required": ["id", "rule", "inputs", "outputs", "state", "cycle"],
+                "properties": {"id": {"type": "string"}, "rule": {"type": "string"},
+                               "inputs": STRING_LIST, "outputs": STRING_LIST,
+                               "state": {"enum": ["up_to_date", "stale", "building", "failed"]},
+                               "cycle": NULLABLE_INT}}},
+            "edges": {"type": "array", "items": {**STRING_LIST, "minItems": 2, "maxItems": 2}},
+            "cycles": {"type": "array", "items": STRING_LIST}}},
+    "StepLog": {"type": "object",
+                "required": ["step", "status", "exit_code", "reason", "command", "stdout", "stderr"],
+                "properties": {"step": {"type": "string"}, "status": {"type": "string"},
+                               "exit_code": NULLABLE_INT, "reason": {"type": "string"},
+                               "command": {"type": "string"}, "stdout": {"type": "string"},
+                               "stderr": {"type": "string"}}},
+    "Pods": {"type": "object", "required": ["pods"], "properties": {"pods": {
+        "type": "array", "items": {
+            "type": "object", "required": ["pod", "pid", "nats", "root", "chefs", "http"],
+            "properties": {
+                "pod": {"type": "string"}, "pid": {"type": "integer"}, "nats": {"type": "string"},
+                "root": {"type": "string"}, "http": NULLABLE_STR,
+                "chefs": {"type": "array", "items": {
+                    "type": "object", "required": ["chef", "slots", "running", "queued"],
+                    "properties": {"chef": {"type": "string"}, "pod": {"type": "string"},
+                                   "slots": {"type": "integer"}, "running": {"type": "integer"},
+                                   "queued": {"type": "integer"}}}}}}}}},
+    "Explain": {"type": "object", "required": ["target", "lines"],
+                "properties": {"target": {"type": "string"}, "lines": STRING_LIST}},
+    "Health": {"type": "object", "required": ["ok", "pod", "nats"],
+               "properties": {"ok": {"type": "boolean"}, "pod": {"type": "string"},
+                              "nats": {"type": "string"}}},
+}
+
+ID = _path_param("id", "a build id")
+PATHS = {
+    "/": {"get": {"summary": "The MajorDomoUI page", "operationId": "page",
+                  "responses": {"200": {"description": "the page",
+                                        "content": {"text/html": {"schema": {"type": "string"}}}}}}},
+    "/healthz": {"get": {"summary": "Whether the pod answers", "operationId": "health",
+                         "responses": {"200": _json(_ref("Health"), "the pod answers"), **DOWN}}},
+    "/v1/openapi.json": {"get": {"summary": "This document", "operationId": "openapi",
+                                 "responses": {"200": _json({"type": "object"}, "OpenAPI 3.1")}}},
+    "/v1/builds": {
+        "get": {"summary": "Recent builds, newest first", "operationId": "listBuilds",
+                "responses": {"200": _json({"type": "object", "required": ["builds"],
+                                            "properties": {"builds": {"type": "array",
+                                                                      "items": _ref("Build")}}},
+                                           "recent builds"), **DOWN}},
+        "post": {"summary": "Start a build, or join the running build of the same targets",
+                 "operationId": "startBuild", "security": BEARER,
+                 "requestBody": {"required": False, "content": {
+                     "application/json": {"schema": _ref("BuildRequest")}}},
+                 "responses": {"202": _json(_ref("BuildAccepted"), "queued, started or joined"),
+                               **BAD, **AUTH,
+                               "413": _error("the body is over 64 KiB"), **DOWN}}},
+    "/v1/builds/{id}": {
+        "parameters": [ID],
+        "get": {"summary": "One build", "operationId": "getBuild",
+                "responses": {"200": _json(_ref("Build"), "the build"), **NOT_FOUND, **DOWN}},
+        "delete": {"summary": "Cancel a build: it starts no more steps",
+                   "operationId": "cancelBuild", "security": BEARER,
+                   "responses": {"202": _json(_ref("Cancel"), "cancelling"), **AUTH,
+                                 **NOT_FOUND, "409": _error("it has already finished"),
+                                 **DOWN}}},
+    "/v1/builds/{id}/events": {
+        "parameters": [ID],
+        "get": {"summary": "The build's events as server-sent events: the replay, then live, "
+                           "to done", "operationId": "buildEvents",
+                "parameters": [{"name": "Last-Event-ID", "in": "header", "required": False,
+                                "schema": {"type": "string"}}],
+                "responses": {"200": {"description": "event: <t>, data: the event as JSON",
+                                      "content": {"text/event-stream": {
+                                          "schema": {"type": "string"}}}},
+                              "204": {"description": "a reconnect after the build's end"},
+                              **NOT_FOUND, **DOWN}}},
+    "/v1/artefacts": {
+        "get": {"summary": "Files the pod has records of", "operationId": "listArtefacts",
+                "parameters": [{"name": "prefix", "in": "query", "required": False,
+                                "schema": {"type": "string"}}],
+                "responses": {"200": _json({"type": "object", "required": ["artefacts"],
+                                            "properties": {"artefacts": {
+                                                "type": "array", "items": _ref("Artefact")}}},
+                                           "artefacts by path"), **BAD, **DOWN}}},
+    "/v1/artefacts/{path}": {
+        "parameters": [_path_param("path", "a project path (slashes as they are or %2F)")],
+        "get": {"summary": "One artefact", "operationId": "getArtefact",
+                "responses": {"200": _json(_ref("Artefact"), "its record"), **BAD,
+                              **NOT_FOUND, **DOWN}}},
+    "/v1/graph": {
+        "get": {"summary": "The dependency graph with each step's state",
+                "operationId": "graph",
+                "parameters": [{"name": "target", "in": "query", "required": False,
+                                "schema": STRING_LIST, "style": "form", "explode": True},
+                               {"name": "format", "in": "query", "required": False,
+                                "schema": {"enum": ["json", "dot"]}}],
+                "responses": {"200": {"description": "the graph", "content": {
+                    "application/json": {"schema": _ref("Graph")},
+                    "text/vnd.graphviz": {"schema": {"type": "string"}}}},
+                    **BAD, **NOT_FOUND, "409": _error("the project file is broken"), **DOWN}}},
+    "/v1/steps/{id}/log": {
+        "parameters": [_path_param("id", "a step id, slashes as %2F")],
+        "get": {"summary": "What a step printed the last time it ran", "operationId": "stepLog",
+                "responses": {"200": _json(_ref("StepLog"), "its log tails"), **BAD,
+                              **NOT_FOUND, **DOWN}}},
+    "/v1/pods": {"get": {"summary": "This pod and its chefs", "operationId": "pods",
+                         "responses": {"200": _json(_ref("Pods"), "pods"), **DOWN}}},
+    "/v1/explain/{target}": {
+        "parameters": [_path_param("target", "a target path (slashes as they are or %2F)")],
+        "get": {"summary": "Why a target's steps are up to date or would run",
+                "operationId": "explain",
+                "responses": {"200": _json(_ref("Explain"), "one line a fact"), **BAD,
+                              **NOT_FOUND, "409": _error("the project file is broken"),
+                              **DOWN}}},
+}
+
+
+@lru_cache(maxsize=1)
+def document() -> dict:
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "computepods cpCtrl", "version": __version__,
+                 "description": "The REST API of a computepods pod (docs/architecture.md §7). Errors are "
+                                "JSON {title, description}."},
+        "paths": PATHS,
+        "components": {"schemas": SCHEMAS,
+                       "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
+    }

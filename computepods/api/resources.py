@@ -1,0 +1,250 @@
+"""The REST routes (docs/architecture.md §7): each turns a request into bus questions.
+
+Resources hold no state but the :class:`~computepods.api.podbus.PodBus`; what
+they answer comes from the pod (its Desk chart, its MajorDomo).  Errors are
+raised as :mod:`computepods.errors` classes and become HTTP statuses in one
+place, :mod:`computepods.api.app`.
+
+Path fields that may hold a ``/`` (a step id, an artefact path, a target)
+come percent-encoded or, where the route allows, as they are; see
+:class:`EncodedSlashes`.
+"""
+from __future__ import annotations
+
+import hmac
+import json
+from pathlib import Path
+from urllib.parse import unquote
+
+import falcon
+
+from computepods.errors import BuildFinished, UsageError
+from computepods.api.podbus import HEALTH_TIMEOUT_S, PodBus
+from computepods.api.sse import EventStream
+
+MAX_BODY_BYTES = 64 * 1024      # a build request is a few hundred bytes
+MAX_NAME_CHARS = 4096           # a target, path or step id
+FINISHED = ("done", "failed", "cancelled")
+SLASH = "%2F"                   # how an encoded slash survives routing in a path field
+MUTATING = frozenset({"POST", "DELETE", "PUT", "PATCH"})
+
+
+# -- request helpers ---------------------------------------------------------------
+
+def name(value, what: str, allow_empty: bool = False) -> str:
+    """A target, path or step id as the pod can take it; else a 400."""
+    if not isinstance(value, str):
+        raise UsageError(f"{what} must be a string, not {type(value).__name__}")
+    if not value and not allow_empty:
+        raise UsageError(f"{what} must not be empty")
+    if len(value) > MAX_NAME_CHARS or "\0" in value:
+        raise UsageError(f"{what} is not a usable name (too long, or holds a NUL)")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise UsageError(f"{what} is not valid Unicode text") from None
+    return value
+
+
+def path_field(value: str, what: str) -> str:
+    return name(value.replace(SLASH, "/"), what)
+
+
+def read_json(req: falcon.Request) -> dict:
+    """The body as a JSON object ({} when there is none); 413 over the limit."""
+    if req.content_length is not None and req.content_length > MAX_BODY_BYTES:
+        raise falcon.HTTPContentTooLarge(
+            title="Body too large",
+            description=f"the body is {req.content_length} bytes; the limit is {MAX_BODY_BYTES}")
+    data = req.bounded_stream.read(MAX_BODY_BYTES + 1)
+    if len(data) > MAX_BODY_BYTES:
+        raise falcon.HTTPContentTooLarge(
+            title="Body too large", description=f"the body is over {MAX_BODY_BYTES} bytes")
+    if not data.strip():
+        return {}
+    try:
+        body = json.loads(data)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise UsageError(f"the body is not JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise UsageError(f"the body must be a JSON object, not {type(body).__name__}")
+    return body
+
+
+# -- middleware ----------------------------------------------------------------------
+
+class EncodedSlashes:
+    """Keep an encoded slash (``%2F``) inside its path segment.
+
+    A WSGI server decodes the path before the app sees it, so
+    ``/v1/steps/compile:build%2Fa.o/log`` would route as four segments.
+    From the raw URI (gunicorn's RAW_URI) each segment is decoded on its own
+    and a slash inside it stays ``%2F``, which :func:`path_field` turns back.
+    """
+
+    def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
+        raw = req.env.get("RAW_URI") or req.env.get("REQUEST_URI") or ""
+        path = raw.split("?", 1)[0]
+        if "%2f" in path.lower() and path.startswith("/"):
+            req.path = "/".join(unquote(seg).replace("/", SLASH) for seg in path.split("/"))
+
+
+class TokenAuth:
+    """With a token configured, a mutating request needs ``Authorization: Bearer <token>``."""
+
+    def __init__(self, token: str | None):
+        self.token = token or None
+
+    def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
+        if self.token is None or req.method not in MUTATING:
+            return
+        given = req.get_header("Authorization") or ""
+        scheme, _, value = given.partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(
+                value.strip().encode(), self.token.encode()):
+            raise falcon.HTTPUnauthorized(
+                title="Token required",
+                description=("this server needs 'Authorization: Bearer <token>' (CP_API_TOKEN)"
+                             " for changes" if not given else "the token was refused"),
+                challenges=['Bearer realm="computepods"'])
+
+
+# -- resources -----------------------------------------------------------------------
+
+class Resource:
+    def __init__(self, bus: PodBus):
+        self.bus = bus
+
+
+class Health(Resource):
+    def on_get(self, req, resp):
+        pod = self.bus.query("health", timeout=HEALTH_TIMEOUT_S, attempts=1)
+        resp.media = {"ok": True, "pod": pod.get("pod"), "nats": self.bus.url}
+
+
+class Builds(Resource):
+    def on_get(self, req, resp):
+        resp.media = self.bus.query("builds")
+
+    def on_post(self, req, resp):
+        body = read_json(req)
+        unknown = sorted(set(body) - {"targets", "keep_going"})
+        if unknown:
+            raise UsageError(f"unknown field(s) in the build request: {', '.join(unknown)}")
+        targets = body.get("targets", [])
+        if not isinstance(targets, list):
+            raise UsageError("'targets' must be a list of targets")
+        targets = [name(t, "a target") for t in targets]
+        keep_going = body.get("keep_going", False)
+        if not isinstance(keep_going, bool):
+            raise UsageError("'keep_going' must be true or false")
+        self.bus.query("check", targets=targets)     # an unknown target is a 400 now
+        reply = self.bus.request_build(targets, keep_going)
+        build_id = reply["build"]
+        resp.status = falcon.HTTP_202
+        resp.location = f"/v1/builds/{build_id}"
+        resp.media = {"id": build_id, "joined": bool(reply.get("joined")),
+                      "url": f"/v1/builds/{build_id}"}
+
+
+class Build(Resource):
+    def on_get(self, req, resp, id):
+        resp.media = self.bus.query("build", id=name(id, "build id"))
+
+    def on_delete(self, req, resp, id):
+        summary = self.bus.query("build", id=name(id, "build id"))
+        if summary["state"] in FINISHED:
+            raise BuildFinished(f"build {id} has already finished ({summary['state']})")
+        state = self.bus.cancel(id).get("state")
+        if state == "finishing":
+            raise BuildFinished(f"build {id} is writing its last records: too late to cancel")
+        if state not in ("cancelling", "cancelled"):
+            raise BuildFinished(f"build {id} is no longer running")
+        resp.status = falcon.HTTP_202
+        resp.media = {"id": id, "state": state}
+
+
+class BuildEvents(Resource):
+    def on_get(self, req, resp, id):
+        id = name(id, "build id")
+        last = req.get_header("Last-Event-ID") or ""
+        after = int(last) + 1 if last.isdigit() and len(last) < 12 else 0
+        follower = self.bus.follow(id)
+        try:
+            page = self.bus.query("events", id=id, after=after)
+        except BaseException:
+            follower.close()
+            raise
+        if after and page["complete"] and not page["events"] and page["state"] in FINISHED:
+            follower.close()            # a reconnect after the end: tell the browser to stop
+            resp.status = falcon.HTTP_204
+            return
+        resp.content_type = "text/event-stream"
+        resp.set_header("Cache-Control", "no-cache")
+        resp.set_header("X-Accel-Buffering", "no")
+        resp.stream = EventStream(self.bus, follower, page)
+
+
+class Artefacts(Resource):
+    def on_get(self, req, resp):
+        prefix = name(req.get_param("prefix") or "", "prefix", allow_empty=True)
+        resp.media = self.bus.query("artefacts", prefix=prefix)
+
+
+class Artefact(Resource):
+    def on_get(self, req, resp, path):
+        resp.media = self.bus.query("artefact", path=path_field(path, "artefact path"))
+
+
+class Graph(Resource):
+    def on_get(self, req, resp):
+        targets = [name(t, "target") for t in req.get_param_as_list("target") or []]
+        fmt = req.get_param("format") or "json"
+        if fmt not in ("json", "dot"):
+            raise UsageError(f"format {fmt!r}: use json or dot")
+        reply = self.bus.query("graph", targets=targets, format=fmt)
+        if fmt == "dot":
+            resp.content_type = "text/vnd.graphviz"
+            resp.text = reply["dot"]
+        else:
+            resp.media = reply
+
+
+class StepLog(Resource):
+    def on_get(self, req, resp, id):
+        resp.media = self.bus.query("log", step=path_field(id, "step id"))
+
+
+class Pods(Resource):
+    def on_get(self, req, resp):
+        reply = self.bus.query("pods")
+        for pod in reply["pods"]:
+            pod["http"] = pod.get("http") or req.prefix
+        resp.media = reply
+
+
+class Explain(Resource):
+    def on_get(self, req, resp, target):
+        resp.media = self.bus.query("explain", target=path_field(target, "target"))
+
+
+class OpenApi:
+    def __init__(self, document: dict):
+        self.body = json.dumps(document, indent=1).encode()
+
+    def on_get(self, req, resp):
+        resp.content_type = falcon.MEDIA_JSON
+        resp.data = self.body
+
+
+class Index:
+    """The MajorDomoUI page (its other files are a static route)."""
+
+    def __init__(self, ui_dir: Path):
+        self.page = ui_dir / "index.html"
+
+    def on_get(self, req, resp):
+        if not self.page.is_file():
+            raise falcon.HTTPNotFound(title="No page", description=f"{self.page} is missing")
+        resp.content_type = falcon.MEDIA_HTML
+        resp.data = self.page.read_bytes()

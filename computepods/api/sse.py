@@ -1,0 +1,101 @@
+"""A build's events as server-sent events: the replay, then live, to done.
+
+The stream follows the build's live events first, then asks the pod's Desk
+for the events so far (in pages), then goes on with the live ones.  Events
+are numbered by the MajorDomo (a message's ``seq`` is its first event's
+index), so one that came both ways is sent once, and a gap (a message the
+Desk had not yet heard when it answered) is filled by asking again.  Each
+event goes out as ``id: <seq>``, ``event: <t>``, ``data: <json>``; a comment
+every ``KEEPALIVE_S`` keeps proxies from closing an idle stream; the stream
+ends after ``done``.
+"""
+from __future__ import annotations
+
+import json
+import queue
+from typing import Iterator
+
+from computepods.api.podbus import Follower, PodBus
+
+KEEPALIVE_S = 15.0        # seconds between keep-alive comments on an idle stream
+GAP_RETRIES = 3           # times the Desk is asked again for events a stream missed
+RETRY_MS = 3000           # how long a browser waits before it reconnects
+
+
+def frame(seq: int, ev: dict) -> bytes:
+    data = json.dumps(ev, separators=(",", ":"))
+    return f"id: {seq}\nevent: {ev.get('t', 'message')}\ndata: {data}\n\n".encode()
+
+
+class EventStream:
+    """An iterable of SSE frames for one build (a WSGI response body).
+
+    Build it with the first replay page already fetched (so an unknown build
+    is a 404 before any byte is sent); closing it (the server does, when
+    the client goes) stops following the build.
+    """
+
+    def __init__(self, bus: PodBus, follower: Follower, first_page: dict,
+                 keepalive_s: float = KEEPALIVE_S):
+        self.bus = bus
+        self.follower = follower
+        self.page = first_page
+        self.keepalive_s = keepalive_s
+        self.next_seq = first_page["first"]
+        self.done = False
+        self._frames = self._run()
+
+    def __iter__(self) -> Iterator[bytes]:
+        return self._frames
+
+    def close(self) -> None:
+        self.follower.close()
+        self._frames.close()
+
+    def _send(self, seq: int, events: list) -> Iterator[bytes]:
+        """Frames for events numbered from `seq`, skipping those already sent."""
+        for i, ev in enumerate(events):
+            if seq + i < self.next_seq or self.done:
+                continue
+            self.next_seq = seq + i + 1
+            yield frame(seq + i, ev)
+            if isinstance(ev, dict) and ev.get("t") == "done":
+                self.done = True
+
+    def _replay(self, after: int) -> Iterator[bytes]:
+        page, self.page = self.page, None
+        if page is None:
+            page = self.bus.query("events", id=self.follower.build_id, after=after)
+        while True:
+            yield from self._send(page["first"], page["events"])
+            if page["complete"] or self.done or not page["events"]:
+                return
+            page = self.bus.query("events", id=self.follower.build_id, after=page["next"])
+
+    def _run(self) -> Iterator[bytes]:
+        try:
+            yield f"retry: {RETRY_MS}\n\n".encode()
+            yield from self._replay(self.next_seq)
+            while not self.done:
+                try:
+                    msg = self.follower.get(self.keepalive_s)
+                except queue.Empty:
+                    yield b": ping\n\n"
+                    continue
+                if msg is None:                      # the worker stops
+                    return
+                seq = msg.data.get("seq")
+                seq = seq if isinstance(seq, int) else self.next_seq
+                for _ in range(GAP_RETRIES):
+                    if seq <= self.next_seq:
+                        break
+                    before = self.next_seq
+                    yield from self._replay(self.next_seq)     # the Desk heard them by now
+                    if self.next_seq == before:
+                        break
+                if seq > self.next_seq:                # never heard: say so, go on
+                    yield f": {seq - self.next_seq} events were lost\n\n".encode()
+                    self.next_seq = seq
+                yield from self._send(seq, msg.data.get("events") or [])
+        finally:
+            self.follower.close()

@@ -1,0 +1,57 @@
+"""Asking a MajorDomo for a build over the bus, and following it to the end."""
+from __future__ import annotations
+
+import queue
+from pathlib import Path
+from typing import Callable, Sequence
+
+from computepods.bus import messages as m
+from computepods.bus.bridge import NatsBridge
+from computepods.errors import EXIT_CANNOT_START, BusError
+
+IDLE_TIMEOUT_S = 3600.0    # a build that says nothing for an hour is presumed lost
+
+
+def request_build(bridge: NatsBridge, names: Sequence[str], cwd: Path, *,
+                  keep_going: bool = False, dry_run: bool = False,
+                  on_event: Callable[[dict], None] = lambda ev: None,
+                  on_wait: Callable[[], None] = lambda: None) -> int:
+    """Start (or join) a build, feed its events to `on_event`; the exit code.
+    `on_wait` is called whenever no event is left to handle, before waiting
+    for the next (the progress display flushes what it wrote then)."""
+    events: "queue.Queue[m.Message]" = queue.Queue()
+    bridge.listen(m.BUILD_EVENTS, events)       # before the request: miss nothing
+    try:
+        return _follow(bridge, events, names, cwd, keep_going, dry_run, on_event, on_wait)
+    finally:
+        bridge.unlisten(events)                 # a long-lived pod serves many of these
+
+
+def _next(events: "queue.Queue[m.Message]", on_wait: Callable[[], None]) -> m.Message:
+    try:
+        return events.get_nowait()
+    except queue.Empty:
+        on_wait()
+        return events.get(timeout=IDLE_TIMEOUT_S)
+
+
+def _follow(bridge, events, names, cwd, keep_going, dry_run, on_event, on_wait) -> int:
+    reply = bridge.request_sync(m.BUILD_REQUEST, {
+        "targets": list(names), "cwd": str(cwd), "keep_going": keep_going,
+        "dry_run": dry_run, "client": bridge.name}, timeout=10.0, attempts=3)
+    build_id = reply["build"]
+    on_event({"t": "accepted", "build": build_id, "joined": bool(reply.get("joined"))})
+    while True:
+        try:
+            msg = _next(events, on_wait)
+        except queue.Empty:
+            raise BusError(f"build {build_id}: no news for {IDLE_TIMEOUT_S:.0f} s") from None
+        if msg.data.get("build") != build_id:
+            continue
+        for ev in msg.data["events"]:
+            if not isinstance(ev, dict):
+                continue
+            on_event(ev)
+            if ev.get("t") == "done":
+                return int(ev.get("code", 0 if ev.get("ok") else 1)) if not ev.get("error") \
+                    else int(ev.get("code", EXIT_CANNOT_START))

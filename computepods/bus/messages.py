@@ -1,0 +1,229 @@
+"""Signals, subjects and payload schemas: the one place that names them.
+
+A bus message is a JSON object with a schema version ``v``.  The NatsBridge
+looks a subject up in :data:`ROUTES` to find the signal it becomes, and
+validates the payload against that signal's :class:`Schema` before any chart
+sees it, so a chart only ever handles well-formed payloads.
+
+Subjects live under a namespace (default ``cp``) so that several federations
+can share one NATS.  Templates use ``{ns}`` and, for per-entity subjects,
+one more field (``{chef}``, ``{build}``).
+"""
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from miros import signals
+
+from computepods.errors import MalformedMessage
+
+SCHEMA_VERSION = 1
+DEFAULT_NAMESPACE = "cp"
+MAX_PAYLOAD_BYTES = 64 * 1024 * 1024   # the embedded server's max_payload (nats' own limit)
+
+# --- signals ------------------------------------------------------------------
+# Bus signals (each has a subject in ROUTES) ...
+FS_CHANGED = "FS_CHANGED"
+BUILD_REQUEST = "BUILD_REQUEST"
+BUILD_EVENTS = "BUILD_EVENTS"
+BUILD_CANCEL = "BUILD_CANCEL"
+API_QUERY = "API_QUERY"              # the REST app asks its pod (charts/desk.py)
+RULES_ANNOUNCE = "RULES_ANNOUNCE"
+RULES_HOWTO = "RULES_HOWTO"
+CHEF_STATUS = "CHEF_STATUS"
+CHEFS_QUERY = "CHEFS_QUERY"
+CHEF_RUN = "CHEF_RUN"
+CHEFS_CANCEL = "CHEFS_CANCEL"        # MajorDomo -> every chef: drop and kill a build's steps
+STEP_RESULTS = "STEP_RESULTS"
+BUS_ERROR = "BUS_ERROR"
+CRON_EVENTS = "CRON_EVENTS"
+
+# ... and the bridge's own replies to a chart's request.
+REPLY = "REPLY"                      # payload: Reply
+REQUEST_FAILED = "REQUEST_FAILED"    # payload: Reply with error set
+
+# In-process signals (miros fabric or self-posts; never on the bus).
+STEP_STARTED = "STEP_STARTED"
+STEP_DONE = "STEP_DONE"
+FLUSH = "FLUSH"
+RECORD = "RECORD"
+RECORDED = "RECORDED"
+TICK = "TICK"
+BUILD_START = "BUILD_START"
+ADVANCE = "ADVANCE"
+FS_EVENTS = "FS_EVENTS"              # FSWatcher: a batch of raw inotify events from its reader
+RESCAN = "RESCAN"                    # FSWatcher: walk the tree again (events were lost)
+HALT = "HALT"                        # FSWatcher: stop watching, close the descriptor
+
+ALL_SIGNALS = (FS_CHANGED, BUILD_REQUEST, BUILD_EVENTS, RULES_ANNOUNCE, RULES_HOWTO,
+               CHEF_STATUS, CHEFS_QUERY, CHEF_RUN, STEP_RESULTS, BUS_ERROR, REPLY,
+               REQUEST_FAILED, STEP_STARTED, STEP_DONE, FLUSH, RECORD, RECORDED, TICK,
+               BUILD_START, ADVANCE, BUILD_CANCEL, API_QUERY, FS_EVENTS, RESCAN, HALT)
+ALL_SIGNALS += (CRON_EVENTS, CHEFS_CANCEL)
+for _name in ALL_SIGNALS:
+    signals.append(_name)     # miros' process-wide signal registry
+
+
+# --- schemas ------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Field:
+    types: tuple[type, ...]
+    required: bool = True
+
+
+def req(*types: type) -> Field:
+    return Field(types, True)
+
+
+def opt(*types: type) -> Field:
+    return Field(types, False)
+
+
+@dataclass(frozen=True)
+class Schema:
+    """The top-level fields a payload must have; nested items are checked by
+    the chart's plain logic (which reports what is wrong and where)."""
+    name: str
+    fields: Mapping[str, Field] = field(default_factory=dict)
+
+    def check(self, subject: str, payload: Any) -> dict:
+        if not isinstance(payload, dict):
+            raise MalformedMessage(subject, f"payload must be a JSON object, got {type(payload).__name__}")
+        v = payload.get("v")
+        if not isinstance(v, int) or isinstance(v, bool):
+            raise MalformedMessage(subject, "missing schema version 'v'")
+        if v > SCHEMA_VERSION:
+            raise MalformedMessage(subject, f"schema version {v} is newer than this pod's {SCHEMA_VERSION}")
+        for key, spec in self.fields.items():
+            if key not in payload:
+                if spec.required:
+                    raise MalformedMessage(subject, f"{self.name}: missing field {key!r}")
+                continue
+            value = payload[key]
+            if not isinstance(value, spec.types) or (isinstance(value, bool) and bool not in spec.types):
+                names = "/".join(t.__name__ for t in spec.types)
+                raise MalformedMessage(subject, f"{self.name}: field {key!r} must be {names}, "
+                                                f"got {type(value).__name__}")
+        return payload
+
+
+SCHEMAS: dict[str, Schema] = {
+    FS_CHANGED: Schema("fs.changed", {"pod": req(str), "root": req(str), "path": req(str),
+                                      "kind": req(str), "moved_from": opt(str, type(None)),
+                                      "size": opt(int, type(None)), "mtime_ns": opt(int, type(None)),
+                                      "range": opt(list, type(None))}),
+    BUILD_REQUEST: Schema("build.request", {"targets": req(list), "keep_going": opt(bool),
+                                            "dry_run": opt(bool), "client": opt(str)}),
+    # seq: the index of the first of these events among all of the build's events
+    BUILD_EVENTS: Schema("build.events", {"build": req(str), "events": req(list),
+                                          "seq": opt(int)}),
+    BUILD_CANCEL: Schema("build.cancel", {"build": req(str)}),
+    # what: health, builds, build, events, check, artefacts, artefact, graph, log, explain, pods
+    API_QUERY: Schema("api.query", {"what": req(str), "args": opt(dict)}),
+    RULES_ANNOUNCE: Schema("rules.announce", {"chef": req(str), "packs": req(list)}),
+    RULES_HOWTO: Schema("rules.howto", {"targets": req(list)}),
+    CHEF_STATUS: Schema("chefs.status", {"chef": req(str), "pod": req(str), "slots": req(int),
+                                         "running": req(int), "queued": req(int),
+                                         "tools": opt(list), "lease_s": opt(int, float),
+                                         # a goodbye: why the chef is gone (it takes no
+                                         # more work; its unfinished steps go elsewhere)
+                                         "gone": opt(str)}),
+    CHEFS_QUERY: Schema("chefs.query", {}),
+    CHEFS_CANCEL: Schema("chefs.cancel", {"build": req(str)}),
+    CHEF_RUN: Schema("chef.run", {"build": req(str), "chef": req(str), "rules": req(dict),
+                                  "steps": req(list)}),
+    STEP_RESULTS: Schema("steps.results", {"chef": req(str), "results": req(list)}),
+    BUS_ERROR: Schema("errors", {"subject": req(str), "problem": req(str), "sender": opt(str)}),
+    # t: fired (build), failed (error) or missed (count, more, first, last)
+    CRON_EVENTS: Schema("cron.events", {"t": req(str), "cron": req(str), "targets": req(list)}),
+    REPLY: Schema("reply", {}),
+}
+
+
+# --- subjects -----------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Route:
+    signal: str
+    template: str          # e.g. "{ns}.chef.{chef}.run"
+
+    def subject(self, ns: str, **params: str) -> str:
+        return self.template.format(ns=ns, **params)
+
+    def wildcard(self, ns: str) -> str:
+        """The subscription subject: every per-entity field becomes '*'."""
+        return re.sub(r"\{(?!ns\})[a-z_]+\}", "*", self.template).format(ns=ns)
+
+
+ROUTES: dict[str, Route] = {r.signal: r for r in [
+    Route(FS_CHANGED, "{ns}.fs.changed"),
+    Route(BUILD_REQUEST, "{ns}.build.request"),
+    Route(BUILD_EVENTS, "{ns}.build.{build}.events"),
+    Route(BUILD_CANCEL, "{ns}.build.cancel"),
+    Route(API_QUERY, "{ns}.api.query"),
+    Route(RULES_ANNOUNCE, "{ns}.rules.announce"),
+    Route(RULES_HOWTO, "{ns}.rules.howto"),
+    Route(CHEF_STATUS, "{ns}.chefs.status"),
+    Route(CHEFS_QUERY, "{ns}.chefs.query"),
+    Route(CHEFS_CANCEL, "{ns}.chefs.cancel"),
+    Route(CHEF_RUN, "{ns}.chef.{chef}.run"),
+    Route(STEP_RESULTS, "{ns}.steps.results"),
+    Route(BUS_ERROR, "{ns}.errors"),
+    Route(CRON_EVENTS, "{ns}.cron.events"),
+]}
+
+
+def encode(payload: Mapping[str, Any]) -> bytes:
+    """JSON with the schema version stamped in."""
+    body = dict(payload)
+    body.setdefault("v", SCHEMA_VERSION)
+    return json.dumps(body, separators=(",", ":")).encode()
+
+
+def decode(subject: str, data: bytes, signal: str | None) -> dict:
+    """Parse and validate; raises MalformedMessage naming what is wrong."""
+    if len(data) > MAX_PAYLOAD_BYTES:
+        raise MalformedMessage(subject, f"payload of {len(data)} bytes is over {MAX_PAYLOAD_BYTES}")
+    try:
+        payload = json.loads(data)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise MalformedMessage(subject, f"not JSON: {exc}") from None
+    schema = SCHEMAS.get(signal) if signal else None
+    if schema is None:
+        schema = Schema("message")
+    return schema.check(subject, payload)
+
+
+@dataclass(frozen=True)
+class Message:
+    """What a chart receives as an event payload for a bus message."""
+    subject: str
+    data: dict
+    reply: str = ""        # reply subject of a request, "" for a plain publish
+
+
+@dataclass(frozen=True)
+class Reply:
+    """The answer to a chart's request (signal REPLY) or its failure (REQUEST_FAILED)."""
+    token: Any             # what the chart passed to request(), to match the answer
+    data: dict | None
+    error: str = ""
+
+
+def chef_status(chef: str, pod: str, slots: int, running: int = 0, queued: int = 0,
+                tools: list[str] | None = None, lease_s: float | None = None,
+                gone: str | None = None) -> dict:
+    """A chefs.status message; with ``gone``, the goodbye of a chef that
+    stopped (or, sent by its pod, of one that died: its lease is then not
+    known, nor needed)."""
+    msg = {"chef": chef, "pod": pod, "slots": slots, "running": running, "queued": queued,
+           "tools": tools or []}
+    if lease_s is not None:
+        msg["lease_s"] = lease_s
+    if gone:
+        msg["gone"] = gone
+    return msg

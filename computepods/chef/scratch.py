@@ -1,0 +1,184 @@
+"""Scratch space for a step: where its command writes, away from the tree.
+
+A step's outputs land in its own directory under ``.computepods/scratch/``
+(same filesystem as the tree, so committing them is a rename), and only a
+successful step's outputs move into the tree (``commit.py``).
+
+Two ways for a command to write there:
+
+* it names its outputs through ``{out}``: they expand to
+  ``scratch/out/<output>`` (``scratch_out_path``) and the command runs in
+  the project root — no extra cost;
+* it writes next to its inputs (``pdflatex paper.tex`` writes ``paper.aux``
+  in its working directory): it runs in a *view*, ``scratch/view``, a
+  directory that looks like the project — symlinks to the tree's entries —
+  except that every directory on the path to an output is a real directory
+  and outputs are never links, so a write lands in the view, not the tree.
+
+docs/architecture.md §10 mentions an overlay mount in a user namespace as the faster
+view where namespaces are allowed; this module does the portable symlink
+view only.
+"""
+from __future__ import annotations
+
+import fnmatch
+import functools
+import hashlib
+import os
+import re
+import shutil
+from pathlib import Path
+from typing import Iterable, Sequence
+
+from computepods.errors import PathEscapesWorkspace
+
+SCRATCH_DIR = ".computepods/scratch"
+OUT_DIR = "out"            # scratch/out/<output>: outputs named through {out}
+VIEW_DIR = "view"          # scratch/view: the symlink view of the project
+MAX_NAME_CHARS = 80        # of the readable part of a scratch dir's name
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def check_relative(path: str) -> str:
+    """``path`` normalised, if it is a relative path that stays below its base.
+
+    Raises PathEscapesWorkspace for absolute paths, ``..`` that leaves the
+    base, empty paths and NUL bytes: a rule or a message must not make us
+    write outside the project.  Cached: a step's paths are checked several
+    times on their way (message, scratch, commit).
+    """
+    norm = os.path.normpath(path) if path else ""
+    if (not path or "\0" in path or os.path.isabs(path) or norm == "."
+            or norm == ".." or norm.startswith("../")):
+        raise PathEscapesWorkspace(f"path {path!r} is not inside the project")
+    return norm
+
+
+def scratch_name(step_id: str) -> str:
+    """A directory name for a step: readable, unique and the same every run."""
+    readable = _UNSAFE.sub("_", step_id)[:MAX_NAME_CHARS]
+    return f"{readable}-{hashlib.sha1(step_id.encode()).hexdigest()[:8]}"
+
+
+def make_scratch(root: Path, step_id: str) -> Path:
+    """A fresh, empty scratch directory for ``step_id`` (an old one is removed).
+
+    Call it only after ``commit.roll_forward`` ran at startup: an old
+    directory that still holds a commit journal is discarded here.
+    """
+    path = Path(root, SCRATCH_DIR, scratch_name(step_id))
+    shutil.rmtree(path, ignore_errors=True)
+    path.mkdir(parents=True)
+    return path
+
+
+def scratch_out_path(scratch: Path, output: str) -> Path:
+    """Where a command writes ``output`` when it names it through ``{out}``.
+
+    The parent directory is created, so the command can simply write there.
+    """
+    path = scratch / OUT_DIR / check_relative(output)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def out_moves(scratch: Path, outputs: Iterable[str]) -> list[tuple[str, str]]:
+    """What to commit from ``scratch/out``: (relative to scratch, project dest)
+    for each output the command wrote."""
+    moves = []
+    for output in outputs:
+        rel = os.path.join(OUT_DIR, check_relative(output))
+        if os.path.lexists(scratch / rel):
+            moves.append((rel, output))
+    return moves
+
+
+def _parent_dirs(paths: Iterable[str]) -> set[str]:
+    """Every directory on the way to each path, "" being the top."""
+    dirs = {""}
+    for path in paths:
+        parent = os.path.dirname(path)
+        while parent and parent not in dirs:
+            dirs.add(parent)
+            parent = os.path.dirname(parent)
+    return dirs
+
+
+def _ignored(rel: str, ignore: Sequence[str]) -> bool:
+    return any(fnmatch.fnmatchcase(rel, pattern) for pattern in ignore)
+
+
+def make_view(root: Path, scratch: Path, outputs: Sequence[str], copy_in: Sequence[str] = (),
+              ignore: Sequence[str] = (".computepods", ".git")) -> Path:
+    """Build ``scratch/view``: the project, as symlinks, with room for outputs.
+
+    Every directory on the path to an output (or a ``copy_in`` file) is a
+    real directory whose other entries are symlinks to the tree; outputs
+    themselves are left absent, so the command creates them as real files
+    in the view and never writes through a link into the tree.  ``copy_in``
+    files (the previous pass's ``.aux`` in a cycle) are copied in as real
+    files when they exist in the tree.  ``ignore`` holds fnmatch patterns of
+    project paths left out of the view.  Returns the view's root.
+    """
+    root_s = os.path.abspath(root)
+    view = scratch / VIEW_DIR
+    shutil.rmtree(view, ignore_errors=True)
+    outputs = [check_relative(o) for o in outputs]
+    copy_in = [check_relative(c) for c in copy_in]
+    real_dirs = _parent_dirs(outputs + copy_in)
+    not_linked = real_dirs | set(outputs) | set(copy_in)
+    for rel_dir in sorted(real_dirs):          # a parent sorts before its children
+        _fill_real_dir(root_s, os.path.join(view, rel_dir), rel_dir, not_linked, ignore)
+    for rel in copy_in:
+        src = os.path.join(root_s, rel)
+        if os.path.isfile(src):
+            shutil.copy2(src, view / rel)
+    return view
+
+
+def _fill_real_dir(root: str, target: str, rel_dir: str, not_linked: set[str],
+                   ignore: Sequence[str]) -> None:
+    """Make ``target`` a real directory holding links to the tree's ``rel_dir``."""
+    os.makedirs(target, exist_ok=True)
+    source = os.path.join(root, rel_dir)
+    try:
+        names = os.listdir(source)
+    except (FileNotFoundError, NotADirectoryError):
+        return                                 # an output directory not made yet
+    for name in names:
+        rel = os.path.join(rel_dir, name) if rel_dir else name
+        if rel not in not_linked and not _ignored(rel, ignore):
+            os.symlink(os.path.join(source, name), os.path.join(target, name))
+
+
+def view_outputs(view: Path, outputs: Iterable[str]) -> list[tuple[str, str]]:
+    """What to commit from a view: (relative to scratch, project dest) for each
+    output that exists in the view."""
+    moves = []
+    for output in outputs:
+        rel = check_relative(output)
+        if os.path.lexists(view / rel):
+            moves.append((os.path.join(view.name, rel), output))
+    return moves
+
+
+def new_files_in_view(view: Path) -> list[str]:
+    """Real files in the view (not links into the tree), as project paths, sorted.
+
+    These are what the command wrote (plus the ``copy_in`` files, which the
+    caller knows): the candidates for discovered outputs (a ``.toc``).
+    """
+    found: list[str] = []
+    _collect_real_files(os.fspath(view), "", found)
+    return sorted(found)
+
+
+def _collect_real_files(directory: str, rel_dir: str, found: list[str]) -> None:
+    with os.scandir(directory) as entries:
+        for entry in entries:
+            rel = os.path.join(rel_dir, entry.name) if rel_dir else entry.name
+            if entry.is_dir(follow_symlinks=False):
+                _collect_real_files(entry.path, rel, found)
+            elif entry.is_file(follow_symlinks=False):
+                found.append(rel)

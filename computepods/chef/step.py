@@ -1,0 +1,399 @@
+"""The chef's work, without the chart: run one step, commit its outputs.
+
+A chef gets steps in run messages; :func:`job_from_message` rebuilds each
+step from its rule and stem (checking every path stays in the workspace),
+:func:`execute` runs it in scratch space and moves its outputs into the tree
+only if it succeeded (a simple step as :func:`launch`, then :func:`land`).
+The threads that do this, and their reusable scratch, are in
+:mod:`computepods.chef.slot`.
+"""
+from __future__ import annotations
+
+import functools
+import json
+import os
+import posixpath
+import shutil
+import time
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
+
+from computepods.chef import commit as commit_mod
+from computepods.chef import runner
+from computepods.chef import scratch
+from computepods.errors import ComputePodsError, MalformedMessage
+from computepods.state.hashing import sha256_and_stat, sha256_file
+from computepods.project.model import STATE_DIR, Rule
+from computepods.planning.resolve import Command, Step, bind
+from computepods.state.db import StepRecord
+
+if TYPE_CHECKING:
+    from computepods.chef.slot import Slot, Streams
+
+LOGS_DIR = f"{STATE_DIR}/logs"
+COMMIT_LOG = "commits.log"      # per slot: records written ahead of their commits
+RUNNING_DIR = f"{STATE_DIR}/running"
+
+
+# --- the wire form of rules and steps -----------------------------------------
+
+@functools.lru_cache(maxsize=4096)
+def rule_to_dict(rule: Rule) -> dict:
+    """The wire form of a rule (cached: rules are frozen; callers must not
+    mutate the result)."""
+    return {f.name: (list(v) if isinstance(v := getattr(rule, f.name), tuple) else v)
+            for f in fields(rule)}
+
+
+def rule_from_dict(d: dict) -> Rule:
+    fields = dict(d)
+    for key in ("inputs", "outputs"):
+        fields[key] = tuple(fields.get(key) or ())
+    if isinstance(fields.get("command"), list):
+        fields["command"] = tuple(fields["command"])
+    try:
+        return Rule(**fields)
+    except TypeError as exc:
+        raise MalformedMessage("chef.run", f"rule {d.get('name')!r}: {exc}") from None
+
+
+@dataclass
+class StepJob:
+    build: str
+    step: Step
+    attempt: int
+    inputs: dict[str, str | None]      # the hashes the MajorDomo judged it by
+    known_outputs: tuple[str, ...] = ()
+    copy_in: dict[str, str] = field(default_factory=dict)   # own outputs given to it, pre-run
+
+    @property
+    def key(self) -> tuple[str, str, int]:
+        """What makes a run request a repeat: a long-lived chef serves many
+        builds, and each build numbers its attempts from 1."""
+        return (self.build, self.step.id, self.attempt)
+
+
+def step_to_message(step: Step, attempt: int, inputs: dict[str, str | None],
+                    record=None, copy_in: dict[str, str] | None = None) -> dict:
+    """A step on the wire.  `known_outputs` are the files earlier runs were
+    seen to write (a .toc): a view must not link them into the tree;
+    `copy_in` are its own outputs it gets to read, with their hashes (the
+    previous pass's .aux and .toc)."""
+    known = sorted(set(record.outputs) - set(step.outputs)) if record else []
+    msg = {"id": step.id, "attempt": attempt, "rule": step.rule.name, "stem": step.stem,
+           "inputs": inputs}
+    if known:
+        msg["known_outputs"] = known
+    if copy_in:
+        msg["copy_in"] = copy_in
+    return msg
+
+
+def job_from_message(build: str, rules: dict[str, Rule], item: Any) -> StepJob:
+    """Rebuild a step from a run message item; MalformedMessage if it is off."""
+    if not isinstance(item, dict):
+        raise MalformedMessage("chef.run", f"step must be an object, got {type(item).__name__}")
+    for key, types in (("id", str), ("attempt", int), ("rule", str), ("inputs", dict)):
+        if not isinstance(item.get(key), types):
+            raise MalformedMessage("chef.run", f"step {item.get('id')!r}: field {key!r} "
+                                               f"missing or not {types.__name__}")
+    rule = rules.get(item["rule"])
+    if rule is None:
+        raise MalformedMessage("chef.run", f"step {item['id']!r}: unknown rule {item['rule']!r}")
+    step = bind(rule, item.get("stem"))     # raises PathEscapesWorkspace for a bad stem
+    if step.id != item["id"]:
+        raise MalformedMessage("chef.run", f"step {item['id']!r} does not match its rule "
+                                           f"and stem (they give {step.id!r})")
+    known = tuple(item.get("known_outputs") or ())
+    copy_in = item.get("copy_in") or {}
+    if not isinstance(copy_in, dict):
+        raise MalformedMessage("chef.run", f"step {item['id']!r}: copy_in must be an object")
+    for path in (*step.inputs, *step.outputs, *item["inputs"], *known, *copy_in):
+        scratch.check_relative(path)
+    return StepJob(build, step, item["attempt"], dict(item["inputs"]), known, dict(copy_in))
+
+
+# --- steps left running by a crash --------------------------------------------
+
+def kill_leftover_steps(root: Path) -> list[int]:
+    """Kill the process groups of steps a crashed run left running here.
+
+    Every step runs with ``CP_PROJECT=<root>`` (and the runner's own mark) in
+    its environment, so they are found in /proc without writing a marker
+    file per step (creating a file costs ~1 ms on slow disks; this scan
+    costs a few ms once per start).
+    """
+    mark = f"CP_PROJECT={os.path.abspath(root)}".encode()
+    groups = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit() or int(name) == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{name}/environ", "rb") as f:
+                if mark not in f.read().split(b"\0"):
+                    continue
+            groups.append(os.getpgid(int(name)))
+        except (OSError, ProcessLookupError):
+            continue
+    return runner.kill_leftover_groups(groups) if groups else []
+
+
+# --- scratch space of a slot ---------------------------------------------------
+
+def log_paths(root: Path, step_id: str) -> tuple[Path, Path]:
+    name = scratch.scratch_name(step_id)
+    logs = root / LOGS_DIR
+    return logs / f"{name}.out", logs / f"{name}.err"
+
+
+def writes_through_out(rule: Rule) -> bool:
+    """Does the command name its outputs through {out}?  Then its outputs can
+    simply be redirected into scratch; otherwise it needs a view of the tree."""
+    text = rule.command if isinstance(rule.command, str) else " ".join(rule.command)
+    return "{out" in text
+
+
+def step_env(root: Path, work: Path, step: Step) -> dict[str, str]:
+    return {**_base_env(str(root)), "CP_SCRATCH": str(work), "CP_STEP": step.id}
+
+
+@functools.lru_cache(maxsize=16)
+def _base_env(root: str) -> dict[str, str]:
+    # Copying os.environ costs ~0.1 ms (it decodes every entry): once per pod.
+    return dict(os.environ, CP_PROJECT=os.path.abspath(root))
+
+
+def execute(root: Path, job: StepJob, slot: Slot,
+            on_started: Callable[[int], None] | None = None) -> dict:
+    """Run a step in scratch space; commit its outputs only if it succeeded.
+
+    Returns the result item of a steps.results message.  A step with one
+    output named through {out} uses the slot's scratch and one atomic
+    rename (:func:`launch`, then :func:`land`); others get a scratch dir (and
+    view) of their own and a journaled commit, since a crash between two
+    renames must be rolled forward.
+    """
+    if is_simple(job.step):
+        return land(root, launch(root, job, slot, on_started), slot)
+    step = job.step
+    started = time.monotonic()
+    work = scratch.make_scratch(root, step.id)
+    if writes_through_out(step.rule):
+        cwd_root = root
+        command = step.command(out_path=lambda p: str(scratch.scratch_out_path(work, p)),
+                               scratch=str(work))
+    else:
+        cwd_root = scratch.make_view(root, work, (*step.outputs, *job.known_outputs),
+                                     copy_in=list(job.copy_in))
+        command = step.command(scratch=str(work))
+    streams = slot.streams()
+    result = runner.run_to(command.argv, cwd_root / step.cwd if step.cwd else cwd_root,
+                           step_env(root, work, step), streams.out_fd, streams.err_fd,
+                           step.timeout, on_started, tails=None, started=started)
+    slot.logs.keep(step.id, streams)
+    try:
+        if not result.ok:
+            return _result(job, streams, command, result, started, False, result.reason())
+        discovered = discover(root, step, work, cwd_root)
+        written = (*step.outputs, *(p for p in discovered.outputs if p not in step.outputs))
+        if cwd_root == root:
+            moves = scratch.out_moves(work, written)
+        else:
+            moves = scratch.view_outputs(cwd_root, written)
+        missing = sorted(set(step.outputs) - {dest for _, dest in moves})
+        if missing:
+            return _result(job, streams, command, result, started, False,
+                           "it did not write " + ", ".join(missing))
+        outputs = {dest: _output_entry(str(work / rel)) for rel, dest in moves}
+        slot.log_commit(step_record(job, root, command.display, outputs, discovered.inputs,
+                                    round(time.monotonic() - started, 6)))
+        commit_mod.commit(work, root, moves, {"step": step.id, "outputs": outputs})
+        return _result(job, streams, command, result, started, True, outputs=outputs,
+                       discovered=discovered.inputs)
+    except (OSError, ComputePodsError) as exc:
+        return _result(job, streams, command, result, started, False,
+                       f"could not commit its outputs: {exc}")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def is_simple(step: Step) -> bool:
+    """The common step: one output named through {out}, nothing to discover.
+    It runs in the slot's reusable scratch and commits with one rename; a
+    build of many small steps spends its time on this path."""
+    return (len(step.outputs) == 1 and not step.rule.discover and not step.depfile
+            and writes_through_out(step.rule))
+
+
+@dataclass
+class Launched:
+    """A simple step whose command :func:`launch` started."""
+    job: StepJob
+    command: Command
+    streams: Streams
+    started: float
+    proc: runner.Started
+
+
+def launch(root: Path, job: StepJob, slot: Slot,
+           on_started: Callable[[int], None] | None = None) -> Launched:
+    """Start a simple step's command (see :func:`is_simple`)."""
+    step = job.step
+    started = time.monotonic()
+    command = step.command(out_path=slot.out_path, scratch=str(slot.dir))
+    streams = slot.streams()
+    proc = runner.start(command.argv, os.path.join(root, step.cwd) if step.cwd else root,
+                        step_env(root, slot.dir, step), streams.out_fd, streams.err_fd,
+                        step.timeout, on_started, started=started)
+    return Launched(job, command, streams, started, proc)
+
+
+def land(root: Path, launched: Launched, slot: Slot) -> dict:
+    """Wait for a launched step's command, then commit its output if it
+    succeeded: write-ahead record, then one rename."""
+    job, command, streams, started = (launched.job, launched.command, launched.streams,
+                                      launched.started)
+    result = launched.proc.wait(tails=None)
+    slot.logs.keep(job.step.id, streams)
+    dest = job.step.outputs[0]
+    src = slot.out_path_of(dest)
+    slot.leftovers.add(src)            # until it is committed
+    if not result.ok:
+        return _result(job, streams, command, result, started, False, result.reason())
+    try:
+        try:
+            outputs = {dest: _output_entry(src)}
+        except FileNotFoundError:
+            return _result(job, streams, command, result, started, False,
+                           "it did not write " + dest)
+        slot.log_commit(step_record(job, root, command.display, outputs, [],
+                                    round(time.monotonic() - started, 6)))
+        commit_one(root, src, dest, slot.checked_dirs)
+    except (OSError, ComputePodsError) as exc:
+        return _result(job, streams, command, result, started, False,
+                       f"could not commit its outputs: {exc}")
+    slot.leftovers.discard(src)
+    return _result(job, streams, command, result, started, True, outputs=outputs,
+                   discovered=[])
+
+
+def _output_entry(path: str) -> list:
+    """[sha256, size, mtime_ns, inode, checked_ns] of a file a step wrote,
+    the stat taken of the very inode hashed."""
+    checked_ns = time.time_ns()
+    digest, st = sha256_and_stat(path)
+    return [digest, st.st_size, st.st_mtime_ns, st.st_ino, checked_ns]
+
+
+def _result(job: StepJob, streams: Streams, command, result: runner.RunResult,
+            started: float, ok: bool, reason: str = "", **more) -> dict:
+    """A steps.results item; the output tails go only with a failure (read
+    now if the command itself succeeded)."""
+    item = {"id": job.step.id, "attempt": job.attempt, "command": command.display,
+            "exit_code": result.exit_code, "ok": ok, "reason": reason,
+            "duration_s": round(time.monotonic() - started, 6), **more}
+    if not ok:
+        read = not result.ok
+        item["stdout_tail"] = result.stdout_tail if read else runner.tail_fd(streams.out_fd)
+        item["stderr_tail"] = result.stderr_tail if read else runner.tail_fd(streams.err_fd)
+    return item
+
+
+def step_record(job: StepJob, root: Path, command: str, outputs: dict[str, list],
+                discovered: list[str], duration_s: float) -> dict:
+    """The StepRecord of a successful run, as the MajorDomo would write it;
+    rolled forward from the commit log if cpod dies before it is stored."""
+    from computepods.planning.scheduler import record_inputs, rule_fingerprint
+    inputs = record_inputs(job.inputs, job.copy_in, discovered, {*outputs, *job.step.outputs},
+                           lambda p: _hash_or_none(job.step, root, p))
+    # The dict StepRecord.from_dict reads, built directly: asdict() deep-
+    # copies and costs more than the rest of this per step.
+    return {"step_id": job.step.id, "rule": rule_fingerprint(job.step), "command": command,
+            "inputs": inputs, "outputs": {p: v[0] for p, v in outputs.items()},
+            "discovered": list(discovered), "status": "ok", "exit_code": 0,
+            "reason": "recovered after a crash", "duration_s": duration_s,
+            "finished_ns": time.time_ns()}
+
+
+def _hash_or_none(step: Step, root: Path, path: str) -> str | None:
+    from computepods.planning.scheduler import input_digest
+    return input_digest(step, path, lambda p: _digest_file(root, p), root)
+
+
+def read_commit_logs(root: Path, keep: Callable[[str], bool] = lambda name: False
+                     ) -> list[dict]:
+    """The entries of every slot's commit log a killed run left behind (read
+    before the scratch is cleared; verified by :func:`recovered_records`
+    after interrupted journaled commits are rolled forward); slots that
+    ``keep`` names are this run's own."""
+    latest: dict[str, dict] = {}
+    for log_file in sorted((root / scratch.SCRATCH_DIR).glob(f"*/{COMMIT_LOG}")):
+        if keep(log_file.parent.name):
+            continue
+        text = log_file.read_bytes().rstrip(b"\0").decode(errors="replace")
+        for line in text.splitlines():     # (its unused tail is zero bytes)
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                continue                   # a line torn by the kill
+            latest[entry["step_id"]] = entry
+    return list(latest.values())
+
+
+def recovered_records(root: Path, entries: list[dict]) -> list[StepRecord]:
+    """Keep an entry only if its outputs in the tree have the hashes it
+    wrote: otherwise the rename never happened (or someone edited the output
+    since), and the step runs again."""
+    return [StepRecord.from_dict(e) for e in entries
+            if all(_digest_file(root, p) == h for p, h in e["outputs"].items())]
+
+
+def _digest_file(root: Path, path: str) -> str | None:
+    try:
+        return sha256_file(root / path)
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+        return None
+
+
+def discover(root: Path, step: Step, work: Path, cwd_root: Path):
+    """What the step says it read and wrote: its depfile, or TeX's .fls."""
+    from computepods.chef.discover import Discovered, discover_depfile, discover_fls
+    found = Discovered([], [])
+    view = cwd_root if cwd_root != root else None
+    if step.depfile:
+        where = (cwd_root / step.depfile if view else
+                 scratch.scratch_out_path(work, step.depfile))
+        if where.exists():
+            found = discover_depfile(where, root, step.cwd)
+    if step.rule.discover == "fls" and view is not None:
+        fls = sorted((view / step.cwd).glob("*.fls")) if step.cwd else sorted(view.glob("*.fls"))
+        for path in fls:
+            more = discover_fls(path, root, step.cwd, view)
+            found.inputs += [p for p in more.inputs if p not in found.inputs]
+            found.outputs += [p for p in more.outputs if p not in found.outputs]
+    found.inputs = [p for p in found.inputs if p not in step.inputs]
+    return found
+
+
+def commit_one(root: Path, src: Path, dest: str, checked_dirs: set[str]) -> None:
+    """One output: a single rename is already atomic, no journal needed.
+
+    The full containment check (realpath through symlinks) runs once per
+    destination directory per slot; the directory is made then too.
+    """
+    rel_dir = posixpath.dirname(scratch.check_relative(dest))
+    if rel_dir not in checked_dirs:
+        full = commit_mod.dest_path(str(root), dest)
+        os.makedirs(os.path.dirname(full), exist_ok=True)
+        checked_dirs.add(rel_dir)
+    os.replace(src, os.path.join(root, dest))
+
+
+def failed_item(job_id: str, attempt: int, reason: str) -> dict:
+    return {"id": job_id, "attempt": attempt, "ok": False, "exit_code": None,
+            "reason": reason, "command": "", "duration_s": 0.0,
+            "stdout_tail": "", "stderr_tail": ""}
+
+
+# --- the slots ----------------------------------------------------------------

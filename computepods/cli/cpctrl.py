@@ -1,0 +1,408 @@
+"""`cpctrl`: the command-line client of a pod's REST API (docs/architecture.md §7).
+
+Standard library only, so it starts at once.  Exit codes as ``cpod``'s
+(docs/architecture.md §2: 0 ok, 1 a step failed, 2 could not start — bad input, an
+unknown target or id —, 130 interrupted) plus 3: the server is unreachable,
+does not answer for its pod, or refused the token.  Every failure is one
+line on stderr, never a traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import shutil
+import sys
+import time
+from typing import Iterator, Sequence
+from urllib.parse import quote, urlencode, urlsplit
+
+from computepods.errors import (EXIT_CANNOT_START, EXIT_FAILED, EXIT_INTERRUPTED, ComputePodsError,
+                     RequestRefused, ServerUnreachable)
+
+DEFAULT_URL = "http://127.0.0.1:8765"
+TIMEOUT_S = 60.0            # seconds a request (or a silent event stream) may take
+MAX_RUNNING_SHOWN = 3
+REDRAW_S = 0.1              # seconds between redraws of the progress line
+
+
+class Api:
+    """Requests to one server; raises ServerUnreachable or RequestRefused."""
+
+    def __init__(self, url: str, token: str | None = None, timeout: float = TIMEOUT_S):
+        parts = urlsplit(url if "://" in url else "http://" + url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ComputePodsError(f"--url {url!r}: expected http://HOST:PORT")
+        self.url = f"{parts.scheme}://{parts.netloc}"
+        self.base = parts.path.rstrip("/")
+        self.parts = parts
+        self.token = token
+        self.timeout = timeout
+
+    def _conn(self) -> http.client.HTTPConnection:
+        cls = http.client.HTTPSConnection if self.parts.scheme == "https" else \
+            http.client.HTTPConnection
+        return cls(self.parts.hostname, self.parts.port, timeout=self.timeout)
+
+    def open(self, method: str, path: str, body: dict | None = None,
+             headers: dict | None = None) -> tuple[http.client.HTTPConnection,
+                                                   http.client.HTTPResponse]:
+        heads = {"Accept": "application/json", **(headers or {})}
+        if self.token:
+            heads["Authorization"] = f"Bearer {self.token}"
+        data = None
+        if body is not None:
+            data = json.dumps(body).encode()
+            heads["Content-Type"] = "application/json"
+        conn = self._conn()
+        try:
+            conn.request(method, self.base + path, body=data, headers=heads)
+            resp = conn.getresponse()
+        except (OSError, http.client.HTTPException) as exc:
+            conn.close()
+            raise ServerUnreachable(f"cannot reach {self.url}: {_why(exc)}") from None
+        if resp.status >= 400:
+            try:
+                err = json.loads(resp.read() or b"{}")
+            except (ValueError, OSError, http.client.HTTPException):
+                err = {}
+            conn.close()
+            title = err.get("title") or f"HTTP {resp.status}"
+            if resp.status == 401:
+                title = "token refused" if self.token else "this server needs a token (--token or CP_API_TOKEN)"
+                raise ServerUnreachable(f"{self.url}: {title}")
+            raise RequestRefused(resp.status, title, err.get("description", ""))
+        return conn, resp
+
+    def call(self, method: str, path: str, body: dict | None = None):
+        conn, resp = self.open(method, path, body)
+        try:
+            data = resp.read()
+        except (OSError, http.client.HTTPException) as exc:
+            raise ServerUnreachable(f"{self.url}: the answer broke off: {_why(exc)}") from None
+        finally:
+            conn.close()
+        if resp.getheader("Content-Type", "").startswith("application/json"):
+            return json.loads(data)
+        return data.decode(errors="replace")
+
+    def events(self, build_id: str) -> Iterator[dict]:
+        """A build's events (server-sent), to its done event."""
+        last = None
+        for _ in range(2):                  # one reconnect if the stream breaks off
+            headers = {"Accept": "text/event-stream"}
+            if last is not None:
+                headers["Last-Event-ID"] = str(last)
+            conn, resp = self.open("GET", f"/v1/builds/{quote(build_id, safe='')}/events",
+                                   headers=headers)
+            try:
+                if resp.status == 204:
+                    return
+                for seq, ev in _sse(resp):
+                    last = seq
+                    yield ev
+                    if ev.get("t") == "done":
+                        return
+            except (OSError, http.client.HTTPException):
+                pass
+            finally:
+                conn.close()
+        raise ServerUnreachable(f"{self.url}: the event stream of build {build_id} broke off")
+
+
+def _why(exc: BaseException) -> str:
+    return getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+
+
+def _sse(resp) -> Iterator[tuple[int | None, dict]]:
+    seq, data = None, []
+    while True:
+        line = resp.readline()
+        if not line:
+            return
+        line = line.decode("utf-8", errors="replace").rstrip("\r\n")
+        if not line:
+            if data:
+                try:
+                    yield seq, json.loads("\n".join(data))
+                except ValueError:
+                    pass
+            data = []
+        elif line.startswith("data:"):
+            data.append(line[5:].lstrip(" "))
+        elif line.startswith("id:"):
+            value = line[3:].strip()
+            seq = int(value) if value.isdigit() else seq
+
+
+# -- showing a build ----------------------------------------------------------------
+
+class BuildView:
+    """A progress line (steps done/total, what runs, elapsed) redrawn in place
+    on a terminal; failures and log lines printed above it."""
+
+    def __init__(self, out=sys.stderr, tty: bool | None = None):
+        self.out = out
+        self.tty = out.isatty() if tty is None else tty
+        self.started = time.monotonic()
+        self.done = self.total = 0
+        self.running: dict[str, None] = {}
+        self.last_draw = 0.0
+        self.shown = False
+
+    def handle(self, ev: dict) -> None:
+        from computepods.cli.progress import failure_text
+        t = ev.get("t")
+        if isinstance(ev.get("progress"), list) and len(ev["progress"]) == 3:
+            self.done, self.total = ev["progress"][0], ev["progress"][1]
+        if t == "plan":
+            self.total = ev.get("steps", self.total)
+        elif t == "start":
+            self.running[ev.get("step")] = None
+            if not self.tty:
+                self.say(f"run  {ev.get('step')}")
+        elif t == "ran" and not self.tty:
+            self.say(f"run  {ev.get('step')}")
+        elif t in ("ok", "ran"):
+            self.running.pop(ev.get("step"), None)
+        elif t == "fail":
+            self.running.pop(ev.get("step"), None)
+            self.say(failure_text(ev))
+        elif t == "log":
+            self.say(f"{ev.get('step', '')}: {ev.get('line', '')}".rstrip())
+        elif t in ("cycle_failed", "chef_lost"):
+            self.say(ev.get("reason", t))
+        elif t == "cancel":
+            self.say("cancelled: no more steps start")
+        elif t == "done":
+            self.clear()
+            self.say(self.summary(ev))
+            return
+        self.draw()
+
+    def summary(self, ev: dict) -> str:
+        took = f"{time.monotonic() - self.started:.1f} s"
+        if ev.get("error"):
+            return f"cpctrl: {ev['error']}"
+        if ev.get("cancelled"):
+            return f"build cancelled after {took}"
+        verdict = "build ok" if ev.get("ok") else "build FAILED"
+        parts = [f"{ev.get('ran', 0)} ran", f"{ev.get('skipped', 0)} up to date"]
+        if ev.get("failed"):
+            parts.append(f"{ev['failed']} failed")
+        return f"{verdict}: {', '.join(parts)} in {took}"
+
+    def line(self) -> str:
+        names = list(self.running)[:MAX_RUNNING_SHOWN]
+        more = len(self.running) - len(names)
+        text = f"[{self.done}/{self.total}] {time.monotonic() - self.started:5.1f}s"
+        if names:
+            text += " running: " + ", ".join(names) + (f" (+{more})" if more > 0 else "")
+        return text
+
+    def say(self, text: str) -> None:
+        self.clear()
+        print(text, file=self.out, flush=True)
+
+    def clear(self) -> None:
+        if self.tty and self.shown:
+            self.out.write("\r\x1b[K")
+            self.shown = False
+
+    def draw(self) -> None:
+        now = time.monotonic()
+        if not self.tty or now - self.last_draw < REDRAW_S:
+            return
+        self.last_draw = now
+        width = shutil.get_terminal_size((100, 20)).columns - 1
+        self.out.write("\r\x1b[K" + self.line()[:width])
+        self.out.flush()
+        self.shown = True
+
+
+def build_exit_code(ev: dict) -> int:
+    code = ev.get("code")
+    if isinstance(code, int):
+        return code
+    return 0 if ev.get("ok") else EXIT_FAILED
+
+
+# -- commands ------------------------------------------------------------------------
+
+def cmd_build(api: Api, args) -> int:
+    reply = api.call("POST", "/v1/builds", {"targets": args.targets,
+                                            "keep_going": args.keep_going})
+    if not args.follow:
+        print(json.dumps(reply) if args.json else reply["id"])
+        return 0
+    if not args.json:
+        joined = " (joined the running build)" if reply.get("joined") else ""
+        print(f"build {reply['id']}{joined}", file=sys.stderr)
+    view = BuildView()
+    last: dict = {}
+    for ev in api.events(reply["id"]):
+        last = ev
+        if args.json:
+            print(json.dumps(ev), flush=True)
+        else:
+            view.handle(ev)
+    if last.get("t") != "done":
+        raise ServerUnreachable(f"{api.url}: build {reply['id']} ended without a done event")
+    return build_exit_code(last)
+
+
+def cmd_status(api: Api, args) -> int:
+    if args.build:
+        b = api.call("GET", f"/v1/builds/{quote(args.build, safe='')}")
+        if args.json:
+            print(json.dumps(b))
+            return 0
+        print(f"build {b['id']}: {b['state']} [{b['steps_done']}/{b['steps_total']}] "
+              f"{' '.join(b['targets'])}")
+        for key in ("running", "failed"):
+            if b[key]:
+                print(f"  {key}: {', '.join(b[key])}")
+        if b.get("error"):
+            print(f"  error: {b['error']}")
+        return 0
+    reply = api.call("GET", "/v1/builds")
+    if args.json:
+        print(json.dumps(reply))
+        return 0
+    if not reply["builds"]:
+        print("no builds since the pod started")
+    for b in reply["builds"]:
+        print(f"{b['id']}  {b['state']:9}  [{b['steps_done']}/{b['steps_total']}]  "
+              f"{b['started']}  {' '.join(b['targets'])}")
+    return 0
+
+
+def cmd_cancel(api: Api, args) -> int:
+    reply = api.call("DELETE", f"/v1/builds/{quote(args.build, safe='')}")
+    print(json.dumps(reply) if args.json else f"build {reply['id']}: {reply['state']}")
+    return 0
+
+
+def cmd_artefacts(api: Api, args) -> int:
+    query = "?" + urlencode({"prefix": args.prefix}) if args.prefix else ""
+    reply = api.call("GET", "/v1/artefacts" + query)
+    if args.json:
+        print(json.dumps(reply))
+        return 0
+    for a in reply["artefacts"]:
+        print(f"{a['path']}  {a['size']}  {a['sha256'][:12]}  {a['step'] or 'source'}")
+    return 0
+
+
+def cmd_graph(api: Api, args) -> int:
+    params = [("target", t) for t in args.targets]
+    if args.dot:
+        params.append(("format", "dot"))
+    reply = api.call("GET", "/v1/graph" + ("?" + urlencode(params) if params else ""))
+    if args.dot:
+        sys.stdout.write(reply)
+        return 0
+    if args.json:
+        print(json.dumps(reply))
+        return 0
+    deps: dict[str, list[str]] = {}
+    for a, b in reply["edges"]:
+        deps.setdefault(b, []).append(a)
+    for node in reply["nodes"]:
+        cycle = f"  (cycle {node['cycle']})" if node["cycle"] is not None else ""
+        after = f"  <- {', '.join(deps[node['id']])}" if node["id"] in deps else ""
+        print(f"{node['state']:10}  {node['id']}{cycle}{after}")
+    return 0
+
+
+def cmd_log(api: Api, args) -> int:
+    reply = api.call("GET", f"/v1/steps/{quote(args.step, safe='')}/log")
+    if args.json:
+        print(json.dumps(reply))
+        return 0
+    print(f"{reply['step']}: {reply['status']}, exit code {reply['exit_code']}"
+          + (f" ({reply['reason']})" if reply.get("reason") else ""))
+    print(f"command: {reply['command']}")
+    for key in ("stdout", "stderr"):
+        if reply[key]:
+            print(f"--- {key} ---")
+            print(reply[key].rstrip("\n"))
+    return 0
+
+
+def cmd_explain(api: Api, args) -> int:
+    reply = api.call("GET", f"/v1/explain/{quote(args.target, safe='')}")
+    print(json.dumps(reply) if args.json else "\n".join(reply["lines"]))
+    return 0
+
+
+def cmd_pods(api: Api, args) -> int:
+    reply = api.call("GET", "/v1/pods")
+    if args.json:
+        print(json.dumps(reply))
+        return 0
+    for pod in reply["pods"]:
+        print(f"{pod['pod']}  pid {pod['pid']}  {pod['root']}  nats {pod['nats']}  "
+              f"http {pod['http']}")
+        for c in pod["chefs"]:
+            print(f"  chef {c['chef']}: {c['slots']} slots, {c['running']} running, "
+                  f"{c['queued']} queued")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="cpctrl", description="Talk to a computepods pod's REST API.")
+    p.add_argument("--url", default=os.environ.get("CP_URL") or DEFAULT_URL,
+                   help=f"the pod's API (env CP_URL; default {DEFAULT_URL})")
+    p.add_argument("--token", default=os.environ.get("CP_API_TOKEN"),
+                   help="bearer token for builds and cancels (env CP_API_TOKEN)")
+    p.add_argument("--json", action="store_true", help="print the server's JSON")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    b = sub.add_parser("build", help="start (or join) a build")
+    b.add_argument("targets", nargs="*", metavar="TARGET")
+    b.add_argument("-f", "--follow", action="store_true", help="show it to the end; exit with its code")
+    b.add_argument("-k", "--keep-going", action="store_true")
+    s = sub.add_parser("status", help="recent builds, or one")
+    s.add_argument("build", nargs="?", metavar="BUILD")
+    c = sub.add_parser("cancel", help="cancel a build")
+    c.add_argument("build", metavar="BUILD")
+    a = sub.add_parser("artefacts", help="files the pod has records of")
+    a.add_argument("prefix", nargs="?", default="", metavar="PREFIX")
+    g = sub.add_parser("graph", help="the dependency graph and each step's state")
+    g.add_argument("targets", nargs="*", metavar="TARGET")
+    g.add_argument("--dot", action="store_true", help="as Graphviz text")
+    lg = sub.add_parser("log", help="what a step printed the last time it ran")
+    lg.add_argument("step", metavar="STEP")
+    e = sub.add_parser("explain", help="why a target's steps are up to date or would run")
+    e.add_argument("target", metavar="TARGET")
+    sub.add_parser("pods", help="the pod and its chefs")
+    return p
+
+
+COMMANDS = {"build": cmd_build, "status": cmd_status, "cancel": cmd_cancel,
+            "artefacts": cmd_artefacts, "graph": cmd_graph, "log": cmd_log,
+            "explain": cmd_explain, "pods": cmd_pods}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help(sys.stderr)
+        return EXIT_CANNOT_START
+    try:
+        return COMMANDS[args.command](Api(args.url, args.token), args)
+    except ComputePodsError as exc:
+        print(f"cpctrl: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("cpctrl: interrupted (the build goes on; `cpctrl cancel BUILD` stops it)",
+              file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        return EXIT_FAILED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,343 @@
+"""`cpod`: build, clean, and (later) run pods.
+
+Exit codes (docs/architecture.md §2): 0 built or nothing to do; 1 a step failed; 2 the
+build could not start; 130 interrupted.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from computepods import __version__
+# Interrupted lives in errors.py: under `python -m computepods.cli` this
+# module is __main__, and a class defined here would be a different one.
+from computepods.errors import (EXIT_CANNOT_START, EXIT_INTERRUPTED, ComputePodsError, Interrupted,
+                     UsageError)
+from computepods.paths import STATE_DIR, find_project_root
+
+
+def _interrupt(signum, frame):
+    raise Interrupted(signal.Signals(signum).name)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="cpod", description="computepods: incremental builds "
+                                "by content hash, cycles to a fixpoint, on one pod or many.")
+    p.add_argument("--version", action="version", version=f"cpod {__version__}")
+    p.add_argument("-C", dest="directory", metavar="DIR", help="run as if started in DIR")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    b = sub.add_parser("build", help="build targets (default: project.default)")
+    b.add_argument("targets", nargs="*", metavar="TARGET")
+    b.add_argument("-C", dest="directory", metavar="DIR", default=argparse.SUPPRESS)
+    b.add_argument("-j", "--jobs", type=int, metavar="N", help="parallel steps (default: cores)")
+    b.add_argument("-k", "--keep-going", action="store_true",
+                   help="after a failure, go on with what does not depend on it")
+    b.add_argument("-n", "--dry-run", action="store_true", help="say what would run; run nothing")
+    b.add_argument("-v", "--verbose", action="store_true", help="echo each command")
+    b.add_argument("--nats", metavar="URL", default=os.environ.get("CP_NATS_URL"),
+                   help="join this NATS server instead of starting one (env CP_NATS_URL)")
+    b.add_argument("--namespace", default="cp", help="subject namespace (default: cp)")
+    b.add_argument("--trace", action="store_true", help="miros live_trace of the build's charts")
+    b.add_argument("--explain", action="store_true", help="say why each step runs")
+
+    e = sub.add_parser("explain", help="why TARGET's steps are up to date or would run")
+    e.add_argument("targets", nargs="*", metavar="TARGET")
+    e.add_argument("-C", dest="directory", metavar="DIR", default=argparse.SUPPRESS)
+
+    k = sub.add_parser("chef", help="offer chefs to the pods on a NATS bus until stopped")
+    k.add_argument("-C", dest="directory", metavar="DIR", default=argparse.SUPPRESS)
+    k.add_argument("--nats", metavar="URL", default=os.environ.get("CP_NATS_URL"),
+                   help="the NATS server to join (env CP_NATS_URL)")
+    k.add_argument("--namespace", default="cp")
+    k.add_argument("-j", "--jobs", type=int, metavar="N", help="slots (default: cores)")
+    k.add_argument("--name", help="chef name (default: host-pid)")
+    k.add_argument("--heartbeat", type=float, default=5.0, metavar="S",
+                   help="seconds between status messages; silent for 3 of them, "
+                        "a MajorDomo reschedules its steps (default 5)")
+    k.add_argument("--trace", action="store_true")
+
+    c = sub.add_parser("clean", help="remove the outputs and state computepods made")
+    c.add_argument("-C", dest="directory", metavar="DIR", default=argparse.SUPPRESS)
+
+    from computepods.cli.watch import add_parser as add_watch_parser
+    add_watch_parser(sub, os.environ.get("CP_NATS_URL"))
+
+    u = sub.add_parser("up", help="run a pod that watches the project and keeps it built")
+    u.add_argument("-C", dest="directory", metavar="DIR", default=argparse.SUPPRESS)
+    u.add_argument("--target", dest="targets", action="append", default=[], metavar="T",
+                   help="what to keep built (repeatable; default: project.default)")
+    u.add_argument("-j", "--jobs", type=int, metavar="N", help="parallel steps (default: cores)")
+    u.add_argument("--nats", metavar="URL", default=os.environ.get("CP_NATS_URL"),
+                   help="join this NATS server instead of starting one (env CP_NATS_URL)")
+    u.add_argument("--namespace", default="cp", help="subject namespace (default: cp)")
+    u.add_argument("--http", metavar="ADDR:PORT", default="127.0.0.1:8765",
+                   help="where to serve the REST API and the page (default 127.0.0.1:8765)")
+    u.add_argument("--no-http", dest="http", action="store_const", const=None,
+                   help="serve no REST API")
+    u.add_argument("--quiet-ms", type=float, metavar="MS",
+                   help="a file is reported once it has not changed for MS ms (default 50)")
+    u.add_argument("--trace", action="store_true", help="miros live_trace of the pod's charts")
+
+    for name, text in (("status", "show the pod that is up for this project"),
+                       ("down", "stop the pod that is up for this project")):
+        x = sub.add_parser(name, help=text)
+        x.add_argument("-C", dest="directory", metavar="DIR", default=argparse.SUPPRESS)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help(sys.stderr)
+        return EXIT_CANNOT_START
+    if args.command != "build":            # a build handed to a pod logs nothing here
+        _log_to_stderr()
+    cwd = Path(args.directory).resolve() if args.directory else Path.cwd()
+    old = {s: signal.signal(s, _interrupt) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        if not cwd.is_dir():
+            raise UsageError(f"-C {args.directory}: not a directory")
+        if args.command == "watch":           # any directory, a project or not
+            from computepods.cli.watch import cmd_watch
+            return cmd_watch(args, cwd)
+        root = find_project_root(cwd)
+        if args.command == "build":
+            return cmd_build(root, cwd, args)
+        if args.command in ("up", "status", "down"):
+            from computepods.cli import updown
+            return getattr(updown, f"cmd_{args.command}")(root, args)
+        if args.command == "clean":
+            return cmd_clean(root)
+        if args.command == "chef":
+            return cmd_chef(root, args)
+        if args.command == "explain":
+            from computepods.planning.explain import explain
+            print("\n".join(explain(root, args.targets, cwd)))
+            return 0
+        raise UsageError(f"unknown command {args.command!r}")
+    except ComputePodsError as exc:
+        print(f"cpod: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except Interrupted as exc:
+        print(f"cpod: interrupted ({exc})", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    finally:
+        for s, handler in old.items():
+            signal.signal(s, handler)
+
+
+def _log_to_stderr() -> None:
+    import logging
+    logging.basicConfig(level=logging.WARNING, format="cpod: %(message)s")
+
+
+def cmd_build(root: Path, cwd: Path, args) -> int:
+    # A pod is up for the project: hand the build to it (stdlib only).
+    from computepods.pod.handoff import running_pod
+    info = running_pod(root)
+    if info is not None:
+        from computepods.cli.updown import hand_off_build
+        return hand_off_build(info, cwd, args)
+    _log_to_stderr()
+    if args.jobs is not None and args.jobs < 1:
+        raise UsageError(f"-j {args.jobs}: the number of parallel steps must be at least 1")
+
+    def waiting(who: str) -> None:
+        print(f"cpod: waiting for the build of {who} to finish", file=sys.stderr, flush=True)
+
+    # The cold no-op the last one judged, while its files keep their stats.
+    from computepods.planning.plancache import stored_noop
+    steps = stored_noop(root, args.targets, cwd, on_wait=waiting)
+    if steps is not None:
+        print(f"cpod: nothing to do: {steps} steps up to date", file=sys.stderr)
+        return 0
+    # The embedded nats-server and the pod's chef process start now, on the
+    # other processor, while this one imports and plans (docs/architecture.md §10); a
+    # no-op stops them unused.
+    server, chefs = None, []
+    if not args.nats:
+        from computepods.bus.natsd import NatsServer
+        from computepods.errors import NatsServerError
+        from computepods.paths import prepare_state_dir
+        try:
+            server = NatsServer(store_dir=prepare_state_dir(root) / "nats").launch()
+        except NatsServerError:
+            server = None          # the pod tries again and says why, if a build needs it
+    url = server.url if server else args.nats
+    if url and chef_process():
+        from computepods.pod.localchef import LocalChef, chef_name, default_slots
+        chefs.append(LocalChef(root, url, namespace=args.namespace,
+                               slots=args.jobs or default_slots(), name=chef_name(0),
+                               trace=args.trace))
+    try:
+        return _build(root, cwd, args, server, chefs, waiting)
+    finally:
+        for chef in chefs:                         # stopped already if a pod took it over
+            chef.stop()
+        if server is not None and server.is_running():
+            server.close()
+
+
+def chef_process() -> bool:
+    """`cpod build` runs its chef in a child process (its own GIL), unless
+    CP_CHEF_PROCESS=0 keeps it in cpod's (one process to debug)."""
+    return os.environ.get("CP_CHEF_PROCESS", "1") != "0"
+
+
+def _build(root: Path, cwd: Path, args, server, chefs, waiting) -> int:
+    # Only what the cold no-op needs is imported before it is answered:
+    # nats-py, miros and the charts cost ~0.2 s of imports.
+    from computepods.state.lock import ProjectLock
+    from computepods.planning.plan import (check_tools, load_state, remove_orphans, resolve,
+                           save_file_records, up_to_date)
+    from computepods.paths import prepare_state_dir
+
+    project, plan = resolve(root, args.targets, cwd)   # errors before anything starts (exit 2)
+    check_tools(project, plan)
+    prepare_state_dir(root)
+    lock = ProjectLock(root)
+    lock.acquire(on_wait=waiting)
+    pod = None
+    try:
+        state = load_state(root)
+        removed, kept = remove_orphans(root, project, plan, state[0])
+        if removed:
+            print(f"cpod: removed {len(removed)} outputs no rule makes any more: "
+                  + ", ".join(removed[:10]) + (" …" if len(removed) > 10 else ""), file=sys.stderr)
+        for why in kept:
+            print(f"cpod: keeping {why}; no rule makes it any more", file=sys.stderr)
+        refreshed = up_to_date(root, plan, None if removed else state)
+        if refreshed is not None:                 # the cold no-op: no charts, no pod
+            save_file_records(root, refreshed, remember=not kept)
+            print(f"cpod: nothing to do: {len(plan.steps)} steps up to date", file=sys.stderr)
+            return 0
+        from computepods.bus.client import request_build
+        from computepods.pod.pod import Pod, PodOptions, default_slots
+        from computepods.cli.progress import Progress
+        pod = Pod(root, PodOptions(nats_url=args.nats, namespace=args.namespace,
+                                   slots=args.jobs or default_slots(), trace=args.trace,
+                                   chef_process=chef_process()),
+                  server=server, local_chefs=chefs)
+        pod.start()
+        progress = Progress(verbose=args.verbose, explain=args.explain,
+                            flush_when_waiting=True)
+        return request_build(pod.bridge, args.targets, cwd, keep_going=args.keep_going,
+                             dry_run=args.dry_run, on_event=progress.handle,
+                             on_wait=progress.flush)
+    except Interrupted:
+        if pod:
+            pod.cancel()
+        raise
+    finally:
+        if pod:
+            pod.stop()
+        lock.release()
+
+
+def cmd_chef(root: Path, args) -> int:
+    """A chef process: its slots build in `root` for whoever asks on the bus.
+    Stops on SIGTERM or Ctrl-C, killing the steps it is running."""
+    import socket
+    import threading
+
+    from computepods.bus.bridge import NatsBridge
+    from computepods.charts.base import reset_fabric
+    from computepods.charts.chef import Chef
+    from computepods.pod.localchef import default_slots
+
+    if not args.nats:
+        raise UsageError("cpod chef needs --nats URL (or CP_NATS_URL): the bus to serve")
+    if args.heartbeat <= 0:
+        raise UsageError(f"--heartbeat {args.heartbeat}: must be a positive number of seconds")
+    name = args.name or f"{socket.gethostname()}-{os.getpid()}"
+    bridge = chef = None
+    try:            # a signal may come at any point, even while connecting
+        bridge = NatsBridge(args.nats, namespace=args.namespace, name=f"chef:{name}").start()
+        chef = Chef(name, bridge, root, args.jobs or default_slots(), live_trace=args.trace,
+                    heartbeat_s=args.heartbeat)
+        chef.start()
+        threading.Event().wait()          # until a signal interrupts
+    except Interrupted:
+        return 0
+    finally:
+        # Stopping kills the running steps: a second signal must not cut
+        # that short (whoever started this chef SIGKILLs it if it hangs).
+        for s in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(s, signal.SIG_IGN)
+        if chef is not None:
+            chef.stop()
+        if bridge is not None:
+            bridge.stop()
+        reset_fabric()
+
+
+def cmd_clean(root: Path) -> int:
+    """Remove recorded outputs (never a source) and the state directory."""
+    from computepods.state.lock import ProjectLock
+    from computepods.planning.plan import STATE_DB, file_exists
+    from computepods.project.model import load_project
+    from computepods.planning.resolve import RuleSet
+    from computepods.state.db import StateDB
+
+    project = load_project(root)
+    rules = RuleSet(project)
+    exists = file_exists(root)
+    removed = 0
+    with ProjectLock(root):
+        with StateDB(root / STATE_DB, readonly=True) as db:
+            outputs = sorted({p for r in db.steps().values() for p in r.outputs})
+        dirs = set()
+        for path in outputs:
+            if rules.match(path, exists) is None:
+                print(f"cpod: keeping {path}: no rule makes it now (a source?)", file=sys.stderr)
+                continue
+            full = root / path
+            if full.is_file() or full.is_symlink():
+                full.unlink()
+                removed += 1
+                dirs.add(full.parent)
+        for d in sorted(dirs, key=lambda p: len(p.parts), reverse=True):
+            while d != root and d.is_dir() and not any(d.iterdir()):
+                d.rmdir()
+                d = d.parent
+    import shutil
+    shutil.rmtree(root / STATE_DIR, ignore_errors=True)
+    print(f"cpod: removed {removed} outputs and {STATE_DIR}/", file=sys.stderr)
+    return 0
+
+
+def run() -> None:
+    """The ``cpod`` command: :func:`main`, then a quick exit.
+
+    By the time main returns, everything it started (pods, servers, chefs,
+    databases) is stopped and closed, and only daemon threads are left.  The
+    interpreter's own teardown (every module and object freed one by one)
+    would then add ~30 ms to each build, which ``os._exit`` skips once the
+    logs and standard streams are flushed.  SystemExit (--help, a usage
+    error) and a crash take the ordinary way out.
+    """
+    code = main()
+    if "threading" in sys.modules:
+        import threading
+        if any(t.is_alive() and not t.daemon for t in threading.enumerate()
+               if t is not threading.main_thread()):
+            sys.exit(code)              # someone still working: wait for them
+    if "logging" in sys.modules:
+        import logging
+        logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):   # a closed pipe (cpod build | head)
+            pass
+    os._exit(int(code))
+
+
+if __name__ == "__main__":
+    run()

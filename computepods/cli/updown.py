@@ -1,0 +1,109 @@
+"""`cpod up`, `cpod status`, `cpod down`, and `cpod build` handed to a pod.
+
+Only ``cmd_up`` imports the pod (nats-py, miros, the charts); the others
+speak to a running pod through :mod:`computepods.pod.handoff` and stay light.
+"""
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+from computepods.pod import handoff
+from computepods.errors import EXIT_CANNOT_START, EXIT_FAILED, EXIT_OK, Interrupted, UsageError
+
+
+def cmd_up(root: Path, args) -> int:
+    from computepods.pod.daemon import PodDaemon, UpOptions
+    from computepods.pod.pod import default_slots
+
+    if args.jobs is not None and args.jobs < 1:
+        raise UsageError(f"-j {args.jobs}: the number of parallel steps must be at least 1")
+    if args.quiet_ms is not None and args.quiet_ms < 0:
+        raise UsageError(f"--quiet-ms {args.quiet_ms}: must not be negative")
+    info = handoff.running_pod(root)
+    if info is not None:
+        raise UsageError(f"a pod is already up for {root} (pid {info['pid']}); "
+                         "`cpod down` stops it")
+    daemon = PodDaemon(root, UpOptions(
+        targets=list(args.targets), nats_url=args.nats, namespace=args.namespace,
+        slots=args.jobs or default_slots(), http=args.http, trace=args.trace,
+        quiet_s=None if args.quiet_ms is None else args.quiet_ms / 1000.0))
+    try:
+        daemon.start()
+        daemon.wait()
+    except Interrupted:
+        pass                      # Ctrl-C or SIGTERM: a clean stop is what was asked
+    finally:
+        daemon.stop()
+    daemon.say("pod stopped")
+    return EXIT_OK
+
+
+def cmd_status(root: Path, args) -> int:
+    info = handoff.running_pod(root)
+    if info is None:
+        print(f"cpod: no pod is up for {root}", file=sys.stderr)
+        return EXIT_FAILED
+    try:
+        st = handoff.call(info, "GET", "/status")
+    except handoff.PodUnreachable as exc:
+        print(f"cpod: {exc}", file=sys.stderr)
+        return EXIT_CANNOT_START
+    last = st.get("last_build")
+    if last:
+        ago = time.time() - last["finished"]
+        what = ("ok" if last["ok"] else f"FAILED ({last.get('error') or 'exit %s' % last['code']})")
+        last_text = f"build {last['id']} {what}, {last.get('ran') or 0} steps ran, {ago:.0f} s ago"
+    else:
+        last_text = "none yet"
+    print(f"pod       pid {st['pid']}, up {st['uptime_s']:.0f} s\n"
+          f"project   {st['root']}\n"
+          f"targets   {' '.join(st['targets']) or '(project default)'}\n"
+          f"nats      {st['nats']}\n"
+          f"http      {st['http'] or '(off)'}\n"
+          f"builds    {st['builds']}\n"
+          f"last      {last_text}")
+    return EXIT_OK
+
+
+def cmd_down(root: Path, args) -> int:
+    from computepods.pod.daemon import stop_running_pod
+    try:
+        return stop_running_pod(root)
+    except handoff.PodUnreachable as exc:
+        raise UsageError(str(exc)) from None
+
+
+def hand_off_build(info: dict, cwd: Path, args) -> int:
+    """`cpod build` while a pod is up: the pod builds; we show its progress."""
+    from computepods.cli.progress import Progress
+
+    ignored = [flag for flag, given in (("-j", args.jobs is not None), ("--trace", args.trace),
+                                        ("--nats", args.nats and args.nats != info.get("nats")))
+               if given]
+    if ignored:
+        print(f"cpod: {', '.join(ignored)} ignored: the pod up for this project "
+              f"(pid {info['pid']}) builds with its own settings", file=sys.stderr)
+    progress = Progress(verbose=args.verbose, explain=args.explain)
+    accepted: dict = {}
+
+    def on_event(ev: dict) -> None:
+        if ev.get("t") == "accepted":
+            accepted.update(ev)
+        progress.handle(ev)
+    try:
+        return handoff.stream_build(info, {"targets": list(args.targets), "cwd": str(cwd),
+                                           "keep_going": args.keep_going,
+                                           "dry_run": args.dry_run}, on_event)
+    except handoff.PodUnreachable as exc:
+        raise UsageError(f"{exc}; `cpod down` (or killing that pid) lets cpod build alone") \
+            from None
+    except Interrupted:
+        progress.clear_line()
+        if accepted.get("joined"):
+            print(f"cpod: stopped following; build {accepted['build']} was asked for by "
+                  f"another client and goes on in the pod (pid {info['pid']})", file=sys.stderr)
+        else:
+            print(f"cpod: the pod (pid {info['pid']}) cancels the build", file=sys.stderr)
+        raise

@@ -1,0 +1,1 @@
+"""The MajorDomo's plain parts: a build in progress and its bookkeeping."""

@@ -1,0 +1,1 @@
+"""Time-triggered builds: the cron timetable."""

@@ -1,0 +1,275 @@
+"""`cpod up`: a pod that stays up, watches its tree and keeps it built.
+
+It runs what ``cpod build`` runs (NATS, Store, MajorDomo, chefs) and adds
+the FSWatcher, the Cron chart, the control socket for the thin client, and
+(when asked) the REST app under gunicorn.  The MajorDomo is told the watch
+targets, so every settled change rebuilds them, changes during a build
+make one follow-up build, and a request nothing has changed for is answered
+from what the watcher heard (:mod:`computepods.watch.freshness`).
+
+While it is up it holds the project lock: a ``cpod build`` in the project
+hands its request to this pod (:mod:`computepods.pod.handoff`) instead of
+starting charts of its own.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import queue
+import socket
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, TextIO
+
+from computepods.pod import handoff
+from computepods.bus import messages as m
+from computepods.bus.client import request_build
+from computepods.pod.control import ControlServer
+from computepods.errors import ComputePodsError, UsageError
+from computepods.state.lock import ProjectLock
+from computepods.pod.pod import Pod, PodOptions, default_slots
+from computepods.cli.progress import Progress
+
+log = logging.getLogger("computepods.pod.daemon")
+
+SETTLE_WAIT_S = 2.0        # a build request waits at most this long for files to settle
+STOP_WAIT_S = 30.0         # `cpod down` waits this long for the pod to exit
+
+
+@dataclass
+class UpOptions:
+    targets: list[str] = field(default_factory=list)    # [] is project.default
+    nats_url: str | None = None
+    namespace: str = m.DEFAULT_NAMESPACE
+    slots: int = field(default_factory=default_slots)
+    http: str | None = None                             # "ADDR:PORT", None for none
+    quiet_s: float | None = None                        # the watcher's quiet period
+    trace: bool = False
+
+
+class PodDaemon:
+    """Start with :meth:`start`, wait with :meth:`wait`, end with :meth:`stop`."""
+
+    def __init__(self, root: Path, options: UpOptions, out: TextIO = sys.stderr):
+        self.root = Path(root)
+        self.options = options
+        self.out = out
+        self.lock = ProjectLock(self.root)
+        self.pod: Pod | None = None
+        self.extra: list = []                 # charts and servers beside the pod's
+        self.control: ControlServer | None = None
+        self.http_url = ""
+        self.watcher = None
+        self.started = time.time()
+        self.name = f"{socket.gethostname()}:{os.getpid()}"
+        self.last_build: dict | None = None
+        self.builds = 0
+        self._stop = threading.Event()
+        self._events: "queue.Queue[m.Message]" = queue.Queue()
+        self._changes: "queue.Queue[m.Message]" = queue.Queue()
+        self._progress: dict[str, Progress] = {}
+        self.project = None
+        self.cron = None
+        self._parts_lock = threading.Lock()
+
+    # -- life cycle ----------------------------------------------------------------
+    def start(self) -> "PodDaemon":
+        from computepods.project.model import load_project
+
+        project = load_project(self.root)          # a broken project file: exit 2 now
+        if not self.lock.try_acquire():
+            raise UsageError(f"{self.root}: {self.lock.holder()} holds this project; "
+                             "stop it first (cpod down, or wait for the build)")
+        try:
+            self._start(project)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _start(self, project) -> None:
+        from computepods.charts.watcher import FSWatcher
+
+        opts = self.options
+        self.pod = Pod(self.root, PodOptions(nats_url=opts.nats_url, namespace=opts.namespace,
+                                             slots=opts.slots, trace=opts.trace,
+                                             watch_targets=list(opts.targets))).start()
+        bridge = self.pod.bridge
+        bridge.listen(m.BUILD_EVENTS, self._events)
+        threading.Thread(target=self._report_builds, name="up:report", daemon=True).start()
+        kw = {"quiet_s": opts.quiet_s} if opts.quiet_s is not None else {}
+        self.watcher = self._add(FSWatcher(bridge, self.root, pod=self.name, ignore=project.ignore,
+                                           stream=project.stream, live_trace=opts.trace, **kw))
+        self.project = project
+        self.cron = self._add(self._cron(project))
+        bridge.listen(m.FS_CHANGED, self._changes)
+        threading.Thread(target=self._follow_project_file, name="up:project", daemon=True).start()
+        if opts.http:
+            self._start_http(opts.http)
+        self.control = ControlServer(handoff.socket_path(self.root), self).start()
+        self._write_pod_file()
+        # Start up to date: one build of the watch targets, as after a change.
+        bridge.publish(m.BUILD_REQUEST, {"targets": list(opts.targets), "cwd": str(self.root),
+                                         "client": "watch"})
+        self.say(f"pod up for {self.root} (pid {os.getpid()}); NATS {self.pod.url}"
+                 + (f"; {self.http_url}/" if self.http_url else "")
+                 + "; watching for changes (Ctrl-C or `cpod down` to stop)")
+
+    def _start_http(self, bind: str) -> None:
+        from computepods.charts.desk import Desk
+        from computepods.api.serve import start_http
+
+        desk = self._add(Desk(self.pod.bridge, self.root, pod=self.name,
+                              live_trace=self.options.trace))
+        server = start_http(self.root, self.pod.url, self.options.namespace, bind=bind)
+        self.extra.append(server)
+        self.http_url = desk.http = server.url
+
+    def _add(self, chart):
+        chart.start()
+        self.extra.append(chart)
+        return chart
+
+    def _cron(self, project):
+        from computepods.charts.cron import Cron
+        return Cron(self.pod.bridge, self.root, project.schedules, live_trace=self.options.trace)
+
+    def _follow_project_file(self) -> None:
+        """computepods.toml changed: builds read it anew by themselves; the
+        schedules are reloaded here, and a change the watcher cannot take
+        while running (its ignore and stream patterns) is said."""
+        from computepods.project.model import load_project
+        from computepods.paths import PROJECT_FILE
+
+        while True:
+            msg = self._changes.get()
+            if msg.data.get("path") != PROJECT_FILE or msg.data.get("root") != str(self.root):
+                continue
+            try:
+                project = load_project(self.root)
+            except ComputePodsError as exc:
+                self.say(f"{exc}; schedules and watch patterns stay as they were")
+                continue
+            with self._parts_lock:
+                old, self.project = self.project, project
+                if not self.extra:
+                    return                        # stopping
+                if project.schedules != old.schedules:
+                    self.extra.remove(self.cron)
+                    self.cron.stop()
+                    self.cron = self._add(self._cron(project))
+                    self.say(f"schedules reloaded: {len(project.schedules)}")
+            if (project.ignore, project.stream) != (old.ignore, old.stream):
+                self.say("the ignore or stream patterns changed: they apply after "
+                         "`cpod down` and `cpod up`")
+
+    def wait(self) -> None:
+        """Until `cpod down` (or a signal, which raises in the main thread)."""
+        while not self._stop.wait(3600):
+            pass
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    def stop(self) -> None:
+        try:
+            if self.control:
+                self.control.stop()
+            (self.root / ".computepods" / handoff.POD_FILE).unlink(missing_ok=True)
+            with self._parts_lock:
+                parts, self.extra = self.extra, []
+            for part in reversed(parts):
+                part.stop()
+            if self.pod:
+                self.pod.stop()
+        finally:
+            self.extra = []
+            self.control = None
+            self.pod = None
+            self.lock.release()
+
+    def _write_pod_file(self) -> None:
+        path = self.root / ".computepods" / handoff.POD_FILE
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"pid": os.getpid(), "root": str(self.root),
+                                   "socket": self.control.path, "nats": self.pod.url,
+                                   "http": self.http_url, "started": self.started}))
+        os.replace(tmp, path)
+
+    # -- what the control socket asks ----------------------------------------------
+    def status(self) -> dict:
+        return {"pid": os.getpid(), "root": str(self.root), "nats": self.pod.url,
+                "http": self.http_url, "started": self.started,
+                "uptime_s": round(time.time() - self.started, 1),
+                "targets": self.options.targets, "builds": self.builds,
+                "last_build": self.last_build}
+
+    def build(self, request: dict, emit: Callable[[dict], None]) -> int:
+        """A handed-off build: wait (bounded) for files still settling, then
+        ask the MajorDomo like any client and stream its events back."""
+        targets = request.get("targets") or []
+        if not isinstance(targets, list) or not all(isinstance(t, str) for t in targets):
+            raise UsageError("build request: 'targets' must be a list of strings")
+        if self.watcher and not self.watcher.wait_settled(SETTLE_WAIT_S):
+            emit({"t": "note", "text": f"files still changing after {SETTLE_WAIT_S:.0f} s; "
+                                       "building what is on disk now"})
+        return request_build(self.pod.bridge, targets, Path(request.get("cwd") or self.root),
+                             keep_going=bool(request.get("keep_going")),
+                             dry_run=bool(request.get("dry_run")), on_event=emit)
+
+    def abandoned(self, accepted: dict) -> None:
+        """The client of a handed-off build is gone (Ctrl-C): cancel the build,
+        unless it had joined one that someone else asked for."""
+        if accepted.get("joined"):
+            return
+        self.say(f"the client of build {accepted['build']} went away: cancelling it")
+        try:
+            self.pod.bridge.request_sync(m.BUILD_CANCEL, {"build": accepted["build"]},
+                                         timeout=5.0, attempts=2)
+        except ComputePodsError as exc:
+            log.warning("could not cancel build %s: %s", accepted["build"], exc)
+
+    # -- the pod's own console -------------------------------------------------------
+    def _report_builds(self) -> None:
+        """Print what each build did, as `cpod build` would (plain lines)."""
+        while True:
+            msg = self._events.get()
+            build = msg.data.get("build")
+            for ev in msg.data.get("events", []):
+                if not isinstance(ev, dict):
+                    continue
+                if ev.get("t") == "plan" and build not in self._progress:
+                    self._progress[build] = Progress(self.out, tty=False)
+                progress = self._progress.get(build)
+                if progress:
+                    progress.handle(ev)
+                if ev.get("t") == "done":
+                    self._progress.pop(build, None)
+                    self.builds += 1
+                    self.last_build = {"id": build, "ok": ev.get("ok"), "code": ev.get("code"),
+                                       "ran": ev.get("ran"), "error": ev.get("error"),
+                                       "finished": time.time()}
+
+    def say(self, text: str) -> None:
+        print(f"cpod: {text}", file=self.out, flush=True)
+
+
+def stop_running_pod(root: Path, out: TextIO = sys.stderr) -> int:
+    """`cpod down`: ask the pod to stop and wait until its process is gone."""
+    info = handoff.running_pod(root)
+    if info is None:
+        print(f"cpod: no pod is up for {root}", file=out)
+        return 0
+    handoff.call(info, "POST", "/down")
+    deadline = time.monotonic() + STOP_WAIT_S
+    while time.monotonic() < deadline:
+        if not handoff.pid_alive(int(info["pid"])):
+            print(f"cpod: pod {info['pid']} stopped", file=out)
+            return 0
+        time.sleep(0.02)
+    raise UsageError(f"the pod (pid {info['pid']}) did not stop within {STOP_WAIT_S:.0f} s")
+

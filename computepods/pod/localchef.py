@@ -1,0 +1,84 @@
+"""The pod's own chef as a child process: ``cpod chef`` on the pod's bus.
+
+``cpod build`` runs its chef this way.  In a process of its own, the
+slots' Python work (starting steps, hashing and committing outputs) does
+not queue for the GIL behind the MajorDomo's and the bus's, which kept the
+processors a seventh idle in a build of many small steps; and launched as
+soon as the bus's address is known, before cpod imports and plans, its own
+start-up runs on the other processor meanwhile.
+
+The child dies with cpod (``setpriv --pdeathsig``), runs its steps in
+process groups of their own like any chef, and is stopped with SIGTERM.
+If it dies on its own, :class:`LocalChef` says so at once (the pod then
+sends its goodbye, so the MajorDomo does not wait out the chef's lease).
+Only the standard library is imported here: cpod launches it before the
+heavy imports.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import Callable
+
+from computepods.bus.natsd import _pdeathsig_prefix
+
+log = logging.getLogger("computepods.pod.pod")
+
+STOP_S = 10.0              # seconds a chef gets to stop its steps before SIGKILL
+
+
+def default_slots() -> int:
+    """Steps run at once when -j is not given: the processors this process may use."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def chef_name(index: int = 0) -> str:
+    return f"{socket.gethostname()}-{os.getpid()}-{index}"
+
+
+class LocalChef:
+    """One ``cpod chef`` child serving ``root`` on the bus at ``url``."""
+
+    def __init__(self, root: Path, url: str, *, namespace: str, slots: int, name: str,
+                 trace: bool = False):
+        self.url, self.name = url, name
+        argv = [*_pdeathsig_prefix(), sys.executable, "-m", "computepods.cli", "-C", str(root),
+                "chef", "--nats", url, "--namespace", namespace, "-j", str(slots),
+                "--name", name]
+        if trace:
+            argv.append("--trace")
+        self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL)
+        self.stopping = False
+
+    def watch(self, on_death: Callable[["LocalChef", str], None]) -> None:
+        """Call ``on_death(chef, why)`` from a thread if the child exits
+        before :meth:`stop` (a crash, a kill, a broken install)."""
+        def wait() -> None:
+            code = self.proc.wait()
+            if not self.stopping:
+                why = f"its process {self.proc.pid} exited with code {code}"
+                log.error("the pod's chef %s is gone: %s", self.name, why)
+                on_death(self, why)
+        threading.Thread(target=wait, name=f"watch:{self.name}", daemon=True).start()
+
+    def terminate(self) -> None:
+        """Ask it to stop (once): it kills its running steps and leaves."""
+        if not self.stopping and self.proc.poll() is None:
+            self.proc.terminate()
+        self.stopping = True
+
+    def stop(self, timeout: float = STOP_S) -> None:
+        """Terminate and wait; SIGKILL if it does not stop in ``timeout``."""
+        self.terminate()
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            log.warning("the pod's chef %s did not stop in %.0f s: killing it",
+                        self.name, timeout)
+            self.proc.kill()
+            self.proc.wait()

@@ -1,0 +1,163 @@
+"""A pod in one process: NATS (embedded or joined), the bridge, the charts.
+
+``cpod build`` runs one of these for the length of a build (the embedded
+default), ``cpod up`` for as long as the user wants.  The charts talk over
+NATS through the bridge even here, so the same charts work when a chef is
+on another machine.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Sequence
+
+from computepods.chef import commit
+from computepods.bus import messages as m
+from computepods.bus.bridge import NatsBridge
+from computepods.bus.natsd import NatsServer
+from computepods.charts.base import Chart, reset_fabric, stop_all
+from computepods.charts.majordomo import MajorDomo
+from computepods.charts.store import Store
+from computepods.chef.step import kill_leftover_steps, read_commit_logs, recovered_records
+from computepods.pod.localchef import LocalChef, chef_name, default_slots
+from computepods.state.db import StateDB
+from computepods.planning.plan import STATE_DB
+from computepods.chef.scratch import scratch_name
+from computepods.paths import prepare_state_dir
+
+if TYPE_CHECKING:
+    from computepods.charts.chef import Chef
+
+log = logging.getLogger("computepods.pod.pod")
+
+__all__ = ["Pod", "PodOptions", "default_slots"]
+
+
+@dataclass
+class PodOptions:
+    nats_url: str | None = None          # None: start an embedded nats-server
+    namespace: str = "cp"
+    slots: int = field(default_factory=default_slots)
+    trace: bool = False
+    chefs: int = 1
+    chef_process: bool = False           # chefs in a child `cpod chef` (their own GIL)
+    watch_targets: list[str] | None = None   # `cpod up`: rebuild these on every change
+
+
+class Pod:
+    """Start with :meth:`start`, stop with :meth:`stop` (or use ``with``)."""
+
+    def __init__(self, root: Path, options: PodOptions | None = None,
+                 server: NatsServer | None = None, local_chefs: Sequence[LocalChef] = ()):
+        """``server``: an embedded nats-server already launched (not yet
+        answering); ``local_chefs``: chef processes already launched on it
+        (chef_process mode).  The pod waits for both and stops them with
+        itself."""
+        self.root = Path(root)
+        self.options = options or PodOptions()
+        self.server: NatsServer | None = server
+        self.local_chefs: list[LocalChef] = list(local_chefs)
+        self.bridge: NatsBridge | None = None
+        self.charts: list[Chart] = []
+        self.chefs: list[Chef] = []             # in-process chefs (chef_process=False)
+        self.url = ""
+        self.rolled_forward: list[dict] = []
+
+    def start(self) -> "Pod":
+        state = prepare_state_dir(self.root)
+        # Order matters: a crashed run's steps must be dead before their
+        # scratch is judged, and journals rolled forward before any new
+        # scratch dir replaces an old one.
+        self.killed = kill_leftover_steps(self.root)
+        prefixes = tuple(f"{scratch_name(chef.name)}-" for chef in self.local_chefs)
+
+        def ours(slot_dir: str) -> bool:          # the scratch of a chef launched for us
+            return slot_dir.startswith(prefixes)
+        logged = read_commit_logs(self.root, keep=ours)   # before the scratch is cleared
+        self.rolled_forward = commit.roll_forward(self.root, keep=ours)
+        self.recovered = recovered_records(self.root, logged)
+        if self.recovered:
+            with StateDB(self.root / STATE_DB) as db:
+                db.write(steps=self.recovered)
+        opts = self.options
+        try:
+            if opts.nats_url:
+                self.url = opts.nats_url
+            else:
+                if self.server is None:
+                    self.server = NatsServer(store_dir=state / "nats")
+                self.url = self.server.start()
+            self.bridge = NatsBridge(self.url, namespace=opts.namespace,
+                                     name=f"cpod@{socket.gethostname()}:{os.getpid()}").start()
+            trace = {"live_trace": opts.trace}
+            self._add(Store(self.root / STATE_DB, **trace))
+            self._add(MajorDomo(self.bridge, self.root, watch_targets=opts.watch_targets,
+                                **trace))
+            # A chef launched for another address (the server moved to a
+            # free port when its first was taken) cannot serve this bus.
+            for stale in [c for c in self.local_chefs if c.url != self.url]:
+                stale.stop()
+                self.local_chefs.remove(stale)
+            for i in range(opts.chefs):
+                if not opts.chef_process:
+                    from computepods.charts.chef import Chef    # (a chef process imports it itself)
+                    chef = Chef(chef_name(i), self.bridge, self.root, opts.slots, **trace)
+                    self.chefs.append(chef)
+                    self._add(chef)
+                elif i >= len(self.local_chefs):
+                    self.local_chefs.append(self.launch_chef(i))
+            for local in self.local_chefs:
+                local.watch(self._chef_died)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def launch_chef(self, index: int) -> LocalChef:
+        opts = self.options
+        return LocalChef(self.root, self.url, namespace=opts.namespace, slots=opts.slots,
+                         name=chef_name(index), trace=opts.trace)
+
+    def _chef_died(self, chef: LocalChef, why: str) -> None:
+        """Its goodbye, said for it: the MajorDomo reschedules or fails its
+        steps now instead of after its lease."""
+        if self.bridge is not None:
+            self.bridge.publish(m.CHEF_STATUS, m.chef_status(
+                chef.name, "local", self.options.slots, gone=f"{why}; see its messages above"))
+
+    def _add(self, chart: Chart) -> None:
+        chart.start()
+        self.charts.append(chart)
+
+    def cancel(self) -> None:
+        """Kill running steps now (Ctrl-C): their scratch is discarded."""
+        for chef in self.chefs:
+            chef.pool.cancel_running()
+        for local in self.local_chefs:
+            local.terminate()            # the chef kills its running steps
+
+    def stop(self) -> None:
+        try:
+            for local in self.local_chefs:
+                local.terminate()        # they stop while the charts do
+            stop_all(self.charts)
+            for local in self.local_chefs:
+                local.stop()
+        finally:
+            self.local_chefs = []
+            self.charts = []
+            reset_fabric()
+            if self.bridge:
+                self.bridge.stop()
+            if self.server:
+                self.server.stop()
+                self.server.close()
+
+    def __enter__(self) -> "Pod":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()

@@ -1,0 +1,1 @@
+"""The project file: its model, its loader, path patterns and the rule packs."""

@@ -1,0 +1,285 @@
+"""Rule packs: ready-made rules a project takes with ``use = ["latex"]``.
+
+A pack is a TOML file shipped beside this module (``latex.toml``,
+``c.toml``).  Its rules are written exactly as they would be in
+``computepods.toml``, so they go through the same checks as the user's own
+rules; pack rule names carry the pack's name ("c.compile"), so a project can
+name its own rule "compile" beside them.  Two keys of a pack's rule are the
+pack's own and are taken out before the rule is checked:
+
+* ``tools``: the programs the rule runs, so a chef can say which packs it
+  can build (:func:`available_packs`) before anyone asks it to;
+* ``when``: the settings under which the rule exists at all
+  (``when = { bib = "biber" }``), for rules whose inputs differ by setting.
+
+A pack declares its settings (``[settings.engine]`` with a ``default`` and,
+for most, the ``choices``); a project picks them in ``[pack.latex]``.  The
+settings are filled into the rule tables here, as ``{engine}`` in any string,
+before the rules reach the ordinary checks: what comes out is a plain rule,
+and a changed setting is simply a changed command.  ``{in}``, ``{out}`` and
+the other command placeholders are left for :mod:`computepods.planning.resolve`.
+
+A pack file is part of this package: a mistake in one is a bug here, raised
+as :class:`PackFileError` when this module is imported (tests load them all).
+"""
+from __future__ import annotations
+
+import re
+import shutil
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+PACK_SUFFIX = ".toml"
+PACK_KEYS = frozenset({"description", "settings", "rule"})
+SETTING_KEYS = frozenset({"description", "default", "choices"})
+PACK_RULE_KEYS = frozenset({"tools", "when"})   # the pack's own, taken out
+# Keys whose strings are command templates: a setting's value goes in with
+# its braces doubled, so "-DX={1}" stays text instead of a placeholder.
+TEMPLATE_KEYS = frozenset({"command", "cwd"})
+# Names the command templates own; a setting may not shadow them.
+RESERVED_NAMES = frozenset({"in", "out", "stem", "dir", "scratch"})
+
+_SETTING_NAME = re.compile(r"[a-z][a-z0-9_]*")
+# "{{" and "}}" are literal braces and are kept; " {name}" keeps the space
+# before it so that an empty value can take it away ("cc {cflags} -c").
+_TOKEN = re.compile(r"\{\{|\}\}|( ?)\{([a-z][a-z0-9_]*)\}")
+
+
+class PackFileError(ValueError):
+    """A pack file shipped with computepods is malformed (a bug here)."""
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One ``[settings.NAME]`` of a pack."""
+    name: str
+    default: str
+    choices: tuple[str, ...] | None = None    # None: any text
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class Pack:
+    """One pack file, loaded and checked, its rules not yet specialised."""
+    name: str
+    description: str
+    settings: dict[str, Setting]
+    rules: tuple[dict[str, Any], ...]         # rule tables with tools/when
+
+    def setting_problem(self, key: str, value: Any) -> str | None:
+        """Why ``key = value`` is not a setting of this pack, or None."""
+        setting = self.settings.get(key)
+        if setting is None:
+            return ("unknown key; expected one of: "
+                    + (", ".join(sorted(self.settings)) or "none"))
+        if not isinstance(value, str):
+            return f"must be a string, got {value!r}"
+        if setting.choices is not None and value not in setting.choices:
+            return (f"must be one of {', '.join(setting.choices)}, "
+                    f"got {value!r}")
+        return None
+
+    def settings_for(self, given: Mapping[str, Any] | None = None,
+                     ) -> dict[str, str]:
+        """Every setting: the given ones, checked, then the defaults.
+
+        Raises ValueError naming the key; ``computepods.toml`` is checked
+        earlier, with the file in the message (project.py).
+        """
+        given = dict(given or {})
+        for key, value in given.items():
+            problem = self.setting_problem(key, value)
+            if problem is not None:
+                raise ValueError(f"pack {self.name!r}: setting {key!r}: "
+                                 + problem)
+        return {name: given.get(name, s.default)
+                for name, s in self.settings.items()}
+
+    def rule_tables(self, given: Mapping[str, Any] | None = None,
+                    ) -> list[dict[str, Any]]:
+        """The rules for these settings, as plain rule tables."""
+        settings = self.settings_for(given)
+        return [_fill_table({k: v for k, v in rule.items()
+                             if k not in PACK_RULE_KEYS}, settings)
+                for rule in self.rules if _applies(rule, settings)]
+
+    def tools(self, given: Mapping[str, Any] | None = None) -> list[str]:
+        """The programs the rules for these settings run, in order."""
+        settings = self.settings_for(given)
+        found: dict[str, None] = {}
+        for rule in self.rules:
+            if _applies(rule, settings):
+                found.update(dict.fromkeys(
+                    _fill(t, settings, escape=False)
+                    for t in rule.get("tools", [])))
+        return list(found)
+
+
+# --- using packs --------------------------------------------------------------
+
+def rule_tables(pack: str, settings: Mapping[str, Any] | None = None,
+                ) -> list[dict[str, Any]]:
+    """The rule tables pack ``pack`` gives for ``settings`` (None: defaults)."""
+    return _pack(pack).rule_tables(settings)
+
+
+def missing_tools(pack: str, settings: Mapping[str, Any] | None = None,
+                  ) -> list[str]:
+    """The tools of ``pack`` (with ``settings``) that are not on PATH now."""
+    return [tool for tool in _pack(pack).tools(settings)
+            if shutil.which(tool) is None]
+
+
+def available_packs(settings: Mapping[str, Mapping[str, Any]] | None = None,
+                    ) -> dict[str, list[str]]:
+    """Every pack and the tools it misses here: an empty list means usable.
+
+    With default settings unless ``settings`` (pack -> its settings, as in
+    ``Project.packs``) says otherwise, so a chef announces ``latex`` when it
+    has pdflatex and bibtex, and can check lualatex for a project that asks.
+    """
+    settings = settings or {}
+    return {name: missing_tools(name, settings.get(name))
+            for name in sorted(PACKS)}
+
+
+def _pack(name: str) -> Pack:
+    try:
+        return PACKS[name]
+    except KeyError:
+        raise ValueError(f"unknown pack {name!r}; known packs: "
+                         + ", ".join(sorted(PACKS))) from None
+
+
+def _applies(rule: Mapping[str, Any], settings: Mapping[str, str]) -> bool:
+    return all(settings[key] in values
+               for key, values in rule.get("when", {}).items())
+
+
+def _fill_table(value: Any, settings: Mapping[str, str],
+                escape: bool = False) -> Any:
+    """A copy of a rule table with ``{setting}`` replaced in every string."""
+    if isinstance(value, str):
+        return _fill(value, settings, escape)
+    if isinstance(value, list):
+        items = [_fill_table(v, settings, escape) for v in value]
+        # An argv item that was only an empty setting is dropped, not "".
+        return [item for item, v in zip(items, value)
+                if item or not isinstance(v, str) or not _TOKEN.fullmatch(v)]
+    if isinstance(value, dict):
+        return {k: _fill_table(v, settings, escape or k in TEMPLATE_KEYS)
+                for k, v in value.items()}
+    return value
+
+
+def _fill(text: str, settings: Mapping[str, str], escape: bool) -> str:
+    def replace(m: re.Match) -> str:
+        space, name = m.group(1), m.group(2)
+        if name is None or name not in settings:
+            return m.group(0)
+        value = settings[name]
+        if escape:
+            value = value.replace("{", "{{").replace("}", "}}")
+        return space + value if value else ""
+    return _TOKEN.sub(replace, text)
+
+
+# --- loading pack files -------------------------------------------------------
+
+def load_pack(name: str, text: str, file: str) -> Pack:
+    """Check a pack file's own structure; its rules are checked when used."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise PackFileError(f"{file}: TOML syntax error: {exc}") from None
+    _known(data, PACK_KEYS, file, "")
+    settings = {key: _load_setting(key, table, file)
+                for key, table in _dict(data.get("settings", {}), file,
+                                        "settings").items()}
+    rules = data.get("rule", [])
+    if not isinstance(rules, list) or not rules:
+        raise PackFileError(f"{file}: a pack needs [[rule]] tables")
+    for n, rule in enumerate(rules, 1):
+        _check_pack_rule(_dict(rule, file, f"rule #{n}"), settings, file, n)
+    description = data.get("description", "")
+    if not isinstance(description, str):
+        raise PackFileError(f"{file}: description must be a string")
+    return Pack(name, description, settings, tuple(rules))
+
+
+def _load_setting(key: str, table: Any, file: str) -> Setting:
+    where = f"settings.{key}"
+    table = _dict(table, file, where)
+    _known(table, SETTING_KEYS, file, where + ".")
+    if not _SETTING_NAME.fullmatch(key) or key in RESERVED_NAMES:
+        raise PackFileError(f"{file}: {where}: a setting name is lower case "
+                            "and not one of "
+                            + ", ".join(sorted(RESERVED_NAMES)))
+    default = table.get("default")
+    choices = table.get("choices")
+    if not isinstance(default, str):
+        raise PackFileError(f"{file}: {where}.default must be a string")
+    if choices is not None:
+        if (not isinstance(choices, list) or not choices
+                or not all(isinstance(c, str) for c in choices)):
+            raise PackFileError(f"{file}: {where}.choices must be an array "
+                                "of strings")
+        if default not in choices:
+            raise PackFileError(f"{file}: {where}.default is not one of its "
+                                "choices")
+        choices = tuple(choices)
+    return Setting(key, default, choices, table.get("description", ""))
+
+
+def _check_pack_rule(rule: dict, settings: Mapping[str, Setting], file: str,
+                     n: int) -> None:
+    where = f"rule #{n}"
+    tools = rule.get("tools")
+    if (not isinstance(tools, list) or not tools
+            or not all(isinstance(t, str) and t for t in tools)):
+        raise PackFileError(f"{file}: {where}: tools must name the programs "
+                            "the rule runs")
+    when = _dict(rule.get("when", {}), file, f"{where}.when")
+    for key, values in list(when.items()):
+        setting = settings.get(key)
+        values = [values] if isinstance(values, str) else values
+        if (setting is None or setting.choices is None
+                or not isinstance(values, list)
+                or not set(values) <= set(setting.choices)):
+            raise PackFileError(f"{file}: {where}: when.{key} must name "
+                                "choices of a setting with choices")
+        when[key] = tuple(values)
+    rule["when"] = when
+
+
+def _dict(value: Any, file: str, where: str) -> dict:
+    if not isinstance(value, dict):
+        raise PackFileError(f"{file}: {where} must be a table")
+    return value
+
+
+def _known(table: dict, allowed: frozenset[str], file: str,
+           prefix: str) -> None:
+    unknown = sorted(set(table) - allowed)
+    if unknown:
+        raise PackFileError(f"{file}: unknown key {prefix + unknown[0]!r}; "
+                            "expected one of: " + ", ".join(sorted(allowed)))
+
+
+def _load_all() -> dict[str, Pack]:
+    # The files sit beside this module (setup.cfg ships packs/*.toml); a
+    # plain path is enough and much cheaper to import than importlib.resources.
+    packs = {}
+    for path in sorted(Path(__file__).parent.glob("*" + PACK_SUFFIX)):
+        packs[path.stem] = load_pack(path.stem, path.read_text("utf-8"),
+                                     f"computepods/packs/{path.name}")
+    return packs
+
+
+PACKS: dict[str, Pack] = _load_all()
+# name -> its rule tables with default settings: what `use` adds when the
+# project has no [pack.NAME] table.
+KNOWN_PACKS: dict[str, list[dict[str, Any]]] = {
+    name: pack.rule_tables() for name, pack in PACKS.items()}

@@ -1,0 +1,1 @@
+"""What persists: the state database, content hashes and the project lock."""

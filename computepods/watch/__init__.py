@@ -1,0 +1,1 @@
+"""Watching a tree: inotify, the debounce, freshness of what a pod built."""

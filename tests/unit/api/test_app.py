@@ -1,0 +1,218 @@
+"""The Falcon app's own logic, with falcon.testing and a stand-in for the bus
+(the real bus, pod and gunicorn are in tests/integration/test_rest.py)."""
+from __future__ import annotations
+
+import re
+
+import falcon
+import falcon.inspect
+import pytest
+from falcon import testing
+
+from computepods import errors
+from computepods.bus import messages as m
+from computepods.api.app import create_app
+from computepods.api.podbus import EventHub, remote_error
+from computepods.api.openapi import document
+from computepods.api.resources import MAX_BODY_BYTES
+
+TOKEN = "t0ken"
+
+
+class FakeBus:
+    """Answers queries from a table; a callable answer gets the arguments,
+    an exception is raised."""
+    url = "nats://fake:1"
+
+    def __init__(self, **answers):
+        self.answers = {"health": {"ok": True, "pod": "fake"}, **answers}
+        self.calls: list[tuple[str, dict]] = []
+        self.builds: list[tuple[list, bool]] = []
+        self.cancels: list[str] = []
+        self.hub = EventHub()
+
+    def query(self, what, timeout=None, attempts=None, **args):
+        self.calls.append((what, args))
+        answer = self.answers[what]
+        if isinstance(answer, Exception):
+            raise answer
+        return answer(args) if callable(answer) else answer
+
+    def request_build(self, targets, keep_going):
+        self.builds.append((targets, keep_going))
+        return {"build": "b1", "queued": False}
+
+    def cancel(self, build_id):
+        self.cancels.append(build_id)
+        return {"build": build_id, "state": "cancelling"}
+
+    def follow(self, build_id):
+        return self.hub.follow(build_id)
+
+
+def client(bus=None, token=None, ui_dir=None) -> testing.TestClient:
+    return testing.TestClient(create_app(bus or FakeBus(), token=token, ui_dir=ui_dir))
+
+
+def test_the_openapi_document_has_exactly_falcons_routes():
+    app = create_app(FakeBus())
+    routes = {(re.sub(r"\{(\w+):\w+\}", r"{\1}", route.path), method.method)
+              for route in falcon.inspect.inspect_routes(app)
+              for method in route.methods if not method.internal}
+    documented = {(path, method.upper()) for path, item in document()["paths"].items()
+                  for method in item if method != "parameters"}
+    assert routes == documented
+    for path, item in document()["paths"].items():
+        for name in re.findall(r"\{(\w+)\}", path):
+            params = item.get("parameters", [])
+            assert any(p["name"] == name and p["in"] == "path" for p in params), (path, name)
+
+
+def test_errors_are_json_with_the_right_status():
+    bus = FakeBus(build=errors.NotFound("no build 'x'"),
+                  artefact=errors.PathEscapesWorkspace("path '../x' is outside"),
+                  explain=errors.UnknownTarget("'x' does not exist"),
+                  graph=errors.ProjectError("computepods.toml", "bad key"),
+                  pods=errors.BusError("no answer on cp.api.query"),
+                  builds=RuntimeError("a bug"))
+    c = client(bus)
+    for path, status, title in [("/v1/builds/x", 404, "Not found"),
+                                ("/v1/artefacts/..%2Fx", 400, "Bad request"),
+                                ("/v1/explain/x", 404, "Unknown target"),
+                                ("/v1/graph", 409, "Project file error"),
+                                ("/v1/pods", 503, "Pod unavailable"),
+                                ("/v1/builds", 500, "Internal error"),
+                                ("/v1/nowhere", 404, None)]:
+        resp = c.simulate_get(path, headers={"Accept": "text/html"})
+        assert resp.status_code == status, path
+        assert resp.headers["content-type"].startswith("application/json"), path
+        assert title is None or resp.json["title"] == title, (path, resp.json)
+    assert "no build 'x'" in c.simulate_get("/v1/builds/x").json["description"]
+    assert c.simulate_get("/v1/builds").json["description"] == "RuntimeError: a bug"
+
+
+def test_a_build_request_the_pod_refuses_is_a_400():
+    bus = FakeBus(check=errors.UnknownTarget("'nowhere' does not exist"))
+    resp = client(bus).simulate_post("/v1/builds", json={"targets": ["nowhere"]})
+    assert resp.status_code == 400 and resp.json["title"] == "Cannot build"
+    assert bus.builds == []
+
+
+def test_body_checks():
+    bus = FakeBus(check={"targets": ["out/x"]})
+    c = client(bus)
+    too_big = b'{"targets": ["' + b"x" * MAX_BODY_BYTES + b'"]}'
+    cases = [(too_big, 413), (b"{not json", 400), (b"[1, 2]", 400), (b"\xff\xfe", 400),
+             (b'{"targets": "x"}', 400), (b'{"targets": [1]}', 400), (b'{"targets": [""]}', 400),
+             (b'{"targets": ["a\\u0000b"]}', 400), (b'{"targets": ["\\ud800"]}', 400),
+             (b'{"keep_going": "yes"}', 400), (b'{"jobs": 2}', 400)]
+    for body, status in cases:
+        resp = c.simulate_post("/v1/builds", body=body)
+        assert resp.status_code == status, (body[:40], resp.json)
+        assert resp.json["title"]
+    assert bus.builds == []
+    ok = c.simulate_post("/v1/builds", body=b"")       # no body: the project's default
+    assert ok.status_code == 202 and ok.json == {"id": "b1", "joined": False, "url": "/v1/builds/b1"}
+    assert ok.headers["location"].endswith("/v1/builds/b1")
+    c.simulate_post("/v1/builds", json={"targets": ["out/x"], "keep_going": True})
+    assert bus.builds == [([], False), (["out/x"], True)]
+
+
+def test_a_token_guards_only_mutating_routes():
+    bus = FakeBus(builds={"builds": []}, check={"targets": []},
+                  build={"id": "b1", "state": "running"})
+    c = client(bus, token=TOKEN)
+    for headers in ({}, {"Authorization": "Bearer nope"}, {"Authorization": f"Basic {TOKEN}"}):
+        for resp in (c.simulate_post("/v1/builds", headers=headers),
+                     c.simulate_delete("/v1/builds/b1", headers=headers)):
+            assert resp.status_code == 401
+            assert resp.headers["www-authenticate"] == 'Bearer realm="computepods"'
+            assert resp.json["title"] == "Token required"
+    assert bus.builds == [] and bus.cancels == []
+    assert c.simulate_get("/v1/builds").status_code == 200
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    assert c.simulate_post("/v1/builds", headers=auth).status_code == 202
+    assert c.simulate_delete("/v1/builds/b1", headers=auth).json == {
+        "id": "b1", "state": "cancelling"}
+
+
+def test_cancel_of_a_finished_build_is_a_conflict():
+    bus = FakeBus(build={"id": "b1", "state": "done"})
+    resp = client(bus).simulate_delete("/v1/builds/b1")
+    assert resp.status_code == 409 and "already finished" in resp.json["description"]
+    assert bus.cancels == []
+
+
+def test_encoded_slashes_stay_in_their_path_field():
+    bus = FakeBus(log=lambda a: {"step": a["step"]}, artefact=lambda a: {"path": a["path"]},
+                  explain=lambda a: {"target": a["target"], "lines": []})
+    c = client(bus)
+    assert c.simulate_get("/v1/steps/compile:build%2Fsub%2Fa.o/log").json == {
+        "step": "compile:build/sub/a.o"}
+    assert c.simulate_get("/v1/artefacts/build/sub/a.o").json == {"path": "build/sub/a.o"}
+    assert c.simulate_get("/v1/artefacts/build%2Fsub/a.o").json == {"path": "build/sub/a.o"}
+    assert c.simulate_get("/v1/explain/docs%2Fpaper.pdf").json["target"] == "docs/paper.pdf"
+    assert c.simulate_get("/v1/steps/compile:build/a.o/log").status_code == 404
+
+
+def test_graph_formats_and_targets():
+    bus = FakeBus(graph=lambda a: {"dot": "digraph {}\n"} if a["format"] == "dot" else
+                  {"targets": a["targets"], "nodes": [], "edges": [], "cycles": []})
+    c = client(bus)
+    assert c.simulate_get("/v1/graph", params={"target": ["a", "b"]}).json["targets"] == ["a", "b"]
+    dot = c.simulate_get("/v1/graph", params={"format": "dot"})
+    assert dot.headers["content-type"].startswith("text/vnd.graphviz") and dot.text == "digraph {}\n"
+    assert c.simulate_get("/v1/graph", params={"format": "png"}).status_code == 400
+
+
+def test_events_stream_the_replay_and_a_reconnect_after_the_end_gets_204():
+    replay = {"build": "b1", "first": 0, "next": 2, "complete": True, "state": "done",
+              "events": [{"t": "plan", "steps": 1}, {"t": "done", "ok": True, "code": 0}]}
+    bus = FakeBus(events=lambda a: replay if a["after"] == 0 else
+                  {**replay, "first": a["after"], "next": a["after"], "events": []})
+    c = client(bus)
+    resp = c.simulate_get("/v1/builds/b1/events")
+    assert resp.headers["content-type"].startswith("text/event-stream")
+    assert "id: 0\nevent: plan\n" in resp.text and "id: 1\nevent: done\n" in resp.text
+    assert c.simulate_get("/v1/builds/b1/events", headers={"Last-Event-ID": "1"}).status_code == 204
+    assert len(bus.hub) == 0, "a finished stream stops following its build"
+
+
+def test_health_and_pods_and_the_page(tmp_path):
+    (tmp_path / "index.html").write_text("<!doctype html><title>MajorDomo</title>")
+    (tmp_path / "app.js").write_text("export {};")
+    bus = FakeBus(pods={"pods": [{"pod": "p", "http": None}]})
+    c = client(bus, ui_dir=tmp_path)
+    assert c.simulate_get("/healthz").json == {"ok": True, "pod": "fake", "nats": FakeBus.url}
+    assert c.simulate_get("/v1/pods").json["pods"][0]["http"] == "http://falconframework.org"
+    page = c.simulate_get("/")
+    assert page.headers["content-type"].startswith("text/html") and "MajorDomo" in page.text
+    assert c.simulate_get("/app.js").text == "export {};"
+    assert c.simulate_get("/../setup.cfg").status_code == 404
+
+
+def test_remote_errors_keep_their_class():
+    exc = remote_error({"error": "ProjectError", "message": "computepods.toml: bad"})
+    assert isinstance(exc, errors.ProjectError) and str(exc) == "computepods.toml: bad"
+    assert type(remote_error({"error": "os.system", "message": "x"})) is errors.ComputePodsError
+    assert type(remote_error({"error": "Exception"})) is errors.ComputePodsError
+
+
+def test_the_hub_fans_one_subscription_out_to_followers():
+    hub = EventHub()
+    a, b, other = hub.follow("b1"), hub.follow("b1"), hub.follow("b2")
+    msg = m.Message("cp.build.b1.events", {"build": "b1", "seq": 0, "events": []})
+    hub.put(msg)
+    assert a.get(1) is msg and b.get(1) is msg and other.queue.empty()
+    a.close()
+    hub.close()
+    assert b.get(1) is None and other.get(1) is None
+    assert len(hub) == 2
+    assert hub.follow("b3").get(1) is None, "a stopping hub ends new streams at once"
+
+
+@pytest.mark.parametrize("method", ["PUT", "PATCH"])
+def test_other_methods_are_refused(method):
+    resp = client(token=TOKEN).simulate_request(method, "/v1/builds",
+                                                headers={"Authorization": f"Bearer {TOKEN}"})
+    assert resp.status_code == 405

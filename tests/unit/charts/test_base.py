@@ -1,0 +1,107 @@
+"""The chart base: no event lost past miros' 500, clean stop, live trace."""
+from __future__ import annotations
+
+import threading
+
+import pytest
+from miros import Event, return_status, signals, spy_on
+
+from computepods.charts.base import Chart, EventQueue, reset_fabric
+from computepods.errors import ChartQueueFull
+from computepods.bus import messages
+
+SIGNALS = messages.ALL_SIGNALS      # importing messages registers them with miros
+
+
+@spy_on
+def counting(chart, e):
+    if e.signal == signals.TICK:
+        chart.seen.append(e.payload)
+        if len(chart.seen) == chart.expected:
+            chart.done.set()
+        return return_status.HANDLED
+    chart.temp.fun = chart.top
+    return return_status.SUPER
+
+
+class Counter(Chart):
+    initial_state = counting
+    subscriptions = ("TICK",)
+
+    def __init__(self, expected: int, **kw):
+        super().__init__("counter", **kw)
+        self.expected = expected
+        self.seen: list[int] = []
+        self.done = threading.Event()
+
+
+@pytest.fixture(autouse=True)
+def fabric():
+    yield
+    reset_fabric()
+
+
+def test_100k_posted_events_none_lost_with_back_pressure():
+    n = 100_000
+    chart = Counter(n, capacity=100).start()     # tiny queue: posters must block, not drop
+    try:
+        def produce(start):
+            for i in range(start, n, 4):
+                chart.post("TICK", i)
+        producers = [threading.Thread(target=produce, args=(k,)) for k in range(4)]
+        for t in producers:
+            t.start()
+        for t in producers:
+            t.join()
+        assert chart.done.wait(30), f"only {len(chart.seen)} of {n} events arrived"
+        assert sorted(chart.seen) == list(range(n))
+    finally:
+        chart.stop()
+    assert not chart.running
+
+
+def test_published_events_reach_subscriber_in_order():
+    n = 20_000
+    chart = Counter(n).start()
+    try:
+        for i in range(n):
+            chart.publish(Event(signal=signals.TICK, payload=i))
+        assert chart.done.wait(30), f"only {len(chart.seen)} of {n} events arrived"
+        assert chart.seen == list(range(n))
+    finally:
+        chart.stop()
+
+
+def test_full_queue_raises_naming_the_chart(monkeypatch):
+    monkeypatch.setattr("computepods.charts.base.POST_TIMEOUT_S", 0.05)
+    chart = Counter(1)               # never started: nothing consumes
+    q = EventQueue(chart, capacity=2)
+    q.append(Event(signal=signals.TICK))
+    q.append(Event(signal=signals.TICK))
+    with pytest.raises(ChartQueueFull, match="counter"):
+        q.append(Event(signal=signals.TICK))
+
+
+def test_stop_drains_what_was_queued_then_joins():
+    chart = Counter(5_000).start()
+    for i in range(5_000):
+        chart.post("TICK", i)
+    chart.stop()
+    assert len(chart.seen) == 5_000
+    assert not chart.running
+
+
+def test_live_trace_reports_transitions_to_the_sink():
+    lines: list[str] = []
+    got = threading.Event()
+
+    def sink(line):
+        lines.append(line)
+        got.set()
+
+    chart = Counter(1, live_trace=True, trace_sink=sink).start()
+    try:
+        assert got.wait(5)
+        assert any("counting" in line for line in lines)
+    finally:
+        chart.stop()

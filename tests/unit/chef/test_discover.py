@@ -1,0 +1,244 @@
+"""Discovered dependencies: depfiles from a real cc, .fls files from TeX."""
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from computepods.chef.discover import (Discovered, discover_depfile, discover_fls,
+                                  parse_depfile, parse_fls, project_paths)
+from computepods.errors import BuildFailed
+
+TOOL_TIMEOUT_S = 120    # seconds, for one cc or pdflatex run
+
+# The shape of a real pdflatex -recorder file (second pass: the .aux is read
+# at \begin{document} and written again at the end), trimmed.
+HAND_FLS = """\
+PWD /tmp/x
+INPUT /usr/share/texlive/texmf-dist/web2c/texmf.cnf
+INPUT /var/lib/texmf/web2c/pdftex/pdflatex.fmt
+INPUT paper.tex
+OUTPUT paper.log
+INPUT /usr/share/texlive/texmf-dist/tex/latex/base/article.cls
+INPUT /usr/share/texlive/texmf-dist/tex/latex/base/article.cls
+INPUT /usr/share/texlive/texmf-dist/tex/latex/base/size10.clo
+INPUT paper.aux
+INPUT paper.aux
+OUTPUT paper.aux
+INPUT ./chapter1.tex
+INPUT ./chapter1.tex
+INPUT chapter1.tex
+OUTPUT paper.pdf
+INPUT /var/lib/texmf/fonts/map/pdftex/updmap/pdftex.map
+INPUT paper.aux
+INPUT /usr/share/texlive/texmf-dist/fonts/type1/public/amsfonts/cm/cmr10.pfb
+"""
+
+
+def write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+def run(argv: list[str], cwd: Path) -> None:
+    done = subprocess.run(argv, cwd=cwd, capture_output=True, text=True,
+                          timeout=TOOL_TIMEOUT_S)
+    assert done.returncode == 0, (argv, done.stdout[-2000:], done.stderr[-2000:])
+
+
+# --- parse_depfile ------------------------------------------------------------
+
+def test_depfile_continuations_several_rules_and_phony_targets():
+    text = ("build/main.o: src/main.c src/util.h \\\n"
+            "  include/config.h \\\n"
+            " /usr/include/stdio.h\n"
+            "\n"
+            "build/util.o build/util.pic.o : src/util.c src/util.h\n"
+            "src/util.h:\n"
+            "include/config.h:\n")
+    assert parse_depfile(text) == ["src/main.c", "src/util.h",
+                                   "include/config.h", "/usr/include/stdio.h",
+                                   "src/util.c"]
+
+
+def test_depfile_escapes_as_gcc_writes_them():
+    # gcc: space -> "\ ", '#' -> "\#", '$' -> "$$", and it doubles the
+    # backslashes that precede an escaped space.
+    text = ("out.o: my\\ file.c d$$x\\#y.h back\\\\\\ slash.h "
+            "trailing\\\\ next.h plain\\name.h\n")
+    assert parse_depfile(text) == ["my file.c", "d$x#y.h", "back\\ slash.h",
+                                   "trailing\\", "next.h", "plain\\name.h"]
+
+
+def test_depfile_comments_crlf_double_colon_and_empty():
+    assert parse_depfile("") == []
+    assert parse_depfile("# made by hand\n\n") == []
+    text = "a.o: a.c \\\r\n b.h # trailing comment\r\nc.o:: c.c a.c\r\n"
+    assert parse_depfile(text) == ["a.c", "b.h", "c.c"]
+
+
+@pytest.mark.parametrize("text, problem", [
+    ("a.c b.h\n", "line 1: expected ':' after 'a.c b.h'"),
+    ("out.o: a.c\n\n: b.h\n", "line 3: no target before ':'"),
+])
+def test_depfile_that_cannot_be_read_fails_the_step(text, problem):
+    with pytest.raises(BuildFailed, match=problem):
+        parse_depfile(text)
+
+
+def test_real_cc_depfile_keeps_project_headers_and_drops_system_ones(tmp_path):
+    root = tmp_path / "proj"
+    write(root / "src" / "util.h", "#define ANSWER 42\n")
+    write(root / "include" / "config.h", "#define NAME \"app\"\n")
+    write(root / "src" / "main.c", '#include <stdio.h>\n#include "util.h"\n'
+          '#include "config.h"\n'
+          'int main(void) { printf(NAME "%d\\n", ANSWER); return 0; }\n')
+    (root / "build").mkdir()
+    run(["cc", "-MD", "-MP", "-MF", "build/main.o.d", "-Iinclude",
+         "-c", "src/main.c", "-o", "build/main.o"], root)
+    assert "/usr/include/stdio.h" in parse_depfile(
+        (root / "build" / "main.o.d").read_text())
+
+    found = discover_depfile(root / "build" / "main.o.d", root)
+    assert found == Discovered(["src/main.c", "src/util.h", "include/config.h"], [])
+
+
+def test_real_cc_depfile_from_a_subdirectory_cwd(tmp_path):
+    root = tmp_path / "proj"
+    write(root / "lib" / "util.h", "int twice(int);\n")
+    write(root / "lib" / "util.c", '#include <stdlib.h>\n#include "util.h"\n'
+          'int twice(int x) { return 2 * x; }\n')
+    run(["cc", "-MMD", "-MF", "util.o.d", "-c", "util.c", "-o", "util.o"],
+        root / "lib")
+    found = discover_depfile(root / "lib" / "util.o.d", root, cwd="lib")
+    assert found.inputs == ["lib/util.c", "lib/util.h"]
+    assert found.outputs == []
+
+
+def test_missing_or_bad_depfile_names_the_file(tmp_path):
+    with pytest.raises(BuildFailed, match="did not write its depfile"):
+        discover_depfile(tmp_path / "gone.d", tmp_path)
+    bad = write(tmp_path / "bad.d", "just words\n")
+    with pytest.raises(BuildFailed, match=f"{bad}: depfile line 1"):
+        discover_depfile(bad, tmp_path)
+
+
+# --- parse_fls ------------------------------------------------------------------
+
+def test_fls_lists_in_order_deduplicated_with_the_aux_in_both():
+    pwd, inputs, outputs = parse_fls(HAND_FLS)
+    assert pwd == "/tmp/x"
+    assert inputs == [
+        "/usr/share/texlive/texmf-dist/web2c/texmf.cnf",
+        "/var/lib/texmf/web2c/pdftex/pdflatex.fmt",
+        "paper.tex",
+        "/usr/share/texlive/texmf-dist/tex/latex/base/article.cls",
+        "/usr/share/texlive/texmf-dist/tex/latex/base/size10.clo",
+        "paper.aux",
+        "./chapter1.tex",
+        "chapter1.tex",
+        "/var/lib/texmf/fonts/map/pdftex/updmap/pdftex.map",
+        "/usr/share/texlive/texmf-dist/fonts/type1/public/amsfonts/cm/cmr10.pfb",
+    ]
+    assert outputs == ["paper.log", "paper.aux", "paper.pdf"]
+
+
+def test_fls_paths_with_spaces_blank_and_unknown_lines():
+    text = "INPUT my paper.tex\n\nFUTURE thing\nPWD /a\nPWD /b\nOUTPUT out dir/x.pdf\n"
+    assert parse_fls(text) == ("/a", ["my paper.tex"], ["out dir/x.pdf"])
+    assert parse_fls("") == (None, [], [])
+
+
+def test_discover_hand_written_fls_keeps_only_project_files(tmp_path):
+    fls = write(tmp_path / "paper.fls", HAND_FLS)
+    found = discover_fls(fls, tmp_path)
+    assert found.inputs == ["paper.tex", "paper.aux", "chapter1.tex"]
+    assert found.outputs == ["paper.log", "paper.aux", "paper.pdf"]
+
+
+def test_discover_fls_missing_is_an_error(tmp_path):
+    with pytest.raises(BuildFailed, match="did not write its recorder"):
+        discover_fls(tmp_path / "paper.fls", tmp_path)
+
+
+def test_real_pdflatex_recorder_in_a_subdirectory_of_a_symlinked_root(tmp_path):
+    real = tmp_path / "real"
+    write(real / "shared" / "macros.tex", "\\newcommand{\\project}{cp}\n")
+    write(real / "doc" / "chapters" / "one.tex", "\\section{One}\\label{one}\n")
+    write(real / "doc" / "paper.tex",
+          "\\documentclass{article}\n\\input{../shared/macros}\n"
+          "\\begin{document}\n\\tableofcontents\n\\input{chapters/one}\n"
+          "See \\ref{one} in \\project.\n\\end{document}\n")
+    root = tmp_path / "link"
+    root.symlink_to(real)
+    for _ in range(2):      # the second pass reads the .aux and .toc back
+        run(["pdflatex", "-interaction=nonstopmode", "-recorder", "paper.tex"],
+            root / "doc")
+
+    fls = root / "doc" / "paper.fls"
+    assert parse_fls(fls.read_text())[0] == str(real / "doc")   # getcwd()
+    found = discover_fls(fls, root, cwd="doc")
+    assert found.inputs == ["doc/paper.tex", "shared/macros.tex", "doc/paper.aux",
+                            "doc/paper.toc", "doc/chapters/one.tex"]
+    assert set(found.outputs) == {"doc/paper.log", "doc/paper.aux",
+                                  "doc/paper.toc", "doc/paper.pdf"}
+
+
+# --- project_paths --------------------------------------------------------------
+
+def test_project_paths_relative_to_cwd_normalized_and_deduplicated(tmp_path):
+    paths = ["a.tex", "./a.tex", "sub/../a.tex", f"{tmp_path}/doc/a.tex",
+             "../top.h", "../../outside.h", f"{tmp_path}/doc/../b.tex", ""]
+    assert project_paths(paths, tmp_path, cwd="doc") == ["doc/a.tex", "top.h",
+                                                         "b.tex"]
+    assert project_paths([".", "./", "x/.."], tmp_path) == []     # the root
+
+
+def test_project_paths_drop_system_files_state_and_the_root(tmp_path):
+    paths = ["/usr/share/texlive/texmf-dist/tex/latex/base/article.cls",
+             "/usr/include/stdio.h", "/dev/null", str(tmp_path),
+             f"{tmp_path}/.computepods/scratch/s/out/x.o",
+             ".computepods/state.db", ".computepods",
+             f"{tmp_path}-sibling/a.c", "kept.c"]
+    assert project_paths(paths, tmp_path) == ["kept.c"]
+
+
+def test_project_paths_through_a_symlinked_root(tmp_path):
+    real = tmp_path / "real"
+    real.mkdir()
+    link = tmp_path / "link"
+    link.symlink_to(real)
+    paths = [f"{real}/src/a.c", f"{link}/src/b.c", f"{link}/../real/src/c.c"]
+    assert project_paths(paths, link) == ["src/a.c", "src/b.c", "src/c.c"]
+    assert project_paths(paths, real) == ["src/a.c", "src/c.c"]
+
+
+def test_project_paths_of_a_scratch_view(tmp_path):
+    root = tmp_path / "proj"
+    view = root / ".computepods" / "scratch" / "latex-paper.pdf" / "view"
+    (view / "doc").mkdir(parents=True)
+    alias = tmp_path / "view-alias"
+    alias.symlink_to(view)
+    paths = [f"{view}/doc/paper.aux", f"{root}/doc/paper.tex",
+             "chapters/one.tex", f"{view}/../out/stray.o",
+             f"{os.path.realpath(view)}/doc/paper.toc"]
+    assert project_paths(paths, root, cwd="doc", view=view) == [
+        "doc/paper.aux", "doc/paper.tex", "doc/chapters/one.tex", "doc/paper.toc"]
+    # A view reached through a symlink: its real path maps too.
+    assert project_paths([f"{view}/doc/x.tex"], root, view=alias) == ["doc/x.tex"]
+    # Without the view, its paths are state under .computepods/: dropped.
+    assert project_paths([f"{view}/doc/paper.aux"], root) == []
+
+
+def test_discover_fls_of_a_step_run_in_a_view(tmp_path):
+    root = tmp_path / "proj"
+    view = root / ".computepods" / "scratch" / "s" / "view"
+    fls = write(view / "paper.fls",
+                f"PWD {view}\nINPUT {view}/paper.tex\nINPUT ./fig.tex\n"
+                f"OUTPUT {view}/paper.aux\nOUTPUT paper.pdf\n"
+                "INPUT /usr/share/texlive/texmf-dist/tex/latex/base/article.cls\n")
+    found = discover_fls(fls, root, view=view)
+    assert found == Discovered(["paper.tex", "fig.tex"], ["paper.aux", "paper.pdf"])

@@ -1,0 +1,394 @@
+"""computepods.planning.resolve: matching, binding, command expansion and resolution."""
+from __future__ import annotations
+
+import shlex
+import shutil
+import textwrap
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from computepods import errors
+from computepods.project.model import (PROJECT_FILE, Project, Rule, load_project)
+from computepods.planning.resolve import (SHELL, Plan, RuleSet, Step, bind, needs_shell,
+                               pattern_stem)
+
+C_PROJECT = """
+[[rule]]
+name = "compile"
+inputs = ["src/%.c"]
+outputs = ["build/%.o", "build/%.o.d"]
+command = "cc -MD -MF {out[1]} -c {in} -o {out[0]}"
+depfile = "build/%.o.d"
+timeout = 600
+
+[[rule]]
+name = "link"
+inputs = ["build/main.o", "build/util.o"]
+outputs = ["bin/app"]
+command = ["cc", "{in}", "-o", "{out}"]
+
+[[rule]]
+name = "special"
+inputs = ["src/special.c", "src/special.h"]
+outputs = ["build/special.o"]
+command = "cc -O0 -c {in[0]} -o {out}"
+"""
+
+LATEX_PROJECT = """
+[[rule]]
+name = "latex"
+inputs = ["%.tex", "%.bbl"]
+outputs = ["%.pdf", "%.aux"]
+command = "pdflatex -interaction=nonstopmode {in[0]}"
+discover = "fls"
+
+[[rule]]
+name = "bibtex"
+inputs = ["%.aux"]
+outputs = ["%.bbl"]
+command = "bibtex {stem}"
+"""
+
+
+def load(root: Path, text: str) -> Project:
+    (root / PROJECT_FILE).write_text(textwrap.dedent(text))
+    return load_project(root)
+
+
+def ruleset(root: Path, text: str) -> RuleSet:
+    return RuleSet(load(root, text))
+
+
+def on_disk(*paths: str):
+    """An `exists` that sees exactly ``paths``."""
+    return set(paths).__contains__
+
+
+def one_rule_step(root: Path, stem: str | None = None, **keys: str) -> Step:
+    """Bind a single rule written as TOML values."""
+    table = {"name": '"r"', "inputs": '["in put.txt", "b.txt"]',
+             "outputs": '["out.txt", "log.txt"]', "command": '"cp {in} {out}"'}
+    table.update(keys)
+    text = "[[rule]]\n" + "".join(f"{k} = {v}\n" for k, v in table.items())
+    return bind(load(root, text).rules[0], stem)
+
+
+# --- matching -----------------------------------------------------------------
+
+def test_pattern_stem():
+    assert pattern_stem("build/%.o", "build/a/b.o") == "a/b"
+    assert pattern_stem("%.o", "build/x.o") == "build/x"
+    assert pattern_stem("build/%.o", "build/.o") is None      # stem non-empty
+    assert pattern_stem("build/%.o", "src/x.o") is None
+    assert pattern_stem("a%a", "a") is None                     # no overlap
+    assert pattern_stem("bin/app", "bin/app") is None           # not a pattern
+
+
+def test_explicit_beats_pattern_and_stems_hold_slashes(tmp_path):
+    rules = ruleset(tmp_path, C_PROJECT)
+    rule, stem = rules.match("build/lib/x.o")
+    assert (rule.name, stem) == ("compile", "lib/x")
+    rule, stem = rules.match("build/special.o")
+    assert (rule.name, stem) == ("special", None)
+    assert rules.match("src/main.c") is None
+    assert rules.match("./build//main.o")[1] == "main"          # normalized
+
+
+def test_a_step_binds_inputs_outputs_and_depfile(tmp_path):
+    step = ruleset(tmp_path, C_PROJECT).step_for("build/lib/x.o.d")
+    assert step == Step(id="compile:build/lib/x.o", rule=step.rule,
+                        stem="lib/x", inputs=("src/lib/x.c",),
+                        outputs=("build/lib/x.o", "build/lib/x.o.d"),
+                        depfile="build/lib/x.o.d")
+    assert step.timeout == 600.0 and step.cwd == ""
+
+
+def test_two_pattern_rules_matching_is_an_error_naming_both(tmp_path):
+    rules = ruleset(tmp_path, """
+        [[rule]]
+        name = "cc"
+        inputs = ["%.c"]
+        outputs = ["%.o"]
+        command = "cc -c {in} -o {out}"
+
+        [[rule]]
+        name = "as"
+        inputs = ["%.s"]
+        outputs = ["%.o"]
+        command = "as {in} -o {out}"
+        """)
+    with pytest.raises(errors.ProjectError) as info:
+        rules.match("x.o")
+    message = str(info.value)
+    for part in (str(tmp_path / PROJECT_FILE), "'x.o'", "'cc'", "'as'",
+                 "key 'outputs'"):
+        assert part in message
+    # Knowing what exists settles it, as in make: only x.s is there.
+    assert rules.match("x.o", on_disk("x.s"))[0].name == "as"
+    with pytest.raises(errors.ProjectError, match="'cc' and 'as'"):
+        rules.match("x.o", on_disk("x.s", "x.c"))
+
+
+def test_a_pattern_rule_that_cannot_work_here_is_passed_over(tmp_path):
+    # With use = ["c"], the pack's %.o rule also matches build/x.o, but
+    # build/x.c exists nowhere and no rule makes it.
+    rules = ruleset(tmp_path, '[project]\nuse = ["c"]\n' + C_PROJECT)
+    exists = on_disk("src/x.c")
+    assert rules.match("build/x.o", exists) == (rules.project.rules[0], "x")
+    assert rules.match("x.o", on_disk("x.c"))[0].pack == "c"
+
+
+def test_an_existing_file_no_rule_can_remake_is_a_source(tmp_path):
+    # A figure PDF in a LaTeX tree is not made by the %.pdf rule.
+    rules = ruleset(tmp_path, LATEX_PROJECT)
+    assert rules.match("fig.pdf", on_disk("fig.pdf")) is None
+    assert rules.step_for("fig.pdf", on_disk("fig.pdf")) is None
+    # Without knowing the disk, the rule matches.
+    assert rules.match("fig.pdf")[0].name == "latex"
+    # A cycle back into the chain counts as makeable: paper.bbl comes from
+    # paper.aux, which latex itself makes.
+    assert rules.match("paper.pdf", on_disk("paper.tex", "paper.pdf"))[1] == \
+        "paper"
+
+
+def test_match_refuses_paths_outside_the_project(tmp_path):
+    rules = ruleset(tmp_path, C_PROJECT)
+    with pytest.raises(errors.PathEscapesWorkspace):
+        rules.match("../build/x.o")
+    with pytest.raises(errors.PathEscapesWorkspace):
+        rules.match("/build/x.o")
+
+
+# A path segment: no '%', no '/', not '.' or '..'.
+_segment = st.text(st.sampled_from("abz09_-."), min_size=1,
+                   max_size=6).filter(lambda s: s not in (".", ".."))
+_relpath = st.lists(_segment, min_size=1, max_size=3).map("/".join)
+
+
+@settings(derandomize=True, database=None)   # same cases on every run
+@given(prefix=st.sampled_from(["", "build/", "out/x-"]),
+       suffix=st.sampled_from(["", ".o", "/index.html"]), stem=_relpath)
+def test_property_a_bound_output_matches_back_to_its_stem(prefix, suffix,
+                                                          stem):
+    rule = Rule(name="r", inputs=("src/%.c",),
+                outputs=(f"{prefix}%{suffix}", f"{prefix}%{suffix}.d"),
+                command="true")
+    project = Project(root=Path("/p"), path=Path("/p") / PROJECT_FILE,
+                      name="p", default=(), use=(), ignore=(), stream=(),
+                      aliases={}, rules=(rule,), schedules=())
+    rules = RuleSet(project)
+    step = bind(rule, stem)
+    for output in step.outputs:
+        found_rule, found_stem = rules.match(output)
+        assert found_rule is rule
+        # With outputs "%" and "%.d", "x.d" is ambiguous; the most specific
+        # pattern (shortest stem) wins, and its step does make the path.
+        assert output in bind(rule, found_stem).outputs
+        if suffix:
+            assert found_stem == stem
+    assert pattern_stem(rule.outputs[0], step.outputs[0]) == stem
+
+
+@settings(derandomize=True, database=None)   # same cases on every run
+@given(prefix=st.text("ab/.", max_size=4), suffix=st.text("ab/.", max_size=4),
+       path=st.text("ab/.", max_size=10))
+def test_property_a_stem_rebuilds_the_path(prefix, suffix, path):
+    stem = pattern_stem(f"{prefix}%{suffix}", path)
+    if stem is not None:
+        assert stem and prefix + stem + suffix == path
+
+
+# --- commands -----------------------------------------------------------------
+
+def test_a_plain_string_runs_directly_with_an_absolute_program(tmp_path):
+    step = ruleset(tmp_path, C_PROJECT).step_for("build/x.o")
+    command = step.command()
+    assert not command.shell
+    assert command.argv == (shutil.which("cc") or "cc", "-MD", "-MF",
+                            "build/x.o.d", "-c", "src/x.c", "-o", "build/x.o")
+    assert command.display == "cc -MD -MF build/x.o.d -c src/x.c -o build/x.o"
+
+
+def test_metacharacters_need_a_shell(tmp_path):
+    step = one_rule_step(tmp_path, command='"cat {in} > {out[0]}"')
+    command = step.command()
+    assert command.shell
+    assert command.argv == (SHELL, "-c", "cat 'in put.txt' b.txt > out.txt")
+    assert command.display == command.argv[2]
+    for text in ["a=b", "echo $HOME", "a | b", "x*", "a; b", "a\nb", "'q'",
+                 "100%", "{{x}}"]:
+        assert needs_shell(text), text
+    # Only the template's own text counts: braces of placeholders do not.
+    assert not needs_shell("cc -c {in[0]} -o {out}")
+
+
+def test_paths_with_spaces_are_quoted_for_the_shell_and_split_back(tmp_path):
+    step = one_rule_step(tmp_path, command='"cp {in} {out[0]}"')
+    command = step.command()
+    assert not command.shell
+    assert command.argv[1:] == ("in put.txt", "b.txt", "out.txt")
+    assert command.display == "cp 'in put.txt' b.txt out.txt"
+    assert shlex.split(command.display)[1:] == list(command.argv[1:])
+
+
+def test_a_list_is_an_argv_and_whole_item_placeholders_spread(tmp_path):
+    step = one_rule_step(
+        tmp_path,
+        command='["tool", "{in}", "--out={out}", "{out[1]}", "{{x}}"]')
+    command = step.command()
+    assert not command.shell
+    assert command.argv[1:] == ("in put.txt", "b.txt",
+                                "--out=out.txt log.txt", "log.txt", "{x}")
+    assert command.display == ("tool 'in put.txt' b.txt "
+                               "'--out=out.txt log.txt' log.txt '{x}'")
+
+
+def test_literal_braces(tmp_path):
+    step = one_rule_step(tmp_path, command='''"awk '{{print $1}}' {in[1]}"''')
+    assert step.command().argv == (SHELL, "-c", "awk '{print $1}' b.txt")
+
+
+def test_outputs_map_to_scratch_for_running_but_not_for_display(tmp_path):
+    step = one_rule_step(tmp_path, command='"cp {in[0]} {out[0]} {scratch}"')
+    scratch = "/p/.computepods/scratch/7"
+    command = step.command(out_path=lambda p: f"{scratch}/{p}",
+                           scratch=scratch)
+    assert command.argv[1:] == ("in put.txt", f"{scratch}/out.txt", scratch)
+    assert command.display == "cp 'in put.txt' out.txt $CP_SCRATCH"
+    assert step.command().display == command.display      # stable
+
+
+def test_dir_and_stem_and_dir_path(tmp_path):
+    rule = load(tmp_path, """
+        [[rule]]
+        name = "tex"
+        inputs = ["%.tex"]
+        outputs = ["%.pdf"]
+        command = "pdflatex -output-directory {dir} {stem}"
+        """).rules[0]
+    step = bind(rule, "docs/my paper")
+    command = step.command(dir_path=lambda d: f"/scratch/{d}")
+    assert command.argv[1:] == ("-output-directory", "/scratch/docs",
+                                "docs/my paper")
+    assert command.display == ("pdflatex -output-directory docs "
+                               "'docs/my paper'")
+
+
+def test_dir_is_dot_without_inputs(tmp_path):
+    step = one_rule_step(tmp_path, inputs="[]", command='"touch {dir}/{out}"')
+    assert step.dir == "."
+    assert step.command().argv[1:] == ("./out.txt", "log.txt")
+    assert step.command().display == "touch ./out.txt log.txt"
+
+
+def test_a_cwd_makes_paths_relative_to_it(tmp_path):
+    rule = load(tmp_path, """
+        [[rule]]
+        name = "tex"
+        inputs = ["%.tex", "refs.bib"]
+        outputs = ["%.pdf"]
+        command = ["pdflatex", "{in[0]}", "{in[1]}", "{out}", "{dir}"]
+        cwd = "{dir}"
+        """).rules[0]
+    step = bind(rule, "docs/paper")
+    assert step.cwd == "docs"
+    assert step.command().argv[1:] == ("paper.tex", "../refs.bib",
+                                       "paper.pdf", ".")
+    scratch = step.command(out_path=lambda p: "/s/" + p)
+    assert scratch.argv[3] == "/s/docs/paper.pdf"
+    assert bind(rule, "paper").cwd == ""
+
+
+def test_a_program_not_on_path_is_left_for_the_chef(tmp_path):
+    step = one_rule_step(tmp_path, command='"no-such-tool-xyz {in}"')
+    assert step.command().argv[0] == "no-such-tool-xyz"
+    step = one_rule_step(tmp_path, command='["./tool", "{in}"]')
+    assert step.command().argv[0] == "./tool"
+
+
+# --- resolution ---------------------------------------------------------------
+
+def test_resolve_finds_the_closure(tmp_path):
+    rules = ruleset(tmp_path, C_PROJECT)
+    plan = rules.resolve(["bin/app"], on_disk("src/main.c", "src/util.c"))
+    assert isinstance(plan, Plan)
+    assert list(plan.steps) == ["link:bin/app", "compile:build/main.o",
+                                "compile:build/util.o"]
+    assert plan.sources == {"src/main.c", "src/util.c"}
+    assert plan.producers == {
+        "bin/app": "link:bin/app",
+        "build/main.o": "compile:build/main.o",
+        "build/main.o.d": "compile:build/main.o",
+        "build/util.o": "compile:build/util.o",
+        "build/util.o.d": "compile:build/util.o"}
+    assert plan.targets == ["bin/app"]
+
+
+def test_a_missing_source_names_the_step_that_needs_it(tmp_path):
+    rules = ruleset(tmp_path, C_PROJECT)
+    with pytest.raises(errors.UnknownTarget) as info:
+        rules.resolve(["bin/app"], on_disk("src/main.c"))
+    assert "'src/util.c'" in str(info.value)
+    assert "'compile:build/util.o'" in str(info.value)
+
+
+def test_a_target_no_rule_builds_and_not_on_disk(tmp_path):
+    rules = ruleset(tmp_path, C_PROJECT)
+    with pytest.raises(errors.UnknownTarget, match="'README'"):
+        rules.resolve(["README"], on_disk())
+    plan = rules.resolve(["README"], on_disk("README"))
+    assert plan.steps == {} and plan.sources == {"README"}
+
+
+def test_a_cycle_terminates_and_produced_inputs_need_not_exist(tmp_path):
+    rules = ruleset(tmp_path, LATEX_PROJECT)
+    plan = rules.resolve(["paper.pdf"], on_disk("paper.tex"))
+    assert list(plan.steps) == ["latex:paper.pdf", "bibtex:paper.bbl"]
+    assert plan.sources == {"paper.tex"}
+    assert plan.producers["paper.aux"] == "latex:paper.pdf"
+    assert plan.producers["paper.bbl"] == "bibtex:paper.bbl"
+
+
+def test_a_rule_feeding_itself_new_stems_ends_with_an_error(tmp_path):
+    rules = ruleset(tmp_path, """
+        [[rule]]
+        name = "grow"
+        inputs = ["%.x.x"]
+        outputs = ["%.x"]
+        command = "cp {in} {out}"
+        """)
+    with pytest.raises(errors.UnknownTarget, match="'a.x.x'.*'grow:a.x'"):
+        rules.resolve(["a.x"], on_disk())
+    plan = rules.resolve(["a.x"], on_disk("a.x.x"))
+    assert list(plan.steps) == ["grow:a.x"]
+
+
+def test_resolve_with_aliases_and_the_default(tmp_path):
+    project = load(tmp_path, '[project]\ndefault = ["all"]\n'
+                   '[alias]\nall = ["bin/app", "build/special.o"]\n'
+                   + C_PROJECT)
+    rules = RuleSet(project)
+    targets = project.target_paths([], tmp_path)
+    exists = on_disk("src/main.c", "src/util.c", "src/special.c",
+                     "src/special.h")
+    plan = rules.resolve(targets, exists)
+    assert plan.targets == ["bin/app", "build/special.o"]
+    assert "special:build/special.o" in plan.steps
+    assert plan.sources == {"src/main.c", "src/util.c", "src/special.c",
+                            "src/special.h"}
+
+
+def test_display_alone_equals_the_display_of_a_full_expansion(tmp_path):
+    """The staleness check renders only the display; it must be the same text."""
+    from computepods.project.model import load_project
+    from computepods.planning.resolve import RuleSet
+    examples = Path(__file__).resolve().parents[3] / "examples"
+    for name in ("hello", "c", "paper", "cycle"):
+        project = load_project(examples / name)
+        plan = RuleSet(project).resolve(project.target_paths([], examples / name),
+                                        lambda p: True)
+        for step in plan.steps.values():
+            assert step.display() == step.command(out_path=lambda p: "/scratch/" + p,
+                                                  scratch="/s").display, step.id
