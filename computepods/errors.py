@@ -69,10 +69,6 @@ class PathEscapesWorkspace(ComputePodsError):
     """A path that would leave the project (or a chef's workspace)."""
 
 
-class ProjectLocked(ComputePodsError):
-    """Another build holds the project and the caller would not wait."""
-
-
 class NoChefCanBuild(ComputePodsError):
     """No chef offers the tool a step needs."""
 
@@ -85,10 +81,6 @@ class WatchError(ComputePodsError):
 
 class BuildFailed(ComputePodsError):
     exit_code = EXIT_FAILED
-
-
-class CycleDidNotConverge(BuildFailed):
-    """A cyclic group reached max_passes or oscillated."""
 
 
 # --- the bus ------------------------------------------------------------------

@@ -1,9 +1,10 @@
 """The SQLite state database, ``.computepods/state.db``.
 
 It holds what a restart needs so that nothing up to date is rebuilt: the
-stat and hash of every known file, the record of every step that ran, the
-process groups of running steps (killed on the next start if we crashed),
-and a short history of builds.
+stat and hash of every known file, the record of every step that ran,
+and a short history of builds.  Steps a crashed run left running are found
+by the mark in their environment (:mod:`computepods.chef.recovery`), not
+from a table: a mark costs no write per step and survives any crash.
 
 One writer (the Store chart), any number of readers: WAL mode lets readers
 work while the writer commits, and ``synchronous=NORMAL`` makes a commit
@@ -60,18 +61,16 @@ CREATE TABLE IF NOT EXISTS files (
 CREATE TABLE IF NOT EXISTS steps (
     step_id TEXT PRIMARY KEY, record TEXT NOT NULL
 ) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS running (
-    pgid INTEGER PRIMARY KEY, pid INTEGER NOT NULL, step_id TEXT NOT NULL,
-    started_ns INTEGER NOT NULL
-);
+DROP TABLE IF EXISTS running;
 CREATE TABLE IF NOT EXISTS verdicts (key TEXT PRIMARY KEY, blob BLOB NOT NULL) WITHOUT ROWID;
+-- Kept for issue 15 (the page's history of builds, kept in the Store).
 CREATE TABLE IF NOT EXISTS builds (
     id INTEGER PRIMARY KEY AUTOINCREMENT, targets TEXT NOT NULL,
     status TEXT NOT NULL, pid INTEGER NOT NULL,
     started_ns INTEGER NOT NULL, finished_ns INTEGER
 );
 """
-_TABLES = ("meta", "files", "steps", "running", "builds", "verdicts")
+_TABLES = ("meta", "files", "steps", "builds", "verdicts")
 _BUILD_COLUMNS = ("id", "targets", "status", "pid", "started_ns", "finished_ns")
 
 
@@ -233,13 +232,6 @@ class StateDB:
             return None
         return row[0] if row else None
 
-    def running(self) -> list[tuple[int, int, str]]:
-        """(pgid, pid, step_id) of every step recorded as running."""
-        if self._conn is None:
-            return []
-        return [tuple(r) for r in self._conn.execute(
-            "SELECT pgid, pid, step_id FROM running ORDER BY started_ns")]
-
     def last_build(self) -> dict | None:
         """The most recent build: id, targets, status, pid, started_ns, finished_ns."""
         if self._conn is None:
@@ -278,18 +270,9 @@ class StateDB:
                 "INSERT OR REPLACE INTO steps VALUES (?, ?)",
                 step_rows)
 
-    def add_running(self, pgid: int, pid: int, step_id: str) -> None:
-        """Record a step's process group, so a crashed run's leftovers can be killed."""
-        with self._transaction() as conn:
-            conn.execute("INSERT OR REPLACE INTO running VALUES (?, ?, ?, ?)",
-                         (pgid, pid, step_id, time.time_ns()))
-
-    def remove_running(self, pgid: int) -> None:
-        with self._transaction() as conn:
-            conn.execute("DELETE FROM running WHERE pgid = ?", (pgid,))
-
     def start_build(self, targets: list[str]) -> int:
-        """Record a build that starts now; returns its id."""
+        """Record a build that starts now; returns its id.  Nothing calls it
+        yet: issue 15 keeps the page's history of builds here."""
         with self._transaction() as conn:
             cur = conn.execute(
                 "INSERT INTO builds (targets, status, pid, started_ns) VALUES (?, ?, ?, ?)",

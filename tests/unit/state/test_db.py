@@ -81,16 +81,8 @@ def test_a_failing_write_changes_nothing(db):
 
 
 def test_empty_database_answers_empty(db):
-    assert db.files() == {} and db.steps() == {} and db.running() == []
+    assert db.files() == {} and db.steps() == {}
     assert db.last_build() is None
-
-
-def test_running_groups_are_recorded_and_removed(db):
-    db.add_running(4242, 4242, "compile:build/a.o")
-    db.add_running(4343, 4343, "link:bin/app")
-    assert db.running() == [(4242, 4242, "compile:build/a.o"), (4343, 4343, "link:bin/app")]
-    db.remove_running(4242)
-    assert db.running() == [(4343, 4343, "link:bin/app")]
 
 
 def test_builds_are_recorded(db):
@@ -119,7 +111,7 @@ def test_readonly_without_a_file_gives_empty_answers_and_creates_nothing(tmp_pat
     path = tmp_path / "none" / "state.db"
     with StateDB(path, readonly=True) as reader:
         assert reader.files() == {} and reader.steps() == {}
-        assert reader.step("a") is None and reader.running() == []
+        assert reader.step("a") is None
         assert reader.last_build() is None
         with pytest.raises(ComputePodsError, match="read-only"):
             reader.write(files=[frec("x")])
