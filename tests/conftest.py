@@ -3,8 +3,33 @@ from __future__ import annotations
 
 import pytest
 
+import leftovers
 from computepods.bus.natsd import NatsServer
 from helpers import wait_for as _wait_for
+
+
+def pytest_configure(config):
+    config.stash[_RUN_MARK] = leftovers.mark_this_run()
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Fail the run if any process a test started outlived the suite."""
+    left = leftovers.leftovers(session.config.stash[_RUN_MARK])
+    if left:
+        lines = "\n".join(f"  pid {pid}: {cmd[:200]}" for pid, cmd in sorted(left.items()))
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter:
+            reporter.write_line("")
+        message = (f"{len(left)} processes started by the tests outlived the suite"
+                   f" (killed now):\n{lines}")
+        if reporter:
+            reporter.write_line(message, red=True)
+        else:
+            print(message)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+_RUN_MARK = pytest.StashKey[str]()
 
 
 @pytest.fixture(scope="session")
