@@ -14,7 +14,7 @@ For every :class:`~computepods.charts.base.Chart` subclass in the
   ``bridge.route/publish/request`` calls in the code plus :data:`BY_HAND`.
 
 ``python -m computepods.tools.charts`` writes them; ``--check`` exits 1
-naming the stale ones (tests/unit/test_charts_text.py keeps them true).
+naming the stale ones (tests/unit/tools/test_charts.py keeps them true).
 """
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Debounce: report a file when it *stops* changing (docs/architecture.md §1, seed 000).
+"""Debounce: report a file when it *stops* changing (docs/architecture.md §1).
 
 This module is the FSWatcher's judgement, with no threads and no clock of
 its own: the watcher tells it what inotify saw (``changed``, ``closed``,
