@@ -29,6 +29,7 @@ from pathlib import Path
 from miros import return_status, spy_on
 
 from computepods.bus import messages as m
+from computepods.bus.protocol import Bus
 from computepods.errors import ComputePodsError, MalformedMessage
 from computepods.chef.step import StepJob, job_from_message, rule_from_dict
 from computepods.chef.slot import WorkerPool
@@ -106,7 +107,7 @@ class Chef(Chart):
 
     initial_state = chef_serving
 
-    def __init__(self, name: str, bridge, root: Path, slots: int, *, pod: str = "local",
+    def __init__(self, name: str, bridge: Bus, root: Path, slots: int, *, pod: str = "local",
                  tools: list[str] | None = None, heartbeat_s: float = HEARTBEAT_S, **kw):
         super().__init__(f"chef:{name}", **kw)
         self.chef = name

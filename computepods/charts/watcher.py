@@ -36,6 +36,7 @@ from typing import Callable, Iterable
 from miros import return_status, spy_on
 
 from computepods.bus import messages as m
+from computepods.bus.protocol import Bus
 from computepods.clock import SystemClock
 from computepods.watch.debounce import MAX_DELAY_S, QUIET_S, Debouncer
 from computepods.watch.reader import EventReader
@@ -135,7 +136,7 @@ class FSWatcher(Chart):
 
     initial_state = fs_chart
 
-    def __init__(self, bridge, root: Path, *, pod: str, ignore: Iterable[str] = (),
+    def __init__(self, bridge: Bus, root: Path, *, pod: str, ignore: Iterable[str] = (),
                  stream: Iterable[str] = (), quiet_s: float = QUIET_S,
                  max_delay_s: float = MAX_DELAY_S, clock=None, **kw):
         super().__init__(f"watcher:{pod}", **kw)
