@@ -35,7 +35,7 @@ from miros import return_status, spy_on
 
 from computepods.bus import messages as m
 from computepods.bus.protocol import Bus
-from computepods.clock import SystemClock
+from computepods.clock import Clock, SystemClock
 from computepods.project.model import STATE_DIR, Schedule
 from computepods.cron.timetable import (CRON_FILE, Due, Missed, Timetable, iso, load_checked,
                          save_checked)
@@ -91,7 +91,8 @@ class Cron(Chart):
     initial_state = cron_running
 
     def __init__(self, bridge: Bus, root: Path, schedules: Sequence[Schedule], *,
-                 clock=None, tz: tzinfo | None = None, recheck_s: float = RECHECK_S, **kw):
+                 clock: Clock | None = None, tz: tzinfo | None = None,
+                 recheck_s: float = RECHECK_S, **kw):
         super().__init__("cron", **kw)
         self.bridge = bridge
         self.root = Path(root)

@@ -37,7 +37,7 @@ from miros import return_status, spy_on
 
 from computepods.bus import messages as m
 from computepods.bus.protocol import Bus
-from computepods.clock import SystemClock
+from computepods.clock import Clock, SystemClock
 from computepods.watch.debounce import MAX_DELAY_S, QUIET_S, Debouncer
 from computepods.watch.reader import EventReader
 from computepods.watch.tree import GONE, OVERFLOW, InotifyTree
@@ -138,7 +138,7 @@ class FSWatcher(Chart):
 
     def __init__(self, bridge: Bus, root: Path, *, pod: str, ignore: Iterable[str] = (),
                  stream: Iterable[str] = (), quiet_s: float = QUIET_S,
-                 max_delay_s: float = MAX_DELAY_S, clock=None, **kw):
+                 max_delay_s: float = MAX_DELAY_S, clock: Clock | None = None, **kw):
         super().__init__(f"watcher:{pod}", **kw)
         self.bridge = bridge
         self.pod = pod
