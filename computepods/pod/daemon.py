@@ -103,7 +103,8 @@ class PodDaemon:
         threading.Thread(target=self._report_builds, name="up:report", daemon=True).start()
         kw = {"quiet_s": opts.quiet_s} if opts.quiet_s is not None else {}
         self.watcher = self._add(FSWatcher(bridge, self.root, pod=self.name, ignore=project.ignore,
-                                           stream=project.stream, live_trace=opts.trace, **kw))
+                                           stream=project.stream, live_trace=opts.trace,
+                                           fabric=self.pod.fabric, **kw))
         self.project = project
         self.cron = self._add(self._cron(project))
         bridge.listen(m.FS_CHANGED, self._changes)
@@ -124,7 +125,7 @@ class PodDaemon:
         from computepods.api.serve import start_http
 
         desk = self._add(Desk(self.pod.bridge, self.root, pod=self.name,
-                              live_trace=self.options.trace))
+                              live_trace=self.options.trace, fabric=self.pod.fabric))
         server = start_http(self.root, self.pod.url, self.options.namespace, bind=bind)
         self.extra.append(server)
         self.http_url = desk.http = server.url
@@ -136,7 +137,8 @@ class PodDaemon:
 
     def _cron(self, project):
         from computepods.charts.cron import Cron
-        return Cron(self.pod.bridge, self.root, project.schedules, live_trace=self.options.trace)
+        return Cron(self.pod.bridge, self.root, project.schedules, live_trace=self.options.trace,
+                    fabric=self.pod.fabric)
 
     def _follow_project_file(self) -> None:
         """computepods.toml changed: builds read it anew by themselves; the

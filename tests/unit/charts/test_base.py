@@ -6,7 +6,7 @@ import threading
 import pytest
 from miros import Event, return_status, signals, spy_on
 
-from computepods.charts.base import Chart, EventQueue, reset_fabric
+from computepods.charts.base import Chart, EventQueue
 from computepods.errors import ChartQueueFull
 from computepods.bus import messages
 
@@ -33,12 +33,6 @@ class Counter(Chart):
         self.expected = expected
         self.seen: list[int] = []
         self.done = threading.Event()
-
-
-@pytest.fixture(autouse=True)
-def fabric():
-    yield
-    reset_fabric()
 
 
 def test_100k_posted_events_none_lost_with_back_pressure():
@@ -105,3 +99,28 @@ def test_live_trace_reports_transitions_to_the_sink():
         assert any("counting" in line for line in lines)
     finally:
         chart.stop()
+
+
+class Publisher(Chart):
+    initial_state = counting
+
+    def __init__(self, **kw):
+        super().__init__("publisher", **kw)
+        self.seen, self.expected, self.done = [], 0, threading.Event()
+
+
+def test_charts_hear_only_their_own_fabric_and_a_stop_ends_only_that_chart():
+    from computepods.charts.base import Fabric
+    ours, theirs = Fabric(), Fabric()
+    mine, other = Counter(2, fabric=ours).start(), Counter(1, fabric=theirs).start()
+    talker = Publisher(fabric=ours).start()
+    try:
+        talker.emit("TICK", 1)
+        stranger = Publisher(fabric=theirs).start()
+        stranger.stop()                     # a chart of another pod stops: ours go on
+        talker.emit("TICK", 2)
+        assert mine.done.wait(5) and mine.seen == [1, 2]
+        assert other.seen == [] and other.running
+    finally:
+        for chart in (talker, mine, other):
+            chart.stop()

@@ -5,11 +5,10 @@ import logging
 import queue
 import sqlite3
 
-import pytest
 from miros import return_status, signals, spy_on
 
 from computepods.bus import messages as m
-from computepods.charts.base import Chart, reset_fabric
+from computepods.charts.base import Chart, Fabric
 from computepods.charts.store import Record, Store
 from computepods.clock import SimClock
 from computepods.state.db import StateDB, StepRecord
@@ -56,17 +55,11 @@ def step(n: int) -> StepRecord:
                       outputs={f"{n}.o": "b" * 64})
 
 
-@pytest.fixture(autouse=True)
-def fabric():
-    yield
-    reset_fabric()
-
-
 def test_a_failed_write_is_reported_and_written_when_the_disk_has_room(tmp_path, caplog):
     path = tmp_path / "state.db"
-    clock, db = SimClock(), DiskFull(path)
-    ear = MajorDomoEar().start()
-    store = Store(path, clock=clock, db=db).start()
+    clock, db, fabric = SimClock(), DiskFull(path), Fabric()
+    ear = MajorDomoEar(fabric=fabric).start()
+    store = Store(path, clock=clock, db=db, fabric=fabric).start()
     try:
         with caplog.at_level(logging.ERROR, "computepods.store"):
             store.post(m.RECORD, Record(token="t1", steps=[step(1)]))
@@ -92,9 +85,9 @@ def test_a_failed_write_is_reported_and_written_when_the_disk_has_room(tmp_path,
 
 def test_it_keeps_backing_off_while_the_write_keeps_failing(tmp_path):
     path = tmp_path / "state.db"
-    clock = SimClock()
-    ear = MajorDomoEar().start()
-    store = Store(path, clock=clock, db=DiskFull(path)).start()
+    clock, fabric = SimClock(), Fabric()
+    ear = MajorDomoEar(fabric=fabric).start()
+    store = Store(path, clock=clock, db=DiskFull(path), fabric=fabric).start()
     try:
         store.post(m.RECORD, Record(token="t1", steps=[step(1)]))
         waits = []
