@@ -191,5 +191,4 @@ class LoopbackBus:
         if reply:
             self._send(reply, m.encode({"error": str(exc)}))
         self._send(self.subject(m.BUS_ERROR),
-                   m.encode({"subject": exc.subject, "problem": exc.problem,
-                             "sender": self.name}))
+                   m.encode(m.ErrorReport(exc.subject, exc.problem, self.name).to_dict()))

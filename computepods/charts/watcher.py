@@ -180,7 +180,9 @@ class FSWatcher(Chart):
         self._armed = None
         root = str(self.root)
         for report in self.debouncer.due(now):
-            self.bridge.publish(m.FS_CHANGED, report.payload(self.pod, root))
+            self.bridge.publish(m.FS_CHANGED, m.FsChanged(
+                self.pod, root, report.path, report.kind, report.moved_from, report.size,
+                report.mtime_ns, list(report.range) if report.range else None).to_dict())
             self.published += 1
         self.rearm(now)
         self._update_settled()
