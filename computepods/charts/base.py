@@ -127,7 +127,8 @@ class Fabric:
     publish, is_alive, start).  Delivery is synchronous, into each
     subscriber's queue in subscription order, so events of one publisher
     arrive in the order published and a full queue applies its
-    back-pressure to the publisher.
+    back-pressure to the publisher.  There is no queue between, so a
+    publish priority has nothing to reorder and is ignored.
     """
 
     def __init__(self) -> None:

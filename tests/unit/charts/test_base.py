@@ -109,7 +109,9 @@ class Publisher(Chart):
         self.seen, self.expected, self.done = [], 0, threading.Event()
 
 
-def test_charts_hear_only_their_own_fabric_and_a_stop_ends_only_that_chart():
+def test_charts_hear_only_their_own_fabric_and_outlive_miros_global_one():
+    from miros.activeobject import ActiveFabric
+
     from computepods.charts.base import Fabric
     ours, theirs = Fabric(), Fabric()
     mine, other = Counter(2, fabric=ours).start(), Counter(1, fabric=theirs).start()
@@ -118,6 +120,9 @@ def test_charts_hear_only_their_own_fabric_and_a_stop_ends_only_that_chart():
         talker.emit("TICK", 1)
         stranger = Publisher(fabric=theirs).start()
         stranger.stop()                     # a chart of another pod stops: ours go on
+        everyone = ActiveFabric()           # what a pod's stop used to stop for everyone
+        everyone.start()
+        everyone.stop()
         talker.emit("TICK", 2)
         assert mine.done.wait(5) and mine.seen == [1, 2]
         assert other.seen == [] and other.running
