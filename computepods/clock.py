@@ -15,7 +15,20 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Callable
+from typing import Callable, Protocol
+
+
+class Clock(Protocol):
+    """What charts ask of time: SystemClock in a pod, SimClock in tests."""
+
+    def monotonic(self) -> float:
+        """Seconds for deadlines and durations; never goes back."""
+
+    def time(self) -> float:
+        """Wall-clock seconds since the epoch, for the calendar and records."""
+
+    def alarm(self, fire: Callable[[], None], name: str = "alarm") -> "Alarm":
+        """An alarm that calls ``fire()`` at the deadline it is set to."""
 
 
 class SystemClock:

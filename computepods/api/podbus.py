@@ -125,7 +125,7 @@ class PodBus:
               attempts: int = QUERY_ATTEMPTS, **args: Any) -> dict:
         """Ask the pod's Desk; raises what the pod raised, or BusError."""
         bridge = self.bridge()
-        reply = bridge.request_sync(m.API_QUERY, {"what": what, "args": args},
+        reply = bridge.request_sync(m.API_QUERY, m.ApiQuery(what, args).to_dict(),
                                     timeout=timeout, attempts=attempts)
         if "failure" in reply:
             raise remote_error(reply["failure"])
@@ -133,13 +133,13 @@ class PodBus:
 
     def request_build(self, targets: list[str], keep_going: bool) -> dict:
         bridge = self.bridge()
-        return bridge.request_sync(m.BUILD_REQUEST, {
-            "targets": targets, "keep_going": keep_going, "client": bridge.name},
-            timeout=BUILD_TIMEOUT_S, attempts=2)
+        request = m.BuildRequest(targets, keep_going=keep_going, client=bridge.name)
+        return bridge.request_sync(m.BUILD_REQUEST, request.to_dict(),
+                                   timeout=BUILD_TIMEOUT_S, attempts=2)
 
     def cancel(self, build_id: str) -> dict:
         bridge = self.bridge()
-        return bridge.request_sync(m.BUILD_CANCEL, {"build": build_id},
+        return bridge.request_sync(m.BUILD_CANCEL, m.BuildCancel(build_id).to_dict(),
                                    timeout=BUILD_TIMEOUT_S, attempts=2)
 
     def follow(self, build_id: str) -> Follower:

@@ -22,76 +22,16 @@ no work.
 from __future__ import annotations
 
 import asyncio
-import importlib
 import logging
 import os
 import queue
-import sys
 import threading
-import types
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
-
-class _JetStreamOnUse(types.ModuleType):
-    """Stands in for ``nats.js`` until an attribute of it is used.
-
-    nats-py imports its JetStream package at import time (~0.05 s, a quarter
-    of what a cold ``cpod build`` imports) although the bridge never uses
-    JetStream; the client only reads header constants from it when a reply
-    carries headers (a no-responders status).  Then the real package loads.
-    """
-
-    __spec__ = None            # the import system finds it "initialised"
-
-    def __getattr__(self, name: str):
-        if sys.modules.get("nats.js") is self:
-            del sys.modules["nats.js"]
-        real = importlib.import_module("nats.js")
-        sys.modules["nats"].js = real
-        return getattr(real, name)
-
-
-class _VersionLookUp(types.ModuleType):
-    """Stands in for ``importlib.metadata`` while nats-py is imported.
-
-    nats-py asks it for one thing, its own version (sent in CONNECT), and
-    importing the real module costs a cold start ~14 ms (email, zipfile,
-    csv...).  The version is read from the ``*.dist-info`` directory's name;
-    the real module is back in place as soon as nats-py is imported.
-    """
-
-    __spec__ = None
-
-    @staticmethod
-    def version(distribution: str) -> str:
-        prefix = distribution.replace("-", "_") + "-"
-        for entry in sys.path:
-            try:
-                names = os.listdir(entry or ".")
-            except OSError:
-                continue
-            for name in names:
-                if name.startswith(prefix) and name.endswith(".dist-info"):
-                    return name[len(prefix):-len(".dist-info")]
-        raise LookupError(f"{distribution} is not installed")   # nats-py: "0.0.0"
-
-
-if "nats" not in sys.modules and "nats.js" not in sys.modules:
-    sys.modules["nats.js"] = _JetStreamOnUse("nats.js")
-_stand_in = None
-if "nats" not in sys.modules and "importlib.metadata" not in sys.modules:
-    _stand_in = sys.modules["importlib.metadata"] = _VersionLookUp("importlib.metadata")
-try:
-    import nats  # noqa: E402  (after the stand-ins above)
-finally:
-    if _stand_in is not None and sys.modules.get("importlib.metadata") is _stand_in:
-        del sys.modules["importlib.metadata"]
-from nats.errors import NoRespondersError, TimeoutError as NatsTimeoutError  # noqa: E402
-
-if isinstance(sys.modules.get("nats.js"), _JetStreamOnUse):
-    nats.js = sys.modules["nats.js"]   # what `import nats.js` binds on the package
+from computepods.bus.natsimport import nats
+from nats.errors import NoRespondersError, TimeoutError as NatsTimeoutError
 
 from computepods.bus import messages as m
 from computepods.errors import BusError, MalformedMessage
@@ -293,9 +233,8 @@ class NatsBridge:
         log.warning("%s", exc)
         if reply:
             await self._nc.publish(reply, m.encode({"error": str(exc)}))
-        await self._nc.publish(self.subject(m.BUS_ERROR),
-                               m.encode({"subject": exc.subject, "problem": exc.problem,
-                                         "sender": self.name}))
+        await self._nc.publish(self.subject(m.BUS_ERROR), m.encode(
+            m.ErrorReport(exc.subject, exc.problem, self.name).to_dict()))
 
     # -- outbound (any thread; never blocks the caller) -------------------------
     def publish(self, signal: str, payload: Mapping[str, Any], **params: str) -> None:

@@ -6,13 +6,13 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from computepods.bus import messages as m
-from computepods.bus.bridge import NatsBridge
+from computepods.bus.protocol import Bus
 from computepods.errors import EXIT_CANNOT_START, BusError
 
 IDLE_TIMEOUT_S = 3600.0    # a build that says nothing for an hour is presumed lost
 
 
-def request_build(bridge: NatsBridge, names: Sequence[str], cwd: Path, *,
+def request_build(bridge: Bus, names: Sequence[str], cwd: Path, *,
                   keep_going: bool = False, dry_run: bool = False,
                   on_event: Callable[[dict], None] = lambda ev: None,
                   on_wait: Callable[[], None] = lambda: None) -> int:
@@ -36,21 +36,21 @@ def _next(events: "queue.Queue[m.Message]", on_wait: Callable[[], None]) -> m.Me
 
 
 def _follow(bridge, events, names, cwd, keep_going, dry_run, on_event, on_wait) -> int:
-    reply = bridge.request_sync(m.BUILD_REQUEST, {
-        "targets": list(names), "cwd": str(cwd), "keep_going": keep_going,
-        "dry_run": dry_run, "client": bridge.name}, timeout=10.0, attempts=3)
-    build_id = reply["build"]
-    on_event({"t": "accepted", "build": build_id, "joined": bool(reply.get("joined"))})
+    request = m.BuildRequest(list(names), str(cwd), keep_going, dry_run, bridge.name)
+    reply = m.BuildAccepted.from_dict(
+        bridge.request_sync(m.BUILD_REQUEST, request.to_dict(), timeout=10.0, attempts=3),
+        bridge.subject(m.BUILD_REQUEST))
+    build_id = reply.build
+    on_event({"t": "accepted", "build": build_id, "joined": bool(reply.joined)})
     while True:
         try:
             msg = _next(events, on_wait)
         except queue.Empty:
             raise BusError(f"build {build_id}: no news for {IDLE_TIMEOUT_S:.0f} s") from None
-        if msg.data.get("build") != build_id:
+        batch = m.BuildEvents.from_dict(msg.data, msg.subject)
+        if batch.build != build_id:
             continue
-        for ev in msg.data["events"]:
-            if not isinstance(ev, dict):
-                continue
+        for ev in batch.dicts():
             on_event(ev)
             if ev.get("t") == "done":
                 return int(ev.get("code", 0 if ev.get("ok") else 1)) if not ev.get("error") \

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field
-from typing import Any, Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any, ClassVar, Mapping, TypeVar
 
 from miros import signals
 
@@ -51,6 +51,7 @@ STEP_DONE = "STEP_DONE"
 FLUSH = "FLUSH"
 RECORD = "RECORD"
 RECORDED = "RECORDED"
+RECORD_FAILED = "RECORD_FAILED"      # Store: a write failed; its records are kept and retried
 TICK = "TICK"
 BUILD_START = "BUILD_START"
 ADVANCE = "ADVANCE"
@@ -62,7 +63,7 @@ ALL_SIGNALS = (FS_CHANGED, BUILD_REQUEST, BUILD_EVENTS, RULES_ANNOUNCE, RULES_HO
                CHEF_STATUS, CHEFS_QUERY, CHEF_RUN, STEP_RESULTS, BUS_ERROR, REPLY,
                REQUEST_FAILED, STEP_STARTED, STEP_DONE, FLUSH, RECORD, RECORDED, TICK,
                BUILD_START, ADVANCE, BUILD_CANCEL, API_QUERY, FS_EVENTS, RESCAN, HALT)
-ALL_SIGNALS += (CRON_EVENTS, CHEFS_CANCEL)
+ALL_SIGNALS += (CRON_EVENTS, CHEFS_CANCEL, RECORD_FAILED)
 for _name in ALL_SIGNALS:
     signals.append(_name)     # miros' process-wide signal registry
 
@@ -212,6 +213,129 @@ class Reply:
     token: Any             # what the chart passed to request(), to match the answer
     data: dict | None
     error: str = ""
+
+
+# --- typed payloads: builds, files, queries, errors, cron -----------------------
+# Each is what one signal carries: ``to_dict()`` to send it, ``from_dict()``
+# to read it back, validated by the signal's Schema as on the way in (the
+# bridge has already checked a received message; from_dict checks again, so
+# a payload made in-process is held to the same rule).  A field left None
+# is not sent, unless the class keeps its Nones (fs.changed sends null).
+
+P = TypeVar("P", bound="Payload")
+
+
+class Payload:
+    signal: ClassVar[str]
+    schema: ClassVar[Schema | None] = None      # None: SCHEMAS[signal]
+    keep_none: ClassVar[bool] = False
+
+    def to_dict(self) -> dict:
+        body = {f.name: getattr(self, f.name) for f in fields(self)}
+        return body if self.keep_none else {k: v for k, v in body.items() if v is not None}
+
+    @classmethod
+    def from_dict(cls: type[P], data: Mapping[str, Any], subject: str = "") -> P:
+        schema = cls.schema or SCHEMAS[cls.signal]
+        checked = schema.check(subject or schema.name, {"v": SCHEMA_VERSION, **data})
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in checked.items() if k in names})
+
+
+@dataclass(frozen=True)
+class BuildRequest(Payload):
+    """Build `targets` of the project at `cwd`; answered with BuildAccepted."""
+    signal: ClassVar[str] = BUILD_REQUEST
+    targets: list
+    cwd: str | None = None
+    keep_going: bool | None = None
+    dry_run: bool | None = None
+    client: str | None = None
+
+
+@dataclass(frozen=True)
+class BuildAccepted(Payload):
+    """The answer to a BuildRequest: the build's id, and whether it joined a
+    running build of the same targets or waits behind another."""
+    signal: ClassVar[str] = REPLY
+    schema: ClassVar[Schema] = Schema("build.request answer", {
+        "build": req(str), "joined": opt(bool), "queued": opt(bool)})
+    build: str
+    joined: bool | None = None
+    queued: bool | None = None
+
+
+@dataclass(frozen=True)
+class BuildEvents(Payload):
+    """A batch of one build's events; `seq` is the index of the first."""
+    signal: ClassVar[str] = BUILD_EVENTS
+    build: str
+    events: list
+    seq: int | None = None
+
+    def dicts(self) -> list[dict]:
+        """The events that are objects (anything else is skipped, as before)."""
+        return [ev for ev in self.events if isinstance(ev, dict)]
+
+
+@dataclass(frozen=True)
+class BuildCancel(Payload):
+    signal: ClassVar[str] = BUILD_CANCEL
+    build: str
+
+
+@dataclass(frozen=True)
+class FsChanged(Payload):
+    """A file of `root` on `pod` that settled: its kind and its stat then."""
+    signal: ClassVar[str] = FS_CHANGED
+    keep_none: ClassVar[bool] = True
+    pod: str
+    root: str
+    path: str
+    kind: str
+    moved_from: str | None = None
+    size: int | None = None
+    mtime_ns: int | None = None
+    range: list | None = None
+
+
+@dataclass(frozen=True)
+class ApiQuery(Payload):
+    """The REST app asks its pod's Desk `what` (health, builds, graph, ...)."""
+    signal: ClassVar[str] = API_QUERY
+    what: str
+    args: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ChefsQuery(Payload):
+    """Every chef answers with its status."""
+    signal: ClassVar[str] = CHEFS_QUERY
+
+
+@dataclass(frozen=True)
+class ErrorReport(Payload):
+    """On ``<ns>.errors``: a message that was dropped, and why."""
+    signal: ClassVar[str] = BUS_ERROR
+    subject: str
+    problem: str
+    sender: str | None = None
+
+
+@dataclass(frozen=True)
+class CronEvent(Payload):
+    """t: fired (build), failed (error) or missed (count, more, first, last)."""
+    signal: ClassVar[str] = CRON_EVENTS
+    t: str
+    cron: str
+    targets: list
+    at: str | None = None
+    build: str | None = None
+    error: str | None = None
+    count: int | None = None
+    more: bool | None = None
+    first: str | None = None
+    last: str | None = None
 
 
 def chef_status(chef: str, pod: str, slots: int, running: int = 0, queued: int = 0,

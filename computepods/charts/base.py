@@ -14,10 +14,15 @@ A chart is started with :meth:`Chart.start` (``start_at`` first, then the
 subscriptions, as miros' ``trace()`` requires) and stopped with
 :meth:`Chart.stop`, which joins its thread.  ``live_trace``/``live_spy``
 turn on miros' instrumentation for a chart, printing through ``trace_sink``.
+
+Charts publish to each other (RECORD, RECORDED) on a :class:`Fabric`, one
+for each pod, never on miros' ActiveFabric: that one is a process-wide
+singleton, and stopping it ends every chart in the process (its stop flag,
+``FiberThreadEvent``, is a singleton too, read by every chart's thread), so
+two pods could not live in one process.  A Chart never starts it.
 """
 from __future__ import annotations
 
-import itertools
 import logging
 import sys
 import threading
@@ -25,7 +30,6 @@ from collections import deque
 from typing import Callable, Iterable
 
 from miros import ActiveObject, Event, signals
-from miros.activeobject import ActiveFabric
 
 from computepods.errors import ChartQueueFull
 
@@ -35,8 +39,6 @@ DEFAULT_CAPACITY = 1_000_000      # events queued per chart before back-pressure
 POST_TIMEOUT_S = 60.0             # seconds a poster waits for room before giving up
 STOP_TIMEOUT_S = 10.0             # seconds stop() waits for the chart's thread
 DEFAULT_PRIORITY = 1000           # miros' default publish priority (1 is highest)
-
-_publish_seq = itertools.count()
 
 
 class EventQueue:
@@ -118,6 +120,62 @@ class EventQueue:
         return len(self.deque)
 
 
+class Fabric:
+    """Publish/subscribe between the charts of one pod.
+
+    It offers what miros' ActiveObject asks of its fabric (subscribe,
+    publish, is_alive, start).  Delivery is synchronous, into each
+    subscriber's queue in subscription order, so events of one publisher
+    arrive in the order published and a full queue applies its
+    back-pressure to the publisher.  There is no queue between, so a
+    publish priority has nothing to reorder and is ignored.
+    """
+
+    def __init__(self) -> None:
+        self._subs: dict[str, list[tuple[object, bool]]] = {}    # name -> (queue, lifo)
+        self._lock = threading.Lock()
+
+    def subscribe(self, queue, event_or_signal, queue_type: str | None = None) -> str:
+        name = _signal_name(event_or_signal)
+        lifo = queue_type == "lifo"
+        with self._lock:
+            subs = self._subs.setdefault(name, [])
+            if not any(q is queue and l == lifo for q, l in subs):
+                subs.append((queue, lifo))
+        return name
+
+    def subscribed(self, event_or_signal, queue_type: str = "fifo") -> bool:
+        with self._lock:
+            return bool(self._subs.get(_signal_name(event_or_signal)))
+
+    def unsubscribe(self, queue) -> None:
+        with self._lock:
+            for name, subs in self._subs.items():
+                self._subs[name] = [(q, lifo) for q, lifo in subs if q is not queue]
+
+    def publish(self, event, priority=None) -> None:
+        with self._lock:
+            subs = list(self._subs.get(event.signal_name, ()))
+        for queue, lifo in subs:
+            if lifo:
+                queue.appendleft(event)
+            else:
+                queue.append(event)
+
+    # miros' ActiveObject starts its fabric if it is not alive; this one has no thread.
+    def is_alive(self) -> bool:
+        return True
+
+    def start(self) -> None:
+        pass
+
+
+def _signal_name(event_or_signal) -> str:
+    if isinstance(event_or_signal, int):
+        return signals.name_for_signal(event_or_signal)
+    return event_or_signal.signal_name
+
+
 def _stderr_line(line: str) -> None:
     print(line.replace("\n", ""), file=sys.stderr, flush=True)
 
@@ -135,9 +193,10 @@ class Chart(ActiveObject):
 
     def __init__(self, name: str, *, live_trace: bool = False, live_spy: bool = False,
                  trace_sink: Callable[[str], None] = _stderr_line,
-                 capacity: int = DEFAULT_CAPACITY):
+                 capacity: int = DEFAULT_CAPACITY, fabric: Fabric | None = None):
         # Instrumentation costs; it is on only when someone watches.
         super().__init__(name)
+        self.fabric = fabric if fabric is not None else Fabric()
         # ActiveObject passes `instrumented` to HsmWithQueues' `maxlen`
         # parameter, so it is always on; set it here, where it takes.
         self.instrumented = bool(live_trace or live_spy)
@@ -173,7 +232,18 @@ class Chart(ActiveObject):
                 raise RuntimeError(f"chart {self.name!r} did not stop within {timeout} s")
         for e in list(self.posted_events_queue):
             self.cancel_events(e)
-        unsubscribe(self)
+        self.fabric.unsubscribe(self.queue)
+
+    def run_event(self, task_event, fabric_task_event, queue) -> None:
+        """The chart's thread (miros' loop, without its process-wide stop flag:
+        a chart stops on its own stop event only)."""
+        while task_event.is_set():
+            queue.wait()
+            if len(self.queue) >= 1:
+                if self.queue.deque[0].signal != signals.STOP_ACTIVE_OBJECT_SIGNAL:
+                    self.next_rtc()
+                else:
+                    task_event.clear()
 
     # -- a handler that raises ------------------------------------------------------
     def next_rtc(self):
@@ -203,20 +273,25 @@ class Chart(ActiveObject):
     # miros' _subscribe/_publish are wrapped by spy decorators that call
     # through only when the chart is instrumented: an uninstrumented chart
     # would silently neither subscribe nor publish.  These call the fabric
-    # directly and keep the spy line when someone is watching.
+    # directly and keep the spy line when someone is watching.  miros'
+    # subscribe() also skips a signal that any other chart subscribed to.
+    def subscribe(self, event_or_signal, queue_type=None) -> None:
+        self._subscribe(event_or_signal, queue_type or "fifo")
+
     def _subscribe(self, event_or_signal, queue_type):
         if self.instrumented:
             name = getattr(event_or_signal, "signal_name", event_or_signal)
             self.scribble(f"SUBSCRIBING TO:({name}, TYPE:{queue_type})")
         self.fabric.subscribe(self.queue, event_or_signal, queue_type)
 
+    def publish(self, event, priority=None) -> None:
+        self._publish(event, priority)
+
     def _publish(self, event, priority=None):
         priority = DEFAULT_PRIORITY if priority is None else priority
         if self.instrumented:
             self.rtc.spy.append(f"PUBLISH:({event.signal_name}, PRIORITY:{priority})")
-        # The fabric's queue is a heap ordered by priority alone, which does
-        # not keep equal-priority events in order; a sequence number does.
-        self.fabric.publish(event, (priority, next(_publish_seq)))
+        self.fabric.publish(event, priority)
 
     # -- posting helpers -------------------------------------------------------
     def post(self, signal: str, payload=None) -> None:
@@ -224,33 +299,8 @@ class Chart(ActiveObject):
         self.post_fifo(Event(signal=getattr(signals, signal), payload=payload))
 
     def emit(self, signal: str, payload=None) -> None:
-        """Publish an event on the miros fabric to the charts subscribed to it."""
+        """Publish an event on this chart's fabric to the charts subscribed to it."""
         self.publish(Event(signal=getattr(signals, signal), payload=payload))
-
-
-def unsubscribe(chart: ActiveObject) -> None:
-    """Take a stopped chart's queue out of the process-wide fabric.
-
-    miros has no unsubscribe; without this a long-lived pod that creates and
-    stops charts would keep feeding events to dead queues.
-    """
-    fabric = ActiveFabric()
-    for table in (fabric.fifo_subscriptions, fabric.lifo_subscriptions):
-        for name, queues in table.items():
-            table[name] = [q for q in queues if q is not chart.queue]
-
-
-def reset_fabric() -> None:
-    """Stop miros' process-wide fabric threads and forget every subscription.
-
-    Tests call this between cases (a fixture does), and so does a pod when
-    it shuts down.
-    """
-    fabric = ActiveFabric()
-    if fabric.is_alive():
-        fabric.stop()
-    fabric.clear()
-
 
 
 def stop_all(charts: Iterable[Chart]) -> None:

@@ -22,17 +22,18 @@ from __future__ import annotations
 import itertools
 import logging
 import threading
-import time
 from collections import deque
 from pathlib import Path
 
 from miros import return_status, spy_on
 
 from computepods.bus import messages as m
+from computepods.bus.protocol import Bus
 from computepods.errors import ComputePodsError, MalformedMessage
 from computepods.chef.step import StepJob, job_from_message, rule_from_dict
 from computepods.chef.slot import WorkerPool
 from computepods.charts.base import Chart
+from computepods.clock import Clock, SystemClock
 
 log = logging.getLogger("computepods.chef")
 
@@ -106,10 +107,12 @@ class Chef(Chart):
 
     initial_state = chef_serving
 
-    def __init__(self, name: str, bridge, root: Path, slots: int, *, pod: str = "local",
-                 tools: list[str] | None = None, heartbeat_s: float = HEARTBEAT_S, **kw):
+    def __init__(self, name: str, bridge: Bus, root: Path, slots: int, *, pod: str = "local",
+                 tools: list[str] | None = None, heartbeat_s: float = HEARTBEAT_S,
+                 clock: Clock | None = None, **kw):
         super().__init__(f"chef:{name}", **kw)
         self.chef = name
+        self.clock = clock or SystemClock()
         self.bridge = bridge
         self.root = Path(root)
         self.slots = slots
@@ -270,7 +273,7 @@ class Chef(Chart):
         self.unacked[token] = batch
         self.bridge.request(m.STEP_RESULTS, {"chef": self.chef, "results": batch},
                             chart=self, token=token)
-        if time.monotonic() - self.status_sent >= STATUS_MIN_S:
+        if self.clock.monotonic() - self.status_sent >= STATUS_MIN_S:
             self.publish_status()
 
     def results_lost(self, reply: m.Reply) -> None:
@@ -282,7 +285,7 @@ class Chef(Chart):
         if self.gone:
             return                  # said goodbye: a later status would bring it back
         self.gone = gone
-        self.status_sent = time.monotonic()
+        self.status_sent = self.clock.monotonic()
         queued = self.pool.queued
         self.bridge.publish(m.CHEF_STATUS, m.chef_status(
             self.chef, self.pod, self.slots, max(0, len(self.in_flight) - queued), queued,

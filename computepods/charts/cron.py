@@ -34,7 +34,9 @@ from typing import Sequence
 from miros import return_status, spy_on
 
 from computepods.bus import messages as m
-from computepods.clock import SystemClock
+from computepods.bus.protocol import Bus
+from computepods.clock import Clock, SystemClock
+from computepods.errors import MalformedMessage
 from computepods.project.model import STATE_DIR, Schedule
 from computepods.cron.timetable import (CRON_FILE, Due, Missed, Timetable, iso, load_checked,
                          save_checked)
@@ -89,8 +91,9 @@ class Cron(Chart):
 
     initial_state = cron_running
 
-    def __init__(self, bridge, root: Path, schedules: Sequence[Schedule], *,
-                 clock=None, tz: tzinfo | None = None, recheck_s: float = RECHECK_S, **kw):
+    def __init__(self, bridge: Bus, root: Path, schedules: Sequence[Schedule], *,
+                 clock: Clock | None = None, tz: tzinfo | None = None,
+                 recheck_s: float = RECHECK_S, **kw):
         super().__init__("cron", **kw)
         self.bridge = bridge
         self.root = Path(root)
@@ -149,20 +152,21 @@ class Cron(Chart):
         token = next(self._tokens)
         self.outstanding[token] = due
         log.info("schedule %r: building %s", due.schedule.cron, " ".join(due.schedule.targets))
-        self.bridge.request(m.BUILD_REQUEST, {"targets": list(due.schedule.targets),
-                                              "cwd": str(self.root), "client": "cron"},
-                            chart=self, token=token)
+        request = m.BuildRequest(list(due.schedule.targets), str(self.root), client="cron")
+        self.bridge.request(m.BUILD_REQUEST, request.to_dict(), chart=self, token=token)
 
     def answered(self, reply: m.Reply) -> None:
         due = self.outstanding.pop(reply.token, None)
         if due is None:
             return
-        build = (reply.data or {}).get("build")
-        if not isinstance(build, str):
+        try:
+            accepted = m.BuildAccepted.from_dict(reply.data or {})
+        except MalformedMessage:
             self.report_failed(due, f"the answer to the build request named no build: {reply.data}")
             return
-        self.bridge.publish(m.CRON_EVENTS, {**self._about(due.schedule), "t": "fired",
-                                            "at": iso(due.at, self.timetable.tz), "build": build})
+        self.bridge.publish(m.CRON_EVENTS, m.CronEvent(
+            "fired", *self._about(due.schedule), at=iso(due.at, self.timetable.tz),
+            build=accepted.build).to_dict())
 
     def refused(self, reply: m.Reply) -> None:
         due = self.outstanding.pop(reply.token, None)
@@ -172,9 +176,9 @@ class Cron(Chart):
     def report_failed(self, due: Due, error: str) -> None:
         log.error("schedule %r: the build of %s could not be started: %s",
                   due.schedule.cron, " ".join(due.schedule.targets), error)
-        self.bridge.publish(m.CRON_EVENTS, {**self._about(due.schedule), "t": "failed",
-                                            "at": iso(due.at, self.timetable.tz),
-                                            "error": error})
+        self.bridge.publish(m.CRON_EVENTS, m.CronEvent(
+            "failed", *self._about(due.schedule), at=iso(due.at, self.timetable.tz),
+            error=error).to_dict())
 
     def report_missed(self, missed: Missed) -> None:
         tz = self.timetable.tz
@@ -184,10 +188,10 @@ class Cron(Chart):
                     "(%s%s); not replayed", missed.schedule.cron,
                     " ".join(missed.schedule.targets), count,
                     "" if count == "1" else "s", first, "" if first == last else f" to {last}")
-        self.bridge.publish(m.CRON_EVENTS, {**self._about(missed.schedule), "t": "missed",
-                                            "count": missed.count, "more": missed.more,
-                                            "first": first, "last": last})
+        self.bridge.publish(m.CRON_EVENTS, m.CronEvent(
+            "missed", *self._about(missed.schedule), count=missed.count, more=missed.more,
+            first=first, last=last).to_dict())
 
     @staticmethod
-    def _about(schedule: Schedule) -> dict:
-        return {"cron": schedule.cron, "targets": list(schedule.targets)}
+    def _about(schedule: Schedule) -> tuple[str, list[str]]:
+        return schedule.cron, list(schedule.targets)

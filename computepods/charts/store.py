@@ -10,9 +10,16 @@ Persist before proceeding: the MajorDomo marks a step done (and starts its
 dependants) only when RECORDED says its record is on disk.  Records that
 arrive while a transaction is being written are batched into the next one,
 so a burst of results costs one commit, not one per step.
+
+A write that fails (a full disk, a read-only file) loses nothing: the batch
+stays queued, the failure is logged and published as RECORD_FAILED (with
+the tokens it holds back and the problem), and the Store tries again on its
+clock, backing off from ``RETRY_FIRST_S`` to ``RETRY_MAX_S``.
 """
 from __future__ import annotations
 
+import logging
+import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,9 +27,16 @@ from typing import Any
 from miros import return_status, spy_on
 
 from computepods.bus import messages as m
-from computepods.state.hashing import FileRecord
+from computepods.charts.base import STOP_TIMEOUT_S, Chart
+from computepods.clock import Alarm, Clock, SystemClock
+from computepods.errors import ComputePodsError
 from computepods.state.db import StateDB, StepRecord
-from computepods.charts.base import Chart
+from computepods.state.hashing import FileRecord
+
+log = logging.getLogger("computepods.store")
+
+RETRY_FIRST_S = 1.0      # seconds before a failed write is tried again
+RETRY_MAX_S = 30.0       # seconds between tries at most while it keeps failing
 
 
 @dataclass
@@ -35,12 +49,20 @@ class Record:
     drop_steps: list[str] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class WriteFailed:
+    """Payload of RECORD_FAILED: records held back, and why."""
+    tokens: list[Any]
+    problem: str
+    retry_s: float
+
+
 @spy_on
 def store_open(store: "Store", e):
     sig = e.signal_name
     if sig == m.RECORD:
         store.pending.append(e.payload)
-        if not store.flush_pending:
+        if not store.flush_pending and not store.retrying:
             store.flush_pending = True
             store.post(m.FLUSH)
         return return_status.HANDLED
@@ -55,25 +77,62 @@ class Store(Chart):
     initial_state = store_open
     subscriptions = (m.RECORD,)
 
-    def __init__(self, db_path: Path, **kw):
+    def __init__(self, db_path: Path, *, clock: Clock | None = None,
+                 db: StateDB | None = None, **kw):
+        """``db``: an open StateDB to write to (a test's seam); by default
+        the one at ``db_path``."""
         super().__init__("store", **kw)
-        self.db = StateDB(db_path)
+        self.db = db if db is not None else StateDB(db_path)
+        self.clock = clock or SystemClock()
         self.pending: list[Record] = []
         self.flush_pending = False
         self.transactions = 0
+        self.failures = 0                       # failed writes in a row
+        self.problem = ""                       # the last failure, "" once written
+        self._retry: Alarm | None = None
+
+    @property
+    def retrying(self) -> bool:
+        return self.failures > 0
 
     def write_pending(self) -> None:
         self.flush_pending = False
         batch, self.pending = self.pending, []
         if not batch:
             return
-        self.db.write(steps=[s for r in batch for s in r.steps],
-                      files=[f for r in batch for f in r.files],
-                      drop_files=[p for r in batch for p in r.drop_files],
-                      drop_steps=[s for r in batch for s in r.drop_steps])
+        try:
+            self.db.write(steps=[s for r in batch for s in r.steps],
+                          files=[f for r in batch for f in r.files],
+                          drop_files=[p for r in batch for p in r.drop_files],
+                          drop_steps=[s for r in batch for s in r.drop_steps])
+        except (sqlite3.Error, OSError, ComputePodsError) as exc:
+            self.pending = batch + self.pending          # nothing is lost
+            self._failed(batch, exc)
+            return
+        if self.failures:
+            log.warning("state database %s written again after %d failed tries",
+                        self.db.path, self.failures)
+        self.failures, self.problem = 0, ""
         self.transactions += 1
         self.emit(m.RECORDED, [r.token for r in batch])
 
-    def stop(self, timeout: float = 10.0) -> None:
+    def _failed(self, batch: list[Record], exc: Exception) -> None:
+        retry_s = min(RETRY_FIRST_S * 2 ** self.failures, RETRY_MAX_S)
+        self.failures += 1
+        records = sum(len(r.steps) + len(r.files) for r in batch)
+        self.problem = (f"cannot write the state database {self.db.path}: {exc}; "
+                        f"{records} records kept, trying again in {retry_s:.0f} s")
+        log.error("%s", self.problem)
+        if self._retry is None:
+            self._retry = self.clock.alarm(lambda: self.post(m.FLUSH), name="store:retry")
+        self._retry.set(self.clock.monotonic() + retry_s)
+        self.emit(m.RECORD_FAILED, WriteFailed([r.token for r in batch], self.problem, retry_s))
+
+    def stop(self, timeout: float = STOP_TIMEOUT_S) -> None:
+        if self._retry is not None:
+            self._retry.close()
         super().stop(timeout)
+        if self.pending:
+            log.error("state database %s: %d writes not done at stop: %s", self.db.path,
+                      len(self.pending), self.problem or "the Store stopped first")
         self.db.close()

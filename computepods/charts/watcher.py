@@ -36,7 +36,8 @@ from typing import Callable, Iterable
 from miros import return_status, spy_on
 
 from computepods.bus import messages as m
-from computepods.clock import SystemClock
+from computepods.bus.protocol import Bus
+from computepods.clock import Clock, SystemClock
 from computepods.watch.debounce import MAX_DELAY_S, QUIET_S, Debouncer
 from computepods.watch.reader import EventReader
 from computepods.watch.tree import GONE, OVERFLOW, InotifyTree
@@ -135,9 +136,9 @@ class FSWatcher(Chart):
 
     initial_state = fs_chart
 
-    def __init__(self, bridge, root: Path, *, pod: str, ignore: Iterable[str] = (),
+    def __init__(self, bridge: Bus, root: Path, *, pod: str, ignore: Iterable[str] = (),
                  stream: Iterable[str] = (), quiet_s: float = QUIET_S,
-                 max_delay_s: float = MAX_DELAY_S, clock=None, **kw):
+                 max_delay_s: float = MAX_DELAY_S, clock: Clock | None = None, **kw):
         super().__init__(f"watcher:{pod}", **kw)
         self.bridge = bridge
         self.pod = pod
@@ -179,7 +180,9 @@ class FSWatcher(Chart):
         self._armed = None
         root = str(self.root)
         for report in self.debouncer.due(now):
-            self.bridge.publish(m.FS_CHANGED, report.payload(self.pod, root))
+            self.bridge.publish(m.FS_CHANGED, m.FsChanged(
+                self.pod, root, report.path, report.kind, report.moved_from, report.size,
+                report.mtime_ns, list(report.range) if report.range else None).to_dict())
             self.published += 1
         self.rearm(now)
         self._update_settled()

@@ -247,7 +247,6 @@ def cmd_chef(root: Path, args) -> int:
     import threading
 
     from computepods.bus.bridge import NatsBridge
-    from computepods.charts.base import reset_fabric
     from computepods.charts.chef import Chef
     from computepods.pod.localchef import default_slots
 
@@ -274,7 +273,6 @@ def cmd_chef(root: Path, args) -> int:
             chef.stop()
         if bridge is not None:
             bridge.stop()
-        reset_fabric()
 
 
 def cmd_clean(root: Path) -> int:

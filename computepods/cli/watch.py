@@ -39,7 +39,6 @@ def cmd_watch(args, cwd: Path | None = None) -> int:
     """Watch until interrupted; 0 on a clean stop."""
     from computepods.bus import messages as m
     from computepods.bus.bridge import NatsBridge
-    from computepods.charts.base import reset_fabric
     from computepods.charts.watcher import FSWatcher
     from computepods.watch.debounce import MAX_DELAY_S, QUIET_S
     from computepods.project.model import PROJECT_FILE, load_project
@@ -74,7 +73,6 @@ def cmd_watch(args, cwd: Path | None = None) -> int:
         if watcher is not None:
             watcher.stop()
         bridge.stop()
-        reset_fabric()
         for s, handler in before.items():
             signal.signal(s, handler)
     if watcher.gone:

@@ -103,7 +103,8 @@ class PodDaemon:
         threading.Thread(target=self._report_builds, name="up:report", daemon=True).start()
         kw = {"quiet_s": opts.quiet_s} if opts.quiet_s is not None else {}
         self.watcher = self._add(FSWatcher(bridge, self.root, pod=self.name, ignore=project.ignore,
-                                           stream=project.stream, live_trace=opts.trace, **kw))
+                                           stream=project.stream, live_trace=opts.trace,
+                                           fabric=self.pod.fabric, **kw))
         self.project = project
         self.cron = self._add(self._cron(project))
         bridge.listen(m.FS_CHANGED, self._changes)
@@ -113,8 +114,8 @@ class PodDaemon:
         self.control = ControlServer(handoff.socket_path(self.root), self).start()
         self._write_pod_file()
         # Start up to date: one build of the watch targets, as after a change.
-        bridge.publish(m.BUILD_REQUEST, {"targets": list(opts.targets), "cwd": str(self.root),
-                                         "client": "watch"})
+        bridge.publish(m.BUILD_REQUEST, m.BuildRequest(list(opts.targets), str(self.root),
+                                                       client="watch").to_dict())
         self.say(f"pod up for {self.root} (pid {os.getpid()}); NATS {self.pod.url}"
                  + (f"; {self.http_url}/" if self.http_url else "")
                  + "; watching for changes (Ctrl-C or `cpod down` to stop)")
@@ -124,7 +125,7 @@ class PodDaemon:
         from computepods.api.serve import start_http
 
         desk = self._add(Desk(self.pod.bridge, self.root, pod=self.name,
-                              live_trace=self.options.trace))
+                              live_trace=self.options.trace, fabric=self.pod.fabric))
         server = start_http(self.root, self.pod.url, self.options.namespace, bind=bind)
         self.extra.append(server)
         self.http_url = desk.http = server.url
@@ -136,7 +137,8 @@ class PodDaemon:
 
     def _cron(self, project):
         from computepods.charts.cron import Cron
-        return Cron(self.pod.bridge, self.root, project.schedules, live_trace=self.options.trace)
+        return Cron(self.pod.bridge, self.root, project.schedules, live_trace=self.options.trace,
+                    fabric=self.pod.fabric)
 
     def _follow_project_file(self) -> None:
         """computepods.toml changed: builds read it anew by themselves; the
@@ -146,8 +148,8 @@ class PodDaemon:
         from computepods.paths import PROJECT_FILE
 
         while True:
-            msg = self._changes.get()
-            if msg.data.get("path") != PROJECT_FILE or msg.data.get("root") != str(self.root):
+            change = m.FsChanged.from_dict(self._changes.get().data)
+            if change.path != PROJECT_FILE or change.root != str(self.root):
                 continue
             try:
                 project = load_project(self.root)
@@ -228,7 +230,7 @@ class PodDaemon:
             return
         self.say(f"the client of build {accepted['build']} went away: cancelling it")
         try:
-            self.pod.bridge.request_sync(m.BUILD_CANCEL, {"build": accepted["build"]},
+            self.pod.bridge.request_sync(m.BUILD_CANCEL, m.BuildCancel(accepted["build"]).to_dict(),
                                          timeout=5.0, attempts=2)
         except ComputePodsError as exc:
             log.warning("could not cancel build %s: %s", accepted["build"], exc)
@@ -237,11 +239,9 @@ class PodDaemon:
     def _report_builds(self) -> None:
         """Print what each build did, as `cpod build` would (plain lines)."""
         while True:
-            msg = self._events.get()
-            build = msg.data.get("build")
-            for ev in msg.data.get("events", []):
-                if not isinstance(ev, dict):
-                    continue
+            batch = m.BuildEvents.from_dict(self._events.get().data)
+            build = batch.build
+            for ev in batch.dicts():
                 if ev.get("t") == "plan" and build not in self._progress:
                     self._progress[build] = Progress(self.out, tty=False)
                 progress = self._progress.get(build)

@@ -18,7 +18,7 @@ from computepods.chef import commit
 from computepods.bus import messages as m
 from computepods.bus.bridge import NatsBridge
 from computepods.bus.natsd import NatsServer
-from computepods.charts.base import Chart, reset_fabric, stop_all
+from computepods.charts.base import Chart, Fabric, stop_all
 from computepods.charts.majordomo import MajorDomo
 from computepods.charts.store import Store
 from computepods.chef.step import kill_leftover_steps, read_commit_logs, recovered_records
@@ -62,6 +62,7 @@ class Pod:
         self.local_chefs: list[LocalChef] = list(local_chefs)
         self.bridge: NatsBridge | None = None
         self.charts: list[Chart] = []
+        self.fabric = Fabric()                 # this pod's charts only
         self.chefs: list[Chef] = []             # in-process chefs (chef_process=False)
         self.url = ""
         self.rolled_forward: list[dict] = []
@@ -92,7 +93,7 @@ class Pod:
                 self.url = self.server.start()
             self.bridge = NatsBridge(self.url, namespace=opts.namespace,
                                      name=f"cpod@{socket.gethostname()}:{os.getpid()}").start()
-            trace = {"live_trace": opts.trace}
+            trace = {"live_trace": opts.trace, "fabric": self.fabric}
             self._add(Store(self.root / STATE_DB, **trace))
             self._add(MajorDomo(self.bridge, self.root, watch_targets=opts.watch_targets,
                                 **trace))
@@ -149,7 +150,6 @@ class Pod:
         finally:
             self.local_chefs = []
             self.charts = []
-            reset_fabric()
             if self.bridge:
                 self.bridge.stop()
             if self.server:

@@ -90,11 +90,6 @@ class Report:
     moved_from: str | None = None
     range: tuple[int, int] | None = None
 
-    def payload(self, pod: str, root: str) -> dict:
-        return {"pod": pod, "root": root, "path": self.path, "kind": self.kind,
-                "moved_from": self.moved_from, "size": self.size, "mtime_ns": self.mtime_ns,
-                "range": list(self.range) if self.range else None}
-
 
 @dataclass
 class _Pending:

@@ -9,7 +9,7 @@ from miros import return_status, spy_on
 
 from computepods.bus import messages as m
 from computepods.bus.bridge import NatsBridge
-from computepods.charts.base import Chart, reset_fabric
+from computepods.charts.base import Chart
 from computepods.errors import BusError
 from helpers import wait_for
 
@@ -43,7 +43,6 @@ def bridge(nats_url):
     b = NatsBridge(nats_url, name="test").start()
     yield b
     b.stop()
-    reset_fabric()
 
 
 def run_payload(steps=("s1",)):

@@ -14,7 +14,6 @@ import pytest
 
 from computepods.bus import messages as m
 from computepods.bus.bridge import NatsBridge
-from computepods.charts.base import reset_fabric
 from computepods.charts.cron import Cron
 from computepods.clock import SimClock
 from computepods.project.model import Schedule
@@ -60,7 +59,6 @@ def bus(nats_url):
     yield cron_bridge, peer
     cron_bridge.stop()
     peer.bridge.stop()
-    reset_fabric()
 
 
 @pytest.fixture

@@ -15,7 +15,6 @@ import pytest
 
 from computepods.bus import messages as m
 from computepods.bus.bridge import NatsBridge
-from computepods.charts.base import reset_fabric
 from computepods.charts.watcher import FSWatcher
 from computepods.clock import SimClock
 from helpers import wait_for
@@ -74,7 +73,6 @@ def watch(nats_url):
     for w in made:
         w.watcher.stop()
     bridge.stop()
-    reset_fabric()
 
 
 def run_python(code: str, cwd: Path) -> None:

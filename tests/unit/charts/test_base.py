@@ -6,7 +6,7 @@ import threading
 import pytest
 from miros import Event, return_status, signals, spy_on
 
-from computepods.charts.base import Chart, EventQueue, reset_fabric
+from computepods.charts.base import Chart, EventQueue
 from computepods.errors import ChartQueueFull
 from computepods.bus import messages
 
@@ -33,12 +33,6 @@ class Counter(Chart):
         self.expected = expected
         self.seen: list[int] = []
         self.done = threading.Event()
-
-
-@pytest.fixture(autouse=True)
-def fabric():
-    yield
-    reset_fabric()
 
 
 def test_100k_posted_events_none_lost_with_back_pressure():
@@ -105,3 +99,33 @@ def test_live_trace_reports_transitions_to_the_sink():
         assert any("counting" in line for line in lines)
     finally:
         chart.stop()
+
+
+class Publisher(Chart):
+    initial_state = counting
+
+    def __init__(self, **kw):
+        super().__init__("publisher", **kw)
+        self.seen, self.expected, self.done = [], 0, threading.Event()
+
+
+def test_charts_hear_only_their_own_fabric_and_outlive_miros_global_one():
+    from miros.activeobject import ActiveFabric
+
+    from computepods.charts.base import Fabric
+    ours, theirs = Fabric(), Fabric()
+    mine, other = Counter(2, fabric=ours).start(), Counter(1, fabric=theirs).start()
+    talker = Publisher(fabric=ours).start()
+    try:
+        talker.emit("TICK", 1)
+        stranger = Publisher(fabric=theirs).start()
+        stranger.stop()                     # a chart of another pod stops: ours go on
+        everyone = ActiveFabric()           # what a pod's stop used to stop for everyone
+        everyone.start()
+        everyone.stop()
+        talker.emit("TICK", 2)
+        assert mine.done.wait(5) and mine.seen == [1, 2]
+        assert other.seen == [] and other.running
+    finally:
+        for chart in (talker, mine, other):
+            chart.stop()
