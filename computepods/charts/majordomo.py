@@ -35,7 +35,8 @@ from computepods.coordinator.run import DEFAULT_LEASE_S, WINDOW_PER_SLOT, Active
 from computepods.state.hashing import FileRecord
 from computepods.chef.step import rule_to_dict, step_to_message
 from computepods.coordinator.run import plan_request
-from computepods.planning.scheduler import UNKNOWN, Job, State, StepFailure, input_paths
+from computepods.planning.job import Job, StepFailure
+from computepods.planning.staleness import UNKNOWN, input_paths
 from computepods.charts.base import Chart
 from computepods.charts.store import Record
 
@@ -275,7 +276,7 @@ class MajorDomo(Chart):
         b = self.build
         steps = sorted(sid for sid in info.outstanding
                        if b and sid in b.jobs and sid not in b.awaiting_record
-                       and b.scheduler.state[sid] is State.RUNNING)
+                       and b.scheduler.is_running(sid))
         (log.warning if steps else log.info)("%s; %d steps unfinished", why, len(steps))
         if b is None:
             return
@@ -284,8 +285,7 @@ class MajorDomo(Chart):
         for sid in steps:
             if self.chefs:
                 job = b.jobs[sid]
-                b.scheduler.attempts[sid] += 1
-                job.attempt = b.scheduler.attempts[sid]
+                job.attempt = b.scheduler.reschedule(sid)
                 b.to_send.appendleft(job)
             else:
                 self._fail(sid, why + "; no other chef to run it", None)
@@ -324,10 +324,8 @@ class MajorDomo(Chart):
         self.cycle_news()
 
     def cycle_news(self) -> None:
-        s = self.build.scheduler
-        for note in s.cycle_notes:
+        for note in self.build.scheduler.drain_cycle_notes():
             self.note(dict(note))
-        s.cycle_notes.clear()
 
     def _send(self, chef: ChefInfo, jobs: list[Job]) -> None:
         batch = next(self._batches)
@@ -376,7 +374,7 @@ class MajorDomo(Chart):
             if not isinstance(item, dict) or not isinstance(item.get("id"), str):
                 continue
             sid = item["id"]
-            if b is None or sid not in b.jobs or b.scheduler.state[sid] is not State.RUNNING \
+            if b is None or sid not in b.jobs or not b.scheduler.is_running(sid) \
                     or sid in b.awaiting_record or item.get("attempt") != b.jobs[sid].attempt:
                 continue                  # late, duplicate, an older attempt, another build
             job = b.jobs[sid]
@@ -397,7 +395,7 @@ class MajorDomo(Chart):
                         {p: (v[1], v[2]) for p, v in item.get("outputs", {}).items()},
                         item.get("discovered") or ())
                 b.outputs[sid] = outputs
-                record = b.scheduler.record(job, outputs, item.get("duration_s", 0.0),
+                record = b.record(job, outputs, item.get("duration_s", 0.0),
                                             time.time_ns(), item.get("discovered") or [])
                 b.records[sid] = record
                 records.append(record)
@@ -415,14 +413,12 @@ class MajorDomo(Chart):
                 failure = StepFailure(sid, item.get("command") or job.command,
                                       item.get("exit_code"), item.get("reason", "failed"),
                                       item.get("stdout_tail", ""), item.get("stderr_tail", ""))
-                records.append(b.scheduler.failed_record(job, failure, time.time_ns()))
+                records.append(b.failed_record(job, failure, time.time_ns()))
                 self._fail(sid, failure.reason, chef, failure)
-        s = b.scheduler if b else None
-        if s and (s.extra_records or s.drop_records):
-            records += s.extra_records
-            drops, s.extra_records, s.drop_records = s.drop_records, [], []
-        else:
-            drops = []
+        drops: list[str] = []
+        if b is not None:
+            extra, drops = b.scheduler.drain_records()
+            records += extra
         if records or files or drops:
             self.emit(m.RECORD, Record(token=[r.step_id for r in records
                                               if r.status == "ok" and r.step_id in b.jobs],
@@ -488,9 +484,9 @@ class MajorDomo(Chart):
         b = self.build
         s = b.scheduler
         b.final_token = f"final:{b.id}"
+        extra, drops = s.drain_records()
         self.emit(m.RECORD, Record(token=b.final_token, files=s.updated_files(),
-                                   steps=list(s.extra_records), drop_steps=list(s.drop_records)))
-        s.extra_records, s.drop_records = [], []
+                                   steps=extra, drop_steps=drops))
 
     def finish(self) -> None:
         b = self.build
@@ -574,7 +570,7 @@ class MajorDomo(Chart):
                     b.scheduler.fail(job.step.id, StepFailure(job.step.id, job.command, None,
                                                               "cancelled", "", ""))
                 b.to_send.clear()
-                b.scheduler.stopping = True
+                b.scheduler.stop()
                 self.bridge.publish(m.CHEFS_CANCEL, {"build": bid})   # and what they hold
         self.bridge.respond(msg, {"build": bid, "state": state})
 

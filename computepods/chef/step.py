@@ -304,7 +304,7 @@ def step_record(job: StepJob, root: Path, command: str, outputs: dict[str, list]
                 discovered: list[str], duration_s: float) -> dict:
     """The StepRecord of a successful run, as the MajorDomo would write it;
     rolled forward from the commit log if cpod dies before it is stored."""
-    from computepods.planning.scheduler import record_inputs, rule_fingerprint
+    from computepods.planning.staleness import record_inputs, rule_fingerprint
     inputs = record_inputs(job.inputs, job.copy_in, discovered, {*outputs, *job.step.outputs},
                            lambda p: _hash_or_none(job.step, root, p))
     # The dict StepRecord.from_dict reads, built directly: asdict() deep-
@@ -317,7 +317,7 @@ def step_record(job: StepJob, root: Path, command: str, outputs: dict[str, list]
 
 
 def _hash_or_none(step: Step, root: Path, path: str) -> str | None:
-    from computepods.planning.scheduler import input_digest
+    from computepods.planning.staleness import input_digest
     return input_digest(step, path, lambda p: _digest_file(root, p), root)
 
 

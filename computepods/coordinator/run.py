@@ -12,7 +12,9 @@ from pathlib import Path
 from typing import Callable
 
 from computepods.planning.plan import BuildPlan, make_plan, remove_orphans
-from computepods.planning.scheduler import Job
+from computepods.planning.job import Job, StepFailure
+from computepods.planning.staleness import record_inputs
+from computepods.state.db import StepRecord
 
 log = logging.getLogger("computepods.majordomo")
 
@@ -53,6 +55,23 @@ class ActiveBuild:
     @property
     def scheduler(self):
         return self.bp.scheduler
+
+    def record(self, job: Job, outputs: dict[str, str], duration_s: float, finished_ns: int,
+               discovered: list[str] | None = None) -> StepRecord:
+        s = self.scheduler
+        inputs = record_inputs(job.inputs, job.copied, discovered or (),
+                               {*outputs, *job.step.outputs},
+                               lambda p: s.input_digest(job.step, p))
+        return StepRecord(step_id=job.step.id, rule=job.rule_fp, command=job.command,
+                          inputs=inputs, outputs=dict(outputs), discovered=list(discovered or ()),
+                          status="ok", exit_code=0, reason=job.reason, duration_s=duration_s,
+                          finished_ns=finished_ns)
+
+    def failed_record(self, job: Job, failure: StepFailure, finished_ns: int) -> StepRecord:
+        return StepRecord(step_id=job.step.id, rule=job.rule_fp, command=job.command,
+                          inputs=dict(job.inputs), outputs={}, status="failed",
+                          exit_code=failure.exit_code, reason=failure.reason,
+                          finished_ns=finished_ns)
 
 
 def plan_request(root: Path, data: dict, *, tidy: Callable[[list, list], None] | None = None,
