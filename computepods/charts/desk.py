@@ -99,7 +99,7 @@ class Desk(Chart):
         self.registry.take(data["build"], seq if isinstance(seq, int) else None, data["events"])
 
     def heard_chef(self, data: dict) -> None:
-        self.chefs.heard(data)
+        self.chefs.heard(m.ChefStatus.from_dict(data))
 
     # -- what it is asked ----------------------------------------------------------
     def answer(self, msg: m.Message) -> None:
@@ -151,9 +151,8 @@ class Desk(Chart):
         return catalog.explain_target(self.root, _arg(args, "target", str, ""))
 
     def pods(self, args: dict) -> dict:
-        chefs = [{"chef": d["chef"], "pod": d["pod"], "slots": d["slots"],
-                  "running": d["running"], "queued": d["queued"]}
-                 for d in (info.status for info in self.chefs.live())]
+        chefs = [{"chef": s.chef, "pod": s.pod, "slots": s.slots, "running": s.running,
+                  "queued": s.queued} for s in (info.status for info in self.chefs.live())]
         return {"pods": [{"pod": self.pod, "pid": os.getpid(), "nats": self.bridge.url,
                           "root": str(self.root), "chefs": sorted(chefs, key=lambda c: c["chef"]),
                           "http": self.http or None}]}

@@ -273,7 +273,7 @@ class MajorDomo(Chart):
 
     # -- chefs -------------------------------------------------------------------
     def chef_seen(self, data: dict) -> None:
-        lost = self.chefs.heard(data)       # a goodbye: no need to wait out its lease
+        lost = self.chefs.heard(m.ChefStatus.from_dict(data))   # a goodbye: no lease to wait
         if lost:
             self.chef_lost(*lost)
 
@@ -379,7 +379,7 @@ class MajorDomo(Chart):
         """The running build starts nothing more, its chefs drop the steps
         they hold and kill those running, and it ends with done, code 130."""
         if self.build.cancel():
-            self.bridge.publish(m.CHEFS_CANCEL, {"build": self.build.id})
+            self.bridge.publish(m.CHEFS_CANCEL, m.ChefsCancel(self.build.id).to_dict())
         self.bridge.respond(msg, {"build": self.build.id, "state": "cancelling"})
 
     def on_crash(self, exc: Exception) -> None:

@@ -12,8 +12,10 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Callable
 
+from computepods.bus.messages import Output, RunMessage, StepResult
 from computepods.chef.step import rule_to_dict, step_to_message
 from computepods.clock import SystemClock
+from computepods.errors import MalformedMessage
 from computepods.planning.job import Job, StepFailure
 from computepods.planning.plan import BuildPlan
 from computepods.planning.staleness import UNKNOWN, record_inputs
@@ -28,7 +30,7 @@ class Taken:
     outputs of the steps that succeeded."""
     records: list[StepRecord] = field(default_factory=list)
     drops: list[str] = field(default_factory=list)
-    outputs: dict[str, list] = field(default_factory=dict)   # path -> the chef's output entry
+    outputs: dict[str, Output] = field(default_factory=dict)
     settled: list[str] = field(default_factory=list)      # steps the chef no longer holds
     discovered: list[str] = field(default_factory=list)
 
@@ -152,8 +154,8 @@ class BuildRun:
         """The chef.run payload for these jobs."""
         rules = {j.step.rule.name: rule_to_dict(j.step.rule) for j in jobs}
         steps = [step_to_message(j.step, j.attempt, j.inputs, self.record_of(j.step.id),
-                                 j.copied) for j in jobs]
-        return {"build": self.id, "chef": chef, "rules": rules, "steps": steps}
+                                 j.copied, j.rule_fp) for j in jobs]
+        return RunMessage(self.id, chef, rules, steps).to_dict()
 
     def fail_waiting(self, reason: str) -> None:
         """Fail every job not yet sent (no chef to send it to)."""
@@ -193,15 +195,19 @@ class BuildRun:
                     self.note(start)
                 continue
             taken.settled.append(sid)
-            if item.get("ok"):
-                outputs = {p: v[0] for p, v in item.get("outputs", {}).items()}
-                discovered = item.get("discovered") or []
-                record = self.record(job, outputs, item.get("duration_s", 0.0),
-                                     self._clock_ns(), discovered)
+            try:
+                result = StepResult.from_dict(item)
+            except MalformedMessage as exc:
+                result = StepResult(sid, job.attempt, False, job.command,
+                                    reason=f"its result was malformed: {exc}")
+            if result.ok:
+                outputs = {p: o.sha256 for p, o in result.outputs.items()}
+                record = self.record(job, outputs, result.duration_s, self._clock_ns(),
+                                     result.discovered)
                 self._awaiting_record[sid] = (outputs, record)
                 taken.records.append(record)
-                taken.outputs.update(item.get("outputs", {}))
-                taken.discovered += discovered
+                taken.outputs.update(result.outputs)
+                taken.discovered += result.discovered
                 if sid in started_here:
                     self.note({**start, "t": "ran", "duration_s": item.get("duration_s")})
                 else:
@@ -209,9 +215,8 @@ class BuildRun:
             else:
                 if sid in started_here:
                     self.note(start)
-                failure = StepFailure(sid, item.get("command") or job.command,
-                                      item.get("exit_code"), item.get("reason", "failed"),
-                                      item.get("stdout_tail", ""), item.get("stderr_tail", ""))
+                failure = StepFailure(sid, result.command or job.command, result.exit_code,
+                                      result.reason, result.stdout_tail, result.stderr_tail)
                 taken.records.append(self.failed_record(job, failure, self._clock_ns()))
                 self.fail(sid, failure.reason, failure)
         extra, taken.drops = self.scheduler.drain_records()

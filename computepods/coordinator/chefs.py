@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Iterator
 
+from computepods.bus.messages import ChefStatus
 from computepods.clock import SystemClock
 
 WINDOW_PER_SLOT = 16       # steps outstanding per chef slot (queued at the chef)
@@ -24,7 +25,7 @@ class ChefInfo:
     outstanding: set[str] = field(default_factory=set)
     seen: float = 0.0                    # monotonic seconds of its last status
     lease_s: float = DEFAULT_LEASE_S
-    status: dict = field(default_factory=dict)     # its last chefs.status, as sent
+    status: ChefStatus | None = None     # its last chefs.status
 
     @property
     def space(self) -> int:
@@ -53,26 +54,26 @@ class ChefDirectory:
     def get(self, name: str | None) -> ChefInfo | None:
         return self._chefs.get(name) if name else None
 
-    def seen(self, status: dict) -> ChefInfo:
+    def seen(self, status: ChefStatus) -> ChefInfo:
         """A status message renews (or starts) the chef's lease."""
-        name, slots = status["chef"], max(1, status["slots"])
+        name, slots = status.chef, max(1, status.slots)
         info = self._chefs.get(name)
         if info is None:
             info = self._chefs[name] = ChefInfo(name, slots)
         info.slots = slots
         info.seen = self._clock.monotonic()
-        info.lease_s = max(self._min_lease_s, float(status.get("lease_s") or DEFAULT_LEASE_S))
+        info.lease_s = max(self._min_lease_s, float(status.lease_s or DEFAULT_LEASE_S))
         info.status = status
         return info
 
-    def heard(self, status: dict) -> tuple[ChefInfo, str] | None:
+    def heard(self, status: ChefStatus) -> tuple[ChefInfo, str] | None:
         """A chefs.status: its lease renewed; or, for a goodbye, the chef
         forgotten and returned with why it is gone (None if unknown)."""
-        if not status.get("gone"):
+        if not status.gone:
             self.seen(status)
             return None
-        info = self.gone(status["chef"])
-        return (info, f"chef {info.name} is gone ({status['gone']})") if info else None
+        info = self.gone(status.chef)
+        return (info, f"chef {info.name} is gone ({status.gone})") if info else None
 
     def expire(self) -> list[tuple[ChefInfo, str]]:
         """Forget the chefs silent past their lease; each with why it is gone."""

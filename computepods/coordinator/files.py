@@ -11,19 +11,22 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from computepods.bus.messages import Output
 from computepods.state.hashing import FileRecord
 
 
-def own_records(root: Path, outputs: dict[str, list]) -> list[FileRecord]:
-    """`outputs`: path -> [sha256, size, mtime_ns, inode, checked_ns] from the chef."""
+def own_records(root: Path, outputs: dict[str, Output]) -> list[FileRecord]:
+    """The pod's records of the outputs a chef reported."""
     prefix = os.path.join(root, "")
     files = []
-    for path, (sha256, size, mtime_ns, ino, checked_ns) in outputs.items():
+    for path, out in outputs.items():
         try:
             st = os.stat(prefix + path)
         except OSError:
             continue
-        same = (st.st_size, st.st_mtime_ns, st.st_ino) == (size, mtime_ns, ino)
-        files.append(FileRecord(path, st.st_size, st.st_mtime_ns, st.st_ino, sha256,
-                                checked_ns if same else 0))
+        local = out.local
+        same = local is not None and (st.st_size, st.st_mtime_ns, st.st_ino) == (
+            out.size, local.mtime_ns, local.ino)
+        files.append(FileRecord(path, st.st_size, st.st_mtime_ns, st.st_ino, out.sha256,
+                                local.checked_ns if same else 0))
     return files

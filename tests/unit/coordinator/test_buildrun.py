@@ -47,7 +47,7 @@ def ok(root: Path, sid: str, attempt: int = 1) -> dict:
     (root / out).write_text(sid)
     digest = sha256_file(root / out)
     return {"event": "finished", "id": sid, "attempt": attempt, "ok": True, "duration_s": 0.1,
-            "outputs": {out: [digest, len(sid), 0, 0, 0]}}
+            "outputs": {out: {"sha256": digest, "size": len(sid)}}}
 
 
 def test_a_result_becomes_a_record_and_the_step_is_done_once_it_is_on_disk(tmp_path):

@@ -7,7 +7,7 @@ from computepods.coordinator.chefs import WINDOW_PER_SLOT, ChefDirectory
 
 
 def status(name: str, slots: int = 2, lease_s: float | None = 3.0, gone: str | None = None):
-    return m.chef_status(name, "pod", slots, lease_s=lease_s, gone=gone)
+    return m.ChefStatus(name, "pod", slots, lease_s=lease_s, gone=gone)
 
 
 def test_a_chef_silent_past_its_lease_expires_and_says_why():
@@ -53,4 +53,4 @@ def test_a_listing_keeps_a_chef_at_least_the_minimum_lease():
     assert [c.name for c in chefs.live()] == ["a"]
     clock.advance(6.0)
     assert chefs.live() == []
-    assert chefs.get("a").status["pod"] == "pod"      # its last status, as sent
+    assert chefs.get("a").status.pod == "pod"          # its last status
