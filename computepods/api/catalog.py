@@ -77,7 +77,7 @@ def graph(root: Path, names: Sequence[str], building: Iterable[str] = ()) -> dic
     reads from would), up to date."""
     from computepods.planning.graph import BuildGraph
     from computepods.state.hashing import StatCache
-    from computepods.planning.scheduler import input_paths, stale_on_disk
+    from computepods.planning.staleness import input_paths, stale_on_disk
 
     _, plan = resolve(root, list(names), root)
     records, files = load_state(root)

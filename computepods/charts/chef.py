@@ -63,7 +63,7 @@ def chef_serving(chef: "Chef", e):
         chef.publish_status()
         return return_status.HANDLED
     if sig == m.CHEFS_CANCEL:
-        chef.pool.cancel_build(e.payload.data["build"])
+        chef.pool.cancel_build(m.ChefsCancel.from_dict(e.payload.data).build)
         return return_status.HANDLED
     if sig == m.CHEF_RUN:
         chef.accept(e.payload)
@@ -119,7 +119,7 @@ class Chef(Chart):
         self.pod = pod
         self.tools = tools or []
         self.in_flight: set[tuple[str, int]] = set()
-        self.results: dict[tuple[str, int], dict] = {}
+        self.results: dict[tuple[str, str, int], m.StepResult] = {}
         self.outbox: list[dict] = []
         self.quiet_notes: deque = deque()       # started notes from workers, not yet sent
         self.flush_pending = False
@@ -165,16 +165,16 @@ class Chef(Chart):
     # -- work the states trigger -------------------------------------------------
     def accept(self, msg: m.Message) -> None:
         self.refill_asked = False
-        data = msg.data
+        run = m.RunMessage.from_dict(msg.data)
         accepted, rejected = [], []
         try:
-            rules = {name: rule_from_dict(d) for name, d in data["rules"].items()}
+            rules = {name: rule_from_dict(d) for name, d in run.rules.items()}
         except (MalformedMessage, AttributeError, TypeError) as exc:
             self.bridge.respond(msg, {"error": f"bad rules: {exc}"})
             return
-        for item in data["steps"]:
+        for item in run.steps:
             try:
-                job = job_from_message(data["build"], rules, item)
+                job = job_from_message(run.build, rules, item)
             except ComputePodsError as exc:
                 sid = item.get("id") if isinstance(item, dict) else None
                 rejected.append({"id": sid, "reason": str(exc)})
@@ -182,19 +182,19 @@ class Chef(Chart):
                 continue
             accepted.append(job.step.id)
             if job.key in self.results:
-                self.outbox_add({"event": "finished", **self.results[job.key]})
+                self.outbox_add({"event": "finished", **self.results[job.key].to_dict()})
             elif job.key not in self.in_flight:
                 self.in_flight.add(job.key)
                 self.pool.submit(job)
         self.bridge.respond(msg, {"accepted": accepted, "rejected": rejected})
 
-    def step_done(self, job: StepJob, item: dict) -> None:
+    def step_done(self, job: StepJob, item: m.StepResult) -> None:
         """Called by a worker thread.  While the queue is deep, a quick
         success only joins the list: its result would wait for the next
         results message anyway (see :meth:`outbox_add`).  A failure, a long
         step, a short queue or a long list wakes the chart, with one STEP_DONE
         for however many finished before it takes them."""
-        urgent = not item.get("ok") or self.running_low() or self.long(item)
+        urgent = not item.ok or self.running_low() or item.duration_s >= LONG_STEP_S
         with self.done_lock:
             self.done.append((job, item))
             if self.done_posted or (not urgent and len(self.done) < MAX_NOTES):
@@ -209,12 +209,12 @@ class Chef(Chart):
         for job, item in done:
             self.finished(job, item)
 
-    def finished(self, job: StepJob, item: dict) -> None:
+    def finished(self, job: StepJob, item: m.StepResult) -> None:
         self.in_flight.discard(job.key)
         if len(self.results) >= MAX_REMEMBERED:
             self.results.pop(next(iter(self.results)))
         self.results[job.key] = item
-        self.outbox_add({"event": "finished", "build": job.build, **item})
+        self.outbox_add({"event": "finished", "build": job.build, **item.to_dict()})
 
     def step_started(self, job: StepJob) -> None:
         """Called by a worker thread.  While the queue is deep the note waits

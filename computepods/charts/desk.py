@@ -19,7 +19,6 @@ from __future__ import annotations
 import logging
 import os
 import socket
-import time
 from pathlib import Path
 
 from miros import return_status, spy_on
@@ -29,6 +28,7 @@ from computepods.bus import messages as m
 from computepods.errors import ComputePodsError, UsageError
 from computepods.api.registry import REPLAY_PAGE, BuildRegistry
 from computepods.charts.base import Chart
+from computepods.coordinator.chefs import ChefDirectory
 
 log = logging.getLogger("computepods.desk")
 
@@ -69,14 +69,15 @@ def _names(args: dict, key: str = "targets") -> list[str]:
 class Desk(Chart):
     initial_state = desk_open
 
-    def __init__(self, bridge, root: Path, *, pod: str | None = None, http: str = "", **kw):
+    def __init__(self, bridge, root: Path, *, pod: str | None = None, http: str = "",
+                 clock=None, **kw):
         super().__init__("desk", **kw)
         self.bridge = bridge
         self.root = Path(root)
         self.pod = pod or f"{socket.gethostname()}:{os.getpid()}"
         self.http = http                   # the REST app's URL, once it serves
         self.registry = BuildRegistry()
-        self.chefs: dict[str, tuple[float, dict]] = {}
+        self.chefs = ChefDirectory(clock, min_lease_s=CHEF_FORGET_S)
         self.answers = {
             "health": self.health, "builds": self.builds, "build": self.build,
             "events": self.events, "check": self.check, "artefacts": self.artefacts,
@@ -98,10 +99,7 @@ class Desk(Chart):
         self.registry.take(data["build"], seq if isinstance(seq, int) else None, data["events"])
 
     def heard_chef(self, data: dict) -> None:
-        if data.get("gone"):
-            self.chefs.pop(data["chef"], None)
-        else:
-            self.chefs[data["chef"]] = (time.monotonic(), data)
+        self.chefs.heard(m.ChefStatus.from_dict(data))
 
     # -- what it is asked ----------------------------------------------------------
     def answer(self, msg: m.Message) -> None:
@@ -153,11 +151,8 @@ class Desk(Chart):
         return catalog.explain_target(self.root, _arg(args, "target", str, ""))
 
     def pods(self, args: dict) -> dict:
-        now = time.monotonic()
-        chefs = [{"chef": d["chef"], "pod": d["pod"], "slots": d["slots"],
-                  "running": d["running"], "queued": d["queued"]}
-                 for seen, d in self.chefs.values()
-                 if now - seen <= max(CHEF_FORGET_S, float(d.get("lease_s") or 0))]
+        chefs = [{"chef": s.chef, "pod": s.pod, "slots": s.slots, "running": s.running,
+                  "queued": s.queued} for s in (info.status for info in self.chefs.live())]
         return {"pods": [{"pod": self.pod, "pid": os.getpid(), "nats": self.bridge.url,
                           "root": str(self.root), "chefs": sorted(chefs, key=lambda c: c["chef"]),
                           "http": self.http or None}]}

@@ -22,10 +22,12 @@ from typing import TYPE_CHECKING, Any, Callable
 from computepods.chef import commit as commit_mod
 from computepods.chef import runner
 from computepods.chef import scratch
+from computepods.bus.messages import LocalStat, Output, RunStep, StepResult
 from computepods.errors import ComputePodsError, MalformedMessage
 from computepods.state.hashing import sha256_and_stat, sha256_file
 from computepods.project.model import STATE_DIR, Rule
 from computepods.planning.resolve import Command, Step, bind
+from computepods.planning.staleness import input_digest, record_inputs
 from computepods.state.db import StepRecord
 
 if TYPE_CHECKING:
@@ -66,6 +68,7 @@ class StepJob:
     inputs: dict[str, str | None]      # the hashes the MajorDomo judged it by
     known_outputs: tuple[str, ...] = ()
     copy_in: dict[str, str] = field(default_factory=dict)   # own outputs given to it, pre-run
+    rule_fp: str = ""                  # the rule fingerprint it was judged by
 
     @property
     def key(self) -> tuple[str, str, int]:
@@ -75,43 +78,31 @@ class StepJob:
 
 
 def step_to_message(step: Step, attempt: int, inputs: dict[str, str | None],
-                    record=None, copy_in: dict[str, str] | None = None) -> dict:
+                    record=None, copy_in: dict[str, str] | None = None,
+                    rule_fp: str = "") -> RunStep:
     """A step on the wire.  `known_outputs` are the files earlier runs were
     seen to write (a .toc): a view must not link them into the tree;
     `copy_in` are its own outputs it gets to read, with their hashes (the
     previous pass's .aux and .toc)."""
-    known = sorted(set(record.outputs) - set(step.outputs)) if record else []
-    msg = {"id": step.id, "attempt": attempt, "rule": step.rule.name, "stem": step.stem,
-           "inputs": inputs}
-    if known:
-        msg["known_outputs"] = known
-    if copy_in:
-        msg["copy_in"] = copy_in
-    return msg
+    known = tuple(sorted(set(record.outputs) - set(step.outputs))) if record else ()
+    return RunStep(step.id, attempt, step.rule.name, step.stem, inputs, known,
+                   dict(copy_in or {}), rule_fp)
 
 
 def job_from_message(build: str, rules: dict[str, Rule], item: Any) -> StepJob:
     """Rebuild a step from a run message item; MalformedMessage if it is off."""
-    if not isinstance(item, dict):
-        raise MalformedMessage("chef.run", f"step must be an object, got {type(item).__name__}")
-    for key, types in (("id", str), ("attempt", int), ("rule", str), ("inputs", dict)):
-        if not isinstance(item.get(key), types):
-            raise MalformedMessage("chef.run", f"step {item.get('id')!r}: field {key!r} "
-                                               f"missing or not {types.__name__}")
-    rule = rules.get(item["rule"])
+    wire = RunStep.from_dict(item)
+    rule = rules.get(wire.rule)
     if rule is None:
-        raise MalformedMessage("chef.run", f"step {item['id']!r}: unknown rule {item['rule']!r}")
-    step = bind(rule, item.get("stem"))     # raises PathEscapesWorkspace for a bad stem
-    if step.id != item["id"]:
-        raise MalformedMessage("chef.run", f"step {item['id']!r} does not match its rule "
+        raise MalformedMessage("chef.run", f"step {wire.id!r}: unknown rule {wire.rule!r}")
+    step = bind(rule, wire.stem)     # raises PathEscapesWorkspace for a bad stem
+    if step.id != wire.id:
+        raise MalformedMessage("chef.run", f"step {wire.id!r} does not match its rule "
                                            f"and stem (they give {step.id!r})")
-    known = tuple(item.get("known_outputs") or ())
-    copy_in = item.get("copy_in") or {}
-    if not isinstance(copy_in, dict):
-        raise MalformedMessage("chef.run", f"step {item['id']!r}: copy_in must be an object")
-    for path in (*step.inputs, *step.outputs, *item["inputs"], *known, *copy_in):
+    for path in (*step.inputs, *step.outputs, *wire.inputs, *wire.known_outputs, *wire.copy_in):
         scratch.check_relative(path)
-    return StepJob(build, step, item["attempt"], dict(item["inputs"]), known, dict(copy_in))
+    return StepJob(build, step, wire.attempt, dict(wire.inputs), wire.known_outputs,
+                   dict(wire.copy_in), wire.rule_fp)
 
 
 # --- steps left running by a crash --------------------------------------------
@@ -165,7 +156,7 @@ def _base_env(root: str) -> dict[str, str]:
 
 
 def execute(root: Path, job: StepJob, slot: Slot,
-            on_started: Callable[[int], None] | None = None) -> dict:
+            on_started: Callable[[int], None] | None = None) -> StepResult:
     """Run a step in scratch space; commit its outputs only if it succeeded.
 
     Returns the result item of a steps.results message.  A step with one
@@ -208,7 +199,8 @@ def execute(root: Path, job: StepJob, slot: Slot,
         outputs = {dest: _output_entry(str(work / rel)) for rel, dest in moves}
         slot.log_commit(step_record(job, root, command.display, outputs, discovered.inputs,
                                     round(time.monotonic() - started, 6)))
-        commit_mod.commit(work, root, moves, {"step": step.id, "outputs": outputs})
+        commit_mod.commit(work, root, moves, {"step": step.id, "outputs": {
+            p: o.to_dict() for p, o in outputs.items()}})
         return _result(job, streams, command, result, started, True, outputs=outputs,
                        discovered=discovered.inputs)
     except (OSError, ComputePodsError) as exc:
@@ -249,7 +241,7 @@ def launch(root: Path, job: StepJob, slot: Slot,
     return Launched(job, command, streams, started, proc)
 
 
-def land(root: Path, launched: Launched, slot: Slot) -> dict:
+def land(root: Path, launched: Launched, slot: Slot) -> StepResult:
     """Wait for a launched step's command, then commit its output if it
     succeeded: write-ahead record, then one rename."""
     job, command, streams, started = (launched.job, launched.command, launched.streams,
@@ -278,46 +270,47 @@ def land(root: Path, launched: Launched, slot: Slot) -> dict:
                    discovered=[])
 
 
-def _output_entry(path: str) -> list:
-    """[sha256, size, mtime_ns, inode, checked_ns] of a file a step wrote,
-    the stat taken of the very inode hashed."""
+def _output_entry(path: str) -> Output:
+    """A file a step wrote: its content, and apart the chef's own stat, of
+    the very inode hashed."""
     checked_ns = time.time_ns()
     digest, st = sha256_and_stat(path)
-    return [digest, st.st_size, st.st_mtime_ns, st.st_ino, checked_ns]
+    return Output(digest, st.st_size, LocalStat(st.st_mtime_ns, st.st_ino, checked_ns))
 
 
 def _result(job: StepJob, streams: Streams, command, result: runner.RunResult,
-            started: float, ok: bool, reason: str = "", **more) -> dict:
+            started: float, ok: bool, reason: str = "", outputs: dict[str, Output] | None = None,
+            discovered: list[str] | None = None) -> StepResult:
     """A steps.results item; the output tails go only with a failure (read
     now if the command itself succeeded)."""
-    item = {"id": job.step.id, "attempt": job.attempt, "command": command.display,
-            "exit_code": result.exit_code, "ok": ok, "reason": reason,
-            "duration_s": round(time.monotonic() - started, 6), **more}
+    tails = ("", "")
     if not ok:
         read = not result.ok
-        item["stdout_tail"] = result.stdout_tail if read else runner.tail_fd(streams.out_fd)
-        item["stderr_tail"] = result.stderr_tail if read else runner.tail_fd(streams.err_fd)
-    return item
+        tails = ((result.stdout_tail, result.stderr_tail) if read else
+                 (runner.tail_fd(streams.out_fd), runner.tail_fd(streams.err_fd)))
+    return StepResult(job.step.id, job.attempt, ok, command.display, result.exit_code, reason,
+                      round(time.monotonic() - started, 6), dict(outputs or {}),
+                      list(discovered or ()), *tails)
 
 
-def step_record(job: StepJob, root: Path, command: str, outputs: dict[str, list],
+def step_record(job: StepJob, root: Path, command: str, outputs: dict[str, Output],
                 discovered: list[str], duration_s: float) -> dict:
-    """The StepRecord of a successful run, as the MajorDomo would write it;
-    rolled forward from the commit log if cpod dies before it is stored."""
-    from computepods.planning.scheduler import record_inputs, rule_fingerprint
+    """The chef's write-ahead entry for a successful run, rolled forward
+    from the commit log if cpod dies before the MajorDomo stores the record
+    it builds from the result.  The rule fingerprint is the one the step
+    was judged by (from the run message)."""
     inputs = record_inputs(job.inputs, job.copy_in, discovered, {*outputs, *job.step.outputs},
                            lambda p: _hash_or_none(job.step, root, p))
     # The dict StepRecord.from_dict reads, built directly: asdict() deep-
     # copies and costs more than the rest of this per step.
-    return {"step_id": job.step.id, "rule": rule_fingerprint(job.step), "command": command,
-            "inputs": inputs, "outputs": {p: v[0] for p, v in outputs.items()},
+    return {"step_id": job.step.id, "rule": job.rule_fp, "command": command,
+            "inputs": inputs, "outputs": {p: o.sha256 for p, o in outputs.items()},
             "discovered": list(discovered), "status": "ok", "exit_code": 0,
             "reason": "recovered after a crash", "duration_s": duration_s,
             "finished_ns": time.time_ns()}
 
 
 def _hash_or_none(step: Step, root: Path, path: str) -> str | None:
-    from computepods.planning.scheduler import input_digest
     return input_digest(step, path, lambda p: _digest_file(root, p), root)
 
 
@@ -390,10 +383,8 @@ def commit_one(root: Path, src: Path, dest: str, checked_dirs: set[str]) -> None
     os.replace(src, os.path.join(root, dest))
 
 
-def failed_item(job_id: str, attempt: int, reason: str) -> dict:
-    return {"id": job_id, "attempt": attempt, "ok": False, "exit_code": None,
-            "reason": reason, "command": "", "duration_s": 0.0,
-            "stdout_tail": "", "stderr_tail": ""}
+def failed_item(job_id: str, attempt: int, reason: str) -> StepResult:
+    return StepResult(job_id, attempt, False, "", None, reason, 0.0)
 
 
 # --- the slots ----------------------------------------------------------------

@@ -13,7 +13,7 @@ from typing import Sequence
 
 from computepods.state.hashing import StatCache
 from computepods.planning.plan import load_state, resolve
-from computepods.planning.scheduler import stale_on_disk
+from computepods.planning.staleness import stale_on_disk
 
 
 def explain(root: Path, names: Sequence[str], cwd: Path) -> list[str]:

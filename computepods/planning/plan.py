@@ -19,7 +19,8 @@ from computepods.state.hashing import FileRecord, StatCache, StatKey, is_racy, s
 from computepods.planning.plancache import Stamp
 from computepods.project.model import PROJECT_FILE, STATE_DIR, Project, load_project
 from computepods.planning.resolve import Plan, RuleSet
-from computepods.planning.scheduler import Scheduler, input_paths, part_of, stale_on_disk
+from computepods.planning.scheduler import Scheduler
+from computepods.planning.staleness import input_paths, part_of, stale_on_disk
 from computepods.state.db import StateDB
 
 STATE_DB = f"{STATE_DIR}/state.db"

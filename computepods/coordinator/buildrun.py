@@ -1,0 +1,295 @@
+"""One running build: results in, records out.
+
+A :class:`BuildRun` holds the jobs the Scheduler released and what became
+of them: sent to a chef, waiting for their record to be on disk, failed.
+It turns a chef's results into step records and tells the Scheduler when a
+step is really done (its record written).  It never touches the bus: the
+MajorDomo chart sends what it returns, and decides what comes next.
+"""
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Callable
+
+from computepods.bus.messages import Output, RunMessage, StepResult
+from computepods.chef.step import rule_to_dict, step_to_message
+from computepods.clock import SystemClock
+from computepods.errors import MalformedMessage
+from computepods.planning.job import Job, StepFailure
+from computepods.planning.plan import BuildPlan
+from computepods.planning.staleness import UNKNOWN, record_inputs
+from computepods.state.db import StepRecord
+
+Note = Callable[[str, dict], None]     # (build id, event): publish one build event
+
+
+@dataclass
+class Taken:
+    """What a steps.results message brought: records to write, and the
+    outputs of the steps that succeeded."""
+    records: list[StepRecord] = field(default_factory=list)
+    drops: list[str] = field(default_factory=list)
+    outputs: dict[str, Output] = field(default_factory=dict)
+    settled: list[str] = field(default_factory=list)      # steps the chef no longer holds
+    discovered: list[str] = field(default_factory=list)
+
+    @property
+    def anything(self) -> bool:
+        return bool(self.records or self.outputs or self.drops)
+
+
+class BuildRun:
+    def __init__(self, build_id: str, names: list[str], bp: BuildPlan, note: Note, *,
+                 cwd: str, generation: int = 0, clock=None):
+        self.id = build_id
+        self.names = names
+        self.bp = bp
+        self.cwd = cwd
+        self.generation = generation         # of the pod's Freshness when it started
+        self.final_token = f"final:{build_id}"
+        self._sink = note
+        self._clock = clock or SystemClock()
+        self._started = self._clock.monotonic()
+        self._jobs: dict[str, Job] = {}
+        self._to_send: deque[Job] = deque()
+        self._awaiting_record: dict[str, tuple[dict[str, str], StepRecord]] = {}
+        self._cancelled = False
+
+    def note(self, ev: dict) -> None:
+        """Publish a build event, with the progress so far."""
+        c = self.scheduler.counts
+        ev["progress"] = [c.finished, c.total, c.running]
+        self._sink(self.id, ev)
+
+    @property
+    def scheduler(self):
+        return self.bp.scheduler
+
+    @property
+    def dry_run(self) -> bool:
+        return self.scheduler.dry_run
+
+    @property
+    def cancelled(self) -> bool:
+        return self._cancelled
+
+    @property
+    def waiting(self) -> int:
+        """Jobs released but not yet sent to a chef."""
+        return len(self._to_send)
+
+    @property
+    def age_s(self) -> float:
+        return self._clock.monotonic() - self._started
+
+    @property
+    def stopping(self) -> bool:
+        return self.scheduler.stopping
+
+    @property
+    def drained(self) -> bool:
+        """Nothing running, waiting to be sent, or waiting for its record."""
+        return self.scheduler.finished and not self._awaiting_record and not self._to_send
+
+    # -- jobs out ------------------------------------------------------------------
+    def release(self) -> None:
+        """Take what the Scheduler can release now."""
+        self._queue(self.scheduler.next_jobs())
+
+    def _queue(self, jobs: list[Job]) -> None:
+        """Jobs the scheduler released: to be sent, or (dry run) assumed done."""
+        s = self.scheduler
+        while jobs:
+            for job in jobs:
+                self._jobs[job.step.id] = job
+            self._cycle_news()
+            if not s.dry_run:
+                self._to_send.extend(jobs)
+                break
+            more = []
+            for job in jobs:
+                self.note({"t": "would", "step": job.step.id, "command": job.command,
+                            "reason": job.reason})
+                more += s.complete(job.step.id, {p: UNKNOWN for p in job.step.outputs})
+            jobs = more + s.next_jobs()
+        self._cycle_news()
+
+    def _cycle_news(self) -> None:
+        for note in self.scheduler.drain_cycle_notes():
+            self.note(dict(note))
+
+    def next_batch(self, n: int) -> list[Job]:
+        """The next `n` jobs to send, each with the own outputs it is given."""
+        jobs = [self._to_send.popleft() for _ in range(min(n, len(self._to_send)))]
+        for j in jobs:
+            j.copied = self.scheduler.own_outputs_to_copy(j)
+        return jobs
+
+    def record_of(self, sid: str) -> StepRecord | None:
+        return self.scheduler.records.get(sid)
+
+    def unfinished(self, steps) -> list[str]:
+        """Of these steps (a lost chef's), those still waiting for a result."""
+        return sorted(sid for sid in steps if sid in self._jobs
+                      and sid not in self._awaiting_record and self.scheduler.is_running(sid))
+
+    def resend(self, sid: str) -> None:
+        """Send a step again, first, as a new attempt (its chef was lost)."""
+        job = self._jobs[sid]
+        job.attempt = self.scheduler.reschedule(sid)
+        self._to_send.appendleft(job)
+
+    def chef_lost(self, chef: str, steps: list[str], why: str, rescheduled: bool) -> None:
+        """A chef is gone: its unfinished steps go again as new attempts, or fail."""
+        self.note({"t": "chef_lost", "chef": chef, "reason": why, "steps": steps,
+                    "rescheduled": rescheduled})
+        for sid in steps:
+            if rescheduled:
+                self.resend(sid)
+            else:
+                self.fail(sid, why + "; no other chef to run it")
+
+    def run_message(self, chef: str, jobs: list[Job]) -> dict:
+        """The chef.run payload for these jobs."""
+        rules = {j.step.rule.name: rule_to_dict(j.step.rule) for j in jobs}
+        steps = [step_to_message(j.step, j.attempt, j.inputs, self.record_of(j.step.id),
+                                 j.copied, j.rule_fp) for j in jobs]
+        return RunMessage(self.id, chef, rules, steps).to_dict()
+
+    def fail_waiting(self, reason: str) -> None:
+        """Fail every job not yet sent (no chef to send it to)."""
+        for job in list(self._to_send):
+            self.fail(job.step.id, reason)
+        self._to_send.clear()
+
+    # -- results in ------------------------------------------------------------------
+    def is_current(self, item: dict) -> bool:
+        """A result for a step of this build that is still running, of its
+        latest attempt (not late, a duplicate or an older attempt)."""
+        sid = item.get("id")
+        return (sid in self._jobs and self.scheduler.is_running(sid)
+                and sid not in self._awaiting_record
+                and item.get("attempt") == self._jobs[sid].attempt)
+
+    def take(self, chef: str, results: list) -> Taken:
+        """A chef's results: events noted, records built, failures told."""
+        taken = Taken()
+        # A step that started and finished within this one message gets one
+        # "ran" event instead of "start" and "ok": half the events to follow.
+        finishing = {(i.get("id"), i.get("attempt")) for i in results
+                     if isinstance(i, dict) and i.get("event") == "finished"}
+        started_here: set[str] = set()
+        for item in results:
+            if not isinstance(item, dict) or not isinstance(item.get("id"), str) \
+                    or not self.is_current(item):
+                continue
+            sid = item["id"]
+            job = self._jobs[sid]
+            start = {"t": "start", "step": sid, "command": job.command, "reason": job.reason,
+                     "chef": chef}
+            if item.get("event") == "started":
+                if (sid, item.get("attempt")) in finishing:
+                    started_here.add(sid)
+                else:
+                    self.note(start)
+                continue
+            taken.settled.append(sid)
+            try:
+                result = StepResult.from_dict(item)
+            except MalformedMessage as exc:
+                result = StepResult(sid, job.attempt, False, job.command,
+                                    reason=f"its result was malformed: {exc}")
+            if result.ok:
+                outputs = {p: o.sha256 for p, o in result.outputs.items()}
+                record = self.record(job, outputs, result.duration_s, self._clock_ns(),
+                                     result.discovered)
+                self._awaiting_record[sid] = (outputs, record)
+                taken.records.append(record)
+                taken.outputs.update(result.outputs)
+                taken.discovered += result.discovered
+                if sid in started_here:
+                    self.note({**start, "t": "ran", "duration_s": item.get("duration_s")})
+                else:
+                    self.note({"t": "ok", "step": sid, "duration_s": item.get("duration_s")})
+            else:
+                if sid in started_here:
+                    self.note(start)
+                failure = StepFailure(sid, result.command or job.command, result.exit_code,
+                                      result.reason, result.stdout_tail, result.stderr_tail)
+                taken.records.append(self.failed_record(job, failure, self._clock_ns()))
+                self.fail(sid, failure.reason, failure)
+        extra, taken.drops = self.scheduler.drain_records()
+        taken.records += extra
+        return taken
+
+    def _clock_ns(self) -> int:
+        return int(self._clock.time() * 1e9)
+
+    def fail(self, sid: str | None, reason: str, failure: StepFailure | None = None) -> bool:
+        """The step failed; False when it is not one of this build's jobs."""
+        if sid not in self._jobs:
+            return False
+        failure = failure or StepFailure(sid, self._jobs[sid].command, None, reason, "", "")
+        self.scheduler.fail(sid, failure)
+        self._cycle_news()
+        self.note({"t": "fail", "step": sid, "command": failure.command,
+                    "exit_code": failure.exit_code, "reason": failure.reason,
+                    "stdout_tail": failure.stdout_tail, "stderr_tail": failure.stderr_tail})
+        return True
+
+    def is_job(self, sid: str | None) -> bool:
+        return sid in self._jobs
+
+    def recorded(self, tokens: list) -> None:
+        """The Store wrote these records: those steps are done."""
+        for token in tokens:
+            for sid in token if isinstance(token, list) else ():
+                done = self._awaiting_record.pop(sid, None)
+                if done is not None:
+                    self._queue(self.scheduler.complete(sid, *done))
+
+    def record_token(self, records: list[StepRecord]) -> list[str]:
+        """What the Store answers when these are written: the steps it completes."""
+        return [r.step_id for r in records if r.status == "ok" and r.step_id in self._jobs]
+
+    def cancel(self) -> bool:
+        """Start nothing more, failing what was not sent; False if already cancelled."""
+        if self._cancelled:
+            return False
+        self._cancelled = True
+        self.note({"t": "cancel", "dropped": len(self._to_send)})
+        for job in self._to_send:
+            self.scheduler.fail(job.step.id, StepFailure(job.step.id, job.command, None,
+                                                         "cancelled", "", ""))
+        self._to_send.clear()
+        self.scheduler.stop()
+        return True
+
+    # -- records out -----------------------------------------------------------------
+    def record(self, job: Job, outputs: dict[str, str], duration_s: float, finished_ns: int,
+               discovered: list[str] | None = None) -> StepRecord:
+        s = self.scheduler
+        inputs = record_inputs(job.inputs, job.copied, discovered or (),
+                               {*outputs, *job.step.outputs},
+                               lambda p: s.input_digest(job.step, p))
+        return StepRecord(step_id=job.step.id, rule=job.rule_fp, command=job.command,
+                          inputs=inputs, outputs=dict(outputs), discovered=list(discovered or ()),
+                          status="ok", exit_code=0, reason=job.reason, duration_s=duration_s,
+                          finished_ns=finished_ns)
+
+    def failed_record(self, job: Job, failure: StepFailure, finished_ns: int) -> StepRecord:
+        return StepRecord(step_id=job.step.id, rule=job.rule_fp, command=job.command,
+                          inputs=dict(job.inputs), outputs={}, status="failed",
+                          exit_code=failure.exit_code, reason=failure.reason,
+                          finished_ns=finished_ns)
+
+    def summary(self) -> dict:
+        """The build's done event."""
+        s, c = self.scheduler, self.scheduler.counts
+        cancelled = {"cancelled": True} if self._cancelled else {}
+        return {"t": "done", "ok": s.ok and not cancelled,
+                "code": 130 if cancelled else 0 if s.ok else 1, **cancelled,
+                "ran": c.done, "skipped": c.skipped, "failed": c.failed,
+                "blocked": c.blocked, "not_run": len(s.not_run()),
+                "duration_s": round(self.age_s, 3)}

@@ -1,0 +1,53 @@
+"""A build's events, batched into build.events messages and numbered.
+
+Events gather until the chart's next FLUSH (or until ``EVENTS_MAX`` of them
+wait), then go as one message; each build's messages carry ``seq``, the
+index of their first event among all of the build's, so a listener can
+drop a replay.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+EVENTS_MAX = 256           # events per build.events message
+
+Send = Callable[[str, dict], None]        # (build id, payload)
+
+
+class EventBatch:
+    def __init__(self, send: Send):
+        self._send = send
+        self._events: list[dict] = []
+        self._flush_pending = False
+        self._sequence: dict[str, int] = {}     # build id -> events published so far
+
+    def note(self, build_id: str, ev: dict) -> bool:
+        """Add an event; True when the caller should schedule a flush (the
+        first event since the last one).  A full batch goes at once."""
+        self._events.append(ev)
+        if len(self._events) >= EVENTS_MAX:
+            self.flush(build_id)
+            return False
+        if self._flush_pending:
+            return False
+        self._flush_pending = True
+        return True
+
+    def flush(self, build_id: str | None) -> None:
+        """Send what gathered (dropped when no build is running)."""
+        self._flush_pending = False
+        if self._events and build_id:
+            self.publish(build_id, self._events)
+        self._events = []
+
+    def take(self) -> list[dict]:
+        """What gathered, unsent (a crash sends it with its own last event)."""
+        events, self._events = self._events, []
+        return events
+
+    def publish(self, build_id: str, events: list[dict]) -> None:
+        """Send events now; a "done" event ends the build's numbering."""
+        seq = self._sequence.pop(build_id, 0)
+        if events[-1].get("t") != "done":
+            self._sequence[build_id] = seq + len(events)
+        self._send(build_id, {"build": build_id, "seq": seq, "events": events})

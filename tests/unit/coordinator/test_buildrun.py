@@ -1,0 +1,122 @@
+"""A running build's books: results in, records out, on a simulated clock."""
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+from computepods.clock import SimClock
+from computepods.coordinator.buildrun import BuildRun
+from computepods.planning.graph import BuildGraph
+from computepods.planning.plan import BuildPlan
+from computepods.planning.resolve import RuleSet
+from computepods.planning.scheduler import Scheduler
+from computepods.project.model import load_project
+from computepods.state.hashing import StatCache, sha256_file
+
+CHAIN = """
+    [[rule]]
+    name = "up"
+    inputs = ["%.src"]
+    outputs = ["%.mid"]
+    command = "up {in} {out}"
+
+    [[rule]]
+    name = "last"
+    inputs = ["%.mid"]
+    outputs = ["%.out"]
+    command = "last {in} {out}"
+"""
+
+
+def build_run(root: Path, clock: SimClock, *, keep_going: bool = False) -> tuple[BuildRun, list]:
+    (root / "computepods.toml").write_text(textwrap.dedent(CHAIN))
+    (root / "a.src").write_text("a\n")
+    (root / "b.src").write_text("b\n")
+    project = load_project(root)
+    plan = RuleSet(project).resolve(["a.out", "b.out"], lambda p: (root / p).is_file())
+    graph = BuildGraph.from_plan(plan, {})
+    bp = BuildPlan(project, plan, graph, Scheduler(graph, {}, StatCache(root, {}),
+                                                   keep_going=keep_going))
+    events: list = []
+    return BuildRun("b1", ["a.out", "b.out"], bp, lambda build, ev: events.append(ev),
+                    cwd=str(root), clock=clock), events
+
+
+def ok(root: Path, sid: str, attempt: int = 1) -> dict:
+    out = sid.split(":")[1]
+    (root / out).write_text(sid)
+    digest = sha256_file(root / out)
+    return {"event": "finished", "id": sid, "attempt": attempt, "ok": True, "duration_s": 0.1,
+            "outputs": {out: {"sha256": digest, "size": len(sid)}}}
+
+
+def test_a_result_becomes_a_record_and_the_step_is_done_once_it_is_on_disk(tmp_path):
+    run, events = build_run(tmp_path, SimClock())
+    run.release()
+    assert run.waiting == 2
+    jobs = run.next_batch(5)
+    assert sorted(j.step.id for j in jobs) == ["up:a.mid", "up:b.mid"]
+    taken = run.take("chef", [{"event": "started", "id": "up:a.mid", "attempt": 1},
+                              ok(tmp_path, "up:a.mid")])
+    [record] = taken.records
+    assert record.step_id == "up:a.mid" and record.status == "ok"
+    assert record.inputs == {"a.src": sha256_file(tmp_path / "a.src")}
+    assert taken.settled == ["up:a.mid"] and "a.mid" in taken.outputs
+    assert [e["t"] for e in events] == ["ran"]              # start and end in one message
+    assert run.record_token(taken.records) == ["up:a.mid"]
+    run.release()
+    assert run.waiting == 0                                 # not done before its record is
+    run.recorded([["up:a.mid"]])
+    run.release()
+    assert run.waiting == 1 and run.next_batch(1)[0].step.id == "last:a.out"
+
+
+def test_late_duplicate_and_older_attempts_are_ignored(tmp_path):
+    run, events = build_run(tmp_path, SimClock())
+    run.release()
+    run.next_batch(2)
+    run.resend("up:a.mid")                                  # its chef was lost
+    assert run.next_batch(1)[0].attempt == 2
+    assert run.take("old chef", [ok(tmp_path, "up:a.mid", attempt=1)]).records == []
+    assert len(run.take("new chef", [ok(tmp_path, "up:a.mid", attempt=2)]).records) == 1
+    assert run.take("new chef", [ok(tmp_path, "up:a.mid", attempt=2)]).records == []
+
+
+def test_a_failure_stops_the_build_and_it_drains(tmp_path):
+    run, events = build_run(tmp_path, SimClock())
+    run.release()
+    run.next_batch(2)
+    taken = run.take("chef", [{"event": "finished", "id": "up:a.mid", "attempt": 1,
+                               "ok": False, "exit_code": 2, "reason": "exit 2",
+                               "stdout_tail": "", "stderr_tail": "boom"}])
+    assert [r.status for r in taken.records] == ["failed"]
+    assert run.stopping and not run.drained                  # up:b.mid still runs
+    assert events[-1]["t"] == "fail" and events[-1]["stderr_tail"] == "boom"
+    run.take("chef", [ok(tmp_path, "up:b.mid")])
+    run.recorded([["up:b.mid"]])
+    assert run.drained
+    assert run.summary()["code"] == 1 and run.summary()["failed"] == 1
+
+
+def test_a_cancel_fails_what_was_not_sent_and_ends_with_130(tmp_path):
+    clock = SimClock()
+    run, events = build_run(tmp_path, clock)
+    run.release()
+    clock.advance(2.5)
+    assert run.cancel() is True and run.cancel() is False
+    assert events[-1]["t"] == "cancel" and events[-1]["dropped"] == 2
+    assert run.drained
+    done = run.summary()
+    assert done["code"] == 130 and done["cancelled"] and done["duration_s"] == 2.5
+
+
+def test_a_lost_chef_with_no_other_fails_its_steps_naming_it(tmp_path):
+    run, events = build_run(tmp_path, SimClock())
+    run.release()
+    run.next_batch(2)
+    steps = run.unfinished({"up:a.mid", "up:b.mid", "not a step"})
+    run.chef_lost("c1", steps, "chef c1 is gone (stopped)", rescheduled=False)
+    fails = [e for e in events if e["t"] == "fail"]
+    assert [e["reason"] for e in fails] == ["chef c1 is gone (stopped); no other chef to run it"] * 2
+    assert events[0]["t"] == "chef_lost" and events[0]["steps"] == ["up:a.mid", "up:b.mid"]
+    assert run.stopping
