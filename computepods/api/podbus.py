@@ -17,6 +17,7 @@ from typing import Any
 
 from computepods import errors
 from computepods.bus import messages as m
+from computepods.bus import payloads
 from computepods.errors import ComputePodsError
 
 log = logging.getLogger("computepods.api")
@@ -125,7 +126,7 @@ class PodBus:
               attempts: int = QUERY_ATTEMPTS, **args: Any) -> dict:
         """Ask the pod's Desk; raises what the pod raised, or BusError."""
         bridge = self.bridge()
-        reply = bridge.request_sync(m.API_QUERY, m.ApiQuery(what, args).to_dict(),
+        reply = bridge.request_sync(m.API_QUERY, payloads.ApiQuery(what, args).to_dict(),
                                     timeout=timeout, attempts=attempts)
         if "failure" in reply:
             raise remote_error(reply["failure"])
@@ -133,13 +134,13 @@ class PodBus:
 
     def request_build(self, targets: list[str], keep_going: bool) -> dict:
         bridge = self.bridge()
-        request = m.BuildRequest(targets, keep_going=keep_going, client=bridge.name)
+        request = payloads.BuildRequest(targets, keep_going=keep_going, client=bridge.name)
         return bridge.request_sync(m.BUILD_REQUEST, request.to_dict(),
                                    timeout=BUILD_TIMEOUT_S, attempts=2)
 
     def cancel(self, build_id: str) -> dict:
         bridge = self.bridge()
-        return bridge.request_sync(m.BUILD_CANCEL, m.BuildCancel(build_id).to_dict(),
+        return bridge.request_sync(m.BUILD_CANCEL, payloads.BuildCancel(build_id).to_dict(),
                                    timeout=BUILD_TIMEOUT_S, attempts=2)
 
     def follow(self, build_id: str) -> Follower:

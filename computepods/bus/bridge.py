@@ -34,6 +34,7 @@ from computepods.bus.natsimport import nats
 from nats.errors import NoRespondersError, TimeoutError as NatsTimeoutError
 
 from computepods.bus import messages as m
+from computepods.bus import payloads
 from computepods.errors import BusError, MalformedMessage
 
 log = logging.getLogger("computepods.bus")
@@ -234,7 +235,7 @@ class NatsBridge:
         if reply:
             await self._nc.publish(reply, m.encode({"error": str(exc)}))
         await self._nc.publish(self.subject(m.BUS_ERROR), m.encode(
-            m.ErrorReport(exc.subject, exc.problem, self.name).to_dict()))
+            payloads.ErrorReport(exc.subject, exc.problem, self.name).to_dict()))
 
     # -- outbound (any thread; never blocks the caller) -------------------------
     def publish(self, signal: str, payload: Mapping[str, Any], **params: str) -> None:

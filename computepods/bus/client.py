@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from computepods.bus import messages as m
+from computepods.bus import payloads
 from computepods.bus.protocol import Bus
 from computepods.errors import EXIT_CANNOT_START, BusError
 
@@ -36,8 +37,8 @@ def _next(events: "queue.Queue[m.Message]", on_wait: Callable[[], None]) -> m.Me
 
 
 def _follow(bridge, events, names, cwd, keep_going, dry_run, on_event, on_wait) -> int:
-    request = m.BuildRequest(list(names), str(cwd), keep_going, dry_run, bridge.name)
-    reply = m.BuildAccepted.from_dict(
+    request = payloads.BuildRequest(list(names), str(cwd), keep_going, dry_run, bridge.name)
+    reply = payloads.BuildAccepted.from_dict(
         bridge.request_sync(m.BUILD_REQUEST, request.to_dict(), timeout=10.0, attempts=3),
         bridge.subject(m.BUILD_REQUEST))
     build_id = reply.build
@@ -47,7 +48,7 @@ def _follow(bridge, events, names, cwd, keep_going, dry_run, on_event, on_wait) 
             msg = _next(events, on_wait)
         except queue.Empty:
             raise BusError(f"build {build_id}: no news for {IDLE_TIMEOUT_S:.0f} s") from None
-        batch = m.BuildEvents.from_dict(msg.data, msg.subject)
+        batch = payloads.BuildEvents.from_dict(msg.data, msg.subject)
         if batch.build != build_id:
             continue
         for ev in batch.dicts():

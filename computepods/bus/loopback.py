@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
 from computepods.bus import messages as m
+from computepods.bus import payloads
 from computepods.bus.protocol import Postable
 from computepods.errors import BusError, MalformedMessage
 
@@ -191,4 +192,4 @@ class LoopbackBus:
         if reply:
             self._send(reply, m.encode({"error": str(exc)}))
         self._send(self.subject(m.BUS_ERROR),
-                   m.encode(m.ErrorReport(exc.subject, exc.problem, self.name).to_dict()))
+                   m.encode(payloads.ErrorReport(exc.subject, exc.problem, self.name).to_dict()))

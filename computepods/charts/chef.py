@@ -28,6 +28,7 @@ from pathlib import Path
 from miros import return_status, spy_on
 
 from computepods.bus import messages as m
+from computepods.bus import chefwire
 from computepods.bus.protocol import Bus
 from computepods.errors import ComputePodsError, MalformedMessage
 from computepods.chef.step import StepJob, job_from_message, rule_from_dict
@@ -63,7 +64,7 @@ def chef_serving(chef: "Chef", e):
         chef.publish_status()
         return return_status.HANDLED
     if sig == m.CHEFS_CANCEL:
-        chef.pool.cancel_build(m.ChefsCancel.from_dict(e.payload.data).build)
+        chef.pool.cancel_build(chefwire.ChefsCancel.from_dict(e.payload.data).build)
         return return_status.HANDLED
     if sig == m.CHEF_RUN:
         chef.accept(e.payload)
@@ -119,7 +120,7 @@ class Chef(Chart):
         self.pod = pod
         self.tools = tools or []
         self.in_flight: set[tuple[str, int]] = set()
-        self.results: dict[tuple[str, str, int], m.StepResult] = {}
+        self.results: dict[tuple[str, str, int], chefwire.StepResult] = {}
         self.outbox: list[dict] = []
         self.quiet_notes: deque = deque()       # started notes from workers, not yet sent
         self.flush_pending = False
@@ -165,7 +166,7 @@ class Chef(Chart):
     # -- work the states trigger -------------------------------------------------
     def accept(self, msg: m.Message) -> None:
         self.refill_asked = False
-        run = m.RunMessage.from_dict(msg.data)
+        run = chefwire.RunMessage.from_dict(msg.data)
         accepted, rejected = [], []
         try:
             rules = {name: rule_from_dict(d) for name, d in run.rules.items()}
@@ -188,7 +189,7 @@ class Chef(Chart):
                 self.pool.submit(job)
         self.bridge.respond(msg, {"accepted": accepted, "rejected": rejected})
 
-    def step_done(self, job: StepJob, item: m.StepResult) -> None:
+    def step_done(self, job: StepJob, item: chefwire.StepResult) -> None:
         """Called by a worker thread.  While the queue is deep, a quick
         success only joins the list: its result would wait for the next
         results message anyway (see :meth:`outbox_add`).  A failure, a long
@@ -209,7 +210,7 @@ class Chef(Chart):
         for job, item in done:
             self.finished(job, item)
 
-    def finished(self, job: StepJob, item: m.StepResult) -> None:
+    def finished(self, job: StepJob, item: chefwire.StepResult) -> None:
         self.in_flight.discard(job.key)
         if len(self.results) >= MAX_REMEMBERED:
             self.results.pop(next(iter(self.results)))
@@ -287,6 +288,6 @@ class Chef(Chart):
         self.gone = gone
         self.status_sent = self.clock.monotonic()
         queued = self.pool.queued
-        self.bridge.publish(m.CHEF_STATUS, m.chef_status(
+        self.bridge.publish(m.CHEF_STATUS, chefwire.chef_status(
             self.chef, self.pod, self.slots, max(0, len(self.in_flight) - queued), queued,
             self.tools, LEASE_FACTOR * self.heartbeat_s, gone))

@@ -34,6 +34,7 @@ from typing import Sequence
 from miros import return_status, spy_on
 
 from computepods.bus import messages as m
+from computepods.bus import payloads
 from computepods.bus.protocol import Bus
 from computepods.clock import Clock, SystemClock
 from computepods.errors import MalformedMessage
@@ -152,7 +153,7 @@ class Cron(Chart):
         token = next(self._tokens)
         self.outstanding[token] = due
         log.info("schedule %r: building %s", due.schedule.cron, " ".join(due.schedule.targets))
-        request = m.BuildRequest(list(due.schedule.targets), str(self.root), client="cron")
+        request = payloads.BuildRequest(list(due.schedule.targets), str(self.root), client="cron")
         self.bridge.request(m.BUILD_REQUEST, request.to_dict(), chart=self, token=token)
 
     def answered(self, reply: m.Reply) -> None:
@@ -160,11 +161,11 @@ class Cron(Chart):
         if due is None:
             return
         try:
-            accepted = m.BuildAccepted.from_dict(reply.data or {})
+            accepted = payloads.BuildAccepted.from_dict(reply.data or {})
         except MalformedMessage:
             self.report_failed(due, f"the answer to the build request named no build: {reply.data}")
             return
-        self.bridge.publish(m.CRON_EVENTS, m.CronEvent(
+        self.bridge.publish(m.CRON_EVENTS, payloads.CronEvent(
             "fired", *self._about(due.schedule), at=iso(due.at, self.timetable.tz),
             build=accepted.build).to_dict())
 
@@ -176,7 +177,7 @@ class Cron(Chart):
     def report_failed(self, due: Due, error: str) -> None:
         log.error("schedule %r: the build of %s could not be started: %s",
                   due.schedule.cron, " ".join(due.schedule.targets), error)
-        self.bridge.publish(m.CRON_EVENTS, m.CronEvent(
+        self.bridge.publish(m.CRON_EVENTS, payloads.CronEvent(
             "failed", *self._about(due.schedule), at=iso(due.at, self.timetable.tz),
             error=error).to_dict())
 
@@ -188,7 +189,7 @@ class Cron(Chart):
                     "(%s%s); not replayed", missed.schedule.cron,
                     " ".join(missed.schedule.targets), count,
                     "" if count == "1" else "s", first, "" if first == last else f" to {last}")
-        self.bridge.publish(m.CRON_EVENTS, m.CronEvent(
+        self.bridge.publish(m.CRON_EVENTS, payloads.CronEvent(
             "missed", *self._about(missed.schedule), count=missed.count, more=missed.more,
             first=first, last=last).to_dict())
 

@@ -25,6 +25,7 @@ from miros import return_status, spy_on
 
 from computepods.api import catalog
 from computepods.bus import messages as m
+from computepods.bus import chefwire
 from computepods.errors import ComputePodsError, UsageError
 from computepods.api.registry import REPLAY_PAGE, BuildRegistry
 from computepods.charts.base import Chart
@@ -99,7 +100,7 @@ class Desk(Chart):
         self.registry.take(data["build"], seq if isinstance(seq, int) else None, data["events"])
 
     def heard_chef(self, data: dict) -> None:
-        self.chefs.heard(m.ChefStatus.from_dict(data))
+        self.chefs.heard(chefwire.ChefStatus.from_dict(data))
 
     # -- what it is asked ----------------------------------------------------------
     def answer(self, msg: m.Message) -> None:

@@ -25,6 +25,7 @@ from pathlib import Path
 from miros import Event, return_status, signals, spy_on
 
 from computepods.bus import messages as m
+from computepods.bus import chefwire
 from computepods.charts.base import Chart
 from computepods.charts.store import Record
 from computepods.clock import SystemClock
@@ -273,7 +274,7 @@ class MajorDomo(Chart):
 
     # -- chefs -------------------------------------------------------------------
     def chef_seen(self, data: dict) -> None:
-        lost = self.chefs.heard(m.ChefStatus.from_dict(data))   # a goodbye: no lease to wait
+        lost = self.chefs.heard(chefwire.ChefStatus.from_dict(data))   # a goodbye: no lease to wait
         if lost:
             self.chef_lost(*lost)
 
@@ -379,7 +380,7 @@ class MajorDomo(Chart):
         """The running build starts nothing more, its chefs drop the steps
         they hold and kill those running, and it ends with done, code 130."""
         if self.build.cancel():
-            self.bridge.publish(m.CHEFS_CANCEL, m.ChefsCancel(self.build.id).to_dict())
+            self.bridge.publish(m.CHEFS_CANCEL, chefwire.ChefsCancel(self.build.id).to_dict())
         self.bridge.respond(msg, {"build": self.build.id, "state": "cancelling"})
 
     def on_crash(self, exc: Exception) -> None:

@@ -36,6 +36,7 @@ from typing import Callable, Iterable
 from miros import return_status, spy_on
 
 from computepods.bus import messages as m
+from computepods.bus import payloads
 from computepods.bus.protocol import Bus
 from computepods.clock import Clock, SystemClock
 from computepods.watch.debounce import MAX_DELAY_S, QUIET_S, Debouncer
@@ -180,7 +181,7 @@ class FSWatcher(Chart):
         self._armed = None
         root = str(self.root)
         for report in self.debouncer.due(now):
-            self.bridge.publish(m.FS_CHANGED, m.FsChanged(
+            self.bridge.publish(m.FS_CHANGED, payloads.FsChanged(
                 self.pod, root, report.path, report.kind, report.moved_from, report.size,
                 report.mtime_ns, list(report.range) if report.range else None).to_dict())
             self.published += 1

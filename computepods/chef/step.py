@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Callable
 from computepods.chef import commit as commit_mod
 from computepods.chef import runner
 from computepods.chef import scratch
-from computepods.bus.messages import LocalStat, Output, RunStep, StepResult
+from computepods.bus.chefwire import LocalStat, Output, RunStep, StepResult
 from computepods.errors import ComputePodsError, MalformedMessage
 from computepods.state.hashing import sha256_and_stat, sha256_file
 from computepods.project.model import STATE_DIR, Rule

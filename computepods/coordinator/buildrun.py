@@ -12,7 +12,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Callable
 
-from computepods.bus.messages import Output, RunMessage, StepResult
+from computepods.bus.chefwire import Output, RunMessage, StepResult
 from computepods.chef.step import rule_to_dict, step_to_message
 from computepods.clock import SystemClock
 from computepods.errors import MalformedMessage

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Iterator
 
-from computepods.bus.messages import ChefStatus
+from computepods.bus.chefwire import ChefStatus
 from computepods.clock import SystemClock
 
 WINDOW_PER_SLOT = 16       # steps outstanding per chef slot (queued at the chef)

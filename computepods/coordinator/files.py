@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from computepods.bus.messages import Output
+from computepods.bus.chefwire import Output
 from computepods.state.hashing import FileRecord
 
 

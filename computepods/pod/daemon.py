@@ -27,6 +27,7 @@ from typing import Callable, TextIO
 
 from computepods.pod import handoff
 from computepods.bus import messages as m
+from computepods.bus import payloads
 from computepods.bus.client import request_build
 from computepods.pod.control import ControlServer
 from computepods.errors import ComputePodsError, UsageError
@@ -114,7 +115,7 @@ class PodDaemon:
         self.control = ControlServer(handoff.socket_path(self.root), self).start()
         self._write_pod_file()
         # Start up to date: one build of the watch targets, as after a change.
-        bridge.publish(m.BUILD_REQUEST, m.BuildRequest(list(opts.targets), str(self.root),
+        bridge.publish(m.BUILD_REQUEST, payloads.BuildRequest(list(opts.targets), str(self.root),
                                                        client="watch").to_dict())
         self.say(f"pod up for {self.root} (pid {os.getpid()}); NATS {self.pod.url}"
                  + (f"; {self.http_url}/" if self.http_url else "")
@@ -148,7 +149,7 @@ class PodDaemon:
         from computepods.paths import PROJECT_FILE
 
         while True:
-            change = m.FsChanged.from_dict(self._changes.get().data)
+            change = payloads.FsChanged.from_dict(self._changes.get().data)
             if change.path != PROJECT_FILE or change.root != str(self.root):
                 continue
             try:
@@ -230,7 +231,7 @@ class PodDaemon:
             return
         self.say(f"the client of build {accepted['build']} went away: cancelling it")
         try:
-            self.pod.bridge.request_sync(m.BUILD_CANCEL, m.BuildCancel(accepted["build"]).to_dict(),
+            self.pod.bridge.request_sync(m.BUILD_CANCEL, payloads.BuildCancel(accepted["build"]).to_dict(),
                                          timeout=5.0, attempts=2)
         except ComputePodsError as exc:
             log.warning("could not cancel build %s: %s", accepted["build"], exc)
@@ -239,7 +240,7 @@ class PodDaemon:
     def _report_builds(self) -> None:
         """Print what each build did, as `cpod build` would (plain lines)."""
         while True:
-            batch = m.BuildEvents.from_dict(self._events.get().data)
+            batch = payloads.BuildEvents.from_dict(self._events.get().data)
             build = batch.build
             for ev in batch.dicts():
                 if ev.get("t") == "plan" and build not in self._progress:

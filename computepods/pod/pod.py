@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Sequence
 
 from computepods.chef import commit
 from computepods.bus import messages as m
+from computepods.bus import chefwire
 from computepods.bus.bridge import NatsBridge
 from computepods.bus.natsd import NatsServer
 from computepods.charts.base import Chart, Fabric, stop_all
@@ -126,7 +127,7 @@ class Pod:
         """Its goodbye, said for it: the MajorDomo reschedules or fails its
         steps now instead of after its lease."""
         if self.bridge is not None:
-            self.bridge.publish(m.CHEF_STATUS, m.chef_status(
+            self.bridge.publish(m.CHEF_STATUS, chefwire.chef_status(
                 chef.name, "local", self.options.slots, gone=f"{why}; see its messages above"))
 
     def _add(self, chart: Chart) -> None:

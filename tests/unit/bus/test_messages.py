@@ -7,20 +7,21 @@ import json
 import pytest
 
 from computepods.bus import messages as m
+from computepods.bus import payloads
 from computepods.errors import MalformedMessage
 
 
 @pytest.mark.parametrize("payload", [
-    m.BuildRequest(["out/app"], "/p", keep_going=True, dry_run=False, client="cpod@h:1"),
-    m.BuildRequest(["all"], "/p", client="cron"),
-    m.BuildAccepted("b7", joined=True),
-    m.BuildEvents("b7", [{"t": "plan", "steps": 3}], seq=0),
-    m.BuildCancel("b7"),
-    m.FsChanged("host", "/p", "src/a.c", "modified", size=10, mtime_ns=5),
-    m.ApiQuery("graph", {"target": "out/app"}),
-    m.ChefsQuery(),
-    m.ErrorReport("cp.build.request", "not JSON", "cpod"),
-    m.CronEvent("missed", "0 * * * *", ["all"], count=2, more=False, first="a", last="b"),
+    payloads.BuildRequest(["out/app"], "/p", keep_going=True, dry_run=False, client="cpod@h:1"),
+    payloads.BuildRequest(["all"], "/p", client="cron"),
+    payloads.BuildAccepted("b7", joined=True),
+    payloads.BuildEvents("b7", [{"t": "plan", "steps": 3}], seq=0),
+    payloads.BuildCancel("b7"),
+    payloads.FsChanged("host", "/p", "src/a.c", "modified", size=10, mtime_ns=5),
+    payloads.ApiQuery("graph", {"target": "out/app"}),
+    payloads.ChefsQuery(),
+    payloads.ErrorReport("cp.build.request", "not JSON", "cpod"),
+    payloads.CronEvent("missed", "0 * * * *", ["all"], count=2, more=False, first="a", last="b"),
 ])
 def test_a_payload_survives_the_wire(payload):
     wire = json.loads(m.encode(payload.to_dict()))
@@ -29,18 +30,18 @@ def test_a_payload_survives_the_wire(payload):
 
 
 def test_only_what_was_given_is_sent_except_fs_changed_which_sends_nulls():
-    assert m.BuildRequest(["all"], "/p", client="cron").to_dict() == \
+    assert payloads.BuildRequest(["all"], "/p", client="cron").to_dict() == \
         {"targets": ["all"], "cwd": "/p", "client": "cron"}
-    assert m.FsChanged("h", "/p", "a", "deleted").to_dict()["size"] is None
+    assert payloads.FsChanged("h", "/p", "a", "deleted").to_dict()["size"] is None
 
 
 @pytest.mark.parametrize("cls, data, problem", [
-    (m.BuildRequest, {"targets": "out/app"}, "field 'targets' must be list"),
-    (m.BuildAccepted, {"queued": False}, "missing field 'build'"),
-    (m.BuildEvents, {"build": "b1"}, "missing field 'events'"),
-    (m.FsChanged, {"pod": "h", "root": "/p", "path": "a", "kind": "modified", "size": "10"},
+    (payloads.BuildRequest, {"targets": "out/app"}, "field 'targets' must be list"),
+    (payloads.BuildAccepted, {"queued": False}, "missing field 'build'"),
+    (payloads.BuildEvents, {"build": "b1"}, "missing field 'events'"),
+    (payloads.FsChanged, {"pod": "h", "root": "/p", "path": "a", "kind": "modified", "size": "10"},
      "field 'size' must be int/NoneType"),
-    (m.BuildRequest, {"targets": [], "v": 99}, "newer than this pod's"),
+    (payloads.BuildRequest, {"targets": [], "v": 99}, "newer than this pod's"),
 ])
 def test_a_bad_payload_is_refused_naming_the_field(cls, data, problem):
     with pytest.raises(MalformedMessage, match=problem) as caught:
@@ -49,4 +50,4 @@ def test_a_bad_payload_is_refused_naming_the_field(cls, data, problem):
 
 
 def test_unknown_fields_from_a_newer_sender_are_ignored():
-    assert m.BuildCancel.from_dict({"v": 1, "build": "b1", "reason": "user"}) == m.BuildCancel("b1")
+    assert payloads.BuildCancel.from_dict({"v": 1, "build": "b1", "reason": "user"}) == payloads.BuildCancel("b1")

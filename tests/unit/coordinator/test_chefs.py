@@ -1,13 +1,13 @@
 """The chef directory: leases on a simulated clock, goodbyes, what each chef holds."""
 from __future__ import annotations
 
-from computepods.bus import messages as m
+from computepods.bus import chefwire
 from computepods.clock import SimClock
 from computepods.coordinator.chefs import WINDOW_PER_SLOT, ChefDirectory
 
 
 def status(name: str, slots: int = 2, lease_s: float | None = 3.0, gone: str | None = None):
-    return m.ChefStatus(name, "pod", slots, lease_s=lease_s, gone=gone)
+    return chefwire.ChefStatus(name, "pod", slots, lease_s=lease_s, gone=gone)
 
 
 def test_a_chef_silent_past_its_lease_expires_and_says_why():

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import os
 
-from computepods.bus.messages import LocalStat, Output
+from computepods.bus.chefwire import LocalStat, Output
 from computepods.coordinator.files import own_records
 from computepods.state.hashing import sha256_file
 
