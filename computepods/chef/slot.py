@@ -23,10 +23,11 @@ from typing import Callable
 from computepods.chef import runner
 from computepods.chef import scratch
 from computepods.errors import ComputePodsError
-from computepods.chef.step import (COMMIT_LOG, LOGS_DIR, Launched, StepJob, execute, failed_item,
+from computepods.chef.step import (LOGS_DIR, Launched, StepJob, execute, failed_item,
                       is_simple, land, launch)
 
 
+COMMIT_LOG = "commits.log"   # per slot: records written ahead of their commits
 COMMIT_LOG_BYTES = 1 << 20   # a slot's commit log to start with (sparse until written)
 
 

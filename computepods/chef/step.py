@@ -10,7 +10,6 @@ The threads that do this, and their reusable scratch, are in
 from __future__ import annotations
 
 import functools
-import json
 import os
 import posixpath
 import shutil
@@ -23,17 +22,14 @@ from computepods.chef import commit as commit_mod
 from computepods.chef import runner
 from computepods.chef import scratch
 from computepods.errors import ComputePodsError, MalformedMessage
-from computepods.state.hashing import sha256_and_stat, sha256_file
+from computepods.state.hashing import sha256_and_stat
 from computepods.project.model import STATE_DIR, Rule
 from computepods.planning.resolve import Command, Step, bind
-from computepods.state.db import StepRecord
 
 if TYPE_CHECKING:
     from computepods.chef.slot import Slot, Streams
 
 LOGS_DIR = f"{STATE_DIR}/logs"
-COMMIT_LOG = "commits.log"      # per slot: records written ahead of their commits
-RUNNING_DIR = f"{STATE_DIR}/running"
 
 
 # --- the wire form of rules and steps -----------------------------------------
@@ -112,31 +108,6 @@ def job_from_message(build: str, rules: dict[str, Rule], item: Any) -> StepJob:
     for path in (*step.inputs, *step.outputs, *item["inputs"], *known, *copy_in):
         scratch.check_relative(path)
     return StepJob(build, step, item["attempt"], dict(item["inputs"]), known, dict(copy_in))
-
-
-# --- steps left running by a crash --------------------------------------------
-
-def kill_leftover_steps(root: Path) -> list[int]:
-    """Kill the process groups of steps a crashed run left running here.
-
-    Every step runs with ``CP_PROJECT=<root>`` (and the runner's own mark) in
-    its environment, so they are found in /proc without writing a marker
-    file per step (creating a file costs ~1 ms on slow disks; this scan
-    costs a few ms once per start).
-    """
-    mark = f"CP_PROJECT={os.path.abspath(root)}".encode()
-    groups = []
-    for name in os.listdir("/proc"):
-        if not name.isdigit() or int(name) == os.getpid():
-            continue
-        try:
-            with open(f"/proc/{name}/environ", "rb") as f:
-                if mark not in f.read().split(b"\0"):
-                    continue
-            groups.append(os.getpgid(int(name)))
-        except (OSError, ProcessLookupError):
-            continue
-    return runner.kill_leftover_groups(groups) if groups else []
 
 
 # --- scratch space of a slot ---------------------------------------------------
@@ -321,39 +292,8 @@ def _hash_or_none(step: Step, root: Path, path: str) -> str | None:
     return input_digest(step, path, lambda p: _digest_file(root, p), root)
 
 
-def read_commit_logs(root: Path, keep: Callable[[str], bool] = lambda name: False
-                     ) -> list[dict]:
-    """The entries of every slot's commit log a killed run left behind (read
-    before the scratch is cleared; verified by :func:`recovered_records`
-    after interrupted journaled commits are rolled forward); slots that
-    ``keep`` names are this run's own."""
-    latest: dict[str, dict] = {}
-    for log_file in sorted((root / scratch.SCRATCH_DIR).glob(f"*/{COMMIT_LOG}")):
-        if keep(log_file.parent.name):
-            continue
-        text = log_file.read_bytes().rstrip(b"\0").decode(errors="replace")
-        for line in text.splitlines():     # (its unused tail is zero bytes)
-            try:
-                entry = json.loads(line)
-            except ValueError:
-                continue                   # a line torn by the kill
-            latest[entry["step_id"]] = entry
-    return list(latest.values())
-
-
-def recovered_records(root: Path, entries: list[dict]) -> list[StepRecord]:
-    """Keep an entry only if its outputs in the tree have the hashes it
-    wrote: otherwise the rename never happened (or someone edited the output
-    since), and the step runs again."""
-    return [StepRecord.from_dict(e) for e in entries
-            if all(_digest_file(root, p) == h for p, h in e["outputs"].items())]
-
-
-def _digest_file(root: Path, path: str) -> str | None:
-    try:
-        return sha256_file(root / path)
-    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
-        return None
+# The sha256 of a file in the tree, or None (the name _hash_or_none uses).
+_digest_file = commit_mod.digest_in_tree
 
 
 def discover(root: Path, step: Step, work: Path, cwd_root: Path):
