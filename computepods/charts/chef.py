@@ -31,7 +31,7 @@ from miros import return_status, spy_on
 from computepods.bus import messages as m
 from computepods.errors import ComputePodsError, MalformedMessage
 from computepods.chef.step import StepJob, job_from_message, rule_from_dict
-from computepods.chef.slot import WorkerPool
+from computepods.chef.pool import WorkerPool
 from computepods.charts.base import Chart
 
 log = logging.getLogger("computepods.chef")

@@ -4,14 +4,14 @@ A chef gets steps in run messages; :func:`job_from_message` rebuilds each
 step from its rule and stem (checking every path stays in the workspace),
 :func:`execute` runs it in scratch space and moves its outputs into the tree
 only if it succeeded (a simple step as :func:`launch`, then :func:`land`).
-The threads that do this, and their reusable scratch, are in
-:mod:`computepods.chef.slot`.
+The slot a step runs in (its reusable scratch, streams and commit log) is
+given by the caller, :mod:`computepods.chef.pool`; a step never calls the
+pool.
 """
 from __future__ import annotations
 
 import functools
 import os
-import posixpath
 import shutil
 import time
 from dataclasses import dataclass, field, fields
@@ -23,13 +23,11 @@ from computepods.chef import runner
 from computepods.chef import scratch
 from computepods.errors import ComputePodsError, MalformedMessage
 from computepods.state.hashing import sha256_and_stat
-from computepods.project.model import STATE_DIR, Rule
+from computepods.project.model import Rule
 from computepods.planning.resolve import Command, Step, bind
 
 if TYPE_CHECKING:
     from computepods.chef.slot import Slot, Streams
-
-LOGS_DIR = f"{STATE_DIR}/logs"
 
 
 # --- the wire form of rules and steps -----------------------------------------
@@ -110,13 +108,7 @@ def job_from_message(build: str, rules: dict[str, Rule], item: Any) -> StepJob:
     return StepJob(build, step, item["attempt"], dict(item["inputs"]), known, dict(copy_in))
 
 
-# --- scratch space of a slot ---------------------------------------------------
-
-def log_paths(root: Path, step_id: str) -> tuple[Path, Path]:
-    name = scratch.scratch_name(step_id)
-    logs = root / LOGS_DIR
-    return logs / f"{name}.out", logs / f"{name}.err"
-
+# --- running a step in a slot --------------------------------------------------
 
 def writes_through_out(rule: Rule) -> bool:
     """Does the command name its outputs through {out}?  Then its outputs can
@@ -162,7 +154,7 @@ def execute(root: Path, job: StepJob, slot: Slot,
     result = runner.run_to(command.argv, cwd_root / step.cwd if step.cwd else cwd_root,
                            step_env(root, work, step), streams.out_fd, streams.err_fd,
                            step.timeout, on_started, tails=None, started=started)
-    slot.logs.keep(step.id, streams)
+    slot.keep_logs(step.id, streams)
     try:
         if not result.ok:
             return _result(job, streams, command, result, started, False, result.reason())
@@ -226,10 +218,10 @@ def land(root: Path, launched: Launched, slot: Slot) -> dict:
     job, command, streams, started = (launched.job, launched.command, launched.streams,
                                       launched.started)
     result = launched.proc.wait(tails=None)
-    slot.logs.keep(job.step.id, streams)
+    slot.keep_logs(job.step.id, streams)
     dest = job.step.outputs[0]
     src = slot.out_path_of(dest)
-    slot.leftovers.add(src)            # until it is committed
+    slot.mark_written(src)             # until it is committed
     if not result.ok:
         return _result(job, streams, command, result, started, False, result.reason())
     try:
@@ -240,11 +232,11 @@ def land(root: Path, launched: Launched, slot: Slot) -> dict:
                            "it did not write " + dest)
         slot.log_commit(step_record(job, root, command.display, outputs, [],
                                     round(time.monotonic() - started, 6)))
-        commit_one(root, src, dest, slot.checked_dirs)
+        slot.commit_output(src, dest)
     except (OSError, ComputePodsError) as exc:
         return _result(job, streams, command, result, started, False,
                        f"could not commit its outputs: {exc}")
-    slot.leftovers.discard(src)
+    slot.mark_committed(src)
     return _result(job, streams, command, result, started, True, outputs=outputs,
                    discovered=[])
 
@@ -316,24 +308,7 @@ def discover(root: Path, step: Step, work: Path, cwd_root: Path):
     return found
 
 
-def commit_one(root: Path, src: Path, dest: str, checked_dirs: set[str]) -> None:
-    """One output: a single rename is already atomic, no journal needed.
-
-    The full containment check (realpath through symlinks) runs once per
-    destination directory per slot; the directory is made then too.
-    """
-    rel_dir = posixpath.dirname(scratch.check_relative(dest))
-    if rel_dir not in checked_dirs:
-        full = commit_mod.dest_path(str(root), dest)
-        os.makedirs(os.path.dirname(full), exist_ok=True)
-        checked_dirs.add(rel_dir)
-    os.replace(src, os.path.join(root, dest))
-
-
 def failed_item(job_id: str, attempt: int, reason: str) -> dict:
     return {"id": job_id, "attempt": attempt, "ok": False, "exit_code": None,
             "reason": reason, "command": "", "duration_s": 0.0,
             "stdout_tail": "", "stderr_tail": ""}
-
-
-# --- the slots ----------------------------------------------------------------
