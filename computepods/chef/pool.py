@@ -18,7 +18,7 @@ from collections import deque
 from pathlib import Path
 from typing import Callable
 
-from computepods.chef import runner
+from computepods.chef import groups
 from computepods.chef import scratch
 from computepods.chef.slot import LogDir, Slot
 from computepods.chef.step import (Launched, StepJob, execute, failed_item, is_simple, land,
@@ -140,14 +140,14 @@ class WorkerPool:
     def cancel_running(self) -> None:
         """Kill every running step's process group (their scratch is discarded)."""
         for pgid, _ in list(self._running.values()):
-            runner.kill_group(pgid, grace_s=0.5)
+            groups.kill_group(pgid, grace_s=0.5)
 
     def cancel_build(self, build: str) -> None:
         """Steps of `build` still queued fail as cancelled; running ones are killed."""
         self._cancelled.append(build)
         for pgid, of in list(self._running.values()):
             if of == build:
-                runner.kill_group(pgid, grace_s=0.5)
+                groups.kill_group(pgid, grace_s=0.5)
 
     def stop(self, timeout: float = 5.0) -> None:
         for _ in self._threads:

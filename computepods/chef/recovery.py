@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Callable
 
-from computepods.chef import runner
+from computepods.chef.groups import kill_leftover_groups
 from computepods.chef.commit import digest_in_tree
 from computepods.chef.scratch import SCRATCH_DIR
 from computepods.chef.slot import COMMIT_LOG
@@ -39,7 +39,7 @@ def kill_leftover_steps(root: Path) -> list[int]:
             groups.append(os.getpgid(int(name)))
         except (OSError, ProcessLookupError):
             continue
-    return runner.kill_leftover_groups(groups) if groups else []
+    return kill_leftover_groups(groups) if groups else []
 
 
 def read_commit_logs(root: Path, keep: Callable[[str], bool] = lambda name: False

@@ -8,7 +8,7 @@ import select
 import signal
 import subprocess
 
-from computepods.chef.runner import STEP_MARK
+from computepods.chef.groups import STEP_MARK
 from computepods.chef.recovery import kill_leftover_steps, read_commit_logs, recovered_records
 from computepods.chef.scratch import SCRATCH_DIR
 from computepods.chef.slot import COMMIT_LOG, CommitLog
