@@ -75,7 +75,7 @@ def kill_leftover_groups(groups: Iterable[int]) -> list[int]:
     ours = []
     for pgid in dict.fromkeys(groups):
         pids = members.get(pgid, [])
-        if any(_is_step(pid) for pid in pids):
+        if any(has_env_entry(pid, _MARK_ENTRY) for pid in pids):
             ours.append(pgid)
         elif pids:
             log.warning("process group %d is not a computepods step any more;"
@@ -117,9 +117,11 @@ def _group_members() -> dict[int, list[int]]:
     return members
 
 
-def _is_step(pid: int) -> bool:
+def has_env_entry(pid: int, entry: bytes) -> bool:
+    """Whether process ``pid`` was started with ``entry`` (b"NAME=value") in
+    its environment; False if it is gone or not ours to read."""
     try:
         with open(f"/proc/{pid}/environ", "rb") as f:
-            return _MARK_ENTRY in f.read().split(b"\0")
+            return entry in f.read().split(b"\0")
     except OSError:
         return False

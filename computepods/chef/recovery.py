@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Callable
 
-from computepods.chef.groups import kill_leftover_groups
+from computepods.chef.groups import has_env_entry, kill_leftover_groups
 from computepods.chef.commit import digest_in_tree
 from computepods.chef.scratch import SCRATCH_DIR
 from computepods.chef.slot import COMMIT_LOG
@@ -30,12 +30,9 @@ def kill_leftover_steps(root: Path) -> list[int]:
     mark = f"CP_PROJECT={os.path.abspath(root)}".encode()
     groups = []
     for name in os.listdir("/proc"):
-        if not name.isdigit() or int(name) == os.getpid():
+        if not name.isdigit() or int(name) == os.getpid() or not has_env_entry(int(name), mark):
             continue
         try:
-            with open(f"/proc/{name}/environ", "rb") as f:
-                if mark not in f.read().split(b"\0"):
-                    continue
             groups.append(os.getpgid(int(name)))
         except (OSError, ProcessLookupError):
             continue

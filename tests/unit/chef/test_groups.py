@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from computepods.chef.groups import STEP_MARK, kill_group, kill_leftover_groups
+from computepods.chef.groups import STEP_MARK, has_env_entry, kill_group, kill_leftover_groups
 
 WAIT_S = 10.0     # generous limit for a process to disappear
 
@@ -54,3 +54,15 @@ def test_a_group_ignoring_sigterm_is_killed_after_the_grace(env):
         proc.kill()
         proc.wait(timeout=WAIT_S)
         proc.stdout.close()
+
+
+def test_a_processs_environment_is_read_whole_entries_only(env):
+    proc = subprocess.Popen(["sleep", "300"], env={**env, "CP_PROJECT": "/p/root"})
+    try:
+        assert has_env_entry(proc.pid, b"CP_PROJECT=/p/root")
+        assert not has_env_entry(proc.pid, b"CP_PROJECT=/p")          # a prefix is not it
+        assert not has_env_entry(proc.pid, f"{STEP_MARK}=1".encode())
+    finally:
+        proc.kill()
+        proc.wait(timeout=WAIT_S)
+    assert not has_env_entry(proc.pid, b"CP_PROJECT=/p/root")         # gone
