@@ -8,6 +8,7 @@ import subprocess
 import pytest
 
 from computepods.chef.groups import STEP_MARK, has_env_entry, kill_group, kill_leftover_groups
+from tests.helpers import wait_for
 
 WAIT_S = 10.0     # generous limit for a process to disappear
 
@@ -26,6 +27,7 @@ def test_kill_leftover_groups_kills_only_marked_groups(env):
     ours = spawn_group({**env, STEP_MARK: "1"})
     stranger = spawn_group(env)
     try:
+        wait_for(lambda: has_env_entry(ours.pid, f"{STEP_MARK}=1".encode()), what="the exec")
         killed = kill_leftover_groups([ours.pid, stranger.pid, ours.pid, 2**22 + 12345])
         assert killed == [ours.pid]
         assert ours.wait(timeout=WAIT_S) == -signal.SIGTERM
@@ -59,7 +61,8 @@ def test_a_group_ignoring_sigterm_is_killed_after_the_grace(env):
 def test_a_processs_environment_is_read_whole_entries_only(env):
     proc = subprocess.Popen(["sleep", "300"], env={**env, "CP_PROJECT": "/p/root"})
     try:
-        assert has_env_entry(proc.pid, b"CP_PROJECT=/p/root")
+        # (Popen returns before the kernel has set up the new program's environment.)
+        wait_for(lambda: has_env_entry(proc.pid, b"CP_PROJECT=/p/root"), what="the exec")
         assert not has_env_entry(proc.pid, b"CP_PROJECT=/p")          # a prefix is not it
         assert not has_env_entry(proc.pid, f"{STEP_MARK}=1".encode())
     finally:

@@ -8,10 +8,11 @@ import select
 import signal
 import subprocess
 
-from computepods.chef.groups import STEP_MARK
+from computepods.chef.groups import STEP_MARK, has_env_entry
 from computepods.chef.recovery import kill_leftover_steps, read_commit_logs, recovered_records
 from computepods.chef.scratch import SCRATCH_DIR
 from computepods.chef.slot import COMMIT_LOG, CommitLog
+from tests.helpers import wait_for
 
 WAIT_S = 10.0     # generous limit for a process to disappear
 
@@ -84,6 +85,9 @@ def test_leftover_steps_of_this_root_are_killed_and_others_left_alone(tmp_path):
     left = subprocess.Popen(["sleep", "300"], env=mine, process_group=0)
     stranger = subprocess.Popen(["sleep", "300"], env=other, process_group=0)
     try:
+        # (Popen returns before the kernel has set up the new program's environment.)
+        wait_for(lambda: has_env_entry(left.pid, f"{STEP_MARK}=1".encode()), what="the exec")
+        wait_for(lambda: has_env_entry(stranger.pid, f"{STEP_MARK}=1".encode()), what="the exec")
         assert kill_leftover_steps(tmp_path) == [left.pid]
         assert left.wait(timeout=WAIT_S) == -signal.SIGTERM
         assert stranger.poll() is None
