@@ -135,8 +135,8 @@ def step_log(root: Path, step_id: str, failure: dict | None = None) -> dict:
     """What a step printed the last time it ran (the kept logs of a local
     chef, else the tails its fail event carried), with its command and
     exit code."""
-    from computepods.chef.step import log_paths
-    from computepods.chef.runner import tail
+    from computepods.chef.slot import log_paths
+    from computepods.chef.tails import tail
 
     with StateDB(root / STATE_DB, readonly=True) as db:
         record = db.step(step_id)

@@ -32,7 +32,7 @@ from computepods.bus import chefwire
 from computepods.bus.protocol import Bus
 from computepods.errors import ComputePodsError, MalformedMessage
 from computepods.chef.step import StepJob, job_from_message, rule_from_dict
-from computepods.chef.slot import WorkerPool
+from computepods.chef.pool import WorkerPool
 from computepods.charts.base import Chart
 from computepods.clock import Clock, SystemClock
 

@@ -1,1 +1,1 @@
-"""Running steps: the wire form of a step, slots and the worker pool, scratch space, commit, discovery, the process runner."""
+"""Running steps: a step (step), the slot it runs in (slot), the worker threads (pool), scratch space (scratch), commit, discovery (discover), the process runner (runner, spawn, groups, tails), and what a crashed run left (recovery)."""

@@ -27,6 +27,7 @@ from typing import Callable, Sequence
 
 from computepods.errors import ComputePodsError, PathEscapesWorkspace
 from computepods.chef.scratch import SCRATCH_DIR, check_relative
+from computepods.state.hashing import sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +83,14 @@ def roll_forward(root: Path, keep: Callable[[str], bool] = lambda name: False) -
             log.info("rolled forward the interrupted commit in %s", path)
         shutil.rmtree(path, ignore_errors=True)
     return records
+
+
+def digest_in_tree(root: Path, path: str) -> str | None:
+    """The sha256 of ``path`` in the tree, or None if no file is there."""
+    try:
+        return sha256_file(root / path)
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+        return None
 
 
 def dest_path(root: str, dest: str) -> str:

@@ -18,34 +18,28 @@ none need closing, since every descriptor Python opens is close-on-exec
 to their defaults.  Any other command goes through Popen.
 
 Each command runs in its own process group, so the whole tree it starts can
-be killed: on timeout (SIGTERM, then SIGKILL after ``KILL_GRACE_S``), on
-interrupt, and — so that nothing it left behind keeps writing into scratch
-after its outputs are committed — as soon as the command itself exits.
-Every command's environment carries ``STEP_MARK`` so that the groups of a
-crashed earlier run can be recognised and killed, and nothing else: a
-recorded process-group id may have been reused by an unrelated program.
+be killed (:mod:`computepods.chef.groups`): on timeout (SIGTERM, then
+SIGKILL after ``KILL_GRACE_S``), on interrupt, and — so that nothing it left
+behind keeps writing into scratch after its outputs are committed — as soon
+as the command itself exits.  Every command's environment carries
+``STEP_MARK`` so that the groups of a crashed earlier run can be recognised
+and killed.  The tails of what it printed are read by
+:mod:`computepods.chef.tails`.
 """
 from __future__ import annotations
 
-import logging
 import os
-import select
 import signal
 import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Mapping, Sequence
+from typing import Callable, Mapping, Sequence
 
 from computepods.chef import spawn
-
-log = logging.getLogger(__name__)
-
-KILL_GRACE_S = 2.0          # seconds between SIGTERM and SIGKILL
-TAIL_MAX_LINES = 40         # lines of stdout/stderr kept for a failure report
-TAIL_MAX_BYTES = 4096       # bytes read from the end of stdout/stderr
-STEP_MARK = "CP_STEP_RUNNER"    # environment variable set (to "1") in every step
-_MARK_ENTRY = f"{STEP_MARK}=1".encode()
+from computepods.chef.groups import (KILL_GRACE_S, STEP_MARK, kill_group, kill_stragglers,
+                                     poll_readable)
+from computepods.chef.tails import tail_fd
 
 
 @dataclass
@@ -163,7 +157,7 @@ class Started:
             if timed_out:
                 kill_group(pgid, KILL_GRACE_S)
             else:
-                _kill_stragglers(pgid)       # the leader is a zombie: the pgid is still ours
+                kill_stragglers(pgid)       # the leader is a zombie: the pgid is still ours
             rc = child.reap()
         except BaseException:
             kill_group(pgid, KILL_GRACE_S)
@@ -176,8 +170,8 @@ class Started:
             signal=-rc if rc < 0 else None,
             timed_out=timed_out,
             duration_s=time.monotonic() - self.started,
-            stdout_tail=_tail_of(self.out) if read else "",
-            stderr_tail=_tail_of(self.err) if read else "",
+            stdout_tail=tail_fd(self.out) if read else "",
+            stderr_tail=tail_fd(self.err) if read else "",
             timeout_s=timeout)
         return self.result
 
@@ -277,7 +271,7 @@ def _not_started(error: str, out: int, err: int, started: float) -> RunResult:
     os.write(err, f"cpod: {error}\n".encode())
     return RunResult(exit_code=None, signal=None, timed_out=False,
                      duration_s=time.monotonic() - started,
-                     stdout_tail=_tail_of(out), stderr_tail=_tail_of(err), error=error)
+                     stdout_tail=tail_fd(out), stderr_tail=tail_fd(err), error=error)
 
 
 def _wait_exit(child: "_Spawned | _Popened", timeout: float | None) -> bool:
@@ -298,144 +292,6 @@ def _wait_exit(child: "_Spawned | _Popened", timeout: float | None) -> bool:
         except subprocess.TimeoutExpired:
             return False
     try:
-        return _poll_readable(pidfd, timeout)
+        return poll_readable(pidfd, timeout)
     finally:
         os.close(pidfd)
-
-
-def _poll_readable(fd: int, timeout_s: float) -> bool:
-    poller = select.poll()
-    poller.register(fd, select.POLLIN)
-    return bool(poller.poll(max(timeout_s, 0) * 1000))
-
-
-def _kill_stragglers(pgid: int) -> None:
-    """Kill what a finished command left running in its group."""
-    try:
-        os.killpg(pgid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-
-
-def kill_group(pgid: int, grace_s: float = KILL_GRACE_S) -> None:
-    """SIGTERM a process group, then SIGKILL it after ``grace_s``.
-
-    The grace ends early when the group's leader exits (what is left of the
-    group is then killed at once); a group that is already gone is fine.
-    """
-    if not _term(pgid):
-        return
-    if grace_s > 0:
-        _wait_leader(pgid, time.monotonic() + grace_s)
-    _kill_stragglers(pgid)
-
-
-def _wait_leader(pgid: int, deadline: float) -> None:
-    """Wait until the group's leader (pid == pgid) exits, or the deadline."""
-    try:
-        pidfd = os.pidfd_open(pgid)
-    except OSError:          # the leader is gone (or no pidfds): nothing to wait on
-        return
-    try:
-        _poll_readable(pidfd, deadline - time.monotonic())
-    finally:
-        os.close(pidfd)
-
-
-def kill_leftover_groups(groups: Iterable[int]) -> list[int]:
-    """Kill the process groups of a crashed earlier run; returns those killed.
-
-    Only groups with a process that carries STEP_MARK in its environment are
-    touched: after a reboot or a long time a recorded pgid may belong to
-    anything.  All are sent SIGTERM first, then each gets what is left of
-    one shared grace period before SIGKILL.
-    """
-    members = _group_members()
-    ours = []
-    for pgid in dict.fromkeys(groups):
-        pids = members.get(pgid, [])
-        if any(_is_step(pid) for pid in pids):
-            ours.append(pgid)
-        elif pids:
-            log.warning("process group %d is not a computepods step any more;"
-                        " leaving it alone", pgid)
-    for pgid in ours:
-        _term(pgid)
-    deadline = time.monotonic() + KILL_GRACE_S
-    for pgid in ours:
-        _wait_leader(pgid, deadline)
-        _kill_stragglers(pgid)
-    return ours
-
-
-def _term(pgid: int) -> bool:
-    """SIGTERM a group (and SIGCONT it: a stopped process cannot act on
-    SIGTERM); False if the group is gone."""
-    try:
-        os.killpg(pgid, signal.SIGTERM)
-        os.killpg(pgid, signal.SIGCONT)
-    except ProcessLookupError:
-        return False
-    return True
-
-
-def _group_members() -> dict[int, list[int]]:
-    """pgid -> pids of the processes in it, from /proc."""
-    members: dict[int, list[int]] = {}
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{name}/stat", "rb") as f:
-                stat = f.read()
-        except OSError:                       # it exited meanwhile
-            continue
-        # "pid (comm) state ppid pgrp ...": comm may hold spaces and parentheses.
-        fields = stat[stat.rfind(b")") + 2:].split()
-        members.setdefault(int(fields[2]), []).append(int(name))
-    return members
-
-
-def _is_step(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/environ", "rb") as f:
-            return _MARK_ENTRY in f.read().split(b"\0")
-    except OSError:
-        return False
-
-
-def tail(path: Path, max_lines: int = TAIL_MAX_LINES, max_bytes: int = TAIL_MAX_BYTES) -> str:
-    """The last lines of a file (at most ``max_lines`` and about ``max_bytes``),
-    decoded with errors="replace"; "" for a missing file."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except FileNotFoundError:
-        return ""
-    try:
-        return _tail_of(fd, max_lines, max_bytes)
-    finally:
-        os.close(fd)
-
-
-def tail_fd(fd: int, max_lines: int = TAIL_MAX_LINES, max_bytes: int = TAIL_MAX_BYTES) -> str:
-    """:func:`tail` of an open descriptor (read with pread: its offset stays)."""
-    return _tail_of(fd, max_lines, max_bytes)
-
-
-def _tail_of(fd: int, max_lines: int = TAIL_MAX_LINES, max_bytes: int = TAIL_MAX_BYTES) -> str:
-    size = os.fstat(fd).st_size
-    start = max(0, size - max_bytes)
-    data = os.pread(fd, size - start, start)
-    if start > 0:
-        data = _drop_partial_first_line(data)
-    lines = data.decode(errors="replace").splitlines(keepends=True)
-    return "".join(lines[-max_lines:])
-
-
-def _drop_partial_first_line(data: bytes) -> bytes:
-    """Cut at the first line break, unless that would leave nothing: a tail
-    should start at the beginning of a line."""
-    newline = data.find(b"\n")
-    if 0 <= newline < len(data) - 1:
-        return data[newline + 1:]
-    return data

@@ -1,32 +1,29 @@
-"""The slots of a chef: one long-lived thread each, with reusable scratch.
+"""A slot of a chef: the resources one step at a time reuses.
 
-:class:`WorkerPool` holds one thread per slot, each with a :class:`Slot`
-of scratch space: on a disk where creating a file or directory costs a
-millisecond, per-step scratch dirs and journals cost more than the step
-itself (a thread per step, or asyncio subprocesses, also cost measurably
-more).  A slot starts its next simple step as soon as the last one's
-command has ended, and commits that one's output while the new command
-runs, so the processor is not idle while the thread keeps the books.
+On a disk where creating a file or directory costs a millisecond, per-step
+scratch dirs, output files and journals cost more than the step itself.  So
+each of a chef's worker threads (:mod:`computepods.chef.pool`) keeps a
+:class:`Slot`: its scratch ``out/`` directory, two pairs of stdout/stderr
+files kept open (:class:`Streams`), and a memory-mapped write-ahead
+:class:`CommitLog`.  :class:`LogDir` keeps the output of steps that printed
+something in ``.computepods/logs/``.  Running a step in a slot is
+:mod:`computepods.chef.step`'s job.
 """
 from __future__ import annotations
 
 import json
 import mmap
 import os
-import queue
+import posixpath
 import shutil
-import threading
-from collections import deque
 from pathlib import Path
-from typing import Callable
 
-from computepods.chef import runner
+from computepods.chef import commit
 from computepods.chef import scratch
-from computepods.errors import ComputePodsError
-from computepods.chef.step import (COMMIT_LOG, LOGS_DIR, Launched, StepJob, execute, failed_item,
-                      is_simple, land, launch)
+from computepods.project.model import STATE_DIR
 
-
+LOGS_DIR = f"{STATE_DIR}/logs"
+COMMIT_LOG = "commits.log"   # per slot: records written ahead of their commits
 COMMIT_LOG_BYTES = 1 << 20   # a slot's commit log to start with (sparse until written)
 
 
@@ -100,8 +97,8 @@ class Slot:
         self._turn = 0
         self.logs = logs if logs is not None else LogDir(root)
         self._dirs: set[str] = set()
-        self.checked_dirs: set[str] = set()     # tree dirs known to be inside the root
-        self.leftovers: set[str] = set()        # out/ paths a failed step may have written
+        self._checked_dirs: set[str] = set()    # tree dirs known to be inside the root
+        self._leftovers: set[str] = set()       # out/ paths a failed step may have written
         self.commits = CommitLog(self.dir / COMMIT_LOG)
 
     def streams(self) -> Streams:
@@ -113,6 +110,31 @@ class Slot:
         """Write-ahead: the record goes to the slot's commit log before the
         outputs move into the tree."""
         self.commits.append((json.dumps(record, separators=(",", ":")) + "\n").encode())
+
+    def keep_logs(self, step_id: str, streams: Streams) -> None:
+        """Keep what the step printed (see :meth:`LogDir.keep`)."""
+        self.logs.keep(step_id, streams)
+
+    def mark_written(self, path: str) -> None:
+        """``path`` in out/ may hold a step's output until it is committed: a
+        failed step's is removed before the next step writes there."""
+        self._leftovers.add(path)
+
+    def mark_committed(self, path: str) -> None:
+        self._leftovers.discard(path)
+
+    def commit_output(self, src: str, dest: str) -> None:
+        """One output: a single rename is already atomic, no journal needed.
+
+        The full containment check (realpath through symlinks) runs once per
+        destination directory per slot; the directory is made then too.
+        """
+        rel_dir = posixpath.dirname(scratch.check_relative(dest))
+        if rel_dir not in self._checked_dirs:
+            full = commit.dest_path(str(self.root), dest)
+            os.makedirs(os.path.dirname(full), exist_ok=True)
+            self._checked_dirs.add(rel_dir)
+        os.replace(src, os.path.join(self.root, dest))
 
     def close(self) -> None:
         self.commits.close()
@@ -130,8 +152,8 @@ class Slot:
             os.makedirs(self.out / parent, exist_ok=True)
             self._dirs.add(parent)
         path = self._out_prefix + rel
-        if path in self.leftovers:       # what a failed step may have left
-            self.leftovers.discard(path)
+        if path in self._leftovers:      # what a failed step may have left
+            self._leftovers.discard(path)
             try:
                 os.unlink(path)
             except FileNotFoundError:
@@ -178,130 +200,8 @@ class LogDir:
         streams.empty = not wrote
 
 
-_STOP = object()          # what WorkerPool._take gives for the stop sentinel
-
-
-class WorkerPool:
-    """`slots` threads, each running one step at a time from a shared queue."""
-
-    def __init__(self, root: Path, slots: int, on_started: Callable[[StepJob], None],
-                 on_done: Callable[[StepJob, dict], None], name: str = "chef"):
-        self.root = root
-        self.slots = slots
-        self._jobs: queue.SimpleQueue = queue.SimpleQueue()
-        self._on_started = on_started
-        self._on_done = on_done
-        self._running: dict[int, tuple[int, str]] = {}   # slot index -> (pgid, build)
-        self._cancelled: deque[str] = deque(maxlen=64)   # builds whose steps are dropped
-        self._lock = threading.Lock()
-        self.queued = 0
-        logs = LogDir(root)
-        self._slots = [Slot(root, f"{scratch.scratch_name(name)}-{os.getpid()}-{i}", logs)
-                       for i in range(slots)]
-        self._threads = [threading.Thread(target=self._work, args=(i,), name=f"slot-{i}",
-                                          daemon=True) for i in range(slots)]
-        for t in self._threads:
-            t.start()
-
-    def submit(self, job: StepJob) -> None:
-        with self._lock:
-            self.queued += 1
-        self._jobs.put(job)
-
-    def _work(self, index: int) -> None:
-        """Take steps one by one.  When a simple step's command has ended and
-        another step is queued, the next command starts before the ended
-        step's output is hashed and committed: the processor runs it while
-        this thread does the bookkeeping."""
-        slot = self._slots[index]
-        landing: Launched | None = None          # ended; its output still to commit
-        while True:
-            job = self._take(block=landing is None)
-            if job is _STOP:
-                if landing is not None:
-                    self._land(slot, landing)
-                return
-            launched = None
-            if job is not None:
-                if job.build in self._cancelled:
-                    self._on_done(job, failed_item(job.step.id, job.attempt, "cancelled"))
-                elif is_simple(job.step):
-                    launched = self._launch(index, slot, job)
-                else:
-                    if landing is not None:
-                        self._land(slot, landing)
-                        landing = None
-                    self._run(index, slot, job)
-            if landing is not None:
-                self._land(slot, landing)
-                landing = None
-            if launched is not None:
-                try:
-                    launched.proc.wait(tails=None)
-                finally:
-                    self._running.pop(index, None)
-                landing = launched
-
-    def _take(self, block: bool):
-        """The next job; None if none is queued (block=False); _STOP to stop."""
-        try:
-            job = self._jobs.get() if block else self._jobs.get_nowait()
-        except queue.Empty:
-            return None
-        if job is None:
-            return _STOP
-        with self._lock:
-            self.queued -= 1
-        return job
-
-    def _running_as(self, index: int, job: StepJob) -> Callable[[int], None]:
-        return lambda pgid: self._running.__setitem__(index, (pgid, job.build))
-
-    def _launch(self, index: int, slot: Slot, job: StepJob) -> Launched | None:
-        self._on_started(job)
-        try:
-            return launch(self.root, job, slot, on_started=self._running_as(index, job))
-        except (OSError, ComputePodsError) as exc:
-            self._running.pop(index, None)
-            self._on_done(job, failed_item(job.step.id, job.attempt,
-                                           f"the chef could not run it: {exc}"))
-            return None
-
-    def _land(self, slot: Slot, launched: Launched) -> None:
-        try:
-            item = land(self.root, launched, slot)
-        except (OSError, ComputePodsError) as exc:
-            item = failed_item(launched.job.step.id, launched.job.attempt,
-                               f"the chef could not run it: {exc}")
-        self._on_done(launched.job, item)
-
-    def _run(self, index: int, slot: Slot, job: StepJob) -> None:
-        self._on_started(job)
-        try:
-            item = execute(self.root, job, slot, on_started=self._running_as(index, job))
-        except (OSError, ComputePodsError) as exc:
-            item = failed_item(job.step.id, job.attempt, f"the chef could not run it: {exc}")
-        finally:
-            self._running.pop(index, None)
-        self._on_done(job, item)
-
-    def cancel_running(self) -> None:
-        """Kill every running step's process group (their scratch is discarded)."""
-        for pgid, _ in list(self._running.values()):
-            runner.kill_group(pgid, grace_s=0.5)
-
-    def cancel_build(self, build: str) -> None:
-        """Steps of `build` still queued fail as cancelled; running ones are killed."""
-        self._cancelled.append(build)
-        for pgid, of in list(self._running.values()):
-            if of == build:
-                runner.kill_group(pgid, grace_s=0.5)
-
-    def stop(self, timeout: float = 5.0) -> None:
-        for _ in self._threads:
-            self._jobs.put(None)
-        for t in self._threads:
-            t.join(timeout)
-        for slot in self._slots:
-            slot.close()
-            shutil.rmtree(slot.dir, ignore_errors=True)
+def log_paths(root: Path, step_id: str) -> tuple[Path, Path]:
+    """Where :class:`LogDir` keeps a step's stdout and stderr."""
+    name = scratch.scratch_name(step_id)
+    logs = root / LOGS_DIR
+    return logs / f"{name}.out", logs / f"{name}.err"

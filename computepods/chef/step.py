@@ -4,15 +4,14 @@ A chef gets steps in run messages; :func:`job_from_message` rebuilds each
 step from its rule and stem (checking every path stays in the workspace),
 :func:`execute` runs it in scratch space and moves its outputs into the tree
 only if it succeeded (a simple step as :func:`launch`, then :func:`land`).
-The threads that do this, and their reusable scratch, are in
-:mod:`computepods.chef.slot`.
+The slot a step runs in (its reusable scratch, streams and commit log) is
+given by the caller, :mod:`computepods.chef.pool`; a step never calls the
+pool.
 """
 from __future__ import annotations
 
 import functools
-import json
 import os
-import posixpath
 import shutil
 import time
 from dataclasses import dataclass, field, fields
@@ -24,18 +23,13 @@ from computepods.chef import runner
 from computepods.chef import scratch
 from computepods.bus.chefwire import LocalStat, Output, RunStep, StepResult
 from computepods.errors import ComputePodsError, MalformedMessage
-from computepods.state.hashing import sha256_and_stat, sha256_file
-from computepods.project.model import STATE_DIR, Rule
+from computepods.state.hashing import sha256_and_stat
+from computepods.project.model import Rule
 from computepods.planning.resolve import Command, Step, bind
 from computepods.planning.staleness import input_digest, record_inputs
-from computepods.state.db import StepRecord
 
 if TYPE_CHECKING:
     from computepods.chef.slot import Slot, Streams
-
-LOGS_DIR = f"{STATE_DIR}/logs"
-COMMIT_LOG = "commits.log"      # per slot: records written ahead of their commits
-RUNNING_DIR = f"{STATE_DIR}/running"
 
 
 # --- the wire form of rules and steps -----------------------------------------
@@ -105,38 +99,7 @@ def job_from_message(build: str, rules: dict[str, Rule], item: Any) -> StepJob:
                    dict(wire.copy_in), wire.rule_fp)
 
 
-# --- steps left running by a crash --------------------------------------------
-
-def kill_leftover_steps(root: Path) -> list[int]:
-    """Kill the process groups of steps a crashed run left running here.
-
-    Every step runs with ``CP_PROJECT=<root>`` (and the runner's own mark) in
-    its environment, so they are found in /proc without writing a marker
-    file per step (creating a file costs ~1 ms on slow disks; this scan
-    costs a few ms once per start).
-    """
-    mark = f"CP_PROJECT={os.path.abspath(root)}".encode()
-    groups = []
-    for name in os.listdir("/proc"):
-        if not name.isdigit() or int(name) == os.getpid():
-            continue
-        try:
-            with open(f"/proc/{name}/environ", "rb") as f:
-                if mark not in f.read().split(b"\0"):
-                    continue
-            groups.append(os.getpgid(int(name)))
-        except (OSError, ProcessLookupError):
-            continue
-    return runner.kill_leftover_groups(groups) if groups else []
-
-
-# --- scratch space of a slot ---------------------------------------------------
-
-def log_paths(root: Path, step_id: str) -> tuple[Path, Path]:
-    name = scratch.scratch_name(step_id)
-    logs = root / LOGS_DIR
-    return logs / f"{name}.out", logs / f"{name}.err"
-
+# --- running a step in a slot --------------------------------------------------
 
 def writes_through_out(rule: Rule) -> bool:
     """Does the command name its outputs through {out}?  Then its outputs can
@@ -182,7 +145,7 @@ def execute(root: Path, job: StepJob, slot: Slot,
     result = runner.run_to(command.argv, cwd_root / step.cwd if step.cwd else cwd_root,
                            step_env(root, work, step), streams.out_fd, streams.err_fd,
                            step.timeout, on_started, tails=None, started=started)
-    slot.logs.keep(step.id, streams)
+    slot.keep_logs(step.id, streams)
     try:
         if not result.ok:
             return _result(job, streams, command, result, started, False, result.reason())
@@ -247,10 +210,10 @@ def land(root: Path, launched: Launched, slot: Slot) -> StepResult:
     job, command, streams, started = (launched.job, launched.command, launched.streams,
                                       launched.started)
     result = launched.proc.wait(tails=None)
-    slot.logs.keep(job.step.id, streams)
+    slot.keep_logs(job.step.id, streams)
     dest = job.step.outputs[0]
     src = slot.out_path_of(dest)
-    slot.leftovers.add(src)            # until it is committed
+    slot.mark_written(src)             # until it is committed
     if not result.ok:
         return _result(job, streams, command, result, started, False, result.reason())
     try:
@@ -261,11 +224,11 @@ def land(root: Path, launched: Launched, slot: Slot) -> StepResult:
                            "it did not write " + dest)
         slot.log_commit(step_record(job, root, command.display, outputs, [],
                                     round(time.monotonic() - started, 6)))
-        commit_one(root, src, dest, slot.checked_dirs)
+        slot.commit_output(src, dest)
     except (OSError, ComputePodsError) as exc:
         return _result(job, streams, command, result, started, False,
                        f"could not commit its outputs: {exc}")
-    slot.leftovers.discard(src)
+    slot.mark_committed(src)
     return _result(job, streams, command, result, started, True, outputs=outputs,
                    discovered=[])
 
@@ -314,39 +277,8 @@ def _hash_or_none(step: Step, root: Path, path: str) -> str | None:
     return input_digest(step, path, lambda p: _digest_file(root, p), root)
 
 
-def read_commit_logs(root: Path, keep: Callable[[str], bool] = lambda name: False
-                     ) -> list[dict]:
-    """The entries of every slot's commit log a killed run left behind (read
-    before the scratch is cleared; verified by :func:`recovered_records`
-    after interrupted journaled commits are rolled forward); slots that
-    ``keep`` names are this run's own."""
-    latest: dict[str, dict] = {}
-    for log_file in sorted((root / scratch.SCRATCH_DIR).glob(f"*/{COMMIT_LOG}")):
-        if keep(log_file.parent.name):
-            continue
-        text = log_file.read_bytes().rstrip(b"\0").decode(errors="replace")
-        for line in text.splitlines():     # (its unused tail is zero bytes)
-            try:
-                entry = json.loads(line)
-            except ValueError:
-                continue                   # a line torn by the kill
-            latest[entry["step_id"]] = entry
-    return list(latest.values())
-
-
-def recovered_records(root: Path, entries: list[dict]) -> list[StepRecord]:
-    """Keep an entry only if its outputs in the tree have the hashes it
-    wrote: otherwise the rename never happened (or someone edited the output
-    since), and the step runs again."""
-    return [StepRecord.from_dict(e) for e in entries
-            if all(_digest_file(root, p) == h for p, h in e["outputs"].items())]
-
-
-def _digest_file(root: Path, path: str) -> str | None:
-    try:
-        return sha256_file(root / path)
-    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
-        return None
+# The sha256 of a file in the tree, or None (the name _hash_or_none uses).
+_digest_file = commit_mod.digest_in_tree
 
 
 def discover(root: Path, step: Step, work: Path, cwd_root: Path):
@@ -369,22 +301,5 @@ def discover(root: Path, step: Step, work: Path, cwd_root: Path):
     return found
 
 
-def commit_one(root: Path, src: Path, dest: str, checked_dirs: set[str]) -> None:
-    """One output: a single rename is already atomic, no journal needed.
-
-    The full containment check (realpath through symlinks) runs once per
-    destination directory per slot; the directory is made then too.
-    """
-    rel_dir = posixpath.dirname(scratch.check_relative(dest))
-    if rel_dir not in checked_dirs:
-        full = commit_mod.dest_path(str(root), dest)
-        os.makedirs(os.path.dirname(full), exist_ok=True)
-        checked_dirs.add(rel_dir)
-    os.replace(src, os.path.join(root, dest))
-
-
 def failed_item(job_id: str, attempt: int, reason: str) -> StepResult:
     return StepResult(job_id, attempt, False, "", None, reason, 0.0)
-
-
-# --- the slots ----------------------------------------------------------------

@@ -22,7 +22,7 @@ from computepods.bus.natsd import NatsServer
 from computepods.charts.base import Chart, Fabric, stop_all
 from computepods.charts.majordomo import MajorDomo
 from computepods.charts.store import Store
-from computepods.chef.step import kill_leftover_steps, read_commit_logs, recovered_records
+from computepods.chef.recovery import kill_leftover_steps, read_commit_logs, recovered_records
 from computepods.pod.localchef import LocalChef, chef_name, default_slots
 from computepods.state.db import StateDB
 from computepods.planning.plan import STATE_DB

@@ -1,6 +1,7 @@
 """Commit moves outputs atomically; a crash mid-way is rolled forward."""
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -9,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from computepods.chef import commit as commit_mod
-from computepods.chef.commit import JOURNAL, commit, roll_forward
+from computepods.chef.commit import JOURNAL, commit, digest_in_tree, roll_forward
 from computepods.errors import ComputePodsError, PathEscapesWorkspace
 from computepods.chef.scratch import SCRATCH_DIR, make_scratch, scratch_out_path
 
@@ -190,3 +191,11 @@ def test_roll_forward_keeps_the_scratch_of_this_runs_own_chef(root):
         write(scratch / name / "commits.log", "")
     assert roll_forward(root, keep=lambda name: name.startswith("ours-")) == []
     assert sorted(p.name for p in scratch.iterdir()) == ["ours-1234-0"]
+
+
+def test_digest_in_tree_is_none_where_no_file_is(root):
+    write(root / "src" / "a.txt", "A")
+    assert digest_in_tree(root, "src/a.txt") == hashlib.sha256(b"A").hexdigest()
+    assert digest_in_tree(root, "src/missing.txt") is None
+    assert digest_in_tree(root, "src") is None                # a directory
+    assert digest_in_tree(root, "src/a.txt/below") is None    # under a file

@@ -4,15 +4,14 @@ from __future__ import annotations
 import os
 import select
 import signal
-import subprocess
 import sys
 
 import pytest
 
 from computepods.chef import runner
 from computepods.chef import spawn
-from computepods.chef.runner import (STEP_MARK, RunResult, kill_group, kill_leftover_groups,
-                                run, tail)
+from computepods.chef.groups import STEP_MARK
+from computepods.chef.runner import RunResult, run
 
 WAIT_S = 10.0     # generous limit for a process to disappear
 
@@ -146,55 +145,6 @@ def test_a_failing_on_started_kills_the_group_and_propagates(tmp_path, env, logs
     with pytest.raises(RuntimeError, match="state database unavailable"):
         run(["sleep", "300"], tmp_path, env, *logs, on_started=record_then_fail)
     assert_process_gone(started[0])
-
-
-def spawn_group(env: dict[str, str]) -> subprocess.Popen:
-    """A process group as a crashed earlier run would have left it."""
-    return subprocess.Popen(["sleep", "300"], env=env, process_group=0)
-
-
-def test_kill_leftover_groups_kills_only_marked_groups(env):
-    ours = spawn_group({**env, STEP_MARK: "1"})
-    stranger = spawn_group(env)
-    try:
-        killed = kill_leftover_groups([ours.pid, stranger.pid, ours.pid, 2**22 + 12345])
-        assert killed == [ours.pid]
-        assert ours.wait(timeout=WAIT_S) == -signal.SIGTERM
-        assert stranger.poll() is None
-    finally:
-        for proc in (ours, stranger):
-            proc.kill()
-            proc.wait(timeout=WAIT_S)
-
-
-def test_kill_group_of_a_gone_group_is_fine(env):
-    proc = spawn_group(env)
-    kill_group(proc.pid, grace_s=0.5)
-    assert proc.wait(timeout=WAIT_S) == -signal.SIGTERM
-    kill_group(proc.pid)      # reaped: the group no longer exists
-
-
-def test_tail_keeps_the_last_lines(tmp_path):
-    path = tmp_path / "log"
-    path.write_text("".join(f"line {i}\n" for i in range(100)))
-    text = tail(path)
-    assert text.splitlines() == [f"line {i}" for i in range(60, 100)]
-    assert tail(path, max_lines=2) == "line 98\nline 99\n"
-
-
-def test_tail_keeps_the_last_bytes_from_a_line_start(tmp_path):
-    path = tmp_path / "log"
-    path.write_bytes(b"x" * 10_000 + b"\n" + b"a" * 100 + b"\nlast\n")
-    assert tail(path, max_bytes=200) == "a" * 100 + "\nlast\n"
-    path.write_bytes(b"y" * 10_000)
-    assert tail(path, max_bytes=50) == "y" * 50
-
-
-def test_tail_replaces_undecodable_bytes_and_tolerates_missing_files(tmp_path):
-    path = tmp_path / "log"
-    path.write_bytes(b"ok \xff\xfe bytes\n")
-    assert tail(path) == "ok \ufffd\ufffd bytes\n"
-    assert tail(tmp_path / "missing") == ""
 
 
 def test_result_reason_for_each_ending():

@@ -1,15 +1,19 @@
-"""A slot's memory-mapped commit log, read back as a crashed run's would be."""
+"""A slot's resources: its commit log (read back as a crashed run's would be),
+its out/ paths, streams and kept logs, and its one-rename commit."""
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
-from computepods.chef.step import COMMIT_LOG, read_commit_logs
+import pytest
+
+from computepods.chef.recovery import read_commit_logs
 from computepods.chef.scratch import SCRATCH_DIR
-from computepods.chef.slot import CommitLog
+from computepods.chef.slot import COMMIT_LOG, LogDir, Slot, log_paths
+from computepods.errors import ComputePodsError, PathEscapesWorkspace
 
 
 def test_records_survive_a_killed_writer_and_the_log_grows_past_its_size(tmp_path):
@@ -32,12 +36,65 @@ def test_records_survive_a_killed_writer_and_the_log_grows_past_its_size(tmp_pat
     assert sorted(e["n"] for e in entries) == list(range(50))
 
 
-def test_a_torn_last_record_and_the_zero_tail_are_skipped(tmp_path):
-    slot = tmp_path / SCRATCH_DIR / "chef-2-0"
-    slot.mkdir(parents=True)
-    log = CommitLog(slot / COMMIT_LOG, size=4096)
-    log.append(b'{"step_id": "a", "n": 1}\n')
-    log.append(b'{"step_id": "b", "n"')            # the kill came mid-record
-    log.close()
-    assert os.path.getsize(slot / COMMIT_LOG) == 4096
-    assert read_commit_logs(tmp_path) == [json.loads('{"step_id": "a", "n": 1}')]
+@pytest.fixture
+def slot(tmp_path):
+    slot = Slot(tmp_path, "chef-3-0")
+    yield slot
+    slot.close()
+
+
+def test_out_path_makes_its_directory_and_clears_what_a_failed_step_left(slot):
+    path = slot.out_path("build/sub/a.o")
+    assert path == slot.out_path_of("build/sub/a.o") and os.path.isdir(os.path.dirname(path))
+    Path(path).write_text("partial")
+    slot.mark_written(path)                   # a step wrote it, then failed
+    assert slot.out_path("build/sub/a.o") == path and not os.path.exists(path)
+    Path(path).write_text("committed elsewhere")
+    slot.mark_written(path)
+    slot.mark_committed(path)
+    slot.out_path("build/sub/a.o")
+    assert Path(path).read_text() == "committed elsewhere"
+
+
+def test_each_step_gets_the_other_pair_of_streams_emptied(slot):
+    first = slot.streams()
+    os.write(first.out_fd, b"first step\n")
+    slot.keep_logs("s1", first)
+    second = slot.streams()
+    assert second is not first
+    os.write(second.err_fd, b"second step\n")
+    slot.keep_logs("s2", second)
+    again = slot.streams()
+    assert again is first and os.fstat(again.out_fd).st_size == 0
+    os.write(again.out_fd, b"x")
+    assert os.pread(again.out_fd, 10, 0) == b"x"           # written from the start
+
+
+def test_logs_keep_what_a_step_printed_and_drop_a_stale_log(tmp_path, slot):
+    out, err = log_paths(tmp_path, "cc:a.o")
+    streams = slot.streams()
+    os.write(streams.out_fd, b"warning\n")
+    slot.keep_logs("cc:a.o", streams)
+    assert out.read_bytes() == b"warning\n" and not err.exists()
+    streams = slot.streams()
+    slot.keep_logs("cc:a.o", streams)                         # printed nothing this time
+    assert not out.exists()
+    # A log a previous run left is seen when the pod starts, and dropped.
+    err.write_text("old")
+    later = Slot(tmp_path, "chef-3-1", LogDir(tmp_path))
+    try:
+        later.keep_logs("cc:a.o", later.streams())
+        assert not err.exists()
+    finally:
+        later.close()
+
+
+def test_commit_output_renames_into_the_tree_and_refuses_escapes(tmp_path, slot):
+    src = slot.out_path("deep/dir/a.o")
+    Path(src).write_text("A")
+    slot.commit_output(src, "deep/dir/a.o")
+    assert (tmp_path / "deep/dir/a.o").read_text() == "A" and not os.path.exists(src)
+    with pytest.raises(PathEscapesWorkspace):
+        slot.commit_output(src, "../outside.o")
+    with pytest.raises(ComputePodsError):
+        slot.commit_output(src, ".computepods/state.db")

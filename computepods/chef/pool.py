@@ -1,0 +1,159 @@
+"""The worker threads of a chef: a queue of steps, one slot per thread.
+
+:class:`WorkerPool` holds one long-lived thread per slot, each with its own
+:class:`~computepods.chef.slot.Slot` (a thread per step, or asyncio
+subprocesses, cost measurably more).  A slot starts its next simple step as
+soon as the last one's command has ended, and commits that one's output
+while the new command runs, so the processor is not idle while the thread
+keeps the books.  The pool decides what runs when; running one step in a
+slot is :mod:`computepods.chef.step`'s job, and it never calls back here.
+"""
+from __future__ import annotations
+
+import os
+import queue
+import shutil
+import threading
+from collections import deque
+from pathlib import Path
+from typing import Callable
+
+from computepods.chef import groups
+from computepods.chef import scratch
+from computepods.chef.slot import LogDir, Slot
+from computepods.chef.step import (Launched, StepJob, execute, failed_item, is_simple, land,
+                                   launch)
+from computepods.errors import ComputePodsError
+
+
+_STOP = object()          # what WorkerPool._take gives for the stop sentinel
+
+
+class WorkerPool:
+    """`slots` threads, each running one step at a time from a shared queue."""
+
+    def __init__(self, root: Path, slots: int, on_started: Callable[[StepJob], None],
+                 on_done: Callable[[StepJob, dict], None], name: str = "chef"):
+        self.root = root
+        self.slots = slots
+        self._jobs: queue.SimpleQueue = queue.SimpleQueue()
+        self._on_started = on_started
+        self._on_done = on_done
+        self._running: dict[int, tuple[int, str]] = {}   # slot index -> (pgid, build)
+        self._cancelled: deque[str] = deque(maxlen=64)   # builds whose steps are dropped
+        self._lock = threading.Lock()
+        self.queued = 0
+        logs = LogDir(root)
+        self._slots = [Slot(root, f"{scratch.scratch_name(name)}-{os.getpid()}-{i}", logs)
+                       for i in range(slots)]
+        self._threads = [threading.Thread(target=self._work, args=(i,), name=f"slot-{i}",
+                                          daemon=True) for i in range(slots)]
+        for t in self._threads:
+            t.start()
+
+    def submit(self, job: StepJob) -> None:
+        with self._lock:
+            self.queued += 1
+        self._jobs.put(job)
+
+    def _work(self, index: int) -> None:
+        """Take steps one by one.  When a simple step's command has ended and
+        another step is queued, the next command starts before the ended
+        step's output is hashed and committed: the processor runs it while
+        this thread does the bookkeeping."""
+        slot = self._slots[index]
+        landing: Launched | None = None          # ended; its output still to commit
+        while True:
+            job = self._take(block=landing is None)
+            if job is _STOP:
+                if landing is not None:
+                    self._land(slot, landing)
+                return
+            launched = None
+            if job is not None:
+                if job.build in self._cancelled:
+                    self._on_done(job, failed_item(job.step.id, job.attempt, "cancelled"))
+                elif is_simple(job.step):
+                    launched = self._launch(index, slot, job)
+                else:
+                    if landing is not None:
+                        self._land(slot, landing)
+                        landing = None
+                    self._run(index, slot, job)
+            if landing is not None:
+                self._land(slot, landing)
+                landing = None
+            if launched is not None:
+                try:
+                    launched.proc.wait(tails=None)
+                finally:
+                    self._running.pop(index, None)
+                landing = launched
+
+    def _take(self, block: bool):
+        """The next job; None if none is queued (block=False); _STOP to stop."""
+        try:
+            job = self._jobs.get() if block else self._jobs.get_nowait()
+        except queue.Empty:
+            return None
+        if job is None:
+            return _STOP
+        with self._lock:
+            self.queued -= 1
+        return job
+
+    def _running_as(self, index: int, job: StepJob) -> Callable[[int], None]:
+        return lambda pgid: self._running.__setitem__(index, (pgid, job.build))
+
+    def _launch(self, index: int, slot: Slot, job: StepJob) -> Launched | None:
+        self._on_started(job)
+        try:
+            return launch(self.root, job, slot, on_started=self._running_as(index, job))
+        except (OSError, ComputePodsError) as exc:
+            self._running.pop(index, None)
+            self._on_done(job, failed_item(job.step.id, job.attempt,
+                                           f"the chef could not run it: {exc}"))
+            return None
+
+    def _land(self, slot: Slot, launched: Launched) -> None:
+        try:
+            item = land(self.root, launched, slot)
+        except (OSError, ComputePodsError) as exc:
+            item = failed_item(launched.job.step.id, launched.job.attempt,
+                               f"the chef could not run it: {exc}")
+        self._on_done(launched.job, item)
+
+    def _run(self, index: int, slot: Slot, job: StepJob) -> None:
+        self._on_started(job)
+        try:
+            item = execute(self.root, job, slot, on_started=self._running_as(index, job))
+        except (OSError, ComputePodsError) as exc:
+            item = failed_item(job.step.id, job.attempt, f"the chef could not run it: {exc}")
+        finally:
+            self._running.pop(index, None)
+        self._on_done(job, item)
+
+    def runs(self, build: str) -> bool:
+        """Whether a step of ``build`` runs in a slot now (its group known)."""
+        return any(of == build for _, of in list(self._running.values()))
+
+    def cancel_running(self) -> None:
+        """Kill every running step's process group (their scratch is discarded)."""
+        for pgid, _ in list(self._running.values()):
+            groups.kill_group(pgid, grace_s=0.5)
+
+    def cancel_build(self, build: str) -> None:
+        """Steps of `build` still queued fail as cancelled; running ones are killed."""
+        self._cancelled.append(build)
+        for pgid, of in list(self._running.values()):
+            if of == build:
+                groups.kill_group(pgid, grace_s=0.5)
+
+    def stop(self, timeout: float = 5.0) -> None:
+        for _ in self._threads:
+            self._jobs.put(None)
+        for t in self._threads:
+            t.join(timeout)
+        for slot in self._slots:
+            slot.close()
+            shutil.rmtree(slot.dir, ignore_errors=True)

@@ -1,0 +1,67 @@
+"""What a crashed run left behind: its steps still running, its commit logs.
+
+A pod starting on a root first kills the steps an earlier run left running
+there (:func:`kill_leftover_steps`), then reads that run's commit logs
+(:func:`read_commit_logs`) before the scratch is cleared, and keeps the
+records whose outputs did reach the tree (:func:`recovered_records`).
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Callable
+
+from computepods.chef.groups import has_env_entry, kill_leftover_groups
+from computepods.chef.commit import digest_in_tree
+from computepods.chef.scratch import SCRATCH_DIR
+from computepods.chef.slot import COMMIT_LOG
+from computepods.state.db import StepRecord
+
+
+def kill_leftover_steps(root: Path) -> list[int]:
+    """Kill the process groups of steps a crashed run left running here.
+
+    Every step runs with ``CP_PROJECT=<root>`` (and the runner's own mark) in
+    its environment, so they are found in /proc without writing a marker
+    file per step (creating a file costs ~1 ms on slow disks; this scan
+    costs a few ms once per start).
+    """
+    mark = f"CP_PROJECT={os.path.abspath(root)}".encode()
+    groups = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit() or int(name) == os.getpid() or not has_env_entry(int(name), mark):
+            continue
+        try:
+            groups.append(os.getpgid(int(name)))
+        except (OSError, ProcessLookupError):
+            continue
+    return kill_leftover_groups(groups) if groups else []
+
+
+def read_commit_logs(root: Path, keep: Callable[[str], bool] = lambda name: False
+                     ) -> list[dict]:
+    """The entries of every slot's commit log a killed run left behind (read
+    before the scratch is cleared; verified by :func:`recovered_records`
+    after interrupted journaled commits are rolled forward); slots that
+    ``keep`` names are this run's own."""
+    latest: dict[str, dict] = {}
+    for log_file in sorted((root / SCRATCH_DIR).glob(f"*/{COMMIT_LOG}")):
+        if keep(log_file.parent.name):
+            continue
+        text = log_file.read_bytes().rstrip(b"\0").decode(errors="replace")
+        for line in text.splitlines():     # (its unused tail is zero bytes)
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                continue                   # a line torn by the kill
+            latest[entry["step_id"]] = entry
+    return list(latest.values())
+
+
+def recovered_records(root: Path, entries: list[dict]) -> list[StepRecord]:
+    """Keep an entry only if its outputs in the tree have the hashes it
+    wrote: otherwise the rename never happened (or someone edited the output
+    since), and the step runs again."""
+    return [StepRecord.from_dict(e) for e in entries
+            if all(digest_in_tree(root, p) == h for p, h in e["outputs"].items())]
