@@ -27,6 +27,7 @@ from pathlib import Path
 
 from computepods.bus.natsd import _pdeathsig_prefix
 from computepods.errors import HttpServerError
+from computepods.paths import HTTP_LOG
 
 log = logging.getLogger("computepods.api")
 
@@ -113,7 +114,7 @@ def start_http(root: Path, nats_url: str, namespace: str, bind: str = DEFAULT_BI
     host, port = split_bind(bind)
     check_free(host, port)
     root = Path(root)
-    log_path = root / ".computepods" / "http.log"
+    log_path = root / HTTP_LOG
     log_path.parent.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ, CP_NATS_URL=nats_url, CP_NAMESPACE=namespace, CP_ROOT=str(root))
     token = os.environ.get("CP_API_TOKEN") if token is None else token

@@ -38,8 +38,9 @@ from computepods.bus import payloads
 from computepods.bus.protocol import Bus
 from computepods.clock import Clock, SystemClock
 from computepods.errors import MalformedMessage
-from computepods.project.model import STATE_DIR, Schedule
-from computepods.cron.timetable import (CRON_FILE, Due, Missed, Timetable, iso, load_checked,
+from computepods.paths import CRON_FILE
+from computepods.project.model import Schedule
+from computepods.cron.timetable import (Due, Missed, Timetable, iso, load_checked,
                          save_checked)
 from computepods.charts.base import STOP_TIMEOUT_S, Chart
 
@@ -100,7 +101,7 @@ class Cron(Chart):
         self.root = Path(root)
         self.clock = clock or SystemClock()
         self.timetable = Timetable(schedules, tz)
-        self.path = self.root / STATE_DIR / CRON_FILE
+        self.path = self.root / CRON_FILE
         self.recheck_s = recheck_s
         self.checked: dict[str, float] = {}
         self.outstanding: dict[int, Due] = {}      # request token -> the run it fires

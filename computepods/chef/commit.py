@@ -27,13 +27,13 @@ from typing import Callable, Sequence
 
 from computepods.errors import ComputePodsError, PathEscapesWorkspace
 from computepods.chef.scratch import SCRATCH_DIR, check_relative
+from computepods.paths import STATE_DIR, atomic_write, in_state_dir
 from computepods.state.hashing import sha256_file
 
 log = logging.getLogger(__name__)
 
 JOURNAL = "COMMIT.json"
 JOURNAL_FORMAT = 1
-STATE_DIR = ".computepods"      # outputs may never land in the state directory
 
 
 def commit(scratch_dir: Path, root: Path, moves: Sequence[tuple[str, str]],
@@ -100,7 +100,7 @@ def dest_path(root: str, dest: str) -> str:
     ``build/x`` must not land in ``/etc`` because ``build`` links there.
     """
     rel = check_relative(dest)
-    if rel == STATE_DIR or rel.startswith(STATE_DIR + "/"):
+    if in_state_dir(rel):               # outputs may never land in the state directory
         raise PathEscapesWorkspace(
             f"output {dest!r} is inside {STATE_DIR}/, which belongs to computepods")
     full = os.path.join(root, rel)
@@ -143,15 +143,7 @@ def _write_journal(scratch: str, journal: dict) -> None:
     """Write the journal so that it is either absent or complete, even after a
     power cut: temp file, fsync, rename."""
     data = json.dumps(journal, separators=(",", ":")).encode()
-    final = os.path.join(scratch, JOURNAL)
-    tmp = final + ".tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-    try:
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, final)
+    atomic_write(os.path.join(scratch, JOURNAL), data, durable=True)
 
 
 def _apply(scratch: str, root: str, moves: Sequence[Sequence[str]]) -> None:

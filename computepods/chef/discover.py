@@ -24,8 +24,8 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 from computepods.errors import BuildFailed
+from computepods.paths import in_state_dir
 
-STATE_DIR = ".computepods"      # never a dependency: our own state and scratch
 # Reports are paths, and Linux paths are bytes: undecodable bytes survive as
 # surrogates and round-trip to the same file name through os functions.
 REPORT_ENCODING = "utf-8"
@@ -223,7 +223,7 @@ def _project_path(path: str, bases: list[str], cwd: str) -> str | None:
         rel = posixpath.normpath(posixpath.join(cwd, path))
         if rel in (".", "..") or rel.startswith("../"):
             return None
-    if rel == STATE_DIR or rel.startswith(STATE_DIR + "/"):
+    if in_state_dir(rel):       # never a dependency: our own state and scratch
         return None
     return rel
 

@@ -31,8 +31,8 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 from computepods.errors import PathEscapesWorkspace
+from computepods.paths import SCRATCH_DIR, STATE_DIR
 
-SCRATCH_DIR = ".computepods/scratch"
 OUT_DIR = "out"            # scratch/out/<output>: outputs named through {out}
 VIEW_DIR = "view"          # scratch/view: the symlink view of the project
 MAX_NAME_CHARS = 80        # of the readable part of a scratch dir's name
@@ -110,7 +110,7 @@ def _ignored(rel: str, ignore: Sequence[str]) -> bool:
 
 
 def make_view(root: Path, scratch: Path, outputs: Sequence[str], copy_in: Sequence[str] = (),
-              ignore: Sequence[str] = (".computepods", ".git")) -> Path:
+              ignore: Sequence[str] = (STATE_DIR, ".git")) -> Path:
     """Build ``scratch/view``: the project, as symlinks, with room for outputs.
 
     Every directory on the path to an output (or a ``copy_in`` file) is a

@@ -20,9 +20,8 @@ from pathlib import Path
 
 from computepods.chef import commit
 from computepods.chef import scratch
-from computepods.project.model import STATE_DIR
+from computepods.paths import LOGS_DIR
 
-LOGS_DIR = f"{STATE_DIR}/logs"
 COMMIT_LOG = "commits.log"   # per slot: records written ahead of their commits
 COMMIT_LOG_BYTES = 1 << 20   # a slot's commit log to start with (sparse until written)
 

@@ -31,12 +31,13 @@ from datetime import datetime, timezone, tzinfo
 from pathlib import Path
 from typing import TYPE_CHECKING, Mapping, Sequence
 
+from computepods.paths import atomic_write
+
 if TYPE_CHECKING:                       # project.py imports this module
     from computepods.project.model import Schedule
 
 log = logging.getLogger("computepods.cron")
 
-CRON_FILE = "cron.json"        # in .computepods/: wall time checked, per schedule
 CRON_FILE_VERSION = 1
 LATE_GRACE_S = 60.0            # seconds after its time a run may still fire
 MISSED_COUNT_CAP = 10_000      # missed runs counted one by one (~60 µs each), no more
@@ -217,11 +218,4 @@ def save_checked(path: Path, checked: Mapping[str, float]) -> None:
     """Write cron.json so that it is either the old or the new one, whole."""
     path.parent.mkdir(parents=True, exist_ok=True)
     data = json.dumps({"v": CRON_FILE_VERSION, "checked": dict(checked)}, indent=1).encode()
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-    try:
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
+    atomic_write(path, data, durable=True)

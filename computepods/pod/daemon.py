@@ -31,6 +31,7 @@ from computepods.bus import payloads
 from computepods.bus.client import request_build
 from computepods.pod.control import ControlServer
 from computepods.errors import ComputePodsError, UsageError
+from computepods.paths import POD_FILE, atomic_write
 from computepods.state.lock import ProjectLock
 from computepods.pod.pod import Pod, PodOptions, default_slots
 from computepods.cli.progress import Progress
@@ -182,7 +183,7 @@ class PodDaemon:
         try:
             if self.control:
                 self.control.stop()
-            (self.root / ".computepods" / handoff.POD_FILE).unlink(missing_ok=True)
+            (self.root / POD_FILE).unlink(missing_ok=True)
             with self._parts_lock:
                 parts, self.extra = self.extra, []
             for part in reversed(parts):
@@ -196,12 +197,9 @@ class PodDaemon:
             self.lock.release()
 
     def _write_pod_file(self) -> None:
-        path = self.root / ".computepods" / handoff.POD_FILE
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"pid": os.getpid(), "root": str(self.root),
-                                   "socket": self.control.path, "nats": self.pod.url,
-                                   "http": self.http_url, "started": self.started}))
-        os.replace(tmp, path)
+        atomic_write(self.root / POD_FILE, json.dumps({
+            "pid": os.getpid(), "root": str(self.root), "socket": self.control.path,
+            "nats": self.pod.url, "http": self.http_url, "started": self.started}).encode())
 
     # -- what the control socket asks ----------------------------------------------
     def status(self) -> dict:

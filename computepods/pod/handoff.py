@@ -17,7 +17,8 @@ import socket
 from pathlib import Path
 from typing import Callable, Iterator
 
-POD_FILE = "pod.json"              # in the state directory
+from computepods.paths import POD_FILE, STATE_DIR
+
 SOCKET_NAME = "pod.sock"
 MAX_SOCKET_PATH = 100              # sun_path holds 108 bytes; keep a margin
 CONNECT_TIMEOUT_S = 5.0            # a pod that does not accept in 5 s is wedged
@@ -29,7 +30,7 @@ class PodUnreachable(Exception):
 
 
 def state_dir(root: Path) -> Path:
-    return Path(root) / ".computepods"
+    return Path(root) / STATE_DIR
 
 
 def socket_path(root: Path) -> str:
@@ -48,7 +49,7 @@ def socket_path(root: Path) -> str:
 def running_pod(root: Path) -> dict | None:
     """What pod.json says of a pod whose process is alive, else None."""
     try:
-        info = json.loads((state_dir(root) / POD_FILE).read_text())
+        info = json.loads((Path(root) / POD_FILE).read_text())
         pid = int(info["pid"])
     except (OSError, ValueError, KeyError, TypeError):
         return None

@@ -15,12 +15,12 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from computepods.paths import STATE_DIR
+from computepods.paths import LOCK_FILE
 
 
 class ProjectLock:
     def __init__(self, root: Path):
-        self.path = Path(root) / STATE_DIR / "lock"
+        self.path = Path(root) / LOCK_FILE
         self.fd: int | None = None
 
     def holder(self) -> str:

@@ -36,11 +36,12 @@ from inotify_simple import INotify, flags, parse_events
 
 from computepods.watch.debounce import FileStat, lstat_file
 from computepods.errors import WatchError
+from computepods.paths import STATE_DIR
 from computepods.project.patterns import PathPatterns
 
 log = logging.getLogger("computepods.watcher")
 
-ALWAYS_IGNORED = frozenset({".git", ".computepods"})      # names, at any depth
+ALWAYS_IGNORED = frozenset({".git", STATE_DIR})      # names, at any depth
 WATCH_MASK = (flags.CREATE | flags.MODIFY | flags.ATTRIB | flags.CLOSE_WRITE
               | flags.MOVED_FROM | flags.MOVED_TO | flags.DELETE | flags.DELETE_SELF
               | flags.ONLYDIR | flags.DONT_FOLLOW | flags.EXCL_UNLINK)
