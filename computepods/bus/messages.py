@@ -35,8 +35,7 @@ BUILD_REQUEST = "BUILD_REQUEST"
 BUILD_EVENTS = "BUILD_EVENTS"
 BUILD_CANCEL = "BUILD_CANCEL"
 API_QUERY = "API_QUERY"              # the REST app asks its pod (charts/desk.py)
-RULES_ANNOUNCE = "RULES_ANNOUNCE"
-RULES_HOWTO = "RULES_HOWTO"
+RULES_ANNOUNCE = "RULES_ANNOUNCE"    # chef -> anyone: its packs; received from issue 12 on
 CHEF_STATUS = "CHEF_STATUS"
 CHEFS_QUERY = "CHEFS_QUERY"
 CHEF_RUN = "CHEF_RUN"
@@ -63,7 +62,7 @@ FS_EVENTS = "FS_EVENTS"              # FSWatcher: a batch of raw inotify events 
 RESCAN = "RESCAN"                    # FSWatcher: walk the tree again (events were lost)
 HALT = "HALT"                        # FSWatcher: stop watching, close the descriptor
 
-ALL_SIGNALS = (FS_CHANGED, BUILD_REQUEST, BUILD_EVENTS, RULES_ANNOUNCE, RULES_HOWTO,
+ALL_SIGNALS = (FS_CHANGED, BUILD_REQUEST, BUILD_EVENTS, RULES_ANNOUNCE,
                CHEF_STATUS, CHEFS_QUERY, CHEF_RUN, STEP_RESULTS, BUS_ERROR, REPLY,
                REQUEST_FAILED, STEP_STARTED, STEP_DONE, FLUSH, RECORD, RECORDED, TICK,
                BUILD_START, ADVANCE, BUILD_CANCEL, API_QUERY, FS_EVENTS, RESCAN, HALT)
@@ -130,7 +129,6 @@ SCHEMAS: dict[str, Schema] = {
     # what: health, builds, build, events, check, artefacts, artefact, graph, log, explain, pods
     API_QUERY: Schema("api.query", {"what": req(str), "args": opt(dict)}),
     RULES_ANNOUNCE: Schema("rules.announce", {"chef": req(str), "packs": req(list)}),
-    RULES_HOWTO: Schema("rules.howto", {"targets": req(list)}),
     CHEF_STATUS: Schema("chefs.status", {"chef": req(str), "pod": req(str), "slots": req(int),
                                          "running": req(int), "queued": req(int),
                                          "tools": opt(list), "lease_s": opt(int, float),
@@ -171,7 +169,6 @@ ROUTES: dict[str, Route] = {r.signal: r for r in [
     Route(BUILD_CANCEL, "{ns}.build.cancel"),
     Route(API_QUERY, "{ns}.api.query"),
     Route(RULES_ANNOUNCE, "{ns}.rules.announce"),
-    Route(RULES_HOWTO, "{ns}.rules.howto"),
     Route(CHEF_STATUS, "{ns}.chefs.status"),
     Route(CHEFS_QUERY, "{ns}.chefs.query"),
     Route(CHEFS_CANCEL, "{ns}.chefs.cancel"),

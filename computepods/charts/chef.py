@@ -146,7 +146,9 @@ class Chef(Chart):
         return self
 
     def announce_packs(self) -> None:
-        """Tell the RulesManager which rule packs this chef has the tools for."""
+        """Say which rule packs this chef has the tools for.  Nothing receives
+        it yet: with federation (issue 12) and embedded charts (issue 16) a
+        pod learns a remote chef's packs from it."""
         from computepods.project.packs import available_packs
         packs = available_packs()
         self.bridge.publish(m.RULES_ANNOUNCE, {
