@@ -5,7 +5,7 @@ It is deliberately thin: it routes (one table, :data:`messages.ROUTES`),
 no business logic, and charts never touch asyncio: the bridge runs its own
 event loop in one thread, and charts hand it work through a queue that loop
 drains (one wake-up per burst, not one ``run_coroutine_threadsafe`` per
-message — that costs ~0.3 ms of CPU a message on this kind of machine).
+message, whose CPU cost ``bench/bridge_rtt.py`` shows per message).
 
 Inbound, a message becomes ``Event(signal, Message(subject, data, reply))``
 posted to every chart routed for that signal.  A malformed message is

@@ -22,9 +22,8 @@ SIGKILLed (a clean exit still stops it through :meth:`NatsServer.stop`).
 Readiness is a TCP connect that receives the server's ``INFO {...}`` line,
 whose ``server_name`` must be the unique name this process gave it (so a
 stranger that grabbed the port in between is not mistaken for ours).
-Measured on a 2-core machine of this kind (nats-server 2.15.1): start →
-ready takes 10–14 ms, median 12.7 ms, of which setpriv adds about 1.5 ms;
-stop (SIGTERM → exit) about 3.5 ms.
+Start-up and stop are part of every cold ``cpod build``: ``bench/run.py``
+and ``bench/rebuild.py`` measure them with the rest.
 """
 from __future__ import annotations
 

@@ -16,8 +16,8 @@ import types
 class _JetStreamOnUse(types.ModuleType):
     """Stands in for ``nats.js`` until an attribute of it is used.
 
-    nats-py imports its JetStream package at import time (~0.05 s, a quarter
-    of what a cold ``cpod build`` imports) although the bridge never uses
+    nats-py imports its JetStream package at import time (a large share of
+    what a cold ``cpod build`` imports; ``python -X importtime`` shows it) although the bridge never uses
     JetStream; the client only reads header constants from it when a reply
     carries headers (a no-responders status).  Then the real package loads.
     """
@@ -36,8 +36,8 @@ class _VersionLookUp(types.ModuleType):
     """Stands in for ``importlib.metadata`` while nats-py is imported.
 
     nats-py asks it for one thing, its own version (sent in CONNECT), and
-    importing the real module costs a cold start ~14 ms (email, zipfile,
-    csv...).  The version is read from the ``*.dist-info`` directory's name;
+    importing the real module drags in email, zipfile, csv... at every cold
+    start (``python -X importtime``).  The version is read from the ``*.dist-info`` directory's name;
     the real module is back in place as soon as nats-py is imported.
     """
 

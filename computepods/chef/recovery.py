@@ -24,8 +24,8 @@ def kill_leftover_steps(root: Path) -> list[int]:
 
     Every step runs with ``CP_PROJECT=<root>`` (and the runner's own mark) in
     its environment, so they are found in /proc without writing a marker
-    file per step (creating a file costs ~1 ms on slow disks; this scan
-    costs a few ms once per start).
+    file per step (a file per step would be on the hot path that
+    ``bench/run.py`` times; this scan runs once per start).
     """
     mark = f"CP_PROJECT={os.path.abspath(root)}".encode()
     groups = []

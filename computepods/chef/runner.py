@@ -1,7 +1,7 @@
 """Running one command: its own process group, output to files, a timeout.
 
-This runs about a thousand tiny commands a second in benchmarks, so a call
-costs one fork/exec and a handful of system calls: no shell, no thread, no
+This runs every step of a build (``bench/run.py`` times a thousand tiny
+ones), so a call costs one fork/exec and a handful of system calls: no shell, no thread, no
 pipes (stdout and stderr go straight to files), and no polling — the wait
 blocks in the kernel (``waitid``, or ``poll`` on a pidfd when there is a
 timeout; ``Popen.wait(timeout)`` would poll with sleeps).

@@ -52,8 +52,8 @@ class Streams:
 
 class CommitLog:
     """A slot's commit log, memory-mapped: appending a record is a copy into
-    the page cache, no system call (a write() per step cost ~60 µs on this
-    kind of disk, and a wait for the GIL after it).  A killed process loses
+    the page cache, no system call (a write() per step, and the wait for
+    the GIL after it, showed in ``bench/run.py wide 1000``).  A killed process loses
     nothing the kernel has, exactly as with write(); neither guards against
     the machine crashing (no fsync).  The file grows by doubling; its unused
     tail is zero bytes, which readers skip as they skip a torn last line."""

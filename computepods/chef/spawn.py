@@ -4,7 +4,7 @@
 posix_spawn is a vfork: the caller stays blocked until the child has
 exec'd.  With two slots starting a thousand tiny steps, every thread of
 the pod (the other slot, the bus, the MajorDomo) waited out each child's
-exec: a quarter of a wide build's wall time (CPython fixed the same for
+exec (``bench/run.py wide 1000 -j 2`` shows the cost; CPython fixed the same for
 ``subprocess`` in 3.12, gh-104372; ``os.posix_spawn`` is unchanged).
 
 A foreign call through :mod:`ctypes` drops the GIL, so :func:`spawn`

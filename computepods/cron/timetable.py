@@ -40,7 +40,7 @@ log = logging.getLogger("computepods.cron")
 
 CRON_FILE_VERSION = 1
 LATE_GRACE_S = 60.0            # seconds after its time a run may still fire
-MISSED_COUNT_CAP = 10_000      # missed runs counted one by one (~60 µs each), no more
+MISSED_COUNT_CAP = 10_000      # missed runs counted one by one, no more (bounded work)
 
 
 # --- cron expressions ---------------------------------------------------------

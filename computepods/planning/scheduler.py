@@ -83,8 +83,8 @@ class Scheduler:
         """Judge what can be judged now: up-to-date steps finish at once
         (releasing their dependants), stale ones come back as jobs — at most
         about ``limit`` of them: the first steps are sent while the rest wait
-        to be judged (1,000 ready steps took 70 ms to judge before the first
-        could start), and the caller asks again as results come in."""
+        to be judged (judging a thousand ready steps before the first could
+        start delayed it; ``bench/run.py wide 1000``), and the caller asks again as results come in."""
         jobs: list[Job] = []
         while self._ready and not self._stopping and len(jobs) < limit:
             comp = self._graph.components[self._ready.popleft()]

@@ -61,8 +61,8 @@ def why_stale(step: Step, command: str | Callable[[], str], rule_fp: str,
               outputs: dict[str, str | None]) -> str | None:
     """The reason `step` must run, or None when it is up to date.
 
-    `command` may be a callable, which is then not called: rendering 10,000
-    commands was a third of a cold no-op, and an unchanged rule fingerprint
+    `command` may be a callable, which is then not called: rendering every
+    command was a large part of a cold no-op (``bench/rebuild.py noop``), and an unchanged rule fingerprint
     (which covers the command template) already implies an unchanged command
     for the same step.
     """

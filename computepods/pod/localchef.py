@@ -3,7 +3,8 @@
 ``cpod build`` runs its chef this way.  In a process of its own, the
 slots' Python work (starting steps, hashing and committing outputs) does
 not queue for the GIL behind the MajorDomo's and the bus's, which kept the
-processors a seventh idle in a build of many small steps; and launched as
+processors partly idle in a build of many small steps (``bench/run.py``
+with ``CP_CHEF_PROCESS=0`` shows it); and launched as
 soon as the bus's address is known, before cpod imports and plans, its own
 start-up runs on the other processor meanwhile.
 

@@ -211,8 +211,8 @@ class StateDB:
         """Every step record, by step id."""
         if self._conn is None:
             return {}
-        # One JSON document for all steps: a single json.loads is several times
-        # faster than one per row.
+        # One JSON document for all steps: one json.loads, not one per row
+        # (the cold no-op of ``bench/rebuild.py noop`` reads every record).
         doc = self._conn.execute(
             "SELECT '[' || group_concat(json_quote(step_id) || ',' || record) || ']'"
             " FROM steps").fetchone()[0]
@@ -320,8 +320,8 @@ def _gc_paused() -> Iterator[None]:
     """Pause the cyclic garbage collector while loading many records.
 
     Creating tens of thousands of containers triggers collections that scan
-    every live object again and again; the records hold no cycles, so this
-    halves the load time and frees nothing less.
+    every live object again and again; the records hold no cycles, so a
+    pause frees nothing less (``bench/rebuild.py noop`` times the load).
     """
     was_enabled = gc.isenabled()
     gc.disable()
@@ -334,8 +334,8 @@ def _gc_paused() -> Iterator[None]:
 
 def _uri_path(path: Path) -> str:
     """A filesystem path quoted for an SQLite ``file:`` URI: '%' starts an
-    escape, '?' the query and '#' the fragment (urllib.parse would cost a
-    cold no-op 3 ms of import)."""
+    escape, '?' the query and '#' the fragment (not urllib.parse: one more
+    import in every cold no-op)."""
     return (os.path.abspath(path).replace("%", "%25").replace("?", "%3F")
             .replace("#", "%23"))
 
