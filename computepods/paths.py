@@ -1,6 +1,6 @@
 """Where a project is: its file, its state directory, its root.
 
-Kept apart from :mod:`computepods.project.model` (the TOML reader and checks) so
+Kept apart from :mod:`computepods.project.load` (the TOML reader and checks) so
 that the thin client finds a running pod without importing any of that.
 """
 from __future__ import annotations

@@ -35,7 +35,8 @@ from miros import return_status, spy_on
 
 from computepods.bus import messages as m
 from computepods.clock import SystemClock
-from computepods.project.model import STATE_DIR, Schedule
+from computepods.paths import STATE_DIR
+from computepods.project.model import Schedule
 from computepods.cron.timetable import (CRON_FILE, Due, Missed, Timetable, iso, load_checked,
                          save_checked)
 from computepods.charts.base import STOP_TIMEOUT_S, Chart

@@ -24,8 +24,10 @@ from computepods.chef import runner
 from computepods.chef import scratch
 from computepods.errors import ComputePodsError, MalformedMessage
 from computepods.state.hashing import sha256_and_stat, sha256_file
-from computepods.project.model import STATE_DIR, Rule
-from computepods.planning.resolve import Command, Step, bind
+from computepods.paths import STATE_DIR
+from computepods.project.model import Rule
+from computepods.planning.commands import Command
+from computepods.planning.resolve import Step, bind
 from computepods.state.db import StepRecord
 
 if TYPE_CHECKING:

@@ -281,7 +281,7 @@ def cmd_clean(root: Path) -> int:
     """Remove recorded outputs (never a source) and the state directory."""
     from computepods.state.lock import ProjectLock
     from computepods.planning.plan import STATE_DB, file_exists
-    from computepods.project.model import load_project
+    from computepods.project.load import load_project
     from computepods.planning.resolve import RuleSet
     from computepods.state.db import StateDB
 

@@ -17,7 +17,10 @@ from computepods.planning import plancache
 from computepods.planning.graph import BuildGraph
 from computepods.state.hashing import FileRecord, StatCache, StatKey, is_racy, stat_key
 from computepods.planning.plancache import Stamp
-from computepods.project.model import PROJECT_FILE, STATE_DIR, Project, load_project
+from computepods.paths import PROJECT_FILE, STATE_DIR
+from computepods.project.load import load_project
+from computepods.project.model import Project
+from computepods.project.targets import target_paths
 from computepods.planning.resolve import Plan, RuleSet
 from computepods.planning.scheduler import Scheduler, input_paths, part_of, stale_on_disk
 from computepods.state.db import StateDB
@@ -58,7 +61,7 @@ def resolve(root: Path, names: Sequence[str], cwd: Path | None = None) -> tuple[
             cached[1].basis.project = stamp     # the same bytes, read now
             return cached
     project = load_project(root, source)
-    targets = project.target_paths(list(names), cwd)
+    targets = target_paths(project, list(names), cwd)
     probes = plancache.Probes(root)
     plan = RuleSet(project).resolve(targets, probes)
     plan.basis = plancache.Basis(request, stamp, probes.seen, plan_packs(project, plan))
