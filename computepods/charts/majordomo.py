@@ -34,7 +34,7 @@ from computepods.watch.freshness import Freshness, request_key
 from computepods.coordinator.run import DEFAULT_LEASE_S, WINDOW_PER_SLOT, ActiveBuild, ChefInfo
 from computepods.state.hashing import FileRecord
 from computepods.chef.step import rule_to_dict, step_to_message
-from computepods.coordinator.run import plan_request
+from computepods.planning.request import plan_request
 from computepods.planning.scheduler import UNKNOWN, Job, State, StepFailure, input_paths
 from computepods.charts.base import Chart
 from computepods.charts.store import Record
@@ -151,7 +151,8 @@ class MajorDomo(Chart):
     initial_state = md_ready
     subscriptions = (m.RECORDED,)
 
-    def __init__(self, bridge, root: Path, *, watch_targets: list[str] | None = None, **kw):
+    def __init__(self, bridge, root: Path, *, watch_targets: list[str] | None = None,
+                 handed=None, **kw):
         """With `watch_targets` (a watching pod: ``cpod up``), fs.changed
         reports keep :class:`Freshness` and each settled change rebuilds
         those targets (an empty list is the project's default)."""
@@ -159,6 +160,7 @@ class MajorDomo(Chart):
         self.bridge = bridge
         self.root = Path(root)
         self.watch_targets = watch_targets
+        self.handed = handed                 # plans its pod made for requests to come
         self.freshness = Freshness() if watch_targets is not None else None
         self.chefs: dict[str, ChefInfo] = {}
         self.requests: deque = deque()
@@ -231,7 +233,8 @@ class MajorDomo(Chart):
 
     def plan_build(self, data: dict):
         # A pod that stays up tidies orphans as `cpod build` does before it starts.
-        bp, removed = plan_request(self.root, data, tidy=self.forget if self.freshness else None)
+        bp, removed = plan_request(self.root, data, tidy=self.forget if self.freshness else None,
+                                   handed=self.handed)
         if removed:
             self.freshness.recorded_outputs(dict.fromkeys(removed))   # their echoes
         return bp

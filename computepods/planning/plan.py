@@ -64,9 +64,8 @@ def resolve(root: Path, names: Sequence[str], cwd: Path | None = None) -> tuple[
     targets = target_paths(project, list(names), cwd)
     probes = plancache.Probes(root)
     plan = RuleSet(project).resolve(targets, probes)
-    plan.basis = plancache.Basis(request, stamp, probes.seen, plan_packs(project, plan))
-    if key is not None:
-        plancache.store_plan(root, key, project, plan)
+    plan.basis = plancache.Basis(request, stamp, probes.seen, plan_packs(project, plan), key)
+    plancache.store_plan(root, project, plan)
     return project, plan
 
 
@@ -80,7 +79,14 @@ def make_plan(root: Path, names: Sequence[str], cwd: Path | None = None, *,
               keep_going: bool = False, dry_run: bool = False) -> BuildPlan:
     """Everything a build needs to start; raises ComputePodsError (exit 2)."""
     project, plan = resolve(root, names, cwd)
-    records, files = load_state(root)
+    return judge(root, project, plan, load_state(root), keep_going=keep_going, dry_run=dry_run)
+
+
+def judge(root: Path, project: Project, plan: Plan, state: tuple[dict, dict], *,
+          keep_going: bool = False, dry_run: bool = False) -> BuildPlan:
+    """A resolved plan's graph and Scheduler over ``state`` (step records,
+    file records), as :func:`load_state` reads it."""
+    records, files = state
     graph = BuildGraph.from_plan(plan, {sid: r.discovered for sid, r in records.items()
                                         if r.discovered})
     scheduler = Scheduler(graph, records, StatCache(root, files),
