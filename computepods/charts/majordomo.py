@@ -34,7 +34,7 @@ from computepods.watch.freshness import Freshness, request_key
 from computepods.coordinator.run import DEFAULT_LEASE_S, WINDOW_PER_SLOT, ActiveBuild, ChefInfo
 from computepods.state.hashing import FileRecord
 from computepods.chef.step import rule_to_dict, step_to_message
-from computepods.planning.request import plan_request
+from computepods.planning.request import HandedPlans, plan_request
 from computepods.planning.scheduler import UNKNOWN, Job, State, StepFailure, input_paths
 from computepods.charts.base import Chart
 from computepods.charts.store import Record
@@ -152,7 +152,7 @@ class MajorDomo(Chart):
     subscriptions = (m.RECORDED,)
 
     def __init__(self, bridge, root: Path, *, watch_targets: list[str] | None = None,
-                 handed=None, **kw):
+                 handed: HandedPlans | None = None, **kw):
         """With `watch_targets` (a watching pod: ``cpod up``), fs.changed
         reports keep :class:`Freshness` and each settled change rebuilds
         those targets (an empty list is the project's default)."""

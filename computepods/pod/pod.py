@@ -24,7 +24,7 @@ from computepods.charts.store import Store
 from computepods.chef.step import kill_leftover_steps, read_commit_logs, recovered_records
 from computepods.pod.localchef import LocalChef, chef_name, default_slots
 from computepods.state.db import StateDB
-from computepods.planning.plan import STATE_DB
+from computepods.planning.plan import STATE_DB, BuildPlan
 from computepods.planning.request import HandedPlans
 from computepods.chef.scratch import scratch_name
 from computepods.paths import prepare_state_dir
@@ -118,7 +118,7 @@ class Pod:
             raise
         return self
 
-    def hand_plan(self, bp) -> str:
+    def hand_plan(self, bp: BuildPlan) -> str:
         """Give the MajorDomo a plan made in this process; the token goes in
         the build.request, so that it takes the plan instead of planning."""
         return self.handed.hand(bp)
