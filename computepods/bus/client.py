@@ -16,14 +16,15 @@ IDLE_TIMEOUT_S = 3600.0    # a build that says nothing for an hour is presumed l
 def request_build(bridge: Bus, names: Sequence[str], cwd: Path, *,
                   keep_going: bool = False, dry_run: bool = False,
                   on_event: Callable[[dict], None] = lambda ev: None,
-                  on_wait: Callable[[], None] = lambda: None) -> int:
+                  on_wait: Callable[[], None] = lambda: None, plan: str | None = None) -> int:
     """Start (or join) a build, feed its events to `on_event`; the exit code.
+    `plan`: the token of a plan handed to the pod in this process.
     `on_wait` is called whenever no event is left to handle, before waiting
     for the next (the progress display flushes what it wrote then)."""
     events: "queue.Queue[m.Message]" = queue.Queue()
     bridge.listen(m.BUILD_EVENTS, events)       # before the request: miss nothing
     try:
-        return _follow(bridge, events, names, cwd, keep_going, dry_run, on_event, on_wait)
+        return _follow(bridge, events, names, cwd, keep_going, dry_run, on_event, on_wait, plan)
     finally:
         bridge.unlisten(events)                 # a long-lived pod serves many of these
 
@@ -36,8 +37,9 @@ def _next(events: "queue.Queue[m.Message]", on_wait: Callable[[], None]) -> m.Me
         return events.get(timeout=IDLE_TIMEOUT_S)
 
 
-def _follow(bridge, events, names, cwd, keep_going, dry_run, on_event, on_wait) -> int:
-    request = payloads.BuildRequest(list(names), str(cwd), keep_going, dry_run, bridge.name)
+def _follow(bridge, events, names, cwd, keep_going, dry_run, on_event, on_wait, plan) -> int:
+    request = payloads.BuildRequest(list(names), str(cwd), keep_going, dry_run, bridge.name,
+                                    plan=plan)
     reply = payloads.BuildAccepted.from_dict(
         bridge.request_sync(m.BUILD_REQUEST, request.to_dict(), timeout=10.0, attempts=3),
         bridge.subject(m.BUILD_REQUEST))

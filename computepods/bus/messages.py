@@ -120,8 +120,9 @@ SCHEMAS: dict[str, Schema] = {
                                       "kind": req(str), "moved_from": opt(str, type(None)),
                                       "size": opt(int, type(None)), "mtime_ns": opt(int, type(None)),
                                       "range": opt(list, type(None))}),
-    BUILD_REQUEST: Schema("build.request", {"targets": req(list), "keep_going": opt(bool),
-                                            "dry_run": opt(bool), "client": opt(str)}),
+    BUILD_REQUEST: Schema("build.request", {"targets": req(list), "cwd": opt(str),
+                                            "keep_going": opt(bool), "dry_run": opt(bool),
+                                            "client": opt(str), "plan": opt(str)}),
     # seq: the index of the first of these events among all of the build's events
     BUILD_EVENTS: Schema("build.events", {"build": req(str), "events": req(list),
                                           "seq": opt(int)}),

@@ -49,6 +49,7 @@ class BuildRequest(Payload):
     keep_going: bool | None = None
     dry_run: bool | None = None
     client: str | None = None
+    plan: str | None = None      # a plan handed in-process (planning/request.py)
 
 
 @dataclass(frozen=True)

@@ -35,7 +35,7 @@ from computepods.coordinator.events import EventBatch
 from computepods.coordinator.placement import RunBatches, place
 from computepods.coordinator.files import own_records
 from computepods.coordinator.requests import RequestQueue
-from computepods.coordinator.run import plan_request
+from computepods.planning.request import HandedPlans, plan_request
 from computepods.errors import ComputePodsError
 
 log = logging.getLogger("computepods.majordomo")
@@ -170,13 +170,14 @@ class MajorDomo(Chart):
     subscriptions = (m.RECORDED,)
 
     def __init__(self, bridge, root: Path, *, watch_targets: list[str] | None = None,
-                 clock=None, **kw):
+                 clock=None, handed: HandedPlans | None = None, **kw):
         """With `watch_targets` (``cpod up``), each settled fs.changed rebuilds
         those targets (an empty list is the project's default)."""
         super().__init__("majordomo", **kw)
         self.bridge = bridge
         self.root = Path(root)
         self.clock = clock or SystemClock()
+        self.handed = handed                 # plans its pod made for requests to come
         self.chefs = ChefDirectory(self.clock)
         self.requests = RequestQueue(self.root, watch_targets)
         self.build: BuildRun | None = None
@@ -264,7 +265,8 @@ class MajorDomo(Chart):
     def plan_build(self, data: dict):
         # A pod that stays up tidies orphans as `cpod build` does before it starts.
         watching = self.requests.freshness is not None
-        bp, removed = plan_request(self.root, data, tidy=self.forget if watching else None)
+        bp, removed = plan_request(self.root, data, tidy=self.forget if watching else None,
+                                   handed=self.handed)
         if removed:
             self.requests.freshness.recorded_outputs(dict.fromkeys(removed))   # their echoes
         return bp

@@ -25,7 +25,8 @@ from computepods.bus.chefwire import LocalStat, Output, RunStep, StepResult
 from computepods.errors import ComputePodsError, MalformedMessage
 from computepods.state.hashing import sha256_and_stat
 from computepods.project.model import Rule
-from computepods.planning.resolve import Command, Step, bind
+from computepods.planning.commands import Command
+from computepods.planning.resolve import Step, bind
 from computepods.planning.staleness import input_digest, record_inputs
 
 if TYPE_CHECKING:

@@ -151,12 +151,26 @@ def cmd_build(root: Path, cwd: Path, args) -> int:
     def waiting(who: str) -> None:
         print(f"cpod: waiting for the build of {who} to finish", file=sys.stderr, flush=True)
 
-    # The cold no-op the last one judged, while its files keep their stats.
-    from computepods.planning.plancache import stored_noop
-    steps = stored_noop(root, args.targets, cwd, on_wait=waiting)
-    if steps is not None:
-        print(f"cpod: nothing to do: {steps} steps up to date", file=sys.stderr)
-        return 0
+    # One lock for the whole build, taken before the state is first read.
+    from computepods.state.lock import ProjectLock
+    from computepods.planning.plancache import STATE_DB, stored_noop
+    lock = ProjectLock(root)
+    locked = False
+    try:
+        if (root / STATE_DB).is_file():
+            lock.acquire(on_wait=waiting)
+            locked = True
+            # The cold no-op the last one judged, while its files keep their stats.
+            steps = stored_noop(root, args.targets, cwd)
+            if steps is not None:
+                print(f"cpod: nothing to do: {steps} steps up to date", file=sys.stderr)
+                return 0
+        return _start_and_build(root, cwd, args, lock, locked, waiting)
+    finally:
+        lock.release()
+
+
+def _start_and_build(root: Path, cwd: Path, args, lock, locked: bool, waiting) -> int:
     # The embedded nats-server and the pod's chef process start now, on the
     # other processor, while this one imports and plans (docs/architecture.md §10); a
     # no-op stops them unused.
@@ -176,7 +190,7 @@ def cmd_build(root: Path, cwd: Path, args) -> int:
                                slots=args.jobs or default_slots(), name=chef_name(0),
                                trace=args.trace))
     try:
-        return _build(root, cwd, args, server, chefs, waiting)
+        return _build(root, cwd, args, server, chefs, lock, locked, waiting)
     finally:
         for chef in chefs:                         # stopped already if a pod took it over
             chef.stop()
@@ -190,19 +204,25 @@ def chef_process() -> bool:
     return os.environ.get("CP_CHEF_PROCESS", "1") != "0"
 
 
-def _build(root: Path, cwd: Path, args, server, chefs, waiting) -> int:
+def _build(root: Path, cwd: Path, args, server, chefs, lock, locked: bool, waiting) -> int:
+    """Plan the build once, under the project lock, from one read of the
+    state: answer the cold no-op, or hand the plan to an embedded pod's
+    MajorDomo (:mod:`computepods.planning.request`)."""
     # Only what the cold no-op needs is imported before it is answered:
     # nats-py, miros and the charts cost ~0.2 s of imports.
-    from computepods.state.lock import ProjectLock
-    from computepods.planning.plan import (check_tools, load_state, remove_orphans, resolve,
-                           save_file_records, up_to_date)
     from computepods.paths import prepare_state_dir
+    from computepods.planning import plancache
+    from computepods.planning.plan import (check_tools, judge, load_state, remove_orphans,
+                                           resolve, save_file_records, up_to_date)
 
+    had_state_dir = (root / STATE_DIR).is_dir()
     project, plan = resolve(root, args.targets, cwd)   # errors before anything starts (exit 2)
     check_tools(project, plan)
     prepare_state_dir(root)
-    lock = ProjectLock(root)
-    lock.acquire(on_wait=waiting)
+    if not had_state_dir:
+        plancache.store_plan(root, project, plan)      # there is a place for it now
+    if not locked:
+        lock.acquire(on_wait=waiting)
     pod = None
     try:
         state = load_state(root)
@@ -210,9 +230,10 @@ def _build(root: Path, cwd: Path, args, server, chefs, waiting) -> int:
         if removed:
             print(f"cpod: removed {len(removed)} outputs no rule makes any more: "
                   + ", ".join(removed[:10]) + (" …" if len(removed) > 10 else ""), file=sys.stderr)
+            state = load_state(root)               # as it is without them
         for why in kept:
             print(f"cpod: keeping {why}; no rule makes it any more", file=sys.stderr)
-        refreshed = up_to_date(root, plan, None if removed else state)
+        refreshed = up_to_date(root, plan, state)
         if refreshed is not None:                 # the cold no-op: no charts, no pod
             save_file_records(root, refreshed, remember=not kept)
             print(f"cpod: nothing to do: {len(plan.steps)} steps up to date", file=sys.stderr)
@@ -225,11 +246,16 @@ def _build(root: Path, cwd: Path, args, server, chefs, waiting) -> int:
                                    chef_process=chef_process()),
                   server=server, local_chefs=chefs)
         pod.start()
+        records, files = state
+        if pod.recovered:       # a crashed run's records, written as the pod started
+            records = {**records, **{r.step_id: r for r in pod.recovered}}
+        handed = pod.hand_plan(judge(root, project, plan, (records, files),
+                                     keep_going=args.keep_going, dry_run=args.dry_run))
         progress = Progress(verbose=args.verbose, explain=args.explain,
                             flush_when_waiting=True)
         return request_build(pod.bridge, args.targets, cwd, keep_going=args.keep_going,
                              dry_run=args.dry_run, on_event=progress.handle,
-                             on_wait=progress.flush)
+                             on_wait=progress.flush, plan=handed)
     except Interrupted:
         if pod:
             pod.cancel()
@@ -237,7 +263,6 @@ def _build(root: Path, cwd: Path, args, server, chefs, waiting) -> int:
     finally:
         if pod:
             pod.stop()
-        lock.release()
 
 
 def cmd_chef(root: Path, args) -> int:
@@ -279,7 +304,7 @@ def cmd_clean(root: Path) -> int:
     """Remove recorded outputs (never a source) and the state directory."""
     from computepods.state.lock import ProjectLock
     from computepods.planning.plan import STATE_DB, file_exists
-    from computepods.project.model import load_project
+    from computepods.project.load import load_project
     from computepods.planning.resolve import RuleSet
     from computepods.state.db import StateDB
 

@@ -41,7 +41,8 @@ def cmd_watch(args, cwd: Path | None = None) -> int:
     from computepods.bus.bridge import NatsBridge
     from computepods.charts.watcher import FSWatcher
     from computepods.watch.debounce import MAX_DELAY_S, QUIET_S
-    from computepods.project.model import PROJECT_FILE, load_project
+    from computepods.paths import PROJECT_FILE
+    from computepods.project.load import load_project
 
     root = ((cwd or Path.cwd()) / args.dir).resolve()
     if not root.is_dir():

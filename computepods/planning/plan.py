@@ -17,7 +17,10 @@ from computepods.planning import plancache
 from computepods.planning.graph import BuildGraph
 from computepods.state.hashing import FileRecord, StatCache, StatKey, is_racy, stat_key
 from computepods.planning.plancache import Stamp
-from computepods.project.model import PROJECT_FILE, STATE_DIR, Project, load_project
+from computepods.paths import PROJECT_FILE, STATE_DIR
+from computepods.project.load import load_project
+from computepods.project.model import Project
+from computepods.project.targets import target_paths
 from computepods.planning.resolve import Plan, RuleSet
 from computepods.planning.scheduler import Scheduler
 from computepods.planning.staleness import input_paths, part_of, stale_on_disk
@@ -59,12 +62,11 @@ def resolve(root: Path, names: Sequence[str], cwd: Path | None = None) -> tuple[
             cached[1].basis.project = stamp     # the same bytes, read now
             return cached
     project = load_project(root, source)
-    targets = project.target_paths(list(names), cwd)
+    targets = target_paths(project, list(names), cwd)
     probes = plancache.Probes(root)
     plan = RuleSet(project).resolve(targets, probes)
-    plan.basis = plancache.Basis(request, stamp, probes.seen, plan_packs(project, plan))
-    if key is not None:
-        plancache.store_plan(root, key, project, plan)
+    plan.basis = plancache.Basis(request, stamp, probes.seen, plan_packs(project, plan), key)
+    plancache.store_plan(root, project, plan)
     return project, plan
 
 
@@ -78,7 +80,14 @@ def make_plan(root: Path, names: Sequence[str], cwd: Path | None = None, *,
               keep_going: bool = False, dry_run: bool = False) -> BuildPlan:
     """Everything a build needs to start; raises ComputePodsError (exit 2)."""
     project, plan = resolve(root, names, cwd)
-    records, files = load_state(root)
+    return judge(root, project, plan, load_state(root), keep_going=keep_going, dry_run=dry_run)
+
+
+def judge(root: Path, project: Project, plan: Plan, state: tuple[dict, dict], *,
+          keep_going: bool = False, dry_run: bool = False) -> BuildPlan:
+    """A resolved plan's graph and Scheduler over ``state`` (step records,
+    file records), as :func:`load_state` reads it."""
+    records, files = state
     graph = BuildGraph.from_plan(plan, {sid: r.discovered for sid, r in records.items()
                                         if r.discovered})
     scheduler = Scheduler(graph, records, StatCache(root, files),

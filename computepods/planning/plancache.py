@@ -40,16 +40,14 @@ from typing import Sequence
 
 from computepods.paths import PROJECT_FILE, STATE_DIR
 
-CACHE_FORMAT = 2                    # bump when what is pickled or marshalled changes
+CACHE_FORMAT = 3                    # bump when what is pickled or marshalled changes
 PLANS_DIR = f"{STATE_DIR}/plans"
 KEEP_PLANS = 8                      # requests (targets, cwd) remembered per project
-KEEP_IN_MEMORY = 4                  # plans a process keeps pickled in memory
 STATE_DB = f"{STATE_DIR}/state.db"
 
 # A cached plan or verdict stands for the code that made it: a changed file
 # of the package (an upgrade, or an edit in a development tree) drops both.
 _code_stamp: tuple | None = None
-_memo: dict[str, tuple[str, bytes]] = {}    # request -> (key, pickle), newest last
 
 StatKey = tuple[int, int, int]      # (size, mtime_ns, inode), as hashing.FileRecord.key
 Stamp = tuple["StatKey | None", int]    # a stat key and time.time_ns() just before it
@@ -62,6 +60,7 @@ class Basis:
     project: Stamp | None           # the project file's stat when it was read
     probes: dict[str, bool] = field(default_factory=dict)
     packs: dict[str, dict[str, str]] = field(default_factory=dict)   # used ones' settings
+    key: str | None = None          # the plan cache's (content_key), None if unreadable
 
 
 def _code_fingerprint() -> tuple:
@@ -139,25 +138,15 @@ def _plan_file(root: Path, request: str) -> str:
 
 
 def load_plan(root: Path, request: str, key: str):
-    """(project, plan) as resolved before under this key, if its probes hold.
-    Within one process (``cpod build`` resolves, then its MajorDomo) the
-    pickle is kept in memory too, so it serves before the state directory
-    exists, and is written there once it does."""
+    """(project, plan) as resolved before under this key, if its probes hold."""
     import pickle
-    path = _plan_file(root, request)
-    remembered = _memo.get(request)
-    if remembered is not None and remembered[0] == key:
-        blob = remembered[1]
-        if not os.path.exists(path):
-            _write(root, path, key, blob)
-    else:
-        try:
-            with open(path, "rb") as f:
-                if f.read(len(key)) != key.encode("ascii"):
-                    return None
-                blob = f.read()
-        except OSError:
-            return None
+    try:
+        with open(_plan_file(root, request), "rb") as f:
+            if f.read(len(key)) != key.encode("ascii"):
+                return None
+            blob = f.read()
+    except OSError:
+        return None
     try:
         fmt, project, plan = pickle.loads(blob)
     except Exception:              # a torn or foreign file is only a miss
@@ -167,22 +156,19 @@ def load_plan(root: Path, request: str, key: str):
     return project, plan
 
 
-def store_plan(root: Path, key: str, project, plan) -> None:
-    """Keep the plan for the next run: in this process, and on disk once the
-    state directory exists (it is the build's to create, with its .gitignore)."""
+def store_plan(root: Path, project, plan) -> None:
+    """Keep the plan for the next run, once the state directory exists (it
+    is the build's to create, with its .gitignore): a first build stores it
+    again after creating it."""
+    key = plan.basis.key
+    if key is None or not os.path.isdir(os.path.join(root, STATE_DIR)):
+        return
     import pickle
     blob = pickle.dumps((CACHE_FORMAT, project, plan), protocol=pickle.HIGHEST_PROTOCOL)
-    request = plan.basis.request
-    _memo.pop(request, None)
-    _memo[request] = (key, blob)
-    while len(_memo) > KEEP_IN_MEMORY:
-        _memo.pop(next(iter(_memo)))
-    _write(root, _plan_file(root, request), key, blob)
+    _write(root, _plan_file(root, plan.basis.request), key, blob)
 
 
 def _write(root: Path, path: str, key: str, blob: bytes) -> None:
-    if not os.path.isdir(os.path.join(root, STATE_DIR)):
-        return
     tmp = f"{path}.{os.getpid()}.tmp"
     try:
         os.makedirs(os.path.dirname(path), exist_ok=True)
@@ -242,31 +228,24 @@ def stats_hold(root: Path, stats: dict[str, StatKey | None]) -> bool:
     return True
 
 
-def stored_noop(root: Path, names: Sequence[str], cwd: Path, on_wait=lambda who: None,
-                ) -> int | None:
+def stored_noop(root: Path, names: Sequence[str], cwd: Path) -> int | None:
     """The number of steps, when the stored verdict for this request still
-    holds (checked under the project lock, as a build judges); else None."""
+    holds; else None.  Call under the project lock, as a build judges."""
     db_path = os.path.join(root, STATE_DB)
     if not os.path.isfile(db_path):
         return None
-    from computepods.state.lock import ProjectLock
     from computepods.state.db import StateDB
-    lock = ProjectLock(root)
-    lock.acquire(on_wait=on_wait)
+    with StateDB(Path(db_path), readonly=True) as db:
+        blob = db.verdict(request_key(root, names, cwd))
+    if blob is None:
+        return None
     try:
-        with StateDB(Path(db_path), readonly=True) as db:
-            blob = db.verdict(request_key(root, names, cwd))
-        if blob is None:
-            return None
-        try:
-            fmt, steps, packs, targets, stats, probes = marshal.loads(blob)
-        except (ValueError, EOFError, TypeError):
-            return None
-        if (fmt != CACHE_FORMAT or not stats_hold(root, stats)
-                or not probes_hold(root, probes)):
-            return None
-    finally:
-        lock.release()
+        fmt, steps, packs, targets, stats, probes = marshal.loads(blob)
+    except (ValueError, EOFError, TypeError):
+        return None
+    if (fmt != CACHE_FORMAT or not stats_hold(root, stats)
+            or not probes_hold(root, probes)):
+        return None
     check_packs(packs, targets)
     return steps
 

@@ -1,4 +1,4 @@
-"""Rules at work: goal-directed matching, binding, command expansion, plans.
+"""Rules at work: goal-directed matching, binding, and plans.
 
 Matching is make's: to build X, find the rule whose output pattern matches X
 and bind ``%`` to the rest (the stem, ``/`` included).  An explicit rule
@@ -9,127 +9,31 @@ in the tree and then fail for want of ``figure.tex``.  The same rule never
 applies twice in one chain with different stems (``%.x`` from ``%.x.x``
 would recurse forever); with the same stem it is a cycle, which is allowed.
 
-Commands are expanded here too.  A string without shell metacharacters runs
-directly (no ``sh``: it is measurably cheaper), with the program resolved to
-an absolute path; otherwise it runs under ``/bin/sh -c``.  What the command
-sees and what a human sees differ only in the output paths (scratch versus
-project) and ``{scratch}``: the display text is the same on every run, so
-it can be recorded and compared for staleness.  The template syntax lives
-here too, and project.py uses it to reject bad templates at load time.
+A bound :class:`Step` expands its command with
+:mod:`computepods.planning.commands`.
 """
 from __future__ import annotations
 
 import functools
-import os
 import posixpath
-import re
-import shlex
-import shutil
 from collections import deque
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Sequence
 
 from computepods import errors
 from computepods.errors import ProjectError
-
-if TYPE_CHECKING:   # project.py imports this module to check templates
-    from computepods.project.model import Project, Rule
-
-SHELL = "/bin/sh"
-# make's list: any of these in a command's own text needs a shell.
-SHELL_METACHARACTERS = frozenset("|&;<>()$`\\\"'*?[]#~=%!{}\n")
-# {scratch} as shown to people: the variable the chef sets (docs/architecture.md §4).
-SCRATCH_SHOWN = "$CP_SCRATCH"
+from computepods.planning.commands import (SCRATCH_SHOWN, Command, argv_command, expand_argv,
+                                           identity, quote_shown, render, string_command)
+from computepods.project.model import Project, Rule
+from computepods.project.templates import parse_template, used_placeholders
 
 PathMap = Callable[[str], str]
 Exists = Callable[[str], bool]
-Values = Mapping[str, "str | Sequence[str]"]
 # (rule name, stem) pairs already used on the way to the current path.
 Chain = frozenset[tuple[str, "str | None"]]
 
 
-# --- command templates --------------------------------------------------------
-
-PLACEHOLDERS = ("in", "out", "stem", "dir", "scratch")
-INDEXED_PLACEHOLDERS = ("in", "out")
-_TEMPLATE_TOKEN = re.compile(r"\{\{|\}\}|\{([^{}]*)\}|[{}]")
-_PLACEHOLDER = re.compile(r"(in|out|stem|dir|scratch)(?:\[(\d+)\])?")
-
-
-@dataclass(frozen=True)
-class Placeholder:
-    """One ``{name}`` or ``{name[index]}`` in a command template."""
-    name: str
-    index: int | None = None
-
-    def __str__(self) -> str:
-        return "{%s}" % (self.name if self.index is None
-                         else f"{self.name}[{self.index}]")
-
-
-TemplatePart = str | Placeholder
-
-
-class TemplateError(ValueError):
-    """A malformed template; turned into a ProjectError by the caller."""
-
-
-@functools.lru_cache(maxsize=4096)
-def parse_template(text: str) -> tuple[TemplatePart, ...]:
-    """Split a template into literal text and placeholders; ``{{`` is ``{``.
-
-    Cached because every step of a rule expands the same few templates.
-    """
-    parts: list[TemplatePart] = []
-    literal: list[str] = []
-    pos = 0
-    for m in _TEMPLATE_TOKEN.finditer(text):
-        literal.append(text[pos:m.start()])
-        pos = m.end()
-        token = m.group(0)
-        if token in ("{{", "}}"):
-            literal.append(token[0])
-        elif m.group(1) is None:
-            raise TemplateError(
-                f"unmatched {token!r} at column {m.start() + 1}; "
-                f"write {token * 2!r} for a literal brace")
-        else:
-            if any(literal):
-                parts.append("".join(literal))
-            literal = []
-            parts.append(_placeholder(token, m.group(1)))
-    literal.append(text[pos:])
-    if any(literal):
-        parts.append("".join(literal))
-    return tuple(parts)
-
-
-def _placeholder(token: str, inner: str) -> Placeholder:
-    m = _PLACEHOLDER.fullmatch(inner)
-    if m is None:
-        known = ", ".join("{%s}" % p for p in PLACEHOLDERS)
-        raise TemplateError(f"undefined placeholder {token}; known: {known} "
-                            "and {in[N]}, {out[N]}; write {{ and }} for "
-                            "literal braces")
-    name, index = m.group(1), m.group(2)
-    if index is not None and name not in INDEXED_PLACEHOLDERS:
-        raise TemplateError(f"{token}: only {{in}} and {{out}} take an index")
-    return Placeholder(name, None if index is None else int(index))
-
-
 # --- steps --------------------------------------------------------------------
-
-def _identity(path: str) -> str:
-    return path
-
-
-@dataclass(frozen=True)
-class Command:
-    """A command ready to exec, and the text a person is shown."""
-    argv: tuple[str, ...]     # for shell commands ("/bin/sh", "-c", text)
-    shell: bool
-    display: str              # project paths, shell-quoted; stable across runs
-
 
 @dataclass(frozen=True)
 class Step:
@@ -141,8 +45,8 @@ class Step:
     outputs: tuple[str, ...]
     depfile: str | None
 
-    def command(self, out_path: PathMap = _identity, scratch: str = "",
-                dir_path: PathMap = _identity) -> Command:
+    def command(self, out_path: PathMap = identity, scratch: str = "",
+                dir_path: PathMap = identity) -> Command:
         """Expand the rule's command for this step.
 
         ``out_path`` maps each output to where the command must write it (its
@@ -153,21 +57,21 @@ class Step:
         works.  The display always uses project paths.
         """
         cwd = self.cwd
-        used = _used_placeholders(self.rule.command)
+        used = used_placeholders(self.rule.command)
         run = self._values(out_path, scratch, dir_path, cwd, used)
-        shown = self._values(_identity, SCRATCH_SHOWN, _identity, cwd, used)
+        shown = self._values(identity, SCRATCH_SHOWN, identity, cwd, used)
         if isinstance(self.rule.command, str):
-            return _string_command(self.rule.command, run, shown)
-        return _argv_command(self.rule.command, run, shown)
+            return string_command(self.rule.command, run, shown)
+        return argv_command(self.rule.command, run, shown)
 
     def display(self) -> str:
         """The command as a person sees it (and as it is recorded), without
         expanding what it would run: the staleness check needs only this."""
-        shown = self._values(_identity, SCRATCH_SHOWN, _identity, self.cwd,
-                             _used_placeholders(self.rule.command))
+        shown = self._values(identity, SCRATCH_SHOWN, identity, self.cwd,
+                             used_placeholders(self.rule.command))
         if isinstance(self.rule.command, str):
-            return _render(parse_template(self.rule.command), shown, _quote_shown)
-        return " ".join(_quote_shown(a) for a in _expand_argv(self.rule.command, shown))
+            return render(parse_template(self.rule.command), shown, quote_shown)
+        return " ".join(quote_shown(a) for a in expand_argv(self.rule.command, shown))
 
     @property
     def dir(self) -> str:
@@ -182,8 +86,8 @@ class Step:
         if self.rule.cwd is None:
             return ""
         values = {"dir": self.dir, "stem": self.stem or ""}
-        text = posixpath.normpath(_render(parse_template(self.rule.cwd),
-                                          values, _identity))
+        text = posixpath.normpath(render(parse_template(self.rule.cwd),
+                                         values, identity))
         if text.startswith("/") or text == ".." or text.startswith("../"):
             raise errors.PathEscapesWorkspace(
                 f"step {self.id!r}: cwd {self.rule.cwd!r} becomes {text!r}, "
@@ -199,7 +103,7 @@ class Step:
                 cwd: str, used: frozenset[str]) -> dict[str, str | list[str]]:
         """The values of the placeholders the template uses (only those:
         ``out_path`` makes scratch directories)."""
-        seen = functools.partial(_seen_from, cwd) if cwd else _identity
+        seen = functools.partial(_seen_from, cwd) if cwd else identity
         values: dict[str, str | list[str]] = {}
         if "in" in used:
             values["in"] = [seen(p) for p in self.inputs] if cwd else list(self.inputs)
@@ -214,127 +118,11 @@ class Step:
         return values
 
 
-@functools.lru_cache(maxsize=4096)
-def _used_placeholders(template: str | tuple[str, ...]) -> frozenset[str]:
-    texts = (template,) if isinstance(template, str) else template
-    return frozenset(part.name for text in texts for part in parse_template(text)
-                     if isinstance(part, Placeholder))
-
-
 def _seen_from(cwd: str, path: str) -> str:
     """A project path as the command sees it from its working directory."""
     if not cwd or not path or posixpath.isabs(path):
         return path
     return posixpath.relpath(path, cwd)
-
-
-# --- expansion ----------------------------------------------------------------
-
-def _render(parts: Sequence[TemplatePart], values: Values,
-            quote: Callable[[str], str]) -> str:
-    """Template to text; many paths are joined with spaces, each quoted."""
-    text: list[str] = []
-    for part in parts:
-        if isinstance(part, str):
-            text.append(part)
-            continue
-        value = values[part.name]
-        if isinstance(value, str):
-            text.append(quote(value))
-        elif part.index is None:
-            text.append(" ".join(quote(v) for v in value))
-        else:
-            text.append(quote(value[part.index]))
-    return "".join(text)
-
-
-def _quote_shown(text: str) -> str:
-    """shlex.quote, but leave ``$CP_SCRATCH`` readable (and expandable)."""
-    if SCRATCH_SHOWN not in text:
-        return shlex.quote(text) if text else ""
-    return SCRATCH_SHOWN.join(shlex.quote(piece) if piece else ""
-                              for piece in text.split(SCRATCH_SHOWN))
-
-
-@functools.lru_cache(maxsize=4096)
-def needs_shell(template: str) -> bool:
-    """Whether a string command's own text (not its paths) needs a shell."""
-    return any(ch in SHELL_METACHARACTERS
-               for part in parse_template(template) if isinstance(part, str)
-               for ch in part)
-
-
-@functools.lru_cache(maxsize=4096)
-def _split_template(template: str) -> tuple[str, ...] | None:
-    """A shell-free command template split into argv items once, so a step
-    costs a substitution, not a shlex pass (shlex was the largest cost of
-    dispatching 1,000 small steps).  None when an item embeds a multi-path
-    placeholder ({in} inside a larger word): those keep the text path."""
-    items = tuple(shlex.split(template))
-    for item in items:
-        parts = parse_template(item)
-        if len(parts) > 1 and any(isinstance(p, Placeholder) and p.index is None
-                                  and p.name in ("in", "out") for p in parts):
-            return None
-    return items
-
-
-def _string_command(template: str, run: Values, shown: Values) -> Command:
-    parts = parse_template(template)
-    display = _render(parts, shown, _quote_shown)
-    if needs_shell(template):
-        return Command((SHELL, "-c", _render(parts, run, shlex.quote)), True, display)
-    items = _split_template(template)
-    if items is not None:
-        argv = _expand_argv(items, run)
-    else:
-        argv = tuple(shlex.split(_render(parts, run, shlex.quote)))
-    if not argv:
-        return Command((SHELL, "-c", _render(parts, run, shlex.quote)), True, display)
-    return Command(_absolute_program(argv), False, display)
-
-
-def _argv_command(template: Sequence[str], run: Values,
-                  shown: Values) -> Command:
-    argv = _expand_argv(template, run)
-    display = " ".join(_quote_shown(a) for a in _expand_argv(template, shown))
-    return Command(_absolute_program(argv), False, display)
-
-
-def _expand_argv(template: Sequence[str], values: Values) -> tuple[str, ...]:
-    """A whole-item ``{in}``/``{out}`` gives one item per path."""
-    argv: list[str] = []
-    for item in template:
-        parts = parse_template(item)
-        if (len(parts) == 1 and isinstance(parts[0], Placeholder)
-                and parts[0].index is None
-                and not isinstance(values[parts[0].name], str)):
-            argv.extend(values[parts[0].name])
-        else:
-            argv.append(_render(parts, values, _identity))
-    return tuple(argv)
-
-
-_programs: dict[tuple[str, str | None], str] = {}
-
-
-def _absolute_program(argv: tuple[str, ...]) -> tuple[str, ...]:
-    """argv with its program found on PATH now, so exec needs no search.
-
-    Only successful look-ups are remembered: a tool installed later is then
-    found on the next step.  Not found: left as is, for the chef to report.
-    """
-    program = argv[0]
-    if "/" in program:
-        return argv
-    key = (program, os.environ.get("PATH"))
-    found = _programs.get(key)
-    if found is None:
-        found = shutil.which(program, path=key[1])
-        if found is None:
-            return argv
-        _programs[key] = found
-    return (found, *argv[1:])
 
 
 # --- matching and binding -----------------------------------------------------

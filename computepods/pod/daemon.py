@@ -80,7 +80,7 @@ class PodDaemon:
 
     # -- life cycle ----------------------------------------------------------------
     def start(self) -> "PodDaemon":
-        from computepods.project.model import load_project
+        from computepods.project.load import load_project
 
         project = load_project(self.root)          # a broken project file: exit 2 now
         if not self.lock.try_acquire():
@@ -146,7 +146,7 @@ class PodDaemon:
         """computepods.toml changed: builds read it anew by themselves; the
         schedules are reloaded here, and a change the watcher cannot take
         while running (its ignore and stream patterns) is said."""
-        from computepods.project.model import load_project
+        from computepods.project.load import load_project
         from computepods.paths import PROJECT_FILE
 
         while True:

@@ -25,7 +25,8 @@ from computepods.charts.store import Store
 from computepods.chef.recovery import kill_leftover_steps, read_commit_logs, recovered_records
 from computepods.pod.localchef import LocalChef, chef_name, default_slots
 from computepods.state.db import StateDB
-from computepods.planning.plan import STATE_DB
+from computepods.planning.plan import STATE_DB, BuildPlan
+from computepods.planning.request import HandedPlans
 from computepods.chef.scratch import scratch_name
 from computepods.paths import prepare_state_dir
 
@@ -67,6 +68,7 @@ class Pod:
         self.chefs: list[Chef] = []             # in-process chefs (chef_process=False)
         self.url = ""
         self.rolled_forward: list[dict] = []
+        self.handed = HandedPlans()             # plans made here for a build.request to come
 
     def start(self) -> "Pod":
         state = prepare_state_dir(self.root)
@@ -97,7 +99,7 @@ class Pod:
             trace = {"live_trace": opts.trace, "fabric": self.fabric}
             self._add(Store(self.root / STATE_DB, **trace))
             self._add(MajorDomo(self.bridge, self.root, watch_targets=opts.watch_targets,
-                                **trace))
+                                handed=self.handed, **trace))
             # A chef launched for another address (the server moved to a
             # free port when its first was taken) cannot serve this bus.
             for stale in [c for c in self.local_chefs if c.url != self.url]:
@@ -117,6 +119,11 @@ class Pod:
             self.stop()
             raise
         return self
+
+    def hand_plan(self, bp: BuildPlan) -> str:
+        """Give the MajorDomo a plan made in this process; the token goes in
+        the build.request, so that it takes the plan instead of planning."""
+        return self.handed.hand(bp)
 
     def launch_chef(self, index: int) -> LocalChef:
         opts = self.options

@@ -17,7 +17,7 @@ for most, the ``choices``); a project picks them in ``[pack.latex]``.  The
 settings are filled into the rule tables here, as ``{engine}`` in any string,
 before the rules reach the ordinary checks: what comes out is a plain rule,
 and a changed setting is simply a changed command.  ``{in}``, ``{out}`` and
-the other command placeholders are left for :mod:`computepods.planning.resolve`.
+the other command placeholders are left for :mod:`computepods.planning.commands`.
 
 A pack file is part of this package: a mistake in one is a bug here, raised
 as :class:`PackFileError` when this module is imported (tests load them all).

@@ -10,7 +10,7 @@ from computepods.planning.graph import BuildGraph
 from computepods.planning.plan import BuildPlan
 from computepods.planning.resolve import RuleSet
 from computepods.planning.scheduler import Scheduler
-from computepods.project.model import load_project
+from computepods.project.load import load_project
 from computepods.state.hashing import StatCache, sha256_file
 
 CHAIN = """

@@ -69,9 +69,7 @@ def from_cache(monkeypatch):
         return real(*args, **kwargs)
     monkeypatch.setattr(planning, "load_project", counting)
 
-    def resolved(root: Path, names=(), cwd=None, *, same_process: bool = False):
-        if not same_process:
-            plancache._memo.clear()         # as a new cpod process would start
+    def resolved(root: Path, names=(), cwd=None):
         before = len(loads)
         project, plan = resolve(root, list(names), cwd)
         return plan, len(loads) == before
@@ -96,17 +94,18 @@ def test_no_state_directory_no_cache_written(tmp_path, from_cache):
     assert not (root / ".computepods").exists()   # the build creates it, with .gitignore
 
 
-def test_one_process_resolves_once_and_writes_the_plan_when_it_can(tmp_path, from_cache):
+def test_a_first_build_stores_its_plan_once_the_state_directory_exists(tmp_path, from_cache):
     root = tmp_path / "fresh"
     write(root, {"computepods.toml": PROJECT, "src/a.txt": "a", "src/b.txt": "b"})
-    from_cache(root)                               # cpod build, before .computepods exists
+    project, plan = resolve(root, [])              # cpod build, before .computepods exists
     prepare_state_dir(root)
-    plan, cached = from_cache(root, same_process=True)    # its MajorDomo
-    assert cached and len(plan.steps) == 3
+    plancache.store_plan(root, project, plan)      # as cpod build does then
     assert len(list((root / plancache.PLANS_DIR).iterdir())) == 1
-    (root / "src/b.txt").unlink()                  # memory is checked like the disk
+    again, cached = from_cache(root)
+    assert cached and list(again.steps) == list(plan.steps)
+    (root / "src/b.txt").unlink()                  # its probes are checked
     with pytest.raises(errors.UnknownTarget):
-        from_cache(root, same_process=True)
+        from_cache(root)
 
 
 def test_editing_the_project_file_resolves_afresh(root, from_cache):

@@ -16,7 +16,8 @@ from computepods.planning.job import Job, State, StepFailure
 from computepods.planning.resolve import RuleSet
 from computepods.planning.scheduler import Scheduler
 from computepods.planning.staleness import record_inputs
-from computepods.project.model import load_project
+from computepods.project.load import load_project
+from computepods.project.targets import target_paths
 from computepods.state.db import StepRecord
 from computepods.state.hashing import StatCache, sha256_file
 
@@ -46,7 +47,7 @@ class Kitchen:
 
     def scheduler(self, targets: list[str], keep_going: bool = False) -> Scheduler:
         project = load_project(self.root)
-        plan = RuleSet(project).resolve(project.target_paths(targets, self.root),
+        plan = RuleSet(project).resolve(target_paths(project, targets, self.root),
                                         lambda p: (self.root / p).is_file())
         graph = BuildGraph.from_plan(plan, {s: r.discovered for s, r in self.records.items()
                                             if r.discovered})

@@ -18,7 +18,9 @@ from computepods.project import packs
 from computepods.project.packs import (KNOWN_PACKS, PACKS, PackFileError,
                                available_packs, load_pack, missing_tools,
                                rule_tables)
-from computepods.project.model import PROJECT_FILE, load_project
+from computepods.paths import PROJECT_FILE
+from computepods.project.load import load_project
+from computepods.project.targets import target_paths
 from computepods.planning.resolve import RuleSet, bind
 
 EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
@@ -308,7 +310,7 @@ def test_a_pack_is_available_when_its_tools_are_on_path(monkeypatch,
 def resolve_example(name: str):
     root = EXAMPLES / name
     project = load_project(root)
-    plan = RuleSet(project).resolve(project.target_paths([], root),
+    plan = RuleSet(project).resolve(target_paths(project, [], root),
                                     lambda path: (root / path).exists())
     return project, plan
 
