@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 from computepods.errors import NotFound, PathEscapesWorkspace
-from computepods.planning.plan import STATE_DB, load_state, resolve
+from computepods.paths import STATE_DB
+from computepods.planning.plan import load_state, resolve
 from computepods.state.db import StateDB
 
 UP_TO_DATE, STALE, BUILDING, FAILED = "up_to_date", "stale", "building", "failed"

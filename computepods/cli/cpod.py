@@ -153,7 +153,8 @@ def cmd_build(root: Path, cwd: Path, args) -> int:
 
     # One lock for the whole build, taken before the state is first read.
     from computepods.state.lock import ProjectLock
-    from computepods.planning.plancache import STATE_DB, stored_noop
+    from computepods.paths import STATE_DB
+    from computepods.planning.plancache import stored_noop
     lock = ProjectLock(root)
     locked = False
     try:
@@ -209,7 +210,7 @@ def _build(root: Path, cwd: Path, args, server, chefs, lock, locked: bool, waiti
     state: answer the cold no-op, or hand the plan to an embedded pod's
     MajorDomo (:mod:`computepods.planning.request`)."""
     # Only what the cold no-op needs is imported before it is answered:
-    # nats-py, miros and the charts cost ~0.2 s of imports.
+    # nats-py, miros and the charts are costly imports (python -X importtime).
     from computepods.paths import prepare_state_dir
     from computepods.planning import plancache
     from computepods.planning.plan import (check_tools, judge, load_state, remove_orphans,
@@ -303,7 +304,8 @@ def cmd_chef(root: Path, args) -> int:
 def cmd_clean(root: Path) -> int:
     """Remove recorded outputs (never a source) and the state directory."""
     from computepods.state.lock import ProjectLock
-    from computepods.planning.plan import STATE_DB, file_exists
+    from computepods.paths import STATE_DB
+    from computepods.planning.plan import file_exists
     from computepods.project.load import load_project
     from computepods.planning.resolve import RuleSet
     from computepods.state.db import StateDB
@@ -341,7 +343,7 @@ def run() -> None:
     By the time main returns, everything it started (pods, servers, chefs,
     databases) is stopped and closed, and only daemon threads are left.  The
     interpreter's own teardown (every module and object freed one by one)
-    would then add ~30 ms to each build, which ``os._exit`` skips once the
+    would then add to each build's time (``bench/rebuild.py``), which ``os._exit`` skips once the
     logs and standard streams are flushed.  SystemExit (--help, a usage
     error) and a crash take the ordinary way out.
     """

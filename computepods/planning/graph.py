@@ -5,8 +5,8 @@ discovered ones).  The graph may have cycles (LaTeX); its strongly connected
 components, in topological order, are the units the build runs — an acyclic
 step is a component of one.  An acyclic graph is ordered with a plain
 topological sort; networkx condenses the graphs that have cycles (and is
-imported only then: it costs 0.2 s to import and 0.2 s to condense 1,000
-steps, which a build of 1,000 independent steps would wait for).
+imported only then: its import and its condensation are time a build of
+many independent steps would wait for; ``bench/run.py wide 1000`` shows it).
 """
 from __future__ import annotations
 
@@ -68,8 +68,8 @@ class BuildGraph:
 
     def _acyclic_order(self) -> list[str] | None:
         """Kahn's topological order, stable in plan order; None if there is a
-        cycle.  Most graphs have none, and this costs a few ms for 10,000
-        steps where networkx's condensation costs ~0.2 s."""
+        cycle.  Most graphs have none, and this is far cheaper than
+        networkx's condensation (``bench/rebuild.py noop wide 10000``)."""
         position = {sid: i for i, sid in enumerate(self.plan.steps)}
         pending = {sid: len(p) for sid, p in self.deps.items()}
         ready = [sid for sid in self.plan.steps if pending[sid] == 0]
@@ -85,7 +85,7 @@ class BuildGraph:
         return order if len(order) == len(self.plan.steps) else None
 
     def _condense_cycles(self) -> None:
-        import networkx as nx   # 0.2 s to import: only for graphs with cycles
+        import networkx as nx   # a costly import: only for graphs with cycles
 
         dg = nx.DiGraph()
         dg.add_nodes_from(self.plan.steps)

@@ -17,7 +17,7 @@ from computepods.planning import plancache
 from computepods.planning.graph import BuildGraph
 from computepods.state.hashing import FileRecord, StatCache, StatKey, is_racy, stat_key
 from computepods.planning.plancache import Stamp
-from computepods.paths import PROJECT_FILE, STATE_DIR
+from computepods.paths import PROJECT_FILE, STATE_DB
 from computepods.project.load import load_project
 from computepods.project.model import Project
 from computepods.project.targets import target_paths
@@ -26,7 +26,6 @@ from computepods.planning.scheduler import Scheduler
 from computepods.planning.staleness import input_paths, part_of, stale_on_disk
 from computepods.state.db import StateDB
 
-STATE_DB = f"{STATE_DIR}/state.db"
 
 
 @dataclass

@@ -25,7 +25,8 @@ from computepods.charts.store import Store
 from computepods.chef.recovery import kill_leftover_steps, read_commit_logs, recovered_records
 from computepods.pod.localchef import LocalChef, chef_name, default_slots
 from computepods.state.db import StateDB
-from computepods.planning.plan import STATE_DB, BuildPlan
+from computepods.paths import STATE_DB
+from computepods.planning.plan import BuildPlan
 from computepods.planning.request import HandedPlans
 from computepods.chef.scratch import scratch_name
 from computepods.paths import prepare_state_dir

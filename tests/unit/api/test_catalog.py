@@ -6,7 +6,7 @@ import pytest
 from computepods.api import catalog
 from computepods.errors import NotFound, PathEscapesWorkspace, UnknownTarget
 from computepods.state.hashing import FileRecord
-from computepods.planning.plan import STATE_DB
+from computepods.paths import STATE_DB
 from computepods.state.db import StateDB, StepRecord
 from cpodrun import write
 
