@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from miros import Event, return_status, signals, spy_on
+from miros import return_status, spy_on
 
 from computepods.bus import messages as m
 from computepods.bus import chefwire
@@ -42,7 +42,6 @@ log = logging.getLogger("computepods.majordomo")
 
 CHEF_WAIT_S = 10.0         # seconds a build waits for a first chef before failing
 TICK_S = 1.0               # seconds between lease checks while a build runs
-
 
 
 @spy_on
@@ -183,7 +182,7 @@ class MajorDomo(Chart):
         self.events = EventBatch(lambda build_id, payload: self.bridge.publish(
             m.BUILD_EVENTS, payload, build=build_id))
         self.batches = RunBatches()
-        self.ticker = None
+        self.ticker = self.every(self.clock, TICK_S, m.TICK)     # lease checks while building
 
     def start(self) -> "MajorDomo":
         super().start()
@@ -254,8 +253,7 @@ class MajorDomo(Chart):
                                   cwd=str(data.get("cwd") or self.root), generation=generation,
                                   clock=self.clock)
             self.build.note({"t": "plan", "steps": len(bp.plan.steps), "targets": bp.plan.targets})
-            self.ticker = self.post_fifo(Event(signal=signals.TICK), period=TICK_S,
-                                         deferred=True)
+            self.ticker.start()
             if not len(self.chefs):
                 self.bridge.publish(m.CHEFS_QUERY, {})
             return True
@@ -274,8 +272,7 @@ class MajorDomo(Chart):
 
     # -- chefs -------------------------------------------------------------------
     def chef_seen(self, data: dict) -> None:
-        lost = self.chefs.heard(chefwire.ChefStatus.from_dict(data))   # a goodbye: no lease to wait
-        if lost:
+        if lost := self.chefs.heard(chefwire.ChefStatus.from_dict(data)):   # a goodbye
             self.chef_lost(*lost)
 
     def check_chefs(self) -> None:
@@ -351,7 +348,7 @@ class MajorDomo(Chart):
 
     def finish(self) -> None:
         b = self.build
-        self.cancel_event(self.ticker)
+        self.ticker.stop()
         b.note(b.summary())
         self.flush_events()
         self.requests.build_finished(
@@ -389,7 +386,7 @@ class MajorDomo(Chart):
         b = self.build
         if b is None:
             return
-        self.cancel_event(self.ticker)
+        self.ticker.stop()
         self.events.publish(b.id, self.events.take() + [{
             "t": "done", "ok": False, "code": 1,
             "error": f"internal error in the MajorDomo: {type(exc).__name__}: {exc}"}])
