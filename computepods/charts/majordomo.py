@@ -95,6 +95,10 @@ def md_building(md: "MajorDomo", e):
     if sig == m.FLUSH:
         md.flush_events()
         return return_status.HANDLED
+    if sig == m.RECORD_FAILED:      # the Store keeps the records and tries again: say why we wait
+        md.build.note({"t": "store_retry", "problem": e.payload.problem,
+                       "retry_s": e.payload.retry_s})
+        return return_status.HANDLED
     md.temp.fun = md_ready
     return return_status.SUPER
 
@@ -166,7 +170,7 @@ def md_finishing(md: "MajorDomo", e):
 
 class MajorDomo(Chart):
     initial_state = md_ready
-    subscriptions = (m.RECORDED,)
+    subscriptions = (m.RECORDED, m.RECORD_FAILED)
 
     def __init__(self, bridge, root: Path, *, watch_targets: list[str] | None = None,
                  clock=None, **kw):
