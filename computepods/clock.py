@@ -10,6 +10,10 @@ over 10,000 files costs one thread, not a miros timer (a thread) per file
 condition until the deadline or a new one.  :class:`SimClock` never moves
 by itself: a test calls :meth:`SimClock.advance`, which fires every alarm
 that fell due, in deadline order, on the test's own thread.
+
+A :class:`Ticker` is an alarm that sets itself again after each ring: the
+MajorDomo's lease checks and a chef's heartbeat run on one, so a test moves
+them with the SimClock rather than waiting for them.
 """
 from __future__ import annotations
 
@@ -100,6 +104,42 @@ class _ThreadAlarm(Alarm):
                     return
                 self._deadline = None
             self._fire()
+
+
+class Ticker:
+    """Calls ``fire()`` every ``period_s`` seconds of `clock`, the first time
+    one period after :meth:`start`, until :meth:`stop`; :meth:`close` lets
+    go of its alarm (and, on the SystemClock, its thread)."""
+
+    def __init__(self, clock: Clock, period_s: float, fire: Callable[[], None],
+                 name: str = "ticker"):
+        self.period_s = period_s
+        self._clock = clock
+        self._fire = fire
+        self._on = False
+        self._lock = threading.Lock()        # so that no ring re-arms it after stop()
+        self._alarm = clock.alarm(self._ring, name)
+
+    def start(self) -> None:
+        with self._lock:
+            self._on = True
+            self._alarm.set(self._clock.monotonic() + self.period_s)
+
+    def stop(self) -> None:
+        with self._lock:
+            self._on = False
+            self._alarm.cancel()
+
+    def close(self) -> None:
+        self.stop()
+        self._alarm.close()
+
+    def _ring(self) -> None:
+        with self._lock:
+            if not self._on:
+                return
+            self._alarm.set(self._clock.monotonic() + self.period_s)
+        self._fire()
 
 
 class SimClock:

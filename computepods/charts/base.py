@@ -31,6 +31,7 @@ from typing import Callable, Iterable
 
 from miros import ActiveObject, Event, signals
 
+from computepods.clock import Clock, Ticker
 from computepods.errors import ChartQueueFull
 
 log = logging.getLogger("computepods.charts")
@@ -205,6 +206,7 @@ class Chart(ActiveObject):
         self.live_trace = live_trace
         self.live_spy = live_spy
         self.crashes: list[Exception] = []
+        self._tickers: list[Ticker] = []
         if live_trace:
             self.register_live_trace_callback(trace_sink)
         if live_spy:
@@ -221,6 +223,8 @@ class Chart(ActiveObject):
 
     def stop(self, timeout: float = STOP_TIMEOUT_S) -> None:
         """Stop the chart's thread and wait for it; unsubscribe from the fabric."""
+        for ticker in self._tickers:
+            ticker.close()
         if self.thread is None:
             return
         # miros' loop runs until the stop event reaches the head of the
@@ -301,6 +305,14 @@ class Chart(ActiveObject):
     def emit(self, signal: str, payload=None) -> None:
         """Publish an event on this chart's fabric to the charts subscribed to it."""
         self.publish(Event(signal=getattr(signals, signal), payload=payload))
+
+    def every(self, clock: Clock, period_s: float, signal: str) -> Ticker:
+        """A :class:`~computepods.clock.Ticker` that posts `signal` to this
+        chart every `period_s` seconds of `clock` while started (miros'
+        periodic events run on real time only); :meth:`stop` closes it."""
+        ticker = Ticker(clock, period_s, lambda: self.post(signal), f"{self.name}:{signal}")
+        self._tickers.append(ticker)
+        return ticker
 
 
 def stop_all(charts: Iterable[Chart]) -> None:

@@ -51,12 +51,11 @@ LONG_STEP_S = 0.5          # seconds: a step that ran this long reports at once
 def chef_serving(chef: "Chef", e):
     sig = e.signal_name
     if sig == "ENTRY_SIGNAL":
-        chef.heartbeat = chef.post_fifo(chef.tick_event(), period=chef.heartbeat_s,
-                                        deferred=True)
+        chef.heartbeat.start()
         chef.publish_status()
         return return_status.HANDLED
     if sig == "EXIT_SIGNAL":
-        chef.cancel_event(chef.heartbeat)
+        chef.heartbeat.stop()
         return return_status.HANDLED
     if sig == "INIT_SIGNAL":
         return chef.trans(chef_idle)
@@ -126,8 +125,8 @@ class Chef(Chart):
         self.flush_pending = False
         self.unacked: dict[int, list[dict]] = {}
         self._tokens = itertools.count(1)
-        self.heartbeat = None
         self.heartbeat_s = heartbeat_s
+        self.heartbeat = self.every(self.clock, heartbeat_s, m.TICK)
         self.gone: str | None = None            # why it said goodbye
         self.status_sent = 0.0
         self.refill_asked = False               # results sent; the next run message not here yet
@@ -160,10 +159,6 @@ class Chef(Chart):
         self.pool.cancel_running()
         self.pool.stop()
         super().stop(timeout)
-
-    def tick_event(self):
-        from miros import Event, signals
-        return Event(signal=signals.TICK)
 
     # -- work the states trigger -------------------------------------------------
     def accept(self, msg: m.Message) -> None:

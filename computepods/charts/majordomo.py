@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from miros import Event, return_status, signals, spy_on
+from miros import return_status, spy_on
 
 from computepods.bus import messages as m
 from computepods.bus import chefwire
@@ -42,7 +42,6 @@ log = logging.getLogger("computepods.majordomo")
 
 CHEF_WAIT_S = 10.0         # seconds a build waits for a first chef before failing
 TICK_S = 1.0               # seconds between lease checks while a build runs
-
 
 
 @spy_on
@@ -95,6 +94,10 @@ def md_building(md: "MajorDomo", e):
     sig = e.signal_name
     if sig == m.FLUSH:
         md.flush_events()
+        return return_status.HANDLED
+    if sig == m.RECORD_FAILED:      # the Store keeps the records and tries again: say why we wait
+        md.build.note({"t": "store_retry", "problem": e.payload.problem,
+                       "retry_s": e.payload.retry_s})
         return return_status.HANDLED
     md.temp.fun = md_ready
     return return_status.SUPER
@@ -167,7 +170,7 @@ def md_finishing(md: "MajorDomo", e):
 
 class MajorDomo(Chart):
     initial_state = md_ready
-    subscriptions = (m.RECORDED,)
+    subscriptions = (m.RECORDED, m.RECORD_FAILED)
 
     def __init__(self, bridge, root: Path, *, watch_targets: list[str] | None = None,
                  clock=None, handed: HandedPlans | None = None, **kw):
@@ -184,7 +187,7 @@ class MajorDomo(Chart):
         self.events = EventBatch(lambda build_id, payload: self.bridge.publish(
             m.BUILD_EVENTS, payload, build=build_id))
         self.batches = RunBatches()
-        self.ticker = None
+        self.ticker = self.every(self.clock, TICK_S, m.TICK)     # lease checks while building
 
     def start(self) -> "MajorDomo":
         super().start()
@@ -255,8 +258,7 @@ class MajorDomo(Chart):
                                   cwd=str(data.get("cwd") or self.root), generation=generation,
                                   clock=self.clock)
             self.build.note({"t": "plan", "steps": len(bp.plan.steps), "targets": bp.plan.targets})
-            self.ticker = self.post_fifo(Event(signal=signals.TICK), period=TICK_S,
-                                         deferred=True)
+            self.ticker.start()
             if not len(self.chefs):
                 self.bridge.publish(m.CHEFS_QUERY, {})
             return True
@@ -276,8 +278,7 @@ class MajorDomo(Chart):
 
     # -- chefs -------------------------------------------------------------------
     def chef_seen(self, data: dict) -> None:
-        lost = self.chefs.heard(chefwire.ChefStatus.from_dict(data))   # a goodbye: no lease to wait
-        if lost:
+        if lost := self.chefs.heard(chefwire.ChefStatus.from_dict(data)):   # a goodbye
             self.chef_lost(*lost)
 
     def check_chefs(self) -> None:
@@ -353,7 +354,7 @@ class MajorDomo(Chart):
 
     def finish(self) -> None:
         b = self.build
-        self.cancel_event(self.ticker)
+        self.ticker.stop()
         b.note(b.summary())
         self.flush_events()
         self.requests.build_finished(
@@ -391,7 +392,7 @@ class MajorDomo(Chart):
         b = self.build
         if b is None:
             return
-        self.cancel_event(self.ticker)
+        self.ticker.stop()
         self.events.publish(b.id, self.events.take() + [{
             "t": "done", "ok": False, "code": 1,
             "error": f"internal error in the MajorDomo: {type(exc).__name__}: {exc}"}])

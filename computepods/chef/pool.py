@@ -103,7 +103,16 @@ class WorkerPool:
         return job
 
     def _running_as(self, index: int, job: StepJob) -> Callable[[int], None]:
-        return lambda pgid: self._running.__setitem__(index, (pgid, job.build))
+        """Note the step's process group as it starts; a cancel of its build
+        that came once the step was taken, before its group was known, kills
+        it now (else it would run on, and commit)."""
+        def started(pgid: int) -> None:
+            with self._lock:
+                self._running[index] = (pgid, job.build)
+                cancelled = job.build in self._cancelled
+            if cancelled:
+                groups.kill_group(pgid, grace_s=0.5)
+        return started
 
     def _launch(self, index: int, slot: Slot, job: StepJob) -> Launched | None:
         self._on_started(job)
@@ -144,8 +153,10 @@ class WorkerPool:
 
     def cancel_build(self, build: str) -> None:
         """Steps of `build` still queued fail as cancelled; running ones are killed."""
-        self._cancelled.append(build)
-        for pgid, of in list(self._running.values()):
+        with self._lock:
+            self._cancelled.append(build)
+            running = list(self._running.values())
+        for pgid, of in running:
             if of == build:
                 groups.kill_group(pgid, grace_s=0.5)
 

@@ -73,6 +73,8 @@ class Progress:
         elif t == "chef_lost":
             then = "rescheduling" if ev.get("rescheduled") else "failing"
             self.say(f"{ev['reason']}: {then} {len(ev.get('steps', []))} steps")
+        elif t == "store_retry":
+            self.say(f"warning: {ev['problem']}")
         elif t == "note":
             self.say(ev.get("text", ""))
         elif t == "cycle_failed":

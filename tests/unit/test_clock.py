@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import threading
 
-from computepods.clock import SimClock, SystemClock
+from computepods.clock import SimClock, SystemClock, Ticker
 
 
 def test_sim_alarm_fires_only_when_time_reaches_it():
@@ -52,3 +52,32 @@ def test_system_alarm_fires_on_its_thread():
         assert done.wait(5.0)
     finally:
         alarm.close()
+
+
+def test_a_ticker_fires_each_period_from_its_start_until_stopped():
+    clock = SimClock(start=0.0)
+    fired = []
+    ticker = Ticker(clock, 1.0, lambda: fired.append(clock.monotonic()))
+    clock.advance(5.0)
+    assert fired == []                                  # not started yet
+    ticker.start()
+    clock.advance(3.5)
+    assert fired == [6.0, 7.0, 8.0]
+    ticker.stop()
+    clock.advance(10.0)
+    assert fired == [6.0, 7.0, 8.0] and clock.next_deadline() is None
+    ticker.start()                                       # a period after the new start
+    clock.advance(1.0)
+    assert fired[-1] == 19.5
+    ticker.close()
+
+
+def test_a_system_ticker_fires_on_its_thread_until_closed():
+    clock = SystemClock()
+    twice = threading.Semaphore(0)
+    ticker = Ticker(clock, 0.01, twice.release)
+    try:
+        ticker.start()
+        assert twice.acquire(timeout=5.0) and twice.acquire(timeout=5.0)
+    finally:
+        ticker.close()

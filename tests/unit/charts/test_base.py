@@ -7,6 +7,7 @@ import pytest
 from miros import Event, return_status, signals, spy_on
 
 from computepods.charts.base import Chart, EventQueue
+from computepods.clock import SimClock
 from computepods.errors import ChartQueueFull
 from computepods.bus import messages
 
@@ -129,3 +130,16 @@ def test_charts_hear_only_their_own_fabric_and_outlive_miros_global_one():
     finally:
         for chart in (talker, mine, other):
             chart.stop()
+
+
+def test_a_charts_ticker_runs_on_the_clock_it_is_given_and_stops_with_it():
+    clock = SimClock(start=0.0)
+    chart = Counter(3).start()
+    ticker = chart.every(clock, 5.0, "TICK")
+    try:
+        ticker.start()
+        clock.advance(15.0)                     # three periods, at once
+        assert chart.done.wait(5.0) and len(chart.seen) == 3
+    finally:
+        chart.stop()
+    assert clock.next_deadline() is None        # stop() closed it

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import logging
 import queue
-import sqlite3
 
 from miros import return_status, signals, spy_on
 
@@ -13,6 +12,7 @@ from computepods.charts.store import Record, Store
 from computepods.clock import SimClock
 from computepods.state.db import StateDB, StepRecord
 from helpers import wait_for
+from loopbackpod import DiskFull
 
 
 @spy_on
@@ -35,19 +35,6 @@ class MajorDomoEar(Chart):
 
     def next(self):
         return self.heard.get(timeout=5)
-
-
-class DiskFull(StateDB):
-    """A state database whose disk fills up until ``free()``."""
-
-    def __init__(self, path):
-        super().__init__(path)
-        self.full = True
-
-    def write(self, **kw) -> None:
-        if self.full:
-            raise sqlite3.OperationalError("database or disk is full")
-        super().write(**kw)
 
 
 def step(n: int) -> StepRecord:

@@ -121,6 +121,25 @@ def test_a_cancelled_build_kills_its_running_steps_and_drops_its_queued_ones(tmp
         chef.pool.stop()
 
 
+class CancelledAsItStarts(Chef):
+    """The build is cancelled as each step starts: after the slot took it,
+    before its process group is known."""
+
+    def on_started(self, job: StepJob) -> None:
+        super().on_started(job)
+        self.pool.cancel_build(job.build)
+
+
+def test_a_step_whose_build_is_cancelled_as_it_starts_is_killed_too(tmp_path):
+    chef = CancelledAsItStarts(tmp_path, slots=1)
+    try:
+        killed, = chef.wait(chef.submit(SLEEP, "x"))
+        assert not killed.ok and killed.reason == "killed by SIGTERM"
+        assert not (tmp_path / "out").exists()
+    finally:
+        chef.pool.stop()
+
+
 def test_stop_removes_the_slots_scratch(tmp_path):
     chef = Chef(tmp_path, slots=2)
     chef.wait()

@@ -81,3 +81,16 @@ def test_plain_lines_wait_for_flush_when_asked_and_the_summary_does_not():
     p.handle({"t": "ok", "step": "a"})
     p.handle({"t": "done", "ok": True, "ran": 2, "skipped": 0})
     assert out.getvalue().splitlines()[-1].startswith("build ok: 2 ran")
+
+
+def test_a_store_that_cannot_write_shows_as_a_warning_line():
+    out = io.StringIO()
+    p = Progress(out, tty=False)
+    p.handle({"t": "store_retry", "retry_s": 2.0, "progress": [1, 3, 0],
+              "problem": "cannot write the state database /p/.computepods/state.db: database "
+                         "or disk is full; 1 records kept, trying again in 2 s"})
+    p.handle(events()[-1])
+    lines = out.getvalue().splitlines()
+    assert lines[0] == ("warning: cannot write the state database /p/.computepods/state.db: "
+                        "database or disk is full; 1 records kept, trying again in 2 s")
+    assert lines[1].startswith("build FAILED")
