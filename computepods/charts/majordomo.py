@@ -185,7 +185,7 @@ class MajorDomo(Chart):
         self.requests = RequestQueue(self.root, watch_targets)
         self.build: BuildRun | None = None
         self.events = EventBatch(lambda build_id, payload: self.bridge.publish(
-            m.BUILD_EVENTS, payload, build=build_id))
+            m.BUILD_EVENTS, payload, build=build_id), lambda: self.post(m.FLUSH))
         self.batches = RunBatches()
         self.ticker = self.every(self.clock, TICK_S, m.TICK)     # lease checks while building
 
@@ -254,7 +254,7 @@ class MajorDomo(Chart):
                                                 "error": str(exc)}])
                 continue
             generation = self.requests.build_started(bp.plan.steps.values(), bp.scheduler.records)
-            self.build = BuildRun(build_id, list(data["targets"]), bp, self.noted,
+            self.build = BuildRun(build_id, list(data["targets"]), bp, self.events.note,
                                   cwd=str(data.get("cwd") or self.root), generation=generation,
                                   clock=self.clock)
             self.build.note({"t": "plan", "steps": len(bp.plan.steps), "targets": bp.plan.targets})
@@ -361,10 +361,6 @@ class MajorDomo(Chart):
             None if b.dry_run else self.requests.key({"targets": b.names, "cwd": b.cwd}),
             b.generation, b.scheduler.ok, len(b.bp.plan.steps))
         self.build = None
-
-    def noted(self, build_id: str, ev: dict) -> None:
-        if self.events.note(build_id, ev):
-            self.post(m.FLUSH)
 
     def flush_events(self) -> None:
         self.events.flush(self.build.id if self.build else None)

@@ -1,7 +1,8 @@
 """A build's events, batched into build.events messages and numbered.
 
-Events gather until the chart's next FLUSH (or until ``EVENTS_MAX`` of them
-wait), then go as one message; each build's messages carry ``seq``, the
+Events gather until the chart's next FLUSH (the first event of a batch
+asks for one through ``wake``; ``EVENTS_MAX`` waiting events go at once),
+then go as one message; each build's messages carry ``seq``, the
 index of their first event among all of the build's, so a listener can
 drop a replay.
 """
@@ -15,23 +16,22 @@ Send = Callable[[str, dict], None]        # (build id, payload)
 
 
 class EventBatch:
-    def __init__(self, send: Send):
+    def __init__(self, send: Send, wake: Callable[[], None] = lambda: None):
         self._send = send
+        self._wake = wake                       # asks the chart for a FLUSH
         self._events: list[dict] = []
         self._flush_pending = False
         self._sequence: dict[str, int] = {}     # build id -> events published so far
 
-    def note(self, build_id: str, ev: dict) -> bool:
-        """Add an event; True when the caller should schedule a flush (the
-        first event since the last one).  A full batch goes at once."""
+    def note(self, build_id: str, ev: dict) -> None:
+        """Add an event; the first since the last flush wakes the chart for
+        one.  A full batch goes at once."""
         self._events.append(ev)
         if len(self._events) >= EVENTS_MAX:
             self.flush(build_id)
-            return False
-        if self._flush_pending:
-            return False
-        self._flush_pending = True
-        return True
+        elif not self._flush_pending:
+            self._flush_pending = True
+            self._wake()
 
     def flush(self, build_id: str | None) -> None:
         """Send what gathered (dropped when no build is running)."""

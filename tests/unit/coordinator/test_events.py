@@ -5,14 +5,15 @@ from computepods.coordinator.events import EVENTS_MAX, EventBatch
 
 
 def test_events_gather_until_flushed_then_go_numbered():
-    sent = []
-    batch = EventBatch(lambda build, payload: sent.append(payload))
-    assert batch.note("b1", {"t": "plan"}) is True          # schedule a flush
-    assert batch.note("b1", {"t": "start"}) is False        # one is pending already
-    assert sent == []
+    sent, wakes = [], []
+    batch = EventBatch(lambda build, payload: sent.append(payload), lambda: wakes.append(1))
+    batch.note("b1", {"t": "plan"})
+    batch.note("b1", {"t": "start"})
+    assert sent == [] and wakes == [1]          # one flush asked for, not one per event
     batch.flush("b1")
     batch.note("b1", {"t": "ok"})
     batch.flush("b1")
+    assert wakes == [1, 1]
     assert [(p["seq"], [e["t"] for e in p["events"]]) for p in sent] == \
         [(0, ["plan", "start"]), (2, ["ok"])]
 
