@@ -29,7 +29,7 @@ from typing import Callable, Sequence
 
 from computepods.errors import ComputePodsError, PathEscapesWorkspace
 from computepods.chef.scratch import SCRATCH_DIR, check_relative
-from computepods.paths import STATE_DIR, atomic_write, in_state_dir
+from computepods.paths import PROJECT_FILE, STATE_DIR, atomic_write, in_state_dir
 from computepods.state.hashing import sha256_file
 
 log = logging.getLogger(__name__)
@@ -119,6 +119,8 @@ def project_dest(dest: str) -> str:
     if in_state_dir(rel):               # outputs may never land in the state directory
         raise PathEscapesWorkspace(
             f"output {dest!r} is inside {STATE_DIR}/, which belongs to computepods")
+    if rel == PROJECT_FILE:             # a pattern's stem may make it, past the load check
+        raise PathEscapesWorkspace(f"output {dest!r} would overwrite the project file")
     return rel
 
 

@@ -98,6 +98,8 @@ def test_commit_output_renames_into_the_tree_and_refuses_escapes(tmp_path, slot)
         slot.commit_output(src, "../outside.o")
     with pytest.raises(ComputePodsError):
         slot.commit_output(src, ".computepods/state.db")
+    with pytest.raises(PathEscapesWorkspace, match="project file"):
+        slot.commit_output(src, "computepods.toml")       # a pattern's stem made it
 
 
 def test_a_directory_swapped_for_a_symlink_after_a_commit_is_refused(tmp_path, slot):
