@@ -106,8 +106,11 @@ def request(url: str, method: str, path: str, body: bytes | dict | None = None,
     conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
     if isinstance(body, dict):
         body = json.dumps(body).encode()
+    headers = dict(headers or {})
+    if body is not None and not any(k.lower() == "content-type" for k in headers):
+        headers["Content-Type"] = "application/json"     # as the API wants a body
     try:
-        conn.request(method, path, body=body, headers=headers or {})
+        conn.request(method, path, body=body, headers=headers)
         resp = conn.getresponse()
         return Response(resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read())
     finally:

@@ -3,13 +3,16 @@ where computepods errors become HTTP errors.
 
 Every error goes out as JSON ``{"title", "description"}``, whatever the
 client accepts: 400 bad input, 401 (with ``WWW-Authenticate``) a missing or
-wrong token, 404 an unknown id, 409 a request the project's state refuses,
-413 a body over the limit, 503 a pod that does not answer on the bus.
+wrong token, 403 a request for another host name or from another origin,
+404 an unknown id, 409 a request the project's state refuses, 413 a body
+over the limit, 415 a body that is not JSON, 503 a pod that does not
+answer on the bus.
 """
 from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Iterable
 
 import falcon
 
@@ -79,10 +82,12 @@ def _json_errors(req, resp, exc: falcon.HTTPError) -> None:
     resp.data = exc.to_json()
 
 
-def create_app(bus: PodBus, *, token: str | None = None, ui_dir: Path | None = None) -> falcon.App:
+def create_app(bus: PodBus, *, token: str | None = None, ui_dir: Path | None = None,
+               hosts: Iterable[str] = r.LOCAL_HOSTS) -> falcon.App:
     """The app; `bus` is a :class:`PodBus` (or anything with its methods),
-    `token` the bearer token mutating routes need (None: no auth)."""
-    app = falcon.App(middleware=[r.EncodedSlashes(), r.TokenAuth(token)])
+    `token` the bearer token mutating routes need (None: no auth), `hosts`
+    the names a request's Host header may give (see :class:`SameOrigin`)."""
+    app = falcon.App(middleware=[r.SameOrigin(hosts), r.EncodedSlashes(), r.TokenAuth(token)])
     app.set_error_serializer(_json_errors)
     app.add_error_handler(Exception, _internal_error)
     app.add_error_handler(errors.ComputePodsError, _pod_error)

@@ -123,7 +123,8 @@ PATHS = {
                      "application/json": {"schema": _ref("BuildRequest")}}},
                  "responses": {"202": _json(_ref("BuildAccepted"), "queued, started or joined"),
                                **BAD, **AUTH,
-                               "413": _error("the body is over 64 KiB"), **DOWN}}},
+                               "413": _error("the body is over 64 KiB"),
+                               "415": _error("the body is not application/json"), **DOWN}}},
     "/v1/builds/{id}": {
         "parameters": [ID],
         "get": {"summary": "One build", "operationId": "getBuild",
@@ -185,14 +186,26 @@ PATHS = {
 }
 
 
+METHODS = ("get", "post", "put", "patch", "delete")
+FORBIDDEN = {"403": _error("the Host header does not name this server, or the Origin is "
+                           "another site (api/resources.py: SameOrigin)")}
+
+
+def _refusable(op: dict) -> dict:
+    """Every operation may be refused to another host name or origin."""
+    return {**op, "responses": {**op["responses"], **FORBIDDEN}}
+
+
 @lru_cache(maxsize=1)
 def document() -> dict:
     return {
         "openapi": "3.1.0",
         "info": {"title": "computepods cpCtrl", "version": __version__,
                  "description": "The REST API of a computepods pod (docs/architecture.md §7). Errors are "
-                                "JSON {title, description}."},
-        "paths": PATHS,
+                                "JSON {title, description}. Only this server's own page "
+                                "and clients that send no Origin may use it."},
+        "paths": {path: {method: _refusable(op) if method in METHODS else op
+                         for method, op in item.items()} for path, item in PATHS.items()},
         "components": {"schemas": SCHEMAS,
                        "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
     }

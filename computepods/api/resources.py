@@ -14,7 +14,8 @@ from __future__ import annotations
 import hmac
 import json
 from pathlib import Path
-from urllib.parse import unquote
+from typing import Iterable
+from urllib.parse import unquote, urlsplit
 
 import falcon
 
@@ -27,6 +28,8 @@ MAX_NAME_CHARS = 4096           # a target, path or step id
 FINISHED = ("done", "failed", "cancelled")
 SLASH = "%2F"                   # how an encoded slash survives routing in a path field
 MUTATING = frozenset({"POST", "DELETE", "PUT", "PATCH"})
+WITH_BODY = frozenset({"POST", "PUT", "PATCH"})
+LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1")   # what a Host header may name by default
 
 
 # -- request helpers ---------------------------------------------------------------
@@ -87,6 +90,61 @@ class EncodedSlashes:
         path = raw.split("?", 1)[0]
         if "%2f" in path.lower() and path.startswith("/"):
             req.path = "/".join(unquote(seg).replace("/", SLASH) for seg in path.split("/"))
+
+
+class SameOrigin:
+    """Only this server's own page, and clients that are not browsers, may
+    talk to it (docs/architecture.md §7); without it any web page the user
+    opens could start builds and, through DNS rebinding, read the answers.
+
+    - ``Host`` must name this server (``hosts``: the bound address,
+      localhost, those given with ``--http-host``): a rebinding page reaches
+      us under its own name.
+    - ``Origin``, when a browser sends it, must be this very server, on
+      every route, reads included.
+    - A body must be ``application/json``: a form or a ``text/plain`` fetch
+      is a request a browser sends cross-origin without asking first.
+    """
+
+    def __init__(self, hosts: Iterable[str]):
+        self.hosts = frozenset(_bare_host(h) for h in hosts)
+
+    def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
+        host = req.get_header("Host")
+        if host is not None and _bare_host(req.host) not in self.hosts:
+            raise falcon.HTTPForbidden(
+                title="Unknown host",
+                description=(f"this server does not answer to the name {req.host!r}; it answers"
+                             f" to {', '.join(sorted(self.hosts))} (add names with"
+                             " `cpod up --http-host NAME`)"))
+        origin = req.get_header("Origin")
+        if origin is not None and not _same_origin(origin, host):
+            raise falcon.HTTPForbidden(
+                title="Cross-origin request",
+                description=f"requests from pages of {origin!r} are refused; open this "
+                            "server's own page instead")
+        if req.method in WITH_BODY and (req.content_type or req.content_length
+                                        or req.get_header("Transfer-Encoding")):
+            media = (req.content_type or "").split(";", 1)[0].strip().lower()
+            if media != falcon.MEDIA_JSON:
+                raise falcon.HTTPUnsupportedMediaType(
+                    title="JSON required",
+                    description=f"a request body must be {falcon.MEDIA_JSON}, not "
+                                f"{req.content_type or 'untyped'}")
+
+
+def _bare_host(host: str) -> str:
+    return host.strip().strip("[]").lower()
+
+
+def _same_origin(origin: str, host: str | None) -> bool:
+    """True if ``origin`` is the server that ``host`` (a Host header) names."""
+    try:
+        parts = urlsplit(origin.strip())
+    except ValueError:
+        return False
+    return (host is not None and parts.scheme in ("http", "https")
+            and parts.netloc.lower() == host.strip().lower())
 
 
 class TokenAuth:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import errno
 import http.client
+import ipaddress
 import json
 import logging
 import os
@@ -24,6 +25,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Sequence
 
 from computepods.bus.natsd import _pdeathsig_prefix
 from computepods.errors import HttpServerError
@@ -47,6 +49,32 @@ def split_bind(bind: str) -> tuple[str, int]:
         raise HttpServerError(f"--http {bind!r}: expected ADDR:PORT, e.g. {DEFAULT_BIND}")
     host = host.strip("[]") or "127.0.0.1"
     return host, int(port)
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False              # a name: it may resolve to anything
+
+
+def accepted_hosts(host: str, extra: Sequence[str] = ()) -> list[str]:
+    """The names a request's Host header may give: the bound address,
+    localhost, and ``extra`` (``--http-host``)."""
+    names = [host, "localhost", *(h.strip() for h in extra if h.strip())]
+    return list(dict.fromkeys(names))
+
+
+def check_exposure(host: str, token: str | None) -> None:
+    """Refuse to serve other machines without a token: they could start
+    builds (and read every step's command and log) unasked."""
+    if not token and not is_loopback(host):
+        raise HttpServerError(
+            f"--http {host}: other machines can reach this address and no token is set; "
+            "set CP_API_TOKEN to a secret of your choosing (mutating requests will need "
+            "'Authorization: Bearer <token>'), or bind to 127.0.0.1")
 
 
 def check_free(host: str, port: int) -> None:
@@ -104,7 +132,8 @@ class HttpServer:
 
 def start_http(root: Path, nats_url: str, namespace: str, bind: str = DEFAULT_BIND,
                workers: int = DEFAULT_WORKERS, *, threads: int = DEFAULT_THREADS,
-               token: str | None = None, app: str = "computepods.api.wsgi:app",
+               token: str | None = None, hosts: Sequence[str] | None = None,
+               app: str = "computepods.api.wsgi:app",
                timeout: float = START_TIMEOUT_S, graceful_s: float = GRACEFUL_S) -> HttpServer:
     """Serve the REST app of the pod on `nats_url` at `bind`; see the module
     docstring.  `token` (default: env CP_API_TOKEN) guards mutating routes.
@@ -112,12 +141,16 @@ def start_http(root: Path, nats_url: str, namespace: str, bind: str = DEFAULT_BI
     requests (open event streams end at once, see gunicorn_conf.py).
     Call it from a thread that lives as long as the server (pdeathsig)."""
     host, port = split_bind(bind)
+    token = os.environ.get("CP_API_TOKEN") if token is None else token
+    check_exposure(host, token)
     check_free(host, port)
+    if hosts is None:
+        hosts = (os.environ.get("CP_HTTP_HOSTS") or "").split(",")
     root = Path(root)
     log_path = root / HTTP_LOG
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    env = dict(os.environ, CP_NATS_URL=nats_url, CP_NAMESPACE=namespace, CP_ROOT=str(root))
-    token = os.environ.get("CP_API_TOKEN") if token is None else token
+    env = dict(os.environ, CP_NATS_URL=nats_url, CP_NAMESPACE=namespace, CP_ROOT=str(root),
+               CP_HTTP_HOSTS=",".join(accepted_hosts(host, hosts)))
     env.pop("CP_API_TOKEN", None)
     if token:
         env["CP_API_TOKEN"] = token

@@ -2,7 +2,9 @@
 
 Configured from the environment that :func:`computepods.api.serve.start_http`
 gives gunicorn: ``CP_NATS_URL`` (required), ``CP_NAMESPACE`` (default cp),
-``CP_API_TOKEN`` (mutating routes need it when set) and ``CP_ROOT`` (the
+``CP_API_TOKEN`` (mutating routes need it when set), ``CP_HTTP_HOSTS`` (the
+comma-separated names a Host header may give; default localhost and the
+loopback addresses) and ``CP_ROOT`` (the
 project, for the log; every answer comes from the pod over the bus).  Each
 worker imports this after the fork, so each has its own bus connection.
 """
@@ -14,6 +16,7 @@ from typing import Mapping
 from computepods.errors import UsageError
 from computepods.api.app import create_app
 from computepods.api.podbus import PodBus
+from computepods.api.resources import LOCAL_HOSTS
 
 
 def from_env(env: Mapping[str, str] = os.environ) -> tuple[PodBus, object]:
@@ -21,7 +24,9 @@ def from_env(env: Mapping[str, str] = os.environ) -> tuple[PodBus, object]:
     if not url:
         raise UsageError("computepods.api.wsgi needs CP_NATS_URL: the NATS server of the pod")
     bus = PodBus(url, env.get("CP_NAMESPACE") or "cp")
-    return bus, create_app(bus, token=env.get("CP_API_TOKEN") or None)
+    hosts = [h for h in (env.get("CP_HTTP_HOSTS") or "").split(",") if h.strip()]
+    return bus, create_app(bus, token=env.get("CP_API_TOKEN") or None,
+                           hosts=hosts or LOCAL_HOSTS)
 
 
 bus, app = from_env()

@@ -18,22 +18,26 @@ reached 1: everything in it is discarded.
 """
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
 import shutil
+import stat
 from pathlib import Path
 from typing import Callable, Sequence
 
 from computepods.errors import ComputePodsError, PathEscapesWorkspace
 from computepods.chef.scratch import SCRATCH_DIR, check_relative
-from computepods.paths import STATE_DIR, atomic_write, in_state_dir
+from computepods.paths import PROJECT_FILE, STATE_DIR, atomic_write, in_state_dir
 from computepods.state.hashing import sha256_file
 
 log = logging.getLogger(__name__)
 
 JOURNAL = "COMMIT.json"
 JOURNAL_FORMAT = 1
+DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+MAX_LINK_HOPS = 8            # symlinked dirs inside the project followed per output
 
 
 def commit(scratch_dir: Path, root: Path, moves: Sequence[tuple[str, str]],
@@ -99,17 +103,25 @@ def dest_path(root: str, dest: str) -> str:
     Checks the path lexically and through symlinked directories: an output
     ``build/x`` must not land in ``/etc`` because ``build`` links there.
     """
-    rel = check_relative(dest)
-    if in_state_dir(rel):               # outputs may never land in the state directory
-        raise PathEscapesWorkspace(
-            f"output {dest!r} is inside {STATE_DIR}/, which belongs to computepods")
-    full = os.path.join(root, rel)
+    full = os.path.join(root, project_dest(dest))
     real_root = os.path.realpath(root)
     real_parent = os.path.realpath(os.path.dirname(full))
     if real_parent != real_root and not real_parent.startswith(real_root + os.sep):
         raise PathEscapesWorkspace(
             f"output {dest!r} would be written outside the project (to {real_parent})")
     return full
+
+
+def project_dest(dest: str) -> str:
+    """``dest`` normalised, if it is a project path outputs may take (checked
+    lexically; :func:`place` checks the tree)."""
+    rel = check_relative(dest)
+    if in_state_dir(rel):               # outputs may never land in the state directory
+        raise PathEscapesWorkspace(
+            f"output {dest!r} is inside {STATE_DIR}/, which belongs to computepods")
+    if rel == PROJECT_FILE:             # a pattern's stem may make it, past the load check
+        raise PathEscapesWorkspace(f"output {dest!r} would overwrite the project file")
+    return rel
 
 
 def _plan(root: str, moves: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
@@ -148,14 +160,95 @@ def _write_journal(scratch: str, journal: dict) -> None:
 
 def _apply(scratch: str, root: str, moves: Sequence[Sequence[str]]) -> None:
     """Move each source that is still in scratch (a roll-forward skips those
-    already moved) to its place in the tree."""
-    for src, dest in moves:
-        source = os.path.join(scratch, src)
-        if not os.path.lexists(source):
+    already moved) to its place in the tree, through :func:`place`."""
+    root_fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        for src, dest in moves:
+            source = os.path.join(scratch, src)
+            if os.path.lexists(source):
+                place(root_fd, root, source, dest)
+    finally:
+        os.close(root_fd)
+
+
+def place(root_fd: int, root: str, source: str, dest: str) -> None:
+    """Rename ``source`` to project-relative ``dest``, never outside the project.
+
+    The check is the rename's own path: dest's parent is opened one
+    component at a time from ``root_fd`` without following symlinks (made
+    where missing), and the rename goes into that open directory.  A
+    directory swapped for a symlink at any moment cannot redirect it: the
+    symlink is refused, or (when it points inside the project) resolved and
+    walked again the same way.
+    """
+    parent_fd, name = _open_parent(root_fd, root, dest)
+    try:
+        os.replace(source, name, dst_dir_fd=parent_fd)
+    finally:
+        os.close(parent_fd)
+
+
+def _open_parent(root_fd: int, root: str, dest: str) -> tuple[int, str]:
+    """An fd of dest's parent directory, inside the project, and dest's name."""
+    rel = check_relative(dest)
+    for _ in range(MAX_LINK_HOPS):
+        parts = rel.split("/")
+        fd = os.dup(root_fd)
+        try:
+            for i, part in enumerate(parts[:-1]):
+                fd = _open_dir(fd, part)
+        except _Symlink:
+            rel = _through_link(root, dest, "/".join(parts[:i + 1]), parts[i + 1:])
             continue
-        target = os.path.join(root, dest)
-        os.makedirs(os.path.dirname(target), exist_ok=True)
-        os.replace(source, target)
+        return fd, parts[-1]
+    raise PathEscapesWorkspace(f"output {dest!r}: more than {MAX_LINK_HOPS} symlinked "
+                               "directories on its path")
+
+
+class _Symlink(Exception):
+    """A component of an output's path is a symlink (not followed)."""
+
+
+def _open_dir(fd: int, part: str) -> int:
+    """Open (making it if missing) directory ``part`` in ``fd``; ``fd`` is closed."""
+    try:
+        try:
+            return os.open(part, DIR_FLAGS, dir_fd=fd)
+        except FileNotFoundError:
+            try:
+                os.mkdir(part, dir_fd=fd)
+            except FileExistsError:
+                pass                   # made meanwhile: open it as it is now
+            return os.open(part, DIR_FLAGS, dir_fd=fd)
+        except OSError as exc:
+            if exc.errno in (errno.ELOOP, errno.ENOTDIR) and _is_link(fd, part):
+                raise _Symlink() from None
+            raise
+    finally:
+        os.close(fd)
+
+
+def _is_link(fd: int, part: str) -> bool:
+    try:
+        return stat.S_ISLNK(os.stat(part, dir_fd=fd, follow_symlinks=False).st_mode)
+    except OSError:
+        return False
+
+
+def _through_link(root: str, dest: str, link: str, rest: list[str]) -> str:
+    """The project-relative path of ``dest`` once symlink ``link`` (a
+    directory on its path) is resolved; refused if it leaves the project."""
+    real_root = os.path.realpath(root)
+    target = os.path.realpath(os.path.join(root, link))
+    if target != real_root and not target.startswith(real_root + os.sep):
+        raise PathEscapesWorkspace(
+            f"output {dest!r} would be written outside the project: {link!r} is a "
+            f"symlink to {target}")
+    rel = check_relative(os.path.join(os.path.relpath(target, real_root), *rest))
+    if in_state_dir(rel):
+        raise PathEscapesWorkspace(f"output {dest!r} would be written inside {STATE_DIR}/: "
+                                   f"{link!r} is a symlink to {target}")
+    return rel
 
 
 def _read_journal(scratch: str, root: str) -> dict | None:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import mmap
 import os
-import posixpath
 import shutil
 from pathlib import Path
 
@@ -96,7 +95,8 @@ class Slot:
         self._turn = 0
         self.logs = logs if logs is not None else LogDir(root)
         self._dirs: set[str] = set()
-        self._checked_dirs: set[str] = set()    # tree dirs known to be inside the root
+        self._root_s = os.path.abspath(root)
+        self._root_fd = os.open(self._root_s, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         self._leftovers: set[str] = set()       # out/ paths a failed step may have written
         self.commits = CommitLog(self.dir / COMMIT_LOG)
 
@@ -125,18 +125,15 @@ class Slot:
     def commit_output(self, src: str, dest: str) -> None:
         """One output: a single rename is already atomic, no journal needed.
 
-        The full containment check (realpath through symlinks) runs once per
-        destination directory per slot; the directory is made then too.
+        Checked at each commit by the rename itself (:func:`commit.place`):
+        a directory of the tree swapped for a symlink since the last step
+        cannot send an output outside the project.
         """
-        rel_dir = posixpath.dirname(scratch.check_relative(dest))
-        if rel_dir not in self._checked_dirs:
-            full = commit.dest_path(str(self.root), dest)
-            os.makedirs(os.path.dirname(full), exist_ok=True)
-            self._checked_dirs.add(rel_dir)
-        os.replace(src, os.path.join(self.root, dest))
+        commit.place(self._root_fd, self._root_s, src, commit.project_dest(dest))
 
     def close(self) -> None:
         self.commits.close()
+        os.close(self._root_fd)
         for streams in self._streams:
             streams.close()
 

@@ -79,6 +79,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="where to serve the REST API and the page (default 127.0.0.1:8765)")
     u.add_argument("--no-http", dest="http", action="store_const", const=None,
                    help="serve no REST API")
+    u.add_argument("--http-host", dest="http_hosts", action="append", default=[], metavar="NAME",
+                   help="a host name the REST API also answers to (repeatable; env CP_HTTP_HOSTS)")
     u.add_argument("--quiet-ms", type=float, metavar="MS",
                    help="a file is reported once it has not changed for MS ms (default 50)")
     u.add_argument("--trace", action="store_true", help="miros live_trace of the pod's charts")

@@ -5,6 +5,7 @@ speak to a running pod through :mod:`computepods.pod.handoff` and stay light.
 """
 from __future__ import annotations
 
+import os
 import sys
 import time
 from pathlib import Path
@@ -25,6 +26,9 @@ def cmd_up(root: Path, args) -> int:
     if info is not None:
         raise UsageError(f"a pod is already up for {root} (pid {info['pid']}); "
                          "`cpod down` stops it")
+    if args.http_hosts:     # the REST server reads them as it reads CP_API_TOKEN
+        given = [h for h in os.environ.get("CP_HTTP_HOSTS", "").split(",") if h]
+        os.environ["CP_HTTP_HOSTS"] = ",".join(given + list(args.http_hosts))
     daemon = PodDaemon(root, UpOptions(
         targets=list(args.targets), nats_url=args.nats, namespace=args.namespace,
         slots=args.jobs or default_slots(), http=args.http, trace=args.trace,

@@ -7,6 +7,7 @@ import posixpath
 from typing import Any
 
 from computepods.errors import ProjectError
+from computepods.paths import PROJECT_FILE, STATE_DIR, in_state_dir
 
 
 def describe(value: Any) -> str:
@@ -78,6 +79,19 @@ def project_path(text: str, file: str, rule: str | None, key: str) -> str:
         raise ProjectError(file, f"{text!r} names the project root, not a "
                            "file", rule, key)
     return normal
+
+
+def check_output_paths(paths: tuple[str, ...], file: str, rule: str, key: str) -> None:
+    """Refuse an output that would overwrite the project file or land in the
+    state directory: both belong to computepods, and a build must not
+    rewrite its own instructions or records."""
+    for path in paths:
+        if path == PROJECT_FILE:
+            raise ProjectError(file, f"{path!r} is the project file; a rule may not "
+                               "produce it", rule, key)
+        if in_state_dir(path):
+            raise ProjectError(file, f"{path!r} is inside {STATE_DIR}/, which belongs "
+                               "to computepods; choose another output path", rule, key)
 
 
 def target_names(value: Any, aliases: dict[str, tuple[str, ...]], file: str,

@@ -20,7 +20,8 @@ from computepods.cron.timetable import cron_problem
 from computepods.errors import ProjectError
 from computepods.paths import PROJECT_FILE
 from computepods.project.checks import (as_positive, as_string, as_strings, as_table,
-                                        check_keys, project_path, target_names)
+                                        check_keys, check_output_paths, project_path,
+                                        target_names)
 from computepods.project.model import DEFAULT_MAX_PASSES, DISCOVERY_KINDS, Project, Rule, Schedule
 from computepods.project.targets import expand
 from computepods.project.templates import PLACEHOLDERS, TemplateError, parse_template
@@ -199,6 +200,7 @@ def load_rule(table: Any, index: int, file: str,
         raise ProjectError(file, "a rule name may hold only letters, digits, "
                            "'_', '-' and '.'", label, "name")
     outputs = _patterns(table["outputs"], file, name, "outputs")
+    check_output_paths(outputs, file, name, "outputs")
     inputs = _patterns(table.get("inputs", []), file, name, "inputs")
     if not outputs:
         raise ProjectError(file, "a rule must produce at least one output",

@@ -219,3 +219,35 @@ def test_sigterm_ends_open_event_streams_cleanly(tmp_path, nats_url):
         live.open_gate()
         assert "error" not in result, result
         assert result["events"][-1][1] != "done", "the build cannot have finished"
+
+
+def test_other_sites_and_rebinding_pages_can_neither_build_nor_read(live):
+    # No token (the default): what a web page the user happens to open
+    # could send to the loopback server.
+    (live.root / "gate").write_text("open\n")
+    port = live.url.rsplit(":", 1)[1]
+    attacks = [
+        ("POST", "/v1/builds", b"{}", {"Origin": "http://evil.example",
+                                       "Content-Type": "text/plain"}, 403),
+        ("POST", "/v1/builds", b"{}", {"Origin": "http://evil.example"}, 403),
+        ("POST", "/v1/builds", b"{}", {"Content-Type": "text/plain"}, 415),
+        ("POST", "/v1/builds", b"{}", {"Host": f"evil.example:{port}"}, 403),
+        ("GET", "/v1/builds", None, {"Host": f"evil.example:{port}"}, 403),
+        ("GET", "/v1/graph", None, {"Origin": "http://evil.example"}, 403),
+        ("GET", "/healthz", None, {"Host": "evil.example"}, 403),
+    ]
+    for method, path, body, headers, status in attacks:
+        resp = live.request(method, path, body, headers)
+        assert resp.status == status, (method, path, headers, resp.body[:300])
+        assert resp.headers["content-type"].startswith("application/json")
+        assert resp.json["title"] and resp.json["description"]
+    assert live.get("/v1/builds").json["builds"] == []
+    assert not (live.root / "out").exists()
+
+    # The server's own page (same origin) and tools that send no Origin build.
+    own = live.request("POST", "/v1/builds", {"targets": []},
+                       {"Origin": live.url, "Host": live.url.split("//", 1)[1]})
+    assert own.status == 202, own.body
+    assert sse_events(live.url, own.json["url"] + "/events")[-1][2]["ok"] is True
+    assert live.request("GET", "/v1/builds", None,
+                        {"Host": f"localhost:{port}"}).status == 200

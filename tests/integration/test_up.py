@@ -279,3 +279,26 @@ def test_up_serves_the_rest_api_and_the_page_until_down(tmp_path, up):
     assert gunicorn, "no gunicorn process serves the pod's address"
     pod.stop()
     wait_for(lambda: all(pid_is_gone(p) for p in gunicorn), what="gunicorn to stop with the pod")
+
+
+def test_an_output_dir_swapped_for_a_symlink_under_up_writes_nothing_outside(tmp_path, up):
+    root = project(tmp_path / "p")
+    pod = up(root)
+    wait_for(lambda: pod.builds_done() == 1 and (root / "out/all.txt").exists(),
+             what="first build")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    for f in (root / "out").iterdir():
+        f.unlink()
+    (root / "out").rmdir()
+    (root / "out").symlink_to(outside)
+
+    (root / "src/a.txt").write_text("gamma\n")
+    wait_for(lambda: pod.builds_done() >= 2, what="the build after the edit")
+    assert not pod.done[-1]["ok"]
+    assert list(outside.iterdir()) == []
+    handed = cpod(root, "build")
+    assert handed.code != 0
+    assert "'out/all.txt' would be written outside the project" in handed.err, handed.err
+    assert "'out' is a symlink" in handed.err, handed.err
+    assert list(outside.iterdir()) == []

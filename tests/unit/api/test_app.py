@@ -50,8 +50,14 @@ class FakeBus:
         return self.hub.follow(build_id)
 
 
-def client(bus=None, token=None, ui_dir=None) -> testing.TestClient:
-    return testing.TestClient(create_app(bus or FakeBus(), token=token, ui_dir=ui_dir))
+HOST = "localhost:8765"         # what a browser on the page sends
+JSON = {"Content-Type": "application/json"}
+
+
+def client(bus=None, token=None, ui_dir=None, hosts=("127.0.0.1", "localhost")
+           ) -> testing.TestClient:
+    return testing.TestClient(create_app(bus or FakeBus(), token=token, ui_dir=ui_dir,
+                                         hosts=hosts), headers={"Host": HOST})
 
 
 def test_the_openapi_document_has_exactly_falcons_routes():
@@ -107,7 +113,7 @@ def test_body_checks():
              (b'{"targets": ["a\\u0000b"]}', 400), (b'{"targets": ["\\ud800"]}', 400),
              (b'{"keep_going": "yes"}', 400), (b'{"jobs": 2}', 400)]
     for body, status in cases:
-        resp = c.simulate_post("/v1/builds", body=body)
+        resp = c.simulate_post("/v1/builds", body=body, headers=JSON)
         assert resp.status_code == status, (body[:40], resp.json)
         assert resp.json["title"]
     assert bus.builds == []
@@ -184,7 +190,7 @@ def test_health_and_pods_and_the_page(tmp_path):
     bus = FakeBus(pods={"pods": [{"pod": "p", "http": None}]})
     c = client(bus, ui_dir=tmp_path)
     assert c.simulate_get("/healthz").json == {"ok": True, "pod": "fake", "nats": FakeBus.url}
-    assert c.simulate_get("/v1/pods").json["pods"][0]["http"] == "http://falconframework.org"
+    assert c.simulate_get("/v1/pods").json["pods"][0]["http"] == f"http://{HOST}"
     page = c.simulate_get("/")
     assert page.headers["content-type"].startswith("text/html") and "MajorDomo" in page.text
     assert c.simulate_get("/app.js").text == "export {};"
@@ -216,3 +222,45 @@ def test_other_methods_are_refused(method):
     resp = client(token=TOKEN).simulate_request(method, "/v1/builds",
                                                 headers={"Authorization": f"Bearer {TOKEN}"})
     assert resp.status_code == 405
+
+
+def test_other_pages_and_other_host_names_are_refused_on_every_route():
+    # With no token (the default): a page of another site, or one that
+    # reached us through DNS rebinding, can neither build nor read.
+    bus = FakeBus(check={"targets": []}, builds={"builds": []}, log={"log": "secret"})
+    c = client(bus)
+    evil = {"Origin": "http://evil.example"}
+    for resp in (c.simulate_post("/v1/builds", body=b"{}", headers={**evil, **JSON}),
+                 c.simulate_get("/v1/builds", headers=evil),
+                 c.simulate_get("/v1/steps/s/log", headers=evil),
+                 c.simulate_get("/v1/builds", headers={"Origin": "null"}),
+                 c.simulate_get("/v1/builds", headers={"Origin": "http://localhost:9999"})):
+        assert resp.status_code == 403 and resp.json["title"] == "Cross-origin request"
+        assert "refused" in resp.json["description"]
+    for host in ("evil.example", "evil.example:8765", "127.0.0.2:8765"):
+        for resp in (c.simulate_get("/v1/steps/s/log", headers={"Host": host}),
+                     c.simulate_post("/v1/builds", headers={"Host": host})):
+            assert resp.status_code == 403 and resp.json["title"] == "Unknown host"
+            assert "--http-host" in resp.json["description"]
+    assert bus.builds == [] and ("log", {"step": "s"}) not in bus.calls
+
+    # The server's own page, and clients that send no Origin, still work.
+    own = {"Origin": f"http://{HOST}", **JSON}
+    assert c.simulate_post("/v1/builds", body=b"{}", headers=own).status_code == 202
+    assert c.simulate_get("/v1/builds", headers={"Host": "127.0.0.1:8765"}).status_code == 200
+    named = client(bus, hosts=("127.0.0.1", "localhost", "build.lan"))
+    assert named.simulate_get("/v1/builds", headers={"Host": "build.lan:8765"}).status_code == 200
+
+
+def test_a_body_must_be_json():
+    bus = FakeBus(check={"targets": []})
+    c = client(bus)
+    for headers in ({"Content-Type": "text/plain"}, {"Content-Type": "application/x-www-form-urlencoded"},
+                    {"Content-Type": "multipart/form-data; boundary=x"}, {}):
+        resp = c.simulate_post("/v1/builds", body=b'{"targets": []}', headers=headers)
+        assert resp.status_code == 415 and resp.json["title"] == "JSON required"
+    assert c.simulate_post("/v1/builds", headers={"Content-Type": "text/plain"}).status_code == 415
+    assert bus.builds == []
+    ok = c.simulate_post("/v1/builds", body=b'{"targets": []}',
+                         headers={"Content-Type": "application/json; charset=utf-8"})
+    assert ok.status_code == 202

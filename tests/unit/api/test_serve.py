@@ -6,7 +6,8 @@ import socket
 import pytest
 
 from computepods.errors import HttpServerError
-from computepods.api.serve import check_free, gunicorn_argv, split_bind, start_http
+from computepods.api.serve import (accepted_hosts, check_free, gunicorn_argv, split_bind,
+                                  start_http)
 
 
 def test_addresses():
@@ -36,3 +37,17 @@ def test_a_taken_port_is_named_before_gunicorn_starts(tmp_path):
         with pytest.raises(HttpServerError, match=f"127.0.0.1:{port} is in use"):
             start_http(tmp_path, "nats://127.0.0.1:1", "cp", bind=f"127.0.0.1:{port}")
     assert not (tmp_path / ".computepods").exists(), "nothing was started"
+
+
+def test_another_machines_address_without_a_token_is_refused(tmp_path, monkeypatch):
+    monkeypatch.delenv("CP_API_TOKEN", raising=False)
+    for bind in ("0.0.0.0:1", "[::]:1", "build.lan:1"):
+        with pytest.raises(HttpServerError, match="no token is set; set CP_API_TOKEN"):
+            start_http(tmp_path, "nats://127.0.0.1:1", "cp", bind=bind)
+    assert not (tmp_path / ".computepods").exists(), "nothing was started"
+
+
+def test_the_host_names_served():
+    assert accepted_hosts("127.0.0.1") == ["127.0.0.1", "localhost"]
+    assert accepted_hosts("0.0.0.0", ["build.lan", " ", "localhost"]) == [
+        "0.0.0.0", "localhost", "build.lan"]

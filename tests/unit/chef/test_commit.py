@@ -56,11 +56,11 @@ def test_a_crash_between_two_renames_is_rolled_forward(root, monkeypatch):
     real_replace = os.replace
     calls = []
 
-    def crash_on_second_output(src, dst):
+    def crash_on_second_output(src, dst, **dir_fds):
         calls.append(dst)
         if len(calls) == 3:           # 1: the journal, 2: first output, 3: crash
             raise KeyboardInterrupt("simulated crash")
-        real_replace(src, dst)
+        real_replace(src, dst, **dir_fds)
 
     monkeypatch.setattr(os, "replace", crash_on_second_output)
     with pytest.raises(KeyboardInterrupt):

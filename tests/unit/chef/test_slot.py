@@ -98,3 +98,35 @@ def test_commit_output_renames_into_the_tree_and_refuses_escapes(tmp_path, slot)
         slot.commit_output(src, "../outside.o")
     with pytest.raises(ComputePodsError):
         slot.commit_output(src, ".computepods/state.db")
+    with pytest.raises(PathEscapesWorkspace, match="project file"):
+        slot.commit_output(src, "computepods.toml")       # a pattern's stem made it
+
+
+def test_a_directory_swapped_for_a_symlink_after_a_commit_is_refused(tmp_path, slot):
+    # What `cpod up` does: the same slot commits into out/ again after the
+    # user replaced out/ with a link to a directory outside the project.
+    outside = tmp_path.parent / (tmp_path.name + "-outside")
+    outside.mkdir()
+    src = slot.out_path("out/a.txt")
+    Path(src).write_text("1")
+    slot.commit_output(src, "out/a.txt")
+    (tmp_path / "out/a.txt").unlink()
+    (tmp_path / "out").rmdir()
+    (tmp_path / "out").symlink_to(outside)
+    Path(src).write_text("2")
+    with pytest.raises(PathEscapesWorkspace, match="outside the project.*'out' is a symlink"):
+        slot.commit_output(src, "out/a.txt")
+    assert list(outside.iterdir()) == []
+
+
+def test_a_symlinked_directory_inside_the_project_is_followed(tmp_path, slot):
+    (tmp_path / "real").mkdir()
+    (tmp_path / "build").symlink_to("real")
+    src = slot.out_path("build/sub/a.o")
+    Path(src).write_text("A")
+    slot.commit_output(src, "build/sub/a.o")
+    assert (tmp_path / "real/sub/a.o").read_text() == "A"
+    (tmp_path / "state").symlink_to(".computepods")
+    Path(src).write_text("B")
+    with pytest.raises(PathEscapesWorkspace, match="inside .computepods/"):
+        slot.commit_output(src, "state/x")
