@@ -24,7 +24,7 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Mapping
 
 from computepods.bus.natsd import _pdeathsig_prefix
 
@@ -43,17 +43,25 @@ def chef_name(index: int = 0) -> str:
 
 
 class LocalChef:
-    """One ``cpod chef`` child serving ``root`` on the bus at ``url``."""
+    """One ``cpod chef`` child serving ``root`` on the bus at ``url``.
+
+    ``env``: its environment (default: ours), which holds its login to the
+    bus (``BusUsers.child_env``): a password on its command line would show
+    in ``ps``."""
 
     def __init__(self, root: Path, url: str, *, namespace: str, slots: int, name: str,
-                 trace: bool = False):
+                 trace: bool = False, env: Mapping[str, str] | None = None,
+                 insecure_bus: bool = False):
         self.url, self.name = url, name
         argv = [*_pdeathsig_prefix(), sys.executable, "-m", "computepods.cli", "-C", str(root),
                 "chef", "--nats", url, "--namespace", namespace, "-j", str(slots),
                 "--name", name]
         if trace:
             argv.append("--trace")
-        self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL)
+        if insecure_bus:
+            argv.append("--insecure-bus")
+        self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL,
+                                     env=dict(env) if env is not None else None)
         self.stopping = False
 
     def watch(self, on_death: Callable[["LocalChef", str], None]) -> None:
