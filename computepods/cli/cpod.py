@@ -20,8 +20,7 @@ from computepods.errors import (EXIT_CANNOT_START, EXIT_INTERRUPTED, ComputePods
 from computepods.paths import STATE_DIR, find_project_root
 
 
-INSECURE_HELP = ("join a NATS server that asks for no authentication (anyone who can "
-                 "reach it can run commands through its chefs)")
+INSECURE_HELP = "join a NATS server that asks for no login (anyone can then run commands)"
 
 
 def _interrupt(signum, frame):
@@ -67,8 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "a MajorDomo reschedules its steps (default 5)")
     k.add_argument("--trace", action="store_true")
 
-    n = sub.add_parser("nats-config", help="write a nats-server config with the pod's users "
-                       "and permissions, and one <role>.env per role")
+    n = sub.add_parser("nats-config", help="write DIR/nats.conf (the bus's users) and DIR/<role>.env")
     n.add_argument("dir", metavar="DIR", help="where to write nats.conf and the .env files")
     n.add_argument("--namespace", dest="namespaces", action="append", metavar="NS",
                    help="a subject namespace its pods use (repeatable; default: cp)")
