@@ -141,6 +141,12 @@ class BusUsers:
             permissions(MAJORDOMO, ns)             # a namespace NATS can hold, or say so now
         return cls(namespaces, {role: secrets.token_urlsafe(PASSWORD_BYTES) for role in ROLES})
 
+    @classmethod
+    def load(cls, path: Path) -> "BusUsers":
+        """What :meth:`save` kept (a running pod's users: ``paths.BUS_USERS``)."""
+        data = json.loads(Path(path).read_text())
+        return cls(tuple(data["namespaces"]), dict(data["passwords"]))
+
     def permissions(self, role: str) -> Permissions:
         """``role``'s permissions in every namespace of this bus."""
         each = [permissions(role, ns) for ns in self.namespaces]
