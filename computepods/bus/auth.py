@@ -46,6 +46,7 @@ PASSWORD_BYTES = 24                  # of randomness in each generated password
 SECRET_MODE = 0o600                  # files holding passwords: the owner's alone
 CONFIG_NAME = "nats.conf"            # what `cpod nats-config DIR` writes, with <role>.env
 INSECURE_VAR = "CP_INSECURE_BUS"     # "1": join a server without authentication (--insecure-bus)
+INSECURE_SAID = "said"               # its value in a pod's children: the pod warned already
 LOGIN_HELP = ("a pod's clients log in with CP_NATS_USER and CP_NATS_PASSWORD "
               "(`cpod nats-config DIR` writes a server's users and one DIR/<role>.env each)")
 OPEN_BUS_HELP = ("anyone who can reach it could run commands through its chefs.  Start it "
@@ -107,6 +108,12 @@ class Credentials:
 def insecure_from_env(env: Mapping[str, str] = os.environ) -> bool:
     """Whether the environment allows a server without authentication."""
     return env.get(INSECURE_VAR, "") not in ("", "0")
+
+
+def insecure_env(base: Mapping[str, str] = os.environ) -> dict[str, str]:
+    """``base`` for a child of a pod that joined an open bus: allowed too,
+    and quiet about it (the pod said it once for all its processes)."""
+    return dict(base, **{INSECURE_VAR: INSECURE_SAID})
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import queue
 import threading
 from collections import deque
@@ -40,7 +41,8 @@ from nats.errors import NoRespondersError, TimeoutError as NatsTimeoutError
 
 from computepods.bus import messages as m
 from computepods.bus import payloads
-from computepods.bus.auth import LOGIN_HELP, OPEN_BUS_HELP, Credentials, insecure_from_env
+from computepods.bus.auth import (INSECURE_SAID, INSECURE_VAR, LOGIN_HELP, OPEN_BUS_HELP,
+                                  Credentials, insecure_from_env)
 from computepods.errors import BusError, MalformedMessage
 
 log = logging.getLogger("computepods.bus")
@@ -150,7 +152,7 @@ class NatsBridge:
                 await self._nc.close()
                 raise BusError(f"NATS at {self.url} asks for no authentication: "
                                f"{OPEN_BUS_HELP}")
-            if self.url not in _warned_insecure:
+            if self.url not in _warned_insecure and os.environ.get(INSECURE_VAR) != INSECURE_SAID:
                 _warned_insecure.add(self.url)
                 log.warning("NATS at %s asks for no authentication (--insecure-bus): anyone "
                             "who can reach it can run commands through its chefs", self.url)

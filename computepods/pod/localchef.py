@@ -26,6 +26,7 @@ import threading
 from pathlib import Path
 from typing import Callable, Mapping
 
+from computepods.bus.auth import insecure_env
 from computepods.bus.natsd import _pdeathsig_prefix
 
 log = logging.getLogger("computepods.pod.pod")
@@ -47,7 +48,8 @@ class LocalChef:
 
     ``env``: its environment (default: ours), which holds its login to the
     bus (``BusUsers.child_env``): a password on its command line would show
-    in ``ps``."""
+    in ``ps``.  ``insecure_bus``: the bus asks for no login, and the pod
+    has said so (the child joins it without a second warning)."""
 
     def __init__(self, root: Path, url: str, *, namespace: str, slots: int, name: str,
                  trace: bool = False, env: Mapping[str, str] | None = None,
@@ -59,7 +61,7 @@ class LocalChef:
         if trace:
             argv.append("--trace")
         if insecure_bus:
-            argv.append("--insecure-bus")
+            env = insecure_env(os.environ if env is None else env)
         self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL,
                                      env=dict(env) if env is not None else None)
         self.stopping = False

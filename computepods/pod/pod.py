@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Sequence
 from computepods.chef import commit
 from computepods.bus import messages as m
 from computepods.bus import chefwire
-from computepods.bus.auth import CHEF, INSECURE_VAR, MAJORDOMO, BusUsers, Credentials
+from computepods.bus.auth import CHEF, MAJORDOMO, BusUsers, Credentials, insecure_env
 from computepods.bus.bridge import NatsBridge
 from computepods.bus.natsd import NatsServer
 from computepods.charts.base import Chart, Fabric, stop_all
@@ -138,13 +138,10 @@ class Pod:
     def client_env(self, role: str) -> dict[str, str]:
         """The environment of a child process that joins this pod's bus as
         ``role``: its login on the embedded server, or ours on a joined one
-        (with CP_INSECURE_BUS when the pod was told the bus is open)."""
+        (allowed an open bus, quietly, when the pod was)."""
         if self.server is not None:
             return self.server.users.child_env(role)
-        env = dict(os.environ)
-        if self.options.insecure_bus:
-            env[INSECURE_VAR] = "1"
-        return env
+        return insecure_env() if self.options.insecure_bus else dict(os.environ)
 
     def launch_chef(self, index: int) -> LocalChef:
         opts = self.options
