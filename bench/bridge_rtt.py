@@ -33,6 +33,7 @@ retry would distort the figures: the run reports it and exits 1.
 from __future__ import annotations
 
 import argparse
+import os
 import asyncio
 import concurrent.futures
 import contextlib
@@ -50,6 +51,7 @@ from miros import return_status, spy_on
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from computepods.bus import messages as m  # noqa: E402  (bench/ is not a package)
 from computepods.bus.bridge import NatsBridge  # noqa: E402
+from computepods.bus.auth import MAJORDOMO  # noqa: E402
 from computepods.bus.natsd import NatsServer  # noqa: E402
 from computepods.charts.base import Chart, reset_fabric  # noqa: E402
 
@@ -281,6 +283,7 @@ def main(argv: list[str] | None = None) -> int:
         stack.callback(warn_if_killed, server)
         stack.callback(server.close)
         url = server.start()
+        os.environ.update(server.users.env(MAJORDOMO))   # the bench logs in as the pod would
         stack.callback(reset_fabric)
         print(f"nats-server {url}; nats-py {metadata.version('nats-py')}; "
               f"Python {sys.version.split()[0]}")
