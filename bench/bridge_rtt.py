@@ -33,6 +33,7 @@ retry would distort the figures: the run reports it and exits 1.
 from __future__ import annotations
 
 import argparse
+import os
 import asyncio
 import concurrent.futures
 import contextlib
@@ -50,8 +51,9 @@ from miros import return_status, spy_on
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from computepods.bus import messages as m  # noqa: E402  (bench/ is not a package)
 from computepods.bus.bridge import NatsBridge  # noqa: E402
+from computepods.bus.auth import MAJORDOMO  # noqa: E402
 from computepods.bus.natsd import NatsServer  # noqa: E402
-from computepods.charts.base import Chart, reset_fabric  # noqa: E402
+from computepods.charts.base import Chart  # noqa: E402
 
 DEFAULT_N = 2000                 # timed requests per way
 DEFAULT_PAYLOAD_BYTES = 256      # size of the encoded request
@@ -275,13 +277,13 @@ def main(argv: list[str] | None = None) -> int:
     data = m.encode(payload)
 
     with contextlib.ExitStack() as stack:
-        # Undone in reverse: charts, then bridges, then miros' fabric, then the
-        # server; ExitStack runs every step even when one of them raises.
+        # Undone in reverse: charts, then bridges, then the server (each chart
+        # has its own fabric, nothing process-wide to reset); ExitStack runs every step even when one of them raises.
         server = NatsServer()
         stack.callback(warn_if_killed, server)
         stack.callback(server.close)
         url = server.start()
-        stack.callback(reset_fabric)
+        os.environ.update(server.users.env(MAJORDOMO))   # the bench logs in as the pod would
         print(f"nats-server {url}; nats-py {metadata.version('nats-py')}; "
               f"Python {sys.version.split()[0]}")
         print(f"{args.n} sequential requests per way after {WARMUP} warm-up; "

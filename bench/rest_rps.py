@@ -33,6 +33,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
+from computepods.bus.auth import MAJORDOMO  # noqa: E402
 from computepods.bus.natsd import NatsServer, free_port  # noqa: E402
 from computepods.charts.desk import Desk  # noqa: E402
 from computepods.bus.client import request_build  # noqa: E402
@@ -129,6 +130,7 @@ def main() -> int:
             (root / f"src/{name}.txt").write_text(f"{name}\n")
         nats = NatsServer(store_dir=Path(tmp) / "nats")
         url = nats.start()
+        os.environ.update(nats.users.env(MAJORDOMO))   # the bench logs in as the pod would
         pod = Pod(root, PodOptions(nats_url=url, slots=2)).start()
         try:
             desk = Desk(pod.bridge, root).start()

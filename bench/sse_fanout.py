@@ -23,6 +23,7 @@ ratios, and exits 1 if a stream missed an event or got one twice.
 from __future__ import annotations
 
 import argparse
+import os
 import http.client
 import json
 import multiprocessing
@@ -38,8 +39,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from computepods.bus import messages as m  # noqa: E402
 from computepods.bus.bridge import NatsBridge  # noqa: E402
+from computepods.bus.auth import MAJORDOMO  # noqa: E402
 from computepods.bus.natsd import NatsServer, free_port  # noqa: E402
-from computepods.charts.base import reset_fabric  # noqa: E402
 from computepods.charts.desk import Desk  # noqa: E402
 from computepods.api.serve import start_http  # noqa: E402
 
@@ -125,6 +126,7 @@ def main() -> int:
         (root / "computepods.toml").write_text('[project]\nname = "fanout"\n')
         nats = NatsServer(store_dir=Path(tmp) / "nats")
         url = nats.start()
+        os.environ.update(nats.users.env(MAJORDOMO))   # the bench logs in as the pod would
         pod_bridge = NatsBridge(url, name="bench-pod").start()
         pub = NatsBridge(url, name="bench-publisher").start()
         desk = Desk(pod_bridge, root).start()
@@ -167,7 +169,6 @@ def main() -> int:
         finally:
             killed = server.stop() if server else False
             desk.stop()
-            reset_fabric()
             pub.stop()
             pod_bridge.stop()
             nats.stop()

@@ -39,7 +39,9 @@ import gen  # noqa: E402
 import run  # noqa: E402
 
 from computepods.bus import messages as m  # noqa: E402
+from computepods.bus.auth import MAJORDOMO, BusUsers  # noqa: E402
 from computepods.bus.bridge import NatsBridge  # noqa: E402
+from computepods.paths import BUS_USERS  # noqa: E402
 
 WORK = Path(__file__).resolve().parent / "work" / "up"
 UP_TIMEOUT_S = 300.0
@@ -99,7 +101,8 @@ def main(argv: list[str] | None = None) -> int:
                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
         info = wait_pod(roots["cpod"], up)
-        bridge = NatsBridge(info["nats"], name="bench").start()
+        login = BusUsers.load(roots["cpod"] / BUS_USERS).credentials(MAJORDOMO)
+        bridge = NatsBridge(info["nats"], name="bench", credentials=login).start()
         events: "queue.Queue[m.Message]" = queue.Queue()
         bridge.listen(m.BUILD_EVENTS, events)
         next_event(events, "done")                     # the pod's first build (a no-op)

@@ -49,6 +49,7 @@ from pathlib import Path
 import nats
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from computepods.bus.auth import MAJORDOMO, BusUsers  # noqa: E402
 from computepods.bus.natsd import NatsServer  # noqa: E402  (bench/ is not a package)
 
 DEFAULT_N = 100                 # timed writes per series
@@ -210,8 +211,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quiet-ms", type=float, default=50.0, help="cp's quiet period")
     args = parser.parse_args(argv)
 
-    server = NatsServer(store_dir=Path(tempfile.mkdtemp(prefix="cp-bench-nats-")))
+    server = NatsServer(store_dir=Path(tempfile.mkdtemp(prefix="cp-bench-nats-")),
+                        users=BusUsers.generate(NAMESPACE))
     url = server.start()
+    os.environ.update(server.users.env(MAJORDOMO))   # the bench logs in as the pod would
     procs: list[subprocess.Popen] = []
     listener = None
     try:

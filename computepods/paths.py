@@ -22,6 +22,7 @@ LOCK_FILE = f"{STATE_DIR}/lock"             # one build at a time (state/lock.py
 POD_FILE = f"{STATE_DIR}/pod.json"          # a running pod's pid and socket (pod/handoff.py)
 CRON_FILE = f"{STATE_DIR}/cron.json"        # when each schedule was last checked
 NATS_DIR = f"{STATE_DIR}/nats"              # the embedded nats-server's config and store
+BUS_USERS = f"{NATS_DIR}/users.json"        # its users' passwords, 0600 (bus/auth.py)
 HTTP_LOG = f"{STATE_DIR}/http.log"          # gunicorn's log under cpod up
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import pytest
 
 import leftovers
+from computepods.bus.auth import MAJORDOMO, BusUsers
 from computepods.bus.natsd import NatsServer
 from helpers import wait_for as _wait_for
 
@@ -30,6 +31,7 @@ def pytest_sessionfinish(session, exitstatus):
 
 
 _RUN_MARK = pytest.StashKey[str]()
+NAMESPACES = ("cp", "one", "two", "mine")     # the subject namespaces tests use
 
 
 @pytest.fixture(scope="session")
@@ -39,12 +41,18 @@ def wait_for():
 
 
 @pytest.fixture
-def nats_server(tmp_path):
+def nats_server(tmp_path, monkeypatch):
     """A real nats-server on a free loopback port, stopped after the test.
 
-    The test fails if the server ignored SIGTERM and had to be killed.
+    It has the bus's users (computepods.bus.auth), and the test logs in as
+    the majordomo: the environment holds that login, for the bridges the
+    test makes and the cpod processes it starts (`server.users` has the
+    other roles').  The test fails if the server ignored SIGTERM and had
+    to be killed.
     """
-    server = NatsServer(store_dir=tmp_path / "nats")
+    server = NatsServer(store_dir=tmp_path / "nats", users=BusUsers.generate(*NAMESPACES))
+    for name, value in server.users.env(MAJORDOMO).items():
+        monkeypatch.setenv(name, value)
     server.start()
     yield server
     server.stop()

@@ -25,7 +25,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Mapping, Sequence
 
 from computepods.bus.natsd import _pdeathsig_prefix
 from computepods.errors import HttpServerError
@@ -134,11 +134,14 @@ def start_http(root: Path, nats_url: str, namespace: str, bind: str = DEFAULT_BI
                workers: int = DEFAULT_WORKERS, *, threads: int = DEFAULT_THREADS,
                token: str | None = None, hosts: Sequence[str] | None = None,
                app: str = "computepods.api.wsgi:app",
-               timeout: float = START_TIMEOUT_S, graceful_s: float = GRACEFUL_S) -> HttpServer:
+               timeout: float = START_TIMEOUT_S, graceful_s: float = GRACEFUL_S,
+               bus_env: Mapping[str, str] | None = None) -> HttpServer:
     """Serve the REST app of the pod on `nats_url` at `bind`; see the module
     docstring.  `token` (default: env CP_API_TOKEN) guards mutating routes.
     `graceful_s` is what gunicorn gives a stopping worker to finish its
     requests (open event streams end at once, see gunicorn_conf.py).
+    `bus_env`: the environment the app joins the bus with (default: ours),
+    which holds its login as the api role (``Pod.client_env``).
     Call it from a thread that lives as long as the server (pdeathsig)."""
     host, port = split_bind(bind)
     token = os.environ.get("CP_API_TOKEN") if token is None else token
@@ -149,7 +152,8 @@ def start_http(root: Path, nats_url: str, namespace: str, bind: str = DEFAULT_BI
     root = Path(root)
     log_path = root / HTTP_LOG
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    env = dict(os.environ, CP_NATS_URL=nats_url, CP_NAMESPACE=namespace, CP_ROOT=str(root),
+    env = dict(os.environ if bus_env is None else bus_env,
+               CP_NATS_URL=nats_url, CP_NAMESPACE=namespace, CP_ROOT=str(root),
                CP_HTTP_HOSTS=",".join(accepted_hosts(host, hosts)))
     env.pop("CP_API_TOKEN", None)
     if token:

@@ -18,6 +18,12 @@ to the asking chart.  Core NATS delivers at most once, so a request with no
 answer in time is sent again, the same payload each time: handlers must be
 idempotent (keyed by step id and attempt).  That is how a NATS restart loses
 no work.
+
+Nobody joins the bus without a password (docs/architecture.md §2,
+:mod:`computepods.bus.auth`): the bridge logs in with its
+:class:`Credentials`, asks for its replies under its role's inbox prefix,
+and refuses a server that lets anyone in (its INFO lacks ``auth_required``)
+unless told the bus is insecure on purpose, then says once what that means.
 """
 from __future__ import annotations
 
@@ -35,6 +41,8 @@ from nats.errors import NoRespondersError, TimeoutError as NatsTimeoutError
 
 from computepods.bus import messages as m
 from computepods.bus import payloads
+from computepods.bus.auth import (INSECURE_SAID, INSECURE_VAR, LOGIN_HELP, OPEN_BUS_HELP,
+                                  Credentials, insecure_from_env)
 from computepods.errors import BusError, MalformedMessage
 
 log = logging.getLogger("computepods.bus")
@@ -44,30 +52,7 @@ RECONNECT_WAIT_S = 0.25        # seconds between reconnect attempts (nats-py's d
 REQUEST_TIMEOUT_S = 2.0        # seconds one attempt waits for its answer
 REQUEST_ATTEMPTS = 15          # attempts before REQUEST_FAILED (~30 s with the timeout)
 STOP_TIMEOUT_S = 5.0           # seconds stop() waits for the loop to close
-
-
-@dataclass
-class Credentials:
-    """How to authenticate to NATS; never written in code or config files."""
-    user: str | None = None
-    password: str | None = None
-    token: str | None = None
-    creds_file: str | None = None
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str] = os.environ) -> "Credentials":
-        return cls(user=env.get("CP_NATS_USER"), password=env.get("CP_NATS_PASSWORD"),
-                   token=env.get("CP_NATS_TOKEN"), creds_file=env.get("CP_NATS_CREDS"))
-
-    def connect_options(self) -> dict:
-        opts: dict[str, Any] = {}
-        if self.user:
-            opts["user"], opts["password"] = self.user, self.password or ""
-        if self.token:
-            opts["token"] = self.token
-        if self.creds_file:
-            opts["user_credentials"] = self.creds_file
-        return opts
+_warned_insecure: set[str] = set()   # URLs already warned about, once per process
 
 
 @dataclass
@@ -90,14 +75,18 @@ class BridgeStats:
 
 
 class NatsBridge:
-    """Subject ↔ signal routing over one NATS connection."""
+    """Subject ↔ signal routing over one NATS connection.
+
+    ``insecure``: join a server that asks for no authentication (default:
+    the environment's CP_INSECURE_BUS); otherwise :meth:`start` refuses it."""
 
     def __init__(self, url: str, *, namespace: str = m.DEFAULT_NAMESPACE, name: str = "cpod",
-                 credentials: Credentials | None = None):
+                 credentials: Credentials | None = None, insecure: bool | None = None):
         self.url = url
         self.ns = namespace
         self.name = name
         self.credentials = credentials or Credentials.from_env()
+        self.insecure = insecure_from_env() if insecure is None else insecure
         self.stats = BridgeStats()
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._run_loop, name=f"bridge:{name}", daemon=True)
@@ -113,7 +102,11 @@ class NatsBridge:
     # -- life cycle ------------------------------------------------------------
     def start(self, timeout: float = CONNECT_TIMEOUT_S) -> "NatsBridge":
         self._thread.start()
-        self._call(self._connect(timeout), timeout + 1)
+        try:
+            self._call(self._connect(timeout), timeout + 1)
+        except BaseException:
+            self.stop()
+            raise
         return self
 
     def stop(self) -> None:
@@ -148,8 +141,21 @@ class NatsBridge:
                 reconnect_time_wait=RECONNECT_WAIT_S,
                 error_cb=self._on_error, disconnected_cb=self._on_disconnect,
                 reconnected_cb=self._on_reconnect, **self.credentials.connect_options())
+        except _Refused as exc:
+            raise BusError(f"NATS at {self.url} refused {self.credentials.who()}: "
+                           f"{exc.reason}; {LOGIN_HELP}") from None
         except Exception as exc:   # nats-py raises several unrelated types here
             raise BusError(f"cannot connect to NATS at {self.url}: {exc or type(exc).__name__}") from None
+        # nats-py keeps the server's INFO private; auth_required is the one key read.
+        if not self._nc._server_info.get("auth_required"):
+            if not self.insecure:
+                await self._nc.close()
+                raise BusError(f"NATS at {self.url} asks for no authentication: "
+                               f"{OPEN_BUS_HELP}")
+            if self.url not in _warned_insecure and os.environ.get(INSECURE_VAR) != INSECURE_SAID:
+                _warned_insecure.add(self.url)
+                log.warning("NATS at %s asks for no authentication (--insecure-bus): anyone "
+                            "who can reach it can run commands through its chefs", self.url)
         self.connected.set()
 
     async def _close(self) -> None:
@@ -165,6 +171,10 @@ class NatsBridge:
             await self._nc.close()
 
     async def _on_error(self, exc: Exception) -> None:
+        # nats-py retries a refused login forever when reconnects are on:
+        # while the first connect is under way, a refusal ends it.
+        if self._nc is None and "authorization violation" in str(exc).lower():
+            raise _Refused(str(exc))
         self.stats.errors.append(str(exc))
         log.warning("NATS error: %s", exc)
 
@@ -353,3 +363,11 @@ class NatsBridge:
             await self._nc.publish(subject, data, reply=reply)
             await self._nc.flush()
         self._call(send(), CONNECT_TIMEOUT_S)
+
+
+class _Refused(Exception):
+    """The server refused the bridge's login while it first connected."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason

@@ -42,7 +42,9 @@ import time
 from pathlib import Path
 from typing import IO
 
+from computepods.bus.auth import BusUsers, server_config
 from computepods.errors import NatsServerError
+from computepods.paths import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -104,11 +106,14 @@ class NatsServer:
     accepts without JetStream and uses once JetStream is enabled.  Without
     either, the log goes to an anonymous temporary file, read only to explain
     a failed start.  ``port=None`` picks a free port on the first start;
-    :meth:`restart` keeps it.
+    :meth:`restart` keeps it.  ``users``: the bus's users and permissions
+    (:mod:`computepods.bus.auth`), generated for the default namespace when
+    not given; a restart keeps them, so its clients log in again.
     """
 
     def __init__(self, store_dir: Path | None = None, host: str = "127.0.0.1",
-                 port: int | None = None, log_path: Path | None = None):
+                 port: int | None = None, log_path: Path | None = None,
+                 users: BusUsers | None = None):
         self.store_dir = Path(store_dir) if store_dir is not None else None
         self.host = host
         self.port = port
@@ -117,6 +122,7 @@ class NatsServer:
             log_path = self.store_dir / "nats.log"
         self.log_path = Path(log_path) if log_path is not None else None
         self.name = f"computepods-{secrets.token_hex(6)}"
+        self.users = users if users is not None else BusUsers.generate()
         self.was_killed = False          # True once stop() had to SIGKILL
         self.ready_after_s: float | None = None
         self._proc: subprocess.Popen | None = None
@@ -200,11 +206,13 @@ class NatsServer:
                                       close_fds=True, process_group=0)
 
     def _config(self) -> Path:
-        """A config file for what has no flag: a step with thousands of inputs
-        sends a run message well over nats-server's default 1 MB payload.
+        """A config file for what has no flag: the users (only they may
+        connect), and max_payload (a step with thousands of inputs sends a
+        run message well over nats-server's default 1 MB payload).
         One file in the store directory, rewritten each start (not one per
         server name: every build would leave one behind); without a store
-        directory, a temporary file that :meth:`close` removes."""
+        directory, a temporary file that :meth:`close` removes.  It holds
+        the passwords: mode 0600."""
         if self._config_path is None:
             if self.store_dir is not None:
                 self.store_dir.mkdir(parents=True, exist_ok=True)
@@ -213,7 +221,8 @@ class NatsServer:
                 fd, name = tempfile.mkstemp(prefix="cp-nats-", suffix=".conf")
                 os.close(fd)
                 self._config_path = Path(name)
-        self._config_path.write_text(f"max_payload: {MAX_PAYLOAD_BYTES}\n")
+        atomic_write(self._config_path, server_config(self.users, MAX_PAYLOAD_BYTES).encode(),
+                     mode=0o600)
         return self._config_path
 
     def _open_log(self) -> None:

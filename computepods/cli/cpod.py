@@ -20,6 +20,9 @@ from computepods.errors import (EXIT_CANNOT_START, EXIT_INTERRUPTED, ComputePods
 from computepods.paths import STATE_DIR, find_project_root
 
 
+INSECURE_HELP = "join a NATS server that asks for no login (anyone can then run commands)"
+
+
 def _interrupt(signum, frame):
     raise Interrupted(signal.Signals(signum).name)
 
@@ -42,6 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--nats", metavar="URL", default=os.environ.get("CP_NATS_URL"),
                    help="join this NATS server instead of starting one (env CP_NATS_URL)")
     b.add_argument("--namespace", default="cp", help="subject namespace (default: cp)")
+    b.add_argument("--insecure-bus", action="store_true", help=INSECURE_HELP)
     b.add_argument("--trace", action="store_true", help="miros live_trace of the build's charts")
     b.add_argument("--explain", action="store_true", help="say why each step runs")
 
@@ -54,12 +58,18 @@ def build_parser() -> argparse.ArgumentParser:
     k.add_argument("--nats", metavar="URL", default=os.environ.get("CP_NATS_URL"),
                    help="the NATS server to join (env CP_NATS_URL)")
     k.add_argument("--namespace", default="cp")
+    k.add_argument("--insecure-bus", action="store_true", help=INSECURE_HELP)
     k.add_argument("-j", "--jobs", type=int, metavar="N", help="slots (default: cores)")
     k.add_argument("--name", help="chef name (default: host-pid)")
     k.add_argument("--heartbeat", type=float, default=5.0, metavar="S",
                    help="seconds between status messages; silent for 3 of them, "
                         "a MajorDomo reschedules its steps (default 5)")
     k.add_argument("--trace", action="store_true")
+
+    n = sub.add_parser("nats-config", help="write DIR/nats.conf (the bus's users) and DIR/<role>.env")
+    n.add_argument("dir", metavar="DIR", help="where to write nats.conf and the .env files")
+    n.add_argument("--namespace", dest="namespaces", action="append", metavar="NS",
+                   help="a subject namespace its pods use (repeatable; default: cp)")
 
     c = sub.add_parser("clean", help="remove the outputs and state computepods made")
     c.add_argument("-C", dest="directory", metavar="DIR", default=argparse.SUPPRESS)
@@ -75,6 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     u.add_argument("--nats", metavar="URL", default=os.environ.get("CP_NATS_URL"),
                    help="join this NATS server instead of starting one (env CP_NATS_URL)")
     u.add_argument("--namespace", default="cp", help="subject namespace (default: cp)")
+    u.add_argument("--insecure-bus", action="store_true", help=INSECURE_HELP)
     u.add_argument("--http", metavar="ADDR:PORT", default="127.0.0.1:8765",
                    help="where to serve the REST API and the page (default 127.0.0.1:8765)")
     u.add_argument("--no-http", dest="http", action="store_const", const=None,
@@ -108,6 +119,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "watch":           # any directory, a project or not
             from computepods.cli.watch import cmd_watch
             return cmd_watch(args, cwd)
+        if args.command == "nats-config":     # any directory too
+            return cmd_nats_config(cwd / args.dir, args.namespaces or ["cp"])
         root = find_project_root(cwd)
         if args.command == "build":
             return cmd_build(root, cwd, args)
@@ -179,11 +192,14 @@ def _start_and_build(root: Path, cwd: Path, args, lock, locked: bool, waiting) -
     # no-op stops them unused.
     server, chefs = None, []
     if not args.nats:
+        from computepods.bus.auth import CHEF, BusUsers
         from computepods.bus.natsd import NatsServer
         from computepods.errors import NatsServerError
-        from computepods.paths import prepare_state_dir
+        from computepods.paths import NATS_DIR, prepare_state_dir
+        prepare_state_dir(root)
         try:
-            server = NatsServer(store_dir=prepare_state_dir(root) / "nats").launch()
+            server = NatsServer(store_dir=root / NATS_DIR,
+                                users=BusUsers.generate(args.namespace)).launch()
         except NatsServerError:
             server = None          # the pod tries again and says why, if a build needs it
     url = server.url if server else args.nats
@@ -191,7 +207,8 @@ def _start_and_build(root: Path, cwd: Path, args, lock, locked: bool, waiting) -
         from computepods.pod.localchef import LocalChef, chef_name, default_slots
         chefs.append(LocalChef(root, url, namespace=args.namespace,
                                slots=args.jobs or default_slots(), name=chef_name(0),
-                               trace=args.trace))
+                               trace=args.trace, insecure_bus=args.insecure_bus,
+                               env=server.users.child_env(CHEF) if server else None))
     try:
         return _build(root, cwd, args, server, chefs, lock, locked, waiting)
     finally:
@@ -246,7 +263,7 @@ def _build(root: Path, cwd: Path, args, server, chefs, lock, locked: bool, waiti
         from computepods.cli.progress import Progress
         pod = Pod(root, PodOptions(nats_url=args.nats, namespace=args.namespace,
                                    slots=args.jobs or default_slots(), trace=args.trace,
-                                   chef_process=chef_process()),
+                                   chef_process=chef_process(), insecure_bus=args.insecure_bus),
                   server=server, local_chefs=chefs)
         pod.start()
         records, files = state
@@ -285,7 +302,8 @@ def cmd_chef(root: Path, args) -> int:
     name = args.name or f"{socket.gethostname()}-{os.getpid()}"
     bridge = chef = None
     try:            # a signal may come at any point, even while connecting
-        bridge = NatsBridge(args.nats, namespace=args.namespace, name=f"chef:{name}").start()
+        bridge = NatsBridge(args.nats, namespace=args.namespace, name=f"chef:{name}",
+                            insecure=args.insecure_bus or None).start()
         chef = Chef(name, bridge, root, args.jobs or default_slots(), live_trace=args.trace,
                     heartbeat_s=args.heartbeat)
         chef.start()
@@ -301,6 +319,19 @@ def cmd_chef(root: Path, args) -> int:
             chef.stop()
         if bridge is not None:
             bridge.stop()
+
+
+def cmd_nats_config(directory: Path, namespaces: list[str]) -> int:
+    """`cpod nats-config DIR`: a server's users for a bus the user runs."""
+    from computepods.bus.auth import BusUsers, write_config_dir
+    from computepods.bus.natsd import MAX_PAYLOAD_BYTES
+
+    written = write_config_dir(directory, BusUsers.generate(*namespaces), MAX_PAYLOAD_BYTES)
+    print(f"cpod: wrote {', '.join(str(p) for p in written)} (mode 0600: they hold the "
+          f"passwords)\ncpod: start the server with `nats-server -c {written[0]}`; give each "
+          f"client its role's file, e.g. `env $(cat {directory}/chef.env) cpod chef --nats URL`",
+          file=sys.stderr)
+    return 0
 
 
 def cmd_clean(root: Path) -> int:

@@ -33,6 +33,8 @@ def add_parser(sub, nats_default: str | None) -> None:
     w.add_argument("--quiet-ms", type=float, metavar="MS",
                    help="report a file once it has not changed for MS ms (default 50)")
     w.add_argument("--pod", metavar="NAME", help="the pod named in each message (default: host)")
+    w.add_argument("--insecure-bus", action="store_true",
+                   help="join a NATS server that asks for no authentication")
 
 
 def cmd_watch(args, cwd: Path | None = None) -> int:
@@ -57,7 +59,10 @@ def cmd_watch(args, cwd: Path | None = None) -> int:
         project = load_project(root)
         ignore, stream = project.ignore, project.stream
     pod = args.pod or socket.gethostname()
-    bridge = NatsBridge(args.nats, namespace=args.namespace, name=f"watch:{pod}").start()
+    # Its login comes from CP_NATS_USER/CP_NATS_PASSWORD: the watcher role's
+    # (`cpod nats-config DIR` writes DIR/watcher.env).
+    bridge = NatsBridge(args.nats, namespace=args.namespace, name=f"watch:{pod}",
+                        insecure=args.insecure_bus or None).start()
     watcher = None
     stop = threading.Event()
     before = {s: signal.signal(s, lambda *_: stop.set()) for s in (signal.SIGINT, signal.SIGTERM)}

@@ -28,6 +28,7 @@ from typing import Callable, TextIO
 from computepods.pod import handoff
 from computepods.bus import messages as m
 from computepods.bus import payloads
+from computepods.bus.auth import API
 from computepods.bus.client import request_build
 from computepods.pod.control import ControlServer
 from computepods.errors import ComputePodsError, UsageError
@@ -51,6 +52,7 @@ class UpOptions:
     http: str | None = None                             # "ADDR:PORT", None for none
     quiet_s: float | None = None                        # the watcher's quiet period
     trace: bool = False
+    insecure_bus: bool = False                          # nats_url may ask for no login
 
 
 class PodDaemon:
@@ -99,7 +101,8 @@ class PodDaemon:
         opts = self.options
         self.pod = Pod(self.root, PodOptions(nats_url=opts.nats_url, namespace=opts.namespace,
                                              slots=opts.slots, trace=opts.trace,
-                                             watch_targets=list(opts.targets))).start()
+                                             watch_targets=list(opts.targets),
+                                             insecure_bus=opts.insecure_bus)).start()
         bridge = self.pod.bridge
         bridge.listen(m.BUILD_EVENTS, self._events)
         threading.Thread(target=self._report_builds, name="up:report", daemon=True).start()
@@ -128,7 +131,8 @@ class PodDaemon:
 
         desk = self._add(Desk(self.pod.bridge, self.root, pod=self.name,
                               live_trace=self.options.trace, fabric=self.pod.fabric))
-        server = start_http(self.root, self.pod.url, self.options.namespace, bind=bind)
+        server = start_http(self.root, self.pod.url, self.options.namespace, bind=bind,
+                            bus_env=self.pod.client_env(API))
         self.extra.append(server)
         self.http_url = desk.http = server.url
 

@@ -24,8 +24,9 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Mapping
 
+from computepods.bus.auth import insecure_env
 from computepods.bus.natsd import _pdeathsig_prefix
 
 log = logging.getLogger("computepods.pod.pod")
@@ -43,17 +44,26 @@ def chef_name(index: int = 0) -> str:
 
 
 class LocalChef:
-    """One ``cpod chef`` child serving ``root`` on the bus at ``url``."""
+    """One ``cpod chef`` child serving ``root`` on the bus at ``url``.
+
+    ``env``: its environment (default: ours), which holds its login to the
+    bus (``BusUsers.child_env``): a password on its command line would show
+    in ``ps``.  ``insecure_bus``: the bus asks for no login, and the pod
+    has said so (the child joins it without a second warning)."""
 
     def __init__(self, root: Path, url: str, *, namespace: str, slots: int, name: str,
-                 trace: bool = False):
+                 trace: bool = False, env: Mapping[str, str] | None = None,
+                 insecure_bus: bool = False):
         self.url, self.name = url, name
         argv = [*_pdeathsig_prefix(), sys.executable, "-m", "computepods.cli", "-C", str(root),
                 "chef", "--nats", url, "--namespace", namespace, "-j", str(slots),
                 "--name", name]
         if trace:
             argv.append("--trace")
-        self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL)
+        if insecure_bus:
+            env = insecure_env(os.environ if env is None else env)
+        self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL,
+                                     env=dict(env) if env is not None else None)
         self.stopping = False
 
     def watch(self, on_death: Callable[["LocalChef", str], None]) -> None:

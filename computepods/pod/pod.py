@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Sequence
 from computepods.chef import commit
 from computepods.bus import messages as m
 from computepods.bus import chefwire
+from computepods.bus.auth import CHEF, MAJORDOMO, BusUsers, Credentials, insecure_env
 from computepods.bus.bridge import NatsBridge
 from computepods.bus.natsd import NatsServer
 from computepods.charts.base import Chart, Fabric, stop_all
@@ -25,7 +26,7 @@ from computepods.charts.store import Store
 from computepods.chef.recovery import kill_leftover_steps, read_commit_logs, recovered_records
 from computepods.pod.localchef import LocalChef, chef_name, default_slots
 from computepods.state.db import StateDB
-from computepods.paths import STATE_DB
+from computepods.paths import BUS_USERS, STATE_DB
 from computepods.planning.plan import BuildPlan
 from computepods.planning.request import HandedPlans
 from computepods.chef.scratch import scratch_name
@@ -48,6 +49,7 @@ class PodOptions:
     chefs: int = 1
     chef_process: bool = False           # chefs in a child `cpod chef` (their own GIL)
     watch_targets: list[str] | None = None   # `cpod up`: rebuild these on every change
+    insecure_bus: bool = False           # join a nats_url that asks for no authentication
 
 
 class Pod:
@@ -58,7 +60,9 @@ class Pod:
         """``server``: an embedded nats-server already launched (not yet
         answering); ``local_chefs``: chef processes already launched on it
         (chef_process mode).  The pod waits for both and stops them with
-        itself."""
+        itself.  An embedded server's users are the bus's: the pod logs in as
+        the majordomo, its chef processes as chefs (docs/architecture.md §2);
+        on a joined server, the environment's login is everyone's."""
         self.root = Path(root)
         self.options = options or PodOptions()
         self.server: NatsServer | None = server
@@ -91,12 +95,17 @@ class Pod:
         try:
             if opts.nats_url:
                 self.url = opts.nats_url
+                login = Credentials.from_env()
             else:
                 if self.server is None:
-                    self.server = NatsServer(store_dir=state / "nats")
+                    self.server = NatsServer(store_dir=state / "nats",
+                                             users=BusUsers.generate(opts.namespace))
                 self.url = self.server.start()
+                self.server.users.save(self.root / BUS_USERS)
+                login = self.server.users.credentials(MAJORDOMO)
             self.bridge = NatsBridge(self.url, namespace=opts.namespace,
-                                     name=f"cpod@{socket.gethostname()}:{os.getpid()}").start()
+                                     name=f"cpod@{socket.gethostname()}:{os.getpid()}",
+                                     credentials=login, insecure=opts.insecure_bus or None).start()
             trace = {"live_trace": opts.trace, "fabric": self.fabric}
             self._add(Store(self.root / STATE_DB, **trace))
             self._add(MajorDomo(self.bridge, self.root, watch_targets=opts.watch_targets,
@@ -126,10 +135,19 @@ class Pod:
         the build.request, so that it takes the plan instead of planning."""
         return self.handed.hand(bp)
 
+    def client_env(self, role: str) -> dict[str, str]:
+        """The environment of a child process that joins this pod's bus as
+        ``role``: its login on the embedded server, or ours on a joined one
+        (allowed an open bus, quietly, when the pod was)."""
+        if self.server is not None:
+            return self.server.users.child_env(role)
+        return insecure_env() if self.options.insecure_bus else dict(os.environ)
+
     def launch_chef(self, index: int) -> LocalChef:
         opts = self.options
         return LocalChef(self.root, self.url, namespace=opts.namespace, slots=opts.slots,
-                         name=chef_name(index), trace=opts.trace)
+                         name=chef_name(index), trace=opts.trace, env=self.client_env(CHEF),
+                         insecure_bus=opts.insecure_bus)
 
     def _chef_died(self, chef: LocalChef, why: str) -> None:
         """Its goodbye, said for it: the MajorDomo reschedules or fails its

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import stat
 import signal
 import threading
 from pathlib import Path
@@ -250,7 +251,10 @@ def test_builds_and_no_ops_stop_their_server_and_leave_one_log(chain):
     assert run.code == 0 and "nothing to do" in run.err, run.err
     assert servers_of(chain) == [] and log.read_text().count("Server Exiting") == 1
     assert sorted(p.name for p in log.parent.iterdir()) == ["nats.conf", "nats.log",
-                                                           "nats.pid"]
+                                                           "nats.pid", "users.json"]
+    # the config and the users file hold the bus's passwords: the owner's alone
+    for name in ("nats.conf", "users.json"):
+        assert stat.S_IMODE((log.parent / name).stat().st_mode) == 0o600, name
     assert chef_processes_of(chain) == []          # nor its chef process, which stopped
     assert scratch_left(chain) == []               # cleanly: it removes its slots' scratch
 

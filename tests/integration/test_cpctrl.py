@@ -8,6 +8,7 @@ import sys
 
 import pytest
 
+from computepods.bus.auth import MAJORDOMO
 from computepods.bus.natsd import NatsServer, free_port
 from restlive import gated_project, live_pod
 
@@ -22,8 +23,11 @@ def live(tmp_path_factory):
     root = gated_project(tmp / "p")
     (root / "gate").write_text("open\n")
     try:
-        with live_pod(root, server.url, token=TOKEN) as live:
-            yield live
+        with pytest.MonkeyPatch.context() as env:     # the pod logs in as the majordomo
+            for name, value in server.users.env(MAJORDOMO).items():
+                env.setenv(name, value)
+            with live_pod(root, server.url, token=TOKEN) as live:
+                yield live
     finally:
         server.stop()
         server.close()

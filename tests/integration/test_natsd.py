@@ -14,6 +14,7 @@ import nats
 import pytest
 
 from computepods.bus import natsd
+from computepods.bus.auth import MAJORDOMO
 from computepods.bus.natsd import NatsServer, free_port, nats_server_binary
 from computepods.errors import NatsServerError
 from helpers import pid_is_gone, wait_for
@@ -22,8 +23,14 @@ REPO = Path(__file__).resolve().parents[2]
 CLIENT_TIMEOUT_S = 10.0
 
 
-async def _round_trip(url: str, subject: str = "cp.test") -> bytes:
-    nc = await nats.connect(url, connect_timeout=2, allow_reconnect=False)
+def _login(server: NatsServer) -> dict:
+    """The majordomo's login on ``server`` (every server has the bus's users)."""
+    return server.users.credentials(MAJORDOMO).connect_options()
+
+
+async def _round_trip(server: NatsServer, subject: str = "cp.test") -> bytes:
+    nc = await nats.connect(server.url, connect_timeout=2, allow_reconnect=False,
+                            **_login(server))
     try:
         sub = await nc.subscribe(subject)
         await nc.publish(subject, b"hello")
@@ -47,7 +54,7 @@ def test_missing_binary_names_the_package(monkeypatch, tmp_path):
 def test_started_server_accepts_a_nats_client(nats_server):
     assert nats_server.is_running()
     assert nats_server.url == f"nats://127.0.0.1:{nats_server.port}"
-    assert asyncio.run(_round_trip(nats_server.url)) == b"hello"
+    assert asyncio.run(_round_trip(nats_server)) == b"hello"
 
 
 def test_store_dir_holds_log_and_pid_file(nats_server):
@@ -71,7 +78,7 @@ def test_stop_leaves_no_process(tmp_path):
 def test_context_manager_starts_and_stops():
     with NatsServer() as server:
         pid = server.pid
-        assert asyncio.run(_round_trip(server.url)) == b"hello"
+        assert asyncio.run(_round_trip(server)) == b"hello"
     assert pid_is_gone(pid)
 
 
@@ -86,7 +93,7 @@ def test_restart_keeps_the_port_and_clients_reconnect(nats_server):
 
         nc = await nats.connect(nats_server.url, reconnect_time_wait=0.05,
                                 max_reconnect_attempts=-1,
-                                reconnected_cb=on_reconnect)
+                                reconnected_cb=on_reconnect, **_login(nats_server))
         try:
             sub = await nc.subscribe("cp.test")
             nats_server.restart()
@@ -130,7 +137,7 @@ def taken_port(monkeypatch):
 def test_a_taken_free_port_is_replaced_by_another(taken_port, tmp_path):
     with NatsServer(store_dir=tmp_path) as server:
         assert server.port != taken_port
-        assert asyncio.run(_round_trip(server.url)) == b"hello"
+        assert asyncio.run(_round_trip(server)) == b"hello"
 
 
 def test_a_stranger_on_the_port_is_not_mistaken_for_ours(tmp_path):
@@ -150,7 +157,7 @@ def test_a_launched_server_is_waited_for_by_start(tmp_path):
         pid = server.pid
         url = server.start()
         assert server.pid == pid and url == server.url
-        assert asyncio.run(_round_trip(url)) == b"hello"
+        assert asyncio.run(_round_trip(server)) == b"hello"
     finally:
         server.close()
     assert pid_is_gone(pid)
@@ -162,7 +169,7 @@ def test_a_launched_server_whose_port_was_taken_moves_to_another(taken_port, tmp
         assert server.port == taken_port
         server.start()
         assert server.port != taken_port
-        assert asyncio.run(_round_trip(server.url)) == b"hello"
+        assert asyncio.run(_round_trip(server)) == b"hello"
     finally:
         server.close()
 

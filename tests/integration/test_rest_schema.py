@@ -12,6 +12,7 @@ from schemathesis.checks import not_a_server_error
 
 from computepods.bus.natsd import NatsServer
 from computepods.api.openapi import document
+from computepods.bus.auth import MAJORDOMO
 from restlive import gated_project, live_pod
 
 MAX_EXAMPLES = 25      # per operation: the suite must stay fast
@@ -27,8 +28,11 @@ def live(tmp_path_factory):
     root = gated_project(tmp / "p")
     (root / "gate").write_text("open\n")      # generated builds must end
     try:
-        with live_pod(root, server.url) as live:
-            yield live
+        with pytest.MonkeyPatch.context() as env:     # the pod logs in as the majordomo
+            for name, value in server.users.env(MAJORDOMO).items():
+                env.setenv(name, value)
+            with live_pod(root, server.url) as live:
+                yield live
     finally:
         server.stop()
         server.close()

@@ -17,7 +17,9 @@ from pathlib import Path
 import pytest
 
 from computepods.bus import messages as m
+from computepods.bus.auth import MAJORDOMO, BusUsers
 from computepods.bus.bridge import NatsBridge
+from computepods.paths import BUS_USERS
 from computepods.bus.natsd import free_port
 from helpers import pid_is_gone
 from cpodrun import CPOD, cpod, write
@@ -39,7 +41,9 @@ class UpPod:
         wait_for(lambda: self.info() or self.proc.poll() is not None, timeout=30,
                  what="pod.json of the pod")
         assert self.proc.poll() is None, self.text()
-        self.bridge = NatsBridge(self.info()["nats"], name="test").start()
+        # the test joins the pod's bus as its majordomo, from the pod's users file
+        login = BusUsers.load(root / BUS_USERS).credentials(MAJORDOMO)
+        self.bridge = NatsBridge(self.info()["nats"], name="test", credentials=login).start()
         self.events: "queue.Queue[m.Message]" = queue.Queue()
         self.bridge.listen(m.BUILD_EVENTS, self.events)
         self.plans: list[dict] = []
