@@ -128,8 +128,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from computepods.cli import updown
             return getattr(updown, f"cmd_{args.command}")(root, args)
         if args.command == "clean":
+            from computepods.cli.clean import cmd_clean
             return cmd_clean(root)
         if args.command == "chef":
+            from computepods.cli.chef import cmd_chef
             return cmd_chef(root, args)
         if args.command == "explain":
             from computepods.planning.explain import explain
@@ -285,42 +287,6 @@ def _build(root: Path, cwd: Path, args, server, chefs, lock, locked: bool, waiti
             pod.stop()
 
 
-def cmd_chef(root: Path, args) -> int:
-    """A chef process: its slots build in `root` for whoever asks on the bus.
-    Stops on SIGTERM or Ctrl-C, killing the steps it is running."""
-    import socket
-    import threading
-
-    from computepods.bus.bridge import NatsBridge
-    from computepods.charts.chef import Chef
-    from computepods.pod.localchef import default_slots
-
-    if not args.nats:
-        raise UsageError("cpod chef needs --nats URL (or CP_NATS_URL): the bus to serve")
-    if args.heartbeat <= 0:
-        raise UsageError(f"--heartbeat {args.heartbeat}: must be a positive number of seconds")
-    name = args.name or f"{socket.gethostname()}-{os.getpid()}"
-    bridge = chef = None
-    try:            # a signal may come at any point, even while connecting
-        bridge = NatsBridge(args.nats, namespace=args.namespace, name=f"chef:{name}",
-                            insecure=args.insecure_bus or None).start()
-        chef = Chef(name, bridge, root, args.jobs or default_slots(), live_trace=args.trace,
-                    heartbeat_s=args.heartbeat)
-        chef.start()
-        threading.Event().wait()          # until a signal interrupts
-    except Interrupted:
-        return 0
-    finally:
-        # Stopping kills the running steps: a second signal must not cut
-        # that short (whoever started this chef SIGKILLs it if it hangs).
-        for s in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(s, signal.SIG_IGN)
-        if chef is not None:
-            chef.stop()
-        if bridge is not None:
-            bridge.stop()
-
-
 def cmd_nats_config(directory: Path, namespaces: list[str]) -> int:
     """`cpod nats-config DIR`: a server's users for a bus the user runs."""
     from computepods.bus.auth import BusUsers, write_config_dir
@@ -331,42 +297,6 @@ def cmd_nats_config(directory: Path, namespaces: list[str]) -> int:
           f"passwords)\ncpod: start the server with `nats-server -c {written[0]}`; give each "
           f"client its role's file, e.g. `env $(cat {directory}/chef.env) cpod chef --nats URL`",
           file=sys.stderr)
-    return 0
-
-
-def cmd_clean(root: Path) -> int:
-    """Remove recorded outputs (never a source) and the state directory."""
-    from computepods.state.lock import ProjectLock
-    from computepods.paths import STATE_DB
-    from computepods.planning.plan import file_exists
-    from computepods.project.load import load_project
-    from computepods.planning.resolve import RuleSet
-    from computepods.state.db import StateDB
-
-    project = load_project(root)
-    rules = RuleSet(project)
-    exists = file_exists(root)
-    removed = 0
-    with ProjectLock(root):
-        with StateDB(root / STATE_DB, readonly=True) as db:
-            outputs = sorted({p for r in db.steps().values() for p in r.outputs})
-        dirs = set()
-        for path in outputs:
-            if rules.match(path, exists) is None:
-                print(f"cpod: keeping {path}: no rule makes it now (a source?)", file=sys.stderr)
-                continue
-            full = root / path
-            if full.is_file() or full.is_symlink():
-                full.unlink()
-                removed += 1
-                dirs.add(full.parent)
-        for d in sorted(dirs, key=lambda p: len(p.parts), reverse=True):
-            while d != root and d.is_dir() and not any(d.iterdir()):
-                d.rmdir()
-                d = d.parent
-    import shutil
-    shutil.rmtree(root / STATE_DIR, ignore_errors=True)
-    print(f"cpod: removed {removed} outputs and {STATE_DIR}/", file=sys.stderr)
     return 0
 
 
