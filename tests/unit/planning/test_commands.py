@@ -12,28 +12,8 @@ from computepods.planning.resolve import RuleSet, Step, bind
 from computepods.project.load import load_project
 from computepods.project.model import Project
 from computepods.project.targets import target_paths
+from projects import C_PROJECT
 
-C_PROJECT = """
-[[rule]]
-name = "compile"
-inputs = ["src/%.c"]
-outputs = ["build/%.o", "build/%.o.d"]
-command = "cc -MD -MF {out[1]} -c {in} -o {out[0]}"
-depfile = "build/%.o.d"
-timeout = 600
-
-[[rule]]
-name = "link"
-inputs = ["build/main.o", "build/util.o"]
-outputs = ["bin/app"]
-command = ["cc", "{in}", "-o", "{out}"]
-
-[[rule]]
-name = "special"
-inputs = ["src/special.c", "src/special.h"]
-outputs = ["build/special.o"]
-command = "cc -O0 -c {in[0]} -o {out}"
-"""
 
 
 def load(root: Path, text: str) -> Project:

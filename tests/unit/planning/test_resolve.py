@@ -13,28 +13,8 @@ from computepods.planning.resolve import Plan, RuleSet, Step, bind, pattern_stem
 from computepods.project.load import load_project
 from computepods.project.model import Project, Rule
 from computepods.project.targets import target_paths
+from projects import C_PROJECT
 
-C_PROJECT = """
-[[rule]]
-name = "compile"
-inputs = ["src/%.c"]
-outputs = ["build/%.o", "build/%.o.d"]
-command = "cc -MD -MF {out[1]} -c {in} -o {out[0]}"
-depfile = "build/%.o.d"
-timeout = 600
-
-[[rule]]
-name = "link"
-inputs = ["build/main.o", "build/util.o"]
-outputs = ["bin/app"]
-command = ["cc", "{in}", "-o", "{out}"]
-
-[[rule]]
-name = "special"
-inputs = ["src/special.c", "src/special.h"]
-outputs = ["build/special.o"]
-command = "cc -O0 -c {in[0]} -o {out}"
-"""
 
 LATEX_PROJECT = """
 [[rule]]
