@@ -3,35 +3,13 @@ from __future__ import annotations
 
 import shlex
 import shutil
-import textwrap
 from pathlib import Path
 
-from computepods.paths import PROJECT_FILE
 from computepods.planning.commands import SHELL, needs_shell
-from computepods.planning.resolve import RuleSet, Step, bind
+from computepods.planning.resolve import RuleSet, bind
 from computepods.project.load import load_project
-from computepods.project.model import Project
 from computepods.project.targets import target_paths
-from projects import C_PROJECT
-
-
-
-def load(root: Path, text: str) -> Project:
-    (root / PROJECT_FILE).write_text(textwrap.dedent(text))
-    return load_project(root)
-
-
-def ruleset(root: Path, text: str) -> RuleSet:
-    return RuleSet(load(root, text))
-
-
-def one_rule_step(root: Path, stem: str | None = None, **keys: str) -> Step:
-    """Bind a single rule written as TOML values."""
-    table = {"name": '"r"', "inputs": '["in put.txt", "b.txt"]',
-             "outputs": '["out.txt", "log.txt"]', "command": '"cp {in} {out}"'}
-    table.update(keys)
-    text = "[[rule]]\n" + "".join(f"{k} = {v}\n" for k, v in table.items())
-    return bind(load(root, text).rules[0], stem)
+from projects import C_PROJECT, load, one_rule_step, ruleset
 
 
 def test_a_plain_string_runs_directly_with_an_absolute_program(tmp_path):

@@ -1,7 +1,6 @@
 """computepods.planning.resolve: matching, binding and resolution."""
 from __future__ import annotations
 
-import textwrap
 from pathlib import Path
 
 import pytest
@@ -10,10 +9,9 @@ from hypothesis import given, settings, strategies as st
 from computepods import errors
 from computepods.paths import PROJECT_FILE
 from computepods.planning.resolve import Plan, RuleSet, Step, bind, pattern_stem
-from computepods.project.load import load_project
 from computepods.project.model import Project, Rule
 from computepods.project.targets import target_paths
-from projects import C_PROJECT
+from projects import C_PROJECT, load, ruleset
 
 
 LATEX_PROJECT = """
@@ -32,27 +30,9 @@ command = "bibtex {stem}"
 """
 
 
-def load(root: Path, text: str) -> Project:
-    (root / PROJECT_FILE).write_text(textwrap.dedent(text))
-    return load_project(root)
-
-
-def ruleset(root: Path, text: str) -> RuleSet:
-    return RuleSet(load(root, text))
-
-
 def on_disk(*paths: str):
     """An `exists` that sees exactly ``paths``."""
     return set(paths).__contains__
-
-
-def one_rule_step(root: Path, stem: str | None = None, **keys: str) -> Step:
-    """Bind a single rule written as TOML values."""
-    table = {"name": '"r"', "inputs": '["in put.txt", "b.txt"]',
-             "outputs": '["out.txt", "log.txt"]', "command": '"cp {in} {out}"'}
-    table.update(keys)
-    text = "[[rule]]\n" + "".join(f"{k} = {v}\n" for k, v in table.items())
-    return bind(load(root, text).rules[0], stem)
 
 
 # --- matching -----------------------------------------------------------------
