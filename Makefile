@@ -1,4 +1,4 @@
-# computepods: make demo | test | bench | lint | diagrams | clean
+# computepods: make demo | test | chaos | bench | lint | diagrams | clean
 #
 # .venv is made from setup.cfg by a stamp rule, so a fresh clone needs only
 # python3 (>= 3.11) and make.  System commands come from Debian packages
@@ -16,7 +16,7 @@ DIAGRAM_SYSTEM_DEPS := dot:graphviz
 
 PYTEST_FLAGS ?= -q --durations=15
 
-.PHONY: all demo test bench lint diagrams clean distclean test-system-deps bench-system-deps \
+.PHONY: all demo test chaos bench lint diagrams clean distclean test-system-deps bench-system-deps \
 	diagram-system-deps
 
 all: test
@@ -43,6 +43,12 @@ demo: $(STAMP)
 
 test: test-system-deps $(STAMP)
 	$(VENV)/bin/pytest $(PYTEST_FLAGS)
+
+# The reliability battery (tests/chaos) at its full counts; `make test` runs
+# each row's short count.  The RELIABILITY table is printed at the end and
+# kept in build/reliability.rst for the README.
+chaos: test-system-deps $(STAMP)
+	CP_CHAOS=full CP_CHAOS_REPORT=build/reliability.rst $(VENV)/bin/pytest -m chaos $(PYTEST_FLAGS)
 
 # Every benchmark runs even when one fails (a failed check exits 1); the
 # target fails at the end, naming them.

@@ -3,7 +3,11 @@ from __future__ import annotations
 
 import pytest
 
+import os
+from pathlib import Path
+
 import leftovers
+from battery import Battery
 from computepods.bus.auth import MAJORDOMO, BusUsers
 from computepods.bus.natsd import NatsServer
 from helpers import wait_for as _wait_for
@@ -11,6 +15,20 @@ from helpers import wait_for as _wait_for
 
 def pytest_configure(config):
     config.stash[_RUN_MARK] = leftovers.mark_this_run()
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Print the battery's RELIABILITY table, and write it to CP_CHAOS_REPORT."""
+    battery = terminalreporter.config.stash.get(_BATTERY, None)
+    if battery is None or not battery.rows:
+        return
+    table = battery.table()
+    terminalreporter.write_sep("=", "reliability battery")
+    terminalreporter.write_line(table)
+    report = os.environ.get("CP_CHAOS_REPORT")
+    if report:
+        Path(report).parent.mkdir(parents=True, exist_ok=True)
+        Path(report).write_text(table + "\n")
 
 
 def pytest_sessionfinish(session, exitstatus):
@@ -31,6 +49,7 @@ def pytest_sessionfinish(session, exitstatus):
 
 
 _RUN_MARK = pytest.StashKey[str]()
+_BATTERY = pytest.StashKey[Battery]()
 NAMESPACES = ("cp", "one", "two", "mine")     # the subject namespaces tests use
 
 
@@ -38,6 +57,15 @@ NAMESPACES = ("cp", "one", "two", "mine")     # the subject namespaces tests use
 def wait_for():
     """The helpers.wait_for function, for tests that prefer a fixture."""
     return _wait_for
+
+
+@pytest.fixture(scope="session")
+def chaos(request) -> Battery:
+    """The reliability battery's tally (tests/battery.py), one per run."""
+    battery = request.config.stash.get(_BATTERY, None)
+    if battery is None:
+        battery = request.config.stash[_BATTERY] = Battery()
+    return battery
 
 
 @pytest.fixture

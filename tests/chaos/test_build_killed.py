@@ -1,20 +1,19 @@
-"""SIGKILL cpod at random moments; the next build finishes the job.
+"""Battery row: `cpod build` SIGKILLed at random moments.
 
-Each kill lands after a randomly chosen number of steps have started (a
-seeded draw, waited on through the steps' own log, never a sleep).  The
-rerun must exit 0, leave every output correct, and rerun no step whose
+Each kill lands after a randomly chosen number of steps have started (the
+round's seeded draw, waited on through the steps' own log, never a sleep).
+The rerun must exit 0, leave every output correct, and rerun no step whose
 output had already been committed before the kill.
 """
 from __future__ import annotations
 
-import random
 import signal
+import sqlite3
 from pathlib import Path
 
 from cpodrun import cpod, start_cpod, write
 from helpers import wait_for
 
-KILLS = 20
 WIDE = 8
 
 
@@ -80,25 +79,29 @@ def ran(root: Path) -> list[str]:
     return log.read_text().split() if log.exists() else []
 
 
-def test_random_sigkills_then_rerun_finishes_without_redoing_work(tmp_path):
-    rng = random.Random(20261123)
+def test_random_sigkills_then_rerun_finishes_without_redoing_work(tmp_path, chaos):
     total_steps = WIDE + 3
-    for n in range(KILLS):
-        root = project(tmp_path / f"p{n}")
-        proc = start_cpod(root, "build", "-j", "2")
-        k = rng.randrange(0, total_steps)
-        try:
-            wait_for(lambda: len(ran(root)) >= k or proc.poll() is not None, timeout=60,
-                     what=f"step {k} to start")
-        finally:
-            proc.send_signal(signal.SIGKILL)
-            proc.wait(timeout=30)
-        before = committed(root)
-        started = len(ran(root))
-        rerun = cpod(root, "build", "-j", "2")
-        assert rerun.code == 0, f"kill {n} (after {k} steps): {rerun.err}"
-        for path, text in expected().items():
-            assert (root / path).read_text() == text, f"kill {n}: {path} wrong after rerun"
-        redone = set(ran(root)[started:]) & before
-        assert not redone, f"kill {n} (after {k} steps): reran finished steps {sorted(redone)}"
-        assert not list((root / ".computepods/scratch").iterdir())
+    for rnd in chaos.rounds("`cpod build` SIGKILLed at random moments", full=20, short=3,
+                            must_hold="state DB intact, 0 finished steps redone"):
+        with rnd:
+            root = project(tmp_path / f"p{rnd.index}")
+            proc = start_cpod(root, "build", "-j", "2")
+            k = rnd.rng.randrange(0, total_steps)
+            try:
+                wait_for(lambda: len(ran(root)) >= k or proc.poll() is not None, timeout=60,
+                         what=f"step {k} to start")
+            finally:
+                proc.send_signal(signal.SIGKILL)
+                proc.wait(timeout=30)
+            db = sqlite3.connect(root / ".computepods/state.db")
+            assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+            db.close()
+            before = committed(root)
+            started = len(ran(root))
+            rerun = cpod(root, "build", "-j", "2")
+            assert rerun.code == 0, f"killed after {k} steps: {rerun.err}"
+            for path, text in expected().items():
+                assert (root / path).read_text() == text, f"{path} wrong after rerun"
+            redone = set(ran(root)[started:]) & before
+            assert not redone, f"killed after {k} steps: reran finished steps {sorted(redone)}"
+            assert not list((root / ".computepods/scratch").iterdir())
