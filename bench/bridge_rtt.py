@@ -51,7 +51,7 @@ from miros import return_status, spy_on
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from computepods.bus import messages as m  # noqa: E402  (bench/ is not a package)
 from computepods.bus.bridge import NatsBridge  # noqa: E402
-from computepods.bus.auth import MAJORDOMO  # noqa: E402
+from computepods.bus.auth import MAJORDOMO, Credentials  # noqa: E402
 from computepods.bus.natsd import NatsServer  # noqa: E402
 from computepods.charts.base import Chart  # noqa: E402
 
@@ -106,14 +106,16 @@ async def raw_rtt(url: str, data: bytes, n: int) -> Timing:
     import nats
 
     reply = dict(REPLY, v=m.SCHEMA_VERSION)
-    responder = await nats.connect(url, name="bench-raw-responder")
-    client = await nats.connect(url, name="bench-raw-client")
+    # Logged in as the bridges are (the server has users), on the same subject.
+    login = Credentials.from_env().connect_options()
+    responder = await nats.connect(url, name="bench-raw-responder", **login)
+    client = await nats.connect(url, name="bench-raw-client", **login)
     try:
         async def answer(msg) -> None:
             json.loads(msg.data)
             await msg.respond(json.dumps(reply, separators=(",", ":")).encode())
 
-        subject = f"bench.raw.{CHEF}.run"
+        subject = m.ROUTES[m.CHEF_RUN].subject(m.DEFAULT_NAMESPACE, chef=CHEF)
         await responder.subscribe(subject, cb=answer)
         await responder.flush()          # the server has the interest before we ask
 

@@ -49,7 +49,7 @@ from pathlib import Path
 import nats
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from computepods.bus.auth import MAJORDOMO, BusUsers  # noqa: E402
+from computepods.bus.auth import MAJORDOMO, BusUsers, Credentials  # noqa: E402
 from computepods.bus.natsd import NatsServer  # noqa: E402  (bench/ is not a package)
 
 DEFAULT_N = 100                 # timed writes per series
@@ -105,6 +105,7 @@ class NatsListener:
         self.loop = asyncio.new_event_loop()
         self.ready: queue.Queue = queue.Queue()
         self.thread = threading.Thread(target=self._run, daemon=True)
+        self.stop_event: asyncio.Event | None = None
 
     def start(self) -> None:
         self.thread.start()
@@ -118,7 +119,7 @@ class NatsListener:
 
     async def _listen(self) -> None:
         try:
-            self.nc = await nats.connect(self.url)
+            self.nc = await nats.connect(self.url, **Credentials.from_env().connect_options())
 
             async def got(msg) -> None:
                 t = time.monotonic_ns()
@@ -135,7 +136,8 @@ class NatsListener:
         await self.nc.close()
 
     def stop(self) -> None:
-        self.loop.call_soon_threadsafe(self.stop_event.set)
+        if self.stop_event is not None:          # None: it never got to listen
+            self.loop.call_soon_threadsafe(self.stop_event.set)
         self.thread.join(5)
 
 
