@@ -109,6 +109,11 @@ class StateCorrupt(ComputePodsError):
     """``.computepods/state.db`` cannot be read as a state database."""
 
 
+class RecordsNotWritten(ComputePodsError):
+    """``cpod build`` stops: the Store could not write the records of
+    finished steps (a pod under ``cpod up`` waits and tries again)."""
+
+
 # --- the build ran and failed (exit 1) ----------------------------------------
 
 class BuildFailed(ComputePodsError):
