@@ -234,12 +234,15 @@ class StateDB:
         """The verdict stored under ``key`` since the last write of records."""
         if self._conn is None:
             return None
-        try:
-            row = self._conn.execute("SELECT blob FROM verdicts WHERE key = ?",
-                                     (key,)).fetchone()
-        except sqlite3.OperationalError:      # a version-1 file, not migrated yet
-            return None
-        return row[0] if row else None
+        with self._reading():
+            try:
+                row = self._conn.execute("SELECT blob FROM verdicts WHERE key = ?",
+                                         (key,)).fetchone()
+            except sqlite3.OperationalError as e:
+                if "no such table" not in str(e):
+                    raise
+                return None                   # a version-1 file, not migrated yet
+            return row[0] if row else None
 
     def last_build(self) -> dict | None:
         """The most recent build: id, targets, status, pid, started_ns, finished_ns."""

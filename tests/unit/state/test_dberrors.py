@@ -79,3 +79,4 @@ def test_a_broken_constraint_stays_a_bug_not_a_disk_problem(db_path):
 def test_errors_are_computepods_errors_with_exit_2(db_path):
     for cls in (DiskFull, StateCorrupt):
         assert issubclass(cls, ComputePodsError) and cls("x").exit_code == 2
+
