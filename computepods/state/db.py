@@ -270,7 +270,8 @@ class StateDB:
         step_rows = [(s.step_id, _step_json(s)) for s in steps]
         file_rows = [(f.path, f.size, f.mtime_ns, f.ino, f.sha256, f.checked_ns)
                      for f in files]
-        what = f"the records of {len(step_rows)} steps and {len(file_rows)} files"
+        what = (f"the records of {len(step_rows)} step{'s' * (len(step_rows) != 1)} and"
+                f" {len(file_rows)} file{'s' * (len(file_rows) != 1)}")
         with self._transaction(what) as conn:
             conn.execute("DELETE FROM verdicts")
             if verdict is not None:
