@@ -57,7 +57,7 @@ class ProjectLock:
         """The lock file, open (a read-only or full ``.computepods/`` says so)."""
         with writing(self.path, LOCK_WHAT):
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            return os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            return os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
 
     def _claim(self, fd: int) -> None:
         """Write who holds the lock; a full disk only loses that note (the
