@@ -7,6 +7,8 @@ for a failed step.  Each class knows the ``cpod`` exit code it maps to
 """
 from __future__ import annotations
 
+import errno
+
 # Exit codes of cpod and cpctrl (docs/architecture.md §2).
 EXIT_OK = 0
 EXIT_FAILED = 1          # a step failed or a cyclic group did not converge
@@ -75,6 +77,41 @@ class NoChefCanBuild(ComputePodsError):
 
 class WatchError(ComputePodsError):
     """A tree cannot be watched: not a directory, or the inotify limits are reached."""
+
+
+# --- the disk and the state database (exit 2) ---------------------------------
+
+DISK_FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
+NOT_WRITABLE_ERRNOS = (errno.EACCES, errno.EPERM, errno.EROFS)
+
+
+class DiskFull(ComputePodsError, OSError):
+    """A write failed for want of space or quota (ENOSPC, EDQUOT).  The
+    message names the disk and what was not written (:func:`computepods.paths.
+    disk_full`).  An OSError too, with its errno, so that code which already
+    copes with a failed write (a cache it may skip) still does."""
+
+    def __init__(self, message: str, err: int = errno.ENOSPC):
+        OSError.__init__(self, err, message)
+        self.message = message
+
+
+class NotWritable(ComputePodsError, OSError):
+    """A file or directory computepods must write is read-only, or not the
+    user's to write (EACCES, EPERM, EROFS): a permission problem, to say so."""
+
+    def __init__(self, message: str, err: int = errno.EACCES):
+        OSError.__init__(self, err, message)
+        self.message = message
+
+
+class StateCorrupt(ComputePodsError):
+    """``.computepods/state.db`` cannot be read as a state database."""
+
+
+class RecordsNotWritten(ComputePodsError):
+    """``cpod build`` stops: the Store could not write the records of
+    finished steps (a pod under ``cpod up`` waits and tries again)."""
 
 
 # --- the build ran and failed (exit 1) ----------------------------------------

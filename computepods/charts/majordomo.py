@@ -97,7 +97,7 @@ def md_building(md: "MajorDomo", e):
         return return_status.HANDLED
     if sig == m.RECORD_FAILED:      # the Store keeps the records and tries again: say why we wait
         md.build.note({"t": "store_retry", "problem": e.payload.problem,
-                       "retry_s": e.payload.retry_s})
+                       "retry_s": e.payload.retry_s, "error": e.payload.error})
         return return_status.HANDLED
     md.temp.fun = md_ready
     return return_status.SUPER

@@ -51,10 +51,12 @@ class Record:
 
 @dataclass(frozen=True)
 class WriteFailed:
-    """Payload of RECORD_FAILED: records held back, and why."""
+    """Payload of RECORD_FAILED: records held back, and why (``error``: the
+    write's own error, which names the disk if it is full)."""
     tokens: list[Any]
     problem: str
     retry_s: float
+    error: str = ""
 
 
 @spy_on
@@ -126,7 +128,8 @@ class Store(Chart):
         if self._retry is None:
             self._retry = self.clock.alarm(lambda: self.post(m.FLUSH), name="store:retry")
         self._retry.set(self.clock.monotonic() + retry_s)
-        self.emit(m.RECORD_FAILED, WriteFailed([r.token for r in batch], self.problem, retry_s))
+        self.emit(m.RECORD_FAILED, WriteFailed([r.token for r in batch], self.problem, retry_s,
+                                               str(exc)))
 
     def stop(self, timeout: float = STOP_TIMEOUT_S) -> None:
         if self._retry is not None:

@@ -29,7 +29,7 @@ from typing import Callable, Sequence
 
 from computepods.errors import ComputePodsError, PathEscapesWorkspace
 from computepods.chef.scratch import SCRATCH_DIR, check_relative
-from computepods.paths import PROJECT_FILE, STATE_DIR, atomic_write, in_state_dir
+from computepods.paths import PROJECT_FILE, STATE_DIR, atomic_write, in_state_dir, writing
 from computepods.state.hashing import sha256_file
 
 log = logging.getLogger(__name__)
@@ -54,9 +54,13 @@ def commit(scratch_dir: Path, root: Path, moves: Sequence[tuple[str, str]],
     planned = _plan(root_s, moves)
     for src, dest in planned:
         _check_placeable(scratch_s, root_s, src, dest)
+    outputs = ", ".join(dest for _, dest in planned)
     _write_journal(scratch_s, {"format": JOURNAL_FORMAT,
-                               "moves": [list(m) for m in planned], "record": record})
-    _apply(scratch_s, root_s, planned)
+                               "moves": [list(m) for m in planned], "record": record},
+                   f"the commit journal of outputs {outputs} (none was committed)")
+    with writing(root_s, f"the commit of outputs {outputs} (its journal finishes"
+                         " it at the next start)"):
+        _apply(scratch_s, root_s, planned)
     os.unlink(os.path.join(scratch_s, JOURNAL))
     shutil.rmtree(scratch_s, ignore_errors=True)
 
@@ -151,11 +155,11 @@ def _check_placeable(scratch: str, root: str, src: str, dest: str) -> None:
         parent = os.path.dirname(parent)
 
 
-def _write_journal(scratch: str, journal: dict) -> None:
+def _write_journal(scratch: str, journal: dict, what: str) -> None:
     """Write the journal so that it is either absent or complete, even after a
     power cut: temp file, fsync, rename."""
     data = json.dumps(journal, separators=(",", ":")).encode()
-    atomic_write(os.path.join(scratch, JOURNAL), data, durable=True)
+    atomic_write(os.path.join(scratch, JOURNAL), data, durable=True, what=what)
 
 
 def _apply(scratch: str, root: str, moves: Sequence[Sequence[str]]) -> None:

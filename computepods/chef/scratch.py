@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 from computepods.errors import PathEscapesWorkspace
-from computepods.paths import SCRATCH_DIR, STATE_DIR
+from computepods.paths import SCRATCH_DIR, STATE_DIR, writing
 
 OUT_DIR = "out"            # scratch/out/<output>: outputs named through {out}
 VIEW_DIR = "view"          # scratch/view: the symlink view of the project
@@ -69,7 +69,8 @@ def make_scratch(root: Path, step_id: str) -> Path:
     """
     path = Path(root, SCRATCH_DIR, scratch_name(step_id))
     shutil.rmtree(path, ignore_errors=True)
-    path.mkdir(parents=True)
+    with writing(path, f"the scratch directory of step {step_id}"):
+        path.mkdir(parents=True)
     return path
 
 
@@ -79,7 +80,8 @@ def scratch_out_path(scratch: Path, output: str) -> Path:
     The parent directory is created, so the command can simply write there.
     """
     path = scratch / OUT_DIR / check_relative(output)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    with writing(path.parent, f"the scratch directory of output {output}"):
+        path.parent.mkdir(parents=True, exist_ok=True)
     return path
 
 
@@ -128,12 +130,13 @@ def make_view(root: Path, scratch: Path, outputs: Sequence[str], copy_in: Sequen
     copy_in = [check_relative(c) for c in copy_in]
     real_dirs = _parent_dirs(outputs + copy_in)
     not_linked = real_dirs | set(outputs) | set(copy_in)
-    for rel_dir in sorted(real_dirs):          # a parent sorts before its children
-        _fill_real_dir(root_s, os.path.join(view, rel_dir), rel_dir, not_linked, ignore)
-    for rel in copy_in:
-        src = os.path.join(root_s, rel)
-        if os.path.isfile(src):
-            shutil.copy2(src, view / rel)
+    with writing(view, "the step's view of the project (in its scratch directory)"):
+        for rel_dir in sorted(real_dirs):          # a parent sorts before its children
+            _fill_real_dir(root_s, os.path.join(view, rel_dir), rel_dir, not_linked, ignore)
+        for rel in copy_in:
+            src = os.path.join(root_s, rel)
+            if os.path.isfile(src):
+                shutil.copy2(src, view / rel)
     return view
 
 

@@ -19,10 +19,10 @@ from pathlib import Path
 
 from computepods.chef import commit
 from computepods.chef import scratch
-from computepods.paths import LOGS_DIR
+from computepods.paths import LOGS_DIR, writing
 
 COMMIT_LOG = "commits.log"   # per slot: records written ahead of their commits
-COMMIT_LOG_BYTES = 1 << 20   # a slot's commit log to start with (sparse until written)
+COMMIT_LOG_BYTES = 64 << 10  # a slot's commit log to start with, allocated on disk
 
 
 class Streams:
@@ -55,23 +55,39 @@ class CommitLog:
     the GIL after it, showed in ``bench/run.py wide 1000``).  A killed process loses
     nothing the kernel has, exactly as with write(); neither guards against
     the machine crashing (no fsync).  The file grows by doubling; its unused
-    tail is zero bytes, which readers skip as they skip a torn last line."""
+    tail is zero bytes, which readers skip as they skip a torn last line.
+
+    Every byte of the map is allocated on disk before it is mapped
+    (``posix_fallocate``): a store into a sparse page of a full disk would
+    kill the chef with SIGBUS, where an allocation fails with ENOSPC, here
+    a :class:`~computepods.errors.DiskFull` naming the disk."""
 
     def __init__(self, path: Path, size: int = COMMIT_LOG_BYTES):
-        self.fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
-        os.ftruncate(self.fd, size)
-        self.map = mmap.mmap(self.fd, size)
+        self.path = path
+        with writing(path, "a chef slot's commit log"):
+            self.fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+        try:
+            self._allocate(size, "a chef slot's commit log")
+            self.map = mmap.mmap(self.fd, size)
+        except BaseException:
+            os.close(self.fd)
+            raise
         self.end = 0
 
-    def append(self, data: bytes) -> None:
+    def append(self, data: bytes, what: str = "a commit log record") -> None:
         end = self.end + len(data)
         if end > len(self.map):
             size = max(end, 2 * len(self.map))
+            self._allocate(size, what)       # the old map stays whole if this fails
             self.map.close()
-            os.ftruncate(self.fd, size)
             self.map = mmap.mmap(self.fd, size)
         self.map[self.end:end] = data
         self.end = end
+
+    def _allocate(self, size: int, what: str) -> None:
+        """Give the file ``size`` bytes of disk (it grows to that size)."""
+        with writing(self.path, what):
+            os.posix_fallocate(self.fd, 0, size)
 
     def close(self) -> None:
         self.map.close()
@@ -89,9 +105,10 @@ class Slot:
         self.dir = root / scratch.SCRATCH_DIR / name
         shutil.rmtree(self.dir, ignore_errors=True)
         self.out = self.dir / scratch.OUT_DIR
-        self.out.mkdir(parents=True)
+        with writing(self.dir, f"the scratch directory of chef slot {name}"):
+            self.out.mkdir(parents=True)
+            self._streams = (Streams(self.dir), Streams(self.dir, ".next"))
         self._out_prefix = os.path.join(self.out, "")
-        self._streams = (Streams(self.dir), Streams(self.dir, ".next"))
         self._turn = 0
         self.logs = logs if logs is not None else LogDir(root)
         self._dirs: set[str] = set()
@@ -108,7 +125,8 @@ class Slot:
     def log_commit(self, record: dict) -> None:
         """Write-ahead: the record goes to the slot's commit log before the
         outputs move into the tree."""
-        self.commits.append((json.dumps(record, separators=(",", ":")) + "\n").encode())
+        self.commits.append((json.dumps(record, separators=(",", ":")) + "\n").encode(),
+                            f"the write-ahead record of step {record.get('step_id')}")
 
     def keep_logs(self, step_id: str, streams: Streams) -> None:
         """Keep what the step printed (see :meth:`LogDir.keep`)."""
@@ -129,7 +147,8 @@ class Slot:
         a directory of the tree swapped for a symlink since the last step
         cannot send an output outside the project.
         """
-        commit.place(self._root_fd, self._root_s, src, commit.project_dest(dest))
+        with writing(os.path.join(self._root_s, dest), f"output {dest}"):
+            commit.place(self._root_fd, self._root_s, src, commit.project_dest(dest))
 
     def close(self) -> None:
         self.commits.close()
@@ -145,7 +164,8 @@ class Slot:
         rel = scratch.check_relative(output)
         parent = os.path.dirname(rel)
         if parent not in self._dirs:
-            os.makedirs(self.out / parent, exist_ok=True)
+            with writing(self.out, f"the scratch directory of output {output}"):
+                os.makedirs(self.out / parent, exist_ok=True)
             self._dirs.add(parent)
         path = self._out_prefix + rel
         if path in self._leftovers:      # what a failed step may have left
@@ -182,9 +202,7 @@ class LogDir:
             if os.fstat(fd).st_size:
                 wrote = True
                 name = name or scratch.scratch_name(step_id)
-                self.dir.mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(src, self.dir / (name + suffix))
-                self.names.add(name + suffix)
+                self._copy(src, name + suffix, f"the {suffix[1:]} log of step {step_id}")
             elif self.names:
                 name = name or scratch.scratch_name(step_id)
                 if name + suffix in self.names:
@@ -194,6 +212,22 @@ class LogDir:
                     except FileNotFoundError:
                         pass
         streams.empty = not wrote
+
+    def _copy(self, src: Path, name: str, what: str) -> None:
+        """Copy ``src`` in as ``name``; a full disk leaves no part of it."""
+        dest = self.dir / name
+        try:
+            with writing(dest, what):
+                self.dir.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(src, dest)
+        except OSError:
+            try:
+                os.unlink(dest)
+            except OSError:
+                pass
+            self.names.discard(name)
+            raise
+        self.names.add(name)
 
 
 def log_paths(root: Path, step_id: str) -> tuple[Path, Path]:

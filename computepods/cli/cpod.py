@@ -16,7 +16,7 @@ from computepods import __version__
 # Interrupted lives in errors.py: under `python -m computepods.cli` this
 # module is __main__, and a class defined here would be a different one.
 from computepods.errors import (EXIT_CANNOT_START, EXIT_INTERRUPTED, ComputePodsError, Interrupted,
-                     UsageError)
+                     RecordsNotWritten, UsageError)
 from computepods.paths import STATE_DIR, find_project_root
 
 
@@ -275,10 +275,16 @@ def _build(root: Path, cwd: Path, args, server, chefs, lock, locked: bool, waiti
                                      keep_going=args.keep_going, dry_run=args.dry_run))
         progress = Progress(verbose=args.verbose, explain=args.explain,
                             flush_when_waiting=True)
-        return request_build(pod.bridge, args.targets, cwd, keep_going=args.keep_going,
-                             dry_run=args.dry_run, on_event=progress.handle,
+        from computepods.cli.buildwatch import BuildWatch
+        watch = BuildWatch(root, progress.handle)      # stops if the Store cannot write
+        code = request_build(pod.bridge, args.targets, cwd, keep_going=args.keep_going,
+                             dry_run=args.dry_run, on_event=watch.on_event,
                              on_wait=progress.flush, plan=handed)
-    except Interrupted:
+        note = watch.disk_note() if code else None
+        if note:
+            print(f"cpod: {note}", file=sys.stderr)
+        return code
+    except (Interrupted, RecordsNotWritten):
         if pod:
             pod.cancel()
         raise

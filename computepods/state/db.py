@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Iterable, Iterator
 
 from computepods.errors import ComputePodsError
+from computepods.state.dberrors import corrupt, db_error, is_database_trouble
 
 if TYPE_CHECKING:                  # hashing imports hashlib: not for a cold no-op
     from computepods.state.hashing import FileRecord
@@ -117,8 +118,8 @@ class StateDB:
         try:
             conn = sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_S,
                                    isolation_level=None, check_same_thread=False)
-        except sqlite3.OperationalError as e:
-            raise ComputePodsError(f"{self.path}: cannot open the state database: {e}") from e
+        except sqlite3.Error as e:
+            raise db_error(self.path, e, "the state database (opening it)", writing=False) from e
         return conn
 
     def _open_readonly(self) -> None:
@@ -147,6 +148,11 @@ class StateDB:
             conn.executescript(_SCHEMA)     # creates what an older version lacks
             conn.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)",
                          (str(SCHEMA_VERSION),))
+        except sqlite3.Error as e:
+            conn.close()
+            if not is_database_trouble(e):
+                raise
+            raise db_error(self.path, e, "its schema (preparing it for writing)") from e
         except BaseException:
             conn.close()
             raise
@@ -159,15 +165,17 @@ class StateDB:
                 "SELECT 1 FROM sqlite_master WHERE type='table' AND name='meta'").fetchone()
             row = has_meta and conn.execute(
                 "SELECT value FROM meta WHERE key='schema_version'").fetchone()
-        except sqlite3.DatabaseError as e:
+        except sqlite3.Error as e:
             conn.close()
-            raise ComputePodsError(
-                f"{self.path}: not a usable state database ({e}); delete it to start"
-                " afresh (the next build rebuilds everything)") from e
+            raise db_error(self.path, e, "its schema version", writing=False) from e
         if not row:
             tables = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
             return 0 if tables else None
-        version = int(row[0])
+        try:
+            version = int(row[0])
+        except (TypeError, ValueError) as e:
+            conn.close()
+            raise corrupt(self.path, e) from e
         if version > SCHEMA_VERSION:
             conn.close()
             raise ComputePodsError(
@@ -194,7 +202,7 @@ class StateDB:
         if self._conn is None:
             return {}
         from computepods.state.hashing import FileRecord
-        with _gc_paused():
+        with _gc_paused(), self._reading():
             rows = self._conn.execute(
                 "SELECT path, size, mtime_ns, ino, sha256, checked_ns FROM files").fetchall()
             return dict(zip([r[0] for r in rows], itertools.starmap(FileRecord, rows)))
@@ -203,9 +211,10 @@ class StateDB:
         """The record of one step, if it ever ran."""
         if self._conn is None:
             return None
-        row = self._conn.execute(
-            "SELECT record FROM steps WHERE step_id = ?", (step_id,)).fetchone()
-        return StepRecord(step_id, *json.loads(row[0])) if row else None
+        with self._reading():
+            row = self._conn.execute(
+                "SELECT record FROM steps WHERE step_id = ?", (step_id,)).fetchone()
+            return StepRecord(step_id, *json.loads(row[0])) if row else None
 
     def steps(self) -> dict[str, StepRecord]:
         """Every step record, by step id."""
@@ -213,10 +222,10 @@ class StateDB:
             return {}
         # One JSON document for all steps: one json.loads, not one per row
         # (the cold no-op of ``bench/rebuild.py noop`` reads every record).
-        doc = self._conn.execute(
-            "SELECT '[' || group_concat(json_quote(step_id) || ',' || record) || ']'"
-            " FROM steps").fetchone()[0]
-        with _gc_paused():
+        with _gc_paused(), self._reading():
+            doc = self._conn.execute(
+                "SELECT '[' || group_concat(json_quote(step_id) || ',' || record) || ']'"
+                " FROM steps").fetchone()[0]
             flat = json.loads(doc) if doc else []
             return {flat[i]: StepRecord(flat[i], *flat[i + 1])
                     for i in range(0, len(flat), 2)}
@@ -225,25 +234,29 @@ class StateDB:
         """The verdict stored under ``key`` since the last write of records."""
         if self._conn is None:
             return None
-        try:
-            row = self._conn.execute("SELECT blob FROM verdicts WHERE key = ?",
-                                     (key,)).fetchone()
-        except sqlite3.OperationalError:      # a version-1 file, not migrated yet
-            return None
-        return row[0] if row else None
+        with self._reading():
+            try:
+                row = self._conn.execute("SELECT blob FROM verdicts WHERE key = ?",
+                                         (key,)).fetchone()
+            except sqlite3.OperationalError as e:
+                if "no such table" not in str(e):
+                    raise
+                return None                   # a version-1 file, not migrated yet
+            return row[0] if row else None
 
     def last_build(self) -> dict | None:
         """The most recent build: id, targets, status, pid, started_ns, finished_ns."""
         if self._conn is None:
             return None
-        row = self._conn.execute(
-            f"SELECT {', '.join(_BUILD_COLUMNS)} FROM builds ORDER BY id DESC LIMIT 1"
-        ).fetchone()
-        if row is None:
-            return None
-        build = dict(zip(_BUILD_COLUMNS, row))
-        build["targets"] = json.loads(build["targets"])
-        return build
+        with self._reading():
+            row = self._conn.execute(
+                f"SELECT {', '.join(_BUILD_COLUMNS)} FROM builds ORDER BY id DESC LIMIT 1"
+            ).fetchone()
+            if row is None:
+                return None
+            build = dict(zip(_BUILD_COLUMNS, row))
+            build["targets"] = json.loads(build["targets"])
+            return build
 
     # --- writes --------------------------------------------------------------
 
@@ -257,7 +270,9 @@ class StateDB:
         step_rows = [(s.step_id, _step_json(s)) for s in steps]
         file_rows = [(f.path, f.size, f.mtime_ns, f.ino, f.sha256, f.checked_ns)
                      for f in files]
-        with self._transaction() as conn:
+        what = (f"the records of {len(step_rows)} step{'s' * (len(step_rows) != 1)} and"
+                f" {len(file_rows)} file{'s' * (len(file_rows) != 1)}")
+        with self._transaction(what) as conn:
             conn.execute("DELETE FROM verdicts")
             if verdict is not None:
                 conn.execute("INSERT INTO verdicts VALUES (?, ?)", verdict)
@@ -273,21 +288,33 @@ class StateDB:
     def start_build(self, targets: list[str]) -> int:
         """Record a build that starts now; returns its id.  Nothing calls it
         yet: issue 15 keeps the page's history of builds here."""
-        with self._transaction() as conn:
+        with self._transaction("the start of a build") as conn:
             cur = conn.execute(
                 "INSERT INTO builds (targets, status, pid, started_ns) VALUES (?, ?, ?, ?)",
                 (json.dumps(list(targets)), BUILD_RUNNING, os.getpid(), time.time_ns()))
             return int(cur.lastrowid)
 
     def finish_build(self, build_id: int, status: str) -> None:
-        with self._transaction() as conn:
+        with self._transaction("the end of a build") as conn:
             conn.execute("UPDATE builds SET status = ?, finished_ns = ? WHERE id = ?",
                          (status, time.time_ns(), build_id))
 
-    def _transaction(self) -> "_Transaction":
+    def _transaction(self, what: str) -> "_Transaction":
         if self.readonly or self._conn is None:
             raise ComputePodsError(f"{self.path}: state database is open read-only")
-        return _Transaction(self._conn)
+        return _Transaction(self._conn, self.path, what)
+
+    @contextlib.contextmanager
+    def _reading(self) -> Iterator[None]:
+        """A read that fails, or finds what no computepods wrote (a record
+        that is not JSON, a BLOB where text belongs), says the file is
+        corrupt, or why else it cannot be read; never a traceback."""
+        try:
+            yield
+        except (sqlite3.Error, ValueError, TypeError, IndexError, KeyError) as e:
+            if isinstance(e, sqlite3.Error) and not is_database_trouble(e):
+                raise
+            raise db_error(self.path, e, "the records", writing=False) from e
 
     def close(self) -> None:
         if self._conn is not None:
@@ -302,17 +329,40 @@ class StateDB:
 
 
 class _Transaction:
-    """BEGIN IMMEDIATE ... COMMIT, or ROLLBACK if the body raised."""
+    """BEGIN IMMEDIATE ... COMMIT, or ROLLBACK if the body (or the COMMIT)
+    raised.  A failed SQLite call becomes the error :func:`db_error` makes
+    of it, saying ``what`` was not written (a full disk is never "corrupt")."""
 
-    def __init__(self, conn: sqlite3.Connection):
-        self.conn = conn
+    def __init__(self, conn: sqlite3.Connection, path: Path, what: str):
+        self.conn, self.path, self.what = conn, path, what
 
     def __enter__(self) -> sqlite3.Connection:
-        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            self.conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as e:
+            raise db_error(self.path, e, self.what) from e
         return self.conn
 
     def __exit__(self, exc_type, exc, tb) -> None:
-        self.conn.execute("ROLLBACK" if exc_type else "COMMIT")
+        if exc_type is None:
+            try:
+                self.conn.execute("COMMIT")
+                return
+            except sqlite3.Error as e:
+                self._rollback()
+                raise db_error(self.path, e, self.what) from e
+        self._rollback()
+        if is_database_trouble(exc):
+            raise db_error(self.path, exc, self.what) from exc
+
+    def _rollback(self) -> None:
+        """SQLite may have rolled back already (a full disk can do that):
+        then there is nothing left to roll back, and that is no error."""
+        if self.conn.in_transaction:
+            try:
+                self.conn.execute("ROLLBACK")
+            except sqlite3.Error as e:
+                log.warning("%s: rollback failed: %s", self.path, e)
 
 
 @contextlib.contextmanager

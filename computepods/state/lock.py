@@ -15,7 +15,9 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from computepods.paths import LOCK_FILE
+from computepods.paths import LOCK_FILE, writing
+
+LOCK_WHAT = "the project lock (one build at a time)"
 
 
 class ProjectLock:
@@ -32,8 +34,7 @@ class ProjectLock:
 
     def acquire(self, on_wait: Callable[[str], None] = lambda who: None) -> None:
         """Take the lock, waiting (and saying for whom once) if it is held."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = self._open()
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -43,8 +44,7 @@ class ProjectLock:
 
     def try_acquire(self) -> bool:
         """Take the lock if it is free; False (and nothing held) if not."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = self._open()
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -53,10 +53,21 @@ class ProjectLock:
         self._claim(fd)
         return True
 
+    def _open(self) -> int:
+        """The lock file, open (a read-only or full ``.computepods/`` says so)."""
+        with writing(self.path, LOCK_WHAT):
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            return os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+
     def _claim(self, fd: int) -> None:
+        """Write who holds the lock; a full disk only loses that note (the
+        flock is what keeps builds apart)."""
         os.ftruncate(fd, 0)
-        os.pwrite(fd, json.dumps({"pid": os.getpid(), "command": " ".join(sys.argv),
-                                  "since": time.time()}).encode(), 0)
+        try:
+            os.pwrite(fd, json.dumps({"pid": os.getpid(), "command": " ".join(sys.argv),
+                                      "since": time.time()}).encode(), 0)
+        except OSError:
+            pass
         self.fd = fd
 
     def release(self) -> None:

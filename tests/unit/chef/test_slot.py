@@ -12,7 +12,7 @@ import pytest
 
 from computepods.chef.recovery import read_commit_logs
 from computepods.chef.scratch import SCRATCH_DIR
-from computepods.chef.slot import COMMIT_LOG, LogDir, Slot, log_paths
+from computepods.chef.slot import COMMIT_LOG, CommitLog, LogDir, Slot, log_paths
 from computepods.errors import ComputePodsError, PathEscapesWorkspace
 
 
@@ -41,6 +41,19 @@ def slot(tmp_path):
     slot = Slot(tmp_path, "chef-3-0")
     yield slot
     slot.close()
+
+
+def test_the_commit_log_is_allocated_on_disk_before_it_is_written(tmp_path):
+    # A sparse map on a full disk kills the writer with SIGBUS at the first
+    # store into an unallocated page; allocated blocks cannot run out.
+    log = CommitLog(tmp_path / COMMIT_LOG, size=64 << 10)
+    try:
+        assert os.stat(tmp_path / COMMIT_LOG).st_blocks * 512 >= 64 << 10
+        log.append(b"x" * (100 << 10))              # grows: allocated again first
+        st = os.stat(tmp_path / COMMIT_LOG)
+        assert st.st_size >= 128 << 10 and st.st_blocks * 512 >= st.st_size
+    finally:
+        log.close()
 
 
 def test_out_path_makes_its_directory_and_clears_what_a_failed_step_left(slot):

@@ -7,7 +7,7 @@ import sqlite3
 
 import pytest
 
-from computepods.errors import ComputePodsError
+from computepods.errors import ComputePodsError, StateCorrupt
 from computepods.state.hashing import FileRecord
 from computepods.state.db import SCHEMA_VERSION, StateDB, StepRecord
 
@@ -161,7 +161,7 @@ def test_a_file_that_is_not_a_database_is_a_clear_error(db_path):
     db_path.parent.mkdir(parents=True)
     db_path.write_bytes(b"this is not sqlite" * 100)
     for readonly in (False, True):
-        with pytest.raises(ComputePodsError, match="not a usable state database.*delete"):
+        with pytest.raises(StateCorrupt, match="corrupt.*deleting it loses only the record"):
             StateDB(db_path, readonly=readonly)
 
 
