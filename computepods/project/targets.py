@@ -41,21 +41,21 @@ def expand(project: Project, names: Sequence[str],
     cycle is a ProjectError naming it."""
     paths: list[str] = []
     chain: list[str] = []                       # the aliases being expanded
+    on_chain: set[str] = set()
     stack: list[Iterator[str]] = [iter(names)]
     while stack:
         name = next(stack[-1], None)
         if name is None:
             stack.pop()
             if chain:
-                chain.pop()
+                on_chain.discard(chain.pop())
         elif name not in project.aliases:
             paths.append(path_of(name) if len(stack) == 1 else name)
-        elif name in chain:
-            cycle = " -> ".join((*chain[chain.index(name):], name))
-            raise ProjectError(str(project.path), f"alias cycle: {cycle}",
-                               key=f"alias.{name}")
+        elif name in on_chain:
+            raise _cycle(chain, name, str(project.path))
         else:
             chain.append(name)
+            on_chain.add(name)
             stack.append(iter(project.aliases[name]))
     return paths
 
@@ -68,18 +68,28 @@ def check_alias_cycles(aliases: Mapping[str, Sequence[str]], file: str) -> None:
     for top in aliases:
         if top in done:
             continue
-        chain, stack = [top], [iter(aliases[top])]
+        chain, on_chain, stack = [top], {top}, [iter(aliases[top])]
         while stack:
             name = next(stack[-1], None)
             if name is None:
                 stack.pop()
-                done.add(chain.pop())
+                finished = chain.pop()
+                on_chain.discard(finished)
+                done.add(finished)
             elif name in aliases and name not in done:
-                if name in chain:
-                    cycle = " -> ".join((*chain[chain.index(name):], name))
-                    raise ProjectError(file, f"alias cycle: {cycle}", key=f"alias.{name}")
+                if name in on_chain:
+                    raise _cycle(chain, name, file)
                 chain.append(name)
+                on_chain.add(name)
                 stack.append(iter(aliases[name]))
+
+
+def _cycle(chain: list[str], name: str, file: str) -> ProjectError:
+    """The error naming an alias cycle: its first few links, and its length."""
+    loop = chain[chain.index(name):]
+    shown = loop if len(loop) <= 20 else [*loop[:10], f"... ({len(loop) - 20} more)", *loop[-10:]]
+    return ProjectError(file, "alias cycle: " + " -> ".join((*shown, name)),
+                        key=f"alias.{name}")
 
 
 def check_target_name(name: object) -> None:
