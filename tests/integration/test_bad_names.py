@@ -1,7 +1,7 @@
 """File names that are not UTF-8 (issue 11, break 5): refused where they
 enter, naming the file with its bytes escaped, never a traceback or a hang.
 
-Each door: a target on the command line (`cpod build`, `cpod explain`, a
+Also paths that work as documented: `-x` and `%%`.  Each door: a target on the command line (`cpod build`, `cpod explain`, a
 build handed to a pod), a depfile entry, and the watcher of `cpod up`.
 """
 from __future__ import annotations
@@ -83,3 +83,29 @@ def test_the_watcher_of_cpod_up_names_such_a_file_and_the_pod_builds_on(tmp_path
     handed = cpod(root, "build", "build/" + BAD, timeout=NO_HANG_S)
     clear(handed, 2, r"'build/bad\xff.txt'", ADVICE)
     assert pod.proc.poll() is None, pod.text()
+
+
+def test_a_source_named_dash_x_and_a_percent_path_build(tmp_path):
+    """`-x` reaches cp as `./-x`, not an option; `50%%.txt` is the file
+    `50%.txt` (issue 11, break 8)."""
+    root = write(tmp_path / "p", {"computepods.toml": """
+        [project]
+        default = ["out/x", "out/50%.txt"]
+
+        [[rule]]
+        name = "dash"
+        inputs = ["-x"]
+        outputs = ["out/x"]
+        command = "cp {in} {out}"
+
+        [[rule]]
+        name = "pct"
+        inputs = ["src/50%%.txt"]
+        outputs = ["out/50%%.txt"]
+        command = ["cp", "{in}", "{out}"]
+        """, "-x": "dash\n", "src/50%.txt": "half\n"})
+    clear(cpod(root, "build", timeout=NO_HANG_S), 0)
+    assert (root / "out/x").read_text() == "dash\n"
+    assert (root / "out/50%.txt").read_text() == "half\n"
+    again = cpod(root, "build", timeout=NO_HANG_S)
+    clear(again, 0, "nothing to do")
