@@ -13,6 +13,8 @@ internal error, never a hang (each run has an alarm).
 """
 from __future__ import annotations
 
+import collections
+import copy
 import itertools
 import json
 import math
@@ -59,6 +61,10 @@ RULE = st.fixed_dictionaries(
               "cwd": st.sampled_from(["{dir}", "{stem}", "/tmp", "..", "sub", "{in}"]),
               "parts": st.dictionaries(PATHS, st.sampled_from(["bibtex", "x"]), max_size=2)})
 TARGETS = st.lists(PATHS | NAMES, max_size=2)
+GOOD_RULES = ({"name": "up", "inputs": ["src/%.txt"], "outputs": ["out/%.txt"],
+               "command": "cp {in} {out}"},
+              {"name": "all", "inputs": ["out/a.txt", "out/b.txt"], "outputs": ["out/all.txt"],
+               "command": "cat {in} > {out}"})
 
 
 @dataclass
@@ -79,11 +85,11 @@ def toml(value) -> str:
     if isinstance(value, float):
         return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf") \
             if math.isinf(value) else repr(value)
-    if isinstance(value, str):
-        return json.dumps(value)        # a TOML basic string (\uXXXX escapes)
+    if isinstance(value, str):        # a TOML basic string: JSON's escapes, and DEL's
+        return json.dumps(value, ensure_ascii=False).replace("\x7f", "\\u007f")
     if isinstance(value, list):
         return "[" + ", ".join(toml(v) for v in value) + "]"
-    return "{" + ", ".join(f"{json.dumps(k)} = {toml(v)}" for k, v in value.items()) + "}"
+    return "{" + ", ".join(f"{toml(k)} = {toml(v)}" for k, v in value.items()) + "}"
 
 
 def places(data, found: list) -> list:
@@ -99,24 +105,31 @@ def places(data, found: list) -> list:
 @st.composite
 def schema_case(draw) -> Case:
     data: dict = {"rule": draw(st.lists(RULE, min_size=1, max_size=4))}
-    if draw(st.booleans()):
+    good = draw(st.booleans())        # half start from a project that builds
+    if good:
+        data = {"project": {"default": ["out/all.txt"]},
+                "rule": [*copy.deepcopy(GOOD_RULES),     # mutations change them
+                         *data["rule"][:draw(st.sampled_from([0, 0, 1]))]]}
+    elif draw(st.booleans()):
         data["project"] = draw(st.fixed_dictionaries({}, optional={
             "name": NAMES, "default": TARGETS, "ignore": st.lists(PATHS, max_size=2),
             "use": st.lists(st.sampled_from(["c", "latex", "nope"]), max_size=2)}))
-    if draw(st.booleans()):
+    if draw(st.booleans()) and (not good or draw(st.booleans())):
         data["alias"] = draw(st.dictionaries(NAMES, st.lists(NAMES | PATHS, max_size=3),
                                              max_size=4))
-    if draw(st.booleans()):
+    if draw(st.booleans()) and (not good or draw(st.booleans())):
         data["pack"] = draw(st.dictionaries(st.sampled_from(["c", "latex", "nope"]),
                                             st.dictionaries(st.sampled_from(
                                                 ["engine", "bib", "cflags", "x"]),
                                                 SCALARS, max_size=2), max_size=2))
-    if draw(st.booleans()):
+    if draw(st.booleans()) and (not good or draw(st.booleans())):
         data["schedule"] = [{"cron": draw(st.sampled_from(["@daily", "* * *", "61 * * * *"])),
                              "targets": draw(TARGETS)}]
-    for _ in range(draw(st.integers(0, 3))):       # mutations
-        where = draw(st.sampled_from(places(data, [])))
-        container, key = where
+    for _ in range(draw(st.sampled_from([0, 0, 0, 1, 1, 2, 3]))):       # mutations
+        found = places(data, [])
+        if not found:
+            break                                   # all deleted already
+        container, key = draw(st.sampled_from(found))
         action = draw(st.sampled_from(["value", "drop", "unknown"]))
         if action == "value":
             container[key] = draw(VALUES)
@@ -124,7 +137,7 @@ def schema_case(draw) -> Case:
             del container[key]
         elif isinstance(container, dict):
             container[draw(st.text(min_size=1, max_size=6))] = draw(VALUES)
-    text = "".join(f"{json.dumps(k)} = {toml(v)}\n" for k, v in data.items())
+    text = "".join(f"{toml(k)} = {toml(v)}\n" for k, v in data.items())
     return Case(text.encode(), draw(TARGETS))
 
 
@@ -169,9 +182,11 @@ def test_fuzzed_project_files_never_give_a_traceback(tmp_path, chaos, monkeypatc
     row = chaos.row(ROW, MUST_HOLD)
     monkeypatch.setenv("CP_CHEF_PROCESS", "0")     # no chef process to start per example
     numbers = itertools.count()
+    codes: collections.Counter[int] = collections.Counter()
+    examples = chaos.examples(full=1000, short=40)
 
     @hypothesis.seed(chaos.seed)
-    @settings(max_examples=chaos.examples(full=1000, short=40), database=None, deadline=None,
+    @settings(max_examples=examples, database=None, deadline=None,
               phases=[Phase.explicit, Phase.generate],   # bounded: no shrinking rounds
               suppress_health_check=list(HealthCheck))
     @hypothesis.given(CASES)
@@ -184,6 +199,9 @@ def test_fuzzed_project_files_never_give_a_traceback(tmp_path, chaos, monkeypatc
         (root / "computepods.toml").write_bytes(case.source)
         run = cpod_here(root, "build", "-n", "--", *case.targets, timeout=RUN_LIMIT_S)
         check(case, run.code, run.err)
+        codes[run.code] += 1
         row.held()
 
     one()
+    if examples >= 200:       # the fuzz must reach projects that load and plan, too
+        assert codes[0] >= examples // 20, f"exit codes: {dict(codes)}"
