@@ -41,3 +41,38 @@ def write(root: Path, files: dict[str, str]) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(textwrap.dedent(text))
     return root
+
+
+class RunTooLong(Exception):
+    """An in-process cpod ran past its time limit (a hang)."""
+
+
+def cpod_here(root: Path, *args: str, timeout: int = 60) -> Run:
+    """`cpod -C ROOT ARGS` in this process (computepods.cli.cpod.main), its
+    stdout and stderr captured: a tenth of a process's start-up cost, for
+    tests that run it hundreds of times.  Set CP_CHEF_PROCESS=0 first, or
+    each build starts a chef process.  A run past ``timeout`` seconds
+    raises RunTooLong (SIGALRM; call it from the main thread)."""
+    import contextlib
+    import io
+    import logging
+    import signal
+    from computepods.cli.cpod import main
+
+    def too_long(signum, frame):
+        raise RunTooLong(f"cpod {' '.join(args)} ran more than {timeout} s")
+
+    for handler in logging.root.handlers[:]:   # cpod's basicConfig binds the stderr it finds
+        logging.root.removeHandler(handler)
+    out, err = io.StringIO(), io.StringIO()
+    old = signal.signal(signal.SIGALRM, too_long)
+    signal.alarm(timeout)
+    try:
+        with contextlib.redirect_stderr(err), contextlib.redirect_stdout(out):
+            code = main(["-C", str(root), *args])
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, old)
+        for handler in logging.root.handlers[:]:
+            logging.root.removeHandler(handler)
+    return Run(code, out.getvalue(), err.getvalue())

@@ -25,6 +25,7 @@ from typing import Iterable, Iterator
 
 from computepods.errors import BuildFailed
 from computepods.paths import in_state_dir
+from computepods.project.checks import NOT_UTF8, shown, undecodable
 
 # Reports are paths, and Linux paths are bytes: undecodable bytes survive as
 # surrogates and round-trip to the same file name through os functions.
@@ -239,8 +240,8 @@ def discover_fls(fls_file: Path, root: Path, cwd: str = "",
     symlinked root), which the caller already knows as ``cwd``.
     """
     _, inputs, outputs = parse_fls(_read_report(fls_file, "recorder (.fls)"))
-    return Discovered(project_paths(inputs, root, cwd, view),
-                      project_paths(outputs, root, cwd, view))
+    return _utf8_names(fls_file, Discovered(project_paths(inputs, root, cwd, view),
+                                            project_paths(outputs, root, cwd, view)))
 
 
 def discover_depfile(depfile: Path, root: Path, cwd: str = "") -> Discovered:
@@ -250,7 +251,17 @@ def discover_depfile(depfile: Path, root: Path, cwd: str = "") -> Discovered:
         prerequisites = parse_depfile(text)
     except BuildFailed as e:
         raise BuildFailed(f"{depfile}: {e.message}") from None
-    return Discovered(project_paths(prerequisites, root, cwd))
+    return _utf8_names(depfile, Discovered(project_paths(prerequisites, root, cwd)))
+
+
+def _utf8_names(report: Path, found: Discovered) -> Discovered:
+    """``found``, unless it names a project file whose name is not UTF-8:
+    such a name cannot be recorded or sent, and dropping it would lose a
+    dependency, so the step fails naming it (docs/architecture.md §3)."""
+    for path in (*found.inputs, *found.outputs):
+        if undecodable(path):
+            raise BuildFailed(f"{report}: {shown(path)} {NOT_UTF8}")
+    return found
 
 
 def _read_report(path: Path, kind: str) -> str:

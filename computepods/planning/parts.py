@@ -20,6 +20,7 @@ from typing import Callable, Mapping, Sequence
 
 from computepods.errors import ComputePodsError
 from computepods.planning.resolve import pattern_stem
+from computepods.project import stems
 
 Extractor = Callable[[bytes], bytes]
 
@@ -110,8 +111,8 @@ def part_for(parts: Mapping[str, str] | None, pattern_inputs: Sequence[str],
     for key, part in parts.items():
         if key in declared:
             continue
-        if "%" not in key:
-            stem_len = 0 if key == path else None
+        if not stems.has_stem(key):
+            stem_len = 0 if stems.literal(key) == path else None
         else:
             stem = pattern_stem(key, path)
             stem_len = None if stem is None else len(stem)

@@ -24,6 +24,7 @@ from computepods import errors
 from computepods.errors import ProjectError
 from computepods.planning.commands import (SCRATCH_SHOWN, Command, argv_command, expand_argv,
                                            identity, quote_shown, render, string_command)
+from computepods.project import stems
 from computepods.project.model import Project, Rule
 from computepods.project.templates import parse_template, used_placeholders
 
@@ -106,16 +107,24 @@ class Step:
         seen = functools.partial(_seen_from, cwd) if cwd else identity
         values: dict[str, str | list[str]] = {}
         if "in" in used:
-            values["in"] = [seen(p) for p in self.inputs] if cwd else list(self.inputs)
+            values["in"] = [not_an_option(seen(p)) for p in self.inputs]
         if "out" in used:
-            values["out"] = [seen(out_path(p)) for p in self.outputs]
+            values["out"] = [not_an_option(seen(out_path(p))) for p in self.outputs]
         if "stem" in used:
             values["stem"] = self.stem or ""
         if "dir" in used:
-            values["dir"] = seen(dir_path(self.dir))
+            values["dir"] = not_an_option(seen(dir_path(self.dir)))
         if "scratch" in used:
-            values["scratch"] = scratch if scratch == SCRATCH_SHOWN else seen(scratch)
+            values["scratch"] = (scratch if scratch == SCRATCH_SHOWN
+                                 else not_an_option(seen(scratch)))
         return values
+
+
+def not_an_option(path: str) -> str:
+    """``./-x`` for a path ``-x``, so a tool takes it for a file, not an
+    option.  Only such paths change: any other path is left exactly as it
+    was, or every recorded command would differ and every step go stale."""
+    return "./" + path if path.startswith("-") else path
 
 
 def _seen_from(cwd: str, path: str) -> str:
@@ -129,9 +138,10 @@ def _seen_from(cwd: str, path: str) -> str:
 
 def pattern_stem(pattern: str, path: str) -> str | None:
     """The stem binding ``pattern``'s '%' to ``path``, or None if no match."""
-    prefix, percent, suffix = pattern.partition("%")
-    if not percent:
+    pieces = stems.split(pattern)
+    if pieces is None:
         return None
+    prefix, suffix = pieces
     if (len(path) > len(prefix) + len(suffix) and path.startswith(prefix)
             and path.endswith(suffix)):
         return path[len(prefix):len(path) - len(suffix)]
@@ -152,9 +162,9 @@ def bind(rule: Rule, stem: str | None) -> Step:
 
 
 def _bound(rule: Rule, pattern: str, stem: str | None) -> str:
-    if stem is None or "%" not in pattern:
-        return pattern
-    path = posixpath.normpath(pattern.replace("%", stem))
+    if stem is None or not stems.has_stem(pattern):
+        return stems.literal(pattern)
+    path = posixpath.normpath(stems.substitute(pattern, stem))
     if path.startswith("/") or path == ".." or path.startswith("../"):
         raise errors.PathEscapesWorkspace(
             f"rule {rule.name!r}: stem {stem!r} turns {pattern!r} into "
@@ -193,7 +203,7 @@ class RuleSet:
                 self._patterns.append(rule)
             else:
                 for out in rule.outputs:
-                    self._explicit.setdefault(out, rule)
+                    self._explicit.setdefault(stems.literal(out), rule)
 
     def match(self, path: str, exists: Exists | None = None,
               ) -> tuple[Rule, str | None] | None:
@@ -267,11 +277,11 @@ class RuleSet:
         """Pattern rules whose outputs match, minus endless self-chains."""
         found = []
         for rule in self._patterns:
-            stems = [s for s in (pattern_stem(o, path) for o in rule.outputs)
-                     if s is not None]
-            if not stems:
+            found_stems = [s for s in (pattern_stem(o, path) for o in rule.outputs)
+                           if s is not None]
+            if not found_stems:
                 continue
-            stem = min(stems, key=len)   # the most specific of its outputs
+            stem = min(found_stems, key=len)   # the most specific of its outputs
             if any(name == rule.name and used != stem for name, used in chain):
                 continue
             found.append((rule, stem))

@@ -3,11 +3,18 @@ the file, the rule and the key."""
 from __future__ import annotations
 
 import math
+import os
 import posixpath
 from typing import Any
 
 from computepods.errors import ProjectError
 from computepods.paths import PROJECT_FILE, STATE_DIR, in_state_dir
+from computepods.project.stems import literal
+
+NAME_MAX_BYTES = 255      # one file name (Linux's NAME_MAX)
+PATH_MAX_BYTES = 4095     # a whole path, less its NUL (PATH_MAX)
+NOT_UTF8 = ("is not a UTF-8 file name; computepods takes only UTF-8 names "
+            "(docs/architecture.md §3): rename the file")
 
 
 def describe(value: Any) -> str:
@@ -38,7 +45,7 @@ def as_string(value: Any, file: str, rule: str | None, key: str) -> str:
         raise ProjectError(file, "must be a non-empty string, got "
                            + (describe(value) if not isinstance(value, str)
                               else "an empty one"), rule, key)
-    return value
+    return no_nul(value, file, rule, key)
 
 
 def as_strings(value: Any, file: str, rule: str | None,
@@ -47,7 +54,17 @@ def as_strings(value: Any, file: str, rule: str | None,
             and all(isinstance(v, str) for v in value)):
         raise ProjectError(file, "must be an array of strings, got "
                            + describe(value), rule, key)
-    return tuple(value)
+    return tuple(no_nul(v, file, rule, key) for v in value)
+
+
+def no_nul(text: str, file: str, rule: str | None, key: str) -> str:
+    """Refuse a NUL: exec and every file name end a C string there, so the
+    rest of the text would be cut off silently."""
+    if "\0" in text:
+        raise ProjectError(file, f"{text!r} contains a NUL character (\\0), which "
+                           "no command argument or file name can hold; remove it",
+                           rule, key)
+    return text
 
 
 def as_positive(value: Any, file: str, rule: str, key: str,
@@ -74,18 +91,63 @@ def project_path(text: str, file: str, rule: str | None, key: str) -> str:
     if ".." in text.split("/"):
         raise ProjectError(file, f"{text!r} contains '..'; paths must stay "
                            "inside the project", rule, key)
-    normal = posixpath.normpath(text)
+    normal = posixpath.normpath(no_nul(text, file, rule, key))
     if normal == ".":
         raise ProjectError(file, f"{text!r} names the project root, not a "
                            "file", rule, key)
+    problem = name_problem(normal)
+    if problem is not None:
+        raise ProjectError(file, problem, rule, key)
     return normal
+
+
+def name_problem(path: str) -> str | None:
+    """Why the system could not hold ``path`` as a file name, or None:
+    a NUL, a name the file system cannot encode, or one over its length
+    limits (checked here, not met as an OSError deep in a build)."""
+    if "\0" in path:
+        return f"{shown(path)} contains a NUL character (\\0); remove it"
+    if undecodable(path):
+        return f"{shown(path)} {NOT_UTF8}"
+    raw = os.fsencode(path)
+    if len(raw) > PATH_MAX_BYTES:
+        return (f"{shown(path)[:60]}... is {len(raw)} bytes long; a path may have at "
+                f"most {PATH_MAX_BYTES}")
+    longest = max(raw.split(b"/"), key=len)
+    if len(longest) > NAME_MAX_BYTES:
+        return (f"{shown(path)[:60]}... has a name of {len(longest)} bytes; a file "
+                f"system allows at most {NAME_MAX_BYTES} in one name")
+    return None
+
+
+def shown(path: str) -> str:
+    """A path for a message, quoted, with bytes that are not UTF-8 shown
+    escaped (``'src/bad\\xff.txt'``): a name read from the disk may hold any
+    bytes, and printing them raw would fail or garble the terminal."""
+    if not undecodable(path):
+        return repr(path)
+    text = "".join(f"\\x{ord(c) - 0xDC00:02x}" if "\udc80" <= c <= "\udcff"
+                   else f"\\u{ord(c):04x}" if "\ud800" <= c <= "\udfff"
+                   else "\\'" if c == "'" else c for c in path)
+    return f"'{text}'"
+
+
+def undecodable(path: str) -> bool:
+    """Whether a name read from the disk (``surrogateescape``d by Python)
+    holds bytes that are not UTF-8: such a name cannot be stored, sent on
+    the bus or shown as text, so computepods refuses it where it enters."""
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 def check_output_paths(paths: tuple[str, ...], file: str, rule: str, key: str) -> None:
     """Refuse an output that would overwrite the project file or land in the
     state directory: both belong to computepods, and a build must not
     rewrite its own instructions or records."""
-    for path in paths:
+    for path in map(literal, paths):
         if path == PROJECT_FILE:
             raise ProjectError(file, f"{path!r} is the project file; a rule may not "
                                "produce it", rule, key)

@@ -22,8 +22,9 @@ from computepods.paths import PROJECT_FILE
 from computepods.project.checks import (as_positive, as_string, as_strings, as_table,
                                         check_keys, check_output_paths, project_path,
                                         target_names)
+from computepods.project import stems
 from computepods.project.model import DEFAULT_MAX_PASSES, DISCOVERY_KINDS, Project, Rule, Schedule
-from computepods.project.targets import expand
+from computepods.project.targets import check_alias_cycles
 from computepods.project.templates import PLACEHOLDERS, TemplateError, parse_template
 
 CWD_PLACEHOLDERS = ("dir", "stem")   # a working directory is a project path
@@ -65,7 +66,7 @@ def load_project(root: Path, source: bytes | None = None) -> Project:
         aliases=aliases, rules=rules,
         schedules=_load_schedules(data.get("schedule", []), aliases, file),
         packs=packs)
-    expand(project, list(aliases), str)     # alias cycles fail now
+    check_alias_cycles(aliases, file)       # alias cycles fail now
     return project
 
 
@@ -78,6 +79,9 @@ def _read_toml(path: Path, source: bytes | None = None) -> dict[str, Any]:
             return tomllib.load(f)
     except tomllib.TOMLDecodeError as exc:   # its text carries line and column
         raise ProjectError(file, f"TOML syntax error: {exc}") from exc
+    except RecursionError:                   # tomllib parses nesting by recursion
+        raise ProjectError(file, "arrays or tables nested too deeply to read; "
+                           "a project file needs at most a few levels") from None
     except UnicodeDecodeError as exc:
         raise ProjectError(file, f"not UTF-8 text: {exc}") from exc
     except OSError as exc:
@@ -200,6 +204,11 @@ def load_rule(table: Any, index: int, file: str,
         raise ProjectError(file, "a rule name may hold only letters, digits, "
                            "'_', '-' and '.'", label, "name")
     outputs = _patterns(table["outputs"], file, name, "outputs")
+    literal = [stems.literal(p) for p in outputs]
+    for n, out in enumerate(literal):
+        if out in literal[:n]:       # two commits to one path: which one wins?
+            raise ProjectError(file, f"output {out!r} is listed twice; list each "
+                               "output once", name, "outputs")
     check_output_paths(outputs, file, name, "outputs")
     inputs = _patterns(table.get("inputs", []), file, name, "inputs")
     if not outputs:
@@ -229,24 +238,25 @@ def _patterns(value: Any, file: str, rule: str, key: str) -> tuple[str, ...]:
     paths = tuple(project_path(p, file, rule, key)
                   for p in as_strings(value, file, rule, key))
     for p in paths:
-        if p.count("%") > 1:
-            raise ProjectError(file, f"{p!r} has more than one '%'", rule, key)
+        if stems.stem_count(p) > 1:
+            raise ProjectError(file, f"{p!r} has more than one '%' (write '%%' "
+                               "for a literal '%')", rule, key)
     return paths
 
 
 def _check_stems(inputs: tuple[str, ...], outputs: tuple[str, ...],
                  file: str, rule: str) -> bool:
     """Whether the rule is a pattern rule; its '%' use must be consistent."""
-    with_stem = [o for o in outputs if "%" in o]
+    with_stem = [o for o in outputs if stems.has_stem(o)]
     if not with_stem:
         for i in inputs:
-            if "%" in i:
+            if stems.has_stem(i):
                 raise ProjectError(file, f"input {i!r} has a '%' but no "
                                    "output has one, so nothing binds it",
                                    rule, "inputs")
         return False
     for o in outputs:
-        if "%" not in o:
+        if not stems.has_stem(o):
             raise ProjectError(file, f"output {o!r} has no '%' while "
                                f"{with_stem[0]!r} has: every output of a "
                                "pattern rule needs one", rule, "outputs")
@@ -306,11 +316,11 @@ def _depfile(value: Any, pattern: bool, file: str, rule: str) -> str | None:
         return None
     path = project_path(as_string(value, file, rule, "depfile"), file, rule,
                         "depfile")
-    stems = path.count("%")
-    if pattern and stems != 1:
+    count = stems.stem_count(path)
+    if pattern and count != 1:
         raise ProjectError(file, f"{path!r} needs exactly one '%', as the "
                            "rule's outputs have", rule, "depfile")
-    if not pattern and stems:
+    if not pattern and count:
         raise ProjectError(file, f"{path!r} has a '%' but the rule's outputs "
                            "have none", rule, "depfile")
     return path
@@ -349,7 +359,7 @@ def _check_rules_together(rules: Sequence[Rule], file: str) -> None:
         by_name[rule.name] = rule
         if rule.is_pattern:
             continue
-        for out in rule.outputs:
+        for out in map(stems.literal, rule.outputs):
             other = by_output.setdefault(out, rule)
             if other is not rule:
                 raise ProjectError(where, f"output {out!r} is also produced "

@@ -20,6 +20,7 @@ class Rule:
     """One ``[[rule]]``: how to make its outputs from its inputs."""
     name: str
     inputs: tuple[str, ...]          # project-relative patterns, <= one '%'
+    # (as written: '%%' is a literal '%', read through project/stems.py)
     outputs: tuple[str, ...]
     command: str | tuple[str, ...]   # str: shell-ish string; tuple: argv
     depfile: str | None = None       # pattern
@@ -36,7 +37,8 @@ class Rule:
     @property
     def is_pattern(self) -> bool:
         """Whether the rule makes many files (make's `%` rules)."""
-        return any("%" in out for out in self.outputs)
+        # stems.has_stem, inlined: this module imports nothing from the package
+        return any(out.replace("%%", "").count("%") for out in self.outputs)
 
 
 @dataclass(frozen=True)

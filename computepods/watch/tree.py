@@ -18,7 +18,8 @@ the sink the whole tree to compare with what it knew.
 
 ``.git`` and ``.computepods`` (the state directory, where chefs' scratch
 outputs are written before their commit) are never watched, nor anything
-the project's ``ignore`` patterns match.  No threads here: the FSWatcher's
+the project's ``ignore`` patterns match, nor a name that is not UTF-8
+(a warning names it once).  No threads here: the FSWatcher's
 reader thread reads the descriptor (:meth:`InotifyTree.read_events`).
 """
 from __future__ import annotations
@@ -37,6 +38,7 @@ from inotify_simple import INotify, flags, parse_events
 from computepods.watch.debounce import FileStat, lstat_file
 from computepods.errors import WatchError
 from computepods.paths import STATE_DIR
+from computepods.project.checks import NOT_UTF8, shown, undecodable
 from computepods.project.patterns import PathPatterns
 
 log = logging.getLogger("computepods.watcher")
@@ -47,6 +49,7 @@ WATCH_MASK = (flags.CREATE | flags.MODIFY | flags.ATTRIB | flags.CLOSE_WRITE
               | flags.ONLYDIR | flags.DONT_FOLLOW | flags.EXCL_UNLINK)
 READ_MAX = 1 << 20            # bytes read from the descriptor at once
 COOKIES_KEPT = 4096           # unpaired rename halves remembered across batches
+WARNED_KEPT = 1024            # names not UTF-8 remembered, so each is told once
 
 OVERFLOW = "overflow"         # what apply() returns when events were lost ...
 GONE = "gone"                 # ... or when the watched root itself went away
@@ -64,6 +67,7 @@ class InotifyTree:
         self.dirs: dict[int, str] = {}        # watch descriptor -> directory ("" is the root)
         self.wds: dict[str, int] = {}         # directory -> watch descriptor
         self._moves: dict[int, str] = {}      # rename cookie -> the path renamed away
+        self._warned: set[str] = set()        # names not UTF-8, each told once
         self.closed = False
 
     # -- the descriptor ----------------------------------------------------------------
@@ -100,7 +104,19 @@ class InotifyTree:
 
     def ignored(self, rel: str, is_dir: bool) -> bool:
         name = rel.rsplit("/", 1)[-1]
-        return name in ALWAYS_IGNORED or self.ignore.matches(rel, is_dir)
+        return (name in ALWAYS_IGNORED or self.ignore.matches(rel, is_dir)
+                or self._refused(rel))
+
+    def _refused(self, rel: str) -> bool:
+        """A name that is not UTF-8 is never reported (it could be neither
+        recorded nor sent): the user is told once, naming it, to rename it
+        (docs/architecture.md §3)."""
+        if not undecodable(rel):
+            return False
+        if rel not in self._warned and len(self._warned) < WARNED_KEPT:
+            self._warned.add(rel)
+            log.warning("watcher: ignoring %s: it %s", shown(rel), NOT_UTF8)
+        return True
 
     # -- watching and scanning ---------------------------------------------------------
     def watch_tree(self, top: str = "", watched: set[str] | None = None) -> dict[str, FileStat]:

@@ -11,99 +11,17 @@ import queue
 import urllib.request
 import signal
 import subprocess
-import threading
 from pathlib import Path
 
-import pytest
-
 from computepods.bus import messages as m
-from computepods.bus.auth import MAJORDOMO, BusUsers
-from computepods.bus.bridge import NatsBridge
-from computepods.paths import BUS_USERS
 from computepods.bus.natsd import free_port
 from helpers import pid_is_gone
+import uppod
 from cpodrun import CPOD, cpod, write
+from uppod import STOP_TIMEOUT_S
 from helpers import wait_for
 
-STOP_TIMEOUT_S = 30
-
-
-class UpPod:
-    """A `cpod up` process, its stderr lines, and a bridge on its bus."""
-
-    def __init__(self, root: Path, *args: str):
-        self.root = root
-        args = args if any(a.startswith("--http") for a in args) else ("--no-http", *args)
-        self.proc = subprocess.Popen([*CPOD, "-C", str(root), "up", *args],
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        self.lines: list[str] = []
-        threading.Thread(target=self._read, daemon=True).start()
-        wait_for(lambda: self.info() or self.proc.poll() is not None, timeout=30,
-                 what="pod.json of the pod")
-        assert self.proc.poll() is None, self.text()
-        # the test joins the pod's bus as its majordomo, from the pod's users file
-        login = BusUsers.load(root / BUS_USERS).credentials(MAJORDOMO)
-        self.bridge = NatsBridge(self.info()["nats"], name="test", credentials=login).start()
-        self.events: "queue.Queue[m.Message]" = queue.Queue()
-        self.bridge.listen(m.BUILD_EVENTS, self.events)
-        self.plans: list[dict] = []
-        self.done: list[dict] = []
-
-    def _read(self) -> None:
-        for line in self.proc.stderr:
-            self.lines.append(line.rstrip("\n"))
-
-    def text(self) -> str:
-        return "\n".join(self.lines)
-
-    def info(self) -> dict | None:
-        try:
-            return json.loads((self.root / ".computepods" / "pod.json").read_text())
-        except (OSError, ValueError):
-            return None
-
-    def drain(self) -> None:
-        while True:
-            try:
-                msg = self.events.get_nowait()
-            except queue.Empty:
-                return
-            for ev in msg.data["events"]:
-                ev = {**ev, "build": msg.data["build"]}
-                if ev["t"] == "plan":
-                    self.plans.append(ev)
-                elif ev["t"] == "done":
-                    self.done.append(ev)
-
-    def builds_done(self) -> int:
-        self.drain()
-        return len(self.done)
-
-    def stop(self) -> None:
-        self.bridge.stop()
-        if self.proc.poll() is None:
-            down = cpod(self.root, "down")
-            assert down.code == 0, down.err
-        try:
-            code = self.proc.wait(STOP_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-            pytest.fail(f"cpod up did not stop after cpod down:\n{self.text()}")
-        assert code == 0, self.text()
-
-
-@pytest.fixture
-def up(tmp_path):
-    pods: list[UpPod] = []
-
-    def start(root: Path, *args: str) -> UpPod:
-        pod = UpPod(root, *args)
-        pods.append(pod)
-        return pod
-    yield start
-    for pod in pods:
-        pod.stop()
+up = uppod.up       # the fixture
 
 
 def project(root: Path, extra: str = "", command: str = "cat {in} > {out}") -> Path:

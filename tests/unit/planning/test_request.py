@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from computepods import errors
 from computepods.cli import cpod
 from computepods.planning import plan as planning
 from computepods.planning import request
@@ -72,6 +73,20 @@ def test_a_request_from_elsewhere_is_planned(root):
     assert list(bp.plan.steps) == ["copy:out/a.txt"] and removed == []
     bp, _ = plan_request(root, {"targets": [], request.PLAN_FIELD: "unknown"}, handed=handed)
     assert sorted(bp.plan.steps) == ["all:out/all.txt", "copy:out/a.txt", "copy:out/b.txt"]
+
+
+@pytest.mark.parametrize("target, words", [
+    ("out/a\0.txt", "NUL"),
+    ("out/" + "x" * 5000 + ".txt", "at most 4095"),
+    ("out/bad\udcff.txt", r"'out/bad\xff.txt' is not a UTF-8 file name"),
+])
+def test_a_request_for_a_target_no_file_can_be_is_a_usage_error(root, target, words):
+    """A bus or REST request may carry what no command line can (a NUL):
+    refused as the request is planned, not met in the MajorDomo as an
+    "internal error" (issue 11, break 7)."""
+    with pytest.raises(errors.UsageError) as info:
+        plan_request(root, {"targets": [target], "cwd": str(root)})
+    assert words in str(info.value) and "target" in str(info.value)
 
 
 def spy(monkeypatch, owner, name: str, calls: dict[str, int]) -> None:
