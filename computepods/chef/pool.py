@@ -43,6 +43,7 @@ class WorkerPool:
         self._cancelled: deque[str] = deque(maxlen=64)   # builds whose steps are dropped
         self._lock = threading.Lock()
         self.queued = 0
+        self._stopping = False          # queued steps are dropped, none starts
         logs = LogDir(root)
         self._slots = [Slot(root, f"{scratch.scratch_name(name)}-{os.getpid()}-{i}", logs)
                        for i in range(slots)]
@@ -100,6 +101,8 @@ class WorkerPool:
             return _STOP
         with self._lock:
             self.queued -= 1
+        if self._stopping:
+            return _STOP                # (its sentinel stays queued: harmless)
         return job
 
     def _running_as(self, index: int, job: StepJob) -> Callable[[int], None]:
@@ -109,7 +112,7 @@ class WorkerPool:
         def started(pgid: int) -> None:
             with self._lock:
                 self._running[index] = (pgid, job.build)
-                cancelled = job.build in self._cancelled
+                cancelled = job.build in self._cancelled or self._stopping
             if cancelled:
                 groups.kill_group(pgid, grace_s=0.5)
         return started
@@ -161,10 +164,23 @@ class WorkerPool:
                 groups.kill_group(pgid, grace_s=0.5)
 
     def stop(self, timeout: float = 5.0) -> None:
+        """Stop the threads: the steps still queued never start, the running
+        ones are killed, and an ended one's output is still committed."""
+        with self._lock:
+            self._stopping = True
+        self.cancel_running()
         for _ in self._threads:
             self._jobs.put(None)
         for t in self._threads:
             t.join(timeout)
         for slot in self._slots:
+            logged = slot.commits.end > 0
             slot.close()
-            shutil.rmtree(slot.dir, ignore_errors=True)
+            # A commit log that holds records is left, as a kill leaves it:
+            # those the MajorDomo had not stored yet (a stop mid-build) are
+            # stored from it by the pod (recovery.settle_commit_logs), or by
+            # the next one to start here.
+            if not logged:
+                shutil.rmtree(slot.dir, ignore_errors=True)
+            else:
+                shutil.rmtree(slot.out, ignore_errors=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
@@ -23,7 +24,8 @@ from computepods.bus.natsd import NatsServer
 from computepods.charts.base import Chart, Fabric, stop_all
 from computepods.charts.majordomo import MajorDomo
 from computepods.charts.store import Store
-from computepods.chef.recovery import kill_leftover_steps, read_commit_logs, recovered_records
+from computepods.chef.recovery import (kill_leftover_steps, read_commit_logs, recovered_records,
+                                       settle_commit_logs)
 from computepods.pod.localchef import LocalChef, chef_name, default_slots
 from computepods.state.db import StateDB
 from computepods.paths import BUS_USERS, STATE_DB
@@ -168,12 +170,15 @@ class Pod:
             local.terminate()            # the chef kills its running steps
 
     def stop(self) -> None:
+        ours = self._slot_prefixes()
         try:
             for local in self.local_chefs:
                 local.terminate()        # they stop while the charts do
             stop_all(self.charts)
             for local in self.local_chefs:
                 local.stop()
+            if self.charts or self.local_chefs:
+                self._settle(ours)
         finally:
             self.local_chefs = []
             self.charts = []
@@ -182,6 +187,29 @@ class Pod:
             if self.server:
                 self.server.stop()
                 self.server.close()
+
+    def _slot_prefixes(self) -> tuple[str, ...]:
+        """The start of the names of this pod's chefs' slot dirs."""
+        names = {c.name for c in self.local_chefs} | {c.name for c in self.chefs}
+        return tuple(f"{scratch_name(name)}-" for name in names)
+
+    def _settle(self, ours: tuple[str, ...]) -> None:
+        """Once the chefs and the Store have stopped: store the records their
+        commit logs hold and the state database does not.  A stop during a
+        build (Ctrl-C, SIGTERM, `cpod down`) comes between some steps'
+        commits and their records, as a kill would; without this, their
+        work would be done again."""
+        if not ours:
+            return
+        try:
+            written = settle_commit_logs(self.root, self.root / STATE_DB,
+                                         lambda name: name.startswith(ours))
+        except (OSError, sqlite3.Error, ValueError, KeyError, TypeError) as exc:
+            log.error("could not store the records of the last steps: %s; the next "
+                      "build stores them from the chefs' logs, or runs them again", exc)
+            return
+        if written:
+            log.info("stored %d records of steps committed as the pod stopped", written)
 
     def __enter__(self) -> "Pod":
         return self.start()

@@ -1,0 +1,113 @@
+"""Battery rows: the pod's processes stopped, killed and bounced mid-build.
+
+Each round builds a wide project of quick steps; every step appends its
+name to ``ran.log`` before it writes its output, so the test waits on that
+log (never a sleep) to stop, kill or bounce something after a drawn number
+of steps, and then counts which steps ran again.
+"""
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+from pathlib import Path
+
+from cpodrun import CPOD, cpod, start_cpod, write
+from helpers import pid_is_gone, wait_for
+
+STOP_TIMEOUT_S = 60
+
+
+def wide_project(root: Path, steps: int, pause: str = "") -> Path:
+    """``steps`` copies src/N.txt -> out/N.txt, each logged in ran.log
+    (after ``pause`` seconds of sleep, if given)."""
+    sleep = f"sleep {pause}; " if pause else ""
+    files = {"computepods.toml": f"""
+        [project]
+        default = [{", ".join(f'"out/{i}.txt"' for i in range(steps))}]
+
+        [[rule]]
+        name = "copy"
+        inputs = ["src/%.txt"]
+        outputs = ["out/%.txt"]
+        command = "echo {{in}} >> ran.log; {sleep}cp {{in}} {{out}}"
+        """}
+    files.update({f"src/{i}.txt": f"text {i}\n" for i in range(steps)})
+    return write(root, files)
+
+
+def ran(root: Path) -> list[str]:
+    log = root / "ran.log"
+    return log.read_text().split() if log.exists() else []
+
+
+def committed(root: Path, steps: int) -> set[str]:
+    """The inputs of the steps whose output is in the tree, correct."""
+    done = set()
+    for i in range(steps):
+        out = root / f"out/{i}.txt"
+        if out.exists() and out.read_text() == f"text {i}\n":
+            done.add(f"src/{i}.txt")
+    return done
+
+
+def assert_built(root: Path, steps: int) -> None:
+    missing = sorted(set(f"src/{i}.txt" for i in range(steps)) - committed(root, steps))
+    assert not missing, f"outputs missing or wrong for {missing[:5]}"
+
+
+def pod_json(root: Path) -> dict | None:
+    try:
+        return json.loads((root / ".computepods" / "pod.json").read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def stop_build(root: Path, how: str, after: int) -> None:
+    """Run a build, and stop it the way ``how`` says once ``after`` steps ran."""
+    if how == "down":
+        proc = subprocess.Popen([*CPOD, "-C", str(root), "up", "--no-http"],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    else:
+        proc = start_cpod(root, "build", "-j", "2")
+    try:
+        wait_for(lambda: len(ran(root)) >= after or proc.poll() is not None,
+                 timeout=STOP_TIMEOUT_S, what=f"step {after} to start")
+        if how == "down":
+            wait_for(lambda: pod_json(root) or proc.poll() is not None,
+                     timeout=STOP_TIMEOUT_S, what="pod.json of the pod")
+            down = cpod(root, "down", timeout=STOP_TIMEOUT_S)
+            assert down.code == 0, down.err
+        else:
+            proc.send_signal(signal.SIGINT if how == "SIGINT" else signal.SIGTERM)
+        _, err = proc.communicate(timeout=STOP_TIMEOUT_S)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert "Traceback" not in err, err
+
+
+STOPS = ("SIGINT", "SIGTERM", "down")
+
+
+def test_a_graceful_stop_keeps_every_finished_step(tmp_path, chaos):
+    steps = 100
+    for rnd in chaos.rounds("SIGINT / SIGTERM / `cpod down`", full=20, short=1,
+                            must_hold="0 finished steps redone"):
+        with rnd:
+            how = STOPS[(rnd.index + rnd.seed) % len(STOPS)]
+            after = rnd.rng.randrange(5, steps // 2)
+            # `cpod down` is a process to start: the steps take longer, so
+            # that it still lands mid-build
+            root = wide_project(tmp_path / f"p{rnd.index}", steps,
+                                pause="0.1" if how == "down" else "")
+            stop_build(root, how, after)
+            before = committed(root, steps)
+            started = len(ran(root))
+            rerun = cpod(root, "build", "-j", "2")
+            assert rerun.code == 0, f"{how} after {after} steps: {rerun.err}"
+            assert_built(root, steps)
+            redone = set(ran(root)[started:]) & before
+            assert not redone, (f"{how} after {after} steps: {len(redone)} finished steps"
+                                f" ran again, e.g. {sorted(redone)[:5]}")
