@@ -26,6 +26,7 @@ from computepods.charts.majordomo import MajorDomo
 from computepods.charts.store import Store
 from computepods.chef.recovery import (kill_leftover_steps, read_commit_logs, recovered_records,
                                        settle_commit_logs)
+from computepods.pod.natskeeper import ServerKeeper
 from computepods.pod.localchef import LocalChef, chef_name, default_slots
 from computepods.state.db import StateDB
 from computepods.paths import BUS_USERS, STATE_DB
@@ -68,6 +69,7 @@ class Pod:
         self.root = Path(root)
         self.options = options or PodOptions()
         self.server: NatsServer | None = server
+        self.keeper: ServerKeeper | None = None      # restarts the embedded server
         self.local_chefs: list[LocalChef] = list(local_chefs)
         self.bridge: NatsBridge | None = None
         self.charts: list[Chart] = []
@@ -104,6 +106,7 @@ class Pod:
                                              users=BusUsers.generate(opts.namespace))
                 self.url = self.server.start()
                 self.server.users.save(self.root / BUS_USERS)
+                self.keeper = ServerKeeper(self.server).start()
                 login = self.server.users.credentials(MAJORDOMO)
             self.bridge = NatsBridge(self.url, namespace=opts.namespace,
                                      name=f"cpod@{socket.gethostname()}:{os.getpid()}",
@@ -184,6 +187,9 @@ class Pod:
             self.charts = []
             if self.bridge:
                 self.bridge.stop()
+            if self.keeper:
+                self.keeper.close()
+                self.keeper = None
             if self.server:
                 self.server.stop()
                 self.server.close()

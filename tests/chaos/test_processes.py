@@ -8,12 +8,15 @@ of steps, and then counts which steps ran again.
 from __future__ import annotations
 
 import json
+import os
+import re
 import signal
 import subprocess
+from collections import Counter
 from pathlib import Path
 
 from cpodrun import CPOD, cpod, start_cpod, write
-from helpers import pid_is_gone, wait_for
+from helpers import wait_for
 
 STOP_TIMEOUT_S = 60
 
@@ -111,3 +114,46 @@ def test_a_graceful_stop_keeps_every_finished_step(tmp_path, chaos):
             redone = set(ran(root)[started:]) & before
             assert not redone, (f"{how} after {after} steps: {len(redone)} finished steps"
                                 f" ran again, e.g. {sorted(redone)[:5]}")
+
+
+def server_pid(root: Path) -> int | None:
+    try:
+        return int((root / ".computepods/nats/nats.pid").read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def test_a_nats_server_bounced_mid_build_loses_and_doubles_nothing(tmp_path, chaos):
+    steps = 1000 if chaos.examples(full=2, short=1) > 1 else 100   # short: a smaller build
+    for rnd in chaos.rounds("nats-server bounced during a 1,000-step build", full=5, short=1,
+                            must_hold="the pod restarts its embedded server on the same port "
+                                      "with the same credentials; the build completes, each "
+                                      "step committed exactly once"):
+        with rnd:
+            after = rnd.rng.randrange(10, steps // 2)
+            root = wide_project(tmp_path / f"p{rnd.index}", steps)
+            proc = start_cpod(root, "build", "-j", "2")
+            try:
+                wait_for(lambda: len(ran(root)) >= after or proc.poll() is not None,
+                         timeout=STOP_TIMEOUT_S, what=f"step {after} to start")
+                first = server_pid(root)
+                users = (root / ".computepods/nats/users.json").read_bytes()
+                assert first is not None and proc.poll() is None
+                os.kill(first, signal.SIGKILL)
+                _, err = proc.communicate(timeout=10 * STOP_TIMEOUT_S)
+            finally:
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.wait()
+            assert proc.returncode == 0, f"bounced after {after} steps: {err[-3000:]}"
+            assert "restarting it on port" in err, err[-3000:]
+            assert_built(root, steps)
+            counts = Counter(ran(root))
+            twice = sorted(s for s, n in counts.items() if n > 1)
+            assert not twice and len(counts) == steps, (
+                f"bounced after {after} steps: {len(twice)} ran twice, e.g. {twice[:5]}; "
+                f"{steps - len(counts)} never ran")
+            log = (root / ".computepods/nats/nats.log").read_text()
+            ports = re.findall(r"Listening for client connections on (\S+)", log)
+            assert len(ports) == 2 and ports[0] == ports[1], ports
+            assert (root / ".computepods/nats/users.json").read_bytes() == users
