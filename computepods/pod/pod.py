@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import logging
 import os
+import queue
 import socket
 import sqlite3
+import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
@@ -41,6 +44,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("computepods.pod.pod")
 
 __all__ = ["Pod", "PodOptions", "default_slots"]
+
+RELAUNCHES_MAX = 5         # chef children relaunched per pod, when one dies
+CHEF_UP_S = 30.0           # seconds a relaunched chef gets to be heard on the bus
 
 
 @dataclass
@@ -78,6 +84,9 @@ class Pod:
         self.url = ""
         self.rolled_forward: list[dict] = []
         self.handed = HandedPlans()             # plans made here for a build.request to come
+        self._chefs_lock = threading.Lock()     # local_chefs, as a dead chef is relaunched
+        self._stopping = False
+        self.relaunches = 0
 
     def start(self) -> "Pod":
         state = prepare_state_dir(self.root)
@@ -148,18 +157,55 @@ class Pod:
             return self.server.users.child_env(role)
         return insecure_env() if self.options.insecure_bus else dict(os.environ)
 
-    def launch_chef(self, index: int) -> LocalChef:
+    def launch_chef(self, index: int, name: str | None = None) -> LocalChef:
         opts = self.options
         return LocalChef(self.root, self.url, namespace=opts.namespace, slots=opts.slots,
-                         name=chef_name(index), trace=opts.trace, env=self.client_env(CHEF),
-                         insecure_bus=opts.insecure_bus)
+                         name=name or chef_name(index), trace=opts.trace,
+                         env=self.client_env(CHEF), insecure_bus=opts.insecure_bus)
 
-    def _chef_died(self, chef: LocalChef, why: str) -> None:
-        """Its goodbye, said for it: the MajorDomo reschedules or fails its
-        steps now instead of after its lease."""
-        if self.bridge is not None:
-            self.bridge.publish(m.CHEF_STATUS, chefwire.chef_status(
-                chef.name, "local", self.options.slots, gone=f"{why}; see its messages above"))
+    def _chef_died(self, chef: LocalChef, why: str) -> LocalChef | None:
+        """A chef child died: launch another (on the calling thread, which
+        watches it next) and wait until the MajorDomo can hear it, then say
+        the dead one's goodbye for it, so that the MajorDomo gives its
+        unfinished steps to the new one now instead of after its lease (or
+        fails them naming it, when no chef could be relaunched)."""
+        bridge = self.bridge
+        if bridge is None:
+            return None
+        replacement = self._relaunch(chef, why)
+        bridge.publish(m.CHEF_STATUS, chefwire.chef_status(
+            chef.name, "local", self.options.slots, gone=f"{why}; see its messages above"))
+        return replacement
+
+    def _relaunch(self, dead: LocalChef, why: str) -> LocalChef | None:
+        with self._chefs_lock:
+            if self._stopping or self.relaunches >= RELAUNCHES_MAX or self.bridge is None:
+                return None
+            self.relaunches += 1
+            name = f"{dead.name}r{self.relaunches}"
+            heard: "queue.Queue[m.Message]" = queue.Queue()
+            self.bridge.listen(m.CHEF_STATUS, heard)
+            try:
+                chef = self.launch_chef(0, name)
+            except OSError as exc:
+                self.bridge.unlisten(heard)
+                log.error("could not relaunch the pod's chef: %s", exc)
+                return None
+            self.local_chefs.append(chef)
+        log.warning("relaunched the pod's chef as %s (pid %d)", name, chef.proc.pid)
+        try:
+            deadline = time.monotonic() + CHEF_UP_S
+            while chef.proc.poll() is None and time.monotonic() < deadline:
+                try:
+                    msg = heard.get(timeout=min(0.5, max(0.0, deadline - time.monotonic())))
+                except queue.Empty:
+                    continue
+                if isinstance(msg.data, dict) and msg.data.get("chef") == name:
+                    break
+        finally:
+            if self.bridge is not None:
+                self.bridge.unlisten(heard)
+        return chef
 
     def _add(self, chart: Chart) -> None:
         chart.start()
@@ -173,6 +219,8 @@ class Pod:
             local.terminate()            # the chef kills its running steps
 
     def stop(self) -> None:
+        with self._chefs_lock:
+            self._stopping = True               # no chef is relaunched from now on
         ours = self._slot_prefixes()
         try:
             for local in self.local_chefs:

@@ -157,3 +157,47 @@ def test_a_nats_server_bounced_mid_build_loses_and_doubles_nothing(tmp_path, cha
             ports = re.findall(r"Listening for client connections on (\S+)", log)
             assert len(ports) == 2 and ports[0] == ports[1], ports
             assert (root / ".computepods/nats/users.json").read_bytes() == users
+
+
+def chef_pids(root: Path) -> list[int]:
+    """Pids of the `cpod chef` children serving the project at ``root``."""
+    found = []
+    for entry in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                argv = f.read().split(b"\0")
+        except (OSError, ValueError):
+            continue
+        if b"chef" in argv and str(root).encode() in argv:
+            found.append(int(entry))
+    return found
+
+
+def test_a_chef_sigkilled_mid_build_is_relaunched_and_the_build_completes(tmp_path, chaos):
+    steps = 100
+    for rnd in chaos.rounds("chef SIGKILLed mid-build", full=20, short=1,
+                            must_hold="the pod relaunches its local chef and the build "
+                                      "completes: 0 missing, duplicated or partial artefacts"):
+        with rnd:
+            after = rnd.rng.randrange(1, steps - 10)
+            root = wide_project(tmp_path / f"p{rnd.index}", steps)
+            proc = start_cpod(root, "build", "-j", "2")
+            try:
+                wait_for(lambda: len(ran(root)) >= after or proc.poll() is not None,
+                         timeout=STOP_TIMEOUT_S, what=f"step {after} to start")
+                chefs = chef_pids(root)
+                assert len(chefs) == 1 and proc.poll() is None, chefs
+                os.kill(chefs[0], signal.SIGKILL)
+                _, err = proc.communicate(timeout=5 * STOP_TIMEOUT_S)
+            finally:
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.wait()
+            assert proc.returncode == 0, f"chef killed after {after} steps: {err[-3000:]}"
+            assert "relaunched the pod's chef" in err, err[-3000:]
+            assert_built(root, steps)                    # none missing, none partial
+            outputs = sorted(p.name for p in (root / "out").iterdir())
+            assert outputs == sorted(f"{i}.txt" for i in range(steps)), outputs
+            again = cpod(root, "build")                  # every record was kept
+            assert again.code == 0 and "nothing to do" in again.err, again.err
+            wait_for(lambda: not chef_pids(root), what="the chefs to be gone")

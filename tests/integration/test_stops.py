@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import signal
 import subprocess
-from pathlib import Path
 
 from computepods.bus.auth import CHEF
 from cpodrun import CPOD, cpod, write
