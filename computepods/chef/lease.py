@@ -41,8 +41,8 @@ class Lease:
         return (self.clock.monotonic() - renewed <= self.lease_s
                 and taken_at >= self._lapsed)
 
-    def lapse(self, taken_at: float) -> str:
-        """Why a step taken at ``taken_at`` is not committed."""
+    def lapse(self) -> str:
+        """Why a step it no longer holds is not committed."""
         return (f"not committed: the chef was silent for longer than its lease "
                 f"({self.lease_s:.0f} s; stopped or frozen?), so its MajorDomo has given "
                 "the step up")

@@ -77,7 +77,7 @@ class WorkerPool:
             taken = self._taken_at.get(job.key)
             if self._lease is None or taken is None or self._lease.holds(taken):
                 return None
-            return self._lease.lapse(taken)
+            return self._lease.lapse()
         return lapsed
 
     def _work(self, index: int) -> None:

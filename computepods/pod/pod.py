@@ -172,12 +172,12 @@ class Pod:
         bridge = self.bridge
         if bridge is None:
             return None
-        replacement = self._relaunch(chef, why)
+        replacement = self._relaunch(chef)
         bridge.publish(m.CHEF_STATUS, chefwire.chef_status(
             chef.name, "local", self.options.slots, gone=f"{why}; see its messages above"))
         return replacement
 
-    def _relaunch(self, dead: LocalChef, why: str) -> LocalChef | None:
+    def _relaunch(self, dead: LocalChef) -> LocalChef | None:
         with self._chefs_lock:
             if self._stopping or self.relaunches >= RELAUNCHES_MAX or self.bridge is None:
                 return None

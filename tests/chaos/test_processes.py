@@ -159,16 +159,20 @@ def test_a_nats_server_bounced_mid_build_loses_and_doubles_nothing(tmp_path, cha
             assert (root / ".computepods/nats/users.json").read_bytes() == users
 
 
-def chef_pids(root: Path) -> list[int]:
-    """Pids of the `cpod chef` children serving the project at ``root``."""
+def chef_pids(root: Path, parent: int | None = None) -> list[int]:
+    """Pids of the `cpod chef` processes serving the project at ``root``
+    (only ``parent``'s children, if given: a step the chef is spawning is,
+    for a moment, a copy of the chef)."""
     found = []
     for entry in os.listdir("/proc"):
         try:
             with open(f"/proc/{entry}/cmdline", "rb") as f:
                 argv = f.read().split(b"\0")
-        except (OSError, ValueError):
+            with open(f"/proc/{entry}/stat") as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
             continue
-        if b"chef" in argv and str(root).encode() in argv:
+        if b"chef" in argv and str(root).encode() in argv and parent in (None, ppid):
             found.append(int(entry))
     return found
 
@@ -185,7 +189,7 @@ def test_a_chef_sigkilled_mid_build_is_relaunched_and_the_build_completes(tmp_pa
             try:
                 wait_for(lambda: len(ran(root)) >= after or proc.poll() is not None,
                          timeout=STOP_TIMEOUT_S, what=f"step {after} to start")
-                chefs = chef_pids(root)
+                chefs = chef_pids(root, parent=proc.pid)
                 assert len(chefs) == 1 and proc.poll() is None, chefs
                 os.kill(chefs[0], signal.SIGKILL)
                 _, err = proc.communicate(timeout=5 * STOP_TIMEOUT_S)
