@@ -146,6 +146,10 @@ class NatsServer:
     def is_running(self) -> bool:
         return self._proc is not None and self._proc.poll() is None
 
+    def exit_code(self) -> int | None:
+        """The code the server process exited with (None while it runs)."""
+        return self._proc.poll() if self._proc is not None else None
+
     # --- start ------------------------------------------------------------------
 
     def launch(self) -> "NatsServer":

@@ -32,6 +32,7 @@ from computepods.bus import chefwire
 from computepods.bus.protocol import Bus
 from computepods.errors import ComputePodsError, MalformedMessage
 from computepods.chef.step import StepJob, job_from_message, rule_from_dict
+from computepods.chef.lease import Lease
 from computepods.chef.pool import WorkerPool
 from computepods.charts.base import Chart
 from computepods.clock import Clock, SystemClock
@@ -133,8 +134,9 @@ class Chef(Chart):
         self.done: deque = deque()              # (job, item) from the workers, not yet taken
         self.done_lock = threading.Lock()
         self.done_posted = False
+        self.lease = Lease(LEASE_FACTOR * heartbeat_s, self.clock)
         self.pool = WorkerPool(self.root, slots, on_started=self.step_started,
-                               on_done=self.step_done, name=name)
+                               on_done=self.step_done, name=name, lease=self.lease)
 
     def start(self) -> "Chef":
         super().start()
@@ -283,8 +285,9 @@ class Chef(Chart):
         if self.gone:
             return                  # said goodbye: a later status would bring it back
         self.gone = gone
+        self.lease.renew()
         self.status_sent = self.clock.monotonic()
         queued = self.pool.queued
         self.bridge.publish(m.CHEF_STATUS, chefwire.chef_status(
             self.chef, self.pod, self.slots, max(0, len(self.in_flight) - queued), queued,
-            self.tools, LEASE_FACTOR * self.heartbeat_s, gone))
+            self.tools, self.lease.lease_s, gone))

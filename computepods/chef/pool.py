@@ -20,6 +20,7 @@ from typing import Callable
 
 from computepods.chef import groups
 from computepods.chef import scratch
+from computepods.chef.lease import Lease
 from computepods.chef.slot import LogDir, Slot
 from computepods.chef.step import (Launched, StepJob, execute, failed_item, is_simple, land,
                                    launch)
@@ -33,7 +34,10 @@ class WorkerPool:
     """`slots` threads, each running one step at a time from a shared queue."""
 
     def __init__(self, root: Path, slots: int, on_started: Callable[[StepJob], None],
-                 on_done: Callable[[StepJob, dict], None], name: str = "chef"):
+                 on_done: Callable[[StepJob, dict], None], name: str = "chef",
+                 lease: Lease | None = None):
+        """``lease``: the chef's (:mod:`computepods.chef.lease`); a step taken
+        before the chef lost it neither starts nor commits."""
         self.root = root
         self.slots = slots
         self._jobs: queue.SimpleQueue = queue.SimpleQueue()
@@ -43,6 +47,9 @@ class WorkerPool:
         self._cancelled: deque[str] = deque(maxlen=64)   # builds whose steps are dropped
         self._lock = threading.Lock()
         self.queued = 0
+        self._stopping = False          # queued steps are dropped, none starts
+        self._lease = lease
+        self._taken_at: dict[tuple, float] = {}          # job key -> when submitted
         logs = LogDir(root)
         self._slots = [Slot(root, f"{scratch.scratch_name(name)}-{os.getpid()}-{i}", logs)
                        for i in range(slots)]
@@ -54,7 +61,24 @@ class WorkerPool:
     def submit(self, job: StepJob) -> None:
         with self._lock:
             self.queued += 1
+            if self._lease is not None:
+                self._taken_at[job.key] = self._lease.now()
         self._jobs.put(job)
+
+    def _done(self, job: StepJob, item) -> None:
+        with self._lock:
+            self._taken_at.pop(job.key, None)
+        self._on_done(job, item)
+
+    def _lapsed(self, job: StepJob) -> Callable[[], str | None]:
+        """Why ``job`` is no longer this chef's (its lease lapsed since it was
+        taken), or None: asked before it starts and before it commits."""
+        def lapsed() -> str | None:
+            taken = self._taken_at.get(job.key)
+            if self._lease is None or taken is None or self._lease.holds(taken):
+                return None
+            return self._lease.lapse()
+        return lapsed
 
     def _work(self, index: int) -> None:
         """Take steps one by one.  When a simple step's command has ended and
@@ -72,7 +96,9 @@ class WorkerPool:
             launched = None
             if job is not None:
                 if job.build in self._cancelled:
-                    self._on_done(job, failed_item(job.step.id, job.attempt, "cancelled"))
+                    self._done(job, failed_item(job.step.id, job.attempt, "cancelled"))
+                elif (why := self._lapsed(job)()) is not None:
+                    self._done(job, failed_item(job.step.id, job.attempt, why))
                 elif is_simple(job.step):
                     launched = self._launch(index, slot, job)
                 else:
@@ -100,6 +126,8 @@ class WorkerPool:
             return _STOP
         with self._lock:
             self.queued -= 1
+        if self._stopping:
+            return _STOP                # (its sentinel stays queued: harmless)
         return job
 
     def _running_as(self, index: int, job: StepJob) -> Callable[[int], None]:
@@ -109,7 +137,7 @@ class WorkerPool:
         def started(pgid: int) -> None:
             with self._lock:
                 self._running[index] = (pgid, job.build)
-                cancelled = job.build in self._cancelled
+                cancelled = job.build in self._cancelled or self._stopping
             if cancelled:
                 groups.kill_group(pgid, grace_s=0.5)
         return started
@@ -120,27 +148,28 @@ class WorkerPool:
             return launch(self.root, job, slot, on_started=self._running_as(index, job))
         except (OSError, ComputePodsError) as exc:
             self._running.pop(index, None)
-            self._on_done(job, failed_item(job.step.id, job.attempt,
+            self._done(job, failed_item(job.step.id, job.attempt,
                                            f"the chef could not run it: {exc}"))
             return None
 
     def _land(self, slot: Slot, launched: Launched) -> None:
         try:
-            item = land(self.root, launched, slot)
+            item = land(self.root, launched, slot, self._lapsed(launched.job))
         except (OSError, ComputePodsError) as exc:
             item = failed_item(launched.job.step.id, launched.job.attempt,
                                f"the chef could not run it: {exc}")
-        self._on_done(launched.job, item)
+        self._done(launched.job, item)
 
     def _run(self, index: int, slot: Slot, job: StepJob) -> None:
         self._on_started(job)
         try:
-            item = execute(self.root, job, slot, on_started=self._running_as(index, job))
+            item = execute(self.root, job, slot, on_started=self._running_as(index, job),
+                           lapsed=self._lapsed(job))
         except (OSError, ComputePodsError) as exc:
             item = failed_item(job.step.id, job.attempt, f"the chef could not run it: {exc}")
         finally:
             self._running.pop(index, None)
-        self._on_done(job, item)
+        self._done(job, item)
 
     def runs(self, build: str) -> bool:
         """Whether a step of ``build`` runs in a slot now (its group known)."""
@@ -161,10 +190,23 @@ class WorkerPool:
                 groups.kill_group(pgid, grace_s=0.5)
 
     def stop(self, timeout: float = 5.0) -> None:
+        """Stop the threads: the steps still queued never start, the running
+        ones are killed, and an ended one's output is still committed."""
+        with self._lock:
+            self._stopping = True
+        self.cancel_running()
         for _ in self._threads:
             self._jobs.put(None)
         for t in self._threads:
             t.join(timeout)
         for slot in self._slots:
+            logged = slot.commits.end > 0
             slot.close()
-            shutil.rmtree(slot.dir, ignore_errors=True)
+            # A commit log that holds records is left, as a kill leaves it:
+            # those the MajorDomo had not stored yet (a stop mid-build) are
+            # stored from it by the pod (recovery.settle_commit_logs), or by
+            # the next one to start here.
+            if not logged:
+                shutil.rmtree(slot.dir, ignore_errors=True)
+            else:
+                shutil.rmtree(slot.out, ignore_errors=True)

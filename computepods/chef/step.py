@@ -120,7 +120,8 @@ def _base_env(root: str) -> dict[str, str]:
 
 
 def execute(root: Path, job: StepJob, slot: Slot,
-            on_started: Callable[[int], None] | None = None) -> StepResult:
+            on_started: Callable[[int], None] | None = None,
+            lapsed: Callable[[], str | None] = lambda: None) -> StepResult:
     """Run a step in scratch space; commit its outputs only if it succeeded.
 
     Returns the result item of a steps.results message.  A step with one
@@ -130,7 +131,7 @@ def execute(root: Path, job: StepJob, slot: Slot,
     renames must be rolled forward.
     """
     if is_simple(job.step):
-        return land(root, launch(root, job, slot, on_started), slot)
+        return land(root, launch(root, job, slot, on_started), slot, lapsed)
     step = job.step
     started = time.monotonic()
     work = scratch.make_scratch(root, step.id)
@@ -161,6 +162,8 @@ def execute(root: Path, job: StepJob, slot: Slot,
             return _result(job, streams, command, result, started, False,
                            "it did not write " + ", ".join(missing))
         outputs = {dest: _output_entry(str(work / rel)) for rel, dest in moves}
+        if (why := lapsed()) is not None:
+            return _result(job, streams, command, result, started, False, why)
         slot.log_commit(step_record(job, root, command.display, outputs, discovered.inputs,
                                     round(time.monotonic() - started, 6)))
         commit_mod.commit(work, root, moves, {"step": step.id, "outputs": {
@@ -205,9 +208,12 @@ def launch(root: Path, job: StepJob, slot: Slot,
     return Launched(job, command, streams, started, proc)
 
 
-def land(root: Path, launched: Launched, slot: Slot) -> StepResult:
+def land(root: Path, launched: Launched, slot: Slot,
+         lapsed: Callable[[], str | None] = lambda: None) -> StepResult:
     """Wait for a launched step's command, then commit its output if it
-    succeeded: write-ahead record, then one rename."""
+    succeeded: write-ahead record, then one rename.  ``lapsed`` says why the
+    step is no longer the chef's to commit (see :mod:`computepods.chef.lease`),
+    or None."""
     job, command, streams, started = (launched.job, launched.command, launched.streams,
                                       launched.started)
     result = launched.proc.wait(tails=None)
@@ -223,6 +229,8 @@ def land(root: Path, launched: Launched, slot: Slot) -> StepResult:
         except FileNotFoundError:
             return _result(job, streams, command, result, started, False,
                            "it did not write " + dest)
+        if (why := lapsed()) is not None:
+            return _result(job, streams, command, result, started, False, why)
         slot.log_commit(step_record(job, root, command.display, outputs, [],
                                     round(time.monotonic() - started, 6)))
         slot.commit_output(src, dest)

@@ -142,7 +142,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"cpod: {exc}", file=sys.stderr)
         return exc.exit_code
     except Interrupted as exc:
-        print(f"cpod: interrupted ({exc})", file=sys.stderr)
+        if args.command != "chef":      # whoever started a chef stops it: it leaves quietly
+            print(f"cpod: interrupted ({exc})", file=sys.stderr)
         return EXIT_INTERRUPTED
     finally:
         for s, handler in old.items():

@@ -11,7 +11,8 @@ start-up runs on the other processor meanwhile.
 The child dies with cpod (``setpriv --pdeathsig``), runs its steps in
 process groups of their own like any chef, and is stopped with SIGTERM.
 If it dies on its own, :class:`LocalChef` says so at once (the pod then
-sends its goodbye, so the MajorDomo does not wait out the chef's lease).
+launches another and sends the dead one's goodbye, so the MajorDomo gives
+its steps to the new one instead of waiting out the dead one's lease).
 Only the standard library is imported here: cpod launches it before the
 heavy imports.
 """
@@ -66,15 +67,21 @@ class LocalChef:
                                      env=dict(env) if env is not None else None)
         self.stopping = False
 
-    def watch(self, on_death: Callable[["LocalChef", str], None]) -> None:
+    def watch(self, on_death: Callable[["LocalChef", str], "LocalChef | None"]) -> None:
         """Call ``on_death(chef, why)`` from a thread if the child exits
-        before :meth:`stop` (a crash, a kill, a broken install)."""
+        before :meth:`stop` (a crash, a kill, a broken install).  It may
+        launch a replacement, on that thread, and return it: the thread then
+        watches that one.  (A child dies with the thread that launched it,
+        by pdeathsig: this thread lives until its last chef has exited.)"""
         def wait() -> None:
-            code = self.proc.wait()
-            if not self.stopping:
-                why = f"its process {self.proc.pid} exited with code {code}"
-                log.error("the pod's chef %s is gone: %s", self.name, why)
-                on_death(self, why)
+            chef: LocalChef | None = self
+            while chef is not None:
+                code = chef.proc.wait()
+                if chef.stopping:
+                    return
+                why = f"its process {chef.proc.pid} exited with code {code}"
+                log.error("the pod's chef %s is gone: %s", chef.name, why)
+                chef = on_death(chef, why)
         threading.Thread(target=wait, name=f"watch:{self.name}", daemon=True).start()
 
     def terminate(self) -> None:

@@ -9,7 +9,11 @@ from __future__ import annotations
 
 import logging
 import os
+import queue
 import socket
+import sqlite3
+import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
@@ -23,7 +27,9 @@ from computepods.bus.natsd import NatsServer
 from computepods.charts.base import Chart, Fabric, stop_all
 from computepods.charts.majordomo import MajorDomo
 from computepods.charts.store import Store
-from computepods.chef.recovery import kill_leftover_steps, read_commit_logs, recovered_records
+from computepods.chef.recovery import (kill_leftover_steps, read_commit_logs, recovered_records,
+                                       settle_commit_logs)
+from computepods.pod.natskeeper import ServerKeeper
 from computepods.pod.localchef import LocalChef, chef_name, default_slots
 from computepods.state.db import StateDB
 from computepods.paths import BUS_USERS, STATE_DB
@@ -38,6 +44,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("computepods.pod.pod")
 
 __all__ = ["Pod", "PodOptions", "default_slots"]
+
+RELAUNCHES_MAX = 5         # chef children relaunched per pod, when one dies
+CHEF_UP_S = 30.0           # seconds a relaunched chef gets to be heard on the bus
 
 
 @dataclass
@@ -66,6 +75,7 @@ class Pod:
         self.root = Path(root)
         self.options = options or PodOptions()
         self.server: NatsServer | None = server
+        self.keeper: ServerKeeper | None = None      # restarts the embedded server
         self.local_chefs: list[LocalChef] = list(local_chefs)
         self.bridge: NatsBridge | None = None
         self.charts: list[Chart] = []
@@ -74,6 +84,9 @@ class Pod:
         self.url = ""
         self.rolled_forward: list[dict] = []
         self.handed = HandedPlans()             # plans made here for a build.request to come
+        self._chefs_lock = threading.Lock()     # local_chefs, as a dead chef is relaunched
+        self._stopping = False
+        self.relaunches = 0
 
     def start(self) -> "Pod":
         state = prepare_state_dir(self.root)
@@ -102,6 +115,7 @@ class Pod:
                                              users=BusUsers.generate(opts.namespace))
                 self.url = self.server.start()
                 self.server.users.save(self.root / BUS_USERS)
+                self.keeper = ServerKeeper(self.server).start()
                 login = self.server.users.credentials(MAJORDOMO)
             self.bridge = NatsBridge(self.url, namespace=opts.namespace,
                                      name=f"cpod@{socket.gethostname()}:{os.getpid()}",
@@ -143,18 +157,55 @@ class Pod:
             return self.server.users.child_env(role)
         return insecure_env() if self.options.insecure_bus else dict(os.environ)
 
-    def launch_chef(self, index: int) -> LocalChef:
+    def launch_chef(self, index: int, name: str | None = None) -> LocalChef:
         opts = self.options
         return LocalChef(self.root, self.url, namespace=opts.namespace, slots=opts.slots,
-                         name=chef_name(index), trace=opts.trace, env=self.client_env(CHEF),
-                         insecure_bus=opts.insecure_bus)
+                         name=name or chef_name(index), trace=opts.trace,
+                         env=self.client_env(CHEF), insecure_bus=opts.insecure_bus)
 
-    def _chef_died(self, chef: LocalChef, why: str) -> None:
-        """Its goodbye, said for it: the MajorDomo reschedules or fails its
-        steps now instead of after its lease."""
-        if self.bridge is not None:
-            self.bridge.publish(m.CHEF_STATUS, chefwire.chef_status(
-                chef.name, "local", self.options.slots, gone=f"{why}; see its messages above"))
+    def _chef_died(self, chef: LocalChef, why: str) -> LocalChef | None:
+        """A chef child died: launch another (on the calling thread, which
+        watches it next) and wait until the MajorDomo can hear it, then say
+        the dead one's goodbye for it, so that the MajorDomo gives its
+        unfinished steps to the new one now instead of after its lease (or
+        fails them naming it, when no chef could be relaunched)."""
+        bridge = self.bridge
+        if bridge is None:
+            return None
+        replacement = self._relaunch(chef)
+        bridge.publish(m.CHEF_STATUS, chefwire.chef_status(
+            chef.name, "local", self.options.slots, gone=f"{why}; see its messages above"))
+        return replacement
+
+    def _relaunch(self, dead: LocalChef) -> LocalChef | None:
+        with self._chefs_lock:
+            if self._stopping or self.relaunches >= RELAUNCHES_MAX or self.bridge is None:
+                return None
+            self.relaunches += 1
+            name = f"{dead.name}r{self.relaunches}"
+            heard: "queue.Queue[m.Message]" = queue.Queue()
+            self.bridge.listen(m.CHEF_STATUS, heard)
+            try:
+                chef = self.launch_chef(0, name)
+            except OSError as exc:
+                self.bridge.unlisten(heard)
+                log.error("could not relaunch the pod's chef: %s", exc)
+                return None
+            self.local_chefs.append(chef)
+        log.warning("relaunched the pod's chef as %s (pid %d)", name, chef.proc.pid)
+        try:
+            deadline = time.monotonic() + CHEF_UP_S
+            while chef.proc.poll() is None and time.monotonic() < deadline:
+                try:
+                    msg = heard.get(timeout=min(0.5, max(0.0, deadline - time.monotonic())))
+                except queue.Empty:
+                    continue
+                if isinstance(msg.data, dict) and msg.data.get("chef") == name:
+                    break
+        finally:
+            if self.bridge is not None:
+                self.bridge.unlisten(heard)
+        return chef
 
     def _add(self, chart: Chart) -> None:
         chart.start()
@@ -168,20 +219,51 @@ class Pod:
             local.terminate()            # the chef kills its running steps
 
     def stop(self) -> None:
+        with self._chefs_lock:
+            self._stopping = True               # no chef is relaunched from now on
+        ours = self._slot_prefixes()
         try:
             for local in self.local_chefs:
                 local.terminate()        # they stop while the charts do
             stop_all(self.charts)
             for local in self.local_chefs:
                 local.stop()
+            if self.charts or self.local_chefs:
+                self._settle(ours)
         finally:
             self.local_chefs = []
             self.charts = []
             if self.bridge:
                 self.bridge.stop()
+            if self.keeper:
+                self.keeper.close()
+                self.keeper = None
             if self.server:
                 self.server.stop()
                 self.server.close()
+
+    def _slot_prefixes(self) -> tuple[str, ...]:
+        """The start of the names of this pod's chefs' slot dirs."""
+        names = {c.name for c in self.local_chefs} | {c.name for c in self.chefs}
+        return tuple(f"{scratch_name(name)}-" for name in names)
+
+    def _settle(self, ours: tuple[str, ...]) -> None:
+        """Once the chefs and the Store have stopped: store the records their
+        commit logs hold and the state database does not.  A stop during a
+        build (Ctrl-C, SIGTERM, `cpod down`) comes between some steps'
+        commits and their records, as a kill would; without this, their
+        work would be done again."""
+        if not ours:
+            return
+        try:
+            written = settle_commit_logs(self.root, self.root / STATE_DB,
+                                         lambda name: name.startswith(ours))
+        except (OSError, sqlite3.Error, ValueError, KeyError, TypeError) as exc:
+            log.error("could not store the records of the last steps: %s; the next "
+                      "build stores them from the chefs' logs, or runs them again", exc)
+            return
+        if written:
+            log.info("stored %d records of steps committed as the pod stopped", written)
 
     def __enter__(self) -> "Pod":
         return self.start()

@@ -397,23 +397,28 @@ def chef_processes_of(root: Path) -> list[int]:
     return found
 
 
-def test_the_pods_chef_process_dying_fails_the_build_at_once_naming_it(tmp_path):
+def test_the_pods_chef_process_dying_is_named_and_relaunched_and_the_build_completes(tmp_path):
     # cpod build's chef runs in a child process; if that dies, the build
-    # says so and ends now, instead of waiting out the chef's lease.
+    # says so, the pod launches another, and the step runs there at once,
+    # instead of waiting out the dead chef's lease.
     root, proc, lines, reader = start_waiting_build(tmp_path)
     try:
         wait_for(lambda: "run  slow:out/slow.txt\n" in lines, what="the step to start")
         chefs = chef_processes_of(root)
         assert len(chefs) == 1, chefs
         os.kill(chefs[0], signal.SIGKILL)
-        assert proc.wait(timeout=60) == 1
+        wait_for(lambda: any("relaunched the pod's chef" in line for line in lines),
+                 timeout=60, what="the chef to be relaunched")
+        (root / "go").touch()
+        assert proc.wait(timeout=60) == 0
     finally:
-        (root / "go").touch()              # the step the chef left behind ends
+        (root / "go").touch()              # the step the dead chef left behind ends too
     reader.join(timeout=10)
     text = "".join(lines)
     assert "is gone (its process" in text and "exited with code -9" in text, text
-    assert "no other chef to run it" in text and "stopped answering" not in text, text
-    assert not (root / "out/slow.txt").exists()
+    assert "no other chef to run it" not in text and "stopped answering" not in text, text
+    assert (root / "out/slow.txt").read_text() == "done\n"
+    assert chef_processes_of(root) == []
 
 
 def test_a_build_on_a_bus_of_its_own_choosing_leaves_nothing_behind(chain, nats_url):

@@ -185,3 +185,41 @@ def test_a_store_that_cannot_write_shows_a_warning_and_the_build_waits(tmp_path,
         in shown.getvalue()
     assert sorted(pod.records()) == sorted(UPS + LAST)
     assert (tmp_path / "out/all.txt").read_text() == "ALPHA\nBETA\n"
+
+
+WAITING = {
+    "computepods.toml": """
+        [project]
+        name = "waiting"
+        default = ["out/x.txt"]
+
+        [[rule]]
+        name = "wait"
+        outputs = ["out/%.txt"]
+        command = "while [ ! -e go ]; do sleep 0.01; done; echo {out} > {out}"
+    """,
+}
+
+
+def test_a_chef_frozen_past_its_lease_commits_nothing_of_the_steps_given_up(tmp_path, pod):
+    # SIGSTOP then SIGCONT of chef b: silent past its lease, its step goes
+    # to chef a; the command b had started ends meanwhile, and b, awake,
+    # must not commit it (its result comes late, and says why).
+    write_project(tmp_path, WAITING)
+    b = pod.add_chef("b")
+    pod.add_chef("a", heartbeat_s=LONG_HEARTBEAT_S)
+    build = pod.build()
+    wait_for(lambda: build.of("start"), what="the step to start on b")
+    assert build.chef_of() == {"wait:out/x.txt": "b"}
+    b.go_down()                                   # stopped: nothing it sends is heard
+    pod.clock.advance(LEASE_S + 1)
+    build.wait("chef_lost")
+    wait_for(lambda: pod.chefs["a"].in_flight, what="chef a to take the new attempt")
+    (tmp_path / "go").touch()                     # both commands end
+    wait_for(lambda: finished_results(b, 1), what="chef b's result, unheard")
+    [late] = [r for r in b.held_results() if r.get("event") == "finished"]
+    assert not late["ok"] and "silent for longer than its lease" in late["reason"], late
+    b.come_back()                                 # SIGCONT: its late result is ignored
+    done = build.done()
+    assert (done["ok"], done["ran"], done["failed"]) == (True, 1, 0)
+    assert "/scratch/a" in (tmp_path / "out/x.txt").read_text()     # a's commit, only

@@ -146,3 +146,19 @@ def test_stop_removes_the_slots_scratch(tmp_path):
     assert len(list((tmp_path / ".computepods/scratch").iterdir())) == 2
     chef.pool.stop()
     assert list((tmp_path / ".computepods/scratch").iterdir()) == []
+
+
+def test_a_stopping_pool_starts_none_of_its_queued_steps_and_keeps_its_log(tmp_path):
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "a.txt").write_text("a\n")
+    chef = Chef(tmp_path, slots=1)
+    done = chef.submit(COPY, "a")
+    chef.wait(done)
+    sleeping = chef.submit(SLEEP, "s")
+    wait_for(lambda: chef.pool.runs("b1"), what="the sleeping step to run")
+    queued = [chef.submit(SLEEP, f"q{i}") for i in range(3)]
+    chef.pool.stop()
+    assert chef.started == [done, sleeping]             # none of the queued ones started
+    assert not chef.results[sleeping].ok and not set(queued) & set(chef.results)
+    # the commit log of `done` stays for the pod to settle (recovery.settle_commit_logs)
+    assert [e["step_id"] for e in read_commit_logs(tmp_path)] == [done]

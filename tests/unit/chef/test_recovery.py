@@ -95,3 +95,36 @@ def test_leftover_steps_of_this_root_are_killed_and_others_left_alone(tmp_path):
         for proc in (left, stranger):
             proc.kill()
             proc.wait(timeout=WAIT_S)
+
+
+def test_a_stopping_pod_stores_what_its_chefs_logged_and_the_db_lacks(tmp_path):
+    from computepods.chef.recovery import settle_commit_logs
+    from computepods.state.db import StateDB, StepRecord
+    (tmp_path / "out").mkdir()
+    for name in ("a", "b"):
+        (tmp_path / "out" / f"{name}.o").write_text(name.upper())
+    db_path = tmp_path / ".computepods" / "state.db"
+    db_path.parent.mkdir()
+    stored = StepRecord.from_dict({**record("cc:a", {"out/a.o": sha("A")}), "finished_ns": 5})
+    with StateDB(db_path) as db:
+        db.write(steps=[stored])
+    for name, entry in (("ours-1-0", record("cc:a", {"out/a.o": sha("A")})),
+                        ("ours-1-1", record("cc:b", {"out/b.o": sha("B")})),
+                        ("other-2-0", record("cc:c", {"out/c.o": sha("C")}))):
+        slot = tmp_path / SCRATCH_DIR / name
+        slot.mkdir(parents=True)
+        (slot / COMMIT_LOG).write_text(json.dumps(entry) + "\n")
+    written = settle_commit_logs(tmp_path, db_path, lambda name: name.startswith("ours-"))
+    assert written == 1                          # cc:a was stored already, and newer
+    with StateDB(db_path) as db:
+        assert db.step("cc:b").outputs == {"out/b.o": sha("B")}
+        assert db.step("cc:a").finished_ns == 5
+    assert sorted(p.name for p in (tmp_path / SCRATCH_DIR).iterdir()) == ["other-2-0"]
+
+
+def test_the_newest_entry_of_a_step_wins_across_slots(tmp_path):
+    for name, n in (("b-1-0", 1), ("a-1-1", 2)):
+        slot = tmp_path / SCRATCH_DIR / name
+        slot.mkdir(parents=True)
+        (slot / COMMIT_LOG).write_text(json.dumps({"step_id": "s", "finished_ns": n}) + "\n")
+    assert read_commit_logs(tmp_path) == [{"step_id": "s", "finished_ns": 2}]
