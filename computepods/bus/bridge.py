@@ -364,6 +364,14 @@ class NatsBridge:
             await self._nc.flush()
         self._call(send(), CONNECT_TIMEOUT_S)
 
+    def request_raw_sync(self, subject: str, data: bytes, *,
+                         timeout: float = REQUEST_TIMEOUT_S) -> dict:
+        """Ask with bytes as they are, once; the answer, or BusError."""
+        reply = self._call(self._request(subject, data, timeout, 1), timeout + 5)
+        if reply.error:
+            raise BusError(reply.error)
+        return reply.data
+
 
 class _Refused(Exception):
     """The server refused the bridge's login while it first connected."""
