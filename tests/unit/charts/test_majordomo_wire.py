@@ -109,3 +109,20 @@ class _Into:
 
     def __init__(self, into: list):
         self.put = into.append
+
+
+@pytest.mark.parametrize("rule, problem", [
+    ({"name": "r", "inputs": [], "outputs": [], "command": "true"}, "outputs must be a list of paths, at least one"),
+    ({"name": "r", "outputs": ["a", 5], "command": "true"}, "outputs must be a list of paths"),
+    ({"name": "r", "outputs": ["a"], "command": {"x": 1}}, "command must be a string"),
+    ({"name": "r", "outputs": "a", "command": "true"}, "outputs must be list/tuple"),
+])
+def test_a_run_whose_rule_the_chef_cannot_rebuild_is_answered_not_a_crash(tmp_path, pod, rule,
+                                                                           problem):
+    write_project(tmp_path, COPY)
+    pod.add_chef("a")
+    run = {"build": "b", "chef": "a", "rules": {"r": rule},
+           "steps": [{"id": "r:a", "attempt": 1, "rule": "r", "stem": None, "inputs": {}}]}
+    with pytest.raises(BusError, match=f"bad rules: .*rule 'r': {problem}"):
+        pod.bus.request_sync(m.CHEF_RUN, run, chef="a")
+    assert pod.chefs["a"].crashes == []
