@@ -213,3 +213,27 @@ def test_nats_py_gets_its_true_version_without_importlib_metadata():
             "assert md.distribution('nats-py').name == 'nats-py'\n")
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert run.returncode == 0, run.stderr
+
+
+def test_a_malformed_message_two_charts_listen_for_is_reported_and_logged_once(bridge, caplog):
+    """The MajorDomo and the Desk both route chefs.status: one NATS
+    subscription serves both, so a bad status is one warning, one report
+    and one answer, and a good one reaches each chart once."""
+    one, two = Recorder(bridge, "one").start(), Recorder(bridge, "two").start()
+    bridge.route(m.CHEF_STATUS, one)
+    bridge.route(m.CHEF_STATUS, two)
+    errors: queue.Queue = queue.Queue()
+    bridge.listen(m.BUS_ERROR, errors)
+    bad = {"chef": "c1", "pod": "p", "slots": 1, "running": 0, "queued": 0, "lease_s": -5}
+    with pytest.raises(BusError, match="field 'lease_s' must be over 0"):
+        bridge.request_sync(m.CHEF_STATUS, bad, attempts=1)
+    errors.get(timeout=5)
+    bridge.publish(m.CHEF_STATUS, {**bad, "lease_s": 15})
+    assert one.got.get(timeout=5)[1].data["lease_s"] == two.got.get(timeout=5)[1].data["lease_s"]
+    assert errors.empty() and bridge.stats.malformed == 1
+    assert [r.getMessage() for r in caplog.records if "lease_s" in r.getMessage()] == [
+        "malformed message on 'cp.chefs.status': chefs.status: field 'lease_s' must be over 0 "
+        "and at most 3600, got -5"]
+    assert one.got.empty() and two.got.empty()
+    one.stop()
+    two.stop()
