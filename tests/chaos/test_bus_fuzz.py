@@ -264,9 +264,9 @@ def builds_after(pod: Pod, fuzzer: NatsBridge, row, caplog) -> None:
     try:
         wait_for(lambda: md.build is None and not len(md.requests), timeout=QUIET_TIMEOUT_S,
                  what="the MajorDomo to finish the builds the fuzz asked for")
-        for name in FAKE_CHEFS:           # the fuzz's chefs say goodbye; the real one is asked
+        chef = pod.chefs[0].chef          # every chef the fuzz made up says goodbye
+        for name in {*FAKE_CHEFS, *(c.name for c in md.chefs)} - {chef}:
             fuzzer.publish(m.CHEF_STATUS, chefwire.chef_status(name, "fuzz", 1, gone="fuzz over"))
-        chef = pod.chefs[0].chef
         fuzzer.publish(m.CHEFS_QUERY, {})
         wait_for(lambda: [c.name for c in md.chefs] == [chef], what="only the pod's chef known")
         edited = pod.root / "src/b.txt"
