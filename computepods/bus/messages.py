@@ -227,33 +227,37 @@ def decode(subject: str, data: bytes, signal: str | None) -> dict:
     """Parse and validate; raises MalformedMessage naming what is wrong."""
     if len(data) > MAX_PAYLOAD_BYTES:
         raise MalformedMessage(subject, f"payload of {len(data)} bytes is over {MAX_PAYLOAD_BYTES}")
+    # json's parser recurses, one level per bracket: measure the depth
+    # first, so that it never meets a RecursionError (a gc callback run at
+    # the recursion limit is a fatal error, not an exception).
+    too_deep = MalformedMessage(subject, f"JSON nested more than {MAX_DEPTH} levels deep")
+    if data.count(b"[") + data.count(b"{") > MAX_DEPTH and _deeper_than(data, MAX_DEPTH):
+        raise too_deep
     try:
         payload = json.loads(data)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise MalformedMessage(subject, f"not JSON: {exc}") from None
-    except RecursionError:         # json's parser recurses, one level per bracket
-        payload = _TOO_DEEP
-    if payload is _TOO_DEEP or (data.count(b"[") + data.count(b"{") > MAX_DEPTH
-                                and _deeper_than(payload, MAX_DEPTH)):
-        raise MalformedMessage(subject, f"JSON nested more than {MAX_DEPTH} levels deep")
+    except RecursionError:         # (kept: the check above should make it impossible)
+        raise too_deep from None
     schema = SCHEMAS.get(signal) if signal else None
     if schema is None:
         schema = Schema("message")
     return schema.check(subject, payload)
 
 
-_TOO_DEEP = object()
+_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"')
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
 
 
-def _deeper_than(value: Any, limit: int) -> bool:
-    """Whether arrays and objects nest more than `limit` levels (no recursion)."""
-    stack = [(value, 1)] if isinstance(value, (dict, list)) else []
-    while stack:
-        item, depth = stack.pop()
+def _deeper_than(data: bytes, limit: int) -> bool:
+    """Whether the arrays and objects of this JSON text nest more than
+    `limit` levels (its strings left out; no recursion)."""
+    brackets = _JSON_STRING.sub(b"", data).translate(None, _NOT_BRACKETS)
+    depth = 0
+    for c in brackets:
+        depth += 1 if c in b"[{" else -1
         if depth > limit:
             return True
-        inner = item.values() if isinstance(item, dict) else item
-        stack.extend((v, depth + 1) for v in inner if isinstance(v, (dict, list)))
     return False
 
 
