@@ -272,9 +272,12 @@ def builds_after(pod: Pod, fuzzer: NatsBridge, row, caplog) -> None:
         edited = pod.root / "src/b.txt"
         edited.write_text("b, edited\n")
         info = edited.stat()                # what the pod's watcher would say
+        seen = md.requests.freshness.generation
         fuzzer.publish(m.FS_CHANGED, payloads.FsChanged(
             "fuzz", str(pod.root), "src/b.txt", "modified", size=info.st_size,
             mtime_ns=info.st_mtime_ns).to_dict())
+        wait_for(lambda: md.requests.freshness.generation > seen,     # else the request,
+                 what="the MajorDomo to hear of the edit")            # first, is fresh
         assert request_build(pod.bridge, [], pod.root) == 0
         assert (pod.root / "out/all.txt").read_text() == "a\nb, edited\n"
         assert crashes(pod) == {}
