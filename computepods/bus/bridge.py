@@ -216,12 +216,22 @@ class NatsBridge:
         gone = [s for s in self._subs if getattr(s.deliver, "__self__", None) is into]
         self._subs = [s for s in self._subs if s not in gone]
         for sub in gone:
-            if sub.sub is not None:
+            if sub.sub is not None and not self._twins(sub):
                 self._call(sub.sub.unsubscribe(), CONNECT_TIMEOUT_S)
 
+    def _twins(self, sub: _Subscription) -> list[_Subscription]:
+        """The subscriptions of the same subject and signal: one NATS
+        subscription serves them all, so that a message is decoded, and a
+        malformed one answered and logged, once."""
+        return [s for s in self._subs if (s.subject, s.signal) == (sub.subject, sub.signal)]
+
     def _subscribe(self, sub: _Subscription) -> None:
+        twins = self._twins(sub)
         self._subs.append(sub)
-        self._call(self._add_sub(sub), CONNECT_TIMEOUT_S)
+        if twins:
+            sub.sub = twins[0].sub
+        else:
+            self._call(self._add_sub(sub), CONNECT_TIMEOUT_S)
 
     async def _add_sub(self, sub: _Subscription) -> None:
         async def handler(msg) -> None:
@@ -237,7 +247,9 @@ class NatsBridge:
         except MalformedMessage as exc:
             await self._report_malformed(exc, msg.reply)
             return
-        sub.deliver(m.Message(msg.subject, data, msg.reply or ""))
+        message = m.Message(msg.subject, data, msg.reply or "")
+        for twin in self._twins(sub):
+            twin.deliver(message)
 
     async def _report_malformed(self, exc: MalformedMessage, reply: str | None) -> None:
         self.stats.malformed += 1
@@ -359,10 +371,23 @@ class NatsBridge:
     # -- raw access for tests and tools ------------------------------------------
     def publish_raw(self, subject: str, data: bytes, reply: str = "") -> None:
         """Send bytes as they are (tests use it to send malformed messages)."""
+        self.publish_raw_batch([(subject, data, reply)])
+
+    def publish_raw_batch(self, messages: list[tuple[str, bytes, str]]) -> None:
+        """Send (subject, bytes, reply) messages as they are, then flush once."""
         async def send():
-            await self._nc.publish(subject, data, reply=reply)
+            for subject, data, reply in messages:
+                await self._nc.publish(subject, data, reply=reply)
             await self._nc.flush()
-        self._call(send(), CONNECT_TIMEOUT_S)
+        self._call(send(), CONNECT_TIMEOUT_S + len(messages) * 0.01)
+
+    def request_raw_sync(self, subject: str, data: bytes, *,
+                         timeout: float = REQUEST_TIMEOUT_S) -> dict:
+        """Ask with bytes as they are, once; the answer, or BusError."""
+        reply = self._call(self._request(subject, data, timeout, 1), timeout + 5)
+        if reply.error:
+            raise BusError(reply.error)
+        return reply.data
 
 
 class _Refused(Exception):

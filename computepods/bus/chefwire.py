@@ -121,6 +121,26 @@ class RunStep:
                    str(item.get("rule_fp") or ""))
 
 
+def check_rule(name: str, d: Any) -> dict:
+    """A rule of a run message, as the chef rebuilds it (chef/step.py:
+    rule_from_dict): an object with at least one output, its paths strings
+    and its command a string or a list of them; MalformedMessage naming
+    the rule and the key otherwise."""
+    where = f"rule {name!r}"
+    _want("chef.run", where, d, dict)
+    for key, least in (("inputs", 0), ("outputs", 1)):
+        paths = _want("chef.run", f"{where}: {key}", d.get(key) or [], list, tuple)
+        if len(paths) < least or not all(isinstance(p, str) for p in paths):
+            raise MalformedMessage("chef.run", f"{where}: {key} must be a list of paths"
+                                               + (", at least one" if least else ""))
+    command = d.get("command")
+    if not (isinstance(command, str) or (isinstance(command, (list, tuple)) and command
+                                         and all(isinstance(c, str) for c in command))):
+        raise MalformedMessage("chef.run", f"{where}: command must be a string or a "
+                                           "list of strings")
+    return d
+
+
 @dataclass(frozen=True)
 class RunMessage:
     """cp.chef.<id>.run: steps for one chef (raw: a bad one is refused alone)."""

@@ -152,11 +152,14 @@ class LoopbackBus:
             return 1
         with self._lock:
             subs = [s for s in self._subs if subject_matches(s.pattern, subject)]
+        reported = False                 # a malformed message is answered once, as NATS does
         for sub in subs:
             try:
                 data_in = m.decode(subject, data, sub.signal)
             except MalformedMessage as exc:
-                self._report_malformed(exc, reply)
+                if not reported:
+                    self._report_malformed(exc, reply)
+                reported = True
                 continue
             self.log.append((subject, data_in))
             sub.deliver(m.Message(subject, data_in, reply))

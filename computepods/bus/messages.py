@@ -27,6 +27,9 @@ from computepods.errors import MalformedMessage
 SCHEMA_VERSION = 1
 DEFAULT_NAMESPACE = "cp"
 MAX_PAYLOAD_BYTES = 64 * 1024 * 1024   # the embedded server's max_payload (nats' own limit)
+MAX_DEPTH = 64                 # JSON arrays and objects nested in a message (ours: under 10)
+MAX_LEASE_S = 3600.0           # seconds: the longest lease a chef may ask for (one hour)
+MAX_SLOTS = 4096               # slots one chef may say it has
 
 # --- signals ------------------------------------------------------------------
 # Bus signals (each has a subject in ROUTES) ...
@@ -75,22 +78,38 @@ for _name in ALL_SIGNALS:
 
 @dataclass(frozen=True)
 class Field:
+    """A top-level field: its types; for a list, its items' types (for an
+    object, its values'); for a number, the range it must lie in."""
     types: tuple[type, ...]
     required: bool = True
+    items: tuple[type, ...] = ()
+    range: tuple[float, float] | None = None     # (lo, hi]: lo excluded, hi included
 
 
-def req(*types: type) -> Field:
-    return Field(types, True)
+def req(*types: type, items: tuple[type, ...] = (),
+        range: tuple[float, float] | None = None) -> Field:
+    return Field(types, True, items, range)
 
 
-def opt(*types: type) -> Field:
-    return Field(types, False)
+def opt(*types: type, items: tuple[type, ...] = (),
+        range: tuple[float, float] | None = None) -> Field:
+    return Field(types, False, items, range)
+
+
+def _is(value: Any, types: tuple[type, ...]) -> bool:
+    """isinstance, except that a bool is not an int unless bool is named."""
+    return isinstance(value, types) and (bool in types or not isinstance(value, bool))
+
+
+def _names(types: tuple[type, ...]) -> str:
+    return "/".join(t.__name__ for t in types)
 
 
 @dataclass(frozen=True)
 class Schema:
-    """The top-level fields a payload must have; nested items are checked by
-    the chart's plain logic (which reports what is wrong and where)."""
+    """The top-level fields a payload must have, their items' types and
+    their ranges; deeper items are checked by the plain logic that reads
+    them (which reports what is wrong and where)."""
     name: str
     fields: Mapping[str, Field] = field(default_factory=dict)
 
@@ -107,43 +126,60 @@ class Schema:
                 if spec.required:
                     raise MalformedMessage(subject, f"{self.name}: missing field {key!r}")
                 continue
-            value = payload[key]
-            if not isinstance(value, spec.types) or (isinstance(value, bool) and bool not in spec.types):
-                names = "/".join(t.__name__ for t in spec.types)
-                raise MalformedMessage(subject, f"{self.name}: field {key!r} must be {names}, "
-                                                f"got {type(value).__name__}")
+            self._check_field(subject, key, spec, payload[key])
         return payload
+
+    def _check_field(self, subject: str, key: str, spec: Field, value: Any) -> None:
+        def bad(what: str) -> MalformedMessage:
+            return MalformedMessage(subject, f"{self.name}: field {key!r}{what}")
+        if not _is(value, spec.types):
+            raise bad(f" must be {_names(spec.types)}, got {type(value).__name__}")
+        if spec.items and isinstance(value, (list, dict)):
+            pairs = value.items() if isinstance(value, dict) else enumerate(value)
+            for where, item in pairs:
+                if not _is(item, spec.items):
+                    raise bad(f"[{where!r}] must be {_names(spec.items)}, "
+                              f"got {type(item).__name__}")
+        if spec.range and isinstance(value, (int, float)) and not isinstance(value, bool):
+            lo, hi = spec.range
+            if not lo < value <= hi:      # NaN is in no range
+                raise bad(f" must be over {lo:g} and at most {hi:g}, got {value!r}")
 
 
 SCHEMAS: dict[str, Schema] = {
     FS_CHANGED: Schema("fs.changed", {"pod": req(str), "root": req(str), "path": req(str),
                                       "kind": req(str), "moved_from": opt(str, type(None)),
                                       "size": opt(int, type(None)), "mtime_ns": opt(int, type(None)),
-                                      "range": opt(list, type(None))}),
-    BUILD_REQUEST: Schema("build.request", {"targets": req(list), "cwd": opt(str),
+                                      "range": opt(list, type(None), items=(int,))}),
+    BUILD_REQUEST: Schema("build.request", {"targets": req(list, items=(str,)), "cwd": opt(str),
                                             "keep_going": opt(bool), "dry_run": opt(bool),
                                             "client": opt(str), "plan": opt(str)}),
     # seq: the index of the first of these events among all of the build's events
-    BUILD_EVENTS: Schema("build.events", {"build": req(str), "events": req(list),
+    BUILD_EVENTS: Schema("build.events", {"build": req(str), "events": req(list, items=(dict,)),
                                           "seq": opt(int)}),
     BUILD_CANCEL: Schema("build.cancel", {"build": req(str)}),
     # what: health, builds, build, events, check, artefacts, artefact, graph, log, explain, pods
     API_QUERY: Schema("api.query", {"what": req(str), "args": opt(dict)}),
-    RULES_ANNOUNCE: Schema("rules.announce", {"chef": req(str), "packs": req(list)}),
-    CHEF_STATUS: Schema("chefs.status", {"chef": req(str), "pod": req(str), "slots": req(int),
+    RULES_ANNOUNCE: Schema("rules.announce", {"chef": req(str), "packs": req(list, items=(str,))}),
+    # lease_s: over 0 and at most MAX_LEASE_S; a status outside is refused
+    CHEF_STATUS: Schema("chefs.status", {"chef": req(str), "pod": req(str),
+                                         "slots": req(int, range=(-1, MAX_SLOTS)),
                                          "running": req(int), "queued": req(int),
-                                         "tools": opt(list), "lease_s": opt(int, float),
+                                         "tools": opt(list, items=(str,)),
+                                         "lease_s": opt(int, float, range=(0, MAX_LEASE_S)),
                                          # a goodbye: why the chef is gone (it takes no
                                          # more work; its unfinished steps go elsewhere)
                                          "gone": opt(str)}),
     CHEFS_QUERY: Schema("chefs.query", {}),
     CHEFS_CANCEL: Schema("chefs.cancel", {"build": req(str)}),
-    CHEF_RUN: Schema("chef.run", {"build": req(str), "chef": req(str), "rules": req(dict),
-                                  "steps": req(list)}),
-    STEP_RESULTS: Schema("steps.results", {"chef": req(str), "results": req(list)}),
+    CHEF_RUN: Schema("chef.run", {"build": req(str), "chef": req(str),
+                                  "rules": req(dict, items=(dict,)),
+                                  "steps": req(list, items=(dict,))}),
+    STEP_RESULTS: Schema("steps.results", {"chef": req(str), "results": req(list, items=(dict,))}),
     BUS_ERROR: Schema("errors", {"subject": req(str), "problem": req(str), "sender": opt(str)}),
     # t: fired (build), failed (error) or missed (count, more, first, last)
-    CRON_EVENTS: Schema("cron.events", {"t": req(str), "cron": req(str), "targets": req(list)}),
+    CRON_EVENTS: Schema("cron.events", {"t": req(str), "cron": req(str),
+                                       "targets": req(list, items=(str,))}),
     REPLY: Schema("reply", {}),
 }
 
@@ -191,14 +227,38 @@ def decode(subject: str, data: bytes, signal: str | None) -> dict:
     """Parse and validate; raises MalformedMessage naming what is wrong."""
     if len(data) > MAX_PAYLOAD_BYTES:
         raise MalformedMessage(subject, f"payload of {len(data)} bytes is over {MAX_PAYLOAD_BYTES}")
+    # json's parser recurses, one level per bracket: measure the depth
+    # first, so that it never meets a RecursionError (a gc callback run at
+    # the recursion limit is a fatal error, not an exception).
+    too_deep = MalformedMessage(subject, f"JSON nested more than {MAX_DEPTH} levels deep")
+    if data.count(b"[") + data.count(b"{") > MAX_DEPTH and _deeper_than(data, MAX_DEPTH):
+        raise too_deep
     try:
         payload = json.loads(data)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise MalformedMessage(subject, f"not JSON: {exc}") from None
+    except RecursionError:         # (kept: the check above should make it impossible)
+        raise too_deep from None
     schema = SCHEMAS.get(signal) if signal else None
     if schema is None:
         schema = Schema("message")
     return schema.check(subject, payload)
+
+
+_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"')
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+
+
+def _deeper_than(data: bytes, limit: int) -> bool:
+    """Whether the arrays and objects of this JSON text nest more than
+    `limit` levels (its strings left out; no recursion)."""
+    brackets = _JSON_STRING.sub(b"", data).translate(None, _NOT_BRACKETS)
+    depth = 0
+    for c in brackets:
+        depth += 1 if c in b"[{" else -1
+        if depth > limit:
+            return True
+    return False
 
 
 @dataclass(frozen=True)

@@ -168,7 +168,8 @@ class Chef(Chart):
         run = chefwire.RunMessage.from_dict(msg.data)
         accepted, rejected = [], []
         try:
-            rules = {name: rule_from_dict(d) for name, d in run.rules.items()}
+            rules = {name: rule_from_dict(chefwire.check_rule(name, d))
+                     for name, d in run.rules.items()}
         except (MalformedMessage, AttributeError, TypeError) as exc:
             self.bridge.respond(msg, {"error": f"bad rules: {exc}"})
             return

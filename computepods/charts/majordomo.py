@@ -284,8 +284,10 @@ class MajorDomo(Chart):
     def check_chefs(self) -> None:
         for info, why in self.chefs.expire():
             self.chef_lost(info, why)
-        if (b := self.build) and not len(self.chefs) and b.age_s > CHEF_WAIT_S:
-            b.fail_waiting(f"no chef answered within {CHEF_WAIT_S:.0f} s; is a chef running?")
+        if (b := self.build) and not len(self.chefs) and b.age_s > CHEF_WAIT_S and b.waiting:
+            lost = self.chefs.last_loss     # a chef went, and none came after it: say so
+            b.fail_waiting(f"no chef left to run it: {lost}" if lost else
+                           f"no chef answered within {CHEF_WAIT_S:.0f} s; is a chef running?")
 
     def chef_lost(self, info: ChefInfo, why: str) -> None:
         """A chef silent past its lease, or that said goodbye, is gone: its

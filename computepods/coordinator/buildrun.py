@@ -22,6 +22,7 @@ from computepods.planning.staleness import UNKNOWN, record_inputs
 from computepods.state.db import StepRecord
 
 Note = Callable[[str, dict], None]     # (build id, event): publish one build event
+NO_OTHER_CHEF = "; no other chef to run it"
 
 
 @dataclass
@@ -141,14 +142,18 @@ class BuildRun:
         self._to_send.appendleft(job)
 
     def chef_lost(self, chef: str, steps: list[str], why: str, rescheduled: bool) -> None:
-        """A chef is gone: its unfinished steps go again as new attempts, or fail."""
+        """A chef is gone: its unfinished steps go again as new attempts, or,
+        with no other chef, fail naming it, and so do the steps waiting to
+        be sent (waiting longer would only hide why)."""
         self.note({"t": "chef_lost", "chef": chef, "reason": why, "steps": steps,
                     "rescheduled": rescheduled})
         for sid in steps:
             if rescheduled:
                 self.resend(sid)
             else:
-                self.fail(sid, why + "; no other chef to run it")
+                self.fail(sid, why + NO_OTHER_CHEF)
+        if not rescheduled:
+            self.fail_waiting(why + NO_OTHER_CHEF)
 
     def run_message(self, chef: str, jobs: list[Job]) -> dict:
         """The chef.run payload for these jobs."""

@@ -44,6 +44,12 @@ class ChefDirectory:
         self._clock = clock or SystemClock()
         self._min_lease_s = min_lease_s
         self._chefs: dict[str, ChefInfo] = {}
+        self._last_loss = ""
+
+    @property
+    def last_loss(self) -> str:
+        """Why the last chef to go is gone ("" if none went)."""
+        return self._last_loss
 
     def __len__(self) -> int:
         return len(self._chefs)
@@ -73,7 +79,10 @@ class ChefDirectory:
             self.seen(status)
             return None
         info = self.gone(status.chef)
-        return (info, f"chef {info.name} is gone ({status.gone})") if info else None
+        if info is None:
+            return None
+        self._last_loss = f"chef {info.name} is gone ({status.gone})"
+        return info, self._last_loss
 
     def expire(self) -> list[tuple[ChefInfo, str]]:
         """Forget the chefs silent past their lease; each with why it is gone."""
@@ -82,6 +91,7 @@ class ChefDirectory:
             why = (f"chef {info.name} stopped answering (no status for "
                    f"{self.silent_s(info):.1f} s; its lease is {info.lease_s:.1f} s)")
             self.gone(info.name)
+            self._last_loss = why
             lost.append((info, why))
         return lost
 

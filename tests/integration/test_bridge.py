@@ -21,7 +21,7 @@ def recording(chart, e):
         chart.got.put((name, e.payload))
         if name == m.CHEF_RUN:
             chart.runs += 1
-            chart.bridge.respond(e.payload, {"accepted": [s for s in e.payload.data["steps"]],
+            chart.bridge.respond(e.payload, {"accepted": [s["id"] for s in e.payload.data["steps"]],
                                              "runs": chart.runs})
         return return_status.HANDLED
     chart.temp.fun = chart.top
@@ -46,7 +46,7 @@ def bridge(nats_url):
 
 
 def run_payload(steps=("s1",)):
-    return {"build": "b1", "chef": "c1", "rules": {}, "steps": list(steps)}
+    return {"build": "b1", "chef": "c1", "rules": {}, "steps": [{"id": s} for s in steps]}
 
 
 def test_routed_message_reaches_the_chart_as_an_event(bridge):
@@ -91,6 +91,29 @@ def test_malformed_request_gets_an_error_reply(bridge):
         bridge.request_sync(m.CHEF_RUN, {"build": "b", "chef": "c1", "rules": {}}, chef="c1")
     assert chart.runs == 0
     chart.stop()
+
+
+@pytest.mark.parametrize("depth", [m.MAX_DEPTH + 1, 100_000])
+def test_deeply_nested_json_gets_an_error_reply_and_the_bridge_goes_on(nats_url, bridge, depth):
+    """100,000 levels is a RecursionError in json's parser: it must be
+    answered as any malformed message is, not lost in the bridge's loop."""
+    chart = Recorder(bridge).start()
+    bridge.route(m.CHEF_RUN, chart, chef="c1")
+    asker = NatsBridge(nats_url, name="asker").start()
+    try:
+        answers: queue.Queue = queue.Queue()
+        asker.listen(m.BUS_ERROR, answers)
+        deep = b'{"v": 1, "build": "b", "chef": "c1", "rules": {}, "steps": ' + \
+            b"[" * depth + b"]" * depth + b"}"
+        with pytest.raises(BusError, match=f"nested more than {m.MAX_DEPTH} levels deep"):
+            asker.request_raw_sync(asker.subject(m.CHEF_RUN, chef="c1"), deep)
+        report = answers.get(timeout=5)
+        assert report.data["subject"] == "cp.chef.c1.run"
+        assert chart.runs == 0
+        assert asker.request_sync(m.CHEF_RUN, run_payload(["ok"]), chef="c1")["accepted"] == ["ok"]
+    finally:
+        asker.stop()
+        chart.stop()
 
 
 def test_request_reply_both_ways_between_charts(nats_url, bridge):
@@ -190,3 +213,27 @@ def test_nats_py_gets_its_true_version_without_importlib_metadata():
             "assert md.distribution('nats-py').name == 'nats-py'\n")
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert run.returncode == 0, run.stderr
+
+
+def test_a_malformed_message_two_charts_listen_for_is_reported_and_logged_once(bridge, caplog):
+    """The MajorDomo and the Desk both route chefs.status: one NATS
+    subscription serves both, so a bad status is one warning, one report
+    and one answer, and a good one reaches each chart once."""
+    one, two = Recorder(bridge, "one").start(), Recorder(bridge, "two").start()
+    bridge.route(m.CHEF_STATUS, one)
+    bridge.route(m.CHEF_STATUS, two)
+    errors: queue.Queue = queue.Queue()
+    bridge.listen(m.BUS_ERROR, errors)
+    bad = {"chef": "c1", "pod": "p", "slots": 1, "running": 0, "queued": 0, "lease_s": -5}
+    with pytest.raises(BusError, match="field 'lease_s' must be over 0"):
+        bridge.request_sync(m.CHEF_STATUS, bad, attempts=1)
+    errors.get(timeout=5)
+    bridge.publish(m.CHEF_STATUS, {**bad, "lease_s": 15})
+    assert one.got.get(timeout=5)[1].data["lease_s"] == two.got.get(timeout=5)[1].data["lease_s"]
+    assert errors.empty() and bridge.stats.malformed == 1
+    assert [r.getMessage() for r in caplog.records if "lease_s" in r.getMessage()] == [
+        "malformed message on 'cp.chefs.status': chefs.status: field 'lease_s' must be over 0 "
+        "and at most 3600, got -5"]
+    assert one.got.empty() and two.got.empty()
+    one.stop()
+    two.stop()

@@ -19,6 +19,7 @@ from computepods.bus.natsd import free_port, nats_server_binary
 from computepods.errors import BusError
 from computepods.paths import BUS_USERS, POD_FILE, STATE_DIR
 from computepods.pod.pod import Pod, PodOptions
+from busclients import attempt_connect, connect, forged_run, login
 from cpodrun import cpod, write
 from helpers import wait_for
 
@@ -46,34 +47,10 @@ def pod(tmp_path):
     pod.stop()
 
 
-def forged_run(chef: str, marker: Path) -> dict:
-    """A well-formed run whose command leaves ``marker`` behind."""
-    return {"build": "forged", "chef": chef,
-            "rules": {"pwn": {"name": "pwn", "inputs": [], "outputs": ["pwned.txt"],
-                              "command": f"touch {marker}; echo x > {{out}}"}},
-            "steps": [{"id": "pwn:pwned.txt", "attempt": 1, "rule": "pwn", "stem": "",
-                       "inputs": {}}]}
-
-
-def login(pod: Pod, role: str | None) -> dict:
-    return pod.server.users.credentials(role).connect_options() if role else {}
-
-
-def connect(url: str, **options):
-    return nats.connect(url, connect_timeout=2, allow_reconnect=False, **options)
-
-
 def test_a_client_without_a_password_can_neither_connect_nor_read(pod):
-    async def attempt(**options) -> str:
-        try:
-            nc = await connect(pod.url, **options)
-        except Exception as exc:      # nats-py: a plain Error naming the violation
-            return str(exc)
-        await nc.close()
-        return "connected"
-
-    assert "Authorization Violation" in asyncio.run(attempt())
-    assert "Authorization Violation" in asyncio.run(attempt(user=MAJORDOMO, password="guess"))
+    assert "Authorization Violation" in asyncio.run(attempt_connect(pod.url))
+    assert "Authorization Violation" in asyncio.run(
+        attempt_connect(pod.url, user=MAJORDOMO, password="guess"))
     with pytest.raises(BusError, match="refused a client without credentials"):
         NatsBridge(pod.url, name="anonymous", credentials=Credentials()).start()
 
@@ -85,7 +62,7 @@ def test_a_client_without_a_password_can_neither_connect_nor_read(pod):
         async def on_error(exc):
             errors.append(str(exc))
             refused.set()
-        nc = await connect(pod.url, error_cb=on_error, **login(pod, role))
+        nc = await connect(pod.url, error_cb=on_error, **login(pod.server.users, role))
         try:
             sub = await nc.subscribe(">")
             await nc.flush()
@@ -213,13 +190,7 @@ def test_nats_config_writes_a_server_users_and_one_env_file_per_role(tmp_path, b
 
     # The server refuses strangers, and a pod built with the majordomo's
     # file builds (its chef process logs in with the same environment).
-    async def anonymous() -> str:
-        try:
-            await (await connect(server.url)).close()
-        except Exception as exc:
-            return str(exc)
-        return "connected"
-    assert "Authorization Violation" in asyncio.run(anonymous())
+    assert "Authorization Violation" in asyncio.run(attempt_connect(server.url))
     root = write(tmp_path / "p", PROJECT)
     for name, value in env_of(MAJORDOMO).items():
         monkeypatch.setenv(name, value)
