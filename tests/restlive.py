@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import http.client
 import json
+import socket
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -115,6 +116,32 @@ def request(url: str, method: str, path: str, body: bytes | dict | None = None,
         return Response(resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read())
     finally:
         conn.close()
+
+
+def raw_exchange(url: str, data: bytes, timeout: float = 30) -> Response:
+    """Send `data` as it is (a whole request, framed by hand, ending with
+    ``Connection: close``) and parse the one answer."""
+    parts = urlsplit(url)
+    with socket.create_connection((parts.hostname, parts.port), timeout=timeout) as sock:
+        sock.sendall(data)
+        got = bytearray()
+        while chunk := sock.recv(65536):
+            got += chunk
+    head, _, body = bytes(got).partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    headers = {k.strip().lower(): v.strip() for k, _, v in (ln.partition(":") for ln in lines[1:])}
+    return Response(int(lines[0].split()[1]), headers, body)
+
+
+def chunked(body: bytes, sizes: list[int]) -> bytes:
+    """`body` in chunked framing, cut into pieces of `sizes` (the rest last)."""
+    out, at = bytearray(), 0
+    for size in [*sizes, len(body)]:
+        piece = body[at:at + size]
+        at += len(piece)
+        if piece:
+            out += b"%x\r\n" % len(piece) + piece + b"\r\n"
+    return bytes(out + b"0\r\n\r\n")
 
 
 def sse_events(url: str, path: str, timeout: float = 60, headers: dict | None = None,
