@@ -21,7 +21,7 @@ import falcon
 
 from computepods.errors import BuildFinished, UsageError
 from computepods.api.podbus import HEALTH_TIMEOUT_S, PodBus
-from computepods.api.sse import EventStream
+from computepods.api.sse import EventStream, StreamSlots
 
 MAX_BODY_BYTES = 64 * 1024      # a build request is a few hundred bytes
 MAX_NAME_CHARS = 4096           # a target, path or step id
@@ -253,24 +253,39 @@ class Build(Resource):
 
 
 class BuildEvents(Resource):
+    def __init__(self, bus: PodBus, slots: StreamSlots):
+        super().__init__(bus)
+        self.slots = slots
+
     def on_get(self, req, resp, id):
         id = name(id, "build id")
         last = req.get_header("Last-Event-ID") or ""
         after = int(last) + 1 if last.isdigit() and len(last) < 12 else 0
-        follower = self.bus.follow(id)
+        if not self.slots.take():
+            raise falcon.HTTPServiceUnavailable(
+                title="Too many event streams",
+                description=f"this server process already holds {self.slots.limit} open event "
+                            "streams; close one, or poll GET /v1/builds/{id} instead",
+                retry_after=5)
         try:
-            page = self.bus.query("events", id=id, after=after)
+            follower = self.bus.follow(id)
+            try:
+                page = self.bus.query("events", id=id, after=after)
+            except BaseException:
+                follower.close()
+                raise
         except BaseException:
-            follower.close()
+            self.slots.give_back()
             raise
         if after and page["complete"] and not page["events"] and page["state"] in FINISHED:
             follower.close()            # a reconnect after the end: tell the browser to stop
+            self.slots.give_back()
             resp.status = falcon.HTTP_204
             return
         resp.content_type = "text/event-stream"
         resp.set_header("Cache-Control", "no-cache")
         resp.set_header("X-Accel-Buffering", "no")
-        resp.stream = EventStream(self.bus, follower, page)
+        resp.stream = EventStream(self.bus, follower, page, slots=self.slots)
 
 
 class Artefacts(Resource):

@@ -3,12 +3,15 @@ chunked bodies, and clients that are slow or never finish (issue 11, break 8).""
 from __future__ import annotations
 
 import json
+import random
 
 import pytest
 
 from computepods.api.resources import FINISHED
 from helpers import wait_for
-from restlive import chunked, gated_project, live_pod, raw_exchange
+from restlive import SlowCrowd, chunked, gated_project, live_pod, raw_exchange, timed_health
+
+HANG_S = 10.0     # seconds: a hang detector, not the 1 s target (bench/rest_slow_clients.py)
 
 
 @pytest.fixture
@@ -51,3 +54,22 @@ def test_chunked_bodies_that_are_wrong_are_4xx(live):
         resp = post_chunked(live, framed, content_type)
         assert resp.status == status, (framed[:40], resp.status, resp.body[:300])
     assert live.get("/v1/builds").json["builds"] == []
+
+
+def test_slow_and_idle_clients_beyond_the_threads_leave_healthz_answering(live):
+    # 140 connections that never finish a request, against 2 workers of 8
+    # threads (live_pod's): every kind of slow client at once.
+    build_id = live.post_build().json["id"]          # stays running: the gate is shut
+    rng = random.Random(11)
+    with SlowCrowd(live.url) as crowd:
+        crowd.kept_alive(20)
+        crowd.slowloris(60, rng)
+        crowd.idle(50)
+        crowd.event_streams(10, build_id)
+        status, seconds = timed_health(live.url, timeout=HANG_S)
+        print(f"/healthz with 140 slow connections open: {seconds * 1000:.0f} ms")
+        assert status == 200, f"/healthz did not answer within {HANG_S} s"
+        # each worker holds max_streams(8) == 4 at most, and refuses the rest with a 503
+        assert len(crowd.streams) >= 4 and len(crowd.streams) + crowd.refused_streams == 10
+        assert live.post_build(["build/b.txt"]).status == 202      # and work goes on
+    live.open_gate()
