@@ -25,6 +25,7 @@ tests/unit/api/test_worker.py checks that they are there.
 from __future__ import annotations
 
 import errno
+import json
 import re
 import selectors
 import time
@@ -38,9 +39,19 @@ MAX_HEAD_BYTES = 64 * 1024      # request line and headers
 MAX_BUFFERED_BODY = 256 * 1024  # bodies up to this are read here; larger go to a thread
 RECV_BYTES = 64 * 1024
 HEAD_END = b"\r\n\r\n"
-TOO_LARGE = (b"HTTP/1.1 431 Request Header Fields Too Large\r\nConnection: close\r\n"
-             b"Content-Type: application/json\r\nContent-Length: 73\r\n\r\n"
-             b'{"title": "Headers too large", "description": "over 65536 bytes of head"}')
+
+
+def _answer(status: str, title: str, description: str) -> bytes:
+    """A whole JSON error answer, as the app would give, closing the connection."""
+    body = json.dumps({"title": title, "description": description}).encode()
+    return (f"HTTP/1.1 {status}\r\nConnection: close\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n").encode() + body
+
+
+TOO_LARGE = _answer("431 Request Header Fields Too Large", "Headers too large",
+                    f"the request line and headers are over {MAX_HEAD_BYTES} bytes")
+BODY_TOO_LARGE = _answer("413 Content Too Large", "Body too large",
+                         f"a chunked body over {MAX_BUFFERED_BODY} bytes")
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 _CHUNK_SIZE = re.compile(rb"([0-9A-Fa-f]{1,16})[ \t]*(?:;[^\r\n]*)?\r\n")
 
@@ -53,6 +64,17 @@ class Arrival:
 
     def add(self, chunk: bytes) -> None:
         self.data += chunk
+
+    def body_too_large(self) -> bool:
+        """A chunked body that has grown, or says it will grow, past
+        ``MAX_BUFFERED_BODY``: refused here, as a thread would wait on it."""
+        end = self.data.find(HEAD_END)
+        if end < 0:
+            return False
+        headers = _headers(bytes(self.data[:end]))
+        if (headers.get(b"transfer-encoding") or b"").strip().lower() != b"chunked":
+            return False
+        return chunked_end(memoryview(self.data)[end + len(HEAD_END):]) == -1
 
     def head_too_large(self) -> bool:
         return HEAD_END not in self.data[:MAX_HEAD_BYTES + 4] and len(self.data) > MAX_HEAD_BYTES
@@ -70,7 +92,7 @@ class Arrival:
         if encoding is not None:
             if encoding.strip().lower() != b"chunked":
                 return True
-            return len(body) > MAX_BUFFERED_BODY or chunked_end(body) is not None
+            return chunked_end(body) is not None
         length = headers.get(b"content-length", b"0").strip()
         if not length.isdigit() or int(length) > MAX_BUFFERED_BODY:
             return True
@@ -103,9 +125,9 @@ def _headers(head: bytes) -> dict[bytes, bytes]:
 
 
 def chunked_end(body: memoryview | bytes) -> int | None:
-    """Where a complete chunked body ends (after its last CRLF), or None if
-    more is to come.  Malformed framing counts as complete: the parser
-    rejects it without waiting."""
+    """Where a complete chunked body ends (after its last CRLF), None if
+    more is to come, -1 if it is past ``MAX_BUFFERED_BODY``.  Malformed
+    framing counts as complete: the parser rejects it without waiting."""
     at = 0
     data = bytes(body)
     while True:
@@ -115,6 +137,8 @@ def chunked_end(body: memoryview | bytes) -> int | None:
             return None if line_end < 0 and len(data) - at < 64 else len(data)
         size = int(m.group(1), 16)
         at = m.end()
+        if at + size > MAX_BUFFERED_BODY:
+            return -1                       # too large to wait for here
         if size == 0:                       # trailers, then an empty line
             end = data.find(b"\r\n", at)
             while end > at:
@@ -200,11 +224,10 @@ class ArrivalWorker(ThreadWorker):
             return
         conn.arrival.add(chunk)
         if conn.arrival.head_too_large():
-            try:
-                conn.sock.send(TOO_LARGE)
-            except OSError:
-                pass
-            self._drop(conn)
+            self._refuse(conn, TOO_LARGE)
+            return
+        if conn.arrival.body_too_large():
+            self._refuse(conn, BODY_TOO_LARGE)
             return
         if conn.arrival.take_expect():
             try:
@@ -222,6 +245,13 @@ class ArrivalWorker(ThreadWorker):
         conn.data_ready = True
         self.enqueue_req(conn)
         return True
+
+    def _refuse(self, conn, answer: bytes) -> None:
+        try:
+            conn.sock.send(answer)
+        except OSError:
+            pass
+        self._drop(conn)
 
     def _drop(self, conn) -> None:
         try:

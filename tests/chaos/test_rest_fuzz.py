@@ -183,6 +183,7 @@ def hostile(rng: random.Random, tally: Tally) -> tuple[str, bytes | None, bool]:
         headers += "Transfer-Encoding: chunked\r\n"
         framed = b"\r\n" + rng.choice([b"zz\r\nxx\r\n0\r\n\r\n", b"5\r\nabc\r\n0\r\n\r\n",
                                        b"ffffffffff\r\n{}\r\n0\r\n\r\n",
+                                       b"ffffffffff\r\n{}",
                                        chunked(b"x" * 70000, [65536])])
     elif kind == "big-head":
         headers += f"X-Pad: {'y' * rng.choice([5000, 9000, 70000])}\r\n"

@@ -48,6 +48,7 @@ def test_chunked_bodies_that_are_wrong_are_4xx(live):
         (chunked(b'{"targets": [', [2]), "application/json", 400),
         (chunked(b"x" * (70 * 1024), [30000]), "application/json", 413),
         (b"zz\r\nnot a chunk\r\n0\r\n\r\n", "application/json", 400),
+        (b"ffffffffff\r\n{}", "application/json", 413),     # says it is huge, then waits
         (chunked(b"{}", []), "text/plain", 415),
     ]
     for framed, content_type, status in cases:

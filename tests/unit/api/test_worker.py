@@ -68,3 +68,11 @@ def test_the_parts_of_gunicorn_the_worker_leans_on_are_there():
     assert "data_ready" in inspect.getsource(TConn.__init__)
     assert "conn.data_ready" in inspect.getsource(ThreadWorker.handle)
     assert issubclass(ArrivalWorker, ThreadWorker)
+
+
+def test_a_chunked_body_past_the_buffer_is_refused_not_awaited():
+    head = HEAD + b"Transfer-Encoding: chunked\r\n\r\n"
+    assert arrived(head, b"ffffffffff\r\n{}").body_too_large()
+    assert arrived(head, b"8000\r\n" + b"x" * 0x8000 + b"\r\n" * 1, b"40000\r\n").body_too_large()
+    assert not arrived(head, b"5\r\nhel").body_too_large()
+    assert not arrived(HEAD + b"Content-Length: 5\r\n\r\n").body_too_large()
