@@ -12,6 +12,8 @@ from __future__ import annotations
 import contextlib
 import http.client
 import json
+import socket
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -117,6 +119,32 @@ def request(url: str, method: str, path: str, body: bytes | dict | None = None,
         conn.close()
 
 
+def raw_exchange(url: str, data: bytes, timeout: float = 30) -> Response:
+    """Send `data` as it is (a whole request, framed by hand, ending with
+    ``Connection: close``) and parse the one answer."""
+    parts = urlsplit(url)
+    with socket.create_connection((parts.hostname, parts.port), timeout=timeout) as sock:
+        sock.sendall(data)
+        got = bytearray()
+        while chunk := sock.recv(65536):
+            got += chunk
+    head, _, body = bytes(got).partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    headers = {k.strip().lower(): v.strip() for k, _, v in (ln.partition(":") for ln in lines[1:])}
+    return Response(int(lines[0].split()[1]), headers, body)
+
+
+def chunked(body: bytes, sizes: list[int]) -> bytes:
+    """`body` in chunked framing, cut into pieces of `sizes` (the rest last)."""
+    out, at = bytearray(), 0
+    for size in [*sizes, len(body)]:
+        piece = body[at:at + size]
+        at += len(piece)
+        if piece:
+            out += b"%x\r\n" % len(piece) + piece + b"\r\n"
+    return bytes(out + b"0\r\n\r\n")
+
+
 def sse_events(url: str, path: str, timeout: float = 60, headers: dict | None = None,
                on_event=None) -> list[tuple[int, str, dict]]:
     """Read a whole event stream: (id, event, data) for each event, to its
@@ -170,3 +198,82 @@ def live_pod(root: Path, nats_url: str, *, token: str | None = None,
         if killed:
             pytest.fail(f"gunicorn did not stop on SIGTERM and had to be killed:\n"
                         f"{server.log_tail()}")
+
+
+class SlowCrowd:
+    """Connections that hold a server's attention without finishing: a
+    slowloris (a request line and part of the headers, then nothing), an
+    idle one (connected, nothing sent), a kept-alive one (one request
+    answered, then idle) and an open event stream.  Closes them all on exit."""
+
+    def __init__(self, url: str):
+        parts = urlsplit(url)
+        self.addr, self.host = (parts.hostname, parts.port), parts.netloc
+        self.socks: list[socket.socket] = []
+        self.streams: list[http.client.HTTPConnection] = []
+        self.refused_streams = 0
+
+    def _connect(self) -> socket.socket:
+        sock = socket.create_connection(self.addr, timeout=30)
+        self.socks.append(sock)
+        return sock
+
+    def slowloris(self, n: int, rng) -> None:
+        for _ in range(n):
+            head = f"GET /healthz HTTP/1.1\r\nHost: {self.host}\r\nX-Slow: ".encode()
+            self._connect().sendall(head[:rng.randrange(1, len(head) + 1)])
+
+    def idle(self, n: int) -> None:
+        for _ in range(n):
+            self._connect()
+
+    def kept_alive(self, n: int) -> None:
+        for _ in range(n):
+            sock = self._connect()
+            sock.sendall(f"GET /v1/openapi.json HTTP/1.1\r\nHost: {self.host}\r\n\r\n".encode())
+            f = sock.makefile("rb")
+            status = f.readline()
+            assert status.split()[1] == b"200", status
+            length = 0
+            while (line := f.readline()) not in (b"\r\n", b""):
+                if line.lower().startswith(b"content-length:"):
+                    length = int(line.split(b":")[1])
+            f.read(length)
+
+    def event_streams(self, n: int, build_id: str) -> None:
+        """Open `n` streams of a running build; those the server refuses
+        (503: it holds as many as it may) are counted, not kept."""
+        for _ in range(n):
+            conn = http.client.HTTPConnection(*self.addr, timeout=30)
+            conn.request("GET", f"/v1/builds/{build_id}/events")
+            resp = conn.getresponse()
+            assert resp.status in (200, 503), (resp.status, resp.read()[:300])
+            if resp.status == 200:
+                self.streams.append(conn)
+            else:
+                resp.read()
+                conn.close()
+                self.refused_streams += 1
+
+    def close(self) -> None:
+        for sock in self.socks:
+            sock.close()
+        for conn in self.streams:
+            conn.close()
+        self.socks, self.streams = [], []
+
+    def __enter__(self) -> "SlowCrowd":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def timed_health(url: str, timeout: float = 10) -> tuple[int, float]:
+    """(status, seconds) of one GET /healthz on a fresh connection."""
+    start = time.monotonic()
+    try:
+        status = request(url, "GET", "/healthz", timeout=timeout).status
+    except (OSError, http.client.HTTPException):
+        status = 0
+    return status, time.monotonic() - start

@@ -6,7 +6,7 @@ client accepts: 400 bad input, 401 (with ``WWW-Authenticate``) a missing or
 wrong token, 403 a request for another host name or from another origin,
 404 an unknown id, 409 a request the project's state refuses, 413 a body
 over the limit, 415 a body that is not JSON, 503 a pod that does not
-answer on the bus.
+answer on the bus, or a server holding as many event streams as it may.
 """
 from __future__ import annotations
 
@@ -20,10 +20,12 @@ from computepods import errors
 from computepods.api.podbus import PodBus
 from computepods.api import resources as r
 from computepods.api.openapi import document
+from computepods.api.sse import StreamSlots
 
 log = logging.getLogger("computepods.api")
 
 UI_DIR = Path(__file__).resolve().parent / "ui"
+DEFAULT_MAX_STREAMS = 100       # open event streams per process (see StreamSlots)
 
 # (class, status, title): the first that the error is an instance of wins.
 STATUSES = [
@@ -37,14 +39,14 @@ STATUSES = [
 ]
 
 
-def routes(bus: PodBus) -> list[tuple[str, object]]:
+def routes(bus: PodBus, max_streams: int = DEFAULT_MAX_STREAMS) -> list[tuple[str, object]]:
     return [
         ("/", r.Index(UI_DIR)),
         ("/healthz", r.Health(bus)),
         ("/v1/openapi.json", r.OpenApi(document())),
         ("/v1/builds", r.Builds(bus)),
         ("/v1/builds/{id}", r.Build(bus)),
-        ("/v1/builds/{id}/events", r.BuildEvents(bus)),
+        ("/v1/builds/{id}/events", r.BuildEvents(bus, StreamSlots(max_streams))),
         ("/v1/artefacts", r.Artefacts(bus)),
         ("/v1/artefacts/{path:path}", r.Artefact(bus)),
         ("/v1/graph", r.Graph(bus)),
@@ -83,15 +85,17 @@ def _json_errors(req, resp, exc: falcon.HTTPError) -> None:
 
 
 def create_app(bus: PodBus, *, token: str | None = None, ui_dir: Path | None = None,
-               hosts: Iterable[str] = r.LOCAL_HOSTS) -> falcon.App:
+               hosts: Iterable[str] = r.LOCAL_HOSTS,
+               max_streams: int = DEFAULT_MAX_STREAMS) -> falcon.App:
     """The app; `bus` is a :class:`PodBus` (or anything with its methods),
     `token` the bearer token mutating routes need (None: no auth), `hosts`
-    the names a request's Host header may give (see :class:`SameOrigin`)."""
+    the names a request's Host header may give (see :class:`SameOrigin`),
+    `max_streams` the event streams it holds open at once."""
     app = falcon.App(middleware=[r.SameOrigin(hosts), r.EncodedSlashes(), r.TokenAuth(token)])
     app.set_error_serializer(_json_errors)
     app.add_error_handler(Exception, _internal_error)
     app.add_error_handler(errors.ComputePodsError, _pod_error)
-    for template, resource in routes(bus):
+    for template, resource in routes(bus, max_streams):
         if ui_dir is not None and isinstance(resource, r.Index):
             resource = r.Index(ui_dir)
         app.add_route(template, resource)

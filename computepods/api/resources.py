@@ -21,7 +21,7 @@ import falcon
 
 from computepods.errors import BuildFinished, UsageError
 from computepods.api.podbus import HEALTH_TIMEOUT_S, PodBus
-from computepods.api.sse import EventStream
+from computepods.api.sse import EventStream, StreamSlots
 
 MAX_BODY_BYTES = 64 * 1024      # a build request is a few hundred bytes
 MAX_NAME_CHARS = 4096           # a target, path or step id
@@ -54,12 +54,24 @@ def path_field(value: str, what: str) -> str:
 
 
 def read_json(req: falcon.Request) -> dict:
-    """The body as a JSON object ({} when there is none); 413 over the limit."""
+    """The body as a JSON object ({} when there is none); 413 over the limit.
+
+    A body of unknown length (``Transfer-Encoding: chunked``) is read from
+    the server's stream when the server ends it (``wsgi.input_terminated``,
+    as gunicorn does); ``bounded_stream`` would read nothing of it."""
     if req.content_length is not None and req.content_length > MAX_BODY_BYTES:
         raise falcon.HTTPContentTooLarge(
             title="Body too large",
             description=f"the body is {req.content_length} bytes; the limit is {MAX_BODY_BYTES}")
-    data = req.bounded_stream.read(MAX_BODY_BYTES + 1)
+    try:
+        data = _read_body(req, MAX_BODY_BYTES + 1)
+    except OSError as exc:            # the client stalled or went away mid-body
+        raise falcon.HTTPRequestTimeout(
+            title="Body not received", description=f"reading the body failed: {exc}") from None
+    except Exception as exc:          # the server's own error for broken chunked framing
+        raise falcon.HTTPBadRequest(
+            title="Bad body framing",
+            description=f"the body could not be read: {type(exc).__name__}: {exc}") from None
     if len(data) > MAX_BODY_BYTES:
         raise falcon.HTTPContentTooLarge(
             title="Body too large", description=f"the body is over {MAX_BODY_BYTES} bytes")
@@ -72,6 +84,24 @@ def read_json(req: falcon.Request) -> dict:
     if not isinstance(body, dict):
         raise UsageError(f"the body must be a JSON object, not {type(body).__name__}")
     return body
+
+
+def _read_body(req: falcon.Request, limit: int) -> bytes:
+    """At most `limit` bytes of the body, whatever its framing."""
+    if req.content_length is not None or not req.get_header("Transfer-Encoding"):
+        return req.bounded_stream.read(limit)
+    if not req.env.get("wsgi.input_terminated"):
+        raise falcon.HTTPLengthRequired(
+            title="Length required",
+            description="this server cannot read a body of unknown length; send Content-Length")
+    parts, size = [], 0
+    while size < limit:
+        part = req.stream.read(limit - size)
+        if not part:
+            break
+        parts.append(part)
+        size += len(part)
+    return b"".join(parts)
 
 
 # -- middleware ----------------------------------------------------------------------
@@ -223,24 +253,39 @@ class Build(Resource):
 
 
 class BuildEvents(Resource):
+    def __init__(self, bus: PodBus, slots: StreamSlots):
+        super().__init__(bus)
+        self.slots = slots
+
     def on_get(self, req, resp, id):
         id = name(id, "build id")
         last = req.get_header("Last-Event-ID") or ""
         after = int(last) + 1 if last.isdigit() and len(last) < 12 else 0
-        follower = self.bus.follow(id)
+        if not self.slots.take():
+            raise falcon.HTTPServiceUnavailable(
+                title="Too many event streams",
+                description=f"this server process already holds {self.slots.limit} open event "
+                            "streams; close one, or poll GET /v1/builds/{id} instead",
+                retry_after=5)
         try:
-            page = self.bus.query("events", id=id, after=after)
+            follower = self.bus.follow(id)
+            try:
+                page = self.bus.query("events", id=id, after=after)
+            except BaseException:
+                follower.close()
+                raise
         except BaseException:
-            follower.close()
+            self.slots.give_back()
             raise
         if after and page["complete"] and not page["events"] and page["state"] in FINISHED:
             follower.close()            # a reconnect after the end: tell the browser to stop
+            self.slots.give_back()
             resp.status = falcon.HTTP_204
             return
         resp.content_type = "text/event-stream"
         resp.set_header("Cache-Control", "no-cache")
         resp.set_header("X-Accel-Buffering", "no")
-        resp.stream = EventStream(self.bus, follower, page)
+        resp.stream = EventStream(self.bus, follower, page, slots=self.slots)
 
 
 class Artefacts(Resource):

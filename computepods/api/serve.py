@@ -2,7 +2,10 @@
 
 ``start_http`` checks the address is free (a clear error naming it, rather
 than gunicorn's five retries), starts ``python -m gunicorn`` with gthread
-workers (threads hold the long-lived SSE streams, docs/architecture.md §10), without
+workers that read each request before a thread takes it
+(:mod:`computepods.api.worker`: slow clients hold no thread; threads hold
+the app at work and the long-lived SSE streams, a bounded number of them,
+docs/architecture.md §10), without
 gunicorn's control socket, under ``setpriv --pdeathsig KILL`` (it dies with
 the pod even if the pod is SIGKILLed; see computepods/bus/natsd.py; its
 workers follow within a second) in a process group of its own, and
@@ -35,7 +38,8 @@ log = logging.getLogger("computepods.api")
 
 DEFAULT_BIND = "127.0.0.1:8765"
 DEFAULT_WORKERS = 2
-DEFAULT_THREADS = 64         # per worker: each open SSE stream holds one
+DEFAULT_THREADS = 128        # per worker: each open SSE stream holds one
+RESERVED_THREADS = 16        # per worker, never taken by event streams (StreamSlots)
 GRACEFUL_S = 5               # seconds gunicorn gives a stopping worker
 START_TIMEOUT_S = 30.0       # seconds to wait for /healthz
 STOP_TIMEOUT_S = GRACEFUL_S + 10.0
@@ -67,6 +71,12 @@ def accepted_hosts(host: str, extra: Sequence[str] = ()) -> list[str]:
     return list(dict.fromkeys(names))
 
 
+def max_streams(threads: int) -> int:
+    """Event streams a worker may hold open: its threads but a reserve, so
+    that followers never leave it without a thread for other requests."""
+    return max(1, threads - RESERVED_THREADS, threads // 2)
+
+
 def check_exposure(host: str, token: str | None) -> None:
     """Refuse to serve other machines without a token: they could start
     builds (and read every step's command and log) unasked."""
@@ -93,7 +103,8 @@ def check_free(host: str, port: int) -> None:
 def gunicorn_argv(bind: str, workers: int, threads: int, app: str,
                   graceful_s: float = GRACEFUL_S) -> list[str]:
     return [*_pdeathsig_prefix(), sys.executable, "-m", "gunicorn",
-            "--bind", bind, "--workers", str(workers), "--worker-class", "gthread",
+            "--bind", bind, "--workers", str(workers),
+            "--worker-class", "computepods.api.worker.ArrivalWorker",
             "--threads", str(threads), "--no-control-socket",
             "--graceful-timeout", str(graceful_s), "--timeout", "60",
             "--config", "python:computepods.api.gunicorn_conf",
@@ -154,7 +165,8 @@ def start_http(root: Path, nats_url: str, namespace: str, bind: str = DEFAULT_BI
     log_path.parent.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ if bus_env is None else bus_env,
                CP_NATS_URL=nats_url, CP_NAMESPACE=namespace, CP_ROOT=str(root),
-               CP_HTTP_HOSTS=",".join(accepted_hosts(host, hosts)))
+               CP_HTTP_HOSTS=",".join(accepted_hosts(host, hosts)),
+               CP_HTTP_MAX_STREAMS=str(max_streams(threads)))
     env.pop("CP_API_TOKEN", None)
     if token:
         env["CP_API_TOKEN"] = token

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import queue
+import threading
 from typing import Iterator
 
 from computepods.api.podbus import Follower, PodBus
@@ -20,6 +21,32 @@ from computepods.api.podbus import Follower, PodBus
 KEEPALIVE_S = 15.0        # seconds between keep-alive comments on an idle stream
 GAP_RETRIES = 3           # times the Desk is asked again for events a stream missed
 RETRY_MS = 3000           # how long a browser waits before it reconnects
+
+
+class StreamSlots:
+    """How many event streams this process may hold open at once.
+
+    Each open stream holds one of the server's threads for as long as its
+    build runs; without a bound, enough followers (or a client opening
+    streams it never reads) would leave no thread for anything else.
+    Past the bound a stream is refused (503), and the rest of the API
+    still answers."""
+
+    def __init__(self, limit: int):
+        self.limit = limit
+        self.open = 0
+        self._lock = threading.Lock()
+
+    def take(self) -> bool:
+        with self._lock:
+            if self.open >= self.limit:
+                return False
+            self.open += 1
+            return True
+
+    def give_back(self) -> None:
+        with self._lock:
+            self.open -= 1
 
 
 def frame(seq: int, ev: dict) -> bytes:
@@ -36,8 +63,9 @@ class EventStream:
     """
 
     def __init__(self, bus: PodBus, follower: Follower, first_page: dict,
-                 keepalive_s: float = KEEPALIVE_S):
+                 keepalive_s: float = KEEPALIVE_S, slots: StreamSlots | None = None):
         self.bus = bus
+        self.slots = slots           # given back once, when the stream ends or is closed
         self.follower = follower
         self.page = first_page
         self.keepalive_s = keepalive_s
@@ -51,6 +79,12 @@ class EventStream:
     def close(self) -> None:
         self.follower.close()
         self._frames.close()
+        self._give_back()
+
+    def _give_back(self) -> None:
+        slots, self.slots = self.slots, None
+        if slots is not None:
+            slots.give_back()
 
     def _send(self, seq: int, events: list) -> Iterator[bytes]:
         """Frames for events numbered from `seq`, skipping those already sent."""
@@ -99,3 +133,4 @@ class EventStream:
                 yield from self._send(seq, msg.data.get("events") or [])
         finally:
             self.follower.close()
+            self._give_back()

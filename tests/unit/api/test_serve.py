@@ -6,8 +6,8 @@ import socket
 import pytest
 
 from computepods.errors import HttpServerError
-from computepods.api.serve import (accepted_hosts, check_free, gunicorn_argv, split_bind,
-                                  start_http)
+from computepods.api.serve import (RESERVED_THREADS, accepted_hosts, check_free,
+                                  gunicorn_argv, max_streams, split_bind, start_http)
 
 
 def test_addresses():
@@ -19,12 +19,17 @@ def test_addresses():
             split_bind(bad)
 
 
-def test_gunicorn_runs_gthread_without_a_control_socket():
+def test_gunicorn_runs_the_arrival_worker_without_a_control_socket():
     argv = gunicorn_argv("127.0.0.1:1", 2, 64, "computepods.api.wsgi:app")
-    assert argv[argv.index("--worker-class") + 1] == "gthread"
+    assert argv[argv.index("--worker-class") + 1] == "computepods.api.worker.ArrivalWorker"
     assert argv[argv.index("--threads") + 1] == "64"
     assert "--no-control-socket" in argv        # gunicorn 25.1+ would open one
     assert argv[-1] == "computepods.api.wsgi:app"
+
+
+def test_event_streams_leave_threads_for_other_requests():
+    assert max_streams(128) == 128 - RESERVED_THREADS
+    assert max_streams(8) == 4 and max_streams(1) == 1
 
 
 def test_a_taken_port_is_named_before_gunicorn_starts(tmp_path):

@@ -72,3 +72,11 @@ def test_keepalive_and_the_end_of_a_stopping_worker():
     assert next(chunks) == b": ping\n\n"
     hub.close()
     assert list(chunks) == []
+
+
+def test_stream_slots_refuse_past_their_limit_and_come_back():
+    from computepods.api.sse import StreamSlots
+    slots = StreamSlots(2)
+    assert slots.take() and slots.take() and not slots.take()
+    slots.give_back()
+    assert slots.take() and slots.open == 2
