@@ -102,6 +102,9 @@ class Link:
     def request_sync(self, signal: str, payload: Mapping[str, Any], **kw: Any) -> dict:
         return self.bus.request_sync(signal, payload, **kw)
 
+    def offline_s(self) -> float:
+        return self.bus.offline_s()
+
     def stop(self) -> None:
         pass
 

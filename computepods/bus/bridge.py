@@ -1,29 +1,25 @@
 """The NatsBridge: NATS subject messages in, statechart events out, and back.
 
 It is deliberately thin: it routes (one table, :data:`messages.ROUTES`),
-(de)serialises and validates JSON, retries requests, and reconnects.  It has
-no business logic, and charts never touch asyncio: the bridge runs its own
-event loop in one thread, and charts hand it work through a queue that loop
-drains (one wake-up per burst, not one ``run_coroutine_threadsafe`` per
-message, whose CPU cost ``bench/bridge_rtt.py`` shows per message).
+(de)serialises and validates JSON, retries requests, and reconnects; it has
+no business logic.  Charts never touch asyncio: the bridge runs its own loop
+in one thread, which drains a queue of their work (one wake-up per burst,
+not one ``run_coroutine_threadsafe`` per message: ``bench/bridge_rtt.py``).
 
 Inbound, a message becomes ``Event(signal, Message(subject, data, reply))``
 posted to every chart routed for that signal.  A malformed message is
-answered (when it has a reply subject), reported on ``<ns>.errors``, logged,
-and dropped; no chart sees it.
-
-Outbound, :meth:`publish` sends and forgets; :meth:`request` sends and, when
-the answer comes, posts ``REPLY`` (or ``REQUEST_FAILED`` after its retries)
-to the asking chart.  Core NATS delivers at most once, so a request with no
-answer in time is sent again, the same payload each time: handlers must be
-idempotent (keyed by step id and attempt).  That is how a NATS restart loses
-no work.
+answered (if it has a reply subject), reported on ``<ns>.errors``, logged,
+and dropped; no chart sees it.  Outbound, :meth:`publish` sends and
+forgets; :meth:`request` posts ``REPLY`` (or ``REQUEST_FAILED`` after its
+retries) to the asking chart.  Core NATS delivers at most once, so an
+unanswered request is sent again, the same payload: handlers are idempotent
+(keyed by step id and attempt), and a NATS restart loses no work.
 
 Nobody joins the bus without a password (docs/architecture.md §2,
 :mod:`computepods.bus.auth`): the bridge logs in with its
-:class:`Credentials`, asks for its replies under its role's inbox prefix,
-and refuses a server that lets anyone in (its INFO lacks ``auth_required``)
-unless told the bus is insecure on purpose, then says once what that means.
+:class:`Credentials`, asks for replies under its role's inbox prefix, and
+refuses a server that lets anyone in (no ``auth_required`` in its INFO)
+unless told the bus is insecure on purpose; then it says once what that means.
 """
 from __future__ import annotations
 
@@ -32,6 +28,7 @@ import logging
 import os
 import queue
 import threading
+import time
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
@@ -71,7 +68,7 @@ class BridgeStats:
     retries: int = 0
     reconnects: int = 0
     disconnects: int = 0
-    errors: list[str] = field(default_factory=list)
+    errors: deque = field(default_factory=lambda: deque(maxlen=200))   # the latest only
 
 
 class NatsBridge:
@@ -96,7 +93,7 @@ class NatsBridge:
         self._wake_pending = False
         self._subs: list[_Subscription] = []
         self._tasks: set[asyncio.Task] = set()
-        self.connected = threading.Event()
+        self.connected, self._offline_since = threading.Event(), None   # offline: monotonic
         self._closing = False
 
     # -- life cycle ------------------------------------------------------------
@@ -108,6 +105,11 @@ class NatsBridge:
             self.stop()
             raise
         return self
+
+    def offline_s(self) -> float:
+        """How long the bridge has been without its server (0 when connected)."""
+        since = self._offline_since
+        return 0.0 if since is None else time.monotonic() - since
 
     def stop(self) -> None:
         """Flush what is queued, close the connection, end the loop thread."""
@@ -181,6 +183,7 @@ class NatsBridge:
     async def _on_disconnect(self) -> None:
         self.stats.disconnects += 1
         self.connected.clear()
+        self._offline_since = self._offline_since or time.monotonic()
         if self._closing:
             return
         log.warning("disconnected from NATS at %s; reconnecting", self.url)
@@ -188,6 +191,7 @@ class NatsBridge:
     async def _on_reconnect(self) -> None:
         self.stats.reconnects += 1
         self.connected.set()
+        self._offline_since = None
         log.warning("reconnected to NATS at %s", self.url)
 
     # -- subjects --------------------------------------------------------------
@@ -392,7 +396,4 @@ class NatsBridge:
 
 class _Refused(Exception):
     """The server refused the bridge's login while it first connected."""
-
-    def __init__(self, reason: str):
-        super().__init__(reason)
-        self.reason = reason
+    reason = property(lambda self: self.args[0])

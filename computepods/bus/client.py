@@ -11,6 +11,8 @@ from computepods.bus.protocol import Bus
 from computepods.errors import EXIT_CANNOT_START, BusError
 
 IDLE_TIMEOUT_S = 3600.0    # a build that says nothing for an hour is presumed lost
+BUS_LOST_S = 30.0          # without the server this long (reconnects failing), give up
+POLL_S = 1.0               # how often a quiet wait looks at the connection
 
 
 def request_build(bridge: Bus, names: Sequence[str], cwd: Path, *,
@@ -29,12 +31,24 @@ def request_build(bridge: Bus, names: Sequence[str], cwd: Path, *,
         bridge.unlisten(events)                 # a long-lived pod serves many of these
 
 
-def _next(events: "queue.Queue[m.Message]", on_wait: Callable[[], None]) -> m.Message:
+def _next(bridge: Bus, events: "queue.Queue[m.Message]", on_wait: Callable[[], None]) -> m.Message:
+    """The next event; raises queue.Empty after IDLE_TIMEOUT_S of silence and
+    BusError once the bus has been lost for BUS_LOST_S (never a wait forever
+    on a server that is gone: a pod restarts its own at once, §2)."""
     try:
         return events.get_nowait()
     except queue.Empty:
         on_wait()
-        return events.get(timeout=IDLE_TIMEOUT_S)
+    for _ in range(int(IDLE_TIMEOUT_S / POLL_S)):
+        try:
+            return events.get(timeout=POLL_S)
+        except queue.Empty:
+            offline = bridge.offline_s()
+            if offline >= BUS_LOST_S:
+                raise BusError(f"lost the NATS server at {getattr(bridge, 'url', '?')}: no "
+                               f"connection for {offline:.0f} s; the build's outcome is "
+                               "unknown (run cpod build again to finish it)") from None
+    raise queue.Empty
 
 
 def _follow(bridge, events, names, cwd, keep_going, dry_run, on_event, on_wait, plan) -> int:
@@ -47,7 +61,7 @@ def _follow(bridge, events, names, cwd, keep_going, dry_run, on_event, on_wait, 
     on_event({"t": "accepted", "build": build_id, "joined": bool(reply.joined)})
     while True:
         try:
-            msg = _next(events, on_wait)
+            msg = _next(bridge, events, on_wait)
         except queue.Empty:
             raise BusError(f"build {build_id}: no news for {IDLE_TIMEOUT_S:.0f} s") from None
         batch = payloads.BuildEvents.from_dict(msg.data, msg.subject)

@@ -15,6 +15,7 @@ Integration tests still use the real nats-server.
 from __future__ import annotations
 
 import itertools
+import time
 import queue
 import threading
 from dataclasses import dataclass
@@ -69,6 +70,7 @@ class LoopbackBus:
         self._lock = threading.RLock()
         self.log: list[tuple[str, dict]] = []       # (subject, payload) of every message
         self.stopped = False
+        self.offline_since: float | None = None        # a test cuts the bus by setting it
 
     # -- subjects --------------------------------------------------------------
     def subject(self, signal: str, **params: str) -> str:
@@ -127,6 +129,9 @@ class LoopbackBus:
     def publish_raw(self, subject: str, data: bytes, reply: str = "") -> None:
         """Send bytes as they are (tests send malformed messages with it)."""
         self._send(subject, data, reply)
+
+    def offline_s(self) -> float:
+        return 0.0 if self.offline_since is None else time.monotonic() - self.offline_since
 
     def stop(self) -> None:
         with self._lock:

@@ -60,5 +60,8 @@ class Bus(Protocol):
     def request_sync(self, signal: str, payload: Mapping[str, Any], **kw: Any) -> dict:
         """Send a request and wait for its answer; raises BusError."""
 
+    def offline_s(self) -> float:
+        """Seconds since the bus was lost and not yet regained (0 while connected)."""
+
     def stop(self) -> None:
         """Flush what is queued and let go of the bus."""
