@@ -54,6 +54,16 @@ class DiskFull(StateDB):
         super().write(**kw)
 
 
+class Locked(DiskFull):
+    """A state database another process keeps locked until ``full`` is set
+    False: a failure that passes, so the build waits for it."""
+
+    def write(self, **kw) -> None:
+        if self.full:
+            raise sqlite3.OperationalError("database is locked")
+        StateDB.write(self, **kw)
+
+
 class Link:
     """A chef's connection to the bus, which the test can take down.
 

@@ -6,16 +6,14 @@
     ├── md_idle                  no build: a build.request starts one
     └── md_building              a build runs: results in, records out
         ├── md_dispatching       ready steps go to the least-loaded chef
-        ├── md_draining          a step failed (no --keep-going) or the build
-        │                        was cancelled: only waits for the steps
-        │                        already running
-        └── md_finishing         nothing left to run: waits for the last
-                                 records to be on disk, then reports done
+        ├── md_draining          a step failed (no --keep-going) or a cancel:
+        │                        waits only for the steps already running
+        └── md_finishing         waits for the last records to be on disk
+                                 (or a full disk: the Store keeps them), done
 
 The states decide, through named guards; plain classes in
-:mod:`computepods.coordinator` do the work (BuildRun, ChefDirectory,
-placement, EventBatch, RequestQueue).  A step is marked done only when the
-Store says its record is on disk.
+:mod:`computepods.coordinator` do the work.  A step is marked done only when
+the Store says its record is on disk.
 """
 from __future__ import annotations
 
@@ -61,6 +59,9 @@ def md_ready(md: "MajorDomo", e):
     if sig == m.FS_CHANGED:
         md.requests.heard_change(e.payload.data)
         return return_status.HANDLED
+    if sig == m.STEP_RESULTS:       # late, of a build that is over: answered, ignored
+        md.take_results(e.payload)
+        return return_status.HANDLED
     md.temp.fun = md.top
     return return_status.SUPER
 
@@ -98,6 +99,9 @@ def md_building(md: "MajorDomo", e):
     if sig == m.RECORD_FAILED:      # the Store keeps the records and tries again: say why we wait
         md.build.note({"t": "store_retry", "problem": e.payload.problem,
                        "retry_s": e.payload.retry_s, "error": e.payload.error})
+        if md.records_stuck(e.payload):            # a full disk: no client waits for space
+            md.finish(unrecorded=e.payload.error)
+            return md.trans(md_idle)
         return return_status.HANDLED
     md.temp.fun = md_ready
     return return_status.SUPER
@@ -174,8 +178,7 @@ class MajorDomo(Chart):
 
     def __init__(self, bridge, root: Path, *, watch_targets: list[str] | None = None,
                  clock=None, handed: HandedPlans | None = None, **kw):
-        """With `watch_targets` (``cpod up``), each settled fs.changed rebuilds
-        those targets (an empty list is the project's default)."""
+        """`watch_targets` (``cpod up``): what each settled fs.changed rebuilds ([]: default)."""
         super().__init__("majordomo", **kw)
         self.bridge = bridge
         self.root = Path(root)
@@ -213,12 +216,14 @@ class MajorDomo(Chart):
         """The Store wrote the build's last records."""
         return self.build is not None and self.build.final_token in tokens
 
+    def records_stuck(self, failed) -> bool:     # a full disk or a refused write
+        return failed.lasting and self.build is not None
+
     def is_running_build(self, msg: m.Message) -> bool:
         return self.build is not None and self.build.id == msg.data["build"]
 
     def hear(self, e) -> None:
-        """Take in what a running build hears: a chef's results, records on
-        disk, a run message answered or lost, a lease check, a chef's status."""
+        """Results, records on disk, runs answered or lost, lease checks, chef status."""
         take = {m.STEP_RESULTS: self.take_results,
                 m.RECORDED: lambda tokens: self.build and self.build.recorded(tokens),
                 m.REPLY: self.run_acknowledged, m.REQUEST_FAILED: self.run_lost,
@@ -264,8 +269,7 @@ class MajorDomo(Chart):
             return True
         return False
 
-    def plan_build(self, data: dict):
-        # A pod that stays up tidies orphans as `cpod build` does before it starts.
+    def plan_build(self, data: dict):       # a pod that stays up tidies orphans too
         watching = self.requests.freshness is not None
         bp, removed = plan_request(self.root, data, tidy=self.forget if watching else None,
                                    handed=self.handed)
@@ -273,7 +277,7 @@ class MajorDomo(Chart):
             self.requests.freshness.recorded_outputs(dict.fromkeys(removed))   # their echoes
         return bp
 
-    def forget(self, steps: list[str], files: list[str]) -> None:   # the records of orphans
+    def forget(self, steps: list[str], files: list[str]) -> None:   # orphans' records
         self.emit(m.RECORD, Record(token=None, drop_steps=steps, drop_files=files))
 
     # -- chefs -------------------------------------------------------------------
@@ -290,9 +294,7 @@ class MajorDomo(Chart):
                            f"no chef answered within {CHEF_WAIT_S:.0f} s; is a chef running?")
 
     def chef_lost(self, info: ChefInfo, why: str) -> None:
-        """A chef silent past its lease, or that said goodbye, is gone: its
-        unfinished steps go to another chef as new attempts (a late result
-        of the old one is ignored), or fail naming it if no chef is left."""
+        """A chef gone (lease, goodbye): its steps move, as new attempts, or fail naming it."""
         b = self.build
         steps = b.unfinished(info.outstanding) if b else []
         (log.warning if steps else log.info)("%s; %d steps unfinished", why, len(steps))
@@ -354,10 +356,12 @@ class MajorDomo(Chart):
         self.emit(m.RECORD, Record(token=self.build.final_token, steps=extra, drop_steps=drops,
                                    files=self.build.scheduler.updated_files()))
 
-    def finish(self) -> None:
+    def finish(self, unrecorded: str = "") -> None:
         b = self.build
         self.ticker.stop()
-        b.note(b.summary())
+        if unrecorded and b.cancel():          # its chefs stop what they still run
+            self.bridge.publish(m.CHEFS_CANCEL, chefwire.ChefsCancel(b.id).to_dict())
+        b.note(b.summary(unrecorded))
         self.flush_events()
         self.requests.build_finished(
             None if b.dry_run else self.requests.key({"targets": b.names, "cwd": b.cwd}),
@@ -369,8 +373,7 @@ class MajorDomo(Chart):
 
     # -- cancelling -----------------------------------------------------------------
     def cancel_request(self, msg: m.Message) -> None:
-        """A queued build is dropped (done, code 130); any other is unknown
-        (the running build's states answer for it)."""
+        """A queued build is dropped (done, 130); the running build's states answer for it."""
         bid, state = msg.data["build"], "unknown"
         if self.requests.cancel(bid):
             self.events.publish(bid, [{"t": "done", "ok": False, "code": 130, "cancelled": True}])
@@ -378,15 +381,13 @@ class MajorDomo(Chart):
         self.bridge.respond(msg, {"build": bid, "state": state})
 
     def cancel_running(self, msg: m.Message) -> None:
-        """The running build starts nothing more, its chefs drop the steps
-        they hold and kill those running, and it ends with done, code 130."""
+        """Nothing more starts; chefs drop held steps and kill running ones; done, 130."""
         if self.build.cancel():
             self.bridge.publish(m.CHEFS_CANCEL, chefwire.ChefsCancel(self.build.id).to_dict())
         self.bridge.respond(msg, {"build": self.build.id, "state": "cancelling"})
 
     def on_crash(self, exc: Exception) -> None:
-        """A bug in the coordinator fails the build it runs, with the reason,
-        rather than leaving the client waiting."""
+        """A bug in the coordinator fails its build, with the reason: no client waits."""
         b = self.build
         if b is None:
             return

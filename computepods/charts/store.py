@@ -29,8 +29,9 @@ from miros import return_status, spy_on
 from computepods.bus import messages as m
 from computepods.charts.base import STOP_TIMEOUT_S, Chart
 from computepods.clock import Alarm, Clock, SystemClock
-from computepods.errors import ComputePodsError
+from computepods.errors import ComputePodsError, DiskFull, NotWritable
 from computepods.state.db import StateDB, StepRecord
+from computepods.state.dberrors import db_error
 from computepods.state.hashing import FileRecord
 
 log = logging.getLogger("computepods.store")
@@ -52,11 +53,13 @@ class Record:
 @dataclass(frozen=True)
 class WriteFailed:
     """Payload of RECORD_FAILED: records held back, and why (``error``: the
-    write's own error, which names the disk if it is full)."""
+    write's own error, which names the disk if it is full).  ``lasting``: a
+    full disk or a refused write, which waiting a second will not mend."""
     tokens: list[Any]
     problem: str
     retry_s: float
     error: str = ""
+    lasting: bool = False
 
 
 @spy_on
@@ -128,8 +131,10 @@ class Store(Chart):
         if self._retry is None:
             self._retry = self.clock.alarm(lambda: self.post(m.FLUSH), name="store:retry")
         self._retry.set(self.clock.monotonic() + retry_s)
+        lasting = isinstance(exc, (DiskFull, NotWritable)) or isinstance(
+            db_error(self.db.path, exc, "records"), (DiskFull, NotWritable))
         self.emit(m.RECORD_FAILED, WriteFailed([r.token for r in batch], self.problem, retry_s,
-                                               str(exc)))
+                                               str(exc), lasting))
 
     def stop(self, timeout: float = STOP_TIMEOUT_S) -> None:
         if self._retry is not None:

@@ -289,12 +289,15 @@ class BuildRun:
                           exit_code=failure.exit_code, reason=failure.reason,
                           finished_ns=finished_ns)
 
-    def summary(self) -> dict:
-        """The build's done event."""
+    def summary(self, unrecorded: str = "") -> dict:
+        """The build's done event; ``unrecorded``: why its last records are not
+        on disk yet (a full disk: exit 2, the pod's Store keeps them)."""
         s, c = self.scheduler, self.scheduler.counts
-        cancelled = {"cancelled": True} if self._cancelled else {}
-        return {"t": "done", "ok": s.ok and not cancelled,
-                "code": 130 if cancelled else 0 if s.ok else 1, **cancelled,
-                "ran": c.done, "skipped": c.skipped, "failed": c.failed,
+        extra = ({"error": f"{unrecorded}; the pod keeps these records and writes them once"
+                           " it can (until then their steps count as not built)"}
+                 if unrecorded else {"cancelled": True} if self._cancelled else {})
+        return {"t": "done", "ok": s.ok and not extra,
+                "code": 2 if unrecorded else 130 if self._cancelled else 0 if s.ok else 1,
+                **extra, "ran": c.done, "skipped": c.skipped, "failed": c.failed,
                 "blocked": c.blocked, "not_run": len(s.not_run()),
                 "duration_s": round(self.age_s, 3)}

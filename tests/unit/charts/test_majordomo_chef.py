@@ -12,7 +12,7 @@ from computepods.charts.chef import HEARTBEAT_S, LEASE_FACTOR
 from computepods.cli.progress import Progress
 from computepods.state.db import StateDB
 from helpers import wait_for
-from loopbackpod import LONG_HEARTBEAT_S, DiskFull, LoopbackPod, write_project
+from loopbackpod import LONG_HEARTBEAT_S, DiskFull, Locked, LoopbackPod, write_project
 
 LEASE_S = LEASE_FACTOR * HEARTBEAT_S       # a chef's lease, at the default heartbeat
 
@@ -163,15 +163,15 @@ def test_a_cancel_drops_queued_steps_kills_running_ones_and_ends_with_130(tmp_pa
     assert not (tmp_path / "out").exists()
 
 
-@pytest.mark.parametrize("pod", [DiskFull], indirect=True)
-def test_a_store_that_cannot_write_shows_a_warning_and_the_build_waits(tmp_path, pod):
+@pytest.mark.parametrize("pod", [Locked], indirect=True)
+def test_a_store_that_cannot_write_for_a_while_shows_a_warning_and_the_build_waits(tmp_path, pod):
     write_project(tmp_path, TWO_LEVELS)
     pod.add_chef("a")
     shown = io.StringIO()
     progress = Progress(shown, tty=False)
     build = pod.build()
     retry = build.wait("store_retry")
-    assert str(pod.db_path) in retry["problem"] and "database or disk is full" in retry["problem"]
+    assert str(pod.db_path) in retry["problem"] and "database is locked" in retry["problem"]
     assert build.of("done") == [] and set(build.chef_of()) == set(UPS)   # the rest waits
 
     pod.db.full = False
@@ -181,10 +181,32 @@ def test_a_store_that_cannot_write_shows_a_warning_and_the_build_waits(tmp_path,
     for ev in build.events:
         progress.handle(ev)
     assert (done["ok"], done["ran"], done["failed"]) == (True, 4, 0)
-    assert f"warning: cannot write the state database {pod.db_path}: database or disk is full" \
+    assert f"warning: cannot write the state database {pod.db_path}: database is locked" \
         in shown.getvalue()
     assert sorted(pod.records()) == sorted(UPS + LAST)
     assert (tmp_path / "out/all.txt").read_text() == "ALPHA\nBETA\n"
+
+
+@pytest.mark.parametrize("pod", [DiskFull], indirect=True)
+def test_a_full_disk_ends_the_pods_build_and_loses_no_record(tmp_path, pod):
+    # A pod under `cpod up` does not leave its client waiting for space (issue
+    # 11, break 4): the build ends, exit 2, with the Store's error; the Store
+    # keeps the records and writes them once it can.
+    write_project(tmp_path, TWO_LEVELS)
+    pod.add_chef("a")
+    build = pod.build("out/all.txt", "out/rev.txt")
+    assert "database or disk is full" in build.wait("store_retry")["problem"]
+    done = build.done()
+    assert (done["ok"], done["code"]) == (False, 2)
+    assert "database or disk is full" in done["error"] and "keeps these records" in done["error"]
+
+    assert build.of("cancel"), "the steps still to run are dropped"
+    kept = sorted(r for r in UPS if (tmp_path / r.split(":")[1]).exists())
+    assert kept, "an up step was committed before its record failed"
+
+    pod.db.full = False                              # space again: nothing was lost
+    pod.clock.advance(30)
+    wait_for(lambda: sorted(pod.records()) == kept, what="the kept records written")
 
 
 WAITING = {
