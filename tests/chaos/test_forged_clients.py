@@ -60,11 +60,13 @@ class Client:
     def __init__(self, url: str, users: BusUsers, role: str):
         self.url, self.users, self.role = url, users, role
         self.errors: list[str] = []
+        self.new_error = asyncio.Event()
         self.nc = None
 
     async def __aenter__(self) -> "Client":
         async def on_error(exc):
             self.errors.append(str(exc).lower())
+            self.new_error.set()
         self.nc = await connect(self.url, error_cb=on_error, **login(self.users, self.role))
         return self
 
@@ -76,9 +78,12 @@ class Client:
         "subscription") on `subject`."""
         needle = f'permissions violation for {what} "{subject}"'.lower()
 
-        async def heard() -> None:
-            while not any(needle in e for e in self.errors):
-                await asyncio.sleep(0.005)
+        async def heard() -> None:      # woken by each error the server sends
+            while True:
+                self.new_error.clear()
+                if any(needle in e for e in self.errors):
+                    return
+                await self.new_error.wait()
         await asyncio.wait_for(heard(), VIOLATION_TIMEOUT_S)
 
 
