@@ -1,4 +1,4 @@
-"""Sample project files, and loading them, for the tests of resolving and of commands."""
+"""Sample project files, and loading them, for the tests that share them."""
 from __future__ import annotations
 
 import textwrap
@@ -8,6 +8,21 @@ from computepods.paths import PROJECT_FILE
 from computepods.planning.resolve import RuleSet, Step, bind
 from computepods.project.load import load_project
 from computepods.project.model import Project
+
+# One rule copying src/a.txt to out/a.txt: the smallest project that builds.
+COPY = {
+    "computepods.toml": """
+        [project]
+        default = ["out/a.txt"]
+
+        [[rule]]
+        name = "copy"
+        inputs = ["src/%.txt"]
+        outputs = ["out/%.txt"]
+        command = "cp {in} {out}"
+    """,
+    "src/a.txt": "a\n",
+}
 
 # The C project of the README: a pattern rule with a depfile, an explicit
 # link rule, and an explicit rule that beats the pattern for one object.

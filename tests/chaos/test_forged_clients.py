@@ -23,6 +23,7 @@ from computepods.bus import messages as m
 from computepods.bus.auth import API, CHEF, MAJORDOMO, ROLES, WATCHER, BusUsers
 from computepods.bus.client import request_build
 from computepods.pod.pod import Pod, PodOptions
+from projects import COPY as PROJECT
 from cpodrun import write
 from helpers import wait_for
 
@@ -30,21 +31,6 @@ ROW = "unauthenticated and forged bus clients"
 MUST_HOLD = "0 commands run, 0 payloads read"
 VIOLATION_TIMEOUT_S = 10.0     # seconds to wait for the server's -ERR to a refused action
 MARK = "forged-by"             # a field every forged message carries, to spot one delivered
-PROJECT = {
-    "computepods.toml": """
-        [project]
-        default = ["out/a.txt"]
-
-        [[rule]]
-        name = "copy"
-        inputs = ["src/%.txt"]
-        outputs = ["out/%.txt"]
-        command = "cp {in} {out}"
-    """,
-    "src/a.txt": "a\n",
-}
-
-
 @pytest.fixture
 def pod(tmp_path, nats_server):
     root = write(tmp_path / "p", PROJECT)

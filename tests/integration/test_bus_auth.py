@@ -20,23 +20,9 @@ from computepods.errors import BusError
 from computepods.paths import BUS_USERS, POD_FILE, STATE_DIR
 from computepods.pod.pod import Pod, PodOptions
 from busclients import attempt_connect, connect, forged_run, login
+from projects import COPY as PROJECT
 from cpodrun import cpod, write
 from helpers import wait_for
-
-PROJECT = {
-    "computepods.toml": """
-        [project]
-        default = ["out/a.txt"]
-
-        [[rule]]
-        name = "copy"
-        inputs = ["src/%.txt"]
-        outputs = ["out/%.txt"]
-        command = "cp {in} {out}"
-    """,
-    "src/a.txt": "a\n",
-}
-
 
 @pytest.fixture
 def pod(tmp_path):

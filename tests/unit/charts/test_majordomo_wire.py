@@ -9,26 +9,12 @@ import pytest
 from computepods.bus import messages as m
 from computepods.charts.chef import HEARTBEAT_S, LEASE_FACTOR
 from computepods.errors import BusError
+from projects import COPY
 from helpers import wait_for
 from loopbackpod import LoopbackPod, write_project
 
 LEASE_S = LEASE_FACTOR * HEARTBEAT_S
 WIDE = 40                  # steps: more than one chef slot's window (16), so some wait
-
-COPY = {
-    "computepods.toml": """
-        [project]
-        default = ["out/a.txt"]
-
-        [[rule]]
-        name = "copy"
-        inputs = ["src/%.txt"]
-        outputs = ["out/%.txt"]
-        command = "cp {in} {out}"
-    """,
-    "src/a.txt": "a\n",
-}
-
 
 def wide(n: int) -> dict[str, str]:
     files = {"computepods.toml": f"""
