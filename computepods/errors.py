@@ -134,6 +134,17 @@ class MalformedMessage(ComputePodsError):
         super().__init__(f"malformed message on {subject!r}: {problem}")
 
 
+# --- federation: pods, their stores and transfers ------------------------------
+
+class TransferError(ComputePodsError):
+    """A file could not be moved between pods: the pod is unreachable, the
+    file is not in its store, or what arrived does not have its hash."""
+
+
+class HostKeyRefused(TransferError):
+    """A pod's SFTP host key is unknown, or not the one it announced."""
+
+
 class NatsServerError(ComputePodsError):
     """The embedded nats-server could not be started."""
 

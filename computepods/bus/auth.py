@@ -9,7 +9,9 @@ role, and nats-server enforces what each may publish and subscribe
 * ``majordomo``: the pod itself (MajorDomo, Store, Desk, Cron, its watcher,
   in-process chefs): everything under the namespace;
 * ``chef``: receives runs, queries and cancels; sends results, status and
-  its packs; never a run, a build request or a query;
+  its packs; never a run, a build request or a query.  With the majordomo,
+  the only role that may say ``<ns>.pods.hello``: a hello is authenticated
+  by the bus itself (federation, docs/architecture.md §6);
 * ``watcher``: sends file changes;
 * ``api``: the REST app: asks for builds and cancels, queries, follows
   build events; never a run.
@@ -56,8 +58,10 @@ OPEN_BUS_HELP = ("anyone who can reach it could run commands through its chefs. 
 # (publish, subscribe) subject templates per role, beside each role's inbox.
 _PERMISSIONS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     MAJORDOMO: (("{ns}.>",), ("{ns}.>",)),
-    CHEF: (("{ns}.chefs.status", "{ns}.steps.results", "{ns}.rules.announce", "{ns}.errors"),
-           ("{ns}.chef.*.run", "{ns}.chefs.query", "{ns}.chefs.cancel")),
+    CHEF: (("{ns}.chefs.status", "{ns}.steps.results", "{ns}.rules.announce", "{ns}.errors",
+            "{ns}.pods.hello"),
+           ("{ns}.chef.*.run", "{ns}.chefs.query", "{ns}.chefs.cancel", "{ns}.pods.hello",
+            "{ns}.pods.discover")),
     WATCHER: (("{ns}.fs.changed", "{ns}.errors"), ()),
     API: (("{ns}.build.request", "{ns}.build.cancel", "{ns}.api.query", "{ns}.errors"),
           ("{ns}.build.*.events",)),

@@ -39,6 +39,8 @@ class ChefStatus:
     tools: list[str] = field(default_factory=list)
     lease_s: float | None = None
     gone: str | None = None
+    typical_s: float | None = None       # the mean seconds of its recent steps
+    fingerprints: dict[str, str] = field(default_factory=dict)   # tool -> sha256 of its file
 
     def to_dict(self) -> dict:
         msg = {"chef": self.chef, "pod": self.pod, "slots": self.slots,
@@ -47,13 +49,18 @@ class ChefStatus:
             msg["lease_s"] = self.lease_s
         if self.gone:
             msg["gone"] = self.gone
+        if self.typical_s is not None:
+            msg["typical_s"] = self.typical_s
+        if self.fingerprints:
+            msg["fingerprints"] = dict(self.fingerprints)
         return msg
 
     @classmethod
     def from_dict(cls, data: dict) -> "ChefStatus":
         d = _checked(CHEF_STATUS, data)
         return cls(d["chef"], d["pod"], d["slots"], d["running"], d["queued"],
-                   list(d.get("tools") or []), d.get("lease_s"), d.get("gone"))
+                   list(d.get("tools") or []), d.get("lease_s"), d.get("gone"),
+                   d.get("typical_s"), dict(d.get("fingerprints") or {}))
 
 
 def chef_status(chef: str, pod: str, slots: int, running: int = 0, queued: int = 0,
@@ -90,6 +97,9 @@ class RunStep:
     known_outputs: tuple[str, ...] = ()
     copy_in: dict[str, str] = field(default_factory=dict)
     rule_fp: str = ""
+    # For a chef on another pod: path -> sha256 of every file the step reads
+    # (declared and discovered inputs, copy_in), to materialise by hash.
+    files: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         msg = {"id": self.id, "attempt": self.attempt, "rule": self.rule, "stem": self.stem,
@@ -100,6 +110,8 @@ class RunStep:
             msg["copy_in"] = self.copy_in
         if self.rule_fp:
             msg["rule_fp"] = self.rule_fp
+        if self.files:
+            msg["files"] = self.files
         return msg
 
     @classmethod
@@ -116,9 +128,13 @@ class RunStep:
             raise MalformedMessage("chef.run", f"step {item['id']!r}: copy_in must be an object")
         known = _want("chef.run", f"step {item['id']!r}: known_outputs",
                       item.get("known_outputs") or (), list, tuple)
+        files = _want("chef.run", f"step {item['id']!r}: files", item.get("files") or {}, dict)
+        if not all(isinstance(k, str) and isinstance(v, str) for k, v in files.items()):
+            raise MalformedMessage("chef.run", f"step {item['id']!r}: files must map paths "
+                                               "to sha256 strings")
         return cls(item["id"], item["attempt"], item["rule"], item.get("stem"),
                    dict(item["inputs"]), tuple(known), dict(copy_in),
-                   str(item.get("rule_fp") or ""))
+                   str(item.get("rule_fp") or ""), dict(files))
 
 
 def check_rule(name: str, d: Any) -> dict:
@@ -148,15 +164,19 @@ class RunMessage:
     chef: str
     rules: dict[str, dict]
     steps: list
+    origin: str = ""       # the pod whose store serves the steps' `files` ("": the chef's own tree)
 
     def to_dict(self) -> dict:
-        return {"build": self.build, "chef": self.chef, "rules": self.rules,
-                "steps": [s.to_dict() if isinstance(s, RunStep) else s for s in self.steps]}
+        d = {"build": self.build, "chef": self.chef, "rules": self.rules,
+             "steps": [s.to_dict() if isinstance(s, RunStep) else s for s in self.steps]}
+        if self.origin:
+            d["origin"] = self.origin
+        return d
 
     @classmethod
     def from_dict(cls, data: dict) -> "RunMessage":
         d = _checked(CHEF_RUN, data)
-        return cls(d["build"], d["chef"], d["rules"], d["steps"])
+        return cls(d["build"], d["chef"], d["rules"], d["steps"], d.get("origin") or "")
 
 
 @dataclass(frozen=True)

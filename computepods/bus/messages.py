@@ -46,6 +46,8 @@ CHEFS_CANCEL = "CHEFS_CANCEL"        # MajorDomo -> every chef: drop and kill a 
 STEP_RESULTS = "STEP_RESULTS"
 BUS_ERROR = "BUS_ERROR"
 CRON_EVENTS = "CRON_EVENTS"
+PODS_HELLO = "PODS_HELLO"            # a pod says who it is, every few seconds (federation)
+PODS_DISCOVER = "PODS_DISCOVER"      # a Scout asks every pod to answer with its hello
 
 # ... and the bridge's own replies to a chart's request.
 REPLY = "REPLY"                      # payload: Reply
@@ -69,7 +71,7 @@ ALL_SIGNALS = (FS_CHANGED, BUILD_REQUEST, BUILD_EVENTS, RULES_ANNOUNCE,
                CHEF_STATUS, CHEFS_QUERY, CHEF_RUN, STEP_RESULTS, BUS_ERROR, REPLY,
                REQUEST_FAILED, STEP_STARTED, STEP_DONE, FLUSH, RECORD, RECORDED, TICK,
                BUILD_START, ADVANCE, BUILD_CANCEL, API_QUERY, FS_EVENTS, RESCAN, HALT)
-ALL_SIGNALS += (CRON_EVENTS, CHEFS_CANCEL, RECORD_FAILED)
+ALL_SIGNALS += (CRON_EVENTS, CHEFS_CANCEL, RECORD_FAILED, PODS_HELLO, PODS_DISCOVER)
 for _name in ALL_SIGNALS:
     signals.append(_name)     # miros' process-wide signal registry
 
@@ -169,17 +171,33 @@ SCHEMAS: dict[str, Schema] = {
                                          "lease_s": opt(int, float, range=(0, MAX_LEASE_S)),
                                          # a goodbye: why the chef is gone (it takes no
                                          # more work; its unfinished steps go elsewhere)
-                                         "gone": opt(str)}),
+                                         "gone": opt(str),
+                                         # federation: the mean seconds of its last steps,
+                                         # and tool name -> sha256 of the resolved file
+                                         "typical_s": opt(int, float, range=(-1, 1e9)),
+                                         "fingerprints": opt(dict, items=(str,))}),
     CHEFS_QUERY: Schema("chefs.query", {}),
     CHEFS_CANCEL: Schema("chefs.cancel", {"build": req(str)}),
+    # origin: the pod that holds the files of a step's `files` (federation)
     CHEF_RUN: Schema("chef.run", {"build": req(str), "chef": req(str),
                                   "rules": req(dict, items=(dict,)),
-                                  "steps": req(list, items=(dict,))}),
+                                  "steps": req(list, items=(dict,)),
+                                  "origin": opt(str)}),
     STEP_RESULTS: Schema("steps.results", {"chef": req(str), "results": req(list, items=(dict,))}),
     BUS_ERROR: Schema("errors", {"subject": req(str), "problem": req(str), "sender": opt(str)}),
     # t: fired (build), failed (error) or missed (count, more, first, last)
     CRON_EVENTS: Schema("cron.events", {"t": req(str), "cron": req(str),
                                        "targets": req(list, items=(str,))}),
+    # federation (docs/architecture.md §6): who a pod is and how to reach its store
+    PODS_HELLO: Schema("pods.hello", {"pod": req(str), "host": req(str), "role": req(str),
+                                      "chefs": req(list, items=(str,)),
+                                      "slots": req(int, range=(-1, MAX_SLOTS)),
+                                      "load": opt(dict, items=(int, float)),
+                                      "tools": opt(dict, items=(str,)),
+                                      "sftp": req(dict), "client_key": req(str),
+                                      "moved": opt(dict, items=(int,)),
+                                      "every_s": opt(int, float, range=(0, MAX_LEASE_S))}),
+    PODS_DISCOVER: Schema("pods.discover", {"search": req(str), "want": opt(dict)}),
     REPLY: Schema("reply", {}),
 }
 
@@ -213,6 +231,8 @@ ROUTES: dict[str, Route] = {r.signal: r for r in [
     Route(STEP_RESULTS, "{ns}.steps.results"),
     Route(BUS_ERROR, "{ns}.errors"),
     Route(CRON_EVENTS, "{ns}.cron.events"),
+    Route(PODS_HELLO, "{ns}.pods.hello"),
+    Route(PODS_DISCOVER, "{ns}.pods.discover"),
 ]}
 
 
