@@ -3,6 +3,5 @@
 Plain code, no charts: who the pods are (their hellos and pinned keys), the
 discovery cache file, tool fingerprints, a chef pod's workspace, placement
 by cost, and bringing a remote step's outputs home.  The charts that drive
-them are :mod:`computepods.charts.scout`, :mod:`computepods.charts.cachefile`
-and :mod:`computepods.charts.herald`.
+them live in :mod:`computepods.charts`, beside the others.
 """

@@ -276,8 +276,11 @@ def builds_after(pod: Pod, fuzzer: NatsBridge, row, caplog) -> None:
         fuzzer.publish(m.FS_CHANGED, payloads.FsChanged(
             "fuzz", str(pod.root), "src/b.txt", "modified", size=info.st_size,
             mtime_ns=info.st_mtime_ns).to_dict())
-        wait_for(lambda: md.requests.freshness.generation > seen,     # else the request,
-                 what="the MajorDomo to hear of the edit")            # first, is fresh
+        # The edit itself, not a late fuzzed change (the fuzzer's connection is not
+        # the build request's, so a request could overtake the edit and be fresh).
+        freshness = md.requests.freshness
+        wait_for(lambda: freshness.generation > seen and "src/b.txt" in freshness.last_changes,
+                 what="the MajorDomo to hear of the edit")
         assert request_build(pod.bridge, [], pod.root) == 0
         assert (pod.root / "out/all.txt").read_text() == "a\nb, edited\n"
         assert crashes(pod) == {}
