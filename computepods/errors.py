@@ -183,3 +183,11 @@ class RequestRefused(ComputePodsError):
 
 class ChartQueueFull(ComputePodsError):
     """An event could not be queued in time: the chart is not keeping up."""
+
+
+# --- cluster (federation) ---------------------------------------------------------
+
+class ClusterConfigError(UsageError):
+    """--nats-routes, --nats-leaf or --nats-cluster-port cannot make a server
+    config: a URL that is not one, a port out of range, a missing login."""
+# --- end cluster ---

@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import IO
 
 from computepods.bus.auth import BusUsers, server_config
+from computepods.bus.natscluster import NatsJoin
 from computepods.errors import NatsServerError
 from computepods.paths import atomic_write
 
@@ -109,11 +110,15 @@ class NatsServer:
     :meth:`restart` keeps it.  ``users``: the bus's users and permissions
     (:mod:`computepods.bus.auth`), generated for the default namespace when
     not given; a restart keeps them, so its clients log in again.
+    ``join``: the cluster it is a member of, the hubs it is a leaf of, the
+    leaves it is a hub for (:mod:`computepods.bus.natscluster`); its ports 0
+    are chosen free on the first start and kept by a restart.
     """
 
     def __init__(self, store_dir: Path | None = None, host: str = "127.0.0.1",
                  port: int | None = None, log_path: Path | None = None,
-                 users: BusUsers | None = None):
+                 users: BusUsers | None = None, join: NatsJoin | None = None):
+        self.join = join.check() if join else None
         self.store_dir = Path(store_dir) if store_dir is not None else None
         self.host = host
         self.port = port
@@ -225,8 +230,11 @@ class NatsServer:
                 fd, name = tempfile.mkstemp(prefix="cp-nats-", suffix=".conf")
                 os.close(fd)
                 self._config_path = Path(name)
-        atomic_write(self._config_path, server_config(self.users, MAX_PAYLOAD_BYTES).encode(),
-                     mode=0o600)
+        text = server_config(self.users, MAX_PAYLOAD_BYTES)
+        if self.join:
+            self.join = self.join.with_ports(free_port)
+            text += self.join.config()
+        atomic_write(self._config_path, text.encode(), mode=0o600)
         return self._config_path
 
     def _open_log(self) -> None:
@@ -267,6 +275,11 @@ class NatsServer:
                     f"nats-server did not answer on {self.host}:{self.port} in "
                     f"time:\n{self.log_tail()}")
             time.sleep(POLL_INTERVAL_S)
+
+    def info(self) -> dict | None:
+        """The INFO a client gets now (``connect_urls``: the cluster's other
+        members, when they advertise), or None if the server does not answer."""
+        return self._probe() if self.port is not None else None
 
     def _probe(self) -> dict | None:
         """The server's INFO object, or None if it does not answer yet."""
