@@ -29,6 +29,7 @@ from computepods.pod import handoff
 from computepods.bus import messages as m
 from computepods.bus import payloads
 from computepods.bus.auth import API
+from computepods.bus.natscluster import NatsJoin
 from computepods.bus.client import request_build
 from computepods.pod.control import ControlServer
 from computepods.errors import ComputePodsError, UsageError
@@ -53,6 +54,7 @@ class UpOptions:
     quiet_s: float | None = None                        # the watcher's quiet period
     trace: bool = False
     insecure_bus: bool = False                          # nats_url may ask for no login
+    nats_join: NatsJoin | None = None                   # the pod's server joins a cluster/hub
 
 
 class PodDaemon:
@@ -102,7 +104,8 @@ class PodDaemon:
         self.pod = Pod(self.root, PodOptions(nats_url=opts.nats_url, namespace=opts.namespace,
                                              slots=opts.slots, trace=opts.trace,
                                              watch_targets=list(opts.targets),
-                                             insecure_bus=opts.insecure_bus)).start()
+                                             insecure_bus=opts.insecure_bus,
+                                             nats_join=opts.nats_join)).start()
         bridge = self.pod.bridge
         bridge.listen(m.BUILD_EVENTS, self._events)
         threading.Thread(target=self._report_builds, name="up:report", daemon=True).start()

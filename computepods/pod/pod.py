@@ -23,6 +23,7 @@ from computepods.bus import messages as m
 from computepods.bus import chefwire
 from computepods.bus.auth import CHEF, MAJORDOMO, BusUsers, Credentials, insecure_env
 from computepods.bus.bridge import NatsBridge
+from computepods.bus.natscluster import NatsJoin
 from computepods.bus.natsd import NatsServer
 from computepods.charts.base import Chart, Fabric, stop_all
 from computepods.charts.majordomo import MajorDomo
@@ -59,6 +60,7 @@ class PodOptions:
     chef_process: bool = False           # chefs in a child `cpod chef` (their own GIL)
     watch_targets: list[str] | None = None   # `cpod up`: rebuild these on every change
     insecure_bus: bool = False           # join a nats_url that asks for no authentication
+    nats_join: NatsJoin | None = None    # the embedded server joins a cluster or a hub
 
 
 class Pod:
@@ -111,7 +113,7 @@ class Pod:
                 login = Credentials.from_env()
             else:
                 if self.server is None:
-                    self.server = NatsServer(store_dir=state / "nats",
+                    self.server = NatsServer(store_dir=state / "nats", join=opts.nats_join,
                                              users=BusUsers.generate(opts.namespace))
                 self.url = self.server.start()
                 self.server.users.save(self.root / BUS_USERS)
