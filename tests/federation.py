@@ -106,3 +106,39 @@ class LeafHub:
         killed = [f"{self.server.name}:\n{self.server.log_tail()}"] if self.server.was_killed else []
         self.server.close()
         return killed
+
+
+class ConfiguredServer:
+    """``nats-server -c CONF`` as a user runs it from what `cpod nats-config`
+    wrote: its client port on loopback, stopped with SIGTERM."""
+
+    def __init__(self, conf: Path, log: Path):
+        import subprocess
+        from computepods.bus.natsd import nats_server_binary
+        self.port = free_port(HOST)
+        self.url = f"nats://{HOST}:{self.port}"
+        self.log = log
+        with open(log, "wb") as out:
+            self.proc = subprocess.Popen([nats_server_binary(), "-c", str(conf), "-a", HOST,
+                                          "-p", str(self.port)],
+                                         stdout=out, stderr=out, stdin=subprocess.DEVNULL)
+        wait_for(lambda: self.proc.poll() is not None or "Server is ready" in log.read_text(),
+                 what="nats-server -c to start")
+        assert self.proc.poll() is None, log.read_text()
+
+    def stop(self) -> bool:
+        """Stop it; False if it had to be killed."""
+        import subprocess
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+            return True
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            return False
+
+
+def env_file(path: Path) -> dict[str, str]:
+    """The variables of a `cpod nats-config` .env file."""
+    return dict(line.split("=", 1) for line in path.read_text().split())

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 from dataclasses import dataclass, field, replace
 from typing import Callable, Mapping
 from urllib.parse import quote, urlsplit
@@ -53,6 +52,7 @@ class Login:
 
     @classmethod
     def generate(cls, user: str) -> "Login":
+        import secrets                    # not on every cpod start: only nats-config needs it
         return cls(user, secrets.token_urlsafe(PASSWORD_BYTES))
 
     @classmethod

@@ -5,6 +5,7 @@ import os
 import signal
 from pathlib import Path
 
+from computepods.cli.joined import start_own_server
 from computepods.errors import Interrupted, UsageError
 
 
@@ -14,10 +15,11 @@ def cmd_chef(root: Path, args) -> int:
     nothing about it: whoever stopped it knows (a pod stops its chef child
     at the end of every build, even one that failed before the chef had
     started)."""
-    if not args.nats:
-        raise UsageError("cpod chef needs --nats URL (or CP_NATS_URL): the bus to serve")
     if args.heartbeat <= 0:
         raise UsageError(f"--heartbeat {args.heartbeat}: must be a positive number of seconds")
+    own = start_own_server(args, args.namespace)   # --nats-routes/--nats-leaf: its own server
+    if not args.nats:
+        raise UsageError("cpod chef needs --nats URL (or CP_NATS_URL): the bus to serve")
     bridge = chef = None
     try:            # a signal may come at any point, even while importing or connecting
         import socket
@@ -46,3 +48,5 @@ def cmd_chef(root: Path, args) -> int:
             chef.stop()
         if bridge is not None:
             bridge.stop()
+        if own is not None:
+            own.close()

@@ -4,6 +4,7 @@ and a pod whose own server joins the cluster."""
 from __future__ import annotations
 
 import asyncio
+import os
 import json
 import queue
 import time
@@ -252,3 +253,60 @@ def test_a_killed_members_clients_reconnect_to_another_member(nats_cluster):
     finally:
         listener.stop()
         talker.stop()
+
+
+def test_cpod_chef_joins_a_hub_that_nats_config_wrote_as_a_leaf(tmp_path, monkeypatch):
+    """The user's way: `cpod nats-config DIR --leaf-port`, `nats-server -c
+    DIR/nats.conf`; on the chef's machine `cpod chef --nats-leaf HUB` with
+    DIR/leaf.env; a pod on the hub then builds with that chef alone."""
+    from computepods.bus.natsd import free_port
+    from computepods.cli.cpod import main
+    from cpodrun import CPOD
+    from federation import ConfiguredServer, env_file
+    import subprocess
+
+    conf = tmp_path / "conf"
+    leaf_port = free_port()
+    assert main(["nats-config", str(conf), "--leaf-port", f"127.0.0.1:{leaf_port}"]) == 0
+    hub = ConfiguredServer(conf / "nats.conf", tmp_path / "hub.log")
+    root = write(tmp_path / "p", GATED)
+    chef_env = {k: v for k, v in os.environ.items() if not k.startswith("CP_NATS")}
+    chef_env.update(env_file(conf / "chef.env"))
+    chef_env.update(env_file(conf / "leaf.env"))
+    chef = subprocess.Popen([*CPOD, "-C", str(root), "chef", "--name", "leafy", "-j", "2",
+                             "--nats-leaf", f"127.0.0.1:{leaf_port}"], env=chef_env,
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    for name, value in env_file(conf / "majordomo.env").items():
+        monkeypatch.setenv(name, value)
+    pod = None
+    try:
+        pod = Pod(root, PodOptions(nats_url=hub.url, chefs=0)).start()
+        heard: "queue.Queue[m.Message]" = queue.Queue()
+        pod.bridge.listen(m.CHEF_STATUS, heard)
+        wait_for(lambda: chef.poll() is not None or any(
+            msg.data.get("chef") == "leafy" for msg in _drain(heard)), timeout=30,
+            what="the leaf's chef to be heard on the hub")
+        assert chef.poll() is None, chef.communicate()
+        assert request_build(pod.bridge, [], root) == 0
+        assert (root / "out/all.txt").read_text() == "RED\nGREEN\n"
+    finally:
+        if pod is not None:
+            pod.stop()
+        chef.terminate()
+        try:
+            out, err = chef.communicate(timeout=20)
+        except subprocess.TimeoutExpired:
+            chef.kill()
+            chef.communicate()
+            pytest.fail("cpod chef ignored SIGTERM")
+        stopped = hub.stop()
+    assert chef.returncode == 0, err
+    assert stopped, hub.log.read_text()
+
+
+def _drain(q: "queue.Queue[m.Message]") -> list[m.Message]:
+    out = []
+    while not q.empty():
+        out.append(q.get_nowait())
+    return out
