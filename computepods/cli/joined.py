@@ -4,9 +4,8 @@
 taking routes on ``--nats-cluster-port``) and ``--nats-leaf URL,…`` (join a
 hub as a leaf node), instead of ``--nats URL`` (connect to a server that
 exists).  ``cpod nats-config DIR`` writes the routes' and leaves' logins
-beside the roles' (``DIR/route.env``, ``DIR/leaf.env``) and, given
-``--cluster-port``/``--routes``/``--leaf-port``, the blocks of a server the
-user runs.  Only the standard library at import: every cpod start builds
+beside the roles' when asked (``--cluster-port``, ``--routes``: ``DIR/route.env``;
+``--leaf-port``: ``DIR/leaf.env``), with the blocks of a server the user runs.  Only the standard library at import: every cpod start builds
 the parser, a cold no-op too (docs/architecture.md §10), so the cluster
 module is imported once an option asks for it.
 """
@@ -116,9 +115,11 @@ def config_join(args: argparse.Namespace) -> "NatsJoin":
 
 
 def write_join_files(directory: Path, join: "NatsJoin") -> list[Path]:
-    """DIR/route.env and DIR/leaf.env (0600), and the cluster and leaf
-    blocks appended to DIR/nats.conf (written already) when ``join`` has
-    any; the paths written."""
+    """DIR/route.env with a cluster port, DIR/leaf.env with a leaf port
+    (0600), and their blocks appended to DIR/nats.conf (written already);
+    the paths written.  Every member of a cluster takes the same files: run
+    it once, and copy DIR to each (a pod started with --nats-routes loads
+    DIR/route.env, one with --nats-leaf DIR/leaf.env)."""
     from computepods.bus.auth import CONFIG_NAME, SECRET_MODE
     from computepods.bus.natscluster import (LEAF_PASSWORD_VAR, LEAF_USER_VAR, ROUTE_PASSWORD_VAR,
                                              ROUTE_USER_VAR)
@@ -126,9 +127,11 @@ def write_join_files(directory: Path, join: "NatsJoin") -> list[Path]:
 
     directory = Path(directory)
     written = []
-    for name, login, names in ((ROUTE_ENV, join.route_login, (ROUTE_USER_VAR, ROUTE_PASSWORD_VAR)),
-                               (LEAF_ENV, join.leaf_login, (LEAF_USER_VAR, LEAF_PASSWORD_VAR))):
-        assert login is not None
+    for name, login, names, wanted in (
+            (ROUTE_ENV, join.route_login, (ROUTE_USER_VAR, ROUTE_PASSWORD_VAR), join.cluster),
+            (LEAF_ENV, join.leaf_login, (LEAF_USER_VAR, LEAF_PASSWORD_VAR), join.leaf_listen)):
+        if login is None or wanted is None:
+            continue
         path = directory / name
         atomic_write(path, "".join(f"{k}={v}\n" for k, v in login.env(*names).items()).encode(),
                      mode=SECRET_MODE)

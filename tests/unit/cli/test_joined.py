@@ -85,6 +85,9 @@ def test_nats_config_writes_the_routes_and_leaves_logins_and_the_blocks(tmp_path
 def test_nats_config_without_cluster_options_writes_no_blocks_and_a_bad_one_nothing(tmp_path):
     assert main(["nats-config", str(tmp_path / "plain")]) == 0
     assert "cluster" not in (tmp_path / "plain/nats.conf").read_text()
-    assert (tmp_path / "plain/route.env").is_file()
+    assert not (tmp_path / "plain/route.env").exists()
+    assert main(["nats-config", str(tmp_path / "routes"), "--cluster-port", "6222"]) == 0
+    assert (tmp_path / "routes/route.env").is_file()
+    assert not (tmp_path / "routes/leaf.env").exists()
     assert main(["nats-config", str(tmp_path / "bad"), "--routes", "b:6222"]) == 2
     assert not (tmp_path / "bad").exists()
