@@ -168,14 +168,14 @@ class NatsJoin:
         """Where the other members route to this one (no login in it)."""
         if self.cluster is None:
             raise ClusterConfigError("this server takes no routes (no cluster port)")
-        target = Listen(host or _reachable(self.cluster.host), self.cluster.port)
+        target = Listen(host or dial_host(self.cluster.host), self.cluster.port)
         return f"{ROUTE_SCHEME}://{target.text()}"
 
     def leaf_url(self, host: str | None = None) -> str:
         """Where leaves connect to this hub (no login in it)."""
         if self.leaf_listen is None:
             raise ClusterConfigError("this server takes no leaf nodes (no leaf port)")
-        target = Listen(host or _reachable(self.leaf_listen.host), self.leaf_listen.port)
+        target = Listen(host or dial_host(self.leaf_listen.host), self.leaf_listen.port)
         return f"{LEAF_SCHEME}://{target.text()}"
 
     def config(self) -> str:
@@ -205,7 +205,7 @@ class NatsJoin:
         return "".join(out)
 
 
-def _reachable(host: str) -> str:
+def dial_host(host: str) -> str:
     """A host another server on this machine can dial for a listen address."""
     return "127.0.0.1" if host in (ANY_HOST, "") else "::1" if host == "::" else host
 

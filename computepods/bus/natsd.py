@@ -43,7 +43,7 @@ from pathlib import Path
 from typing import IO
 
 from computepods.bus.auth import BusUsers, server_config
-from computepods.bus.natscluster import NatsJoin
+from computepods.bus.natscluster import NatsJoin, dial_host
 from computepods.errors import NatsServerError
 from computepods.paths import atomic_write
 
@@ -118,7 +118,7 @@ class NatsServer:
     def __init__(self, store_dir: Path | None = None, host: str = "127.0.0.1",
                  port: int | None = None, log_path: Path | None = None,
                  users: BusUsers | None = None, join: NatsJoin | None = None):
-        self.join = join.check() if join else None
+        self.join = self._join_asked = join.check() if join else None
         self.store_dir = Path(store_dir) if store_dir is not None else None
         self.host = host
         self.port = port
@@ -179,6 +179,7 @@ class NatsServer:
             if not self.is_running():
                 if self.port is None or (attempt > 1 and self._port_chosen_by_us):
                     self.port = free_port(self.host)
+                    self.join = self._join_asked       # its ports 0 chosen again too
                 self._spawn(binary)
             try:
                 self._wait_ready(deadline)
@@ -188,8 +189,8 @@ class NatsServer:
                 self._reap()
                 if attempt == attempts:
                     raise NatsServerError(
-                        f"nats-server: port {self.port} on {self.host} is in use "
-                        f"(tried {attempts} port(s)):\n{self.log_tail()}") from None
+                        f"nats-server: {self._ports()} on {self.host} is in use "
+                        f"(tried {attempts} time(s)):\n{self.log_tail()}") from None
                 log.info("nats-server: port %s was taken, trying another", self.port)
             except BaseException:
                 self._kill_quietly()
@@ -262,10 +263,11 @@ class NatsServer:
                 raise NatsServerError(
                     f"nats-server exited with code {self._proc.returncode} "
                     f"while starting:\n{tail}")
-            info = self._probe()
             # A server with another name on our port is a stranger that took
             # it first: ours will fail to bind and exit, which poll() sees.
-            if info is not None and info.get("server_name") == self.name:
+            # A route or leaf port answers with the same INFO; the server
+            # binds it after the client port, and dies if it cannot.
+            if all(self._is_ours(self._probe(*where)) for where in self._listens()):
                 self.ready_after_s = time.monotonic() - self._started_at
                 log.debug("nats-server %s ready on %s after %.1f ms",
                           self.name, self.url, self.ready_after_s * 1e3)
@@ -281,10 +283,24 @@ class NatsServer:
         members, when they advertise), or None if the server does not answer."""
         return self._probe() if self.port is not None else None
 
-    def _probe(self) -> dict | None:
+    def _listens(self) -> list[tuple[str, int]]:
+        """Where the server takes connections: clients, then routes and leaves."""
+        joined = [self.join.cluster, self.join.leaf_listen] if self.join else []
+        return [(self.host, self.port)] + [(dial_host(j.host), j.port) for j in joined if j]
+
+    def _ports(self) -> str:
+        joined = ([("routes", self.join.cluster), ("leaves", self.join.leaf_listen)]
+                  if self.join else [])
+        return ", ".join([f"port {self.port}"] + [f"{what} port {j.port}"
+                                                   for what, j in joined if j])
+
+    def _is_ours(self, info: dict | None) -> bool:
+        return info is not None and info.get("server_name") == self.name
+
+    def _probe(self, host: str | None = None, port: int | None = None) -> dict | None:
         """The server's INFO object, or None if it does not answer yet."""
         try:
-            with socket.create_connection((self.host, self.port),
+            with socket.create_connection((host or self.host, port or self.port),
                                           timeout=CONNECT_TIMEOUT_S) as sock:
                 data = b""
                 while b"\r\n" not in data and len(data) < 65536:

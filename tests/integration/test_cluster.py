@@ -310,3 +310,24 @@ def _drain(q: "queue.Queue[m.Message]") -> list[m.Message]:
     while not q.empty():
         out.append(q.get_nowait())
     return out
+
+
+def test_a_route_port_that_is_taken_fails_the_start_naming_it(tmp_path):
+    """nats-server answers clients before it binds its route port, then
+    dies: start() waits for every port it listens on, so it says so."""
+    import socket
+    from computepods.bus.natscluster import Listen, NatsJoin
+    from computepods.errors import NatsServerError
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        server = NatsServer(store_dir=tmp_path / "n", join=NatsJoin(
+            cluster=Listen("127.0.0.1", port), route_login=Login(ROUTE_USER, "pw")))
+        try:
+            with pytest.raises(NatsServerError, match=f"routes port {port} on 127.0.0.1 is in use"):
+                server.start()
+            assert not server.is_running()
+        finally:
+            server.close()
