@@ -24,6 +24,7 @@ from computepods.pod.pod import Pod, PodOptions
 from busclients import forged_run, login
 from cpodrun import write
 from helpers import wait_for
+from uppod import up  # noqa: F401  (the fixture)
 
 DELIVERY_S = 10.0        # seconds a message gets to cross the cluster
 RESEND_S = 0.05          # between publishes while interest crosses the routes
@@ -155,12 +156,32 @@ def test_a_pod_joins_the_cluster_and_builds_what_another_member_was_asked(
         # from the others: its client port is its own (no_advertise).
         assert all(not u.endswith(f":{pod.server.port}")
                    for u in (nats_cluster.servers[0].info() or {}).get("connect_urls", []))
+        # Killed, it is restarted by the pod's keeper and joins again.
+        pod.server._proc.kill()
+        wait_for(lambda: pod.keeper.restarts >= 1 and pod.server.is_running(),
+                 what="the pod's server to be restarted")
+        wait_for(lambda: _answers(asker), timeout=DELIVERY_S,
+                 what="the MajorDomo to be heard across the routes again")
+        (root / "src/b.txt").write_text("blue\n")
+        assert request_build(asker, [], root) == 0
+        assert (root / "out/all.txt").read_text() == "RED\nBLUE\n"
     finally:
         if chef is not None:
             chef.stop()
         for bridge in bridges:
             bridge.stop()
         pod.stop()
+
+
+def _answers(asker: NatsBridge) -> bool:
+    """Whether a MajorDomo answers on the asker's server (an empty results
+    message, which it takes and ignores)."""
+    from computepods.errors import BusError
+    try:
+        return asker.request_sync(m.STEP_RESULTS, {"chef": "probe", "results": []},
+                                  timeout=RESEND_S * 10, attempts=1).get("ok") is True
+    except BusError:
+        return False
 
 
 def test_a_leaf_node_joins_a_hub_and_requests_cross_it(tmp_path, nats_hub):
@@ -331,3 +352,23 @@ def test_a_route_port_that_is_taken_fails_the_start_naming_it(tmp_path):
             assert not server.is_running()
         finally:
             server.close()
+
+
+def test_cpod_up_with_nats_routes_joins_the_cluster_and_takes_a_members_request(
+        tmp_path, nats_cluster, up, monkeypatch):
+    from computepods.bus.natscluster import ROUTE_PASSWORD_VAR, ROUTE_USER_VAR
+    login = nats_cluster.route_login
+    monkeypatch.setenv(ROUTE_USER_VAR, login.user)
+    monkeypatch.setenv(ROUTE_PASSWORD_VAR, login.password)
+    monkeypatch.delenv("CP_NATS_URL", raising=False)
+    root = write(tmp_path / "p", GATED)
+    pod = up(root, "--nats-routes", ",".join(nats_cluster.route_urls),
+             "--nats-cluster-port", "127.0.0.1:0")
+    wait_for(lambda: pod.builds_done() >= 1, timeout=60, what="the pod's first build")
+    assert (root / "out/all.txt").read_text() == "RED\nGREEN\n"
+    asker = NatsBridge(nats_cluster.urls[2], name="asker",
+                       credentials=nats_cluster.users.credentials(MAJORDOMO)).start()
+    try:           # the only MajorDomo is the pod's: the request crossed the routes
+        assert request_build(asker, [], root) == 0
+    finally:
+        asker.stop()
