@@ -37,7 +37,6 @@ class RemoteSteps:
         self.workspace = workspace
         self.fetch = fetch
         self.keep = keep
-        self.fetched_bytes = 0            # placed in trees (what materialise put there)
 
     def tree(self, job: StepJob) -> Path:
         return self.workspace.tree(job.origin)
@@ -49,7 +48,7 @@ class RemoteSteps:
         ``slot_for(tree)`` gives), keep its outputs; the result to report."""
         tree = self.tree(job)
         try:
-            done = self.workspace.materialise(tree, job.files, self.fetch, job.origin)
+            self.workspace.materialise(tree, job.files, self.fetch, job.origin)
         except TransferError as exc:
             log.warning("step %s from pod %s: %s", job.step.id, job.origin, exc)
             return failed_item(job.step.id, job.attempt,
@@ -57,7 +56,6 @@ class RemoteSteps:
         except (OSError, ComputePodsError, ValueError) as exc:
             return failed_item(job.step.id, job.attempt,
                                f"its files could not be put in the workspace: {exc}")
-        self.fetched_bytes += done.placed_bytes
         item = execute(tree, job, slot_for(tree), on_started=on_started, lapsed=lapsed)
         return self.kept(tree, item) if item.ok else item
 

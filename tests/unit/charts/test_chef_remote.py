@@ -266,3 +266,18 @@ def test_its_status_carries_tool_fingerprints_learnt_from_runs_and_typical_s(tmp
     status = wait_for(latest, what="a status with typical_s")
     assert status["fingerprints"]["tr"] == sha(b"tr") and "missing-tool" not in status["tools"]
     assert status["pod"] == "pod-c" and 0 < status["typical_s"] < 60
+
+
+def test_an_output_that_cannot_be_kept_fails_its_step(tmp_path, kitchen):
+    store = Store(tmp_path / "offered")
+    a = store.offer("podA", b"alpha\n")
+
+    def full(path):
+        raise OSError(28, "No space left on device")
+    store.keep = full
+    chef = kitchen(store=store)
+    run(kitchen, UP, "a", {"src/a.txt": a})
+    failed = kitchen.results.of("b1", "up:build/a.up")
+    assert not failed["ok"] and failed["reason"].startswith(
+        "its output build/a.up could not be kept in the pod's store: ")
+    assert "No space left" in failed["reason"] and chef.crashes == []
