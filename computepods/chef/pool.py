@@ -120,7 +120,7 @@ class WorkerPool:
                     self._done(job, failed_item(job.step.id, job.attempt, "cancelled"))
                 elif (why := self._lapsed(job)()) is not None:
                     self._done(job, failed_item(job.step.id, job.attempt, why))
-                elif is_simple(job.step) and not job.origin:
+                elif is_simple(job.step) and not job.origin and slot is not None:
                     launched = self._launch(index, slot, job)
                 else:
                     if landing is not None:
