@@ -137,7 +137,8 @@ def _base_env(root: str) -> dict[str, str]:
 
 def execute(root: Path, job: StepJob, slot: Slot,
             on_started: Callable[[int], None] | None = None,
-            lapsed: Callable[[], str | None] = lambda: None) -> StepResult:
+            lapsed: Callable[[], str | None] = lambda: None,
+            work: Path | None = None) -> StepResult:
     """Run a step in scratch space; commit its outputs only if it succeeded.
 
     Returns the result item of a steps.results message.  A step with one
@@ -145,18 +146,18 @@ def execute(root: Path, job: StepJob, slot: Slot,
     rename (:func:`launch`, then :func:`land`); others get a scratch dir (and
     view) of their own and a journaled commit, since a crash between two
     renames must be rolled forward.  A step from another pod (``origin``)
-    always takes the second way, in a view of only the files it lists.
+    always takes the second way, in the scratch dir ``work`` its caller made
+    with a view of only the files it lists
+    (:mod:`computepods.federation.remotesteps`).
     """
     if is_simple(job.step) and not job.origin:
         return land(root, launch(root, job, slot, on_started), slot, lapsed)
     step = job.step
     started = time.monotonic()
-    work = scratch.make_scratch(root, step.id)
+    work = work or scratch.make_scratch(root, step.id)
     through_out = writes_through_out(step.rule)
     if job.origin:
-        cwd_root = scratch.make_sparse_view(root, work, job.files,
-                                            (*step.outputs, *job.known_outputs),
-                                            copy_in=list(job.copy_in), cwd=step.cwd or "")
+        cwd_root = work / scratch.VIEW_DIR
         command = (step.command(out_path=lambda p: str(scratch.scratch_out_path(work, p)),
                                 scratch=str(work)) if through_out
                    else step.command(scratch=str(work)))

@@ -4,8 +4,9 @@ A run message whose ``origin`` is another pod carries, for each step, the
 sha256 of every file it reads (``RunStep.files``).  :class:`RemoteSteps`
 builds such a step in that origin's tree of the workspace: it puts the
 files there by hash (:meth:`Workspace.materialise`, through a ``fetch``
-such as the Puller's), runs the step as any other (in a view of only those
-files, :func:`computepods.chef.step.execute`), and keeps each output it
+such as the Puller's), takes a view of only those files
+(:func:`computepods.chef.scratch.make_sparse_view`), runs the step there
+as any other (:func:`computepods.chef.step.execute`), and keeps each output it
 committed in the pod's served content store (``keep(path) -> sha``), so the
 origin can pull it back by that hash.  A file that cannot be fetched fails
 the step, with the transfer's own words; the chef goes on.
@@ -14,10 +15,12 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
 from computepods.bus.chefwire import Output, StepResult
+from computepods.chef import scratch
 from computepods.chef.step import StepJob, execute, failed_item
 from computepods.errors import ComputePodsError, TransferError
 from computepods.federation.workspace import Fetch, Workspace
@@ -46,18 +49,31 @@ class RemoteSteps:
             lapsed: Callable[[], str | None] = lambda: None) -> StepResult:
         """Materialise ``job``'s files, run it in its origin's tree (in the slot
         ``slot_for(tree)`` gives), keep its outputs; the result to report."""
-        tree = self.tree(job)
+        tree, work = self.tree(job), None
         try:
             self.workspace.materialise(tree, job.files, self.fetch, job.origin)
+            work = scratch.make_scratch(tree, job.step.id)
+            with self.workspace.holding(tree):
+                # Checked again, and seen, with no other materialise between.
+                self.workspace.materialise(tree, job.files, self.fetch, job.origin)
+                scratch.make_sparse_view(tree, work, job.files,
+                                         (*job.step.outputs, *job.known_outputs),
+                                         copy_in=list(job.copy_in), cwd=job.step.cwd or "")
         except TransferError as exc:
             log.warning("step %s from pod %s: %s", job.step.id, job.origin, exc)
-            return failed_item(job.step.id, job.attempt,
-                               f"its files could not be fetched from pod {job.origin}: {exc}")
+            return self._failed(job, work, f"its files could not be fetched from pod "
+                                           f"{job.origin}: {exc}")
         except (OSError, ComputePodsError, ValueError) as exc:
-            return failed_item(job.step.id, job.attempt,
-                               f"its files could not be put in the workspace: {exc}")
-        item = execute(tree, job, slot_for(tree), on_started=on_started, lapsed=lapsed)
+            return self._failed(job, work, f"its files could not be put in the workspace: {exc}")
+        item = execute(tree, job, slot_for(tree), on_started=on_started, lapsed=lapsed,
+                       work=work)
         return self.kept(tree, item) if item.ok else item
+
+    @staticmethod
+    def _failed(job: StepJob, work: Path | None, reason: str) -> StepResult:
+        if work is not None:
+            shutil.rmtree(work, ignore_errors=True)
+        return failed_item(job.step.id, job.attempt, reason)
 
     def kept(self, tree: Path, item: StepResult) -> StepResult:
         """``item`` with each output kept in the served store, its sha256 the

@@ -14,7 +14,11 @@ there too.  The workspace also holds the pod's content store and its keys::
 A file in a tree that no step lists any more is left where it is: a tree is
 a cache, and a remote step never sees it, since each runs in a view holding
 only the files its run message lists (chef/scratch.py: make_sparse_view).
-So a stale file is never read as an undeclared input.
+So a stale file is never read as an undeclared input.  Two steps that list
+one path with different contents (an old build's step still starting while
+the next build's runs) each see their own: a view is taken under the tree's
+lock (:meth:`Workspace.holding`), right after its files were checked, and a
+hard link keeps the inode it was taken with.
 """
 from __future__ import annotations
 
@@ -96,7 +100,7 @@ class _TreeIndex:
     again before it is trusted."""
 
     def __init__(self) -> None:
-        self.lock = threading.Lock()
+        self.lock = threading.RLock()
         self.known: dict[str, tuple[str, int, int, int]] = {}
 
     def current(self, full: str, rel: str, sha: str) -> bool:
@@ -213,6 +217,13 @@ class Workspace:
                 index.note(full, rel, sha)
                 done.placed += 1
         return done
+
+    def holding(self, tree: Path) -> "threading.RLock":
+        """The lock of ``tree``'s files: while it is held no materialise
+        replaces one (a step takes its view under it, so the files it sees are
+        those it listed, even if a step of another build lists other
+        contents for one path)."""
+        return self._index(tree).lock
 
     def _index(self, tree: Path) -> _TreeIndex:
         with self._lock:

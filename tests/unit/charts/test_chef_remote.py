@@ -107,6 +107,7 @@ def kitchen(tmp_path):
         return chef
 
     start.bus, start.results, start.statuses = bus, results, statuses
+    start.workspaces = workspaces
     yield start
     for chef in chefs:
         chef.stop()
@@ -281,3 +282,30 @@ def test_an_output_that_cannot_be_kept_fails_its_step(tmp_path, kitchen):
     assert not failed["ok"] and failed["reason"].startswith(
         "its output build/a.up could not be kept in the pod's store: ")
     assert "No space left" in failed["reason"] and chef.crashes == []
+
+
+BOTH = Rule("both", ("src/a.txt", "src/b.txt"), ("out/both.txt",), "cat {in} > {out}")
+
+
+def test_a_file_replaced_by_another_builds_step_as_this_one_starts_is_seen_as_listed(
+        tmp_path, kitchen):
+    """An old build's step re-materialises src/a.txt with other content while
+    this step fetches src/b.txt: the step still sees the a.txt it listed."""
+    store = Store(tmp_path / "offered")
+    a, b = store.offer("podA", b"listed a\n"), store.offer("podA", b"b\n")
+    other = store.offer("podA", b"another build's a\n")
+    fetch = store.fetch
+
+    def intruding(pod, digest):
+        if digest == b and not intruded:
+            intruded.append(True)
+            space = kitchen.workspaces[0]
+            space.materialise(space.tree("podA"), {"src/a.txt": other}, fetch, "podA")
+        return fetch(pod, digest)
+    intruded: list[bool] = []
+    store.fetch = intruding
+    kitchen(store=store)
+    run(kitchen, BOTH, "", {"src/a.txt": a, "src/b.txt": b})
+    result = kitchen.results.of("b1", "both:out/both.txt")
+    assert intruded and result["ok"], result
+    assert result["outputs"]["out/both.txt"]["sha256"] == sha(b"listed a\nb\n")
