@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import queue
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -43,6 +44,7 @@ class Store:
         self.offered: dict[tuple[str, str], Path] = {}
         self.asked: list[tuple[str, str]] = []
         self.kept: dict[str, bytes] = {}
+        self.own: dict[str, Path] = {}       # sha -> a file the chef kept
         for pod, data in (offered or {}).items():
             self.offer(pod, data)
 
@@ -53,6 +55,8 @@ class Store:
         return sha(data)
 
     def fetch(self, pod: str, digest: str) -> Path:
+        if digest in self.own:              # the chef pod's own store: nothing to pull
+            return self.own[digest]
         self.asked.append((pod, digest))
         try:
             return self.offered[(pod, digest)]
@@ -62,6 +66,7 @@ class Store:
     def keep(self, path: Path) -> str:
         data = path.read_bytes()
         self.kept[str(path)] = data
+        self.own[sha(data)] = path
         return sha(data)
 
 
@@ -309,3 +314,31 @@ def test_a_file_replaced_by_another_builds_step_as_this_one_starts_is_seen_as_li
     result = kitchen.results.of("b1", "both:out/both.txt")
     assert intruded and result["ok"], result
     assert result["outputs"]["out/both.txt"]["sha256"] == sha(b"listed a\nb\n")
+
+
+@pytest.mark.skipif(shutil.which("cc") is None, reason="needs cc")
+def test_examples_c_builds_remotely_and_the_link_fetches_nothing_it_made(tmp_path, kitchen):
+    """examples/c on a chef pod: its two compiles from the sources by hash,
+    then the link from the objects it kept (its own store: 0 pulled)."""
+    from computepods.project.load import load_project
+    example = Path(__file__).parents[3] / "examples/c"
+    rules = {r.name: r for r in load_project(example).rules}
+    store = Store(tmp_path / "offered")
+    sources = {p: store.offer("podA", (example / p).read_bytes())
+               for p in ("src/main.c", "src/util.c", "src/util.h")}
+    kitchen(store=store)
+    objects = {}
+    for stem in ("src/main", "src/util"):
+        files = {f"{stem}.c": sources[f"{stem}.c"], "src/util.h": sources["src/util.h"]}
+        run(kitchen, rules["c.compile"], stem, files)
+        result = kitchen.results.of("b1", f"c.compile:{stem}.o")
+        assert result["ok"], result
+        assert result["discovered"] == ["src/util.h"]
+        objects[f"{stem}.o"] = result["outputs"][f"{stem}.o"]["sha256"]
+    pulled = list(store.asked)
+    run(kitchen, rules["link"], "", objects)
+    linked = kitchen.results.of("b1", "link:bin/hello")
+    assert linked["ok"], linked
+    assert store.asked == pulled                       # the objects came from its own store
+    [program] = (tmp_path / "ws-c/trees").glob("podA-*/bin/hello")
+    assert subprocess.run([program], capture_output=True, timeout=30).returncode == 0
