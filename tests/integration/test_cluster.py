@@ -24,7 +24,9 @@ from computepods.pod.pod import Pod, PodOptions
 from busclients import forged_run, login
 from cpodrun import write
 from helpers import wait_for
-from uppod import up  # noqa: F401  (the fixture)
+import uppod
+
+up = uppod.up           # the fixture: `cpod up` processes, stopped after the test
 
 DELIVERY_S = 10.0        # seconds a message gets to cross the cluster
 RESEND_S = 0.05          # between publishes while interest crosses the routes
