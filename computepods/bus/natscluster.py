@@ -164,6 +164,12 @@ class NatsJoin:
             return Listen(listen.host, pick(listen.host))
         return replace(self, cluster=fixed(self.cluster), leaf_listen=fixed(self.leaf_listen))
 
+    def listens(self) -> list[tuple[str, str, int]]:
+        """(what, host to dial on this machine, port) of each port it takes connections on."""
+        return [(what, dial_host(listen.host), listen.port)
+                for what, listen in (("routes port", self.cluster), ("leaves port", self.leaf_listen))
+                if listen is not None]
+
     def route_url(self, host: str | None = None) -> str:
         """Where the other members route to this one (no login in it)."""
         if self.cluster is None:

@@ -40,12 +40,14 @@ import sysconfig
 import tempfile
 import time
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 from computepods.bus.auth import BusUsers, server_config
-from computepods.bus.natscluster import NatsJoin, dial_host
 from computepods.errors import NatsServerError
 from computepods.paths import atomic_write
+
+if TYPE_CHECKING:       # imported once a server joins others: not on every cpod build's path
+    from computepods.bus.natscluster import NatsJoin
 
 log = logging.getLogger(__name__)
 
@@ -267,7 +269,7 @@ class NatsServer:
             # it first: ours will fail to bind and exit, which poll() sees.
             # A route or leaf port answers with the same INFO; the server
             # binds it after the client port, and dies if it cannot.
-            if all(self._is_ours(self._probe(*where)) for where in self._listens()):
+            if all(self._is_ours(self._probe(host, port)) for _, host, port in self._listens()):
                 self.ready_after_s = time.monotonic() - self._started_at
                 log.debug("nats-server %s ready on %s after %.1f ms",
                           self.name, self.url, self.ready_after_s * 1e3)
@@ -279,20 +281,15 @@ class NatsServer:
             time.sleep(POLL_INTERVAL_S)
 
     def info(self) -> dict | None:
-        """The INFO a client gets now (``connect_urls``: the cluster's other
-        members, when they advertise), or None if the server does not answer."""
+        """The INFO a client gets now (``connect_urls``: the members that advertise), or None."""
         return self._probe() if self.port is not None else None
 
-    def _listens(self) -> list[tuple[str, int]]:
+    def _listens(self) -> list[tuple[str, str, int]]:
         """Where the server takes connections: clients, then routes and leaves."""
-        joined = [self.join.cluster, self.join.leaf_listen] if self.join else []
-        return [(self.host, self.port)] + [(dial_host(j.host), j.port) for j in joined if j]
+        return [("port", self.host, self.port)] + (self.join.listens() if self.join else [])
 
     def _ports(self) -> str:
-        joined = ([("routes", self.join.cluster), ("leaves", self.join.leaf_listen)]
-                  if self.join else [])
-        return ", ".join([f"port {self.port}"] + [f"{what} port {j.port}"
-                                                   for what, j in joined if j])
+        return ", ".join(f"{what} {port}" for what, _, port in self._listens())
 
     def _is_ours(self, info: dict | None) -> bool:
         return info is not None and info.get("server_name") == self.name

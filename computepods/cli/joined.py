@@ -4,10 +4,13 @@
 taking routes on ``--nats-cluster-port``) and ``--nats-leaf URL,…`` (join a
 hub as a leaf node), instead of ``--nats URL`` (connect to a server that
 exists).  ``cpod nats-config DIR`` writes the routes' and leaves' logins
-beside the roles' when asked (``--cluster-port``, ``--routes``: ``DIR/route.env``;
-``--leaf-port``: ``DIR/leaf.env``), with the blocks of a server the user runs.  Only the standard library at import: every cpod start builds
-the parser, a cold no-op too (docs/architecture.md §10), so the cluster
-module is imported once an option asks for it.
+beside the roles' when asked (``--cluster-port``, ``--routes``:
+``DIR/route.env``; ``--leaf-port``: ``DIR/leaf.env``), with the blocks of a
+server the user runs.
+
+Only the standard library at import: every cpod start builds the parser,
+a cold no-op too (docs/architecture.md §10), so the cluster module is
+imported once an option asks for it.
 """
 from __future__ import annotations
 

@@ -23,13 +23,12 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, TextIO
+from typing import TYPE_CHECKING, Callable, TextIO
 
 from computepods.pod import handoff
 from computepods.bus import messages as m
 from computepods.bus import payloads
 from computepods.bus.auth import API
-from computepods.bus.natscluster import NatsJoin
 from computepods.bus.client import request_build
 from computepods.pod.control import ControlServer
 from computepods.errors import ComputePodsError, UsageError
@@ -37,6 +36,9 @@ from computepods.paths import POD_FILE, atomic_write
 from computepods.state.lock import ProjectLock
 from computepods.pod.pod import Pod, PodOptions, default_slots
 from computepods.cli.progress import Progress
+
+if TYPE_CHECKING:
+    from computepods.bus.natscluster import NatsJoin
 
 log = logging.getLogger("computepods.pod.daemon")
 

@@ -23,7 +23,6 @@ from computepods.bus import messages as m
 from computepods.bus import chefwire
 from computepods.bus.auth import CHEF, MAJORDOMO, BusUsers, Credentials, insecure_env
 from computepods.bus.bridge import NatsBridge
-from computepods.bus.natscluster import NatsJoin
 from computepods.bus.natsd import NatsServer
 from computepods.charts.base import Chart, Fabric, stop_all
 from computepods.charts.majordomo import MajorDomo
@@ -40,6 +39,7 @@ from computepods.chef.scratch import scratch_name
 from computepods.paths import prepare_state_dir
 
 if TYPE_CHECKING:
+    from computepods.bus.natscluster import NatsJoin
     from computepods.charts.chef import Chef
 
 log = logging.getLogger("computepods.pod.pod")

@@ -107,3 +107,10 @@ def test_logins_come_from_the_environment_and_never_show_in_a_repr():
     assert Login.from_env(LEAF_USER_VAR, LEAF_PASSWORD_VAR, env) is None
     assert login.env(ROUTE_USER_VAR, ROUTE_PASSWORD_VAR) == env
     assert Login.generate("leaf").password != Login.generate("leaf").password
+
+
+def test_the_ports_a_server_listens_on_are_dialled_on_this_machine():
+    join = NatsJoin(routes=("a:1",), cluster=Listen("0.0.0.0", 6222), route_login=ROUTE,
+                    leaf_listen=Listen("::1", 7422), leaf_login=LEAF)
+    assert join.listens() == [("routes port", "127.0.0.1", 6222), ("leaves port", "::1", 7422)]
+    assert NatsJoin(leaf_remotes=("hub:1",), leaf_login=LEAF).listens() == []
