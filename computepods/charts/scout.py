@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+from typing import Callable
 
 from miros import return_status, spy_on
 
@@ -141,7 +142,8 @@ class Scout(Chart):
 
     def __init__(self, bridge: Bus, parent: Postable, probe: Probe, *,
                  search: Search | None = None, own: str = "",
-                 refusal=lambda hello: None, clock: Clock | None = None,
+                 refusal: Callable[[PodHello], str | None] = lambda hello: None,
+                 clock: Clock | None = None,
                  probe_timeout_s: float = PROBE_TIMEOUT_S, **kw):
         name = f"scout:{search.search}" if search else "scout"
         super().__init__(kw.pop("name", name), **kw)
