@@ -6,9 +6,10 @@
     │                    PODS_DISCOVER: answer with our hello (if it fits the want)
     │                    SEARCH: start the scout of that search, or re-aim it
     │                    SCOUT_FOUND, SCOUT_NOT_FOUND: hand the answer to on_search
+    │                    (the pods found go to the Roster first)
     │                    SCOUT_STOP: stop the scout of that search
-    ├── herald_alone     no other pod is live; PODS_HELLO -> herald_federated
-    │                    when it was a pod's valid hello; TICK: say our hello
+    ├── herald_alone     no other pod is live; PODS_HELLO or SCOUT_FOUND ->
+    │                    herald_federated when it made a pod live; TICK: say our hello
     └── herald_federated other pods are live; PODS_HELLO: keep it; TICK: say our
                          hello, let go of silent pods -> herald_alone when none is left
 
@@ -82,6 +83,9 @@ def herald_alone(herald: "Herald", e):
     if sig == m.TICK:
         herald.announce()
         return return_status.HANDLED
+    if sig == m.SCOUT_FOUND:
+        herald.searched(e.payload)
+        return herald.trans(herald_federated) if herald.pods_live() else return_status.HANDLED
     herald.temp.fun = herald_on
     return return_status.SUPER
 
@@ -145,7 +149,7 @@ class Herald(Chart):
 
     # -- guards ----------------------------------------------------------------
     def pods_live(self) -> bool:
-        return bool(self.roster.pods())
+        return self.roster.live_count() > 0
 
     # -- what the states call --------------------------------------------------
     def announce(self) -> None:
@@ -167,6 +171,10 @@ class Herald(Chart):
         except MalformedMessage as exc:
             self._warn_once(exc.problem)
             return
+        self.keep(hello)
+
+    def keep(self, hello: PodHello) -> None:
+        """Give a valid hello to the Roster; say so when its pod is new."""
         if hello.pod == self.pod:
             return
         new = not self.roster.is_live(hello.pod)
@@ -191,6 +199,8 @@ class Herald(Chart):
             **self._trace).start()
 
     def searched(self, answer: ScoutFound | ScoutNotFound) -> None:
+        for hello in getattr(answer, "pods", ()):   # found and probed: known at once
+            self.keep(hello)
         self.on_search(answer)
 
     def stop_scout(self, search: str) -> None:

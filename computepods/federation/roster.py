@@ -85,6 +85,10 @@ class Roster:
             self._live[hello.pod] = _Heard(hello, now)
         return True
 
+    def live_count(self) -> int:
+        with self._lock:
+            return len(self._live)
+
     def is_live(self, pod: str) -> bool:
         with self._lock:
             return pod in self._live

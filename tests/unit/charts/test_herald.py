@@ -144,3 +144,20 @@ def test_it_starts_re_aims_and_stops_the_scouts_of_its_searches(pod):
                  what="the scout to stop")
     finally:
         other.stop()
+
+
+def test_the_pods_a_scout_found_are_known_at_once(pod):
+    clock, bus, herald, changes, hellos, searches = pod
+
+    class Quiet:                         # answers discover; its hellos have not come yet
+        def post(self, signal, msg):
+            bus.respond(msg, hello_of("quiet").to_dict())
+    bus.route(m.PODS_DISCOVER, Quiet())
+    herald.post(m.SEARCH, Search("quiet", Want(pod="quiet")))
+    wait_for(lambda: "quiet" in herald.scouts and herald.scouts["quiet"].gather_token,
+             what="the scout to ask")
+    clock.advance(1.0)
+    assert isinstance(searches.get(timeout=TIMEOUT_S), ScoutFound)
+    assert changes.get(timeout=TIMEOUT_S)[0] == "quiet"
+    assert herald.roster.endpoint("quiet").port == 2222
+    wait_for(lambda: herald.state_name == "herald_federated", what="the herald to federate")
