@@ -12,9 +12,10 @@ answered (if it has a reply subject), reported on ``<ns>.errors``, logged,
 and dropped; no chart sees it.  Outbound, :meth:`publish` sends and
 forgets; :meth:`request` posts ``REPLY`` (or ``REQUEST_FAILED`` after its
 retries) to the asking chart; :meth:`gather` posts one ``GATHERED`` with
-every answer heard within its window (:mod:`computepods.bus.gather`).  Core NATS delivers at most once, so an
-unanswered request is sent again, the same payload: handlers are idempotent
-(keyed by step id and attempt), and a NATS restart loses no work.
+every answer heard within its window (:mod:`computepods.bus.gather`).  Core
+NATS delivers at most once, so an unanswered request is sent again, the same
+payload: handlers are idempotent (keyed by step id and attempt), and a NATS
+restart loses no work.
 
 Nobody joins the bus without a password (docs/architecture.md §2,
 :mod:`computepods.bus.auth`): the bridge logs in with its
