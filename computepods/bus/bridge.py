@@ -55,6 +55,12 @@ STOP_TIMEOUT_S = 5.0           # seconds stop() waits for the loop to close
 _warned_insecure: set[str] = set()   # URLs already warned about, once per process
 
 
+def servers_of(url: str) -> list[str]:
+    """The servers of a `--nats` value: one URL, or several separated by commas
+    (members of one cluster, tried in turn)."""
+    return [u.strip() for u in url.split(",") if u.strip()]
+
+
 @dataclass
 class _Subscription:
     subject: str
@@ -141,7 +147,7 @@ class NatsBridge:
     async def _connect(self, timeout: float) -> None:
         try:
             self._nc = await nats.connect(
-                servers=[self.url], name=self.name, connect_timeout=timeout,
+                servers=servers_of(self.url), name=self.name, connect_timeout=timeout,
                 allow_reconnect=True, max_reconnect_attempts=-1,
                 reconnect_time_wait=RECONNECT_WAIT_S,
                 error_cb=self._on_error, disconnected_cb=self._on_disconnect,

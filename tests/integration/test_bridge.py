@@ -237,3 +237,15 @@ def test_a_malformed_message_two_charts_listen_for_is_reported_and_logged_once(b
     assert one.got.empty() and two.got.empty()
     one.stop()
     two.stop()
+
+
+def test_a_nats_value_may_list_several_servers_and_a_dead_one_is_passed_over(nats_url):
+    dead = "nats://127.0.0.1:1"            # nothing listens on port 1
+    bridge = NatsBridge(f"{dead}, {nats_url}", name="several").start()
+    try:
+        heard: queue.Queue = queue.Queue()
+        bridge.listen(m.BUS_ERROR, heard)
+        bridge.publish(m.BUS_ERROR, {"subject": "x", "problem": "ping"})
+        assert heard.get(timeout=10).data["problem"] == "ping"
+    finally:
+        bridge.stop()
