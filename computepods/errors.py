@@ -183,3 +183,12 @@ class RequestRefused(ComputePodsError):
 
 class ChartQueueFull(ComputePodsError):
     """An event could not be queued in time: the chart is not keeping up."""
+
+
+# --- cachefile (federation) ---
+
+class CacheFileBusy(ComputePodsError):
+    """The discovery cache's lock stayed held past the wait: names the file,
+    the holder's pid, and what to do."""
+
+# --- end cachefile ---
