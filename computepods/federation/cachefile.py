@@ -15,11 +15,10 @@ so every access is safe against the others and against being killed:
   plain code in :meth:`CacheFile.acquire`).  A read-modify-write
   (:meth:`CacheFile.update`) holds the lock from its read to its rename, so
   no update is lost.  The kernel drops an flock with the last descriptor of
-  its holder, so a SIGKILLed writer never leaves the cache locked; the temp
-  file it leaves is removed by the next writer.  The side file is never
-  deleted (a new inode would be a second lock).  This replaces the seeds'
-  chmod "lock", a check-then-act race that root ignores and a kill leaves
-  set.
+  its holder, so a SIGKILLed writer never leaves the cache locked; the next
+  writer removes its temp file.  The side file is never deleted (a new
+  inode would be a second lock).  The seeds' chmod "lock" was a
+  check-then-act race that root ignores and a kill leaves set.
 
 The file holds ``{"v": 1, "entries": {key: {"until": t, "value": ...}}}``;
 ``until`` is wall-clock seconds (processes compare it across restarts).
@@ -30,6 +29,7 @@ once, named, and read as empty; the next write replaces it.
 """
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import json
@@ -52,8 +52,7 @@ log = logging.getLogger("computepods.cachefile")
 CACHE_DIR_NAME = "computepods"       # under $XDG_CACHE_HOME (default ~/.cache)
 FORMAT_VERSION = 1
 POD_EXPIRY_S = 60.0                  # seconds a remembered pod stays known
-MAX_EXPIRY_S = 24 * 3600.0           # seconds: an entry meant to live longer is
-                                     # from a clock set back, and dropped
+MAX_EXPIRY_S = 24 * 3600.0           # seconds: an entry due to live longer is from a clock set back
 MAX_FILE_BYTES = 16 * 1024 * 1024    # a cache file larger than this is refused
 DIR_MODE = 0o700
 FILE_MODE = 0o600
@@ -182,11 +181,9 @@ class CacheFile:
         except BaseException:
             os.close(fd)
             raise
-        try:                             # who holds it, for a message; the flock is the lock
+        with contextlib.suppress(OSError):   # who holds it, for a message; the flock is the lock
             os.ftruncate(fd, 0)
             os.pwrite(fd, str(os.getpid()).encode(), 0)
-        except OSError:
-            pass
         return CacheLock(self.path, fd)
 
     def acquire(self, timeout_s: float = LOCK_WAIT_S) -> CacheLock:
@@ -254,8 +251,7 @@ class CacheFile:
         except FileNotFoundError:
             return None
         except OSError as exc:
-            what = "is a symbolic link" if exc.errno == errno.ELOOP else \
-                f"cannot be read ({exc.strerror})"
+            what = "is a symbolic link" if exc.errno == errno.ELOOP else f"cannot be read ({exc})"
             self._report(("open", exc.errno), f"{what}; remove it")
             return {}
         with os.fdopen(fd, "rb") as f:
@@ -351,10 +347,8 @@ def _write_all(fd: int, data: bytes) -> None:
 
 
 def _unlink(path: Path) -> None:
-    try:
+    with contextlib.suppress(FileNotFoundError):
         os.unlink(path)
-    except FileNotFoundError:
-        pass
 
 
 def _holder(fd: int) -> int | None:
@@ -366,10 +360,6 @@ def _holder(fd: int) -> int | None:
 
 
 # -- the discovery cache: pods by id -------------------------------------------------
-
-def _hello_dict(hello: Any) -> dict:
-    return dict(hello.to_dict() if hasattr(hello, "to_dict") else hello)
-
 
 def _valid_hello(value: Any, where: str) -> bool:
     try:
@@ -396,7 +386,7 @@ def remember_pods(ns: str, hellos: Iterable[Any], now: float | None = None, *,
     ``ns`` by pod id, each known for ``expiry_s`` from ``now``."""
     cache = cache or CacheFile(discovery_path(ns))
     fresh = {}
-    for hello in map(_hello_dict, hellos):
+    for hello in (dict(h.to_dict() if hasattr(h, "to_dict") else h) for h in hellos):
         if not _valid_hello(hello, str(cache.path)):
             raise ValueError(f"remember_pods: not a pod hello: {hello!r:.200}")
         fresh[hello["pod"]] = hello
