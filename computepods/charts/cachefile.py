@@ -40,8 +40,9 @@ from miros import return_status, spy_on
 from computepods.bus import messages as m
 from computepods.charts.base import STOP_TIMEOUT_S, Chart
 from computepods.clock import Alarm, Clock, SystemClock
-from computepods.federation.cachefile import (LOCK_WAIT_S, POD_EXPIRY_S, Backoff, CacheFile,
-                                              CacheLock, discovery_path)
+from computepods.federation.backoff import Backoff
+from computepods.federation.cachefile import (LOCK_WAIT_S, POD_EXPIRY_S, CacheFile, CacheLock,
+                                              discovery_path)
 
 log = logging.getLogger("computepods.cachefile")
 
@@ -170,6 +171,9 @@ class CacheFileChart(Chart):
             self._retry.close()
         super().stop(timeout)
         self.let_go()
+        if self._asked:
+            log.warning("cache %s: %d requests not served: the chart stopped first",
+                        self.cache.path, len(self._asked))
 
     # -- guards -----------------------------------------------------------------
     def nothing_asked(self) -> bool:

@@ -20,11 +20,10 @@ so every access is safe against the others and against being killed:
   inode would be a second lock).  The seeds' chmod "lock" was a
   check-then-act race that root ignores and a kill leaves set.
 
-The file holds ``{"v": 1, "entries": {key: {"until": t, "value": ...}}}``;
-``until`` is wall-clock seconds (processes compare it across restarts).
-Expired entries are dropped on every read and write.  A file that is not
-such JSON, or that others could have written (not the user's own, or
-writable by group or others: it holds the host keys of pods), is reported
+The file is ``{"v": 1, "entries": {key: {"until": t, "value": ...}}}``,
+``until`` in wall-clock seconds; what expired is dropped on every access.
+A file that is not such JSON, or that others could have written (not the
+user's, or group/other-writable: it holds pods' host keys), is reported
 once, named, and read as empty; the next write replaces it.
 """
 from __future__ import annotations
@@ -44,6 +43,7 @@ from typing import Any, Callable, Iterable, Mapping
 
 from computepods.bus import messages as m
 from computepods.clock import Clock, SystemClock
+from computepods.federation.backoff import Backoff
 from computepods.errors import CacheFileBusy, MalformedMessage
 from computepods.paths import writing
 
@@ -56,10 +56,8 @@ MAX_EXPIRY_S = 24 * 3600.0           # seconds: an entry due to live longer is f
 MAX_FILE_BYTES = 16 * 1024 * 1024    # a cache file larger than this is refused
 DIR_MODE = 0o700
 FILE_MODE = 0o600
-RETRY_MIN_S = 0.001                  # seconds: the shortest wait before a blocked try again
-RETRY_FIRST_S = 0.05                 # seconds: the longest wait after the first blocked try
-RETRY_MAX_S = 5.0                    # seconds: the longest wait, however often blocked
 LOCK_WAIT_S = 30.0                   # seconds acquire() waits for the lock before giving up
+REMEMBER_WAIT_S = 5.0                # seconds remember_pods() waits: it is only a cache
 
 _NAMESPACE = re.compile(r"[A-Za-z0-9_-]+")
 
@@ -111,25 +109,6 @@ class CacheLock:
 
     def __exit__(self, *exc) -> None:
         self.release()
-
-
-class Backoff:
-    """Waits before a blocked access is tried again: random, between
-    ``RETRY_MIN_S`` and a ceiling that doubles with each blocked try, from
-    ``RETRY_FIRST_S`` up to ``RETRY_MAX_S`` (random, so that processes
-    blocked together do not come back together)."""
-
-    def __init__(self, rng: random.Random | None = None):
-        self._rng = rng or random.Random()
-        self.ceiling_s = RETRY_FIRST_S
-
-    def next(self) -> float:
-        delay = self._rng.uniform(RETRY_MIN_S, self.ceiling_s)
-        self.ceiling_s = min(self.ceiling_s * 2, RETRY_MAX_S)
-        return delay
-
-    def reset(self) -> None:
-        self.ceiling_s = RETRY_FIRST_S
 
 
 @dataclass(frozen=True)
@@ -210,16 +189,17 @@ class CacheFile:
 
     def update(self, fn: Callable[[dict[str, Any]], Mapping[str, Any]], *,
                now: float | None = None, expiry_s: float = POD_EXPIRY_S,
-               lock: CacheLock | None = None, replace: bool = False) -> dict[str, Any]:
+               lock: CacheLock | None = None, replace: bool = False,
+               wait_s: float = LOCK_WAIT_S) -> dict[str, Any]:
         """Read, change, write, all under the lock: ``fn`` gets the unexpired
         values and returns the entries to set (each expiring ``expiry_s``
         from now; a value None removes its key); the others keep their
-        expiry.  ``lock``: one already held (else it is taken and let go).
-        Returns the values now in the cache."""
+        expiry.  ``lock``: one already held (else it is taken, waiting up to
+        ``wait_s``, and let go).  Returns the values now in the cache."""
         if lock is not None and not lock.held:
             raise ValueError(f"cache {self.path}: update() with a lock already released")
         own = lock is None
-        held = self.acquire() if own else lock
+        held = self.acquire(wait_s) if own else lock
         try:
             now = self._now(now)
             entries = {} if replace else (self._load(now) or {})
@@ -352,11 +332,10 @@ def _unlink(path: Path) -> None:
 
 
 def _holder(fd: int) -> int | None:
-    try:
-        text = os.pread(fd, 32, 0).decode().strip()
-    except (OSError, UnicodeDecodeError):
-        return None
-    return int(text) if text.isdigit() else None
+    with contextlib.suppress(OSError):
+        text = os.pread(fd, 32, 0).decode(errors="replace").strip()
+        return int(text) if text.isdecimal() else None
+    return None
 
 
 # -- the discovery cache: pods by id -------------------------------------------------
@@ -375,21 +354,26 @@ def known_pods(ns: str, now: float | None = None, *,
     (an entry that is not a well-formed hello is left out)."""
     cache = cache or CacheFile(discovery_path(ns))
     values = cache.read(now) or {}
-    where = str(cache.path)
     return [v for _, v in sorted(values.items())
-            if isinstance(v, dict) and _valid_hello(v, where)]
+            if isinstance(v, dict) and _valid_hello(v, str(cache.path))]
 
 
 def remember_pods(ns: str, hellos: Iterable[Any], now: float | None = None, *,
-                  expiry_s: float = POD_EXPIRY_S, cache: CacheFile | None = None) -> None:
+                  expiry_s: float = POD_EXPIRY_S, cache: CacheFile | None = None,
+                  wait_s: float = REMEMBER_WAIT_S) -> bool:
     """Merge ``hellos`` (PodHello objects or their dicts) into the cache of
-    ``ns`` by pod id, each known for ``expiry_s`` from ``now``."""
+    ``ns`` by pod id, each known for ``expiry_s`` from ``now``.  A cache
+    that cannot be written (locked past ``wait_s``, a full disk) costs the
+    next command a discovery round, never a build: it is logged, and False."""
     cache = cache or CacheFile(discovery_path(ns))
     fresh = {}
     for hello in (dict(h.to_dict() if hasattr(h, "to_dict") else h) for h in hellos):
         if not _valid_hello(hello, str(cache.path)):
             raise ValueError(f"remember_pods: not a pod hello: {hello!r:.200}")
         fresh[hello["pod"]] = hello
-    if not fresh:
-        return
-    cache.update(lambda _: fresh, now=now, expiry_s=expiry_s)
+    try:
+        cache.update(lambda _: fresh, now=now, expiry_s=expiry_s, wait_s=wait_s)
+    except (CacheFileBusy, OSError) as exc:
+        log.warning("pods not remembered: %s", exc)
+        return False
+    return True

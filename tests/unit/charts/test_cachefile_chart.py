@@ -13,7 +13,7 @@ from computepods.bus import messages as m
 from computepods.charts.base import Chart, Fabric
 from computepods.charts.cachefile import CacheAnswer, CacheFileChart, ReadCache, WriteCache
 from computepods.clock import SimClock
-from computepods.federation import cachefile as cf
+from computepods.federation import backoff as retry
 from computepods.federation.cachefile import CacheFile, CacheLock
 from helpers import wait_for
 
@@ -92,13 +92,13 @@ def test_a_blocked_write_waits_on_the_clock_with_growing_delays(tmp_path, charts
         clock.advance(chart.delays[-1])
     wait_for(lambda: len(chart.delays) == 9, what="blocked try 9")
     assert asker.heard.empty()                         # no answer while it is blocked
-    ceilings = [min(cf.RETRY_FIRST_S * 2 ** i, cf.RETRY_MAX_S) for i in range(9)]
-    assert all(cf.RETRY_MIN_S <= d <= c for d, c in zip(chart.delays, ceilings))
+    ceilings = [min(retry.RETRY_FIRST_S * 2 ** i, retry.RETRY_MAX_S) for i in range(9)]
+    assert all(retry.RETRY_MIN_S <= d <= c for d, c in zip(chart.delays, ceilings))
     assert ceilings[-2:] == [5.0, 5.0]
     holder.release()
     clock.advance(chart.delays[-1])
     assert asker.next() == (m.CACHE_WRITTEN, CacheAnswer({"a": 1}))
-    assert chart.backoff.ceiling_s == cf.RETRY_FIRST_S        # the next block starts short
+    assert chart.backoff.ceiling_s == retry.RETRY_FIRST_S        # the next block starts short
 
 
 def test_a_read_is_not_kept_waiting_by_a_writer_elsewhere(tmp_path, charts):
@@ -189,3 +189,15 @@ def test_for_discovery_uses_the_namespaces_file(tmp_path, monkeypatch):
     chart = CacheFileChart.for_discovery("mine")
     assert chart.cache.path == tmp_path / "computepods" / "pods-mine.json"
     assert chart.name == "cachefile:mine"
+
+
+def test_on_the_system_clock_a_blocked_write_goes_through_once_the_lock_is_free(tmp_path,
+                                                                                charts):
+    asker = charts(Asker())
+    chart = charts(CacheFileChart(tmp_path / "pods.json", rng=random.Random(4)))
+    holder = CacheFile(tmp_path / "pods.json").try_acquire()
+    chart.post(m.CACHE_FILE_WRITE, WriteCache({"a": 1}, asker))
+    wait_for(lambda: chart.delays, what="a blocked try")
+    holder.release()
+    assert asker.next() == (m.CACHE_WRITTEN, CacheAnswer({"a": 1}))
+    assert CacheFile(tmp_path / "pods.json").read() == {"a": 1}

@@ -12,8 +12,9 @@ import pytest
 from computepods.clock import SimClock
 from computepods.errors import CacheFileBusy
 from computepods.federation import cachefile as cf
-from computepods.federation.cachefile import (Backoff, Blocked, CacheFile, CacheLock,
-                                              discovery_path, known_pods, remember_pods)
+from computepods.federation.backoff import RETRY_FIRST_S, RETRY_MAX_S
+from computepods.federation.cachefile import (Blocked, CacheFile, CacheLock, discovery_path,
+                                              known_pods, remember_pods)
 
 
 def hello(pod: str, **more) -> dict:
@@ -124,21 +125,10 @@ def test_acquire_waits_with_growing_random_delays_then_says_who_holds_it(tmp_pat
             waiting.acquire(timeout_s=20)
         assert f"locked by process {os.getpid()} after 20 s" in str(err.value)
         assert str(waiting.lock_path) in str(err.value)
-    assert 0.001 <= waits[0] <= cf.RETRY_FIRST_S
-    assert max(waits) <= cf.RETRY_MAX_S and sum(waits) == pytest.approx(20)
+    assert 0.001 <= waits[0] <= RETRY_FIRST_S
+    assert max(waits) <= RETRY_MAX_S and sum(waits) == pytest.approx(20)
     with waiting.acquire(timeout_s=0):                # free now: taken at once
         pass
-
-
-def test_the_backoff_ceiling_doubles_up_to_five_seconds_and_resets():
-    backoff = Backoff(random.Random(3))
-    ceilings = []
-    for _ in range(10):
-        ceilings.append(backoff.ceiling_s)
-        assert cf.RETRY_MIN_S <= backoff.next() <= ceilings[-1]
-    assert ceilings[:3] == [0.05, 0.1, 0.2] and ceilings[-1] == cf.RETRY_MAX_S == 5.0
-    backoff.reset()
-    assert backoff.ceiling_s == cf.RETRY_FIRST_S
 
 
 def test_an_update_with_a_released_lock_is_refused(tmp_path):
@@ -195,3 +185,14 @@ def test_known_pods_reads_the_namespaces_own_file(tmp_path, monkeypatch):
     assert [p["pod"] for p in known_pods("one")] == ["p1"]
     assert known_pods("two") == []
     assert (tmp_path / "computepods" / "pods-one.json").exists()
+
+
+def test_pods_not_remembered_for_a_held_lock_cost_a_warning_not_a_failure(tmp_path, caplog):
+    clock = SimClock()
+    cache = CacheFile(tmp_path / "pods-cp.json", clock=clock, sleep=clock.advance)
+    with CacheFile(cache.path).try_acquire(), \
+            caplog.at_level(logging.WARNING, "computepods.cachefile"):
+        assert remember_pods("cp", [hello("a")], cache=cache, wait_s=5) is False
+    assert "pods not remembered" in caplog.text and "still locked" in caplog.text
+    assert remember_pods("cp", [hello("a")], cache=cache) is True
+    assert [p["pod"] for p in known_pods("cp", cache=cache)] == ["a"]
