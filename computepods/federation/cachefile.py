@@ -41,15 +41,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
-from computepods.bus import messages as m
 from computepods.clock import Clock, SystemClock
-from computepods.federation.backoff import Backoff
 from computepods.errors import CacheFileBusy, MalformedMessage
+from computepods.federation.backoff import Backoff
+from computepods.federation.hello import PodHello
+from computepods.federation.workspace import cache_dir
 from computepods.paths import writing
 
 log = logging.getLogger("computepods.cachefile")
 
-CACHE_DIR_NAME = "computepods"       # under $XDG_CACHE_HOME (default ~/.cache)
 FORMAT_VERSION = 1
 POD_EXPIRY_S = 60.0                  # seconds a remembered pod stays known
 MAX_EXPIRY_S = 24 * 3600.0           # seconds: an entry due to live longer is from a clock set back
@@ -62,20 +62,12 @@ REMEMBER_WAIT_S = 5.0                # seconds remember_pods() waits: it is only
 _NAMESPACE = re.compile(r"[A-Za-z0-9_-]+")
 
 
-def cache_dir(env: Mapping[str, str] | None = None) -> Path:
-    """``$XDG_CACHE_HOME/computepods``, or ``~/.cache/computepods`` (the XDG
-    rule: a relative or empty XDG_CACHE_HOME is ignored)."""
-    env = os.environ if env is None else env
-    base = env.get("XDG_CACHE_HOME", "")
-    root = Path(base) if base and os.path.isabs(base) else Path.home() / ".cache"
-    return root / CACHE_DIR_NAME
-
-
-def discovery_path(ns: str, env: Mapping[str, str] | None = None) -> Path:
-    """The discovery cache of namespace ``ns``: ``<cache dir>/pods-<ns>.json``."""
+def discovery_path(ns: str) -> Path:
+    """The discovery cache of namespace ``ns``: ``pods-<ns>.json`` in
+    ``$XDG_CACHE_HOME/computepods`` (default ``~/.cache/computepods``)."""
     if not _NAMESPACE.fullmatch(ns):
         raise ValueError(f"namespace {ns!r}: must be one subject token (letters, digits, '-', '_')")
-    return cache_dir(env) / f"pods-{ns}.json"
+    return cache_dir() / f"pods-{ns}.json"
 
 
 @dataclass(frozen=True)
@@ -342,7 +334,7 @@ def _holder(fd: int) -> int | None:
 
 def _valid_hello(value: Any, where: str) -> bool:
     try:
-        m.SCHEMAS[m.PODS_HELLO].check(where, {"v": m.SCHEMA_VERSION, **value})
+        PodHello.from_dict(value, where)
     except (MalformedMessage, TypeError):
         return False
     return True
@@ -351,7 +343,7 @@ def _valid_hello(value: Any, where: str) -> bool:
 def known_pods(ns: str, now: float | None = None, *,
                cache: CacheFile | None = None) -> list[dict]:
     """The PodHello dicts of namespace ``ns`` remembered and not expired, by pod id
-    (an entry that is not a well-formed hello is left out)."""
+    (an entry that :meth:`PodHello.from_dict` refuses is left out)."""
     cache = cache or CacheFile(discovery_path(ns))
     values = cache.read(now) or {}
     return [v for _, v in sorted(values.items())

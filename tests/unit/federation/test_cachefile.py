@@ -15,6 +15,7 @@ from computepods.federation import cachefile as cf
 from computepods.federation.backoff import RETRY_FIRST_S, RETRY_MAX_S
 from computepods.federation.cachefile import (Blocked, CacheFile, CacheLock, discovery_path,
                                               known_pods, remember_pods)
+from computepods.federation.hello import PodHello
 
 
 def hello(pod: str, **more) -> dict:
@@ -25,14 +26,13 @@ def hello(pod: str, **more) -> dict:
 
 
 def test_the_cache_lives_under_xdg_cache_home_or_home(tmp_path, monkeypatch):
-    assert discovery_path("cp", {"XDG_CACHE_HOME": str(tmp_path)}) == \
-        tmp_path / "computepods" / "pods-cp.json"
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    assert discovery_path("cp") == tmp_path / "computepods" / "pods-cp.json"
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    # a relative XDG_CACHE_HOME is ignored, as the XDG spec says
-    assert discovery_path("two", {"XDG_CACHE_HOME": "rel"}) == \
-        tmp_path / "home" / ".cache" / "computepods" / "pods-two.json"
+    monkeypatch.setenv("XDG_CACHE_HOME", "rel")      # relative: ignored, as XDG says
+    assert discovery_path("two") == tmp_path / "home" / ".cache" / "computepods" / "pods-two.json"
     with pytest.raises(ValueError, match="namespace '../x'"):
-        discovery_path("../x", {})
+        discovery_path("../x")
 
 
 def test_what_is_written_is_read_back_until_it_expires(tmp_path):
@@ -196,3 +196,10 @@ def test_pods_not_remembered_for_a_held_lock_cost_a_warning_not_a_failure(tmp_pa
     assert "pods not remembered" in caplog.text and "still locked" in caplog.text
     assert remember_pods("cp", [hello("a")], cache=cache) is True
     assert [p["pod"] for p in known_pods("cp", cache=cache)] == ["a"]
+
+
+def test_a_podhello_goes_in_and_comes_back_as_its_dict(tmp_path):
+    cache = CacheFile(tmp_path / "pods-cp.json")
+    pod = PodHello.from_dict(hello("a", tools={"cc": "sha256:ab"}))
+    assert remember_pods("cp", [pod], cache=cache)
+    assert [PodHello.from_dict(d) for d in known_pods("cp", cache=cache)] == [pod]
