@@ -18,13 +18,14 @@ back-off, on :mod:`computepods.federation.cachefile` instead of a chmod
 "lock": writers take an ``flock`` of a side file (``LOCK_NB``, so a blocked
 try returns at once and the chart waits on its clock), and replace the file
 by rename, so a read needs no lock and never waits.  The file I/O in
-file_read and file_write is short (one small JSON file, one fsync); only
+file_read and file_write is short (one small JSON file, two fsyncs); only
 the wait between tries is long, and it is an alarm.
 
 Requests are served in the order they came, so an asker that writes and
 then reads sees its write.  The answer goes to the request's ``asker``: a
 chart (posted to it), a callable ``asker(signal, answer)``, or, with none,
-the chart's fabric.
+the chart's fabric.  Requests published on a fabric reach every CacheFile
+chart on it: with more than one (two namespaces), post to the one meant.
 """
 from __future__ import annotations
 

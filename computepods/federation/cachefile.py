@@ -36,6 +36,7 @@ import logging
 import os
 import random
 import re
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,6 +61,8 @@ LOCK_WAIT_S = 30.0                   # seconds acquire() waits for the lock befo
 REMEMBER_WAIT_S = 5.0                # seconds remember_pods() waits: it is only a cache
 
 _NAMESPACE = re.compile(r"[A-Za-z0-9_-]+")
+_LOGGED: set[tuple] = set()          # (path, problem key) warned about in this process
+_LOGGED_LOCK = threading.Lock()
 
 
 def discovery_path(ns: str) -> Path:
@@ -242,12 +245,18 @@ class CacheFile:
             return {}
 
     def _report(self, key: tuple, problem: str) -> None:
+        """Once per problem with this file: in ``problems`` for this reader,
+        in the log for the whole process (a pod reads the cache often)."""
         if key in self._reported:
             return
         self._reported.add(key)
         text = f"the cache file {self.path} {problem}"
         self.problems.append(text)
-        log.warning("%s", text)
+        with _LOGGED_LOCK:
+            first = (self.path, key) not in _LOGGED
+            _LOGGED.add((self.path, key))
+        if first:
+            log.warning("%s", text)
 
     def _commit(self, entries: dict[str, Entry]) -> None:
         body = json.dumps({"v": FORMAT_VERSION, "entries": {

@@ -78,6 +78,7 @@ def test_a_corrupt_file_is_reported_once_by_name_and_read_as_empty(tmp_path, cap
     with caplog.at_level(logging.WARNING, "computepods.cachefile"):
         assert cache.read() == {}
         assert cache.read() == {}
+        assert known_pods("cp", cache=CacheFile(cache.path)) == []     # another reader
     warnings = [r.getMessage() for r in caplog.records]
     assert len(warnings) == 1 and str(cache.path) in warnings[0] and problem in warnings[0]
     cache.update(lambda cur: {"a": 1})                          # the next write replaces it
