@@ -36,6 +36,7 @@ import logging
 import os
 import random
 import re
+import stat
 import threading
 import time
 from dataclasses import dataclass
@@ -221,22 +222,31 @@ class CacheFile:
             os.chmod(folder, DIR_MODE)     # it holds pods' keys: the user's alone
 
     def _load(self, now: float) -> dict[str, Entry] | None:
-        try:
-            fd = os.open(self.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        try:                             # (O_NONBLOCK: a FIFO put there does not hang us)
+            fd = os.open(self.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
         except FileNotFoundError:
             return None
         except OSError as exc:
             what = "is a symbolic link" if exc.errno == errno.ELOOP else f"cannot be read ({exc})"
             self._report(("open", exc.errno), f"{what}; remove it")
             return {}
-        with os.fdopen(fd, "rb") as f:
-            st = os.fstat(f.fileno())
+        try:
+            st = os.fstat(fd)
             identity = (st.st_ino, st.st_mtime_ns, st.st_size)
+            if not stat.S_ISREG(st.st_mode):
+                self._report(identity, "is not a regular file; remove it")
+                return {}
             if st.st_uid != os.geteuid() or st.st_mode & 0o022:
                 self._report(identity, f"is not the user's own (owner uid {st.st_uid}, mode "
                                        f"{st.st_mode & 0o777:o}), so it is not trusted; remove it")
                 return {}
-            raw = f.read(MAX_FILE_BYTES + 1)
+            with os.fdopen(fd, "rb", closefd=False) as f:
+                raw = f.read(MAX_FILE_BYTES + 1)
+        except OSError as exc:
+            self._report(("read", exc.errno), f"cannot be read ({exc})")
+            return {}
+        finally:
+            os.close(fd)
         try:
             return _parse(raw, now)
         except ValueError as exc:

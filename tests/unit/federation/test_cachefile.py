@@ -97,6 +97,13 @@ def test_a_file_others_could_have_written_is_not_trusted(tmp_path):
     cache.path.symlink_to(target)
     assert cache.read() == {}
     assert "symbolic link" in cache.problems[1]
+    cache.path.unlink()
+    os.mkfifo(cache.path, 0o600)                     # would block a plain open()
+    assert cache.read() == {}
+    assert "not a regular file" in cache.problems[2]
+    cache.path.unlink()
+    cache.path.mkdir()
+    assert cache.read() == {} and "not a regular file" in cache.problems[3]
 
 
 def test_a_held_lock_blocks_at_once_and_names_its_holder(tmp_path):
