@@ -199,6 +199,14 @@ class WorkspaceBusy(ComputePodsError):
 # --- end chefpod ---
 
 
+# --- cluster (federation) ---------------------------------------------------------
+
+class ClusterConfigError(UsageError):
+    """--nats-routes, --nats-leaf or --nats-cluster-port cannot make a server
+    config: a URL that is not one, a port out of range, a missing login."""
+# --- end cluster ---
+
+
 # --- cachefile (federation) ---
 
 class CacheFileBusy(ComputePodsError):
