@@ -205,3 +205,12 @@ class ClusterConfigError(UsageError):
     """--nats-routes, --nats-leaf or --nats-cluster-port cannot make a server
     config: a URL that is not one, a port out of range, a missing login."""
 # --- end cluster ---
+
+
+# --- cachefile (federation) ---
+
+class CacheFileBusy(ComputePodsError):
+    """The discovery cache's lock stayed held past the wait: names the file,
+    the holder's pid, and what to do."""
+
+# --- end cachefile ---

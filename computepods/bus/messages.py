@@ -81,6 +81,17 @@ SCOUT_STOP = "SCOUT_STOP"            # to the Herald: stop the scout of one sear
 PROBED = "PROBED"                    # a Scout's probe worker: what each SFTP endpoint said
 ALL_SIGNALS += (GATHERED, SEARCH, SCOUT_FOUND, SCOUT_NOT_FOUND, SCOUT_STOP, PROBED)
 # --- end scout ---
+# --- cachefile (federation) ---
+# In-process, for the CacheFile chart (charts/cachefile.py); never on the bus.
+CACHE_FILE_READ = "CACHE_FILE_READ"    # to it: read the cache (payload ReadCache)
+CACHE_FILE_WRITE = "CACHE_FILE_WRITE"  # to it: merge entries in (payload WriteCache)
+CACHE_READ = "CACHE_READ"              # from it, to the asker: the entries (CacheAnswer)
+CACHE_WRITTEN = "CACHE_WRITTEN"        # from it, to the asker: merged and renamed (CacheAnswer)
+CACHE_ACCESS = "CACHE_ACCESS"          # to itself: try the next access (now, or after a wait)
+CACHE_DONE = "CACHE_DONE"              # to itself: this access is over, let the file go
+ALL_SIGNALS += (CACHE_FILE_READ, CACHE_FILE_WRITE, CACHE_READ, CACHE_WRITTEN, CACHE_ACCESS,
+                CACHE_DONE)
+# --- end cachefile ---
 for _name in ALL_SIGNALS:
     signals.append(_name)     # miros' process-wide signal registry
 
