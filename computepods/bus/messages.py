@@ -72,6 +72,11 @@ ALL_SIGNALS = (FS_CHANGED, BUILD_REQUEST, BUILD_EVENTS, RULES_ANNOUNCE,
                REQUEST_FAILED, STEP_STARTED, STEP_DONE, FLUSH, RECORD, RECORDED, TICK,
                BUILD_START, ADVANCE, BUILD_CANCEL, API_QUERY, FS_EVENTS, RESCAN, HALT)
 ALL_SIGNALS += (CRON_EVENTS, CHEFS_CANCEL, RECORD_FAILED, PODS_HELLO, PODS_DISCOVER)
+# --- md (federation) ---
+LANDED = "LANDED"                    # MajorDomo: a remote step's outputs are fetched and committed
+LANDING_FAILED = "LANDING_FAILED"    # MajorDomo: they could not be (the pod is named)
+ALL_SIGNALS += (LANDED, LANDING_FAILED)
+# --- end md ---
 for _name in ALL_SIGNALS:
     signals.append(_name)     # miros' process-wide signal registry
 
