@@ -200,24 +200,24 @@ class MajorDomo(Chart):
 
     def start(self) -> "MajorDomo":
         super().start()
-        for signal in (m.BUILD_REQUEST, m.CHEF_STATUS, m.STEP_RESULTS, m.BUILD_CANCEL):
-            self.bridge.route(signal, self)
+        self.bridge.route(m.BUILD_REQUEST, self)
+        self.bridge.route(m.CHEF_STATUS, self)
+        self.bridge.route(m.STEP_RESULTS, self)
+        self.bridge.route(m.BUILD_CANCEL, self)
         if self.requests.freshness:
             self.bridge.route(m.FS_CHANGED, self)
         self.bridge.publish(m.CHEFS_QUERY, {})
         return self
 
     # -- guards -----------------------------------------------------------------
-    def build_stopping(self) -> bool:
-        """Nothing more starts: a step failed (no --keep-going), or a cancel."""
+    def build_stopping(self) -> bool:      # nothing more starts: a failure (no -k), a cancel
         return self.build is not None and self.build.stopping
 
     def build_drained(self) -> bool:
         """Nothing running, waiting to be sent, or waiting for its record."""
         return self.build is not None and self.build.drained
 
-    def final_recorded(self, tokens: list) -> bool:
-        """The Store wrote the build's last records."""
+    def final_recorded(self, tokens: list) -> bool:      # the Store wrote the last records
         return self.build is not None and self.build.final_token in tokens
 
     def records_stuck(self, failed) -> bool:     # a full disk or a refused write
@@ -317,8 +317,7 @@ class MajorDomo(Chart):
     # -- results -----------------------------------------------------------------
     def take_results(self, msg: m.Message) -> None:
         self.bridge.respond(msg, {"ok": True})
-        b = self.build
-        if b is None:
+        if (b := self.build) is None:
             return                    # late: the build it belongs to is over
         chef, results = msg.data["chef"], msg.data["results"]
         if self.landing is not None and (pod := self.dispatcher.remote_pod(chef)):
