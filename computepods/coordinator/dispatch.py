@@ -53,7 +53,8 @@ class Dispatcher:
         self._groups: dict[str, int] = {}          # step id -> its cyclic component
         self._avoid: dict[str, set[str]] = {}      # step id -> pods not to send it to
         self._sent: dict[tuple[str, int], tuple[str, Manifest]] = {}   # remote steps
-        self._prints: dict[str, str] | None = None  # our own tool fingerprints, this build
+        self._prints: dict[str, str] = {}          # our own tool fingerprints, this build
+        self._looked: set[str] = set()             # tools looked for on our PATH
         self._tools: dict[str, frozenset[str]] = {}  # rule -> its tools
         self._outputs: set[str] | None = None
 
@@ -138,25 +139,24 @@ class Dispatcher:
     def _new_build(self, b: BuildRun) -> None:
         if self._build == b.id:
             return
-        self._build, self._pins, self._avoid, self._prints, self._outputs = \
-            b.id, {}, {}, None, None
+        self._build, self._pins, self._avoid, self._outputs = b.id, {}, {}, None
+        self._prints.clear()
+        self._looked.clear()
         self._sent.clear()
         self._groups = {sid: comp.index for comp in b.bp.graph.components if comp.cyclic
                         for sid in comp.steps}
 
     def _offers(self, c: ChefInfo) -> dict[str, str | None]:
         if not self.is_remote(c):          # our own chefs: our PATH
-            return dict(self._own_prints(()))
+            return self._prints            # (filled in as steps' tools are looked for)
         return offers_of(c)
 
     def _own_prints(self, tools) -> dict[str, str]:
-        if self._prints is None:
-            self._prints = {}
-        missing = [t for t in tools if t not in self._prints]
-        if missing:
-            found = self.fed.prints(missing)
-            self._prints.update((t, found.get(t, "")) for t in missing)
-        return {t: fp for t, fp in self._prints.items() if fp}
+        """Our pod's fingerprints of these tools (those found on our PATH)."""
+        if missing := [t for t in tools if t not in self._looked]:
+            self._prints.update(self.fed.prints(missing))
+            self._looked.update(missing)
+        return self._prints
 
     def tools_of(self, b: BuildRun, job: Job) -> frozenset[str]:
         rule = job.step.rule

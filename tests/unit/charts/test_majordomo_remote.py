@@ -1,0 +1,429 @@
+"""A federated MajorDomo on the loopback bus with fake chefs of other pods.
+
+A :class:`FakeChef` announces itself with a pod id, slots, tools and
+fingerprints, takes run messages, and "builds" each step on its own thread:
+a remote one puts its outputs into its pod's fake store and reports their
+hashes; a local one (our pod's) writes them into the tree, as a real chef
+does.  The MajorDomo fetches remote outputs through a fake ``fetch``
+(:class:`Stores`) and commits them.  Each test reads what a user would see:
+the tree, the build's events, the Store's records, which chef got what.
+"""
+from __future__ import annotations
+
+import hashlib
+import queue
+import threading
+from pathlib import Path
+
+import pytest
+
+from computepods.bus import messages as m
+from computepods.bus.chefwire import ChefStatus
+from computepods.charts.majordomo import MajorDomo
+from computepods.coordinator.dispatch import UNFIT_WAIT_S
+from computepods.errors import TransferError
+from computepods.federation.federation import Federation
+from computepods.federation.offer import OfferIndex
+from computepods.state.owners import BuiltWith, OwnerMap
+from helpers import wait_for
+from loopbackpod import LoopbackPod, write_project
+
+OURS = "pod-a"
+MAX_LEASE_S = 3600.0         # a chef that keeps its lease however far the test goes
+SHORT_LEASE_S = 5.0
+
+
+def sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def made(sid: str) -> bytes:
+    """What every chef writes for a step: the tree is the same wherever it ran."""
+    return f"made by {sid}\n".encode()
+
+
+class Stores:
+    """The content stores of the fake pods, and the fetch the MajorDomo uses."""
+
+    def __init__(self, into: Path):
+        self.into = into
+        self.held: dict[str, dict[str, bytes]] = {}
+        self.failing: set[str] = set()
+        self.calls: list[tuple[str, str]] = []
+        self._lock = threading.Lock()
+
+    def put(self, pod: str, data: bytes) -> str:
+        with self._lock:
+            self.held.setdefault(pod, {})[sha(data)] = data
+        return sha(data)
+
+    def fetch(self, pod: str, digest: str) -> Path:
+        with self._lock:
+            self.calls.append((pod, digest))
+            data = self.held.get(pod, {}).get(digest)
+        if pod in self.failing or data is None:
+            raise TransferError(f"pod {pod}: cannot pull {digest[:12]}: connection refused")
+        path = self.into / digest
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+        return path
+
+    def pods_fetched(self) -> set[str]:
+        with self._lock:
+            return {pod for pod, _ in self.calls}
+
+
+class FakeChef:
+    """A chef of pod `pod` on the loopback bus; it runs each step on its own
+    thread (unless `hold`: then it keeps them until :meth:`release`)."""
+
+    def __init__(self, pod: LoopbackPod, stores: Stores, name: str, pod_id: str, *,
+                 slots: int = 1, queued: int = 0, typical_s: float = 1.0,
+                 prints: dict | None = None, lease_s: float = MAX_LEASE_S,
+                 discovered: dict | None = None, hold: bool = False,
+                 then_queued: int | None = None):
+        """`then_queued`: the queue it says it has once it took its first run."""
+        self.bus, self.root, self.stores = pod.bus, pod.root, stores
+        self.name, self.pod = name, pod_id
+        self.discovered = discovered or {}
+        self.runs: list[dict] = []
+        self.hold = hold
+        self.then_queued = then_queued
+        self._held: list[tuple[str, dict]] = []
+        self._work: queue.Queue = queue.Queue()
+        self._thread = threading.Thread(target=self._serve, name=f"fake-chef-{name}")
+        self.status = ChefStatus(name, pod_id, slots, queued=queued, typical_s=typical_s,
+                                 lease_s=lease_s, fingerprints=dict(prints or {}))
+        self.bus.route(m.CHEF_RUN, self, chef=name)
+        self._thread.start()
+        self.announce()
+        wait_for(lambda: pod.majordomo.chefs.get(name), what=f"the MajorDomo to know {name}")
+
+    def announce(self) -> None:
+        self.bus.publish(m.CHEF_STATUS, self.status.to_dict())
+
+    @property
+    def local(self) -> bool:
+        return self.pod == OURS
+
+    def post(self, signal: str, msg: m.Message) -> None:      # the bus delivers a run
+        self.runs.append(msg.data)
+        self.bus.respond(msg, {"accepted": [s["id"] for s in msg.data["steps"]], "rejected": []})
+        for step in msg.data["steps"]:
+            self._work.put((msg.data["build"], step))
+        if self.then_queued is not None and len(self.runs) == 1:
+            self.status = ChefStatus(self.name, self.pod, self.status.slots,
+                                     queued=self.then_queued, typical_s=self.status.typical_s,
+                                     lease_s=self.status.lease_s,
+                                     fingerprints=self.status.fingerprints)
+            self.announce()
+
+    def steps_run(self) -> list[str]:
+        return [s["id"] for run in self.runs for s in run["steps"]]
+
+    def release(self) -> None:
+        """Report the steps held back (late, if the lease ran out meanwhile)."""
+        self.hold = False
+        for build, step in self._held:
+            self._work.put((build, step))
+
+    def _serve(self) -> None:
+        while (work := self._work.get()) is not None:
+            if self.hold:
+                self._held.append(work)
+            else:
+                self._finish(*work)
+
+    def _finish(self, build: str, step: dict) -> None:
+        sid = step["id"]
+        outputs = {}
+        for path in self._outputs(sid):
+            data = made(sid)
+            if self.local:
+                (self.root / path).parent.mkdir(parents=True, exist_ok=True)
+                (self.root / path).write_bytes(data)
+            else:
+                self.stores.put(self.pod, data)
+            outputs[path] = {"sha256": sha(data), "size": len(data)}
+        item = {"event": "finished", "build": build, "id": sid, "attempt": step["attempt"],
+                "ok": True, "command": "", "exit_code": 0, "reason": "", "duration_s": 0.1,
+                "outputs": outputs, "discovered": self.discovered.get(sid, [])}
+        self.bus.request_sync(m.STEP_RESULTS, {"chef": self.name, "results": [item]})
+
+    def _outputs(self, sid: str) -> list[str]:
+        return [sid.split(":", 1)[1]]
+
+    def stop(self) -> None:
+        self._work.put(None)
+        self._thread.join(10)
+
+
+UPPER = {
+    "computepods.toml": """
+        [project]
+        name = "upper"
+        default = ["out/a.up", "out/b.up"]
+        {extra}
+
+        [[rule]]
+        name = "up"
+        inputs = ["src/%.txt"]
+        outputs = ["out/%.up"]
+        command = "tr a-z A-Z < {{in}} > {{out}}"
+    """,
+    "src/a.txt": "alpha\n",
+    "src/b.txt": "beta\n",
+}
+STEPS = ["up:out/a.up", "up:out/b.up"]
+
+
+def project(root: Path, extra: str = "", files: dict | None = None) -> None:
+    text = dict(files or UPPER)
+    text["computepods.toml"] = text["computepods.toml"].replace("{extra}", extra)
+    write_project(root, text)
+
+
+class Federated:
+    """A LoopbackPod whose MajorDomo is federated as pod-a."""
+
+    def __init__(self, root: Path, prints: dict | None = None):
+        self.pod = LoopbackPod(root)
+        self.stores = Stores(root.parent / f"{root.name}-fetched")
+        self.owners = OwnerMap(self.pod.db_path)
+        self.built_with = BuiltWith(self.pod.db_path)
+        self.offers = OfferIndex(root)
+        self.rate = {"pod-b": None, "pod-c": None}
+        self.fed = Federation(OURS, self.stores.fetch, self.owners, rates=self.rate.get,
+                              offers=self.offers, built_with=self.built_with,
+                              prints=lambda tools: {t: (prints or {}).get(t, "OURS")
+                                                    for t in tools})
+        p = self.pod
+        p.majordomo = MajorDomo(p.bus, p.root, clock=p.clock, fabric=p.fabric, federation=self.fed)
+        p.start()
+        self.chefs: list[FakeChef] = []
+
+    def chef(self, name: str, pod_id: str, **kw) -> FakeChef:
+        chef = FakeChef(self.pod, self.stores, name, pod_id, **kw)
+        self.chefs.append(chef)
+        return chef
+
+    def stop(self) -> None:
+        self.pod.stop()
+        for chef in self.chefs:
+            chef.stop()
+        self.owners.close()
+        self.built_with.close()
+
+
+@pytest.fixture
+def fed(tmp_path):
+    made_ = []
+
+    def make(prints: dict | None = None) -> Federated:
+        f = Federated(tmp_path / "project", prints)
+        made_.append(f)
+        return f
+    (tmp_path / "project").mkdir()
+    yield make
+    for f in made_:
+        f.stop()
+
+
+TR = {"tr": "OURS"}
+
+
+def test_a_remote_chefs_outputs_are_fetched_from_its_pod_and_committed(fed, tmp_path):
+    project(tmp_path / "project")
+    f = fed()
+    b = f.chef("b1", "pod-b", prints=TR)
+    done = f.pod.build().done()
+    root = tmp_path / "project"
+    assert (done["ok"], done["ran"]) == (True, 2)
+    assert (root / "out/a.up").read_bytes() == made("up:out/a.up")
+    assert (root / "out/b.up").read_bytes() == made("up:out/b.up")
+    run = b.runs[0]
+    assert run["origin"] == OURS
+    assert {s["id"]: s["files"] for s in run["steps"]} == {
+        "up:out/a.up": {"src/a.txt": sha(b"alpha\n")},
+        "up:out/b.up": {"src/b.txt": sha(b"beta\n")}}
+    assert f.offers.lookup(sha(b"alpha\n")) == root / "src/a.txt"      # our SFTP may serve it
+    assert f.stores.pods_fetched() == {"pod-b"}
+    records = f.pod.records()
+    assert records["up:out/a.up"].outputs == {"out/a.up": sha(made("up:out/a.up"))}
+    assert not list((root / ".computepods/scratch").glob("land-*"))   # nothing half-landed
+    # pod-b holds the inputs it was sent and the outputs it made, and that is kept
+    again = OwnerMap(f.pod.db_path)
+    assert again.by_pod() == {"pod-b": (4, 6 + 5 + 2 * len(made("up:out/a.up")))}
+    again.close()
+    assert f.built_with.of("up:out/a.up") == TR
+
+
+def test_steps_go_where_they_cost_least_queue_and_missing_bytes(fed, tmp_path):
+    root = tmp_path / "project"
+    project(root)
+    f = fed()
+    f.chef("b1", "pod-b", prints=TR, queued=30, typical_s=2.0)      # 60 s of queue
+    c = f.chef("c1", "pod-c", prints=TR)
+    assert f.pod.build().done()["ok"]
+    assert sorted(c.steps_run()) == STEPS
+
+    (root / "src/a.txt").write_text("alpha, bigger now\n" * 1000)
+    (root / "src/b.txt").write_text("beta, bigger now\n" * 1000)
+    f.owners.add("pod-b", {sha((root / "src/a.txt").read_bytes()): 18000,
+                           sha((root / "src/b.txt").read_bytes()): 17000})
+    f.rate["pod-c"] = 100.0                   # bytes/s: moving the inputs to c costs minutes
+    assert f.pod.build().done()["ok"]
+    assert sorted(c.steps_run()) == STEPS     # nothing more went to c
+    assert sorted(f.chefs[0].steps_run()) == STEPS
+
+
+def test_a_chef_lacking_the_tool_is_never_chosen_and_none_having_it_fails_naming_it(fed,
+                                                                                   tmp_path):
+    project(tmp_path / "project")
+    f = fed()
+    lacking = f.chef("b1", "pod-b", prints={"cc": "X"})                 # idle, but no tr
+    having = f.chef("c1", "pod-c", prints=TR, queued=50)
+    assert f.pod.build().done()["ok"]
+    assert lacking.steps_run() == [] and sorted(having.steps_run()) == STEPS
+
+    f.pod.bus.publish(m.CHEF_STATUS, ChefStatus("c1", "pod-c", 1, gone="stopped").to_dict())
+    (tmp_path / "project/src/a.txt").write_text("changed\n")
+    build = f.pod.build()
+    build.wait("plan")
+    f.pod.clock.advance(UNFIT_WAIT_S + 1)
+    done = build.done()
+    assert not done["ok"] and lacking.steps_run() == []
+    fail = build.of("fail")[0]
+    assert fail["step"] == "up:out/a.up" and "chef b1 lacks tr" in fail["reason"]
+
+
+def test_another_fingerprint_is_avoided_unless_the_tool_is_interchangeable(fed, tmp_path):
+    project(tmp_path / "project")
+    f = fed()
+    other = f.chef("b1", "pod-b", prints={"tr": "THEIRS"})            # idle
+    same = f.chef("c1", "pod-c", prints=TR, queued=40)
+    assert f.pod.build().done()["ok"]
+    assert other.steps_run() == [] and sorted(same.steps_run()) == STEPS
+
+    project(tmp_path / "project", 'interchangeable = ["tr"]')
+    (tmp_path / "project/src/a.txt").write_text("changed\n")
+    assert f.pod.build().done()["ok"]
+    assert other.steps_run() == ["up:out/a.up"]
+
+
+def test_a_fetch_that_fails_retries_the_step_elsewhere_naming_the_pod(fed, tmp_path):
+    project(tmp_path / "project")
+    f = fed()
+    f.stores.failing.add("pod-b")
+    b = f.chef("b1", "pod-b", prints=TR)
+    c = f.chef("c1", "pod-c", prints=TR, queued=100)       # dearer: used only after b fails
+    build = f.pod.build()
+    done = build.done()
+    assert done["ok"] and sorted(b.steps_run()) == STEPS
+    failed = build.of("fetch_failed")
+    assert sorted(ev["step"] for ev in failed) == STEPS
+    assert all(ev["pod"] == "pod-b" and "pod pod-b" in ev["reason"] for ev in failed)
+    assert {s["id"]: s["attempt"] for run in c.runs for s in run["steps"]} == \
+        dict.fromkeys(STEPS, 2)
+    assert (tmp_path / "project/out/a.up").read_bytes() == made("up:out/a.up")
+
+
+def test_a_late_result_of_a_lost_lease_is_ignored_without_a_fetch(fed, tmp_path):
+    project(tmp_path / "project")
+    f = fed()
+    b = f.chef("b1", "pod-b", prints=TR, lease_s=SHORT_LEASE_S, hold=True)
+    build = f.pod.build()
+    wait_for(lambda: sorted(b.steps_run()) == STEPS, what="b1 to take both steps")
+    c = f.chef("c1", "pod-c", prints=TR)
+    f.pod.clock.advance(SHORT_LEASE_S + 1)           # b1 is silent past its lease
+    done = build.done()
+    assert done["ok"] and sorted(c.steps_run()) == STEPS
+    assert [ev["chef"] for ev in build.of("chef_lost")] == ["b1"]
+
+    b.release()                                      # its results of attempt 1 come now
+    wait_for(lambda: sum(1 for subject, data in f.pod.bus.log
+                         if subject == f.pod.bus.subject(m.STEP_RESULTS)
+                         and data["chef"] == "b1") == 2, what="b1's late results to arrive")
+    assert "pod-b" not in f.stores.pods_fetched()
+    assert f.pod.records()["up:out/a.up"].outputs == {"out/a.up": sha(made("up:out/a.up"))}
+
+
+CYCLE = {
+    "computepods.toml": """
+        [project]
+        name = "cycle"
+        default = ["doc.pdf"]
+        {extra}
+
+        [[rule]]
+        name = "tex"
+        inputs = ["doc.tex", "doc.bbl"]
+        outputs = ["doc.pdf"]
+        command = "tr a-z A-Z < {{in[0]}} > {{out}}"
+
+        [[rule]]
+        name = "bib"
+        inputs = ["doc.pdf"]
+        outputs = ["doc.bbl"]
+        command = "tr a-z A-Z < {{in}} > {{out}}"
+    """,
+    "doc.tex": "text\n",
+}
+
+
+def test_a_cyclic_group_runs_on_one_chef_pass_after_pass(fed, tmp_path):
+    project(tmp_path / "project", files=CYCLE)
+    f = fed()
+    b = f.chef("b1", "pod-b", prints=TR, then_queued=50)   # dear once it has the group
+    c = f.chef("c1", "pod-c", prints=TR)
+    build = f.pod.build()
+    assert build.done()["ok"], build.of("fail")
+    assert build.of("fixpoint")
+    assert c.steps_run() == []                        # the group stays on b1, pass after pass
+    assert b.steps_run() == ["tex:doc.pdf", "bib:doc.bbl", "tex:doc.pdf"]
+
+
+DEPFILE = {
+    "computepods.toml": """
+        [project]
+        name = "headers"
+        default = ["obj/a.o"]
+
+        [[rule]]
+        name = "cc"
+        inputs = ["src/%.c"]
+        outputs = ["obj/%.o"]
+        depfile = "obj/%.d"
+        command = "tr a-z A-Z < {in} > {out}"
+    """,
+    "src/a.c": '#include "a.h"\n',
+    "include/a.h": "#define A 1\n",
+}
+
+
+def test_a_first_run_that_discovers_its_inputs_runs_on_our_own_chef(fed, tmp_path):
+    project(tmp_path / "project", files=DEPFILE)
+    f = fed()
+    busy_local = f.chef("a1", OURS, prints=TR, queued=20,
+                        discovered={"cc:obj/a.o": ["include/a.h"]})
+    remote = f.chef("b1", "pod-b", prints=TR, discovered={"cc:obj/a.o": ["include/a.h"]})
+    assert f.pod.build().done()["ok"]
+    assert busy_local.steps_run() == ["cc:obj/a.o"] and remote.steps_run() == []
+
+    (tmp_path / "project/include/a.h").write_text("#define A 2\n")
+    assert f.pod.build().done()["ok"]                # its inputs are known now: cost decides
+    assert remote.steps_run() == ["cc:obj/a.o"]
+    assert remote.runs[0]["steps"][0]["files"] == {
+        "src/a.c": sha(b'#include "a.h"\n'), "include/a.h": sha(b"#define A 2\n")}
+
+
+def test_a_first_run_with_no_chef_of_ours_is_sent_the_project_files(fed, tmp_path):
+    project(tmp_path / "project", files=DEPFILE)
+    f = fed()
+    remote = f.chef("b1", "pod-b", prints=TR, discovered={"cc:obj/a.o": ["include/a.h"]})
+    assert f.pod.build().done()["ok"]
+    files = remote.runs[0]["steps"][0]["files"]
+    assert files["include/a.h"] == sha(b"#define A 1\n")       # undeclared, but sent
+    assert "src/a.c" in files and "computepods.toml" in files
+    assert not any(p.startswith(".computepods") for p in files)
+    assert (tmp_path / "project/obj/a.o").read_bytes() == made("cc:obj/a.o")
