@@ -283,6 +283,7 @@ class MajorDomo(Chart):
                                    handed=self.handed)
         if removed:
             self.requests.freshness.recorded_outputs(dict.fromkeys(removed))   # their echoes
+        self.dispatcher.check_tools(bp)          # federated: some pod must have each tool
         return bp
 
     def forget(self, steps: list[str], files: list[str]) -> None:   # orphans' records

@@ -35,6 +35,7 @@ from computepods.federation.federation import Federation
 from computepods.federation.landing import LandingFailure
 from computepods.federation.manifest import Manifest, inputs_unknown, step_manifest, tree_files
 from computepods.planning.job import Job
+from computepods.planning.plan import BuildPlan, check_tools
 
 REMOTE_BATCH = 8           # steps per run message to a chef on another pod
 UNFIT_WAIT_S = 10.0        # seconds a step waits for a fit chef before it fails
@@ -57,6 +58,12 @@ class Dispatcher:
         self._looked: set[str] = set()             # tools looked for on our PATH
         self._tools: dict[str, frozenset[str]] = {}  # rule -> its tools
         self._outputs: set[str] | None = None
+
+    def check_tools(self, bp: BuildPlan) -> None:
+        """Federated, planning fails only on a pack tool that neither we nor
+        any pod has (NoChefCanBuild); alone, the pod's own check stands."""
+        if self.fed is not None:
+            check_tools(bp.project, bp.plan, self.fed.offered())
 
     # -- who is who -------------------------------------------------------------------
     def pod_of(self, chef: ChefInfo | None) -> str:

@@ -427,3 +427,33 @@ def test_a_first_run_with_no_chef_of_ours_is_sent_the_project_files(fed, tmp_pat
     assert "src/a.c" in files and "computepods.toml" in files
     assert not any(p.startswith(".computepods") for p in files)
     assert (tmp_path / "project/obj/a.o").read_bytes() == made("cc:obj/a.o")
+
+
+C_PACK = {
+    "computepods.toml": """
+        [project]
+        name = "c"
+        default = ["src/a.o"]
+        use = ["c"]
+    """,
+    "src/a.c": "int a;\n",
+}
+
+
+def test_planning_needs_a_pack_tool_somewhere_in_the_federation(fed, tmp_path, monkeypatch):
+    (tmp_path / "empty-bin").mkdir()
+    monkeypatch.setenv("PATH", str(tmp_path / "empty-bin"))      # no cc on this machine
+    project(tmp_path / "project", files=C_PACK)
+    f = fed()
+    offered: dict = {}
+    f.fed.offered = lambda: offered
+    done = f.pod.build().done()
+    assert not done["ok"] and done["code"] == 2
+    assert "needs cc, which neither this machine nor any pod of the federation has" in \
+        done["error"]
+
+    offered["cc"] = {"f" * 64}                      # pod-b's chef has it
+    b = f.chef("b1", "pod-b", prints={"cc": "OURS"})
+    b._outputs = lambda sid: ["src/a.o", "src/a.d"]
+    assert f.pod.build().done()["ok"]
+    assert b.steps_run() == ["c.compile:src/a.o"]
