@@ -23,14 +23,13 @@ ownership map learns that the chef's pod holds those inputs once it succeeds.
 """
 from __future__ import annotations
 
-from collections import Counter
 from pathlib import Path
 from typing import Iterator
 
 from computepods.coordinator.buildrun import BuildRun, Taken
 from computepods.coordinator.chefs import WINDOW_PER_SLOT, ChefDirectory, ChefInfo
 from computepods.coordinator.placement import MAX_BATCH, RunBatches, place
-from computepods.federation.cost import Candidate, Need, choose, offers_of, why_none
+from computepods.federation.cost import Board, Candidate, Need, choose, offers_of, why_none
 from computepods.federation.federation import Federation
 from computepods.federation.landing import LandingFailure
 from computepods.federation.manifest import Manifest, inputs_unknown, step_manifest, tree_files
@@ -96,12 +95,12 @@ class Dispatcher:
         if not half or not b.waiting:
             return
         given: dict[str, list[tuple[Job, Manifest | None]]] = {}
-        extra: Counter = Counter()
+        board = Board(half)
         left: list[Job] = []
+        remote = any(not c.local for c in cands)
         for job in b.take_waiting(room):
-            need, manifest = self._need(b, job, cands)
-            fit = [c for c in half if c.chef.space > extra[c.chef.name]]
-            chosen = choose(fit, need, self.fed.owners, self.fed.rates, extra)
+            need, manifest = self._need(b, job, cands, remote)
+            chosen = board.choose(need, self.fed.owners, self.fed.rates) if board else None
             if chosen is None:
                 if choose(cands, need, self.fed.owners, self.fed.rates) is None \
                         and b.age_s > UNFIT_WAIT_S:
@@ -111,7 +110,7 @@ class Dispatcher:
                 continue
             if job.step.id in self._groups:
                 self._pins.setdefault(self._groups[job.step.id], chosen.chef.name)
-            extra[chosen.chef.name] += 1
+            board.took(chosen)
             given.setdefault(chosen.chef.name, []).append(
                 (job, manifest if not chosen.local else None))
         b.put_back(left)
@@ -175,7 +174,7 @@ class Dispatcher:
             self._tools[rule.name] = frozenset(step_tools(packed, rule.command))
         return self._tools[rule.name]
 
-    def _need(self, b: BuildRun, job: Job, cands: list[Candidate],
+    def _need(self, b: BuildRun, job: Job, cands: list[Candidate], remote: bool,
               ) -> tuple[Need, Manifest | None]:
         """What the step needs of a chef, and (with remote chefs about) its files."""
         sid = job.step.id
@@ -190,8 +189,8 @@ class Dispatcher:
             only = frozenset({pinned})
         elif inputs_unknown(job, b.record_of(sid)) and any(c.local for c in cands):
             only = frozenset(c.chef.name for c in cands if c.local)
-        manifest = (self._manifest(b, job) if any(not c.local for c in cands)
-                    and only is None or (only and not self._all_local(only)) else None)
+        manifest = (self._manifest(b, job) if remote and only is None
+                    or (only and not self._all_local(only)) else None)
         return Need(frozenset(tools), prints, manifest.sizes if manifest else {},
                     frozenset(self._avoid.get(sid, ())), only), manifest
 

@@ -13,6 +13,8 @@ the tool in ``[project] interchangeable``: :func:`unfit` says why.
 """
 from __future__ import annotations
 
+import bisect
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Mapping
 
@@ -86,22 +88,73 @@ def cost_s(c: Candidate, need: Need, owners: OwnerMap, rate: Rate, extra: int = 
     return wait + (lacking / (rate(c.pod) or DEFAULT_RATE_BPS) if lacking else 0.0)
 
 
+def _rank(c: Candidate, need: Need, owners: OwnerMap, rate: Rate, extra: int,
+          total: int) -> tuple:
+    """The order of preference: cost, then most input bytes owned, ours, name."""
+    owned = total if c.local else total - owners.lacking_bytes(c.pod, need.contents)
+    return (round(cost_s(c, need, owners, rate, extra), 6), -owned, not c.local, c.chef.name)
+
+
 def choose(candidates: Iterable[Candidate], need: Need, owners: OwnerMap, rate: Rate,
            extra: Mapping[str, int] | None = None) -> Candidate | None:
     """The fit chef of least cost (ties: the pod owning most input bytes,
     then ours, then by name), or None when no chef is fit."""
     extra = extra or {}
     total = sum(need.contents.values())
-    best, best_key = None, None
-    for c in candidates:
-        if unfit(c, need) is not None:
-            continue
-        owned = total if c.local else total - owners.lacking_bytes(c.pod, need.contents)
-        key = (round(cost_s(c, need, owners, rate, extra.get(c.chef.name, 0)), 6), -owned,
-               not c.local, c.chef.name)
-        if best_key is None or key < best_key:
-            best, best_key = c, key
-    return best
+    ranked = [(_rank(c, need, owners, rate, extra.get(c.chef.name, 0), total), c)
+              for c in candidates if unfit(c, need) is None]
+    return min(ranked, key=lambda kc: kc[0])[1] if ranked else None
+
+
+class Board:
+    """The chefs with room in one dispatch pass, by their queue time: a lower
+    bound of any step's cost there.  :meth:`choose` stops at the first chef
+    whose queue alone costs more than the best found, so placing a step looks
+    at the chefs about as cheap as its best, not at every chef of every pod;
+    :meth:`took` moves a chef down as it is given steps."""
+
+    def __init__(self, candidates: Iterable[Candidate]):
+        self._extra: Counter = Counter()
+        self._order = sorted(candidates, key=self._bound)
+        self._keys = [self._bound(c) for c in self._order]
+
+    def _bound(self, c: Candidate) -> float:
+        return round(queue_s(c, self._extra[c.chef.name]), 6)
+
+    def __bool__(self) -> bool:
+        return bool(self._order)
+
+    @property
+    def given(self) -> Mapping[str, int]:
+        """Steps given to each chef in this pass."""
+        return self._extra
+
+    def choose(self, need: Need, owners: OwnerMap, rate: Rate) -> Candidate | None:
+        """As :func:`choose`, over the chefs that still have room."""
+        total = sum(need.contents.values())
+        best, best_rank = None, None
+        for c, bound in zip(self._order, self._keys):
+            if best_rank is not None and bound > best_rank[0]:
+                break                              # it and all after it cost more
+            if unfit(c, need) is not None:
+                continue
+            rank = _rank(c, need, owners, rate, self._extra[c.chef.name], total)
+            if best_rank is None or rank < best_rank:
+                best, best_rank = c, rank
+        return best
+
+    def took(self, c: Candidate) -> None:
+        """`c` was given one step: its queue grows (it leaves once full)."""
+        i = bisect.bisect_left(self._keys, self._bound(c))
+        while self._order[i] is not c:
+            i += 1
+        del self._order[i], self._keys[i]
+        self._extra[c.chef.name] += 1
+        if c.chef.space > self._extra[c.chef.name]:
+            key = self._bound(c)
+            j = bisect.bisect_right(self._keys, key)
+            self._order.insert(j, c)
+            self._keys.insert(j, key)
 
 
 def why_none(candidates: Iterable[Candidate], need: Need) -> str:

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from computepods.bus.chefwire import ChefStatus
 from computepods.coordinator.chefs import ChefInfo
-from computepods.federation.cost import (DEFAULT_RATE_BPS, Candidate, Need, choose, cost_s,
-                                         offers_of, why_none)
+from computepods.federation.cost import (DEFAULT_RATE_BPS, Board, Candidate, Need, choose,
+                                         cost_s, offers_of, why_none)
 from computepods.state.owners import OwnerMap
 
 BIG = "b" * 64          # a 100 MB input
@@ -99,3 +99,32 @@ def test_avoided_pods_and_pinned_chefs():
     b, c = cand("b1", "pod-b"), cand("c1", "pod-c", queued=5)
     assert choose([b, c], Need(avoid=frozenset({"pod-b"})), OwnerMap(), no_rate) is c
     assert choose([b, c], Need(only=frozenset({"c1"})), OwnerMap(), no_rate) is c
+
+
+def test_the_board_chooses_as_choose_does_and_spreads_steps_by_queue():
+    import random
+    rnd = random.Random(12)
+    owners = OwnerMap()
+    owners.add("pod-3", {BIG: 5 * MB})
+    cands = [cand(f"c{i}", f"pod-{i}", queued=rnd.randrange(4), slots=rnd.choice([1, 2]),
+                  typical_s=rnd.choice([0.5, 1.0, 3.0]), local=i == 0,
+                  prints={"tr": "OURS" if i % 4 else "OTHER"}) for i in range(12)]
+    board = Board(cands)
+    extra: dict[str, int] = {}
+    need = Need(tools=frozenset({"tr"}), prints={"tr": "OURS"}, contents={BIG: 5 * MB})
+    for _ in range(60):
+        chosen = board.choose(need, owners, lambda pod: 10 * MB)
+        fit = [c for c in cands if c.chef.space > extra.get(c.chef.name, 0)]
+        assert chosen is choose(fit, need, owners, lambda pod: 10 * MB, extra)
+        board.took(chosen)
+        extra[chosen.chef.name] = extra.get(chosen.chef.name, 0) + 1
+    assert dict(board.given) == extra and "c0" not in extra and "c4" not in extra  # OTHER tr
+
+
+def test_the_board_drops_a_chef_once_its_window_is_full():
+    only = cand("b1", "pod-b")
+    board = Board([only])
+    for _ in range(only.chef.space):
+        assert board.choose(Need(), OwnerMap(), no_rate) is only
+        board.took(only)
+    assert not board and board.choose(Need(), OwnerMap(), no_rate) is None
