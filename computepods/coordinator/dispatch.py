@@ -11,7 +11,10 @@ on one machine.  With one, each step goes where it costs least
   serve from our tree;
 - a step's tools are its pack's and its command's program; the fingerprint
   each must have is our pod's own, or the one the step was last built
-  with, unless ``[project] interchangeable`` names the tool;
+  with, unless ``[project] interchangeable`` names the tool.  A chef lists
+  its pack tools from the start, but a program only once a run started it:
+  a program no chef has listed yet may go to any remote chef (which then
+  learns and lists it); once one lists it, the others count as lacking it;
 - a cyclic group's steps all go to the chef its first step went to;
 - the first run of a step that discovers its inputs goes to a local chef
   when there is one; without one it is sent the project's files;
@@ -56,6 +59,7 @@ class Dispatcher:
         self._prints: dict[str, str] = {}          # our own tool fingerprints, this build
         self._looked: set[str] = set()             # tools looked for on our PATH
         self._tools: dict[str, frozenset[str]] = {}  # rule -> its tools
+        self._packed: dict[str, frozenset[str]] = {}  # rule -> its pack's tools
         self._outputs: set[str] | None = None
 
     def check_tools(self, bp: BuildPlan) -> None:
@@ -87,19 +91,22 @@ class Dispatcher:
                 yield self._send(b, placed[0], b.next_batch(placed[1]))
             return
         self._new_build(b)
+        if not b.waiting:
+            return
         cands = [Candidate(c, self.pod_of(c), not self.is_remote(c), self._offers(c))
                  for c in self.chefs]
         half = [c for c in cands if c.chef.space >= min(c.chef.slots * WINDOW_PER_SLOT // 2,
                                                         b.waiting)]
         room = sum(c.chef.space for c in half)
-        if not half or not b.waiting:
+        if not half:
             return
         given: dict[str, list[tuple[Job, Manifest | None]]] = {}
         board = Board(half)
         left: list[Job] = []
         remote = any(not c.local for c in cands)
+        announced = {t for c in cands if not c.local for t in c.offers}
         for job in b.take_waiting(room):
-            need, manifest = self._need(b, job, cands, remote)
+            need, manifest = self._need(b, job, cands, remote, announced)
             chosen = board.choose(need, self.fed.owners, self.fed.rates) if board else None
             if chosen is None:
                 if choose(cands, need, self.fed.owners, self.fed.rates) is None \
@@ -172,10 +179,11 @@ class Dispatcher:
             packed = (pack_tools(rule.pack, b.bp.project.packs.get(rule.pack))
                       if rule.pack else [])
             self._tools[rule.name] = frozenset(step_tools(packed, rule.command))
+            self._packed[rule.name] = frozenset(packed)
         return self._tools[rule.name]
 
     def _need(self, b: BuildRun, job: Job, cands: list[Candidate], remote: bool,
-              ) -> tuple[Need, Manifest | None]:
+              announced: set[str]) -> tuple[Need, Manifest | None]:
         """What the step needs of a chef, and (with remote chefs about) its files."""
         sid = job.step.id
         tools = self.tools_of(b, job)
@@ -191,8 +199,10 @@ class Dispatcher:
             only = frozenset(c.chef.name for c in cands if c.local)
         manifest = (self._manifest(b, job) if remote and only is None
                     or (only and not self._all_local(only)) else None)
+        unannounced = frozenset(tools - self._packed[job.step.rule.name] - announced)
         return Need(frozenset(tools), prints, manifest.sizes if manifest else {},
-                    frozenset(self._avoid.get(sid, ())), only), manifest
+                    avoid=frozenset(self._avoid.get(sid, ())), only=only,
+                    unannounced=unannounced), manifest
 
     def _all_local(self, names) -> bool:
         return not any(self.is_remote(self.chefs.get(n)) for n in names)

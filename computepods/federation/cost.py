@@ -34,6 +34,9 @@ class Need:
     prints: Mapping[str, str] = field(default_factory=dict)   # tool -> fingerprint it must be
     contents: Mapping[str, int] = field(default_factory=dict)  # sha256 -> bytes it reads
     avoid: frozenset[str] = frozenset()       # pods it must not go to (a fetch failed there)
+    # programs a remote chef may run unlisted: no chef has announced them yet,
+    # and a chef fingerprints a program once a run starts it (pack tools: never)
+    unannounced: frozenset[str] = frozenset()
     only: frozenset[str] | None = None        # chefs it may go to (None: any)
 
 
@@ -62,6 +65,8 @@ def unfit(c: Candidate, need: Need) -> str | None:
         return "its group runs on another chef"
     for tool in sorted(need.tools):
         if tool not in c.offers:
+            if not c.local and tool in need.unannounced:
+                continue
             return f"chef {c.chef.name} lacks {tool}"
         want, got = need.prints.get(tool), c.offers[tool]
         if want is not None and got is not None and got != want:

@@ -231,6 +231,16 @@ def fed(tmp_path):
 
 TR = {"tr": "OURS"}
 
+C_PACK = {
+    "computepods.toml": """
+        [project]
+        name = "c"
+        default = ["src/a.o"]
+        use = ["c"]
+    """,
+    "src/a.c": "int a;\n",
+}
+
 
 def test_a_remote_chefs_outputs_are_fetched_from_its_pod_and_committed(fed, tmp_path):
     project(tmp_path / "project")
@@ -277,8 +287,7 @@ def test_steps_go_where_they_cost_least_queue_and_missing_bytes(fed, tmp_path):
     assert sorted(f.chefs[0].steps_run()) == STEPS
 
 
-def test_a_chef_lacking_the_tool_is_never_chosen_and_none_having_it_fails_naming_it(fed,
-                                                                                   tmp_path):
+def test_a_chef_lacking_the_tool_is_never_chosen(fed, tmp_path):
     project(tmp_path / "project")
     f = fed()
     lacking = f.chef("b1", "pod-b", prints={"cc": "X"})                 # idle, but no tr
@@ -286,15 +295,26 @@ def test_a_chef_lacking_the_tool_is_never_chosen_and_none_having_it_fails_naming
     assert f.pod.build().done()["ok"]
     assert lacking.steps_run() == [] and sorted(having.steps_run()) == STEPS
 
-    f.pod.bus.publish(m.CHEF_STATUS, ChefStatus("c1", "pod-c", 1, gone="stopped").to_dict())
-    (tmp_path / "project/src/a.txt").write_text("changed\n")
+
+def test_a_program_no_chef_has_listed_yet_may_go_to_any_remote_chef(fed, tmp_path):
+    project(tmp_path / "project")
+    f = fed()
+    b = f.chef("b1", "pod-b", prints={"cc": "X"})        # it lists tr once a run starts it
+    assert f.pod.build().done()["ok"]
+    assert sorted(b.steps_run()) == STEPS
+
+
+def test_no_chef_with_a_pack_tool_fails_the_step_naming_the_tool(fed, tmp_path):
+    project(tmp_path / "project", files=C_PACK)
+    f = fed()
+    f.fed.offered = lambda: {"cc": {"f" * 64}}          # (planning passes, even without cc)
+    b = f.chef("b1", "pod-b", prints={"tr": "OURS"})
     build = f.pod.build()
     build.wait("plan")
     f.pod.clock.advance(UNFIT_WAIT_S + 1)
     done = build.done()
-    assert not done["ok"] and lacking.steps_run() == []
-    fail = build.of("fail")[0]
-    assert fail["step"] == "up:out/a.up" and "chef b1 lacks tr" in fail["reason"]
+    assert not done["ok"] and b.steps_run() == []
+    assert "no chef can run it: chef b1 lacks cc" in build.of("fail")[0]["reason"]
 
 
 def test_another_fingerprint_is_avoided_unless_the_tool_is_interchangeable(fed, tmp_path):
@@ -427,17 +447,6 @@ def test_a_first_run_with_no_chef_of_ours_is_sent_the_project_files(fed, tmp_pat
     assert "src/a.c" in files and "computepods.toml" in files
     assert not any(p.startswith(".computepods") for p in files)
     assert (tmp_path / "project/obj/a.o").read_bytes() == made("cc:obj/a.o")
-
-
-C_PACK = {
-    "computepods.toml": """
-        [project]
-        name = "c"
-        default = ["src/a.o"]
-        use = ["c"]
-    """,
-    "src/a.c": "int a;\n",
-}
 
 
 def test_planning_needs_a_pack_tool_somewhere_in_the_federation(fed, tmp_path, monkeypatch):

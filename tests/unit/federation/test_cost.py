@@ -128,3 +128,10 @@ def test_the_board_drops_a_chef_once_its_window_is_full():
         assert board.choose(Need(), OwnerMap(), no_rate) is only
         board.took(only)
     assert not board and board.choose(Need(), OwnerMap(), no_rate) is None
+
+
+def test_a_program_no_chef_announced_may_go_to_a_remote_chef_but_not_to_ours():
+    remote, local = cand("b1", "pod-b"), cand("a1", "pod-a", local=True)
+    need = Need(tools=frozenset({"gen"}), unannounced=frozenset({"gen"}))
+    assert choose([remote, local], need, OwnerMap(), no_rate) is remote
+    assert why_none([local], need) == "chef a1 lacks gen"      # we looked on our PATH
