@@ -466,3 +466,30 @@ def test_planning_needs_a_pack_tool_somewhere_in_the_federation(fed, tmp_path, m
     b._outputs = lambda sid: ["src/a.o", "src/a.d"]
     assert f.pod.build().done()["ok"]
     assert b.steps_run() == ["c.compile:src/a.o"]
+
+
+MANY = {
+    "computepods.toml": """
+        [project]
+        name = "many"
+        default = [{targets}]
+
+        [[rule]]
+        name = "up"
+        inputs = ["src/%.txt"]
+        outputs = ["out/%.up"]
+        command = "tr a-z A-Z < {{in}} > {{out}}"
+    """.replace("{targets}", ", ".join(f'"out/{i}.up"' for i in range(20))),
+    **{f"src/{i}.txt": f"{i}\n" for i in range(20)},
+}
+
+
+def test_remote_steps_go_in_smaller_batches_local_ones_as_before(fed, tmp_path):
+    from computepods.coordinator.dispatch import REMOTE_BATCH
+    project(tmp_path / "project", files=MANY)
+    f = fed()
+    b = f.chef("b1", "pod-b", prints=TR, slots=2)
+    assert f.pod.build().done()["ok"]
+    assert len(b.steps_run()) == 20
+    assert max(len(run["steps"]) for run in b.runs) <= REMOTE_BATCH < 20
+    assert len(list((tmp_path / "project/out").iterdir())) == 20
