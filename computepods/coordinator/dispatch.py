@@ -101,7 +101,7 @@ class Dispatcher:
         if not half:
             return
         given: dict[str, list[tuple[Job, Manifest | None]]] = {}
-        board = Board(half)
+        board = Board(half, self.fed.rates)
         left: list[Job] = []
         remote = any(not c.local for c in cands)
         announced = {t for c in cands if not c.local for t in c.offers}

@@ -118,10 +118,18 @@ class Board:
     at the chefs about as cheap as its best, not at every chef of every pod;
     :meth:`took` moves a chef down as it is given steps."""
 
-    def __init__(self, candidates: Iterable[Candidate]):
+    def __init__(self, candidates: Iterable[Candidate], rate: Rate = lambda pod: None):
         self._extra: Counter = Counter()
         self._order = sorted(candidates, key=self._bound)
         self._keys = [self._bound(c) for c in self._order]
+        self._room = {id(c) for c in self._order}
+        self._locals = [c for c in self._order if c.local]
+        self._by_pod: dict[str, list[Candidate]] = {}
+        for c in self._order:
+            self._by_pod.setdefault(c.pod, []).append(c)
+        # the fastest link: a step's bytes take at least total / this to any pod lacking them
+        self._fastest = max((rate(p) or DEFAULT_RATE_BPS for p in self._by_pod),
+                            default=DEFAULT_RATE_BPS)
 
     def _bound(self, c: Candidate) -> float:
         return round(queue_s(c, self._extra[c.chef.name]), 6)
@@ -135,17 +143,27 @@ class Board:
         return self._extra
 
     def choose(self, need: Need, owners: OwnerMap, rate: Rate) -> Candidate | None:
-        """As :func:`choose`, over the chefs that still have room."""
+        """As :func:`choose`, over the chefs that still have room (exact ties:
+        the first by queue, not by name)."""
         total = sum(need.contents.values())
+        moving = total / self._fastest      # the least a pod lacking the inputs adds
         best, best_rank = None, None
         for c, bound in zip(self._order, self._keys):
-            if best_rank is not None and bound > best_rank[0]:
-                break                              # it and all after it cost more
-            if unfit(c, need) is not None:
-                continue
-            rank = _rank(c, need, owners, rate, self._extra[c.chef.name], total)
-            if best_rank is None or rank < best_rank:
-                best, best_rank = c, rank
+            if best_rank is not None and bound + moving >= best_rank[0]:
+                break          # the rest cost as much, but ours and holders: looked at below
+            if unfit(c, need) is None:
+                rank = _rank(c, need, owners, rate, self._extra[c.chef.name], total)
+                if best_rank is None or rank < best_rank:
+                    best, best_rank = c, rank
+        if best is None:
+            return None
+        # At the best cost, only one of ours or a pod holding some input is preferred.
+        holders = owners.pods_holding(need.contents) if total else set()
+        for c in [*self._locals, *(c for p in holders for c in self._by_pod.get(p, ()))]:
+            if id(c) in self._room and self._bound(c) <= best_rank[0] and unfit(c, need) is None:
+                rank = _rank(c, need, owners, rate, self._extra[c.chef.name], total)
+                if rank[:3] < best_rank[:3]:
+                    best, best_rank = c, rank
         return best
 
     def took(self, c: Candidate) -> None:
@@ -155,7 +173,9 @@ class Board:
             i += 1
         del self._order[i], self._keys[i]
         self._extra[c.chef.name] += 1
-        if c.chef.space > self._extra[c.chef.name]:
+        if c.chef.space <= self._extra[c.chef.name]:
+            self._room.discard(id(c))
+        else:
             key = self._bound(c)
             j = bisect.bisect_right(self._keys, key)
             self._order.insert(j, c)

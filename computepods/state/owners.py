@@ -101,6 +101,10 @@ class OwnerMap:
         for pods in self._pods.values():
             pods.discard(pod)
 
+    def pods_holding(self, shas: Iterable[str]) -> set[str]:
+        """The pods holding at least one of these."""
+        return {pod for sha in shas for pod in self._pods.get(sha, ())}
+
     def lacking_bytes(self, pod: str, contents: Mapping[str, int]) -> int:
         """Of these (sha256 -> bytes), the bytes `pod` does not hold."""
         return sum(size for sha, size in contents.items() if not self.holds(pod, sha))
