@@ -87,6 +87,7 @@ class FakeChef:
         self.name, self.pod = name, pod_id
         self.discovered = discovered or {}
         self.runs: list[dict] = []
+        self.rules: dict[str, dict] = {}
         self.hold = hold
         self.then_queued = then_queued
         self._held: list[tuple[str, dict]] = []
@@ -108,6 +109,7 @@ class FakeChef:
 
     def post(self, signal: str, msg: m.Message) -> None:      # the bus delivers a run
         self.runs.append(msg.data)
+        self.rules.update(msg.data["rules"])
         self.bus.respond(msg, {"accepted": [s["id"] for s in msg.data["steps"]], "rejected": []})
         for step in msg.data["steps"]:
             self._work.put((msg.data["build"], step))
@@ -137,7 +139,7 @@ class FakeChef:
     def _finish(self, build: str, step: dict) -> None:
         sid = step["id"]
         outputs = {}
-        for path in self._outputs(sid):
+        for path in self._outputs(step):
             data = made(sid)
             if self.local:
                 (self.root / path).parent.mkdir(parents=True, exist_ok=True)
@@ -150,8 +152,10 @@ class FakeChef:
                 "outputs": outputs, "discovered": self.discovered.get(sid, [])}
         self.bus.request_sync(m.STEP_RESULTS, {"chef": self.name, "results": [item]})
 
-    def _outputs(self, sid: str) -> list[str]:
-        return [sid.split(":", 1)[1]]
+    def _outputs(self, step: dict) -> list[str]:
+        stem = step.get("stem")
+        return [p.replace("%", stem) if stem is not None else p
+                for p in self.rules[step["rule"]]["outputs"]]
 
     def stop(self) -> None:
         self._work.put(None)
@@ -463,7 +467,6 @@ def test_planning_needs_a_pack_tool_somewhere_in_the_federation(fed, tmp_path, m
 
     offered["cc"] = {"f" * 64}                      # pod-b's chef has it
     b = f.chef("b1", "pod-b", prints={"cc": "OURS"})
-    b._outputs = lambda sid: ["src/a.o", "src/a.d"]
     assert f.pod.build().done()["ok"]
     assert b.steps_run() == ["c.compile:src/a.o"]
 
@@ -493,3 +496,29 @@ def test_remote_steps_go_in_smaller_batches_local_ones_as_before(fed, tmp_path):
     assert len(b.steps_run()) == 20
     assert max(len(run["steps"]) for run in b.runs) <= REMOTE_BATCH < 20
     assert len(list((tmp_path / "project/out").iterdir())) == 20
+
+
+def test_examples_c_with_no_chef_of_ours_sends_the_headers_and_the_objects(fed, tmp_path):
+    import shutil
+    example = Path(__file__).resolve().parents[3] / "examples" / "c"
+    root = tmp_path / "project"
+    shutil.rmtree(root)
+    shutil.copytree(example, root)
+    f = fed()
+    b = f.chef("b1", "pod-b", prints={"cc": "OURS"},
+               discovered={"c.compile:src/main.o": ["src/util.h"],
+                           "c.compile:src/util.o": ["src/util.h"]})
+    assert f.pod.build().done()["ok"]
+    sent = {s["id"]: s["files"] for run in b.runs for s in run["steps"]}
+    header = sha((root / "src/util.h").read_bytes())
+    assert sent["c.compile:src/main.o"]["src/util.h"] == header     # the tree, on a first run
+    assert sent["link:bin/hello"] == {"src/main.o": sha(made("c.compile:src/main.o")),
+                                      "src/util.o": sha(made("c.compile:src/util.o"))}
+
+    (root / "src/util.h").write_text("/* edited */\n" + (root / "src/util.h").read_text())
+    b.runs.clear()
+    assert f.pod.build().done()["ok"]
+    sent = {s["id"]: s["files"] for run in b.runs for s in run["steps"]}
+    assert sent["c.compile:src/main.o"] == {        # known now: only what it reads
+        "src/main.c": sha((root / "src/main.c").read_bytes()),
+        "src/util.h": sha((root / "src/util.h").read_bytes())}
