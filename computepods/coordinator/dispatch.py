@@ -26,10 +26,12 @@ ownership map learns that the chef's pod holds those inputs once it succeeds.
 """
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Iterator
 
 from computepods.coordinator.buildrun import BuildRun, Taken
+from computepods.errors import ComputePodsError
 from computepods.coordinator.chefs import WINDOW_PER_SLOT, ChefDirectory, ChefInfo
 from computepods.coordinator.placement import MAX_BATCH, RunBatches, place
 from computepods.federation.cost import Board, Candidate, Need, choose, offers_of, why_none
@@ -38,6 +40,8 @@ from computepods.federation.landing import LandingFailure
 from computepods.federation.manifest import Manifest, inputs_unknown, step_manifest, tree_files
 from computepods.planning.job import Job
 from computepods.planning.plan import BuildPlan, check_tools
+
+log = logging.getLogger("computepods.dispatch")
 
 REMOTE_BATCH = 8           # steps per run message to a chef on another pod
 UNFIT_WAIT_S = 10.0        # seconds a step waits for a fit chef before it fails
@@ -252,7 +256,7 @@ class Dispatcher:
             return
         info = self.chefs.get(chef)
         offers = self._offers(info) if info is not None else {}
-        built = []
+        built, held = [], {}
         for record in taken.records:
             job = b.job(record.step_id)
             if record.status != "ok" or job is None:
@@ -261,8 +265,13 @@ class Dispatcher:
             if pod is not None:
                 outputs = {o.sha256: o.size for p, o in taken.outputs.items()
                            if p in record.outputs}
-                self.fed.owners.add(pod, {**(sent[1].sizes if sent else {}), **outputs})
+                held[pod] = {**held.get(pod, {}), **(sent[1].sizes if sent else {}), **outputs}
             tools = self._tools.get(job.step.rule.name, frozenset())
             if prints := {t: fp for t in tools if (fp := offers.get(t))}:
                 built.append((record.step_id, prints))
-        self.fed.built_with.built(built)
+        try:
+            for holder, contents in held.items():
+                self.fed.owners.add(holder, contents)
+            self.fed.built_with.built(built)
+        except ComputePodsError as exc:     # only placement gets worse: the build goes on
+            log.warning("%s", exc)

@@ -522,3 +522,18 @@ def test_examples_c_with_no_chef_of_ours_sends_the_headers_and_the_objects(fed, 
     assert sent["c.compile:src/main.o"] == {        # known now: only what it reads
         "src/main.c": sha((root / "src/main.c").read_bytes()),
         "src/util.h": sha((root / "src/util.h").read_bytes())}
+
+
+def test_an_ownership_map_that_cannot_write_only_costs_placement(fed, tmp_path, caplog):
+    from computepods.errors import DiskFull
+
+    class Full(OwnerMap):
+        def add(self, pod, contents):
+            raise DiskFull("state.db: the disk is full")
+    project(tmp_path / "project")
+    f = fed()
+    f.fed.owners = Full()
+    f.chef("b1", "pod-b", prints=TR)
+    assert f.pod.build().done()["ok"]
+    assert (tmp_path / "project/out/a.up").read_bytes() == made("up:out/a.up")
+    assert "the disk is full" in caplog.text
