@@ -19,6 +19,7 @@ from __future__ import annotations
 import itertools
 import logging
 import os
+import posixpath
 import shutil
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -35,6 +36,8 @@ from computepods.federation.federation import Fetch
 
 if TYPE_CHECKING:
     from computepods.coordinator.buildrun import BuildRun
+    from computepods.planning.job import Job
+    from computepods.planning.resolve import Plan
 
 log = logging.getLogger("computepods.landing")
 
@@ -62,6 +65,20 @@ class LandingFailure:
     attempt: int
     error: str
     fetching: bool = True          # the fetch failed (else: the commit in our tree)
+
+
+def stray_outputs(job: "Job", outputs, plan: "Plan") -> list[str]:
+    """Outputs a remote chef reported that are not the step's to write: not
+    a declared output, nor (for a rule that discovers what it reads and
+    writes, as TeX does) a file beside its first output that is neither a
+    source nor another step's output.  Our tree takes none of them."""
+    step = job.step
+    if not step.rule.discover:
+        return sorted(set(outputs) - set(step.outputs))
+    here = posixpath.dirname(step.outputs[0])
+    theirs = {p for s in plan.steps.values() if s.id != step.id for p in s.outputs}
+    return sorted(p for p in outputs if p not in step.outputs and (
+        posixpath.dirname(p) != here or p in plan.sources or p in theirs))
 
 
 def land(root: Path, fetch: Fetch, pod: str, item: dict, record: dict) -> dict:
@@ -126,6 +143,11 @@ class Landing:
                 result = StepResult.from_dict(item)
             except MalformedMessage:
                 rest.append(item)             # taken as it is: it fails, saying why
+                continue
+            if stray := stray_outputs(job, result.outputs, b.bp.plan):
+                rest.append({**item, "ok": False, "outputs": {}, "reason": (
+                    f"pod {pod} reported outputs the step does not make: "
+                    f"{', '.join(stray[:5])}; none was taken")})
                 continue
             outputs = {p: o.sha256 for p, o in result.outputs.items()}
             record = b.record(job, outputs, result.duration_s, time.time_ns(), result.discovered)

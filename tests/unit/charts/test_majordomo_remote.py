@@ -81,7 +81,7 @@ class FakeChef:
                  slots: int = 1, queued: int = 0, typical_s: float = 1.0,
                  prints: dict | None = None, lease_s: float = MAX_LEASE_S,
                  discovered: dict | None = None, hold: bool = False,
-                 then_queued: int | None = None):
+                 then_queued: int | None = None, extra_outputs: tuple = ()):
         """`then_queued`: the queue it says it has once it took its first run."""
         self.bus, self.root, self.stores = pod.bus, pod.root, stores
         self.name, self.pod = name, pod_id
@@ -90,6 +90,7 @@ class FakeChef:
         self.rules: dict[str, dict] = {}
         self.hold = hold
         self.then_queued = then_queued
+        self.extra_outputs = extra_outputs       # what a hostile chef claims it wrote too
         self._held: list[tuple[str, dict]] = []
         self._work: queue.Queue = queue.Queue()
         self._thread = threading.Thread(target=self._serve, name=f"fake-chef-{name}")
@@ -139,7 +140,7 @@ class FakeChef:
     def _finish(self, build: str, step: dict) -> None:
         sid = step["id"]
         outputs = {}
-        for path in self._outputs(step):
+        for path in [*self._outputs(step), *self.extra_outputs]:
             data = made(sid)
             if self.local:
                 (self.root / path).parent.mkdir(parents=True, exist_ok=True)
@@ -537,3 +538,15 @@ def test_an_ownership_map_that_cannot_write_only_costs_placement(fed, tmp_path, 
     assert f.pod.build().done()["ok"]
     assert (tmp_path / "project/out/a.up").read_bytes() == made("up:out/a.up")
     assert "the disk is full" in caplog.text
+
+
+def test_a_remote_chef_claiming_a_source_as_its_output_changes_nothing(fed, tmp_path):
+    project(tmp_path / "project")
+    f = fed()
+    f.chef("b1", "pod-b", prints=TR, extra_outputs=("src/b.txt",))
+    build = f.pod.build()
+    assert not build.done()["ok"]
+    assert (tmp_path / "project/src/b.txt").read_text() == "beta\n"
+    assert not (tmp_path / "project/out").exists() and f.stores.calls == []
+    assert "pod pod-b reported outputs the step does not make: src/b.txt" in \
+        build.of("fail")[0]["reason"]
