@@ -183,3 +183,17 @@ class RequestRefused(ComputePodsError):
 
 class ChartQueueFull(ComputePodsError):
     """An event could not be queued in time: the chart is not keeping up."""
+
+
+# --- chefpod (federation) ---
+
+class WorkspaceBusy(ComputePodsError):
+    """Another chef pod holds this workspace: two would overwrite each
+    other's trees and store."""
+
+    def __init__(self, root: str, holder: str):
+        self.root, self.holder = root, holder
+        super().__init__(f"workspace {root} is in use by {holder}; give this chef "
+                         "another one with --workspace DIR, or stop that one")
+
+# --- end chefpod ---

@@ -11,9 +11,11 @@ posted to every chart routed for that signal.  A malformed message is
 answered (if it has a reply subject), reported on ``<ns>.errors``, logged,
 and dropped; no chart sees it.  Outbound, :meth:`publish` sends and
 forgets; :meth:`request` posts ``REPLY`` (or ``REQUEST_FAILED`` after its
-retries) to the asking chart.  Core NATS delivers at most once, so an
-unanswered request is sent again, the same payload: handlers are idempotent
-(keyed by step id and attempt), and a NATS restart loses no work.
+retries) to the asking chart; :meth:`gather` posts one ``GATHERED`` with
+every answer heard within its window (:mod:`computepods.bus.gather`).  Core
+NATS delivers at most once, so an unanswered request is sent again, the same
+payload: handlers are idempotent (keyed by step id and attempt), and a NATS
+restart loses no work.
 
 Nobody joins the bus without a password (docs/architecture.md §2,
 :mod:`computepods.bus.auth`): the bridge logs in with its
@@ -34,10 +36,11 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
 from computepods.bus.natsimport import nats
-from nats.errors import NoRespondersError, TimeoutError as NatsTimeoutError
 
 from computepods.bus import messages as m
 from computepods.bus import payloads
+from computepods.bus.gather import (Collector, check_window, gather_on_nats, gather_token,
+                                    request_on_nats)
 from computepods.bus.auth import (INSECURE_SAID, INSECURE_VAR, LOGIN_HELP, OPEN_BUS_HELP,
                                   Credentials, insecure_from_env)
 from computepods.errors import BusError, MalformedMessage
@@ -279,8 +282,20 @@ class NatsBridge:
                 timeout: float = REQUEST_TIMEOUT_S, attempts: int = REQUEST_ATTEMPTS,
                 **params: str) -> None:
         """Send a request; post REPLY or REQUEST_FAILED (payload Reply) to `chart`."""
-        self._enqueue(("req", self.subject(signal, **params), m.encode(payload),
-                       chart, token, timeout, attempts))
+        subject, data = self.subject(signal, **params), m.encode(payload)
+        self._enqueue(("task", lambda: self._request_for_chart(subject, data, chart, token,
+                                                               timeout, attempts)))
+
+    def gather(self, signal: str, payload: Mapping[str, Any], window_s: float,
+               max_replies: int, *, chart, **params: str) -> str:
+        """Publish once; post ONE ``GATHERED`` (bus/gather.py) with every answer
+        heard within `window_s`, or the first `max_replies`, to `chart`; its token."""
+        check_window(window_s, max_replies)
+        token, data = gather_token(self.name), m.encode(payload)
+        collector = Collector(token, self.subject(signal, **params), max_replies)
+        self._enqueue(("task", lambda: gather_on_nats(
+            self._nc, collector, data, window_s, lambda got: chart.post(m.GATHERED, got))))
+        return token
 
     def request_sync(self, signal: str, payload: Mapping[str, Any], *,
                      timeout: float = REQUEST_TIMEOUT_S, attempts: int = REQUEST_ATTEMPTS,
@@ -302,7 +317,10 @@ class NatsBridge:
         self._loop.call_soon_threadsafe(self._wake)
 
     def _wake(self) -> None:
-        task = self._loop.create_task(self._drain_outbox())
+        self._spawn(self._drain_outbox())
+
+    def _spawn(self, coro) -> None:
+        task = self._loop.create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -322,12 +340,8 @@ class NatsBridge:
                         self._send_error(item[1], item[2], exc)
                         continue
                     self.stats.published += 1
-                else:
-                    _, subject, data, chart, token, timeout, attempts = item
-                    task = self._loop.create_task(
-                        self._request_for_chart(subject, data, chart, token, timeout, attempts))
-                    self._tasks.add(task)
-                    task.add_done_callback(self._tasks.discard)
+                else:                      # a request or a gather: a task of its own
+                    self._spawn(item[1]())
 
     async def _request_for_chart(self, subject, data, chart, token, timeout, attempts) -> None:
         try:
@@ -348,29 +362,9 @@ class NatsBridge:
         log.error("%s", problem)
         return problem
 
-    async def _request(self, subject: str, data: bytes, timeout: float, attempts: int,
-                       token: Any = None) -> m.Reply:
-        last = "no answer"
-        for attempt in range(1, attempts + 1):
-            try:
-                msg = await self._nc.request(subject, data, timeout=timeout)
-            except (NatsTimeoutError, NoRespondersError, nats.errors.ConnectionReconnectingError,
-                    nats.errors.OutboundBufferLimitError) as exc:
-                last = type(exc).__name__
-                self.stats.retries += 1
-                if isinstance(exc, NoRespondersError):
-                    await asyncio.sleep(min(timeout, 0.05 * attempt))   # nobody yet: back off
-                continue
-            self.stats.published += 1
-            try:
-                answer = m.decode(subject, msg.data, m.REPLY)
-            except MalformedMessage as exc:
-                return m.Reply(token, None, str(exc))
-            if "error" in answer:
-                return m.Reply(token, answer, f"{subject}: {answer['error']}")
-            return m.Reply(token, answer)
-        return m.Reply(token, None, f"no answer on {subject} after {attempts} attempts "
-                                    f"of {timeout:.1f} s ({last})")
+    def _request(self, subject: str, data: bytes, timeout: float, attempts: int,
+                 token: Any = None):
+        return request_on_nats(self._nc, subject, data, timeout, attempts, self.stats, token)
 
     # -- raw access for tests and tools ------------------------------------------
     def publish_raw(self, subject: str, data: bytes, reply: str = "") -> None:

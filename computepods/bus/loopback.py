@@ -6,7 +6,9 @@ and schema validation on the way in (a malformed message is answered,
 reported on ``<ns>.errors`` and dropped), and request/reply through a
 private inbox subject, the first answer winning.  A request nobody listens
 to fails at once, as NATS' no-responders does; one that is heard but never
-answered stays unanswered (the bridge's retries are not modelled).
+answered stays unanswered (the bridge's retries are not modelled).  A
+gather keeps the answers to its inbox until ``max_replies`` or until its
+window closes on the bus's clock (a SimClock in tests: the test advances it).
 
 Delivery is synchronous, on the sender's thread: a chart's ``post`` is
 thread-safe, so this is what the bridge's loop thread does, without it.
@@ -23,7 +25,9 @@ from typing import Any, Callable, Mapping
 
 from computepods.bus import messages as m
 from computepods.bus import payloads
+from computepods.bus.gather import Collector, check_window, gather_token
 from computepods.bus.protocol import Postable
+from computepods.clock import Clock, SystemClock
 from computepods.errors import BusError, MalformedMessage
 
 SYNC_TIMEOUT_S = 10.0          # seconds request_sync waits for an answer
@@ -60,8 +64,11 @@ class _Pending:
 class LoopbackBus:
     """One namespace of an in-process bus; ``log`` lists what was delivered."""
 
-    def __init__(self, namespace: str = m.DEFAULT_NAMESPACE, name: str = "loopback"):
+    def __init__(self, namespace: str = m.DEFAULT_NAMESPACE, name: str = "loopback",
+                 clock: Clock | None = None):
         self.ns = namespace
+        self.clock = clock or SystemClock()
+        self._gathers: dict[str, tuple[Collector, Postable, object]] = {}  # inbox -> ...
         self.name = name
         self.url = "loopback:"
         self._subs: list[_Subscription] = []
@@ -126,6 +133,32 @@ class LoopbackBus:
             raise BusError(reply.error)
         return reply.data
 
+    def gather(self, signal: str, payload: Mapping[str, Any], window_s: float,
+               max_replies: int, *, chart: Postable, **params: str) -> str:
+        check_window(window_s, max_replies)
+        token, subject = gather_token(self.name), self.subject(signal, **params)
+        inbox = f"{INBOX_PREFIX}{next(self._inboxes)}"
+        alarm = self.clock.alarm(lambda: self._close_gather(inbox), f"gather:{token}")
+        with self._lock:
+            self._gathers[inbox] = (Collector(token, subject, max_replies), chart, alarm)
+        alarm.set(self.clock.monotonic() + window_s)
+        self._send(subject, m.encode(payload), inbox)
+        return token
+
+    def gathering(self, token: str) -> int:
+        """How many answers the open gather `token` holds (0 once closed)."""
+        with self._lock:
+            return next((len(c.replies) + len(c.problems) for c, _, _ in self._gathers.values()
+                         if c.token == token), 0)
+
+    def _close_gather(self, inbox: str) -> None:
+        with self._lock:
+            gathering = self._gathers.pop(inbox, None)
+        if gathering is not None:
+            collector, chart, alarm = gathering
+            alarm.close()
+            chart.post(m.GATHERED, collector.result())
+
     def publish_raw(self, subject: str, data: bytes, reply: str = "") -> None:
         """Send bytes as they are (tests send malformed messages with it)."""
         self._send(subject, data, reply)
@@ -138,6 +171,9 @@ class LoopbackBus:
             self.stopped = True
             self._subs = []
             self._pending = {}
+            gathers, self._gathers = list(self._gathers.values()), {}
+        for _, _, alarm in gathers:
+            alarm.close()
 
     # -- delivery ----------------------------------------------------------------
     def _ask(self, subject: str, data: bytes, pending: _Pending) -> None:
@@ -171,6 +207,13 @@ class LoopbackBus:
         return len(subs)
 
     def _reply_in(self, inbox: str, data: bytes) -> None:
+        with self._lock:                # answers may come from several threads at once
+            gathering = self._gathers.get(inbox)
+            full = gathering is not None and gathering[0].take(data)
+        if gathering is not None:
+            if full:
+                self._close_gather(inbox)
+            return
         with self._lock:
             pending = self._pending.get(inbox)
         if pending is None:                       # answered already: the first one won

@@ -72,6 +72,15 @@ ALL_SIGNALS = (FS_CHANGED, BUILD_REQUEST, BUILD_EVENTS, RULES_ANNOUNCE,
                REQUEST_FAILED, STEP_STARTED, STEP_DONE, FLUSH, RECORD, RECORDED, TICK,
                BUILD_START, ADVANCE, BUILD_CANCEL, API_QUERY, FS_EVENTS, RESCAN, HALT)
 ALL_SIGNALS += (CRON_EVENTS, CHEFS_CANCEL, RECORD_FAILED, PODS_HELLO, PODS_DISCOVER)
+# --- scout (federation) ---
+GATHERED = "GATHERED"                # the bus: every answer to one gather(), as a Gathered
+SEARCH = "SEARCH"                    # to a Scout (or the Herald holding it): look for pods
+SCOUT_FOUND = "SCOUT_FOUND"          # a Scout to its parent: ScoutFound (the pods that fit)
+SCOUT_NOT_FOUND = "SCOUT_NOT_FOUND"  # a Scout to its parent: ScoutNotFound (why none did)
+SCOUT_STOP = "SCOUT_STOP"            # to the Herald: stop the scout of one search
+PROBED = "PROBED"                    # a Scout's probe worker: what each SFTP endpoint said
+ALL_SIGNALS += (GATHERED, SEARCH, SCOUT_FOUND, SCOUT_NOT_FOUND, SCOUT_STOP, PROBED)
+# --- end scout ---
 # --- md (federation) ---
 LANDED = "LANDED"                    # MajorDomo: a remote step's outputs are fetched and committed
 LANDING_FAILED = "LANDING_FAILED"    # MajorDomo: they could not be (the pod is named)

@@ -57,6 +57,12 @@ class Bus(Protocol):
                 token: Any, **params: str) -> None:
         """Send a request; post REPLY or REQUEST_FAILED (payload :class:`Reply`) to `chart`."""
 
+    def gather(self, signal: str, payload: Mapping[str, Any], window_s: float,
+               max_replies: int, *, chart: Postable, **params: str) -> str:
+        """Publish once and collect answers for `window_s` seconds (or until
+        `max_replies`); post ONE ``GATHERED`` (a :class:`~computepods.bus.gather.Gathered`
+        with that token) to `chart`.  Returns the token."""
+
     def request_sync(self, signal: str, payload: Mapping[str, Any], **kw: Any) -> dict:
         """Send a request and wait for its answer; raises BusError."""
 

@@ -16,6 +16,13 @@ when it turns idle, and with results at most every ``STATUS_MIN_S``.  Run
 requests are idempotent, keyed by build, step id and attempt: a repeat of a
 queued or running step is only acknowledged, a repeat of a finished one gets
 its result again.
+
+A run whose ``origin`` is another pod (federation) is built in that pod's
+tree of the chef's workspace, from the files it lists by hash
+(:mod:`computepods.federation.remotesteps`); a chef with no workspace
+refuses it, and a chef pod with no project of its own refuses a run with
+no origin.  Its status carries the fingerprints of its tools and the
+typical seconds of its steps, for placement by cost.
 """
 from __future__ import annotations
 
@@ -24,6 +31,7 @@ import logging
 import threading
 from collections import deque
 from pathlib import Path
+from typing import TYPE_CHECKING, Callable, Iterable
 
 from miros import return_status, spy_on
 
@@ -37,6 +45,10 @@ from computepods.chef.pool import WorkerPool
 from computepods.charts.base import Chart
 from computepods.clock import Clock, SystemClock
 
+if TYPE_CHECKING:
+    from computepods.federation.remotesteps import Keep
+    from computepods.federation.workspace import Fetch, Workspace
+
 log = logging.getLogger("computepods.chef")
 
 HEARTBEAT_S = 5.0          # seconds between status messages when nothing changes
@@ -46,6 +58,11 @@ MAX_NOTES = 32             # notes gathered before a results message goes anyway
 STATUS_MIN_S = 0.5         # seconds between status messages while results flow
 LOW_WATER_PER_SLOT = 3     # queued steps per slot below which results go at once
 LONG_STEP_S = 0.5          # seconds: a step that ran this long reports at once
+TYPICAL_WEIGHT = 0.2       # of the newest step in typical_s, an exponential moving mean
+
+# Why a chef refuses a step of a run (in the run's answer, `rejected`).
+ONLY_OWN_TREE = "this chef serves only its own tree"    # origin elsewhere, no workspace
+NO_PROJECT_TREE = "no project tree here"                # no origin, and a chef pod
 
 
 @spy_on
@@ -108,17 +125,36 @@ class Chef(Chart):
 
     initial_state = chef_serving
 
-    def __init__(self, name: str, bridge: Bus, root: Path, slots: int, *, pod: str = "local",
-                 tools: list[str] | None = None, heartbeat_s: float = HEARTBEAT_S,
-                 clock: Clock | None = None, **kw):
+    def __init__(self, name: str, bridge: Bus, root: Path | None, slots: int, *,
+                 pod: str = "local", tools: Iterable[str] | None = None,
+                 heartbeat_s: float = HEARTBEAT_S, clock: Clock | None = None,
+                 workspace: "Workspace | None" = None, fetch: "Fetch | None" = None,
+                 keep: "Keep | None" = None,
+                 fingerprints: Callable[[Iterable[str]], dict[str, str]] | None = None, **kw):
+        """``root``: the project tree it builds in (None: a chef pod, which
+        builds only other pods' steps).  ``workspace`` and ``fetch``: where
+        and from what runs of other pods are built (see the module's doc);
+        ``keep(path) -> sha`` puts each of their outputs in the served store.
+        ``tools``: what it fingerprints besides every pack's tools and the
+        programs its runs start; ``fingerprints`` does it (the default:
+        federation.toolprints on this PATH)."""
         super().__init__(f"chef:{name}", **kw)
         self.chef = name
         self.clock = clock or SystemClock()
         self.bridge = bridge
-        self.root = Path(root)
+        self.root = Path(root) if root is not None else None
         self.slots = slots
         self.pod = pod
-        self.tools = tools or []
+        self.tool_names: set[str] = {*pack_tools(), *(tools or ())}
+        self._fingerprint = fingerprints or _toolprints
+        self.fingerprints: dict[str, str] = {}
+        self.typical_s: float | None = None
+        remote = None
+        if workspace is not None:
+            from computepods.federation.remotesteps import RemoteSteps
+            from computepods.federation.remotesteps import no_fetch
+            remote = RemoteSteps(workspace, fetch or no_fetch, keep)
+        self.serves_others = remote is not None
         self.in_flight: set[tuple[str, int]] = set()
         self.results: dict[tuple[str, str, int], chefwire.StepResult] = {}
         self.outbox: list[dict] = []
@@ -136,9 +172,11 @@ class Chef(Chart):
         self.done_posted = False
         self.lease = Lease(LEASE_FACTOR * heartbeat_s, self.clock)
         self.pool = WorkerPool(self.root, slots, on_started=self.step_started,
-                               on_done=self.step_done, name=name, lease=self.lease)
+                               on_done=self.step_done, name=name, lease=self.lease,
+                               remote=remote)
 
     def start(self) -> "Chef":
+        self.fingerprints = self._fingerprint(self.tool_names)
         super().start()
         self.bridge.route(m.CHEF_RUN, self, chef=self.chef)
         self.bridge.route(m.CHEFS_QUERY, self)
@@ -163,6 +201,13 @@ class Chef(Chart):
         super().stop(timeout)
 
     # -- work the states trigger -------------------------------------------------
+    def refusal(self, origin: str) -> str | None:
+        """Guard: why this chef takes no step of a run from ``origin``
+        ("": the chef's own tree), or None if it takes them."""
+        if origin and origin != self.pod:
+            return None if self.serves_others else ONLY_OWN_TREE
+        return None if self.root is not None else NO_PROJECT_TREE
+
     def accept(self, msg: m.Message) -> None:
         self.refill_asked = False
         run = chefwire.RunMessage.from_dict(msg.data)
@@ -173,9 +218,16 @@ class Chef(Chart):
         except (MalformedMessage, AttributeError, TypeError) as exc:
             self.bridge.respond(msg, {"error": f"bad rules: {exc}"})
             return
+        if (refused := self.refusal(run.origin)) is not None:
+            self.bridge.respond(msg, {"accepted": [], "rejected": [
+                {"id": item.get("id") if isinstance(item, dict) else None, "reason": refused}
+                for item in run.steps]})
+            return
+        self.learn_tools(rules.values())
+        origin = run.origin if run.origin != self.pod else ""
         for item in run.steps:
             try:
-                job = job_from_message(run.build, rules, item)
+                job = job_from_message(run.build, rules, item, origin)
             except ComputePodsError as exc:
                 sid = item.get("id") if isinstance(item, dict) else None
                 rejected.append({"id": sid, "reason": str(exc)})
@@ -188,6 +240,15 @@ class Chef(Chart):
                 self.in_flight.add(job.key)
                 self.pool.submit(job)
         self.bridge.respond(msg, {"accepted": accepted, "rejected": rejected})
+
+    def learn_tools(self, rules) -> None:
+        """Fingerprint the programs this run's rules start, once each: a
+        chef cannot know beforehand every program a project runs."""
+        from computepods.federation.toolprints import step_tools
+        new = set().union(*(step_tools((), r.command) for r in rules)) - self.tool_names
+        if new:
+            self.tool_names |= new
+            self.fingerprints = {**self.fingerprints, **self._fingerprint(new)}
 
     def step_done(self, job: StepJob, item: chefwire.StepResult) -> None:
         """Called by a worker thread.  While the queue is deep, a quick
@@ -212,6 +273,10 @@ class Chef(Chart):
 
     def finished(self, job: StepJob, item: chefwire.StepResult) -> None:
         self.in_flight.discard(job.key)
+        if item.command:                     # it ran (not refused, cancelled or unfetched)
+            self.typical_s = (item.duration_s if self.typical_s is None else
+                              TYPICAL_WEIGHT * item.duration_s
+                              + (1 - TYPICAL_WEIGHT) * self.typical_s)
         if len(self.results) >= MAX_REMEMBERED:
             self.results.pop(next(iter(self.results)))
         self.results[job.key] = item
@@ -289,6 +354,19 @@ class Chef(Chart):
         self.lease.renew()
         self.status_sent = self.clock.monotonic()
         queued = self.pool.queued
-        self.bridge.publish(m.CHEF_STATUS, chefwire.chef_status(
+        typical = None if self.typical_s is None else round(self.typical_s, 6)
+        self.bridge.publish(m.CHEF_STATUS, chefwire.ChefStatus(
             self.chef, self.pod, self.slots, max(0, len(self.in_flight) - queued), queued,
-            self.tools, self.lease.lease_s, gone))
+            sorted(self.fingerprints), self.lease.lease_s, gone, typical,
+            self.fingerprints).to_dict())
+
+
+def pack_tools() -> set[str]:
+    """Every tool of every rule pack, with its default settings."""
+    from computepods.project.packs import PACKS
+    return {tool for pack in PACKS.values() for tool in pack.tools()}
+
+
+def _toolprints(tools: Iterable[str]) -> dict[str, str]:
+    from computepods.federation.toolprints import fingerprints
+    return fingerprints(tools)

@@ -16,7 +16,7 @@ import shutil
 import threading
 from collections import deque
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from computepods.chef import groups
 from computepods.chef import scratch
@@ -26,6 +26,8 @@ from computepods.chef.step import (Launched, StepJob, execute, failed_item, is_s
                                    launch)
 from computepods.errors import ComputePodsError
 
+if TYPE_CHECKING:
+    from computepods.federation.remotesteps import RemoteSteps
 
 _STOP = object()          # what WorkerPool._take gives for the stop sentinel
 
@@ -33,12 +35,16 @@ _STOP = object()          # what WorkerPool._take gives for the stop sentinel
 class WorkerPool:
     """`slots` threads, each running one step at a time from a shared queue."""
 
-    def __init__(self, root: Path, slots: int, on_started: Callable[[StepJob], None],
+    def __init__(self, root: Path | None, slots: int, on_started: Callable[[StepJob], None],
                  on_done: Callable[[StepJob, dict], None], name: str = "chef",
-                 lease: Lease | None = None):
+                 lease: Lease | None = None, remote: "RemoteSteps | None" = None):
         """``lease``: the chef's (:mod:`computepods.chef.lease`); a step taken
-        before the chef lost it neither starts nor commits."""
+        before the chef lost it neither starts nor commits.  ``remote``: how
+        steps from other pods run (in their origin's tree); ``root`` None: a
+        chef pod with no tree of its own."""
         self.root = root
+        self._name = name
+        self._remote = remote
         self.slots = slots
         self._jobs: queue.SimpleQueue = queue.SimpleQueue()
         self._on_started = on_started
@@ -50,13 +56,28 @@ class WorkerPool:
         self._stopping = False          # queued steps are dropped, none starts
         self._lease = lease
         self._taken_at: dict[tuple, float] = {}          # job key -> when submitted
-        logs = LogDir(root)
-        self._slots = [Slot(root, f"{scratch.scratch_name(name)}-{os.getpid()}-{i}", logs)
-                       for i in range(slots)]
+        # Slots per tree, made as a tree is first used (the own tree's now).
+        self._trees: dict[str, LogDir] = {}
+        self._slots: list[dict[str, Slot]] = [{} for _ in range(slots)]
+        if root is not None:
+            for i in range(slots):
+                self._slot(i, root)
         self._threads = [threading.Thread(target=self._work, args=(i,), name=f"slot-{i}",
                                           daemon=True) for i in range(slots)]
         for t in self._threads:
             t.start()
+
+    def _slot(self, index: int, root: Path) -> Slot:
+        """Thread ``index``'s slot in the tree ``root`` (only that thread asks)."""
+        key = os.path.abspath(root)
+        slot = self._slots[index].get(key)
+        if slot is None:
+            with self._lock:
+                logs = self._trees.setdefault(key, LogDir(Path(key)))
+            slot = Slot(Path(key), f"{scratch.scratch_name(self._name)}-{os.getpid()}-{index}",
+                        logs)
+            self._slots[index][key] = slot
+        return slot
 
     def submit(self, job: StepJob) -> None:
         with self._lock:
@@ -85,7 +106,7 @@ class WorkerPool:
         another step is queued, the next command starts before the ended
         step's output is hashed and committed: the processor runs it while
         this thread does the bookkeeping."""
-        slot = self._slots[index]
+        slot = self._slots[index].get(os.path.abspath(self.root)) if self.root else None
         landing: Launched | None = None          # ended; its output still to commit
         while True:
             job = self._take(block=landing is None)
@@ -99,7 +120,7 @@ class WorkerPool:
                     self._done(job, failed_item(job.step.id, job.attempt, "cancelled"))
                 elif (why := self._lapsed(job)()) is not None:
                     self._done(job, failed_item(job.step.id, job.attempt, why))
-                elif is_simple(job.step):
+                elif is_simple(job.step) and not job.origin and slot is not None:
                     launched = self._launch(index, slot, job)
                 else:
                     if landing is not None:
@@ -160,11 +181,20 @@ class WorkerPool:
                                f"the chef could not run it: {exc}")
         self._done(launched.job, item)
 
-    def _run(self, index: int, slot: Slot, job: StepJob) -> None:
+    def _run(self, index: int, slot: Slot | None, job: StepJob) -> None:
         self._on_started(job)
         try:
-            item = execute(self.root, job, slot, on_started=self._running_as(index, job),
-                           lapsed=self._lapsed(job))
+            if job.origin:
+                if self._remote is None:         # the chef refuses these; never here
+                    raise ComputePodsError("this chef serves only its own tree")
+                item = self._remote.run(job, lambda tree: self._slot(index, tree),
+                                        on_started=self._running_as(index, job),
+                                        lapsed=self._lapsed(job))
+            else:
+                if slot is None:
+                    raise ComputePodsError("no project tree here")
+                item = execute(self.root, job, slot, on_started=self._running_as(index, job),
+                               lapsed=self._lapsed(job))
         except (OSError, ComputePodsError) as exc:
             item = failed_item(job.step.id, job.attempt, f"the chef could not run it: {exc}")
         finally:
@@ -199,7 +229,7 @@ class WorkerPool:
             self._jobs.put(None)
         for t in self._threads:
             t.join(timeout)
-        for slot in self._slots:
+        for slot in (s for per_tree in self._slots for s in per_tree.values()):
             logged = slot.commits.end > 0
             slot.close()
             # A commit log that holds records is left, as a kill leaves it:

@@ -185,3 +185,41 @@ def _collect_real_files(directory: str, rel_dir: str, found: list[str]) -> None:
                 _collect_real_files(entry.path, rel, found)
             elif entry.is_file(follow_symlinks=False):
                 found.append(rel)
+
+
+def make_sparse_view(root: Path, scratch: Path, visible: Iterable[str], outputs: Sequence[str],
+                     copy_in: Sequence[str] = (), cwd: str = "") -> Path:
+    """Build ``scratch/view`` holding only the ``visible`` files of the tree.
+
+    For a step from another pod (federation): whatever else its tree holds
+    (files earlier steps listed) stays out of sight, so the step reads only
+    what its run message declared.  Files are hard links to the tree's (a
+    snapshot: a later materialise that replaces one does not change it under
+    the running step); ``copy_in`` files are copies it may rewrite; outputs
+    are absent, their directories real.  A visible file not in the tree
+    (made inside a cycle, missing on its first pass) is left out.
+    """
+    root_s = os.path.abspath(root)
+    view = scratch / VIEW_DIR
+    shutil.rmtree(view, ignore_errors=True)
+    outputs = {check_relative(o) for o in outputs}
+    copies = {check_relative(c) for c in copy_in}
+    with writing(view, "the step's view of its files (in its scratch directory)"):
+        for rel_dir in sorted(_parent_dirs(outputs)):
+            os.makedirs(os.path.join(view, rel_dir), exist_ok=True)
+        if cwd:
+            os.makedirs(os.path.join(view, check_relative(cwd)), exist_ok=True)
+        for rel in sorted({check_relative(v) for v in visible} | copies):
+            src = os.path.join(root_s, rel)
+            if rel in outputs or not os.path.isfile(src):
+                continue
+            dest = os.path.join(view, rel)
+            os.makedirs(os.path.dirname(dest), exist_ok=True)
+            if rel in copies:
+                shutil.copy2(src, dest)
+                continue
+            try:
+                os.link(src, dest, follow_symlinks=False)
+            except OSError:
+                shutil.copy2(src, dest)
+    return view

@@ -64,12 +64,15 @@ class StepJob:
     known_outputs: tuple[str, ...] = ()
     copy_in: dict[str, str] = field(default_factory=dict)   # own outputs given to it, pre-run
     rule_fp: str = ""                  # the rule fingerprint it was judged by
+    origin: str = ""                   # another pod, whose files it builds from; "": our tree
+    files: dict[str, str] = field(default_factory=dict)    # path -> sha256 (with origin)
 
     @property
     def key(self) -> tuple[str, str, int]:
         """What makes a run request a repeat: a long-lived chef serves many
-        builds, and each build numbers its attempts from 1."""
-        return (self.build, self.step.id, self.attempt)
+        builds (of several pods), and each build numbers its attempts from 1."""
+        return (f"{self.origin}/{self.build}" if self.origin else self.build, self.step.id,
+                self.attempt)
 
 
 def step_to_message(step: Step, attempt: int, inputs: dict[str, str | None],
@@ -84,8 +87,10 @@ def step_to_message(step: Step, attempt: int, inputs: dict[str, str | None],
                    dict(copy_in or {}), rule_fp)
 
 
-def job_from_message(build: str, rules: dict[str, Rule], item: Any) -> StepJob:
-    """Rebuild a step from a run message item; MalformedMessage if it is off."""
+def job_from_message(build: str, rules: dict[str, Rule], item: Any,
+                     origin: str = "") -> StepJob:
+    """Rebuild a step from a run message item; MalformedMessage if it is off.
+    With ``origin`` (another pod) its ``files`` are what it is built from."""
     wire = RunStep.from_dict(item)
     rule = rules.get(wire.rule)
     if rule is None:
@@ -94,10 +99,21 @@ def job_from_message(build: str, rules: dict[str, Rule], item: Any) -> StepJob:
     if step.id != wire.id:
         raise MalformedMessage("chef.run", f"step {wire.id!r} does not match its rule "
                                            f"and stem (they give {step.id!r})")
-    for path in (*step.inputs, *step.outputs, *wire.inputs, *wire.known_outputs, *wire.copy_in):
+    for path in (*step.inputs, *step.outputs, *wire.inputs, *wire.known_outputs, *wire.copy_in,
+                 *wire.files):
         scratch.check_relative(path)
+    if origin:
+        bad = [p for p, sha in wire.files.items() if not _is_sha256(sha)]
+        if bad:
+            raise MalformedMessage("chef.run", f"step {wire.id!r}: files {', '.join(bad[:3])}: "
+                                               "not a sha256 (64 lower-case hex digits)")
     return StepJob(build, step, wire.attempt, dict(wire.inputs), wire.known_outputs,
-                   dict(wire.copy_in), wire.rule_fp)
+                   dict(wire.copy_in), wire.rule_fp, origin,
+                   dict(wire.files) if origin else {})
+
+
+def _is_sha256(sha: str) -> bool:
+    return len(sha) == 64 and all(c in "0123456789abcdef" for c in sha)
 
 
 # --- running a step in a slot --------------------------------------------------
@@ -121,21 +137,31 @@ def _base_env(root: str) -> dict[str, str]:
 
 def execute(root: Path, job: StepJob, slot: Slot,
             on_started: Callable[[int], None] | None = None,
-            lapsed: Callable[[], str | None] = lambda: None) -> StepResult:
+            lapsed: Callable[[], str | None] = lambda: None,
+            work: Path | None = None) -> StepResult:
     """Run a step in scratch space; commit its outputs only if it succeeded.
 
     Returns the result item of a steps.results message.  A step with one
     output named through {out} uses the slot's scratch and one atomic
     rename (:func:`launch`, then :func:`land`); others get a scratch dir (and
     view) of their own and a journaled commit, since a crash between two
-    renames must be rolled forward.
+    renames must be rolled forward.  A step from another pod (``origin``)
+    always takes the second way, in the scratch dir ``work`` its caller made
+    with a view of only the files it lists
+    (:mod:`computepods.federation.remotesteps`).
     """
-    if is_simple(job.step):
+    if is_simple(job.step) and not job.origin:
         return land(root, launch(root, job, slot, on_started), slot, lapsed)
     step = job.step
     started = time.monotonic()
-    work = scratch.make_scratch(root, step.id)
-    if writes_through_out(step.rule):
+    work = work or scratch.make_scratch(root, step.id)
+    through_out = writes_through_out(step.rule)
+    if job.origin:
+        cwd_root = work / scratch.VIEW_DIR
+        command = (step.command(out_path=lambda p: str(scratch.scratch_out_path(work, p)),
+                                scratch=str(work)) if through_out
+                   else step.command(scratch=str(work)))
+    elif through_out:
         cwd_root = root
         command = step.command(out_path=lambda p: str(scratch.scratch_out_path(work, p)),
                                scratch=str(work))
@@ -151,9 +177,9 @@ def execute(root: Path, job: StepJob, slot: Slot,
     try:
         if not result.ok:
             return _result(job, streams, command, result, started, False, result.reason())
-        discovered = discover(root, step, work, cwd_root)
+        discovered = discover(root, step, work, cwd_root, through_out)
         written = (*step.outputs, *(p for p in discovered.outputs if p not in step.outputs))
-        if cwd_root == root:
+        if through_out:
             moves = scratch.out_moves(work, written)
         else:
             moves = scratch.view_outputs(cwd_root, written)
@@ -290,13 +316,13 @@ def _hash_or_none(step: Step, root: Path, path: str) -> str | None:
 _digest_file = commit_mod.digest_in_tree
 
 
-def discover(root: Path, step: Step, work: Path, cwd_root: Path):
+def discover(root: Path, step: Step, work: Path, cwd_root: Path, through_out: bool = False):
     """What the step says it read and wrote: its depfile, or TeX's .fls."""
     from computepods.chef.discover import Discovered, discover_depfile, discover_fls
     found = Discovered([], [])
     view = cwd_root if cwd_root != root else None
     if step.depfile:
-        where = (cwd_root / step.depfile if view else
+        where = (cwd_root / step.depfile if view and not through_out else
                  scratch.scratch_out_path(work, step.depfile))
         if where.exists():
             found = discover_depfile(where, root, step.cwd)

@@ -1,15 +1,49 @@
-"""`cpod chef --nats URL`: a process that offers chefs to the pods on a bus."""
+"""`cpod chef --nats URL`: a process that offers chefs to the pods on a bus.
+
+In a project (found from -C or the working directory) its chef builds in
+that tree.  Anywhere else it is a *chef pod*: it holds no project, and
+builds the steps other pods send it in its workspace (``--workspace DIR``,
+default ``$XDG_CACHE_HOME/computepods/workspace``), one tree per origin pod,
+from files fetched by hash (docs/architecture.md §6).
+"""
 from __future__ import annotations
 
+import argparse
+import hashlib
 import os
 import signal
+import socket
 from pathlib import Path
 
-from computepods.errors import Interrupted, UsageError
+from computepods.errors import Interrupted, ProjectNotFound, UsageError
 
 
-def cmd_chef(root: Path, args) -> int:
-    """A chef process: its slots build in `root` for whoever asks on the bus.
+def add_pod_arguments(k: argparse.ArgumentParser) -> None:
+    """The chef pod's options of `cpod chef`."""
+    k.add_argument("--workspace", metavar="DIR",
+                   help="where a chef pod keeps its trees and store (default: "
+                        "$XDG_CACHE_HOME/computepods/workspace); in a project, also serve "
+                        "other pods' steps there")
+    k.add_argument("--pod", metavar="NAME",
+                   help="this pod's id on the bus (default: the host and a hash of the "
+                        "workspace, or 'local' in a project)")
+    k.add_argument("--tool", dest="tools", action="append", default=[], metavar="NAME",
+                   help="a program whose fingerprint the chef announces from the start "
+                        "(repeatable; pack tools and the programs of its runs always are)")
+    k.add_argument("--fetch-dir", metavar="DIR",
+                   help="take the files other pods' steps need from the content store at "
+                        "DIR (DIR/sha256/<2 hex>/<sha256>, on a shared disk)")
+
+
+def pod_id(workspace: Path) -> str:
+    """A chef pod's stable id: its host, and which workspace it holds."""
+    digest = hashlib.sha256(str(Path(workspace).resolve()).encode()).hexdigest()[:8]
+    return f"{socket.gethostname()}-{digest}"
+
+
+def cmd_chef(cwd: Path, args) -> int:
+    """A chef process: its slots build in the project at or above `cwd` (or,
+    outside any project, in its workspace) for whoever asks on the bus.
     Stops on SIGTERM or Ctrl-C, killing the steps it is running, and says
     nothing about it: whoever stopped it knows (a pod stops its chef child
     at the end of every build, even one that failed before the chef had
@@ -18,20 +52,28 @@ def cmd_chef(root: Path, args) -> int:
         raise UsageError("cpod chef needs --nats URL (or CP_NATS_URL): the bus to serve")
     if args.heartbeat <= 0:
         raise UsageError(f"--heartbeat {args.heartbeat}: must be a positive number of seconds")
-    bridge = chef = None
+    root = _project_root(cwd, given=bool(args.directory))
+    bridge = chef = workspace = None
     try:            # a signal may come at any point, even while importing or connecting
-        import socket
         import threading
 
         from computepods.bus.bridge import NatsBridge
         from computepods.charts.chef import Chef
         from computepods.pod.localchef import default_slots
 
+        pod, fetch = args.pod or "local", None
+        if root is None or args.workspace:
+            from computepods.federation.workspace import Workspace, default_workspace
+            workspace = Workspace(Path(args.workspace or default_workspace())).acquire()
+            if root is None:
+                pod = args.pod or pod_id(workspace.root)
+            fetch = _fetch(args)
         name = args.name or f"{socket.gethostname()}-{os.getpid()}"
         bridge = NatsBridge(args.nats, namespace=args.namespace, name=f"chef:{name}",
                             insecure=args.insecure_bus or None).start()
         chef = Chef(name, bridge, root, args.jobs or default_slots(), live_trace=args.trace,
-                    heartbeat_s=args.heartbeat)
+                    heartbeat_s=args.heartbeat, pod=pod, tools=args.tools,
+                    workspace=workspace, fetch=fetch)
         chef.start()
         threading.Event().wait()          # until a signal interrupts
     except Interrupted:
@@ -46,3 +88,26 @@ def cmd_chef(root: Path, args) -> int:
             chef.stop()
         if bridge is not None:
             bridge.stop()
+        if workspace is not None:
+            workspace.release()
+
+
+def _project_root(cwd: Path, given: bool) -> Path | None:
+    """The project to serve; None outside any (a chef pod).  With -C the
+    directory must be in a project."""
+    from computepods.paths import find_project_root
+    try:
+        return find_project_root(cwd)
+    except ProjectNotFound:
+        if given:
+            raise
+        return None
+
+
+def _fetch(args):
+    """How a chef pod gets the files other pods' steps list."""
+    if args.fetch_dir:
+        from computepods.federation.remotesteps import directory_fetch
+        return directory_fetch(Path(args.fetch_dir).resolve())
+    from computepods.federation.remotesteps import no_fetch
+    return no_fetch

@@ -65,6 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="seconds between status messages; silent for 3 of them, "
                         "a MajorDomo reschedules its steps (default 5)")
     k.add_argument("--trace", action="store_true")
+    from computepods.cli.chef import add_pod_arguments
+    add_pod_arguments(k)
 
     n = sub.add_parser("nats-config", help="write DIR/nats.conf (the bus's users) and DIR/<role>.env")
     n.add_argument("dir", metavar="DIR", help="where to write nats.conf and the .env files")
@@ -121,6 +123,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_watch(args, cwd)
         if args.command == "nats-config":     # any directory too
             return cmd_nats_config(cwd / args.dir, args.namespaces or ["cp"])
+        if args.command == "chef":            # a project, or anywhere as a chef pod
+            from computepods.cli.chef import cmd_chef
+            return cmd_chef(cwd, args)
         root = find_project_root(cwd)
         if args.command == "build":
             return cmd_build(root, cwd, args)
@@ -130,9 +135,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "clean":
             from computepods.cli.clean import cmd_clean
             return cmd_clean(root)
-        if args.command == "chef":
-            from computepods.cli.chef import cmd_chef
-            return cmd_chef(root, args)
         if args.command == "explain":
             from computepods.planning.explain import explain
             print("\n".join(explain(root, args.targets, cwd)))
