@@ -64,7 +64,7 @@ class Dispatcher:
         self._looked: set[str] = set()             # tools looked for on our PATH
         self._tools: dict[str, frozenset[str]] = {}  # rule -> its tools
         self._packed: dict[str, frozenset[str]] = {}  # rule -> its pack's tools
-        self._outputs: set[str] | None = None
+        self._tree: dict[str, str] | None = None   # the project's files, once per build
 
     def check_tools(self, bp: BuildPlan) -> None:
         """Federated, planning fails only on a pack tool that neither we nor
@@ -156,7 +156,7 @@ class Dispatcher:
     def _new_build(self, b: BuildRun) -> None:
         if self._build == b.id:
             return
-        self._build, self._pins, self._avoid, self._outputs = b.id, {}, {}, None
+        self._build, self._pins, self._avoid, self._tree = b.id, {}, {}, None
         self._prints.clear()
         self._looked.clear()
         self._sent.clear()
@@ -215,9 +215,10 @@ class Dispatcher:
         record = b.record_of(job.step.id)
         extra = None
         if inputs_unknown(job, record):          # no local chef took it: send the tree
-            if self._outputs is None:
-                self._outputs = {p for s in b.bp.plan.steps.values() for p in s.outputs}
-            extra = tree_files(self.root, self._outputs, b.scheduler.digest)
+            if self._tree is None:
+                outputs = {p for s in b.bp.plan.steps.values() for p in s.outputs}
+                self._tree = tree_files(self.root, outputs, b.scheduler.digest)
+            extra = self._tree
         return step_manifest(self.root, job, record, b.scheduler.digest, extra)
 
     # -- results --------------------------------------------------------------------------
