@@ -119,8 +119,9 @@ class Dispatcher:
                 else:
                     left.append(job)
                 continue
-            if job.step.id in self._groups:
-                self._pins.setdefault(self._groups[job.step.id], chosen.chef.name)
+            group = self._groups.get(job.step.id)
+            if group is not None and self.chefs.get(self._pins.get(group)) is None:
+                self._pins[group] = chosen.chef.name      # (again, if its chef was lost)
             board.took(chosen)
             given.setdefault(chosen.chef.name, []).append(
                 (job, manifest if not chosen.local else None))

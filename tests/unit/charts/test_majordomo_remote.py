@@ -370,3 +370,18 @@ def test_a_remote_chef_claiming_a_source_as_its_output_changes_nothing(fed, tmp_
     assert not (tmp_path / "project/out").exists() and f.stores.calls == []
     assert "pod pod-b reported outputs the step does not make: src/b.txt" in \
         build.of("fail")[0]["reason"]
+
+
+def test_a_cyclic_group_whose_chef_is_lost_moves_whole_to_one_other_chef(fed, tmp_path):
+    project(tmp_path / "project", files=CYCLE)
+    f = fed()
+    b = f.chef("b1", "pod-b", prints=TR, lease_s=SHORT_LEASE_S, hold=True)
+    build = f.pod.build()
+    wait_for(lambda: b.steps_run() == ["tex:doc.pdf"], what="b1 to take the group's first step")
+    c = f.chef("c1", "pod-c", prints=TR, then_queued=50)     # dear once it has a step
+    d = f.chef("d1", "pod-d", prints=TR, then_queued=50)
+    f.pod.clock.advance(SHORT_LEASE_S + 1)
+    assert build.done()["ok"], build.of("fail")
+    took = [chef for chef in (c, d) if chef.steps_run()]
+    assert len(took) == 1 and took[0].steps_run() == ["tex:doc.pdf", "bib:doc.bbl",
+                                                       "tex:doc.pdf"]
