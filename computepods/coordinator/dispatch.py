@@ -110,6 +110,7 @@ class Dispatcher:
         remote = any(not c.local for c in cands)
         announced = {t for c in cands if not c.local for t in c.offers}
         for job in b.take_waiting(room):
+            job.copied = b.scheduler.own_outputs_to_copy(job)     # its manifest lists them
             need, manifest = self._need(b, job, cands, remote, announced)
             chosen = board.choose(need, self.fed.owners, self.fed.rates) if board else None
             if chosen is None:
@@ -136,8 +137,6 @@ class Dispatcher:
         if self.fed is None:
             jobs, files, origin = items, None, ""
         else:
-            for job, _ in items:
-                job.copied = b.scheduler.own_outputs_to_copy(job)
             jobs = [job for job, _ in items]
             remote = [(job, m) for job, m in items if m is not None]
             files, origin = {}, ""

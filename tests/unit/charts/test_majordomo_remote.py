@@ -205,6 +205,7 @@ CYCLE = {
         inputs = ["doc.tex", "doc.bbl"]
         outputs = ["doc.pdf"]
         command = "tr a-z A-Z < {{in[0]}} > {{out}}"
+        discover = "fls"
 
         [[rule]]
         name = "bib"
@@ -226,6 +227,9 @@ def test_a_cyclic_group_runs_on_one_chef_pass_after_pass(fed, tmp_path):
     assert build.of("fixpoint")
     assert c.steps_run() == []                        # the group stays on b1, pass after pass
     assert b.steps_run() == ["tex:doc.pdf", "bib:doc.bbl", "tex:doc.pdf"]
+    steps = [s for run in b.runs for s in run["steps"]]
+    assert steps[2]["copy_in"] == {"doc.pdf": sha(made("tex:doc.pdf"))}    # its last output
+    assert all(set(s.get("copy_in", {})) <= set(s["files"]) for s in steps)
 
 
 DEPFILE = {
