@@ -76,3 +76,19 @@ def test_stray_outputs_are_those_not_the_steps_to_write():
     assert stray_outputs(job(TEX, "a"), dict.fromkeys(
         ["doc/a.pdf", "doc/a.aux", "doc/a.log", "doc/a.tex", "doc/a.bbl", "etc/x"]), plan) == \
         ["doc/a.bbl", "doc/a.tex", "etc/x"]
+
+
+def test_an_output_our_tree_already_holds_is_not_fetched(tmp_path):
+    root = tmp_path / "tree"
+    root.mkdir()
+    prepare_state_dir(root)
+    (root / "out").mkdir()
+    (root / "out/x").write_bytes(b"same\n")
+
+    def fetch(pod, sha):
+        raise AssertionError("nothing should move")
+    item = {"id": "s", "attempt": 1, "outputs": {
+        "out/x": {"sha256": hashlib.sha256(b"same\n").hexdigest(), "size": 5}}}
+    landed = land(root, fetch, "pod-b", item, {})
+    assert (root / "out/x").read_bytes() == b"same\n"
+    assert landed["outputs"]["out/x"]["local"]["ino"] == (root / "out/x").stat().st_ino
