@@ -389,3 +389,17 @@ def test_a_cyclic_group_whose_chef_is_lost_moves_whole_to_one_other_chef(fed, tm
     took = [chef for chef in (c, d) if chef.steps_run()]
     assert len(took) == 1 and took[0].steps_run() == ["tex:doc.pdf", "bib:doc.bbl",
                                                        "tex:doc.pdf"]
+
+
+def test_a_fetch_that_fails_with_no_other_pod_fails_the_step_naming_the_pod(fed, tmp_path):
+    project(tmp_path / "project")
+    f = fed()
+    f.stores.failing.add("pod-b")
+    f.chef("b1", "pod-b", prints=TR)
+    build = f.pod.build()
+    wait_for(lambda: len(build.of("fetch_failed")) == 2, what="both fetches to fail")
+    f.pod.clock.advance(UNFIT_WAIT_S + 1)
+    done = build.done()
+    assert not done["ok"] and not (tmp_path / "project/out").exists()
+    assert all("pod pod-b failed to hand back its outputs" in ev["reason"]
+               for ev in build.of("fail"))
