@@ -197,3 +197,11 @@ class WorkspaceBusy(ComputePodsError):
                          "another one with --workspace DIR, or stop that one")
 
 # --- end chefpod ---
+
+
+# --- cluster (federation) ---------------------------------------------------------
+
+class ClusterConfigError(UsageError):
+    """--nats-routes, --nats-leaf or --nats-cluster-port cannot make a server
+    config: a URL that is not one, a port out of range, a missing login."""
+# --- end cluster ---

@@ -93,3 +93,28 @@ def nats_server(tmp_path, monkeypatch):
 @pytest.fixture
 def nats_url(nats_server) -> str:
     return nats_server.url
+
+
+# --- cluster (federation) ---
+@pytest.fixture
+def nats_cluster(tmp_path):
+    """Three clustered real nats-servers on free loopback ports, with the bus
+    users of NAMESPACES on each (tests/federation.py), stopped after the test."""
+    from federation import NatsCluster
+    cluster = NatsCluster(tmp_path / "cluster", 3, BusUsers.generate(*NAMESPACES)).start()
+    yield cluster
+    killed = cluster.stop()
+    if killed:
+        pytest.fail("nats-server did not stop on SIGTERM: " + "\n".join(killed))
+
+
+@pytest.fixture
+def nats_hub(tmp_path):
+    """A real nats-server that takes leaf nodes (tests/federation.py: LeafHub)."""
+    from federation import LeafHub
+    hub = LeafHub(tmp_path / "leafhub", BusUsers.generate(*NAMESPACES)).start()
+    yield hub
+    killed = hub.stop()
+    if killed:
+        pytest.fail("nats-server did not stop on SIGTERM: " + "\n".join(killed))
+# --- end cluster ---

@@ -40,11 +40,14 @@ import sysconfig
 import tempfile
 import time
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 from computepods.bus.auth import BusUsers, server_config
 from computepods.errors import NatsServerError
 from computepods.paths import atomic_write
+
+if TYPE_CHECKING:       # imported once a server joins others: not on every cpod build's path
+    from computepods.bus.natscluster import NatsJoin
 
 log = logging.getLogger(__name__)
 
@@ -109,11 +112,15 @@ class NatsServer:
     :meth:`restart` keeps it.  ``users``: the bus's users and permissions
     (:mod:`computepods.bus.auth`), generated for the default namespace when
     not given; a restart keeps them, so its clients log in again.
+    ``join``: the cluster it is a member of, the hubs it is a leaf of, the
+    leaves it is a hub for (:mod:`computepods.bus.natscluster`); its ports 0
+    are chosen free on the first start and kept by a restart.
     """
 
     def __init__(self, store_dir: Path | None = None, host: str = "127.0.0.1",
                  port: int | None = None, log_path: Path | None = None,
-                 users: BusUsers | None = None):
+                 users: BusUsers | None = None, join: NatsJoin | None = None):
+        self.join = self._join_asked = join.check() if join else None
         self.store_dir = Path(store_dir) if store_dir is not None else None
         self.host = host
         self.port = port
@@ -174,6 +181,7 @@ class NatsServer:
             if not self.is_running():
                 if self.port is None or (attempt > 1 and self._port_chosen_by_us):
                     self.port = free_port(self.host)
+                    self.join = self._join_asked       # its ports 0 chosen again too
                 self._spawn(binary)
             try:
                 self._wait_ready(deadline)
@@ -183,8 +191,8 @@ class NatsServer:
                 self._reap()
                 if attempt == attempts:
                     raise NatsServerError(
-                        f"nats-server: port {self.port} on {self.host} is in use "
-                        f"(tried {attempts} port(s)):\n{self.log_tail()}") from None
+                        f"nats-server: {self._ports()} on {self.host} is in use "
+                        f"(tried {attempts} time(s)):\n{self.log_tail()}") from None
                 log.info("nats-server: port %s was taken, trying another", self.port)
             except BaseException:
                 self._kill_quietly()
@@ -225,8 +233,11 @@ class NatsServer:
                 fd, name = tempfile.mkstemp(prefix="cp-nats-", suffix=".conf")
                 os.close(fd)
                 self._config_path = Path(name)
-        atomic_write(self._config_path, server_config(self.users, MAX_PAYLOAD_BYTES).encode(),
-                     mode=0o600)
+        text = server_config(self.users, MAX_PAYLOAD_BYTES)
+        if self.join:
+            self.join = self.join.with_ports(free_port)
+            text += self.join.config()
+        atomic_write(self._config_path, text.encode(), mode=0o600)
         return self._config_path
 
     def _open_log(self) -> None:
@@ -254,10 +265,11 @@ class NatsServer:
                 raise NatsServerError(
                     f"nats-server exited with code {self._proc.returncode} "
                     f"while starting:\n{tail}")
-            info = self._probe()
             # A server with another name on our port is a stranger that took
             # it first: ours will fail to bind and exit, which poll() sees.
-            if info is not None and info.get("server_name") == self.name:
+            # A route or leaf port answers with the same INFO; the server
+            # binds it after the client port, and dies if it cannot.
+            if all(self._is_ours(self._probe(host, port)) for _, host, port in self._listens()):
                 self.ready_after_s = time.monotonic() - self._started_at
                 log.debug("nats-server %s ready on %s after %.1f ms",
                           self.name, self.url, self.ready_after_s * 1e3)
@@ -268,10 +280,24 @@ class NatsServer:
                     f"time:\n{self.log_tail()}")
             time.sleep(POLL_INTERVAL_S)
 
-    def _probe(self) -> dict | None:
+    def info(self) -> dict | None:
+        """The INFO a client gets now (``connect_urls``: the members that advertise), or None."""
+        return self._probe() if self.port is not None else None
+
+    def _listens(self) -> list[tuple[str, str, int]]:
+        """Where the server takes connections: clients, then routes and leaves."""
+        return [("port", self.host, self.port)] + (self.join.listens() if self.join else [])
+
+    def _ports(self) -> str:
+        return ", ".join(f"{what} {port}" for what, _, port in self._listens())
+
+    def _is_ours(self, info: dict | None) -> bool:
+        return info is not None and info.get("server_name") == self.name
+
+    def _probe(self, host: str | None = None, port: int | None = None) -> dict | None:
         """The server's INFO object, or None if it does not answer yet."""
         try:
-            with socket.create_connection((self.host, self.port),
+            with socket.create_connection((host or self.host, port or self.port),
                                           timeout=CONNECT_TIMEOUT_S) as sock:
                 data = b""
                 while b"\r\n" not in data and len(data) < 65536:

@@ -15,6 +15,7 @@ import signal
 import socket
 from pathlib import Path
 
+from computepods.cli.joined import start_own_server
 from computepods.errors import Interrupted, ProjectNotFound, UsageError
 
 
@@ -48,11 +49,12 @@ def cmd_chef(cwd: Path, args) -> int:
     nothing about it: whoever stopped it knows (a pod stops its chef child
     at the end of every build, even one that failed before the chef had
     started)."""
-    if not args.nats:
-        raise UsageError("cpod chef needs --nats URL (or CP_NATS_URL): the bus to serve")
     if args.heartbeat <= 0:
         raise UsageError(f"--heartbeat {args.heartbeat}: must be a positive number of seconds")
     root = _project_root(cwd, given=bool(args.directory))
+    own = start_own_server(args, args.namespace)   # --nats-routes/--nats-leaf: its own server
+    if not args.nats:
+        raise UsageError("cpod chef needs --nats URL (or CP_NATS_URL): the bus to serve")
     bridge = chef = workspace = None
     try:            # a signal may come at any point, even while importing or connecting
         import threading
@@ -90,6 +92,8 @@ def cmd_chef(cwd: Path, args) -> int:
             bridge.stop()
         if workspace is not None:
             workspace.release()
+        if own is not None:
+            own.close()
 
 
 def _project_root(cwd: Path, given: bool) -> Path | None:

@@ -18,6 +18,7 @@ from computepods import __version__
 from computepods.errors import (EXIT_CANNOT_START, EXIT_INTERRUPTED, ComputePodsError, Interrupted,
                      RecordsNotWritten, UsageError)
 from computepods.paths import STATE_DIR, find_project_root
+from computepods.cli.joined import add_config_arguments, add_join_arguments
 
 
 INSECURE_HELP = "join a NATS server that asks for no login (anyone can then run commands)"
@@ -65,6 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="seconds between status messages; silent for 3 of them, "
                         "a MajorDomo reschedules its steps (default 5)")
     k.add_argument("--trace", action="store_true")
+    add_join_arguments(k)
     from computepods.cli.chef import add_pod_arguments
     add_pod_arguments(k)
 
@@ -72,6 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
     n.add_argument("dir", metavar="DIR", help="where to write nats.conf and the .env files")
     n.add_argument("--namespace", dest="namespaces", action="append", metavar="NS",
                    help="a subject namespace its pods use (repeatable; default: cp)")
+    add_config_arguments(n)
 
     c = sub.add_parser("clean", help="remove the outputs and state computepods made")
     c.add_argument("-C", dest="directory", metavar="DIR", default=argparse.SUPPRESS)
@@ -97,6 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
     u.add_argument("--quiet-ms", type=float, metavar="MS",
                    help="a file is reported once it has not changed for MS ms (default 50)")
     u.add_argument("--trace", action="store_true", help="miros live_trace of the pod's charts")
+    add_join_arguments(u)
 
     for name, text in (("status", "show the pod that is up for this project"),
                        ("down", "stop the pod that is up for this project")):
@@ -122,7 +126,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             from computepods.cli.watch import cmd_watch
             return cmd_watch(args, cwd)
         if args.command == "nats-config":     # any directory too
-            return cmd_nats_config(cwd / args.dir, args.namespaces or ["cp"])
+            return cmd_nats_config(cwd / args.dir, args.namespaces or ["cp"], args)
         if args.command == "chef":            # a project, or anywhere as a chef pod
             from computepods.cli.chef import cmd_chef
             return cmd_chef(cwd, args)
@@ -296,12 +300,16 @@ def _build(root: Path, cwd: Path, args, server, chefs, lock, locked: bool, waiti
             pod.stop()
 
 
-def cmd_nats_config(directory: Path, namespaces: list[str]) -> int:
-    """`cpod nats-config DIR`: a server's users for a bus the user runs."""
+def cmd_nats_config(directory: Path, namespaces: list[str], args=None) -> int:
+    """`cpod nats-config DIR`: a server's users for a bus the user runs, the
+    routes' and leaves' logins, and its cluster and leaf blocks if asked."""
     from computepods.bus.auth import BusUsers, write_config_dir
     from computepods.bus.natsd import MAX_PAYLOAD_BYTES
+    from computepods.cli.joined import config_join, write_join_files
 
+    join = config_join(args)                   # a bad option writes nothing
     written = write_config_dir(directory, BusUsers.generate(*namespaces), MAX_PAYLOAD_BYTES)
+    written += write_join_files(directory, join)
     print(f"cpod: wrote {', '.join(str(p) for p in written)} (mode 0600: they hold the "
           f"passwords)\ncpod: start the server with `nats-server -c {written[0]}`; give each "
           f"client its role's file, e.g. `env $(cat {directory}/chef.env) cpod chef --nats URL`",

@@ -23,7 +23,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, TextIO
+from typing import TYPE_CHECKING, Callable, TextIO
 
 from computepods.pod import handoff
 from computepods.bus import messages as m
@@ -36,6 +36,9 @@ from computepods.paths import POD_FILE, atomic_write
 from computepods.state.lock import ProjectLock
 from computepods.pod.pod import Pod, PodOptions, default_slots
 from computepods.cli.progress import Progress
+
+if TYPE_CHECKING:
+    from computepods.bus.natscluster import NatsJoin
 
 log = logging.getLogger("computepods.pod.daemon")
 
@@ -53,6 +56,7 @@ class UpOptions:
     quiet_s: float | None = None                        # the watcher's quiet period
     trace: bool = False
     insecure_bus: bool = False                          # nats_url may ask for no login
+    nats_join: NatsJoin | None = None                   # the pod's server joins a cluster/hub
 
 
 class PodDaemon:
@@ -102,7 +106,8 @@ class PodDaemon:
         self.pod = Pod(self.root, PodOptions(nats_url=opts.nats_url, namespace=opts.namespace,
                                              slots=opts.slots, trace=opts.trace,
                                              watch_targets=list(opts.targets),
-                                             insecure_bus=opts.insecure_bus)).start()
+                                             insecure_bus=opts.insecure_bus,
+                                             nats_join=opts.nats_join)).start()
         bridge = self.pod.bridge
         bridge.listen(m.BUILD_EVENTS, self._events)
         threading.Thread(target=self._report_builds, name="up:report", daemon=True).start()

@@ -39,6 +39,7 @@ from computepods.chef.scratch import scratch_name
 from computepods.paths import prepare_state_dir
 
 if TYPE_CHECKING:
+    from computepods.bus.natscluster import NatsJoin
     from computepods.charts.chef import Chef
 
 log = logging.getLogger("computepods.pod.pod")
@@ -59,6 +60,7 @@ class PodOptions:
     chef_process: bool = False           # chefs in a child `cpod chef` (their own GIL)
     watch_targets: list[str] | None = None   # `cpod up`: rebuild these on every change
     insecure_bus: bool = False           # join a nats_url that asks for no authentication
+    nats_join: NatsJoin | None = None    # the embedded server joins a cluster or a hub
 
 
 class Pod:
@@ -111,7 +113,7 @@ class Pod:
                 login = Credentials.from_env()
             else:
                 if self.server is None:
-                    self.server = NatsServer(store_dir=state / "nats",
+                    self.server = NatsServer(store_dir=state / "nats", join=opts.nats_join,
                                              users=BusUsers.generate(opts.namespace))
                 self.url = self.server.start()
                 self.server.users.save(self.root / BUS_USERS)
