@@ -403,3 +403,13 @@ def test_a_fetch_that_fails_with_no_other_pod_fails_the_step_naming_the_pod(fed,
     assert not done["ok"] and not (tmp_path / "project/out").exists()
     assert all("pod pod-b failed to hand back its outputs" in ev["reason"]
                for ev in build.of("fail"))
+
+
+def test_our_own_chefs_get_run_messages_as_on_one_machine(fed, tmp_path):
+    project(tmp_path / "project")
+    f = fed()
+    a = f.chef("a1", OURS, prints=TR)
+    assert f.pod.build().done()["ok"]
+    assert [("origin" in run, [("files" in s) for s in run["steps"]]) for run in a.runs] == \
+        [(False, [False, False])]
+    assert f.stores.calls == [] and f.owners.by_pod() == {}
