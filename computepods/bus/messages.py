@@ -92,6 +92,11 @@ CACHE_DONE = "CACHE_DONE"              # to itself: this access is over, let the
 ALL_SIGNALS += (CACHE_FILE_READ, CACHE_FILE_WRITE, CACHE_READ, CACHE_WRITTEN, CACHE_ACCESS,
                 CACHE_DONE)
 # --- end cachefile ---
+# --- md (federation) ---
+LANDED = "LANDED"                    # MajorDomo: a remote step's outputs are fetched and committed
+LANDING_FAILED = "LANDING_FAILED"    # MajorDomo: they could not be (the pod is named)
+ALL_SIGNALS += (LANDED, LANDING_FAILED)
+# --- end md ---
 for _name in ALL_SIGNALS:
     signals.append(_name)     # miros' process-wide signal registry
 

@@ -5,7 +5,7 @@
     md_ready                     tracks chefs (chefs.status); queues requests
     ├── md_idle                  no build: a build.request starts one
     └── md_building              a build runs: results in, records out
-        ├── md_dispatching       ready steps go to the least-loaded chef
+        ├── md_dispatching       ready steps go to the chef they cost least on
         ├── md_draining          a step failed (no --keep-going) or a cancel:
         │                        waits only for the steps already running
         └── md_finishing         waits for the last records to be on disk
@@ -30,11 +30,13 @@ from computepods.clock import SystemClock
 from computepods.coordinator.buildrun import BuildRun
 from computepods.coordinator.chefs import ChefDirectory, ChefInfo
 from computepods.coordinator.events import EventBatch
-from computepods.coordinator.placement import RunBatches, place
+from computepods.coordinator.dispatch import Dispatcher
 from computepods.coordinator.files import own_records
 from computepods.coordinator.requests import RequestQueue
 from computepods.planning.request import HandedPlans, plan_request
 from computepods.errors import ComputePodsError
+from computepods.federation.federation import Federation
+from computepods.federation.landing import Landing
 
 log = logging.getLogger("computepods.majordomo")
 
@@ -114,7 +116,7 @@ def md_dispatching(md: "MajorDomo", e):
         md.post(m.ADVANCE)          # no transition from an entry action
         return return_status.HANDLED
     if sig in (m.STEP_RESULTS, m.RECORDED, m.REPLY, m.REQUEST_FAILED, m.TICK, m.CHEF_STATUS,
-               m.ADVANCE):
+               m.ADVANCE, m.LANDED, m.LANDING_FAILED):
         md.hear(e)
         if md.build_stopping():
             return md.trans(md_finishing) if md.build_drained() else md.trans(md_draining)
@@ -137,7 +139,7 @@ def md_draining(md: "MajorDomo", e):
         md.post(m.ADVANCE)          # it may have nothing left to wait for
         return return_status.HANDLED
     if sig in (m.STEP_RESULTS, m.RECORDED, m.REPLY, m.REQUEST_FAILED, m.TICK, m.CHEF_STATUS,
-               m.ADVANCE):
+               m.ADVANCE, m.LANDED, m.LANDING_FAILED):
         md.hear(e)
         if md.build_drained():
             return md.trans(md_finishing)
@@ -161,7 +163,8 @@ def md_finishing(md: "MajorDomo", e):
             md.finish()
             return md.trans(md_idle)
         return return_status.HANDLED
-    if sig in (m.STEP_RESULTS, m.REPLY, m.REQUEST_FAILED, m.TICK, m.CHEF_STATUS):
+    if sig in (m.STEP_RESULTS, m.REPLY, m.REQUEST_FAILED, m.TICK, m.CHEF_STATUS, m.LANDED,
+               m.LANDING_FAILED):
         md.hear(e)                  # late results are answered, and ignored
         return return_status.HANDLED
     if sig == m.BUILD_CANCEL:
@@ -177,8 +180,10 @@ class MajorDomo(Chart):
     subscriptions = (m.RECORDED, m.RECORD_FAILED)
 
     def __init__(self, bridge, root: Path, *, watch_targets: list[str] | None = None,
-                 clock=None, handed: HandedPlans | None = None, **kw):
-        """`watch_targets` (``cpod up``): what each settled fs.changed rebuilds ([]: default)."""
+                 clock=None, handed: HandedPlans | None = None,
+                 federation: Federation | None = None, **kw):
+        """`watch_targets` (``cpod up``): what each settled fs.changed rebuilds ([]: default);
+        `federation`: chefs of other pods are used too (none: every chef is ours)."""
         super().__init__("majordomo", **kw)
         self.bridge = bridge
         self.root = Path(root)
@@ -189,7 +194,8 @@ class MajorDomo(Chart):
         self.build: BuildRun | None = None
         self.events = EventBatch(lambda build_id, payload: self.bridge.publish(
             m.BUILD_EVENTS, payload, build=build_id), lambda: self.post(m.FLUSH))
-        self.batches = RunBatches()
+        self.dispatcher = Dispatcher(self.root, self.chefs, federation)
+        self.landing = Landing(self.root, federation.fetch, self.post) if federation else None
         self.ticker = self.every(self.clock, TICK_S, m.TICK)     # lease checks while building
 
     def start(self) -> "MajorDomo":
@@ -204,16 +210,14 @@ class MajorDomo(Chart):
         return self
 
     # -- guards -----------------------------------------------------------------
-    def build_stopping(self) -> bool:
-        """Nothing more starts: a step failed (no --keep-going), or a cancel."""
+    def build_stopping(self) -> bool:      # nothing more starts: a failure (no -k), a cancel
         return self.build is not None and self.build.stopping
 
     def build_drained(self) -> bool:
         """Nothing running, waiting to be sent, or waiting for its record."""
         return self.build is not None and self.build.drained
 
-    def final_recorded(self, tokens: list) -> bool:
-        """The Store wrote the build's last records."""
+    def final_recorded(self, tokens: list) -> bool:      # the Store wrote the last records
         return self.build is not None and self.build.final_token in tokens
 
     def records_stuck(self, failed) -> bool:     # a full disk or a refused write
@@ -224,9 +228,13 @@ class MajorDomo(Chart):
 
     def hear(self, e) -> None:
         """Results, records on disk, runs answered or lost, lease checks, chef status."""
-        take = {m.STEP_RESULTS: self.take_results,
+        take = {m.STEP_RESULTS: self.take_results,      # LANDED: a remote one, in our tree
+                m.LANDED: lambda a: self.build and self.build.is_current(a.item) and self._take(
+                    a.chef, [a.item], a.pod),
+                m.LANDING_FAILED: lambda f: self.dispatcher.landing_failed(self.build, f),
                 m.RECORDED: lambda tokens: self.build and self.build.recorded(tokens),
-                m.REPLY: self.run_acknowledged, m.REQUEST_FAILED: self.run_lost,
+                m.REPLY: lambda r: self._fail(self.dispatcher.refused(r)),
+                m.REQUEST_FAILED: lambda r: self._fail(self.dispatcher.unanswered(r)),
                 m.TICK: lambda _: self.check_chefs(),
                 m.CHEF_STATUS: lambda msg: self.chef_seen(msg.data)}.get(e.signal_name)
         if take:
@@ -275,6 +283,7 @@ class MajorDomo(Chart):
                                    handed=self.handed)
         if removed:
             self.requests.freshness.recorded_outputs(dict.fromkeys(removed))   # their echoes
+        self.dispatcher.check_tools(bp)          # federated: some pod must have each tool
         return bp
 
     def forget(self, steps: list[str], files: list[str]) -> None:   # orphans' records
@@ -303,38 +312,23 @@ class MajorDomo(Chart):
 
     # -- dispatch ----------------------------------------------------------------
     def dispatch_ready(self) -> None:
-        b = self.build
-        b.release()
-        while (placed := place(self.chefs, b.waiting)) is not None:
-            self._send(*placed)
-
-    def _send(self, chef: ChefInfo, n: int) -> None:
-        jobs = self.build.next_batch(n)
-        ids = [j.step.id for j in jobs]
-        self.chefs.assign(chef.name, ids)
-        self.bridge.request(m.CHEF_RUN, self.build.run_message(chef.name, jobs), chart=self,
-                            token=self.batches.sent(chef.name, ids), chef=chef.name)
-
-    def run_acknowledged(self, reply: m.Reply) -> None:
-        chef, _ = self.batches.answered(reply.token) or (None, [])
-        for rej in reply.data.get("rejected", []):
-            self._fail(rej.get("id"), f"chef {chef} refused it: {rej.get('reason')}", chef)
-
-    def run_lost(self, reply: m.Reply) -> None:
-        chef, ids = self.batches.answered(reply.token) or (None, [])
-        if self.chefs.get(chef) is None:
-            return                 # its lease expired: its steps were rescheduled
-        for sid in ids:
-            self._fail(sid, f"chef {chef} did not answer: {reply.error}", chef)
+        for chef, payload, token in self.dispatcher.ready(self.build):
+            self.bridge.request(m.CHEF_RUN, payload, chart=self, token=token, chef=chef)
 
     # -- results -----------------------------------------------------------------
     def take_results(self, msg: m.Message) -> None:
         self.bridge.respond(msg, {"ok": True})
-        b = self.build
-        if b is None:
+        if (b := self.build) is None:
             return                    # late: the build it belongs to is over
-        chef = msg.data["chef"]
-        taken = b.take(chef, msg.data["results"])
+        chef, results = msg.data["chef"], msg.data["results"]
+        if self.landing is not None and (pod := self.dispatcher.remote_pod(chef)):
+            results = self.landing.divert(b, chef, pod, results, self.chefs.settled)
+        self._take(chef, results)
+
+    def _take(self, chef: str, results: list, pod: str | None = None) -> None:
+        b = self.build
+        taken = b.take(chef, results)
+        self.dispatcher.took(b, chef, pod, taken)
         for sid in taken.settled:
             self.chefs.settled(chef, sid)
         files = own_records(self.root, taken.outputs)
@@ -345,10 +339,11 @@ class MajorDomo(Chart):
             self.emit(m.RECORD, Record(token=b.record_token(taken.records), steps=taken.records,
                                        files=files, drop_steps=taken.drops))
 
-    def _fail(self, sid: str | None, reason: str, chef: str | None) -> None:
-        if self.build is not None and self.build.is_job(sid):
-            self.chefs.settled(chef, sid)
-            self.build.fail(sid, reason)
+    def _fail(self, failures: list[tuple[str | None, str, str | None]]) -> None:
+        for sid, reason, chef in failures:      # (step, why, its chef): runs refused or lost
+            if self.build is not None and self.build.is_job(sid):
+                self.chefs.settled(chef, sid)
+                self.build.fail(sid, reason)
 
     # -- the end of a build --------------------------------------------------------
     def write_final_records(self) -> None:
@@ -385,6 +380,11 @@ class MajorDomo(Chart):
         if self.build.cancel():
             self.bridge.publish(m.CHEFS_CANCEL, chefwire.ChefsCancel(self.build.id).to_dict())
         self.bridge.respond(msg, {"build": self.build.id, "state": "cancelling"})
+
+    def stop(self, *args, **kw) -> None:
+        super().stop(*args, **kw)
+        if self.landing is not None:
+            self.landing.close()       # the landings under way end (their posts unheard)
 
     def on_crash(self, exc: Exception) -> None:
         """A bug in the coordinator fails its build, with the reason: no client waits."""

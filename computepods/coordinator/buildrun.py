@@ -9,7 +9,7 @@ MajorDomo chart sends what it returns, and decides what comes next.
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable
 
 from computepods.bus.chefwire import Output, RunMessage, StepResult
@@ -127,6 +127,18 @@ class BuildRun:
             j.copied = self.scheduler.own_outputs_to_copy(j)
         return jobs
 
+    def take_waiting(self, n: int) -> list[Job]:
+        """The first `n` jobs waiting to be sent, out of the queue (placement
+        by cost sends each where it costs least; :meth:`put_back` the rest)."""
+        return [self._to_send.popleft() for _ in range(min(n, len(self._to_send)))]
+
+    def put_back(self, jobs: list[Job]) -> None:
+        """Jobs taken but not sent: first in the queue again, in their order."""
+        self._to_send.extendleft(reversed(jobs))
+
+    def job(self, sid: str) -> Job | None:
+        return self._jobs.get(sid)
+
     def record_of(self, sid: str) -> StepRecord | None:
         return self.scheduler.records.get(sid)
 
@@ -155,12 +167,16 @@ class BuildRun:
         if not rescheduled:
             self.fail_waiting(why + NO_OTHER_CHEF)
 
-    def run_message(self, chef: str, jobs: list[Job]) -> dict:
-        """The chef.run payload for these jobs."""
+    def run_message(self, chef: str, jobs: list[Job], files: dict | None = None,
+                    origin: str = "") -> dict:
+        """The chef.run payload for these jobs; for a chef on another pod,
+        each step's `files` (step id -> path -> sha256) and the pod serving them."""
         rules = {j.step.rule.name: rule_to_dict(j.step.rule) for j in jobs}
         steps = [step_to_message(j.step, j.attempt, j.inputs, self.record_of(j.step.id),
                                  j.copied, j.rule_fp) for j in jobs]
-        return RunMessage(self.id, chef, rules, steps).to_dict()
+        if files:
+            steps = [replace(s, files=dict(files.get(s.id, {}))) for s in steps]
+        return RunMessage(self.id, chef, rules, steps, origin).to_dict()
 
     def fail_waiting(self, reason: str) -> None:
         """Fail every job not yet sent (no chef to send it to)."""

@@ -11,7 +11,7 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Mapping, Sequence
 
 from computepods.planning import plancache
 from computepods.planning.graph import BuildGraph
@@ -225,7 +225,23 @@ def remove_orphans(root: Path, project: Project, plan: Plan | None = None,
     return removed, kept
 
 
-def check_tools(project: Project, plan: Plan) -> None:
-    """Fail before anything runs when this machine's chef lacks a tool a
-    pack rule of the plan needs (the embedded pod's chefs are local)."""
-    plancache.check_packs(plan_packs(project, plan), plan.targets)
+def check_tools(project: Project, plan: Plan,
+                offered: Mapping[str, set[str]] | None = None) -> None:
+    """Fail before anything runs when no chef has a tool a pack rule of the
+    plan needs: without a federation (`offered` None) the chefs are this
+    machine's; with one, a tool missing here is fine when some pod offers
+    it (`offered`: tool -> fingerprints, from the Roster), and the error
+    says no pod of the federation has it."""
+    packs = plan_packs(project, plan)
+    if offered is None or not packs:
+        plancache.check_packs(packs, plan.targets)
+        return
+    from computepods.errors import NoChefCanBuild
+    from computepods.project.packs import missing_tools
+    for pack in sorted(packs):
+        lacking = [t for t in missing_tools(pack, packs[pack]) if not offered.get(t)]
+        if lacking:
+            raise NoChefCanBuild(
+                f"no chef can build {', '.join(plan.targets)}: the {pack} pack needs "
+                f"{', '.join(lacking)}, which neither this machine nor any pod of the "
+                f"federation has (start a chef pod with it, or set a tool in [pack.{pack}])")

@@ -30,7 +30,7 @@ from computepods.project.templates import PLACEHOLDERS, TemplateError, parse_tem
 CWD_PLACEHOLDERS = ("dir", "stem")   # a working directory is a project path
 
 TOP_KEYS = frozenset({"project", "alias", "rule", "schedule", "pack"})
-PROJECT_KEYS = frozenset({"name", "default", "use", "ignore", "stream"})
+PROJECT_KEYS = frozenset({"name", "default", "use", "ignore", "stream", "interchangeable"})
 RULE_KEYS = frozenset({"name", "inputs", "outputs", "command", "depfile",
                        "discover", "timeout", "max_passes", "cwd", "parts"})
 SCHEDULE_KEYS = frozenset({"cron", "targets"})
@@ -63,6 +63,8 @@ def load_project(root: Path, source: bytes | None = None) -> Project:
         use=use,
         ignore=as_strings(table.get("ignore", []), file, None, "project.ignore"),
         stream=as_strings(table.get("stream", []), file, None, "project.stream"),
+        interchangeable=as_strings(table.get("interchangeable", []), file, None,
+                                   "project.interchangeable"),
         aliases=aliases, rules=rules,
         schedules=_load_schedules(data.get("schedule", []), aliases, file),
         packs=packs)

@@ -63,3 +63,5 @@ class Project:
     schedules: tuple[Schedule, ...]
     # every used pack's settings, defaults filled in ([pack.NAME] tables)
     packs: dict[str, dict[str, str]] = field(default_factory=dict)
+    # tools whose fingerprints may differ between pods ([project] interchangeable)
+    interchangeable: tuple[str, ...] = ()

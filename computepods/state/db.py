@@ -22,7 +22,8 @@ A *verdict* (:mod:`computepods.planning.plancache`) says a plan was all up to da
 given these records; every write of records deletes all verdicts in the
 same transaction, so a verdict that is there still rests on the records it
 was judged with.  Schema 2 added them (version 1 is migrated in place: an
-older computepods, which would not delete them, refuses the file).
+older computepods, which would not delete them, refuses the file); schema 3
+the federation's ``owners`` and ``built_with`` (:mod:`computepods.state.owners`).
 """
 from __future__ import annotations
 
@@ -46,7 +47,7 @@ if TYPE_CHECKING:                  # hashing imports hashlib: not for a cold no-
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 MIGRATABLE_VERSION = 1    # the oldest version migrated in place (2 added verdicts)
 BUSY_TIMEOUT_S = 10.0       # seconds a reader/writer waits for a lock
 STATUS_OK = "ok"
@@ -64,6 +65,10 @@ CREATE TABLE IF NOT EXISTS steps (
 ) WITHOUT ROWID;
 DROP TABLE IF EXISTS running;
 CREATE TABLE IF NOT EXISTS verdicts (key TEXT PRIMARY KEY, blob BLOB NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS owners (sha256 TEXT NOT NULL, pod TEXT NOT NULL,
+    size INTEGER NOT NULL, PRIMARY KEY (sha256, pod)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS built_with (step_id TEXT NOT NULL, tool TEXT NOT NULL,
+    fingerprint TEXT NOT NULL, PRIMARY KEY (step_id, tool)) WITHOUT ROWID;
 -- Kept for issue 15 (the page's history of builds, kept in the Store).
 CREATE TABLE IF NOT EXISTS builds (
     id INTEGER PRIMARY KEY AUTOINCREMENT, targets TEXT NOT NULL,
@@ -71,7 +76,7 @@ CREATE TABLE IF NOT EXISTS builds (
     started_ns INTEGER NOT NULL, finished_ns INTEGER
 );
 """
-_TABLES = ("meta", "files", "steps", "builds", "verdicts")
+_TABLES = ("meta", "files", "steps", "builds", "verdicts", "owners", "built_with")
 _BUILD_COLUMNS = ("id", "targets", "status", "pid", "started_ns", "finished_ns")
 
 
@@ -281,9 +286,7 @@ class StateDB:
                              ((s,) for s in drop_steps))
             conn.executemany("INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?, ?)",
                              file_rows)
-            conn.executemany(
-                "INSERT OR REPLACE INTO steps VALUES (?, ?)",
-                step_rows)
+            conn.executemany("INSERT OR REPLACE INTO steps VALUES (?, ?)", step_rows)
 
     def start_build(self, targets: list[str]) -> int:
         """Record a build that starts now; returns its id.  Nothing calls it

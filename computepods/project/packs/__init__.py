@@ -132,6 +132,11 @@ def missing_tools(pack: str, settings: Mapping[str, Any] | None = None,
             if shutil.which(tool) is None]
 
 
+def pack_tools(pack: str, settings: Mapping[str, Any] | None = None) -> list[str]:
+    """The programs the rules of ``pack`` (with ``settings``) run."""
+    return _pack(pack).tools(settings)
+
+
 def available_packs(settings: Mapping[str, Mapping[str, Any]] | None = None,
                     ) -> dict[str, list[str]]:
     """Every pack and the tools it misses here: an empty list means usable.
