@@ -1,0 +1,42 @@
+"""How both ends of a transfer are tuned: one place for the SSH window, the
+packet size, the cipher order and the read pipeline, measured by
+``python bench/transfer.py`` on loopback (docs/architecture.md §10).
+
+- A response carries a 255 KiB read plus a 13-byte SFTP header; packets of
+  256 KiB cut each one in two (a full packet and a 13-byte one), which
+  halved the rate.  1 MiB packets carry a read whole.
+- Reads of 255 KiB: OpenSSH's sftp-server answers at most that much
+  (SFTP_MAX_MSG_LENGTH 256 KiB less its headers), so one size serves both
+  our server and a system sshd; larger reads were slower here.
+- 4 reads in flight: 2 to 4 were fastest on loopback (2 cores); 8 and more
+  were slower, as the pipelining threads contend for the GIL.  paramiko's
+  own prefetch (32 KiB requests, a sleeping thread) moved 30-80 MB/s.
+- aes128-gcm first: one pass for cipher and MAC, faster than aes128-ctr
+  with hmac-sha2-256 in the bench.
+"""
+from __future__ import annotations
+
+import paramiko
+
+WINDOW_BYTES = 64 << 20              # 64 MiB channel window
+MAX_PACKET_BYTES = 1 << 20           # 1 MiB channel packets
+READ_BYTES = 255 << 10               # 255 KiB per SFTP read request
+READS_IN_FLIGHT = 4                  # read requests outstanding per transfer
+CIPHERS = ("aes128-gcm@openssh.com", "aes128-ctr", "aes256-gcm@openssh.com",
+           "aes256-ctr")
+
+
+def tune(transport: paramiko.Transport) -> None:
+    """Put our cipher order first (the client's order decides; the server's
+    matters to clients that share it)."""
+    options = transport.get_security_options()
+    offered = tuple(c for c in CIPHERS if c in options.ciphers)
+    options.ciphers = offered + tuple(c for c in options.ciphers if c not in offered)
+
+
+def transport(sock, **kwargs) -> paramiko.Transport:
+    """A tuned Transport on a connected socket (SSHClient's transport_factory)."""
+    made = paramiko.Transport(sock, default_window_size=WINDOW_BYTES,
+                              default_max_packet_size=MAX_PACKET_BYTES, **kwargs)
+    tune(made)
+    return made
