@@ -26,7 +26,7 @@ import paramiko
 
 from computepods.errors import TransferError
 from computepods.transfer.endpoint import Endpoint
-from computepods.transfer.keys import PodKeys, public_line
+from computepods.transfer.keys import PodKeys, key_fingerprint, public_line
 from computepods.transfer.store import ContentStore
 from computepods.transfer.storesftp import Served, StoreSFTP
 from computepods.transfer.tuning import transport as tuned_transport
@@ -38,6 +38,11 @@ JOIN_S = 5.0                         # seconds stop() waits for each thread
 LISTEN_BACKLOG = 64
 
 log = logging.getLogger(__name__)
+# paramiko logs each client that hangs up, and each failed handshake, as an
+# ERROR with its traceback: for a server these are ordinary events, and a
+# refused login is logged below at INFO.  Its transports log here, quietly.
+WIRE_LOG = "computepods.transfer.server.wire"
+logging.getLogger(WIRE_LOG).setLevel(logging.CRITICAL)
 
 
 class _Gate(paramiko.ServerInterface):
@@ -64,6 +69,9 @@ class _Gate(paramiko.ServerInterface):
         except Exception:                      # a broken roster refuses; it never lets in
             log.exception("store server: the authorized() check failed; refusing the key")
             ok = False
+        if not ok:
+            log.info("store server: refused client key %s (not from a hello heard)",
+                     key_fingerprint(public_line(key)))
         return paramiko.AUTH_SUCCESSFUL if ok else paramiko.AUTH_FAILED
 
     def check_channel_request(self, kind: str, chanid: int) -> int:
@@ -186,6 +194,7 @@ class StoreServer:
     def _serve(self, conn: socket.socket) -> None:
         conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         transport = tuned_transport(conn)
+        transport.set_log_channel(WIRE_LOG)
         transport.handshake_timeout = HANDSHAKE_S
         transport.auth_timeout = AUTH_S
         transport.add_server_key(self._keys.host_key)
