@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import errno
+import getpass
 import logging
 import threading
 import time
@@ -33,6 +34,7 @@ from computepods.transfer.endpoint import Endpoint
 from computepods.transfer.keys import PodKeys, key_fingerprint, key_from_line
 from computepods.transfer.pipeline import read_pipelined
 from computepods.transfer.store import ContentStore, valid_sha
+from computepods.transfer.storesftp import remote_path
 
 Fetch = Callable[[str, str], Path]   # fetch(pod, sha) -> local path holding that content
 
@@ -40,7 +42,7 @@ CONNECT_S = 10.0                     # seconds to connect, exchange keys and log
 CHANNELS_PER_POD = 4                 # SFTP channels (concurrent pulls) per pod
 RATE_MIN_BYTES = 256 << 10           # transfers smaller than 256 KiB do not set the rate
 RATE_WEIGHT = 0.3                    # weight of the newest transfer in the EWMA
-USERNAME = "cpod"                    # the server checks keys, never names
+FALLBACK_USER = "cpod"               # the login name when ours cannot be found
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +99,17 @@ class _Link:
         self.client.close()
 
 
-def connect(endpoint: Endpoint, keys: PodKeys) -> paramiko.SSHClient:
+def local_user() -> str:
+    """Our login name, as ssh would send it.  Our store server checks only
+    the key; a system sshd serving a store also checks the name."""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return FALLBACK_USER
+
+
+def connect(endpoint: Endpoint, keys: PodKeys, username: str | None = None
+            ) -> paramiko.SSHClient:
     """A logged-in SSHClient to ``endpoint``, refusing any host key but its own."""
     pod = endpoint.pod
     try:
@@ -110,7 +122,7 @@ def connect(endpoint: Endpoint, keys: PodKeys) -> paramiko.SSHClient:
     client.set_missing_host_key_policy(paramiko.RejectPolicy())
     where = f"{endpoint.host}:{endpoint.port}"
     try:
-        client.connect(endpoint.host, endpoint.port, username=USERNAME, pkey=keys.client_key,
+        client.connect(endpoint.host, endpoint.port, username=username or local_user(), pkey=keys.client_key,
                        allow_agent=False, look_for_keys=False, timeout=CONNECT_S,
                        banner_timeout=CONNECT_S, auth_timeout=CONNECT_S,
                        transport_factory=tuning.transport)
@@ -139,7 +151,8 @@ class Puller:
     """Fetches content by sha from pods into ``store``."""
 
     def __init__(self, store: ContentStore, keys: PodKeys,
-                 endpoint_of: Callable[[str], Endpoint | None]):
+                 endpoint_of: Callable[[str], Endpoint | None], username: str | None = None):
+        self._username = username or local_user()
         self._store = store
         self._keys = keys
         self._endpoint_of = endpoint_of
@@ -196,7 +209,7 @@ class Puller:
         """None if ``endpoint`` accepts our client key with the host key it
         announced and opens SFTP; else what went wrong."""
         try:
-            client = connect(endpoint, self._keys)
+            client = connect(endpoint, self._keys, self._username)
         except TransferError as exc:
             return str(exc)
         try:
@@ -237,7 +250,7 @@ class Puller:
         try:
             started = time.monotonic()
             with self._store.receive(sha) as out:
-                moved = read_pipelined(sftp, f"/sha256/{sha}", out, progress=self._count)
+                moved = read_pipelined(sftp, remote_path(sha), out, progress=self._count)
             healthy = True
             self._measure(pod, moved, time.monotonic() - started)
         except TransferError as exc:             # the hash did not match
@@ -266,7 +279,7 @@ class Puller:
                 if link is not None and link.endpoint == endpoint and link.alive():
                     return link
             stale = link
-            fresh = _Link(endpoint, connect(endpoint, self._keys))
+            fresh = _Link(endpoint, connect(endpoint, self._keys, self._username))
             with self._lock:
                 if self._closed:
                     fresh.close()

@@ -1,7 +1,12 @@
 """The SFTP view of a content store: read-only, ``/sha256/<64 hex>`` only.
 
+The same file is also named ``/sha256/<its first 2 hex>/<64 hex>``, the
+store's layout on disk: a puller asks for that name, so that it reads the
+same path from a system sshd that chroots into a store
+(``ForceCommand internal-sftp -R``, bench/transfer.py) as from ours.
+
 Every other path is refused before it touches the disk: a name that is
-not exactly ``/sha256/<64 hex>`` (after ``.``/``..`` are resolved, so
+not exactly one of those two (after ``.``/``..`` are resolved, so
 ``/sha256/../x`` is ``/x``), listings, and every verb that would change
 something (open for writing, remove, rename, mkdir, rmdir, setstat,
 symlink).  A stored file is opened with ``O_NOFOLLOW`` below directories
@@ -78,13 +83,22 @@ class Served:
             return None
 
 
+def remote_path(sha: str) -> str:
+    """The name a puller asks for: the store's own layout, below the store root."""
+    return f"/sha256/{sha[:2]}/{sha}"
+
+
 def sha_of(path: str) -> str | None:
-    """The sha a client path names, or None if it is anything but /sha256/<hex>."""
+    """The sha a client path names, or None if it is anything but
+    /sha256/<hex> or /sha256/<hex[:2]>/<hex>."""
     if not isinstance(path, str) or "\0" in path:
         return None
     parts = _absolute(path).split("/")
     if len(parts) == 3 and parts[1] == "sha256" and valid_sha(parts[2]):
         return parts[2]
+    if (len(parts) == 4 and parts[1] == "sha256" and valid_sha(parts[3])
+            and parts[2] == parts[3][:2]):
+        return parts[3]
     return None
 
 

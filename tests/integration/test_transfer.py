@@ -292,7 +292,7 @@ def test_paths_that_escape_the_store_are_refused(a, b, server, tmp_path):
     try:
         sftp = client.open_sftp()
         for path in (f"/sha256/../{sha}", "/sha256/../x", "/etc/passwd", "../../etc/passwd",
-                     f"/sha256/{sha[:2]}/{sha}", str(a.store.path(sha))):
+                     f"/sha256/00/{sha}", str(a.store.path(sha))):
             with pytest.raises(PermissionError):
                 sftp.open(path, "rb")
             with pytest.raises(PermissionError):

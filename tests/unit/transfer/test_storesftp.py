@@ -12,7 +12,8 @@ HEX = "ab" * 32
 
 
 @pytest.mark.parametrize("path", [f"/sha256/{HEX}", f"sha256/{HEX}", f"//sha256/{HEX}",
-                                  f"/sha256/./{HEX}", f"/x/../sha256/{HEX}"])
+                                  f"/sha256/./{HEX}", f"/x/../sha256/{HEX}", f"/sha256/ab/{HEX}",
+                                  f"/sha256/ab/../ab/{HEX}"])
 def test_the_one_readable_name_in_its_spellings(path):
     assert sha_of(path) == HEX
 
