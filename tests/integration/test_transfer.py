@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import socket
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +16,7 @@ from computepods.errors import HostKeyRefused, TransferError
 from computepods.transfer.endpoint import Endpoint
 from computepods.transfer.keys import PodKeys, key_fingerprint
 from computepods.transfer.pull import Puller
+from computepods.transfer import server as server_module
 from computepods.transfer.server import StoreServer
 from computepods.transfer.store import ContentStore
 from helpers import wait_for
@@ -331,3 +333,19 @@ def _server_side(thread: threading.Thread) -> bool:
 def test_a_taken_port_is_an_error_naming_it(a, server):
     with pytest.raises(TransferError, match=f"127.0.0.1:{server.port}"):
         StoreServer(a.store, a.keys, lambda line: False, port=server.port).start()
+
+
+def test_connections_past_the_limit_are_closed_at_once(a, monkeypatch):
+    monkeypatch.setattr(server_module, "MAX_CONNECTIONS", 2)
+    with StoreServer(a.store, a.keys, lambda line: False) as server:
+        held = [socket.create_connection(("127.0.0.1", server.port), timeout=10)
+                for _ in range(2)]
+        try:
+            for conn in held:               # each has a transport: it says its banner
+                assert conn.recv(64).startswith(b"SSH-2.0-")
+            extra = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+            with extra:
+                assert extra.recv(64) == b""
+        finally:
+            for conn in held:
+                conn.close()
