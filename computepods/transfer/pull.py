@@ -39,6 +39,7 @@ from computepods.transfer.storesftp import remote_path
 Fetch = Callable[[str, str], Path]   # fetch(pod, sha) -> local path holding that content
 
 CONNECT_S = 10.0                     # seconds to connect, exchange keys and log in
+STALL_S = 30.0                       # seconds a pull may wait for the next answer
 CHANNELS_PER_POD = 4                 # SFTP channels (concurrent pulls) per pod
 RATE_MIN_BYTES = 256 << 10           # transfers smaller than 256 KiB do not set the rate
 RATE_WEIGHT = 0.3                    # weight of the newest transfer in the EWMA
@@ -72,9 +73,11 @@ class _Link:
                 return self.idle.pop()
             self.open += 1
         try:
-            return paramiko.SFTPClient.from_transport(
+            sftp = paramiko.SFTPClient.from_transport(
                 self.client.get_transport(), window_size=tuning.WINDOW_BYTES,
                 max_packet_size=tuning.MAX_PACKET_BYTES)
+            sftp.get_channel().settimeout(STALL_S)    # a stalled pod fails the pull
+            return sftp
         except BaseException:
             with self.ready:
                 self.open -= 1

@@ -15,6 +15,7 @@ import pytest
 from computepods.errors import HostKeyRefused, TransferError
 from computepods.transfer.endpoint import Endpoint
 from computepods.transfer.keys import PodKeys, key_fingerprint
+from computepods.transfer import pull as pull_module
 from computepods.transfer.pull import Puller
 from computepods.transfer import server as server_module
 from computepods.transfer.server import StoreServer
@@ -349,3 +350,18 @@ def test_connections_past_the_limit_are_closed_at_once(a, monkeypatch):
         finally:
             for conn in held:
                 conn.close()
+
+
+def test_a_pod_that_stalls_fails_the_pull_instead_of_hanging_it(b, server, lookup, tmp_path,
+                                                                 monkeypatch):
+    monkeypatch.setattr(pull_module, "STALL_S", 0.5)
+    release = threading.Event()
+    lookup.hold = lambda sha: release.wait(10)
+    puller = Puller(b.store, b.keys, {"A": server.endpoint("A")}.get)
+    try:
+        with pytest.raises(TransferError, match=f"pod 'A': pulling {'2' * 64} failed"):
+            puller.fetch("A", "2" * 64)
+    finally:
+        release.set()
+        puller.close()
+    assert temp_files(b.store) == []
