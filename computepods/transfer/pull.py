@@ -90,16 +90,25 @@ class _Link:
                 self.idle.append(sftp)
             else:
                 self.open -= 1
-                sftp.close()
             self.ready.notify()
+        if not healthy:
+            _quietly_close(sftp)
 
     def close(self) -> None:
         with self.ready:
             idle, self.idle = self.idle, []
             self.ready.notify_all()
         for sftp in idle:
-            sftp.close()
-        self.client.close()
+            _quietly_close(sftp)
+        _quietly_close(self.client)
+
+
+def _quietly_close(thing: paramiko.SFTPClient | paramiko.SSHClient) -> None:
+    """Close, on a connection that may be dead already (closing writes to it)."""
+    try:
+        thing.close()
+    except (EOFError, OSError, paramiko.SSHException):
+        pass
 
 
 def local_user() -> str:
@@ -130,7 +139,7 @@ def connect(endpoint: Endpoint, keys: PodKeys, username: str | None = None
                        timeout=CONNECT_S, banner_timeout=CONNECT_S, auth_timeout=CONNECT_S,
                        transport_factory=tuning.transport)
     except paramiko.BadHostKeyException as exc:
-        client.close()
+        _quietly_close(client)
         got = f"{exc.key.get_name()} {exc.key.get_base64()}"
         raise HostKeyRefused(
             f"pod {pod!r} at {where} presented host key {key_fingerprint(got)}, not"
@@ -138,13 +147,13 @@ def connect(endpoint: Endpoint, keys: PodKeys, username: str | None = None
             f" If that pod made new keys, it is trusted again once it announces them"
             f" in an authenticated hello") from None
     except paramiko.AuthenticationException as exc:
-        client.close()
+        _quietly_close(client)
         raise TransferError(
             f"pod {pod!r} at {where} refused our client key"
             f" {key_fingerprint(keys.client_public)} ({exc}): it accepts the keys of pods"
             f" whose hellos it heard; has it heard ours?") from None
     except (paramiko.SSHException, OSError, EOFError) as exc:
-        client.close()
+        _quietly_close(client)
         raise TransferError(f"pod {pod!r}: cannot reach its store server at {where}:"
                             f" {exc or type(exc).__name__}") from None
     return client
@@ -221,7 +230,7 @@ class Puller:
         except (paramiko.SSHException, OSError, EOFError) as exc:
             return f"pod {endpoint.pod!r}: its store server opened no SFTP session: {exc}"
         finally:
-            client.close()
+            _quietly_close(client)
 
     def close(self) -> None:
         with self._lock:
