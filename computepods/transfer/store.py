@@ -22,6 +22,7 @@ import hashlib
 import os
 import re
 import secrets
+import time
 from pathlib import Path
 from typing import Iterator
 
@@ -31,6 +32,9 @@ from computepods.paths import writing
 COPY_CHUNK_BYTES = 1 << 20        # 1 MiB per read while copying and hashing
 STORED_MODE = 0o444               # a stored file is never written again
 TMP_PREFIX = ".tmp-"              # temp files: never a valid hash name
+# A temp file this old was left by a process killed mid-transfer.  Younger
+# ones may belong to a live one (a pod's chefs share its store).
+STALE_TMP_S = 3600                # seconds
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 
 
@@ -67,6 +71,7 @@ class ContentStore:
         self.root = Path(root)
         self._base = self.root / "sha256"
         self._base.mkdir(parents=True, exist_ok=True)
+        self.remove_stale_temp_files()
 
     def __repr__(self) -> str:
         return f"ContentStore({str(self.root)!r})"
@@ -102,6 +107,16 @@ class ContentStore:
                     f"content store {self.root}: the {out.written} bytes received for"
                     f" {sha} have sha256 {got}; discarded, nothing installed")
             self._install(fd, tmp, target)
+
+    def remove_stale_temp_files(self, now: float | None = None) -> int:
+        """Remove temp files older than STALE_TMP_S; how many went."""
+        cutoff = (time.time() if now is None else now) - STALE_TMP_S
+        removed = 0
+        for tmp in self._base.glob(f"*{os.sep}{TMP_PREFIX}*"):
+            removed += _remove_if_older(tmp, cutoff)
+        for tmp in self._base.glob(f"{TMP_PREFIX}*"):
+            removed += _remove_if_older(tmp, cutoff)
+        return removed
 
     # --- internals ------------------------------------------------------------------
 
@@ -167,6 +182,16 @@ def _hash_fd(fd: int) -> str:
     while chunk := os.read(fd, COPY_CHUNK_BYTES):
         h.update(chunk)
     return h.hexdigest()
+
+
+def _remove_if_older(path: Path, cutoff: float) -> int:
+    try:
+        if path.lstat().st_mtime < cutoff:
+            path.unlink()
+            return 1
+    except FileNotFoundError:
+        pass
+    return 0
 
 
 def _fsync_dir(directory: Path) -> None:

@@ -206,6 +206,14 @@ def test_corrupt_content_is_refused_and_nothing_is_installed(b, puller, lookup, 
 def test_a_pod_with_no_known_host_key_is_refused(b, server, puller):
     with pytest.raises(HostKeyRefused, match="pod 'C' is unknown"):
         puller.fetch("C", "1" * 64)
+    garbled = Endpoint("D", "127.0.0.1", server.port, "ssh-ed25519 not-a-key")
+    other = Puller(b.store, b.keys, {"D": garbled}.get)
+    try:
+        with pytest.raises(HostKeyRefused, match="pod 'D' announced a host key that is not"):
+            other.fetch("D", "1" * 64)
+    finally:
+        other.close()
+    assert server.moved_out == 0
 
 
 def test_a_changed_host_key_is_refused_naming_the_pod(a, b, server, tmp_path):

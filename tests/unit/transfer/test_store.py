@@ -101,3 +101,16 @@ def test_a_name_that_is_not_a_sha256_is_refused(tmp_path, name):
 def leftovers(store: ContentStore) -> list[str]:
     """Temp files left in the store."""
     return [p.name for p in store.root.rglob(".tmp-*")]
+
+
+def test_temp_files_left_by_a_killed_transfer_are_removed_once_stale(tmp_path):
+    store = ContentStore(tmp_path / "store")
+    left = store.path("ab" * 32).parent / ".tmp-0123456789abcdef"
+    left.parent.mkdir()
+    left.write_bytes(b"half a file")
+    fresh = store.root / "sha256" / ".tmp-fedcba9876543210"
+    fresh.write_bytes(b"another process is writing me")
+    an_hour_ago = left.stat().st_mtime - 3601
+    os.utime(left, (an_hour_ago, an_hour_ago))
+    ContentStore(tmp_path / "store")           # a pod starting on its store
+    assert not left.exists() and fresh.exists()
