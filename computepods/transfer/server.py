@@ -16,9 +16,11 @@ transport and joins its threads: no thread of the server outlives it.
 """
 from __future__ import annotations
 
+import errno
 import logging
 import socket
 import threading
+import time
 from pathlib import Path
 from typing import Callable
 
@@ -36,6 +38,7 @@ HANDSHAKE_S = 10.0                   # seconds for key exchange
 AUTH_S = 10.0                        # seconds to authenticate once connected
 JOIN_S = 5.0                         # seconds stop() waits for each thread
 LISTEN_BACKLOG = 64
+ACCEPT_RETRY_S = 0.5                 # seconds before accepting again after EMFILE
 
 log = logging.getLogger(__name__)
 # paramiko logs each client that hangs up, and each failed handshake, as an
@@ -177,8 +180,14 @@ class StoreServer:
         while True:
             try:
                 conn, _peer = self._sock.accept()
-            except OSError:
-                return                              # the listener was shut down
+            except OSError as exc:
+                if self._stopping or exc.errno in (errno.EBADF, errno.EINVAL):
+                    return                          # the listener was shut down
+                # Out of file descriptors, or the like: keep serving those
+                # connected, and try again in a moment.
+                log.warning("store server on port %s: accept failed: %s", self.port, exc)
+                time.sleep(ACCEPT_RETRY_S)
+                continue
             with self._lock:
                 self._prune()
                 refuse = self._stopping or len(self._transports) >= MAX_CONNECTIONS
