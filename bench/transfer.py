@@ -45,6 +45,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -262,6 +263,12 @@ def sweep(endpoint: Endpoint, keys: PodKeys, store: ContentStore, tmp: Path) -> 
             assert sink.h.hexdigest() == sha
             print(f"  pipeline, {n:2d} x {tuning.READ_BYTES >> 10} KiB in flight"
                   f"  {size / dt / MB:7.1f} MB/s")
+        # paramiko's prefetch thread may still be sending requests when
+        # getfo has its bytes and the file closes; it then dies with "Socket
+        # is closed".  Counted, not printed as a traceback.
+        late: list[str] = []
+        default_hook = threading.excepthook
+        threading.excepthook = lambda hook_args: late.append(str(hook_args.exc_value))
         for limit in SWEEP_PREFETCH:
             sftp = paramiko.SFTPClient.from_transport(
                 client.get_transport(), window_size=tuning.WINDOW_BYTES,
@@ -273,6 +280,10 @@ def sweep(endpoint: Endpoint, keys: PodKeys, store: ContentStore, tmp: Path) -> 
             assert sink.h.hexdigest() == sha
             print(f"  paramiko getfo, max_concurrent_prefetch_requests={limit}"
                   f"  {size / dt / MB:7.1f} MB/s")
+        threading.excepthook = default_hook
+        if late:
+            print(f"  ({len(late)} of paramiko's prefetch threads failed after their file"
+                  f" closed: {late[0]})")
     finally:
         client.close()
 
