@@ -214,8 +214,20 @@ class Puller:
         return self._store.path(sha)
 
     def fetch_many(self, pod: str, shas: Iterable[str]) -> dict[str, Path]:
-        """fetch() for each sha (each once); sha -> local path."""
-        return {sha: self.fetch(pod, sha) for sha in dict.fromkeys(shas)}
+        """fetch() for each sha (each once), up to CHANNELS_PER_POD at a time:
+        small files cost round trips and fsyncs more than bytes, and those
+        overlap.  sha -> local path; the first failure is raised."""
+        wanted = list(dict.fromkeys(shas))
+        missing = [sha for sha in wanted if valid_sha(sha) and not self._store.has(sha)]
+        if len(missing) > 1:
+            pool = concurrent.futures.ThreadPoolExecutor(
+                max_workers=min(CHANNELS_PER_POD, len(missing)), thread_name_prefix="pull")
+            try:
+                for done in [pool.submit(self.fetch, pod, sha) for sha in missing]:
+                    done.result()
+            finally:
+                pool.shutdown(wait=True, cancel_futures=True)
+        return {sha: self.fetch(pod, sha) for sha in wanted}
 
     def probe(self, endpoint: Endpoint) -> str | None:
         """None if ``endpoint`` accepts our client key with the host key it

@@ -373,3 +373,16 @@ def test_a_pod_that_stalls_fails_the_pull_instead_of_hanging_it(b, server, looku
         release.set()
         puller.close()
     assert temp_files(b.store) == []
+
+
+def test_many_small_files_arrive_each_once_and_a_missing_one_is_named(a, b, puller, server,
+                                                                      tmp_path):
+    contents = {put(a, tmp_path, os.urandom(100 + i)): 100 + i for i in range(40)}
+    shas = list(contents) + list(contents)[:5]             # some asked twice
+    got = puller.fetch_many("A", shas)
+    assert set(got) == set(contents)
+    assert all(got[sha].read_bytes() == a.store.path(sha).read_bytes() for sha in got)
+    assert puller.moved_in == server.moved_out == sum(contents.values())
+    missing = "3" * 64
+    with pytest.raises(TransferError, match=f"does not hold {missing}"):
+        puller.fetch_many("A", [put(a, tmp_path, b"one more"), missing])
