@@ -41,11 +41,6 @@ LISTEN_BACKLOG = 64
 ACCEPT_RETRY_S = 0.5                 # seconds before accepting again after EMFILE
 
 log = logging.getLogger(__name__)
-# paramiko logs each client that hangs up, and each failed handshake, as an
-# ERROR with its traceback: for a server these are ordinary events, and a
-# refused login is logged below at INFO.  Its transports log here, quietly.
-WIRE_LOG = "computepods.transfer.server.wire"
-logging.getLogger(WIRE_LOG).setLevel(logging.CRITICAL)
 
 
 class _Gate(paramiko.ServerInterface):
@@ -202,8 +197,7 @@ class StoreServer:
 
     def _serve(self, conn: socket.socket) -> None:
         conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        transport = tuned_transport(conn)
-        transport.set_log_channel(WIRE_LOG)
+        transport = tuned_transport(conn)          # logs to tuning.WIRE_LOG, quietly
         transport.handshake_timeout = HANDSHAKE_S
         transport.auth_timeout = AUTH_S
         transport.add_server_key(self._keys.host_key)

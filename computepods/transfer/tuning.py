@@ -19,6 +19,8 @@ packet size, the cipher order and the read pipeline, measured by
 """
 from __future__ import annotations
 
+import logging
+
 import paramiko
 
 WINDOW_BYTES = 64 << 20              # 64 MiB channel window
@@ -27,6 +29,12 @@ READ_BYTES = 255 << 10               # 255 KiB per SFTP read request
 READS_IN_FLIGHT = 8                  # read requests outstanding per transfer
 CIPHERS = ("aes128-gcm@openssh.com", "aes128-ctr", "aes256-gcm@openssh.com",
            "aes256-ctr")
+# paramiko logs a peer that hangs up, and each failed handshake, as an ERROR
+# with a traceback, from its transport threads: between pods these are
+# ordinary events, which the server and the puller report themselves.
+# Both ends' transports log here, quietly.
+WIRE_LOG = "computepods.transfer.wire"
+logging.getLogger(WIRE_LOG).setLevel(logging.CRITICAL)
 
 
 def tune(transport: paramiko.Transport) -> None:
@@ -41,5 +49,6 @@ def transport(sock, **kwargs) -> paramiko.Transport:
     """A tuned Transport on a connected socket (SSHClient's transport_factory)."""
     made = paramiko.Transport(sock, default_window_size=WINDOW_BYTES,
                               default_max_packet_size=MAX_PACKET_BYTES, **kwargs)
+    made.set_log_channel(WIRE_LOG)
     tune(made)
     return made
