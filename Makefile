@@ -11,7 +11,8 @@ STAMP := $(VENV)/.installed
 
 # COMMAND:DEBIAN-PACKAGE pairs; later work appends TeX and Chromium here.
 TEST_SYSTEM_DEPS := setpriv:util-linux pdflatex:texlive-latex-base bibtex:texlive-latex-base cc:gcc chromium:chromium
-BENCH_SYSTEM_DEPS := ninja:ninja-build make:make latexmk:latexmk
+BENCH_SYSTEM_DEPS := ninja:ninja-build make:make latexmk:latexmk /usr/sbin/sshd:openssh-server \
+	scp:openssh-client ssh-keygen:openssh-client
 DIAGRAM_SYSTEM_DEPS := dot:graphviz
 
 PYTEST_FLAGS ?= -q --durations=15
@@ -56,7 +57,7 @@ BENCHES := "run.py wide 1000 -j 2" "run.py layers 2000 10 -j 2" \
 	"rebuild.py noop wide 10000 -j 2 --repeat 5" \
 	"rebuild.py edit layers 2000 10 -j 2 --repeat 5" "latex.py --repeat 3" \
 	"bridge_rtt.py" "watch_latency.py" "up.py --steps 10000 --repeat 10" \
-	"rest_rps.py" "sse_fanout.py" "federation_sim.py"
+	"rest_rps.py" "sse_fanout.py" "federation_sim.py" "transfer.py"
 
 bench: bench-system-deps $(STAMP)
 	@failed=; for b in $(BENCHES); do \
