@@ -68,6 +68,14 @@ def chaos(request) -> Battery:
     return battery
 
 
+@pytest.fixture(autouse=True)
+def own_cache_dir(tmp_path_factory, monkeypatch):
+    """Each test its own $XDG_CACHE_HOME: a pod's keys, a chef pod's
+    workspace and the discovery cache never leak from one test into another
+    (nor into the user's ~/.cache)."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("xdg-cache")))
+
+
 @pytest.fixture
 def nats_server(tmp_path, monkeypatch):
     """A real nats-server on a free loopback port, stopped after the test.

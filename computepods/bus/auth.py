@@ -10,7 +10,8 @@ role, and nats-server enforces what each may publish and subscribe
   in-process chefs): everything under the namespace;
 * ``chef``: receives runs, queries and cancels; sends results, status and
   its packs; never a run, a build request or a query.  With the majordomo,
-  the only role that may say ``<ns>.pods.hello``: a hello is authenticated
+  the only role that may say ``<ns>.pods.hello`` (and ask ``pods.discover``,
+  when a run comes from a pod it has not heard yet): a hello is authenticated
   by the bus itself (federation, docs/architecture.md §6);
 * ``watcher``: sends file changes;
 * ``api``: the REST app: asks for builds and cancels, queries, follows
@@ -59,7 +60,7 @@ OPEN_BUS_HELP = ("anyone who can reach it could run commands through its chefs. 
 _PERMISSIONS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     MAJORDOMO: (("{ns}.>",), ("{ns}.>",)),
     CHEF: (("{ns}.chefs.status", "{ns}.steps.results", "{ns}.rules.announce", "{ns}.errors",
-            "{ns}.pods.hello"),
+            "{ns}.pods.hello", "{ns}.pods.discover"),
            ("{ns}.chef.*.run", "{ns}.chefs.query", "{ns}.chefs.cancel", "{ns}.pods.hello",
             "{ns}.pods.discover")),
     WATCHER: (("{ns}.fs.changed", "{ns}.errors"), ()),

@@ -43,6 +43,7 @@ from computepods.federation.search import (Probe, ScoutFound, ScoutNotFound, Sea
 
 log = logging.getLogger("computepods.federation")
 
+GREET_S = 0.25            # seconds: at most one early hello for pods joining at once
 MAX_WARNED = 1000          # malformed hellos remembered, so each is logged once
 
 
@@ -133,6 +134,7 @@ class Herald(Chart):
         self.scouts: dict[str, Scout] = {}
         self.ticker = self.every(self.clock, every_s, m.TICK)
         self._warned: set[str] = set()
+        self._greeted = float("-inf")
 
     # -- life cycle ------------------------------------------------------------
     def start(self) -> "Herald":
@@ -182,6 +184,16 @@ class Herald(Chart):
             log.info("pod %s (%s, %s) joined: %d slots", hello.pod, hello.role, hello.host,
                      hello.slots)
             self.on_pod(hello.pod, hello)
+            self.greet()
+
+    def greet(self) -> None:
+        """A pod we had not heard may not have heard us (it started after
+        our last hello): say ours now rather than up to every_s later, at
+        most once per GREET_S however many pods join at once."""
+        now = self.clock.monotonic()
+        if now - self._greeted >= GREET_S:
+            self._greeted = now
+            self.announce()
 
     def expire(self) -> None:
         for pod in self.roster.expire(self.clock.monotonic()):

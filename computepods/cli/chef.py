@@ -9,7 +9,6 @@ from files fetched by hash (docs/architecture.md §6).
 from __future__ import annotations
 
 import argparse
-import hashlib
 import os
 import signal
 import socket
@@ -38,8 +37,8 @@ def add_pod_arguments(k: argparse.ArgumentParser) -> None:
 
 def pod_id(workspace: Path) -> str:
     """A chef pod's stable id: its host, and which workspace it holds."""
-    digest = hashlib.sha256(str(Path(workspace).resolve()).encode()).hexdigest()[:8]
-    return f"{socket.gethostname()}-{digest}"
+    from computepods.pod.member import pod_id_for
+    return pod_id_for(workspace)
 
 
 def cmd_chef(cwd: Path, args) -> int:
@@ -55,7 +54,7 @@ def cmd_chef(cwd: Path, args) -> int:
     own = start_own_server(args, args.namespace)   # --nats-routes/--nats-leaf: its own server
     if not args.nats:
         raise UsageError("cpod chef needs --nats URL (or CP_NATS_URL): the bus to serve")
-    bridge = chef = workspace = None
+    bridge = chef = workspace = member = None
     try:            # a signal may come at any point, even while importing or connecting
         import threading
 
@@ -63,19 +62,25 @@ def cmd_chef(cwd: Path, args) -> int:
         from computepods.charts.chef import Chef
         from computepods.pod.localchef import default_slots
 
-        pod, fetch = args.pod or "local", None
+        pod, fetch, keep = args.pod or "local", None, None
         if root is None or args.workspace:
             from computepods.federation.workspace import Workspace, default_workspace
             workspace = Workspace(Path(args.workspace or default_workspace())).acquire()
             if root is None:
                 pod = args.pod or pod_id(workspace.root)
-            fetch = _fetch(args)
         name = args.name or f"{socket.gethostname()}-{os.getpid()}"
+        slots = args.jobs or default_slots()
         bridge = NatsBridge(args.nats, namespace=args.namespace, name=f"chef:{name}",
                             insecure=args.insecure_bus or None).start()
-        chef = Chef(name, bridge, root, args.jobs or default_slots(), live_trace=args.trace,
+        if workspace is not None:
+            if args.fetch_dir:
+                fetch = _fetch(args)
+            else:       # the federation: our store over SFTP, others' pulled by hash
+                member = _join(args, bridge, workspace, pod, name, slots, lambda: chef)
+                fetch, keep = member.fetch, member.store.add
+        chef = Chef(name, bridge, root, slots, live_trace=args.trace,
                     heartbeat_s=args.heartbeat, pod=pod, tools=args.tools,
-                    workspace=workspace, fetch=fetch)
+                    workspace=workspace, fetch=fetch, keep=keep)
         chef.start()
         threading.Event().wait()          # until a signal interrupts
     except Interrupted:
@@ -88,12 +93,30 @@ def cmd_chef(cwd: Path, args) -> int:
             signal.signal(s, signal.SIG_IGN)
         if chef is not None:
             chef.stop()
+        if member is not None:
+            member.stop()
         if bridge is not None:
             bridge.stop()
         if workspace is not None:
             workspace.release()
         if own is not None:
             own.close()
+
+
+def _join(args, bridge, workspace, pod: str, name: str, slots: int, chef):
+    """The chef pod's Member: its hellos, its store served over SFTP, and
+    the Puller its chef fetches other pods' files with."""
+    from computepods.pod.federated import join_as_chef_pod
+    from computepods.bus.natscluster import parse_urls
+
+    def tools() -> dict[str, str]:
+        return dict(chef().fingerprints) if chef() is not None else {}
+    # the servers it joins before its own (whose address is loopback)
+    urls = [*parse_urls(getattr(args, "nats_routes", None), "--nats-routes"),
+            *parse_urls(getattr(args, "nats_leaf", None), "--nats-leaf"), args.nats]
+    return join_as_chef_pod(bridge, workspace, pod, namespace=args.namespace, bus_urls=urls,
+                            sftp=args.sftp, slots=slots, chefs=lambda: [name], tools=tools,
+                            chart_kw={"live_trace": args.trace})
 
 
 def _project_root(cwd: Path, given: bool) -> Path | None:

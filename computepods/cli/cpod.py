@@ -48,6 +48,9 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--namespace", default="cp", help="subject namespace (default: cp)")
     b.add_argument("--insecure-bus", action="store_true", help=INSECURE_HELP)
     b.add_argument("--trace", action="store_true", help="miros live_trace of the build's charts")
+    b.add_argument("--sftp", metavar="HOST[:PORT]", default=os.environ.get("CP_SFTP"),
+                   help="where this pod serves its store to the federation (env CP_SFTP; "
+                        "default: the address it reaches NATS from, a free port)")
     b.add_argument("--explain", action="store_true", help="say why each step runs")
 
     e = sub.add_parser("explain", help="why TARGET's steps are up to date or would run")
@@ -66,6 +69,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="seconds between status messages; silent for 3 of them, "
                         "a MajorDomo reschedules its steps (default 5)")
     k.add_argument("--trace", action="store_true")
+    k.add_argument("--sftp", metavar="HOST[:PORT]", default=os.environ.get("CP_SFTP"),
+                   help="where this pod serves its store to the federation (env CP_SFTP; "
+                        "default: the address it reaches NATS from, a free port)")
     add_join_arguments(k)
     from computepods.cli.chef import add_pod_arguments
     add_pod_arguments(k)
@@ -100,6 +106,9 @@ def build_parser() -> argparse.ArgumentParser:
     u.add_argument("--quiet-ms", type=float, metavar="MS",
                    help="a file is reported once it has not changed for MS ms (default 50)")
     u.add_argument("--trace", action="store_true", help="miros live_trace of the pod's charts")
+    u.add_argument("--sftp", metavar="HOST[:PORT]", default=os.environ.get("CP_SFTP"),
+                   help="where this pod serves its store to the federation (env CP_SFTP; "
+                        "default: the address it reaches NATS from, a free port)")
     add_join_arguments(u)
 
     for name, text in (("status", "show the pod that is up for this project"),
@@ -158,7 +167,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _log_to_stderr() -> None:
     import logging
-    logging.basicConfig(level=logging.WARNING, format="cpod: %(message)s")
+    logging.basicConfig(level=getattr(logging, os.environ.get("CP_DEBUG_LOG", "WARNING")), format="cpod: %(message)s")
 
 
 def cmd_build(root: Path, cwd: Path, args) -> int:
@@ -272,7 +281,8 @@ def _build(root: Path, cwd: Path, args, server, chefs, lock, locked: bool, waiti
         from computepods.cli.progress import Progress
         pod = Pod(root, PodOptions(nats_url=args.nats, namespace=args.namespace,
                                    slots=args.jobs or default_slots(), trace=args.trace,
-                                   chef_process=chef_process(), insecure_bus=args.insecure_bus),
+                                   chef_process=chef_process(), insecure_bus=args.insecure_bus,
+                                   federate=bool(args.nats), sftp_listen=args.sftp),
                   server=server, local_chefs=chefs)
         pod.start()
         records, files = state

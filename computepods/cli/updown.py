@@ -33,7 +33,7 @@ def cmd_up(root: Path, args) -> int:
     daemon = PodDaemon(root, UpOptions(
         targets=list(args.targets), nats_url=args.nats, namespace=args.namespace,
         slots=args.jobs or default_slots(), http=args.http, trace=args.trace,
-        insecure_bus=args.insecure_bus, nats_join=join_from_args(args),
+        insecure_bus=args.insecure_bus, nats_join=join_from_args(args), sftp=args.sftp,
         quiet_s=None if args.quiet_ms is None else args.quiet_ms / 1000.0))
     try:
         daemon.start()

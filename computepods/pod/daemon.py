@@ -57,6 +57,7 @@ class UpOptions:
     trace: bool = False
     insecure_bus: bool = False                          # nats_url may ask for no login
     nats_join: NatsJoin | None = None                   # the pod's server joins a cluster/hub
+    sftp: str | None = None                             # "HOST[:PORT]" of our store's server
 
 
 class PodDaemon:
@@ -107,7 +108,9 @@ class PodDaemon:
                                              slots=opts.slots, trace=opts.trace,
                                              watch_targets=list(opts.targets),
                                              insecure_bus=opts.insecure_bus,
-                                             nats_join=opts.nats_join)).start()
+                                             nats_join=opts.nats_join,
+                                             federate=bool(opts.nats_url or opts.nats_join),
+                                             sftp_listen=opts.sftp)).start()
         bridge = self.pod.bridge
         bridge.listen(m.BUILD_EVENTS, self._events)
         threading.Thread(target=self._report_builds, name="up:report", daemon=True).start()

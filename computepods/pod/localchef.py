@@ -54,11 +54,13 @@ class LocalChef:
 
     def __init__(self, root: Path, url: str, *, namespace: str, slots: int, name: str,
                  trace: bool = False, env: Mapping[str, str] | None = None,
-                 insecure_bus: bool = False):
+                 insecure_bus: bool = False, pod: str = "local"):
         self.url, self.name = url, name
         argv = [*_pdeathsig_prefix(), sys.executable, "-m", "computepods.cli", "-C", str(root),
                 "chef", "--nats", url, "--namespace", namespace, "-j", str(slots),
                 "--name", name]
+        if pod != "local":
+            argv += ["--pod", pod]           # federated: its steps are this pod's own
         if trace:
             argv.append("--trace")
         if insecure_bus:

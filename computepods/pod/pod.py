@@ -61,6 +61,8 @@ class PodOptions:
     watch_targets: list[str] | None = None   # `cpod up`: rebuild these on every change
     insecure_bus: bool = False           # join a nats_url that asks for no authentication
     nats_join: NatsJoin | None = None    # the embedded server joins a cluster or a hub
+    federate: bool = False               # take part in the federation on this bus (§6)
+    sftp_listen: str | None = None       # "HOST[:PORT]" of our store's SFTP server
 
 
 class Pod:
@@ -89,6 +91,10 @@ class Pod:
         self._chefs_lock = threading.Lock()     # local_chefs, as a dead chef is relaunched
         self._stopping = False
         self.relaunches = 0
+        self.pod_id = "local"                   # our id on the bus (federated: host + hash)
+        self.member = None                      # our membership of the federation
+        self.federation = None                  # the MajorDomo's view of it
+        self._closing: list = []                # what the federation opened, to close
 
     def start(self) -> "Pod":
         state = prepare_state_dir(self.root)
@@ -124,8 +130,9 @@ class Pod:
                                      credentials=login, insecure=opts.insecure_bus or None).start()
             trace = {"live_trace": opts.trace, "fabric": self.fabric}
             self._add(Store(self.root / STATE_DB, **trace))
+            federation = self._join_federation(state, trace) if opts.federate else None
             self._add(MajorDomo(self.bridge, self.root, watch_targets=opts.watch_targets,
-                                handed=self.handed, **trace))
+                                handed=self.handed, federation=federation, **trace))
             # A chef launched for another address (the server moved to a
             # free port when its first was taken) cannot serve this bus.
             for stale in [c for c in self.local_chefs if c.url != self.url]:
@@ -134,7 +141,8 @@ class Pod:
             for i in range(opts.chefs):
                 if not opts.chef_process:
                     from computepods.charts.chef import Chef    # (a chef process imports it itself)
-                    chef = Chef(chef_name(i), self.bridge, self.root, opts.slots, **trace)
+                    chef = Chef(chef_name(i), self.bridge, self.root, opts.slots,
+                                pod=self.pod_id, **trace)
                     self.chefs.append(chef)
                     self._add(chef)
                 elif i >= len(self.local_chefs):
@@ -145,6 +153,19 @@ class Pod:
             self.stop()
             raise
         return self
+
+    def _join_federation(self, state: Path, trace: dict):
+        """Our keys, store, SFTP server and Herald; the MajorDomo's view of
+        the federation (docs/architecture.md §6)."""
+        from computepods.pod.federated import join_as_majordomo
+        self.pod_id, self.member, self.federation, self._closing = join_as_majordomo(
+            self.bridge, self.root, self.options, state, self.chef_names, trace)
+        return self.federation
+
+    def chef_names(self) -> list[str]:
+        """Our chefs' names now (in-process and children)."""
+        with self._chefs_lock:
+            return [c.chef for c in self.chefs] + [c.name for c in self.local_chefs]
 
     def hand_plan(self, bp: BuildPlan) -> str:
         """Give the MajorDomo a plan made in this process; the token goes in
@@ -163,7 +184,8 @@ class Pod:
         opts = self.options
         return LocalChef(self.root, self.url, namespace=opts.namespace, slots=opts.slots,
                          name=name or chef_name(index), trace=opts.trace,
-                         env=self.client_env(CHEF), insecure_bus=opts.insecure_bus)
+                         env=self.client_env(CHEF), insecure_bus=opts.insecure_bus,
+                         pod=self.pod_id)
 
     def _chef_died(self, chef: LocalChef, why: str) -> LocalChef | None:
         """A chef child died: launch another (on the calling thread, which
@@ -176,7 +198,7 @@ class Pod:
             return None
         replacement = self._relaunch(chef)
         bridge.publish(m.CHEF_STATUS, chefwire.chef_status(
-            chef.name, "local", self.options.slots, gone=f"{why}; see its messages above"))
+            chef.name, self.pod_id, self.options.slots, gone=f"{why}; see its messages above"))
         return replacement
 
     def _relaunch(self, dead: LocalChef) -> LocalChef | None:
@@ -235,6 +257,12 @@ class Pod:
         finally:
             self.local_chefs = []
             self.charts = []
+            if self.member is not None:
+                self.member.stop()
+                self.member = None
+            for close in self._closing:
+                close()
+            self._closing = []
             if self.bridge:
                 self.bridge.stop()
             if self.keeper:

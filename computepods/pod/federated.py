@@ -1,0 +1,83 @@
+"""What each kind of pod builds to take part in a federation (docs/architecture.md §6).
+
+* the user's pod (``cpod up --nats URL``, ``cpod build --nats URL``): a
+  :class:`~computepods.pod.member.Member` in the ``majordomo`` role that
+  offers the tree's files by hash, and the MajorDomo's
+  :class:`~computepods.federation.federation.Federation` (ownership map,
+  built-with table, the Puller's fetch and rates, the tools pods offer);
+* a chef pod (``cpod chef`` outside a project): a Member in the ``chef``
+  role whose store keeps its chef's outputs for the user's pod to pull.
+
+A pod's keys live under the cache directory, by pod id, not in
+``.computepods/``: ``cpod clean`` must not give a pod a new host key,
+which every other pod would refuse as changed.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable, Mapping
+
+from computepods.federation.federation import Federation
+from computepods.federation.offer import OfferIndex
+from computepods.federation.workspace import cache_dir
+from computepods.paths import STATE_DB
+from computepods.pod.member import Member, MemberOptions, pod_id_for, reachable_host
+from computepods.state.owners import BuiltWith, OwnerMap
+
+if TYPE_CHECKING:
+    from computepods.bus.protocol import Bus
+    from computepods.federation.workspace import Workspace
+
+STORE_DIR = "store"          # under .computepods/: the user's pod's content store
+KEYS_DIR = "keys"
+
+
+def listen_address(given: str | None, bus_urls: list[str]) -> tuple[str, int]:
+    """Where our SFTP server listens: ``--sftp HOST[:PORT]``, else the
+    address we reach the bus from, on a free port."""
+    if not given:
+        return reachable_host(bus_urls), 0
+    host, _, port = given.rpartition(":") if given.count(":") == 1 else (given, "", "0")
+    if not port.isdigit() or not 0 <= int(port) <= 65535:
+        from computepods.errors import UsageError
+        raise UsageError(f"--sftp {given!r}: want HOST or HOST:PORT")
+    return host.strip("[]") or reachable_host(bus_urls), int(port)
+
+
+def keys_dir(pod_id: str) -> Path:
+    return cache_dir() / "pods" / pod_id / KEYS_DIR
+
+
+def join_as_majordomo(bridge: "Bus", root: Path, opts, state: Path,
+                      chefs: Callable[[], list[str]], chart_kw: dict
+                      ) -> tuple[str, Member, Federation, list[Callable[[], None]]]:
+    """(our pod id, our Member, the MajorDomo's Federation, what to close at
+    stop), for the pod of `root` with PodOptions `opts`."""
+    pod_id = pod_id_for(root)
+    join = opts.nats_join
+    urls = [opts.nats_url or "", *(join.routes if join else ()), *(join.leaf_remotes if join else ())]
+    host, port = listen_address(opts.sftp_listen, [u for u in urls if u])
+    offers = OfferIndex(root)
+    member = Member(bridge, MemberOptions(
+        pod=pod_id, role="majordomo", keys_dir=keys_dir(pod_id), store_dir=state / STORE_DIR,
+        namespace=opts.namespace, listen_host=host, listen_port=port,
+        slots=opts.slots * opts.chefs, chefs=chefs, lookup=offers.lookup),
+        chart_kw=chart_kw).start()
+    owners, built = OwnerMap(root / STATE_DB), BuiltWith(root / STATE_DB)
+    assert member.puller is not None
+    federation = Federation(pod_id, member.fetch, owners, rates=member.puller.rate,
+                            offered=member.roster.tools, offers=offers, built_with=built)
+    return pod_id, member, federation, [owners.close, built.close]
+
+
+def join_as_chef_pod(bridge: "Bus", workspace: "Workspace", pod_id: str, *, namespace: str,
+                     bus_urls: list[str], sftp: str | None, slots: int,
+                     chefs: Callable[[], list[str]], tools: Callable[[], Mapping[str, str]],
+                     chart_kw: dict | None = None) -> Member:
+    """A chef pod's Member: its store (what its chef's steps read, and their
+    outputs) served to the pods it hears."""
+    host, port = listen_address(sftp, bus_urls)
+    return Member(bridge, MemberOptions(
+        pod=pod_id, role="chef", keys_dir=workspace.keys_dir, store_dir=workspace.store_dir,
+        namespace=namespace, listen_host=host, listen_port=port, slots=slots, chefs=chefs,
+        tools=tools), chart_kw=chart_kw or {}).start()

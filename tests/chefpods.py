@@ -1,0 +1,64 @@
+"""Chef pods as users run them: `cpod chef` processes with no project, each
+in its own empty directory with its own $XDG_CACHE_HOME (workspace, store,
+keys, discovery cache), logged in as the chef role, serving its store on
+127.0.0.1.  No directory is shared between pods."""
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Mapping
+
+from computepods.bus.auth import CHEF, BusUsers
+
+STOP_S = 15.0              # seconds a chef pod gets to stop on SIGTERM
+
+
+class ChefPod:
+    """One `cpod chef` process; :meth:`stop` ends it (and fails loudly if it
+    had to be killed)."""
+
+    def __init__(self, home: Path, url: str, users: BusUsers, pod: str, *, slots: int = 2,
+                 extra_path: Path | None = None, args: tuple[str, ...] = (),
+                 env: Mapping[str, str] | None = None):
+        self.pod, self.home = pod, Path(home)
+        (self.home / "cwd").mkdir(parents=True, exist_ok=True)
+        run_env = users.child_env(CHEF)
+        run_env["XDG_CACHE_HOME"] = str(self.home / "cache")
+        if extra_path is not None:
+            run_env["PATH"] = f"{extra_path}:{run_env.get('PATH', '')}"
+        run_env.update(env or {})
+        run_env["CP_DEBUG_LOG"] = "INFO"
+        self.log = (self.home / "chef.log").open("w")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "computepods.cli", "chef", "--nats", url, "--pod", pod,
+             "--name", f"{pod}-chef", "-j", str(slots), "--sftp", "127.0.0.1",
+             "--heartbeat", "1", *args],
+            cwd=self.home / "cwd", env=run_env, stdin=subprocess.DEVNULL, stdout=self.log,
+            stderr=subprocess.STDOUT)
+        self.killed = False
+
+    @property
+    def chef(self) -> str:
+        return f"{self.pod}-chef"
+
+    def output(self) -> str:
+        self.log.flush()
+        return (self.home / "chef.log").read_text()
+
+    def signal(self, sig: int) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGCONT)      # a stopped one must hear the TERM
+            self.proc.terminate()
+            try:
+                self.proc.wait(STOP_S)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+                self.killed = True
+        self.log.close()
