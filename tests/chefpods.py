@@ -29,7 +29,7 @@ class ChefPod:
         if extra_path is not None:
             run_env["PATH"] = f"{extra_path}:{run_env.get('PATH', '')}"
         run_env.update(env or {})
-        run_env["CP_DEBUG_LOG"] = "INFO"
+        run_env["CP_LOG_LEVEL"] = "INFO"      # its log says which pods it heard
         self.log = (self.home / "chef.log").open("w")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "computepods.cli", "chef", "--nats", url, "--pod", pod,

@@ -118,6 +118,14 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def log_level() -> int:
+    """WARNING, or CP_LOG_LEVEL (DEBUG, INFO, ...) to see what a pod does:
+    which pods it hears, where it serves its store."""
+    import logging
+    level = logging.getLevelName(os.environ.get("CP_LOG_LEVEL", "WARNING").upper())
+    return level if isinstance(level, int) else logging.WARNING
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -167,7 +175,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _log_to_stderr() -> None:
     import logging
-    logging.basicConfig(level=getattr(logging, os.environ.get("CP_DEBUG_LOG", "WARNING")), format="cpod: %(message)s")
+    logging.basicConfig(level=log_level(), format="cpod: %(message)s")
 
 
 def cmd_build(root: Path, cwd: Path, args) -> int:
