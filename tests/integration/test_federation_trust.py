@@ -35,7 +35,7 @@ from computepods.planning.resolve import bind
 from computepods.pod.pod import Pod, PodOptions
 from computepods.project.model import Rule
 from computepods.transfer.endpoint import Endpoint
-from computepods.transfer.keys import PodKeys
+from computepods.transfer.keys import PodKeys, key_fingerprint
 from computepods.transfer.pull import Puller, connect
 from computepods.transfer.storesftp import remote_path
 from chefpods import PROJECT, ChefPod, tree
@@ -155,7 +155,6 @@ def test_a_host_key_nobody_pinned_or_not_the_one_announced_is_refused_naming_the
             wrong.fetch("podB", sha)                        # B's server, another key pinned
     finally:
         wrong.close()
-    from computepods.transfer.keys import key_fingerprint
     assert key_fingerprint(real.host_key) in str(refused.value)     # what B presented
     assert key_fingerprint(other) in str(refused.value)             # what was pinned
 
