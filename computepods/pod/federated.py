@@ -66,7 +66,8 @@ def join_as_majordomo(bridge: "Bus", root: Path, opts, state: Path,
     owners, built = OwnerMap(root / STATE_DB), BuiltWith(root / STATE_DB)
     assert member.puller is not None
     federation = Federation(pod_id, member.fetch, owners, rates=member.puller.rate,
-                            offered=member.roster.tools, offers=offers, built_with=built)
+                            offered=member.roster.tools, offers=offers, built_with=built,
+                            trusts=member.roster.trusts)
     return pod_id, member, federation, [owners.close, built.close]
 
 
