@@ -7,7 +7,6 @@ or makes moves by hash over SFTP."""
 from __future__ import annotations
 
 import concurrent.futures
-import hashlib
 import queue
 import shutil
 import subprocess
@@ -160,7 +159,6 @@ def test_one_chef_pod_builds_two_namespaces_projects_at_once_each_as_one_machine
         "the two builds did not overlap"
 
     for ns, pod in pods.items():                     # neither saw the other's pods or steps
-        other = pods["b" if ns == "a" else "a"]
         ours = {f"up:out/{n}.txt" for n in STEMS[ns]}
         # two of our own hellos: a whole hello period, in which every pod
         # this namespace can hear said hello at least once
