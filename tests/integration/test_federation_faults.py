@@ -6,6 +6,7 @@ still ends as a one-machine build would, each step committed once, and a
 step no live chef can run fails naming its program."""
 from __future__ import annotations
 
+import queue
 import shutil
 import signal
 import subprocess
@@ -14,6 +15,7 @@ from collections import Counter
 
 import pytest
 
+from computepods.bus import messages as m
 from computepods.bus.auth import MAJORDOMO
 from computepods.bus.client import request_build
 from computepods.chef.scratch import SCRATCH_DIR
@@ -149,6 +151,17 @@ def three_pods(tmp_path, nats_cluster, monkeypatch):
     assert not any(getattr(p, "killed", False) for p in started), "a chef pod ignored SIGTERM"
 
 
+def late_results(results: queue.Queue, chef: str, steps: list[str], got=None) -> list[dict]:
+    """The results `chef` sent of these steps (all of them, so far)."""
+    got = [] if got is None else got
+    while not results.empty():
+        msg = results.get_nowait()
+        if msg.data.get("chef") == chef:
+            got += [r for r in msg.data["results"] if r.get("event") == "finished"
+                    and r.get("id") in steps]
+    return got
+
+
 def pod_of(chef: str) -> str:
     """The $WHO of the pod a chef is on (A's own chef is named after A's pod id)."""
     return chef.removesuffix("-chef") if chef in ("podB-chef", "podC-chef") else "podA"
@@ -193,10 +206,19 @@ def test_a_chef_pod_stopped_past_its_lease_is_ignored_then_used_again(three_pods
             b.signal(signal.SIGSTOP)
         if ev.get("t") == "chef_lost" and ev["chef"] == "podB-chef":
             b.signal(signal.SIGCONT)     # while the build runs: its late results come now
-    build = Build(a, stop_b)
-    assert build.code == 0, build.text()
-    [lost] = build.lost("podB-chef")
-    assert lost["steps"], lost
+    results: queue.Queue = queue.Queue()
+    a.bridge.listen(m.STEP_RESULTS, results)
+    try:
+        build = Build(a, stop_b)
+        assert build.code == 0, build.text()
+        [lost] = build.lost("podB-chef")
+        assert lost["steps"], lost
+        late = wait_for(lambda: late_results(results, "podB-chef", lost["steps"]),
+                        timeout=LEASE_WAIT_S, what="podB's results of the steps it lost")
+    finally:
+        a.bridge.unlisten(results)
+    # B's late results came (not committed, it says: its lease lapsed), and changed nothing
+    assert {r["attempt"] for r in late} == {1} and not build.failures(), (late, build.text())
     assert build.committed() == Counter({sid: 1 for sid in build.committed()})
     assert len(build.committed()) == STEPS + 1
     redone = build.ran_after(lost)
