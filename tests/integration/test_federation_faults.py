@@ -137,8 +137,6 @@ def three_pods(tmp_path, nats_cluster, monkeypatch):
                            sftp_listen="127.0.0.1"))
         started.insert(0, a)
         a.start()
-        md = next(ch for ch in a.charts if isinstance(ch, MajorDomo))
-        a.md = md
         wait_for(lambda: {"podB-chef", "podC-chef"} <= chef_names(a)
                  and all(a.member.roster.is_live(ch.pod) for ch in chefs), timeout=UP_S,
                  what="pod A to hear both chef pods: " + " | ".join(ch.output()[-400:]
@@ -151,9 +149,8 @@ def three_pods(tmp_path, nats_cluster, monkeypatch):
     assert not any(getattr(p, "killed", False) for p in started), "a chef pod ignored SIGTERM"
 
 
-def late_results(results: queue.Queue, chef: str, steps: list[str], got=None) -> list[dict]:
-    """The results `chef` sent of these steps (all of them, so far)."""
-    got = [] if got is None else got
+def late_results(results: queue.Queue, chef: str, steps: list[str], got: list) -> list[dict]:
+    """The results `chef` sent of these steps, added to `got` (all of them, so far)."""
     while not results.empty():
         msg = results.get_nowait()
         if msg.data.get("chef") == chef:
@@ -169,7 +166,8 @@ def pod_of(chef: str) -> str:
 
 def chef_names(a: Pod) -> set[str]:
     """The chefs A holds live (within their lease)."""
-    return {c.name for c in a.md.chefs.live()}
+    md = next(ch for ch in a.charts if isinstance(ch, MajorDomo))
+    return {c.name for c in md.chefs.live()}
 
 
 def landings_left(a: Pod) -> list[str]:
@@ -213,7 +211,8 @@ def test_a_chef_pod_stopped_past_its_lease_is_ignored_then_used_again(three_pods
         assert build.code == 0, build.text()
         [lost] = build.lost("podB-chef")
         assert lost["steps"], lost
-        late = wait_for(lambda: late_results(results, "podB-chef", lost["steps"]),
+        late: list[dict] = []
+        wait_for(lambda: late_results(results, "podB-chef", lost["steps"], late),
                         timeout=LEASE_WAIT_S, what="podB's results of the steps it lost")
     finally:
         a.bridge.unlisten(results)
