@@ -63,6 +63,8 @@ TYPICAL_WEIGHT = 0.2       # of the newest step in typical_s, an exponential mov
 # Why a chef refuses a step of a run (in the run's answer, `rejected`).
 ONLY_OWN_TREE = "this chef serves only its own tree"    # origin elsewhere, no workspace
 NO_PROJECT_TREE = "no project tree here"                # no origin, and a chef pod
+NO_PROGRAM = ("no program {program!r} on its PATH: the step needs a chef that has it "
+              "(`cpod chef --tool {program}` with it on PATH announces it)")
 
 
 @spy_on
@@ -226,6 +228,7 @@ class Chef(Chart):
             return
         self.learn_tools(rules.values())
         origin = run.origin if run.origin != self.pod else ""
+        lacking = self.lacking(rules.values()) if origin else {}
         for item in run.steps:
             try:
                 job = job_from_message(run.build, rules, item, origin)
@@ -234,6 +237,9 @@ class Chef(Chart):
                 rejected.append({"id": sid, "reason": str(exc)})
                 log.warning("chef %s: rejected step %s: %s", self.chef, sid, exc)
                 continue
+            if program := lacking.get(job.step.rule.name):
+                rejected.append({"id": job.step.id, "reason": NO_PROGRAM.format(program=program)})
+                continue
             accepted.append(job.step.id)
             if job.key in self.results:
                 self.outbox_add({"event": "finished", **self.results[job.key].to_dict()})
@@ -241,6 +247,14 @@ class Chef(Chart):
                 self.in_flight.add(job.key)
                 self.pool.submit(job)
         self.bridge.respond(msg, {"accepted": accepted, "rejected": rejected})
+
+    @staticmethod
+    def lacking(rules) -> dict[str, str]:
+        """Guard: rule -> the program it starts that this chef's PATH lacks.
+        Another pod's step would only exit 127 here: it is refused, naming
+        the program (the MajorDomo sent it before any chef listed it)."""
+        from computepods.federation.toolprints import missing_program
+        return {r.name: program for r in rules if (program := missing_program(r.command))}
 
     def learn_tools(self, rules) -> None:
         """Fingerprint the programs this run's rules start, once each: a

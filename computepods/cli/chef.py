@@ -27,6 +27,9 @@ from computepods.cli.joined import start_own_server
 from computepods.errors import Interrupted, ProjectNotFound, UsageError
 
 DEFAULT_NAMESPACE = "cp"
+# seconds between looks for a signal: a SIGTERM sent with the SIGCONT that wakes a
+# stopped chef pod can be lost to a wait without a timeout (it then never stopped)
+SIGNAL_POLL_S = 0.5
 
 
 def add_pod_arguments(k: argparse.ArgumentParser) -> None:
@@ -101,7 +104,9 @@ def cmd_chef(cwd: Path, args) -> int:
                     heartbeat_s=args.heartbeat, pod=pod, tools=args.tools,
                     workspace=workspace, fetch=fetch, keep=keep)
         chef.start()
-        threading.Event().wait()          # until a signal interrupts
+        forever = threading.Event()
+        while not forever.wait(SIGNAL_POLL_S):      # until a signal interrupts
+            pass
     except Interrupted:
         return 0
     finally:
@@ -187,7 +192,9 @@ def _serve_namespaces(args, namespaces: Sequence[str], own) -> int:
                         workspace=workspace, fetch=member.fetch, keep=store.store.add, gate=gate)
             chefs.append(chef)
             chef.start()
-        threading.Event().wait()          # until a signal interrupts
+        forever = threading.Event()
+        while not forever.wait(SIGNAL_POLL_S):      # until a signal interrupts
+            pass
     except Interrupted:
         return 0
     finally:

@@ -18,7 +18,9 @@ on one machine.  With one, each step goes where it costs least
 - a cyclic group's steps all go to the chef its first step went to;
 - the first run of a step that discovers its inputs goes to a local chef
   when there is one; without one it is sent the project's files;
-- a pod that failed to hand back a step's outputs is not given it again.
+- a pod that failed to hand back a step's outputs is not given it again;
+- a chef silent past its lease is given nothing (a pod stopped between
+  builds is still listed until the first lease check of the next).
 
 Remote steps go in smaller batches (``REMOTE_BATCH``), local ones as before.
 The Dispatcher keeps what a remote step was sent until its result, so the
@@ -102,8 +104,9 @@ class Dispatcher:
         self._new_build(b)
         if not b.waiting:
             return
+        # live: one silent past its lease while no build ran is not dropped until a tick
         cands = [Candidate(c, self.pod_of(c), not self.is_remote(c), self._offers(c))
-                 for c in self.chefs if self.trusted(c)]
+                 for c in self.chefs.live() if self.trusted(c)]
         half = [c for c in cands if c.chef.space >= min(c.chef.slots * WINDOW_PER_SLOT // 2,
                                                         b.waiting)]
         room = sum(c.chef.space for c in half)

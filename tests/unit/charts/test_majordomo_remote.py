@@ -413,3 +413,13 @@ def test_our_own_chefs_get_run_messages_as_on_one_machine(fed, tmp_path):
     assert [("origin" in run, [("files" in s) for s in run["steps"]]) for run in a.runs] == \
         [(False, [False, False])]
     assert f.stores.calls == [] and f.owners.by_pod() == {}
+
+
+def test_a_chef_silent_past_its_lease_between_builds_is_given_nothing(fed, tmp_path):
+    project(tmp_path / "project")
+    f = fed()
+    b = f.chef("b1", "pod-b", prints=TR, lease_s=SHORT_LEASE_S)
+    f.pod.clock.advance(SHORT_LEASE_S + 1)           # b1 stopped while no build ran
+    c = f.chef("c1", "pod-c", prints=TR, queued=50)  # busy: idle b1 would look cheaper
+    assert f.pod.build().done()["ok"]
+    assert b.steps_run() == [] and sorted(c.steps_run()) == STEPS
