@@ -55,7 +55,7 @@ def add_pod_arguments(k: argparse.ArgumentParser) -> None:
 
 def pod_id(workspace: Path) -> str:
     """A chef pod's stable id: its host, and which workspace it holds."""
-    from computepods.pod.member import pod_id_for
+    from computepods.federation.podid import pod_id_for
     return pod_id_for(workspace)
 
 

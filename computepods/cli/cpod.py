@@ -230,10 +230,12 @@ def _start_and_build(root: Path, cwd: Path, args, lock, locked: bool, waiting) -
     url = server.url if server else args.nats
     if url and chef_process():
         from computepods.pod.localchef import LocalChef, chef_name, default_slots
+        from computepods.federation.podid import pod_id_for
         chefs.append(LocalChef(root, url, namespace=args.namespace,
                                slots=args.jobs or default_slots(), name=chef_name(0),
                                trace=args.trace, insecure_bus=args.insecure_bus,
-                               env=server.users.child_env(CHEF) if server else None))
+                               env=server.users.child_env(CHEF) if server else None,
+                               pod=pod_id_for(root) if args.nats else "local"))
     try:
         return _build(root, cwd, args, server, chefs, lock, locked, waiting)
     finally:

@@ -24,7 +24,8 @@ from computepods.federation.federation import Federation
 from computepods.federation.offer import OfferIndex
 from computepods.federation.workspace import cache_dir
 from computepods.paths import STATE_DB
-from computepods.pod.member import Member, MemberOptions, pod_id_for, reachable_host
+from computepods.federation.podid import pod_id_for
+from computepods.pod.member import Member, MemberOptions, reachable_host
 from computepods.pod.podstore import PodStore
 from computepods.state.owners import BuiltWith, OwnerMap
 

@@ -55,7 +55,7 @@ class LocalChef:
     def __init__(self, root: Path, url: str, *, namespace: str, slots: int, name: str,
                  trace: bool = False, env: Mapping[str, str] | None = None,
                  insecure_bus: bool = False, pod: str = "local"):
-        self.url, self.name = url, name
+        self.url, self.name, self.pod = url, name, pod
         argv = [*_pdeathsig_prefix(), sys.executable, "-m", "computepods.cli", "-C", str(root),
                 "chef", "--nats", url, "--namespace", namespace, "-j", str(slots),
                 "--name", name]

@@ -25,7 +25,6 @@ own bridge, Herald, Roster and discovery cache) over one PodStore.
 """
 from __future__ import annotations
 
-import hashlib
 import ipaddress
 import logging
 import socket
@@ -55,13 +54,6 @@ log = logging.getLogger("computepods.federation")
 CACHE_READ_WAIT_S = 2.0      # seconds a starting pod waits for the discovery cache
 FIND_POD_S = 10.0            # seconds a fetch from a pod not heard yet waits for its Scout
 LOOPBACK = "127.0.0.1"
-
-
-def pod_id_for(place: Path) -> str:
-    """A stable pod id: the host, and a hash of the directory it holds (a
-    project or a chef pod's workspace), so two pods on one host differ."""
-    digest = hashlib.sha256(str(Path(place).resolve()).encode()).hexdigest()[:8]
-    return f"{socket.gethostname()}-{digest}"
 
 
 def reachable_host(urls: list[str]) -> str:

@@ -135,7 +135,9 @@ class Pod:
                                 handed=self.handed, federation=federation, **trace))
             # A chef launched for another address (the server moved to a
             # free port when its first was taken) cannot serve this bus.
-            for stale in [c for c in self.local_chefs if c.url != self.url]:
+            # So is one launched under another pod id (it would look remote).
+            for stale in [c for c in self.local_chefs
+                          if c.url != self.url or c.pod != self.pod_id]:
                 stale.stop()
                 self.local_chefs.remove(stale)
             for i in range(opts.chefs):
