@@ -84,17 +84,40 @@ SCHEMAS = {
                                "exit_code": NULLABLE_INT, "reason": {"type": "string"},
                                "command": {"type": "string"}, "stdout": {"type": "string"},
                                "stderr": {"type": "string"}}},
-    "Pods": {"type": "object", "required": ["pods"], "properties": {"pods": {
-        "type": "array", "items": {
-            "type": "object", "required": ["pod", "pid", "nats", "root", "chefs", "http"],
+    "Pods": {"type": "object", "required": ["federated", "pods"], "properties": {
+        "federated": {"type": "boolean", "description": "false: this pod alone"},
+        "pods": {"type": "array", "description": "ours first, then the pods heard, then "
+                                                 "silent pods that hold our files", "items": {
+            "type": "object",
+            "required": ["pod", "role", "host", "ours", "chefs", "chef_names", "slots", "load",
+                         "tools", "moved", "held", "pid", "nats", "root", "http"],
             "properties": {
-                "pod": {"type": "string"}, "pid": {"type": "integer"}, "nats": {"type": "string"},
-                "root": {"type": "string"}, "http": NULLABLE_STR,
-                "chefs": {"type": "array", "items": {
-                    "type": "object", "required": ["chef", "slots", "running", "queued"],
+                "pod": {"type": "string"},
+                "role": {"enum": ["majordomo", "chef", "gone"]},
+                "host": {"type": "string"}, "ours": {"type": "boolean"},
+                "chefs": {"type": "array", "description": "those our MajorDomo knows",
+                          "items": {
+                    "type": "object",
+                    "required": ["chef", "pod", "slots", "running", "queued", "outstanding"],
                     "properties": {"chef": {"type": "string"}, "pod": {"type": "string"},
                                    "slots": {"type": "integer"}, "running": {"type": "integer"},
-                                   "queued": {"type": "integer"}}}}}}}}},
+                                   "queued": {"type": "integer"},
+                                   "outstanding": {"type": "integer",
+                                                   "description": "steps of ours it holds"}}}},
+                "chef_names": STRING_LIST, "slots": {"type": "integer"},
+                "load": {"type": "object", "required": ["running", "queued"],
+                         "properties": {"running": {"type": "integer"},
+                                        "queued": {"type": "integer"}}},
+                "tools": STRING_LIST,
+                "moved": {"type": "object", "required": ["in", "out"],
+                          "description": "bytes its puller pulled and its store served",
+                          "properties": {"in": {"type": "integer"}, "out": {"type": "integer"}}},
+                "held": {"type": "object", "required": ["files", "bytes"],
+                         "description": "what our ownership map says its store holds",
+                         "properties": {"files": {"type": "integer"},
+                                        "bytes": {"type": "integer"}}},
+                "pid": NULLABLE_INT, "nats": NULLABLE_STR, "root": NULLABLE_STR,
+                "http": NULLABLE_STR}}}}},
     "Explain": {"type": "object", "required": ["target", "lines"],
                 "properties": {"target": {"type": "string"}, "lines": STRING_LIST}},
     "Health": {"type": "object", "required": ["ok", "pod", "nats"],
@@ -174,7 +197,7 @@ PATHS = {
         "get": {"summary": "What a step printed the last time it ran", "operationId": "stepLog",
                 "responses": {"200": _json(_ref("StepLog"), "its log tails"), **BAD,
                               **NOT_FOUND, **DOWN}}},
-    "/v1/pods": {"get": {"summary": "This pod and its chefs", "operationId": "pods",
+    "/v1/pods": {"get": {"summary": "The pods of the federation, their chefs and bytes", "operationId": "pods",
                          "responses": {"200": _json(_ref("Pods"), "pods"), **DOWN}}},
     "/v1/explain/{target}": {
         "parameters": [_path_param("target", "a target path (slashes as they are or %2F)")],
