@@ -169,8 +169,10 @@ class Federated:
         self.built_with = BuiltWith(self.pod.db_path)
         self.offers = OfferIndex(root)
         self.rate = {"pod-b": None, "pod-c": None}
+        self.disputed: set[str] = set()       # pods whose hello the Roster refused
         self.fed = Federation(OURS, self.stores.fetch, self.owners, rates=self.rate.get,
                               offers=self.offers, built_with=self.built_with,
+                              trusts=lambda pod: pod not in self.disputed,
                               prints=lambda tools: {t: (prints or {}).get(t, "OURS")
                                                     for t in tools})
         p = self.pod

@@ -129,12 +129,13 @@ class Chef(Chart):
                  pod: str = "local", tools: Iterable[str] | None = None,
                  heartbeat_s: float = HEARTBEAT_S, clock: Clock | None = None,
                  workspace: "Workspace | None" = None, fetch: "Fetch | None" = None,
-                 keep: "Keep | None" = None,
+                 keep: "Keep | None" = None, gate: "threading.Semaphore | None" = None,
                  fingerprints: Callable[[Iterable[str]], dict[str, str]] | None = None, **kw):
         """``root``: the project tree it builds in (None: a chef pod, which
         builds only other pods' steps).  ``workspace`` and ``fetch``: where
         and from what runs of other pods are built (see the module's doc);
-        ``keep(path) -> sha`` puts each of their outputs in the served store.
+        ``keep(path) -> sha`` puts each of their outputs in the served store;
+        ``gate``: slots shared with the chefs of the pod's other namespaces.
         ``tools``: what it fingerprints besides every pack's tools and the
         programs its runs start; ``fingerprints`` does it (the default:
         federation.toolprints on this PATH)."""
@@ -173,7 +174,7 @@ class Chef(Chart):
         self.lease = Lease(LEASE_FACTOR * heartbeat_s, self.clock)
         self.pool = WorkerPool(self.root, slots, on_started=self.step_started,
                                on_done=self.step_done, name=name, lease=self.lease,
-                               remote=remote)
+                               remote=remote, gate=gate)
 
     def start(self) -> "Chef":
         self.fingerprints = self._fingerprint(self.tool_names)

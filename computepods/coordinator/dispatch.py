@@ -86,6 +86,11 @@ class Dispatcher:
         return (self.fed is not None and chef is not None
                 and self.pod_of(chef) not in ("", self.fed.pod))
 
+    def trusted(self, chef: ChefInfo) -> bool:
+        """Guard: a chef steps may go to: our own, or one of a pod whose
+        hellos we heard with the host key pinned for it (not disputed)."""
+        return not self.is_remote(chef) or self.fed is None or self.fed.trusts(self.pod_of(chef))
+
     # -- sending ------------------------------------------------------------------------
     def ready(self, b: BuildRun) -> Iterator[Send]:
         """The run messages to send now for the jobs the build can release."""
@@ -98,7 +103,7 @@ class Dispatcher:
         if not b.waiting:
             return
         cands = [Candidate(c, self.pod_of(c), not self.is_remote(c), self._offers(c))
-                 for c in self.chefs]
+                 for c in self.chefs if self.trusted(c)]
         half = [c for c in cands if c.chef.space >= min(c.chef.slots * WINDOW_PER_SLOT // 2,
                                                         b.waiting)]
         room = sum(c.chef.space for c in half)
