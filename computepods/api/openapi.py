@@ -90,7 +90,7 @@ SCHEMAS = {
                                                  "silent pods that hold our files", "items": {
             "type": "object",
             "required": ["pod", "role", "host", "ours", "chefs", "chef_names", "slots", "load",
-                         "tools", "moved", "held", "pid", "nats", "root", "http"],
+                         "tools", "moved", "held", "trusted", "pid", "nats", "root", "http"],
             "properties": {
                 "pod": {"type": "string"},
                 "role": {"enum": ["majordomo", "chef", "gone"]},
@@ -116,6 +116,8 @@ SCHEMAS = {
                          "description": "what our ownership map says its store holds",
                          "properties": {"files": {"type": "integer"},
                                         "bytes": {"type": "integer"}}},
+                "trusted": {"type": "boolean",
+                            "description": "false: one of its hellos was refused; no steps"},
                 "pid": NULLABLE_INT, "nats": NULLABLE_STR, "root": NULLABLE_STR,
                 "http": NULLABLE_STR}}}}},
     "Explain": {"type": "object", "required": ["target", "lines"],

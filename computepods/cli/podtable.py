@@ -9,7 +9,8 @@ and ``GET /v1/pods`` give them::
     podB      chef       b     podB-chef  2      1/3   3: cc, make...  3.0 KiB/1.2 KiB  9 files, 4.1 KiB
 
 ``load`` is running/queued steps; ``held`` what our ownership map says the
-pod's store holds.
+pod's store holds; a role marked ``(refused)`` is a pod one of whose hellos
+was refused, which gets no steps.
 """
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ CHEFS_CHARS = 32           # the chefs cell likewise
 UNITS = ("B", "KiB", "MiB", "GiB", "TiB", "PiB")
 STEP = 1024
 OURS_MARK = "*"            # after our own pod's id
+DISPUTED = " (refused)"    # after the role of a pod one of whose hellos was refused
 
 
 def human_bytes(n: int) -> str:
@@ -58,7 +60,8 @@ def held_cell(held: dict) -> str:
 def row_cells(pod: dict) -> tuple[str, ...]:
     load, moved = pod.get("load") or {}, pod.get("moved") or {}
     names = pod.get("chef_names") or [c["chef"] for c in pod.get("chefs") or []]
-    return (pod["pod"] + (OURS_MARK if pod.get("ours") else ""), pod.get("role") or "?",
+    role = (pod.get("role") or "?") + ("" if pod.get("trusted", True) else DISPUTED)
+    return (pod["pod"] + (OURS_MARK if pod.get("ours") else ""), role,
             pod.get("host") or "?", names_cell(names, CHEFS_CHARS), str(pod.get("slots", 0)),
             f"{load.get('running', 0)}/{load.get('queued', 0)}",
             names_cell(pod.get("tools") or [], TOOLS_CHARS, counted=True),

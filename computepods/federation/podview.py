@@ -10,14 +10,16 @@ A row joins three views of one pod (docs/architecture.md §6):
 - what our ownership map says it holds (files, bytes).
 
 Our own pod comes first, then the live pods by id, then pods our map says
-hold files but that are silent now (role ``gone``).  A pod that is not
+hold files but that are silent now (role ``gone``).  A pod one of whose
+hellos was refused (a changed key, or another claiming its name) is marked
+untrusted: it gets no steps until forgotten.  A pod that is not
 federated is one row: itself and its chefs.  Plain functions: the Pod's
 parts are passed in, so the rows are tested without a bus.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Iterable, Mapping
+from dataclasses import dataclass, replace
+from typing import Callable, Iterable, Mapping
 
 from computepods.coordinator.chefs import ChefInfo
 from computepods.federation.hello import PodHello
@@ -57,13 +59,15 @@ class PodRow:
     moved_out: int          # bytes its store served
     held_files: int         # what our ownership map says its store holds
     held_bytes: int
+    trusted: bool = True    # False: one of its hellos was refused; it gets no steps
 
     def to_dict(self) -> dict:
         return {"pod": self.pod, "role": self.role, "host": self.host, "ours": self.ours,
                 "chefs": [c.to_dict() for c in self.chefs], "chef_names": list(self.names),
                 "slots": self.slots, "load": {"running": self.running, "queued": self.queued},
                 "tools": list(self.tools), "moved": {"in": self.moved_in, "out": self.moved_out},
-                "held": {"files": self.held_files, "bytes": self.held_bytes}}
+                "held": {"files": self.held_files, "bytes": self.held_bytes},
+                "trusted": self.trusted}
 
 
 def chef_row(info: ChefInfo, pod: str) -> ChefRow:
@@ -127,11 +131,14 @@ def pod_rows(own: PodHello, heard: Iterable[PodHello], chefs: Iterable[ChefInfo]
 
 
 def census(pod: str, host: str, chefs: Iterable[ChefInfo], *, own: PodHello | None = None,
-           heard: Iterable[PodHello] = (),
-           held: Mapping[str, tuple[int, int]] | None = None) -> dict:
+           heard: Iterable[PodHello] = (), held: Mapping[str, tuple[int, int]] | None = None,
+           trusts: Callable[[str], bool] | None = None) -> dict:
     """``{"federated": bool, "pods": [row dicts]}``: `own` (our hello) is
-    None when the pod is not federated."""
+    None when the pod is not federated; `trusts` (Roster.trusts) marks the
+    pods whose hellos were refused."""
     if own is None:
         return {"federated": False, "pods": [own_row(pod, host, chefs).to_dict()]}
     rows = pod_rows(own, heard, chefs, held or {})
+    if trusts is not None:
+        rows = [r if r.ours or trusts(r.pod) else replace(r, trusted=False) for r in rows]
     return {"federated": True, "pods": [r.to_dict() for r in rows]}

@@ -233,7 +233,8 @@ class PodDaemon:
         if member is None or member.server is None:
             return census(pod.pod_id, host, chefs)
         return census(pod.pod_id, host, chefs, own=member.hello(), heard=member.roster.pods(),
-                      held=fed.owners.by_pod() if fed is not None else {})
+                      held=fed.owners.by_pod() if fed is not None else {},
+                      trusts=member.roster.trusts)
 
     def build(self, request: dict, emit: Callable[[dict], None]) -> int:
         """A handed-off build: wait (bounded) for files still settling, then

@@ -1,6 +1,8 @@
 """The pods' table as `cpod status` and `cpctrl pods` print it."""
 from __future__ import annotations
 
+import re
+
 from computepods.cli.podtable import (HEADERS, TOOLS_CHARS, chef_lines, federation_text,
                                       human_bytes, names_cell, pod_table)
 
@@ -58,3 +60,8 @@ def test_a_pod_alone_says_it_is_not_federated():
     together = federation_text({"federated": True, "pods": [pod("a", ours=True), pod("b")]})
     assert not any("not federated" in line for line in together) and len(together) == 3
     assert federation_text(None) == ["(the pod did not say)"]
+
+
+def test_a_refused_pod_says_so_in_its_role():
+    [_, line] = pod_table([pod("c", trusted=False)])
+    assert re.split(r"\s{2,}", line)[1] == "chef (refused)"

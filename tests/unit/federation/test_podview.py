@@ -68,3 +68,10 @@ def test_a_federated_census_gives_dicts_as_the_rest_schema_says():
     assert [p["pod"] for p in view["pods"]] == ["a", "b"]
     assert view["pods"][1]["held"] == {"files": 1, "bytes": 2}
     assert own_row("p", "h", []).to_dict()["chefs"] == []
+
+
+def test_a_pod_whose_hello_was_refused_is_marked_untrusted():
+    view = census("a", "here", [], own=hello_of("a", role="majordomo"),
+                  heard=[hello_of("b"), hello_of("c")], trusts=lambda pod: pod != "c")
+    assert [(p["pod"], p["trusted"]) for p in view["pods"]] == [("a", True), ("b", True),
+                                                                 ("c", False)]
