@@ -322,7 +322,8 @@ class Pods(Resource):
     def on_get(self, req, resp):
         reply = self.bus.query("pods")
         for pod in reply["pods"]:
-            pod["http"] = pod.get("http") or req.prefix
+            if pod.get("ours", True):        # the others' REST apps are not ours to name
+                pod["http"] = pod.get("http") or req.prefix
         resp.media = reply
 
 

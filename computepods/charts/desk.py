@@ -20,6 +20,7 @@ import logging
 import os
 import socket
 from pathlib import Path
+from typing import Callable
 
 from miros import return_status, spy_on
 
@@ -30,6 +31,7 @@ from computepods.errors import ComputePodsError, UsageError
 from computepods.api.registry import REPLAY_PAGE, BuildRegistry
 from computepods.charts.base import Chart
 from computepods.coordinator.chefs import ChefDirectory
+from computepods.federation import podview
 
 log = logging.getLogger("computepods.desk")
 
@@ -71,12 +73,16 @@ class Desk(Chart):
     initial_state = desk_open
 
     def __init__(self, bridge, root: Path, *, pod: str | None = None, http: str = "",
-                 clock=None, **kw):
+                 clock=None, census: Callable[[], dict] | None = None, **kw):
+        """`census`: the pods of the federation (``cpod up`` gives its own,
+        :mod:`computepods.federation.podview`); without one, this pod alone
+        with the chefs the Desk hears."""
         super().__init__("desk", **kw)
         self.bridge = bridge
         self.root = Path(root)
         self.pod = pod or f"{socket.gethostname()}:{os.getpid()}"
         self.http = http                   # the REST app's URL, once it serves
+        self.census = census
         self.registry = BuildRegistry()
         self.chefs = ChefDirectory(clock, min_lease_s=CHEF_FORGET_S)
         self.answers = {
@@ -152,8 +158,13 @@ class Desk(Chart):
         return catalog.explain_target(self.root, _arg(args, "target", str, ""))
 
     def pods(self, args: dict) -> dict:
-        chefs = [{"chef": s.chef, "pod": s.pod, "slots": s.slots, "running": s.running,
-                  "queued": s.queued} for s in (info.status for info in self.chefs.live())]
-        return {"pods": [{"pod": self.pod, "pid": os.getpid(), "nats": self.bridge.url,
-                          "root": str(self.root), "chefs": sorted(chefs, key=lambda c: c["chef"]),
-                          "http": self.http or None}]}
+        """Every pod of the federation (ours first, with its process, bus and
+        REST app); the others' own fields null."""
+        view = self.census() if self.census is not None else {
+            "federated": False,
+            "pods": [podview.own_row(self.pod, socket.gethostname(), self.chefs.live()).to_dict()]}
+        ours = {"pid": os.getpid(), "nats": self.bridge.url, "root": str(self.root),
+                "http": self.http or None}
+        pods = [{**pod, **(ours if pod.get("ours") else dict.fromkeys(ours))}
+                for pod in view["pods"]]
+        return {"federated": bool(view.get("federated")), "pods": pods}

@@ -18,6 +18,7 @@ import time
 from typing import Sequence
 from urllib.parse import quote, urlencode
 
+from computepods.cli.podtable import federation_text
 from computepods.cli.restclient import Api
 from computepods.errors import (EXIT_CANNOT_START, EXIT_FAILED, EXIT_INTERRUPTED, ComputePodsError,
                                 ServerUnreachable)
@@ -234,11 +235,11 @@ def cmd_pods(api: Api, args) -> int:
         print(json.dumps(reply))
         return 0
     for pod in reply["pods"]:
-        print(f"{pod['pod']}  pid {pod['pid']}  {pod['root']}  nats {pod['nats']}  "
-              f"http {pod['http']}")
-        for c in pod["chefs"]:
-            print(f"  chef {c['chef']}: {c['slots']} slots, {c['running']} running, "
-                  f"{c['queued']} queued")
+        if pod.get("ours"):
+            print(f"{pod['pod']}  pid {pod['pid']}  {pod['root']}  nats {pod['nats']}  "
+                  f"http {pod['http']}")
+    for line in federation_text(reply):
+        print(line)
     return 0
 
 
@@ -267,7 +268,10 @@ def build_parser() -> argparse.ArgumentParser:
     lg.add_argument("step", metavar="STEP")
     e = sub.add_parser("explain", help="why a target's steps are up to date or would run")
     e.add_argument("target", metavar="TARGET")
-    sub.add_parser("pods", help="the pod and its chefs")
+    pods = sub.add_parser("pods", help="the pods of the federation: chefs, slots, load, "
+                                       "tools, bytes moved")
+    pods.add_argument("--json", action="store_true", default=argparse.SUPPRESS,
+                      help="print the server's JSON")
     return p
 
 

@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+from computepods.cli.podtable import federation_text
 from computepods.pod import handoff
 from computepods.errors import EXIT_CANNOT_START, EXIT_FAILED, EXIT_OK, Interrupted, UsageError
 
@@ -70,6 +71,9 @@ def cmd_status(root: Path, args) -> int:
           f"http      {st['http'] or '(off)'}\n"
           f"builds    {st['builds']}\n"
           f"last      {last_text}")
+    print("federation:")
+    for line in federation_text(st.get("federation")):
+        print(f"  {line}")
     return EXIT_OK
 
 

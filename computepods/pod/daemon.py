@@ -137,7 +137,7 @@ class PodDaemon:
         from computepods.charts.desk import Desk
         from computepods.api.serve import start_http
 
-        desk = self._add(Desk(self.pod.bridge, self.root, pod=self.name,
+        desk = self._add(Desk(self.pod.bridge, self.root, pod=self.name, census=self.census,
                               live_trace=self.options.trace, fabric=self.pod.fabric))
         server = start_http(self.root, self.pod.url, self.options.namespace, bind=bind,
                             bus_env=self.pod.client_env(API))
@@ -219,7 +219,22 @@ class PodDaemon:
                 "http": self.http_url, "started": self.started,
                 "uptime_s": round(time.time() - self.started, 1),
                 "targets": self.options.targets, "builds": self.builds,
-                "last_build": self.last_build}
+                "last_build": self.last_build, "federation": self.census()}
+
+    def census(self) -> dict:
+        """The pods of our federation, their chefs, load, tools and bytes
+        (:mod:`computepods.federation.podview`), for `cpod status` and the Desk."""
+        from computepods.federation.podview import census
+        pod = self.pod
+        if pod is None or pod.majordomo is None:
+            return {"federated": False, "pods": []}
+        chefs, member, fed = list(pod.majordomo.chefs), pod.member, pod.federation
+        host = socket.gethostname()
+        if member is None or member.server is None:
+            return census(pod.pod_id, host, chefs)
+        return census(pod.pod_id, host, chefs, own=member.hello(), heard=member.roster.pods(),
+                      held=fed.owners.by_pod() if fed is not None else {},
+                      trusts=member.roster.trusts)
 
     def build(self, request: dict, emit: Callable[[dict], None]) -> int:
         """A handed-off build: wait (bounded) for files still settling, then

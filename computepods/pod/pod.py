@@ -94,6 +94,7 @@ class Pod:
         self.pod_id = "local"                   # our id on the bus (federated: host + hash)
         self.member = None                      # our membership of the federation
         self.federation = None                  # the MajorDomo's view of it
+        self.majordomo: MajorDomo | None = None  # what `cpod status` asks of its chefs
         self._closing: list = []                # what the federation opened, to close
 
     def start(self) -> "Pod":
@@ -131,8 +132,9 @@ class Pod:
             trace = {"live_trace": opts.trace, "fabric": self.fabric}
             self._add(Store(self.root / STATE_DB, **trace))
             federation = self._join_federation(state, trace) if opts.federate else None
-            self._add(MajorDomo(self.bridge, self.root, watch_targets=opts.watch_targets,
-                                handed=self.handed, federation=federation, **trace))
+            self.majordomo = MajorDomo(self.bridge, self.root, watch_targets=opts.watch_targets,
+                                       handed=self.handed, federation=federation, **trace)
+            self._add(self.majordomo)
             # A chef launched for another address (the server moved to a
             # free port when its first was taken) cannot serve this bus.
             # So is one launched under another pod id (it would look remote).

@@ -112,8 +112,9 @@ class OwnerMap:
     def by_pod(self) -> dict[str, tuple[int, int]]:
         """pod -> (files, bytes) it holds, for ``cpod status``."""
         out: dict[str, tuple[int, int]] = {}
-        for sha, pods in self._pods.items():
-            for pod in pods:
+        # snapshots: `cpod status` asks on another thread than the MajorDomo's, which adds
+        for sha, pods in list(self._pods.items()):
+            for pod in tuple(pods):
                 n, size = out.get(pod, (0, 0))
                 out[pod] = (n + 1, size + self._sizes.get(sha, 0))
         return dict(sorted(out.items()))
