@@ -14,7 +14,8 @@ on one machine.  With one, each step goes where it costs least
   with, unless ``[project] interchangeable`` names the tool.  A chef lists
   its pack tools from the start, but a program only once a run started it:
   a program no chef has listed yet may go to any remote chef (which then
-  learns and lists it); once one lists it, the others count as lacking it;
+  learns and lists it), and so may a program to a remote chef no run of
+  ours has told of it yet; a chef that was told and does not list it lacks it;
 - a cyclic group's steps all go to the chef its first step went to;
 - the first run of a step that discovers its inputs goes to a local chef
   when there is one; without one it is sent the project's files;
@@ -65,6 +66,7 @@ class Dispatcher:
         self._tools: dict[str, frozenset[str]] = {}  # rule -> its tools
         self._packed: dict[str, frozenset[str]] = {}  # rule -> its pack's tools
         self._tree: dict[str, str] | None = None   # the project's files, once per build
+        self._taught: dict[str, set[str]] = {}     # remote chef -> programs we sent it
 
     def check_tools(self, bp: BuildPlan) -> None:
         """Federated, planning fails only on a pack tool that neither we nor
@@ -97,8 +99,10 @@ class Dispatcher:
         self._new_build(b)
         if not b.waiting:
             return
-        cands = [Candidate(c, self.pod_of(c), not self.is_remote(c), self._offers(c))
-                 for c in self.chefs]
+        for name in [n for n in self._taught if self.chefs.get(n) is None]:
+            del self._taught[name]                 # a chef lost: one back has forgotten
+        cands = [Candidate(c, self.pod_of(c), not self.is_remote(c), self._offers(c),
+                           self._taught_to(c)) for c in self.chefs]
         half = [c for c in cands if c.chef.space >= min(c.chef.slots * WINDOW_PER_SLOT // 2,
                                                         b.waiting)]
         room = sum(c.chef.space for c in half)
@@ -142,7 +146,9 @@ class Dispatcher:
             files, origin = {}, ""
             if remote:
                 pod, origin = self.pod_of(chef), self.fed.pod
+                taught = self._taught.setdefault(chef.name, set())
                 for job, manifest in remote:
+                    taught |= self.tools_of(b, job) - self._packed[job.step.rule.name]
                     files[job.step.id] = manifest.files
                     self._sent[(job.step.id, job.attempt)] = (pod, manifest)
                     if self.fed.offers is not None:
@@ -167,6 +173,10 @@ class Dispatcher:
         if not self.is_remote(c):          # our own chefs: our PATH
             return self._prints            # (filled in as steps' tools are looked for)
         return offers_of(c)
+
+    def _taught_to(self, c: ChefInfo) -> frozenset[str] | None:
+        """The programs runs we sent this remote chef start (None: ours)."""
+        return frozenset(self._taught.get(c.name, ())) if self.is_remote(c) else None
 
     def _own_prints(self, tools) -> dict[str, str]:
         """Our pod's fingerprints of these tools (those found on our PATH)."""
@@ -203,10 +213,10 @@ class Dispatcher:
             only = frozenset(c.chef.name for c in cands if c.local)
         manifest = (self._manifest(b, job) if remote and only is None
                     or (only and not self._all_local(only)) else None)
-        unannounced = frozenset(tools - self._packed[job.step.rule.name] - announced)
+        programs = frozenset(tools - self._packed[job.step.rule.name])
         return Need(frozenset(tools), prints, manifest.sizes if manifest else {},
                     avoid=frozenset(self._avoid.get(sid, ())), only=only,
-                    unannounced=unannounced), manifest
+                    unannounced=programs - announced, programs=programs), manifest
 
     def _all_local(self, names) -> bool:
         return not any(self.is_remote(self.chefs.get(n)) for n in names)

@@ -113,12 +113,26 @@ def test_steps_go_where_they_cost_least_queue_and_missing_bytes(fed, tmp_path):
 
 
 def test_a_chef_lacking_the_tool_is_never_chosen(fed, tmp_path):
+    root = tmp_path / "project"
+    project(root)
+    f = fed()
+    lacking = f.chef("b1", "pod-b", prints={"cc": "X"})
+    assert f.pod.build().done()["ok"]      # its runs told it of tr (a fake: it "ran" them)
+    having = f.chef("c1", "pod-c", prints=TR, queued=50)
+    (root / "src/a.txt").write_text("alpha again\n")
+    (root / "src/b.txt").write_text("beta again\n")
+    before = sorted(lacking.steps_run())
+    assert f.pod.build().done()["ok"]      # told of tr, it still lists no tr: it lacks it
+    assert sorted(lacking.steps_run()) == before and sorted(having.steps_run()) == STEPS
+
+
+def test_a_chef_pod_that_joins_later_gets_steps_whose_program_another_listed(fed, tmp_path):
     project(tmp_path / "project")
     f = fed()
-    lacking = f.chef("b1", "pod-b", prints={"cc": "X"})                 # idle, but no tr
-    having = f.chef("c1", "pod-c", prints=TR, queued=50)
+    f.chef("b1", "pod-b", prints=TR, queued=50)                     # lists tr, 50 s of queue
+    newcomer = f.chef("c1", "pod-c", prints={"cc": "X"})            # no run told it of tr yet
     assert f.pod.build().done()["ok"]
-    assert lacking.steps_run() == [] and sorted(having.steps_run()) == STEPS
+    assert sorted(newcomer.steps_run()) == STEPS
 
 
 def test_a_program_no_chef_has_listed_yet_may_go_to_any_remote_chef(fed, tmp_path):
