@@ -330,10 +330,12 @@ def run_size(n_pods: int, args, placement: str = "least-loaded") -> dict:
     ideal = args.step_s * -(-steps // (n_pods * args.slots))
     rate = lambda c, s, span: c[s] / span                       # noqa: E731
     idle, busy = (m1 - m0, b1 - b0), (m2 - m1, b2 - b1)
-    return {"placement": placement, "pods": n_pods, "steps": steps, "code": code, "wall_s": wall, "ideal_s": ideal,
+    return {"placement": placement, "pods": n_pods, "steps": steps, "code": code,
+            "wall_s": wall, "ideal_s": ideal,
             "min": min(ran), "mean": statistics.mean(ran), "max": max(ran),
             "stdev": statistics.pstdev(ran), "idle_pods": sum(1 for r in ran if r == 0),
-            "md_us": (cpu1[0] - cpu0[0]) / steps * 1e6, "pod_us": (cpu1[1] - cpu0[1]) / steps * 1e6,
+            "md_us": (cpu1[0] - cpu0[0]) / steps * 1e6,
+            "pod_us": (cpu1[1] - cpu0[1]) / steps * 1e6,
             "all_us": (cpu1[2] - cpu0[2]) / steps * 1e6,
             "hello_idle": (rate(idle[0], "pods.hello", args.idle_s),
                            rate(idle[1], "pods.hello", args.idle_s)),

@@ -34,7 +34,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests"))      # the launchers the tests use (bench/ is not a package)
+sys.path.insert(0, str(ROOT / "tests"))      # the tests' launchers (bench/ is not a package)
 from computepods.bus.auth import MAJORDOMO  # noqa: E402
 from computepods.bus.client import request_build  # noqa: E402
 from computepods.charts.majordomo import MajorDomo  # noqa: E402

@@ -12,6 +12,27 @@ from typing import Mapping
 
 from computepods.bus.auth import CHEF, BusUsers
 
+# The project of the federation tests: eight files upper-cased, then joined.
+SOURCES = {f"src/{name}.txt": f"{name} is for {name * 3}\n" for name in "abcdefgh"}
+PROJECT = {
+    "computepods.toml": """
+        [project]
+        default = ["out/all.txt"]
+
+        [[rule]]
+        name = "up"
+        inputs = ["src/%.txt"]
+        outputs = ["out/%.txt"]
+        command = "tr a-z A-Z < {in} > {out}"
+
+        [[rule]]
+        name = "all"
+        inputs = [ALL_INPUTS]
+        outputs = ["out/all.txt"]
+        command = "cat {in} > {out}"
+    """.replace("ALL_INPUTS", ", ".join(f'"out/{n}.txt"' for n in "abcdefgh")),
+    **SOURCES,
+}
 STOP_S = 15.0              # seconds a chef pod gets to stop on SIGTERM
 
 
@@ -62,3 +83,9 @@ class ChefPod:
                 self.proc.wait()
                 self.killed = True
         self.log.close()
+
+
+def tree(root) -> dict[str, bytes]:
+    """The project's files as a user sees them (the state dir left out)."""
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*"))
+            if p.is_file() and ".computepods" not in p.relative_to(root).parts}

@@ -193,9 +193,14 @@ class Output:
     sha256: str
     size: int
     local: LocalStat | None = None
+    # Its mode had an execute bit: a pod landing it from another's store
+    # (whose files carry no mode) makes it executable too.
+    executable: bool = False
 
     def to_dict(self) -> dict:
         d: dict = {"sha256": self.sha256, "size": self.size}
+        if self.executable:
+            d["x"] = True
         if self.local:      # (asdict() deep-copies: this goes once per output)
             d["local"] = {"mtime_ns": self.local.mtime_ns, "ino": self.local.ino,
                           "checked_ns": self.local.checked_ns}
@@ -211,7 +216,8 @@ class Output:
             local = LocalStat(*(_want("steps.results", f"{what}: local.{k}", local.get(k), int)
                                 for k in ("mtime_ns", "ino", "checked_ns")))
         return cls(_want("steps.results", f"{what}: sha256", d.get("sha256"), str),
-                   _want("steps.results", f"{what}: size", d.get("size"), int), local)
+                   _want("steps.results", f"{what}: size", d.get("size"), int), local,
+                   d.get("x") is True)
 
 
 @dataclass(frozen=True)

@@ -63,6 +63,8 @@ TYPICAL_WEIGHT = 0.2       # of the newest step in typical_s, an exponential mov
 # Why a chef refuses a step of a run (in the run's answer, `rejected`).
 ONLY_OWN_TREE = "this chef serves only its own tree"    # origin elsewhere, no workspace
 NO_PROJECT_TREE = "no project tree here"                # no origin, and a chef pod
+NO_PROGRAM = ("no program {program!r} on its PATH: the step needs a chef that has it "
+              "(`cpod chef --tool {program}` with it on PATH announces it)")
 
 
 @spy_on
@@ -129,12 +131,13 @@ class Chef(Chart):
                  pod: str = "local", tools: Iterable[str] | None = None,
                  heartbeat_s: float = HEARTBEAT_S, clock: Clock | None = None,
                  workspace: "Workspace | None" = None, fetch: "Fetch | None" = None,
-                 keep: "Keep | None" = None,
+                 keep: "Keep | None" = None, gate: "threading.Semaphore | None" = None,
                  fingerprints: Callable[[Iterable[str]], dict[str, str]] | None = None, **kw):
         """``root``: the project tree it builds in (None: a chef pod, which
         builds only other pods' steps).  ``workspace`` and ``fetch``: where
         and from what runs of other pods are built (see the module's doc);
-        ``keep(path) -> sha`` puts each of their outputs in the served store.
+        ``keep(path) -> sha`` puts each of their outputs in the served store;
+        ``gate``: slots shared with the chefs of the pod's other namespaces.
         ``tools``: what it fingerprints besides every pack's tools and the
         programs its runs start; ``fingerprints`` does it (the default:
         federation.toolprints on this PATH)."""
@@ -173,7 +176,7 @@ class Chef(Chart):
         self.lease = Lease(LEASE_FACTOR * heartbeat_s, self.clock)
         self.pool = WorkerPool(self.root, slots, on_started=self.step_started,
                                on_done=self.step_done, name=name, lease=self.lease,
-                               remote=remote)
+                               remote=remote, gate=gate)
 
     def start(self) -> "Chef":
         self.fingerprints = self._fingerprint(self.tool_names)
@@ -225,6 +228,7 @@ class Chef(Chart):
             return
         self.learn_tools(rules.values())
         origin = run.origin if run.origin != self.pod else ""
+        lacking = self.lacking(rules.values()) if origin else {}
         for item in run.steps:
             try:
                 job = job_from_message(run.build, rules, item, origin)
@@ -233,6 +237,9 @@ class Chef(Chart):
                 rejected.append({"id": sid, "reason": str(exc)})
                 log.warning("chef %s: rejected step %s: %s", self.chef, sid, exc)
                 continue
+            if program := lacking.get(job.step.rule.name):
+                rejected.append({"id": job.step.id, "reason": NO_PROGRAM.format(program=program)})
+                continue
             accepted.append(job.step.id)
             if job.key in self.results:
                 self.outbox_add({"event": "finished", **self.results[job.key].to_dict()})
@@ -240,6 +247,14 @@ class Chef(Chart):
                 self.in_flight.add(job.key)
                 self.pool.submit(job)
         self.bridge.respond(msg, {"accepted": accepted, "rejected": rejected})
+
+    @staticmethod
+    def lacking(rules) -> dict[str, str]:
+        """Guard: rule -> the program it starts that this chef's PATH lacks.
+        Another pod's step would only exit 127 here: it is refused, naming
+        the program (the MajorDomo sent it before any chef listed it)."""
+        from computepods.federation.toolprints import missing_program
+        return {r.name: program for r in rules if (program := missing_program(r.command))}
 
     def learn_tools(self, rules) -> None:
         """Fingerprint the programs this run's rules start, once each: a

@@ -2,7 +2,7 @@
 
 ::
 
-    herald_on            entry: say our hello, start the ticker; exit: stop it
+    herald_on            entry: start the ticker (start() posts the first TICK); exit: stop it
     │                    PODS_DISCOVER: answer with our hello (if it fits the want)
     │                    SEARCH: start the scout of that search, or re-aim it
     │                    SCOUT_FOUND, SCOUT_NOT_FOUND: hand the answer to on_search
@@ -51,8 +51,7 @@ MAX_WARNED = 1000          # malformed hellos remembered, so each is logged once
 def herald_on(herald: "Herald", e):
     sig = e.signal_name
     if sig == "ENTRY_SIGNAL":
-        herald.ticker.start()
-        herald.announce()
+        herald.ticker.start()        # (our first hello: the TICK start() posts)
         return return_status.HANDLED
     if sig == "EXIT_SIGNAL":
         herald.ticker.stop()
@@ -141,6 +140,9 @@ class Herald(Chart):
         super().start()
         self.bridge.route(m.PODS_HELLO, self)
         self.bridge.route(m.PODS_DISCOVER, self)
+        # Our first hello once we listen: a pod that greets it at once
+        # (charts/herald.py: greet) is then heard.
+        self.post(m.TICK)
         return self
 
     def stop(self, timeout: float = STOP_TIMEOUT_S) -> None:

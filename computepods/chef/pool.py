@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from computepods.federation.remotesteps import RemoteSteps
 
 _STOP = object()          # what WorkerPool._take gives for the stop sentinel
+GATE_WAIT_S = 0.2         # seconds between looks at stop/cancel while a step waits for the gate
 
 
 class WorkerPool:
@@ -37,11 +38,14 @@ class WorkerPool:
 
     def __init__(self, root: Path | None, slots: int, on_started: Callable[[StepJob], None],
                  on_done: Callable[[StepJob, dict], None], name: str = "chef",
-                 lease: Lease | None = None, remote: "RemoteSteps | None" = None):
+                 lease: Lease | None = None, remote: "RemoteSteps | None" = None,
+                 gate: "threading.Semaphore | None" = None):
         """``lease``: the chef's (:mod:`computepods.chef.lease`); a step taken
         before the chef lost it neither starts nor commits.  ``remote``: how
         steps from other pods run (in their origin's tree); ``root`` None: a
-        chef pod with no tree of its own."""
+        chef pod with no tree of its own.  ``gate``: slots shared with other
+        pools (a chef pod's chefs, one per namespace it serves): a step runs
+        only once it holds one of the gate's tokens."""
         self.root = root
         self._name = name
         self._remote = remote
@@ -55,6 +59,7 @@ class WorkerPool:
         self.queued = 0
         self._stopping = False          # queued steps are dropped, none starts
         self._lease = lease
+        self._gate = gate
         self._taken_at: dict[tuple, float] = {}          # job key -> when submitted
         # Slots per tree, made as a tree is first used (the own tree's now).
         self._trees: dict[str, LogDir] = {}
@@ -126,7 +131,7 @@ class WorkerPool:
                     if landing is not None:
                         self._land(slot, landing)
                         landing = None
-                    self._run(index, slot, job)
+                    self._gated_run(index, slot, job)
             if landing is not None:
                 self._land(slot, landing)
                 landing = None
@@ -180,6 +185,23 @@ class WorkerPool:
             item = failed_item(launched.job.step.id, launched.job.attempt,
                                f"the chef could not run it: {exc}")
         self._done(launched.job, item)
+
+    def _gated_run(self, index: int, slot: Slot | None, job: StepJob) -> None:
+        """_run once the gate lets it (at once with no gate); a step whose
+        build is cancelled, or whose pool stops, while it waits fails."""
+        if self._gate is None:
+            self._run(index, slot, job)
+            return
+        while not self._gate.acquire(timeout=GATE_WAIT_S):
+            why = "cancelled" if self._stopping or job.build in self._cancelled else \
+                self._lapsed(job)()
+            if why is not None:
+                self._done(job, failed_item(job.step.id, job.attempt, why))
+                return
+        try:
+            self._run(index, slot, job)
+        finally:
+            self._gate.release()
 
     def _run(self, index: int, slot: Slot | None, job: StepJob) -> None:
         self._on_started(job)

@@ -273,7 +273,8 @@ def _output_entry(path: str) -> Output:
     the very inode hashed."""
     checked_ns = time.time_ns()
     digest, st = sha256_and_stat(path)
-    return Output(digest, st.st_size, LocalStat(st.st_mtime_ns, st.st_ino, checked_ns))
+    return Output(digest, st.st_size, LocalStat(st.st_mtime_ns, st.st_ino, checked_ns),
+                  executable=bool(st.st_mode & 0o111))
 
 
 def _result(job: StepJob, streams: Streams, command, result: runner.RunResult,

@@ -5,6 +5,14 @@ that tree.  Anywhere else it is a *chef pod*: it holds no project, and
 builds the steps other pods send it in its workspace (``--workspace DIR``,
 default ``$XDG_CACHE_HOME/computepods/workspace``), one tree per origin pod,
 from files fetched by hash (docs/architecture.md §6).
+
+A chef pod may serve the projects of several namespaces at once
+(``--namespace a --namespace b``): a bridge, a Chef and a Member (hellos,
+roster) per namespace, over one workspace and one PodStore (one key pair,
+one content store, one SFTP server).  Its ``-j N`` slots are shared: each
+namespace's chef takes up to N steps, and at most N of them run at once
+(a gate the chefs share), so one project may use them all while the
+others are idle.
 """
 from __future__ import annotations
 
@@ -13,13 +21,23 @@ import os
 import signal
 import socket
 from pathlib import Path
+from typing import Sequence
 
 from computepods.cli.joined import start_own_server
 from computepods.errors import Interrupted, ProjectNotFound, UsageError
 
+DEFAULT_NAMESPACE = "cp"
+# seconds between looks for a signal: a SIGTERM sent with the SIGCONT that wakes a
+# stopped chef pod can be lost to a wait without a timeout (it then never stopped)
+SIGNAL_POLL_S = 0.5
+
 
 def add_pod_arguments(k: argparse.ArgumentParser) -> None:
     """The chef pod's options of `cpod chef`."""
+    k.add_argument("--namespace", dest="namespaces", action="append", metavar="NS",
+                   help="the subject namespace whose pods it serves (default: cp); "
+                        "repeatable for a chef pod, which then serves the projects of "
+                        "each, its -j slots shared by all, its chef in NS named NAME-NS")
     k.add_argument("--workspace", metavar="DIR",
                    help="where a chef pod keeps its trees and store (default: "
                         "$XDG_CACHE_HOME/computepods/workspace); in a project, also serve "
@@ -51,9 +69,13 @@ def cmd_chef(cwd: Path, args) -> int:
     if args.heartbeat <= 0:
         raise UsageError(f"--heartbeat {args.heartbeat}: must be a positive number of seconds")
     root = _project_root(cwd, given=bool(args.directory))
-    own = start_own_server(args, args.namespace)   # --nats-routes/--nats-leaf: its own server
+    namespaces = _namespaces(args, root)
+    args.namespace = namespaces[0]       # what code reading one namespace expects
+    own = start_own_server(args, *namespaces)   # --nats-routes/--nats-leaf: its own server
     if not args.nats:
         raise UsageError("cpod chef needs --nats URL (or CP_NATS_URL): the bus to serve")
+    if len(namespaces) > 1:
+        return _serve_namespaces(args, namespaces, own)
     bridge = chef = workspace = member = None
     try:            # a signal may come at any point, even while importing or connecting
         import threading
@@ -82,7 +104,9 @@ def cmd_chef(cwd: Path, args) -> int:
                     heartbeat_s=args.heartbeat, pod=pod, tools=args.tools,
                     workspace=workspace, fetch=fetch, keep=keep)
         chef.start()
-        threading.Event().wait()          # until a signal interrupts
+        forever = threading.Event()
+        while not forever.wait(SIGNAL_POLL_S):      # until a signal interrupts
+            pass
     except Interrupted:
         return 0
     finally:
@@ -107,16 +131,95 @@ def _join(args, bridge, workspace, pod: str, name: str, slots: int, chef):
     """The chef pod's Member: its hellos, its store served over SFTP, and
     the Puller its chef fetches other pods' files with."""
     from computepods.pod.federated import join_as_chef_pod
-    from computepods.bus.natscluster import parse_urls
 
     def tools() -> dict[str, str]:
         return dict(chef().fingerprints) if chef() is not None else {}
-    # the servers it joins before its own (whose address is loopback)
-    urls = [*parse_urls(getattr(args, "nats_routes", None), "--nats-routes"),
-            *parse_urls(getattr(args, "nats_leaf", None), "--nats-leaf"), args.nats]
-    return join_as_chef_pod(bridge, workspace, pod, namespace=args.namespace, bus_urls=urls,
+    return join_as_chef_pod(bridge, workspace, pod, namespace=args.namespace,
+                            bus_urls=_bus_urls(args),
                             sftp=args.sftp, slots=slots, chefs=lambda: [name], tools=tools,
                             chart_kw={"live_trace": args.trace})
+
+
+def _namespaces(args, root: Path | None) -> list[str]:
+    """The namespaces to serve, each once; several only for a chef pod that
+    pulls over SFTP (a project's chef builds for that project's pod)."""
+    from computepods.bus.auth import MAJORDOMO, permissions
+    namespaces = list(dict.fromkeys(args.namespaces or [DEFAULT_NAMESPACE]))
+    for ns in namespaces:
+        permissions(MAJORDOMO, ns)        # one subject token, or a UsageError naming it
+    if len(namespaces) > 1 and (root is not None or args.fetch_dir):
+        why = f"in the project {root}" if root is not None else "with --fetch-dir"
+        raise UsageError(f"--namespace {' --namespace '.join(namespaces)}: only a chef pod "
+                         f"outside any project, pulling over SFTP, serves several "
+                         f"namespaces; this one runs {why}: give one --namespace")
+    return namespaces
+
+
+def _serve_namespaces(args, namespaces: Sequence[str], own) -> int:
+    """A chef pod serving each of `namespaces` (see the module's doc) until
+    a signal stops it."""
+    bridges: list = []
+    chefs: list = []
+    members: list = []
+    store = workspace = None
+    try:            # a signal may come at any point, even while importing or connecting
+        import threading
+
+        from computepods.bus.bridge import NatsBridge
+        from computepods.charts.chef import Chef
+        from computepods.federation.workspace import Workspace, default_workspace
+        from computepods.pod.federated import chef_pod_store, join_as_chef_pod
+        from computepods.pod.localchef import default_slots
+
+        workspace = Workspace(Path(args.workspace or default_workspace())).acquire()
+        pod = args.pod or pod_id(workspace.root)
+        name = args.name or f"{socket.gethostname()}-{os.getpid()}"
+        slots = args.jobs or default_slots()
+        gate = threading.BoundedSemaphore(slots)
+        store = chef_pod_store(workspace, namespaces, bus_urls=_bus_urls(args), sftp=args.sftp)
+        for ns in namespaces:
+            chef_name = f"{name}-{ns}"
+            bridge = NatsBridge(args.nats, namespace=ns, name=f"chef:{chef_name}",
+                                insecure=args.insecure_bus or None).start()
+            bridges.append(bridge)
+            member = join_as_chef_pod(
+                bridge, workspace, pod, namespace=ns, bus_urls=_bus_urls(args), sftp=args.sftp,
+                slots=slots, chefs=lambda c=chef_name: [c], tools=_tools_of(chefs, len(chefs)),
+                chart_kw={"live_trace": args.trace}, shared=store)
+            members.append(member)
+            chef = Chef(chef_name, bridge, None, slots, live_trace=args.trace,
+                        heartbeat_s=args.heartbeat, pod=pod, tools=args.tools,
+                        workspace=workspace, fetch=member.fetch, keep=store.store.add, gate=gate)
+            chefs.append(chef)
+            chef.start()
+        forever = threading.Event()
+        while not forever.wait(SIGNAL_POLL_S):      # until a signal interrupts
+            pass
+    except Interrupted:
+        return 0
+    finally:
+        for s in (signal.SIGINT, signal.SIGTERM):    # as cmd_chef: stopping is not cut short
+            signal.signal(s, signal.SIG_IGN)
+        for part in (*chefs, *members, *([store] if store is not None else []), *bridges):
+            part.stop()
+        if workspace is not None:
+            workspace.release()
+        if own is not None:
+            own.close()
+
+
+def _tools_of(chefs: list, index: int):
+    """The fingerprints chef number `index` announces (none before it starts)."""
+    def tools() -> dict[str, str]:
+        return dict(chefs[index].fingerprints) if len(chefs) > index else {}
+    return tools
+
+
+def _bus_urls(args) -> list[str]:
+    """The servers it joins before its own (whose address is loopback)."""
+    from computepods.bus.natscluster import parse_urls
+    return [*parse_urls(getattr(args, "nats_routes", None), "--nats-routes"),
+            *parse_urls(getattr(args, "nats_leaf", None), "--nats-leaf"), args.nats]
 
 
 def _project_root(cwd: Path, given: bool) -> Path | None:

@@ -61,7 +61,6 @@ def build_parser() -> argparse.ArgumentParser:
     k.add_argument("-C", dest="directory", metavar="DIR", default=argparse.SUPPRESS)
     k.add_argument("--nats", metavar="URL", default=os.environ.get("CP_NATS_URL"),
                    help="the NATS server to join (env CP_NATS_URL)")
-    k.add_argument("--namespace", default="cp")
     k.add_argument("--insecure-bus", action="store_true", help=INSECURE_HELP)
     k.add_argument("-j", "--jobs", type=int, metavar="N", help="slots (default: cores)")
     k.add_argument("--name", help="chef name (default: host-pid)")

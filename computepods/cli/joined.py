@@ -68,7 +68,7 @@ def join_from_args(args: argparse.Namespace,
                     leaf_login=Login.from_env(LEAF_USER_VAR, LEAF_PASSWORD_VAR, env)).check()
 
 
-def start_own_server(args: argparse.Namespace, namespace: str = "cp") -> "NatsServer | None":
+def start_own_server(args: argparse.Namespace, *namespaces: str) -> "NatsServer | None":
     """For a `cpod chef` given --nats-routes/--nats-leaf: start its own
     nats-server (its own users, on loopback) joined as asked, point
     ``args.nats`` at it and log this process in as its chef.  None when the
@@ -79,7 +79,7 @@ def start_own_server(args: argparse.Namespace, namespace: str = "cp") -> "NatsSe
     from computepods.bus.auth import CHEF, BusUsers
     from computepods.bus.natsd import NatsServer
 
-    server = NatsServer(users=BusUsers.generate(namespace), join=join)
+    server = NatsServer(users=BusUsers.generate(*namespaces), join=join)
     try:
         args.nats = server.start()
     except BaseException:

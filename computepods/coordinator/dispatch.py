@@ -15,11 +15,16 @@ on one machine.  With one, each step goes where it costs least
   its pack tools from the start, but a program only once a run started it:
   a program no chef has listed yet may go to any remote chef (which then
   learns and lists it), and so may a program to a remote chef no run of
-  ours has told of it yet; a chef that was told and does not list it lacks it;
+  this build has told of it yet; a chef that was told and does not list it
+  lacks it.  One that refuses a step for lacking its program has it sent
+  elsewhere when another chef may have the program (else the step fails,
+  with the refusal);
 - a cyclic group's steps all go to the chef its first step went to;
 - the first run of a step that discovers its inputs goes to a local chef
   when there is one; without one it is sent the project's files;
-- a pod that failed to hand back a step's outputs is not given it again.
+- a pod that failed to hand back a step's outputs is not given it again;
+- a chef silent past its lease is given nothing (a pod stopped between
+  builds is still listed until the first lease check of the next).
 
 Remote steps go in smaller batches (``REMOTE_BATCH``), local ones as before.
 The Dispatcher keeps what a remote step was sent until its result, so the
@@ -66,7 +71,7 @@ class Dispatcher:
         self._tools: dict[str, frozenset[str]] = {}  # rule -> its tools
         self._packed: dict[str, frozenset[str]] = {}  # rule -> its pack's tools
         self._tree: dict[str, str] | None = None   # the project's files, once per build
-        self._taught: dict[str, set[str]] = {}     # remote chef -> programs we sent it
+        self._taught: dict[str, set[str]] = {}     # remote chef -> programs sent it, this build
 
     def check_tools(self, bp: BuildPlan) -> None:
         """Federated, planning fails only on a pack tool that neither we nor
@@ -88,6 +93,11 @@ class Dispatcher:
         return (self.fed is not None and chef is not None
                 and self.pod_of(chef) not in ("", self.fed.pod))
 
+    def trusted(self, chef: ChefInfo) -> bool:
+        """Guard: a chef steps may go to: our own, or one of a pod whose
+        hellos we heard with the host key pinned for it (not disputed)."""
+        return not self.is_remote(chef) or self.fed is None or self.fed.trusts(self.pod_of(chef))
+
     # -- sending ------------------------------------------------------------------------
     def ready(self, b: BuildRun) -> Iterator[Send]:
         """The run messages to send now for the jobs the build can release."""
@@ -101,8 +111,9 @@ class Dispatcher:
             return
         for name in [n for n in self._taught if self.chefs.get(n) is None]:
             del self._taught[name]                 # a chef lost: one back has forgotten
+        # live: one silent past its lease while no build ran is not dropped until a tick
         cands = [Candidate(c, self.pod_of(c), not self.is_remote(c), self._offers(c),
-                           self._taught_to(c)) for c in self.chefs]
+                           self._taught_to(c)) for c in self.chefs.live() if self.trusted(c)]
         half = [c for c in cands if c.chef.space >= min(c.chef.slots * WINDOW_PER_SLOT // 2,
                                                         b.waiting)]
         room = sum(c.chef.space for c in half)
@@ -163,6 +174,7 @@ class Dispatcher:
         if self._build == b.id:
             return
         self._build, self._pins, self._avoid, self._tree = b.id, {}, {}, None
+        self._taught = {}
         self._prints.clear()
         self._looked.clear()
         self._sent.clear()
@@ -232,11 +244,34 @@ class Dispatcher:
         return step_manifest(self.root, job, record, b.scheduler.digest, extra)
 
     # -- results --------------------------------------------------------------------------
-    def refused(self, reply) -> list[tuple[str | None, str, str | None]]:
-        """A chef's answer to a run: the steps it refused, why, and the chef."""
+    def refused(self, reply, b: BuildRun | None = None
+                ) -> list[tuple[str | None, str, str | None]]:
+        """A chef's answer to a run: the steps it refused, why, and the chef
+        (a step refused for lacking a program another chef may have is sent
+        again, to one of those: not returned)."""
         chef, _ = self.batches.answered(reply.token) or (None, [])
-        return [(rej.get("id"), f"chef {chef} refused it: {rej.get('reason')}", chef)
-                for rej in reply.data.get("rejected", [])]
+        failed = []
+        for rej in reply.data.get("rejected", []):
+            sid, why = rej.get("id"), str(rej.get("reason"))
+            if b is not None and b.is_job(sid) and self._elsewhere(b, sid, chef, why):
+                self.chefs.settled(chef, sid)
+                b.resend(sid)
+                continue
+            failed.append((sid, f"chef {chef} refused it: {why}", chef))
+        return failed
+
+    def _elsewhere(self, b: BuildRun, sid: str, chef: str | None, why: str) -> bool:
+        """The chef refused the step for lacking one of its programs (the
+        refusal names it), and another live chef lists it or was not told of it."""
+        job = b.job(sid)
+        if self.fed is None or job is None:
+            return False
+        lacked = {p for p in self.tools_of(b, job) - self._packed[job.step.rule.name]
+                  if repr(p) in why}
+        return bool(lacked) and any(
+            all(p in self._offers(c) or (self.is_remote(c) and p not in self._taught.get(
+                c.name, ())) for p in lacked)
+            for c in self.chefs.live() if c.name != chef and self.trusted(c))
 
     def unanswered(self, reply) -> list[tuple[str | None, str, str | None]]:
         """A run no chef answered: its steps fail, unless its chef's lease

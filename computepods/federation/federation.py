@@ -31,6 +31,10 @@ def _no_rate(pod: str) -> float | None:
     return None
 
 
+def _trust_all(pod: str) -> bool:
+    return True
+
+
 @dataclass
 class Federation:
     """Our pod id and the federation's services, as the MajorDomo uses them."""
@@ -42,3 +46,4 @@ class Federation:
     offers: OfferIndex | None = None       # what our StoreServer may serve from the tree
     built_with: BuiltWith = field(default_factory=BuiltWith)
     prints: Prints = _own_prints           # toolprints.fingerprints on our PATH
+    trusts: Callable[[str], bool] = _trust_all   # Roster.trusts: steps go to those pods only

@@ -98,7 +98,8 @@ def land(root: Path, fetch: Fetch, pod: str, item: dict, record: dict) -> dict:
                     raise _FetchFailed(f"output {path} ({out['sha256'][:12]}): {exc}") from exc
             checked[path] = time.time_ns()       # before the bytes land: racy-safe
             shutil.copyfile(source, scratch / f"out{i}")
-            executable = os.stat(source).st_mode & 0o111
+            # a store's file has no mode of its own: the chef said if it was executable
+            executable = out.get("x") is True or os.stat(source).st_mode & 0o111
             os.chmod(scratch / f"out{i}", EXEC_MODE if executable else PLAIN_MODE)
             moves.append((f"out{i}", path))
         commit.commit(scratch, root, moves, record)

@@ -9,6 +9,11 @@ purpose makes this pod forget the old one (:data:`FORGET_HELP`).  A pin
 outlives the pod's silence, so waiting for a pod to go quiet does not let
 another key in under its name.
 
+A pod one of whose hellos was refused is *disputed* until it is forgotten
+(:meth:`Roster.forget`; a restart forgets all): two keys claim its name,
+and nothing tells which one is real, so no step is placed there
+(:meth:`Roster.trusts`, the MajorDomo's ``Federation.trusts``).
+
 The client keys a pod's store server lets in are those of live hellos
 (:meth:`Roster.client_authorized`, for ``StoreServer(authorized=)``).  A
 pod silent for :data:`~computepods.federation.hello.EXPIRY_HELLOS` of its
@@ -45,6 +50,7 @@ class Roster:
     def __init__(self) -> None:
         self._live: dict[str, _Heard] = {}
         self._pins: dict[str, str] = {}
+        self._disputed: set[str] = set()      # pods one of whose hellos was refused
         self._lock = threading.Lock()
         self.refused = 0                      # hellos refused for a changed host key
 
@@ -69,6 +75,7 @@ class Roster:
         """Drop a pod and its pinned key (an operator's verb); whether it was known."""
         with self._lock:
             self._live.pop(pod, None)
+            self._disputed.discard(pod)
             return self._pins.pop(pod, None) is not None
 
     # -- hellos ----------------------------------------------------------------
@@ -78,6 +85,8 @@ class Roster:
         problem = self.refusal(hello)
         if problem:
             self.refused += 1
+            with self._lock:
+                self._disputed.add(hello.pod)
             log.warning("%s", problem)
             return False
         with self._lock:
@@ -92,6 +101,13 @@ class Roster:
     def is_live(self, pod: str) -> bool:
         with self._lock:
             return pod in self._live
+
+    def trusts(self, pod: str) -> bool:
+        """Whether steps may go to `pod`: no hello under its name was refused
+        (it is not disputed).  A pod not heard yet is trusted: its run's
+        files are fetched only once its hello is heard (Member.find)."""
+        with self._lock:
+            return pod not in self._disputed
 
     def endpoint(self, pod: str) -> Endpoint | None:
         """A live pod's SFTP endpoint, with the host key pinned for it."""

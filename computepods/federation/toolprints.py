@@ -20,6 +20,14 @@ from typing import Iterable, Sequence
 CHUNK_BYTES = 1 << 20          # read size when hashing a tool
 # Words a shell command may start with that are not the program it runs.
 _SHELL_PREFIXES = frozenset({"exec", "env", "command", "nice", "time", "nohup"})
+# Words the shell runs itself (builtins, keywords): a command starting with one needs no
+# program on PATH.  Nor does one starting with a group or a placeholder: "(", "{", "!".
+SHELL_WORDS = frozenset({
+    ":", ".", "[", "alias", "break", "case", "cd", "continue", "do", "done", "echo", "elif",
+    "else", "esac", "eval", "exit", "export", "false", "fi", "for", "getopts", "hash", "if",
+    "kill", "printf", "pwd", "read", "readonly", "return", "set", "shift", "source", "test",
+    "then", "times", "trap", "true", "type", "ulimit", "umask", "unalias", "unset", "until",
+    "wait", "while"})
 
 _cache: dict[tuple[str, int, int, int], str] = {}     # (path, ino, size, mtime_ns) -> sha256
 _cache_lock = threading.Lock()
@@ -55,6 +63,18 @@ def step_tools(rule_tools: Iterable[str], command: str | Sequence[str]) -> set[s
     elif program.startswith("/"):
         tools.add(program)             # an absolute path: the same file must exist there
     return tools
+
+
+def missing_program(command: str | Sequence[str], path_env: str | None = None) -> str | None:
+    """The program `command` starts when PATH (`path_env`, else this
+    process's) has no such executable, else None: a step from another pod
+    would only exit 127 here.  A shell command may start with a builtin."""
+    program = next(iter(step_tools((), command)), "")
+    if not program or isinstance(command, str) and (program in SHELL_WORDS
+                                                     or program[0] in "({!"):
+        return None
+    search = path_env if path_env is not None else os.environ.get("PATH", os.defpath)
+    return None if shutil.which(program, path=search) else program
 
 
 def fingerprint(path: Path) -> str:

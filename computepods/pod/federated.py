@@ -6,7 +6,10 @@
   :class:`~computepods.federation.federation.Federation` (ownership map,
   built-with table, the Puller's fetch and rates, the tools pods offer);
 * a chef pod (``cpod chef`` outside a project): a Member in the ``chef``
-  role whose store keeps its chef's outputs for the user's pod to pull.
+  role whose store keeps its chef's outputs for the user's pod to pull;
+  one Member per namespace it serves, all over the one
+  :class:`~computepods.pod.podstore.PodStore` of its workspace
+  (:func:`chef_pod_store`): one key pair, store and SFTP server.
 
 A pod's keys live under the cache directory, by pod id, not in
 ``.computepods/``: ``cpod clean`` must not give a pod a new host key,
@@ -15,13 +18,14 @@ which every other pod would refuse as changed.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Mapping
+from typing import TYPE_CHECKING, Callable, Mapping, Sequence
 
 from computepods.federation.federation import Federation
 from computepods.federation.offer import OfferIndex
 from computepods.federation.workspace import cache_dir
 from computepods.paths import STATE_DB
 from computepods.pod.member import Member, MemberOptions, pod_id_for, reachable_host
+from computepods.pod.podstore import PodStore
 from computepods.state.owners import BuiltWith, OwnerMap
 
 if TYPE_CHECKING:
@@ -64,20 +68,30 @@ def join_as_majordomo(bridge: "Bus", root: Path, opts, state: Path,
         slots=opts.slots * opts.chefs, chefs=chefs, lookup=offers.lookup),
         chart_kw=chart_kw).start()
     owners, built = OwnerMap(root / STATE_DB), BuiltWith(root / STATE_DB)
-    assert member.puller is not None
-    federation = Federation(pod_id, member.fetch, owners, rates=member.puller.rate,
-                            offered=member.roster.tools, offers=offers, built_with=built)
+    federation = Federation(pod_id, member.fetch, owners, rates=member.rate,
+                            offered=member.roster.tools, offers=offers, built_with=built,
+                            trusts=member.roster.trusts)
     return pod_id, member, federation, [owners.close, built.close]
+
+
+def chef_pod_store(workspace: "Workspace", namespaces: Sequence[str], *, bus_urls: list[str],
+                   sftp: str | None) -> PodStore:
+    """A chef pod's PodStore, started: its workspace's keys and store, served
+    over SFTP to the pods it hears on any of `namespaces`."""
+    host, port = listen_address(sftp, bus_urls)
+    return PodStore(workspace.keys_dir, workspace.store_dir, namespaces,
+                    host=host, port=port).start()
 
 
 def join_as_chef_pod(bridge: "Bus", workspace: "Workspace", pod_id: str, *, namespace: str,
                      bus_urls: list[str], sftp: str | None, slots: int,
                      chefs: Callable[[], list[str]], tools: Callable[[], Mapping[str, str]],
-                     chart_kw: dict | None = None) -> Member:
-    """A chef pod's Member: its store (what its chef's steps read, and their
-    outputs) served to the pods it hears."""
+                     chart_kw: dict | None = None, shared: PodStore | None = None) -> Member:
+    """A chef pod's Member on `bridge`'s namespace: its store (what its
+    chef's steps read, and their outputs) served to the pods it hears.
+    ``shared``: the pod's PodStore when it serves several namespaces."""
     host, port = listen_address(sftp, bus_urls)
     return Member(bridge, MemberOptions(
         pod=pod_id, role="chef", keys_dir=workspace.keys_dir, store_dir=workspace.store_dir,
         namespace=namespace, listen_host=host, listen_port=port, slots=slots, chefs=chefs,
-        tools=tools), chart_kw=chart_kw or {}).start()
+        tools=tools), chart_kw=chart_kw or {}, shared=shared).start()

@@ -7,15 +7,21 @@ which pulls what its steps read and keeps their outputs for the user's pod
 to pull (docs/architecture.md §6)::
 
     Member.start()
-      PodKeys        host and client keys, 0600 files under keys_dir
-      ContentStore   files by sha256 under store_dir
-      Roster         the pods heard, their host keys pinned; seeded from the
-                     discovery cache so a short build knows them at once
-      StoreServer    our store read-only over SFTP, to the client keys of
-                     live hellos only
-      Puller         pulls by hash from the pods of the Roster
+      PodStore       (pod/podstore.py) its own, or one shared with the
+                     Members of the pod's other namespaces:
+        PodKeys        host and client keys, 0600 files under keys_dir
+        ContentStore   files by sha256 under store_dir
+        StoreServer    our store read-only over SFTP, to the client keys of
+                       live hellos only
+        Puller         pulls by hash from the pods of the Roster
+      Roster         the pods heard on our namespace, their host keys pinned;
+                     seeded from the discovery cache so a short build knows
+                     them at once
       Herald         says our hello every few seconds, hears the others',
                      and remembers them in the discovery cache (CacheFile)
+
+A chef pod serving several namespaces has one Member per namespace (its
+own bridge, Herald, Roster and discovery cache) over one PodStore.
 """
 from __future__ import annotations
 
@@ -38,6 +44,7 @@ from computepods.errors import MalformedMessage
 from computepods.federation.hello import HELLO_EVERY_S, PodHello
 from computepods.federation.roster import Roster
 from computepods.federation.search import ScoutFound, ScoutNotFound, Search, Want
+from computepods.pod.podstore import PodStore
 from computepods.transfer.keys import PodKeys
 from computepods.transfer.pull import Puller
 from computepods.transfer.server import StoreServer
@@ -84,7 +91,7 @@ def reachable_host(urls: list[str]) -> str:
 class MemberOptions:
     pod: str                                       # our pod id
     role: str                                      # "majordomo" or "chef"
-    keys_dir: Path
+    keys_dir: Path                                 # (unused with a shared PodStore)
     store_dir: Path
     namespace: str = m.DEFAULT_NAMESPACE
     listen_host: str = LOOPBACK                    # where our SFTP server listens
@@ -101,32 +108,50 @@ class MemberOptions:
 
 @dataclass
 class Member:
-    """Start with :meth:`start`, stop with :meth:`stop`."""
+    """Start with :meth:`start`, stop with :meth:`stop`.  Given a started
+    ``shared`` PodStore it uses that one (and leaves it running at stop);
+    else it makes its own of the options' keys, store and address."""
     bridge: Bus
     options: MemberOptions
     chart_kw: dict = field(default_factory=dict)   # live_trace, fabric: as the pod's charts
-    keys: PodKeys | None = None
-    store: ContentStore | None = None
+    shared: PodStore | None = None
     roster: Roster = field(default_factory=Roster)
-    server: StoreServer | None = None
-    puller: Puller | None = None
     herald: Herald | None = None
     cache: CacheFileChart | None = None
     _finding: dict = field(default_factory=dict)      # pod -> Event, while a Scout looks
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _own: PodStore | None = None                      # the PodStore we made, we stop
+
+    @property
+    def keys(self) -> PodKeys | None:
+        return self.shared.keys if self.shared is not None else None
+
+    @property
+    def store(self) -> ContentStore | None:
+        return self.shared.store if self.shared is not None else None
+
+    @property
+    def server(self) -> StoreServer | None:
+        return self.shared.server if self.shared is not None else None
+
+    @property
+    def puller(self) -> Puller | None:
+        return self.shared.puller if self.shared is not None else None
 
     def start(self) -> "Member":
         o = self.options
         try:
-            self.keys = PodKeys.load_or_create(o.keys_dir)
-            self.store = ContentStore(o.store_dir)
+            if self.shared is None:
+                self.shared = self._own = PodStore(o.keys_dir, o.store_dir, (o.namespace,),
+                                                   lookup=o.lookup, host=o.listen_host,
+                                                   port=o.listen_port)
+            self.roster = self.shared.roster(o.namespace)
             if o.remember:
                 self.cache = CacheFileChart.for_discovery(o.namespace, **self.chart_kw).start()
                 self._seed_from_cache()
-            self.server = StoreServer(self.store, self.keys, self.roster.client_authorized,
-                                      lookup=o.lookup, host=o.listen_host,
-                                      port=o.listen_port).start()
-            self.puller = Puller(self.store, self.keys, self.roster.endpoint)
+            if self._own is not None:
+                self._own.start()
+            assert self.puller is not None and self.server is not None, "PodStore not started"
             self.herald = Herald(self.bridge, self.hello, roster=self.roster,
                                  every_s=o.every_s, on_pod=self._on_pod,
                                  probe=self.puller.probe, on_search=self._searched,
@@ -135,19 +160,23 @@ class Member:
         except BaseException:
             self.stop()
             raise
-        log.info("pod %s (%s) serves its store at %s:%d", o.pod, o.role, o.listen_host,
-                 self.server.port)
+        log.info("pod %s (%s) serves its store at %s:%d", o.pod, o.role,
+                 self.server.endpoint(o.pod).host, self.server.port)
         return self
 
     def fetch(self, pod: str, sha: str) -> Path:
         """A local file holding `sha`, pulled from `pod` if we lack it.  A
         pod not heard yet (its run came before its hello) is searched for
         first; the Puller then names it if it is still unknown."""
-        assert self.puller is not None, "Member.fetch before start"
+        assert self.shared is not None and self.puller is not None, "Member.fetch before start"
         if self.store is not None and not self.store.has(sha) and \
                 self.roster.endpoint(pod) is None:
             self.find(pod)
-        return self.puller.fetch(pod, sha)
+        return self.shared.fetch(self.options.namespace, pod, sha)
+
+    def rate(self, pod: str) -> float | None:
+        """Bytes/s measured from `pod`, or None before a large enough transfer."""
+        return self.shared.rate(self.options.namespace, pod) if self.shared else None
 
     def find(self, pod: str, timeout_s: float = FIND_POD_S) -> bool:
         """Send a Scout after `pod` (one per pod however many ask) and wait
@@ -186,20 +215,19 @@ class Member:
                         every_s=o.every_s)
 
     def moved_in(self) -> int:
-        return self.puller.moved_in if self.puller is not None else 0
+        """Bytes the pod pulled (all its namespaces', with a shared PodStore)."""
+        return self.shared.moved_in() if self.shared is not None else 0
 
     def moved_out(self) -> int:
-        return self.server.moved_out if self.server is not None else 0
+        return self.shared.moved_out() if self.shared is not None else 0
 
     def stop(self) -> None:
         for part in (self.herald, self.cache):
             if part is not None:
                 part.stop()
-        if self.puller is not None:
-            self.puller.close()
-        if self.server is not None:
-            self.server.stop()
-        self.herald = self.cache = self.puller = self.server = None
+        if self._own is not None:
+            self._own.stop()
+        self.herald = self.cache = None
 
     # -- the discovery cache ----------------------------------------------------
     def _seed_from_cache(self) -> None:

@@ -5,8 +5,11 @@ subject's schema (each field right, wrong, missing or extra, with values
 picked to hurt: non-strings in lists, negative and huge numbers, NaN,
 paths that escape, NUL, the pod's own chef and step names), plus garbage
 (bytes that are not JSON, JSON that is not an object, nesting 100,000
-deep).  They go to a real pod on a real nats-server, in batches, from a
-client with the majordomo's login (the one that may say anything).
+deep).  They go to a real, federated pod (its Herald and Roster listen to
+pods.hello and pods.discover) on a real nats-server, in batches: what the
+chef role may publish (chefs.status, steps.results, pods.hello, ...) from a
+client with valid chef credentials, since a fuzzer the server refuses tests
+nothing; the rest from the majordomo's login (the one that may say anything).
 
 What must hold: no chart of the pod (Store, MajorDomo, Chef, Desk)
 crashes, and afterwards the pod still builds correctly: a real build after
@@ -26,7 +29,9 @@ from hypothesis import strategies as st
 
 from computepods.bus import chefwire, payloads
 from computepods.bus import messages as m
+from computepods.bus.auth import CHEF, permissions
 from computepods.bus.bridge import NatsBridge
+from computepods.bus.loopback import subject_matches
 from computepods.bus.client import request_build
 from computepods.charts.desk import Desk
 from computepods.charts.majordomo import MajorDomo
@@ -66,15 +71,23 @@ STEPS = ("copy:out/a.txt", "copy:out/b.txt", "all:out/all.txt")
 @pytest.fixture
 def pod(tmp_path, nats_server):
     root = write(tmp_path / "p", PROJECT)
-    pod = Pod(root, PodOptions(nats_url=nats_server.url, slots=2, watch_targets=[])).start()
+    pod = Pod(root, PodOptions(nats_url=nats_server.url, slots=2, watch_targets=[],
+                               federate=True, sftp_listen="127.0.0.1")).start()
     desk = Desk(pod.bridge, root, pod="fuzz", fabric=pod.fabric).start()
     pod.charts.append(desk)         # stopped, and its crashes counted, with the pod's
     yield pod
     pod.stop()
 
 
+def charts_of(pod: Pod) -> list:
+    """The pod's charts, with its federation's (Herald, its Scouts, the cache file's)."""
+    member = pod.member
+    extra = [member.herald, member.cache, *member.herald.scouts.values()] if member else []
+    return [*pod.charts, *(c for c in extra if c is not None)]
+
+
 def crashes(pod: Pod) -> dict[str, list]:
-    return {c.name: [repr(e) for e in c.crashes] for c in pod.charts if c.crashes}
+    return {c.name: [repr(e) for e in c.crashes] for c in charts_of(pod) if c.crashes}
 
 
 def caught_bugs(caplog) -> list[str]:
@@ -217,13 +230,17 @@ def message(pod: Pod) -> st.SearchStrategy[tuple[str, bytes, str]]:
 
 # --- the row ----------------------------------------------------------------------
 
-def test_fuzzed_bus_messages_crash_no_chart_and_the_pod_still_builds(pod, chaos, caplog):
+def test_fuzzed_bus_messages_crash_no_chart_and_the_pod_still_builds(pod, chaos, caplog,
+                                                                    nats_server):
     row = chaos.row(ROW, MUST_HOLD)
     total = chaos.examples(full=10_000, short=200)
     row.count += total
     failures_before = len(row.failures)
     assert request_build(pod.bridge, [], pod.root) == 0          # a pod with a past
     fuzzer = NatsBridge(pod.url, name="fuzzer").start()          # the majordomo's login
+    as_chef = NatsBridge(pod.url, name="chef-fuzzer",
+                         credentials=nats_server.users.credentials(CHEF)).start()
+    chef_may = permissions(CHEF, pod.bridge.ns).publish
     sent = 0
 
     @settings(max_examples=max(1, total // BATCH), database=None, deadline=None,
@@ -232,7 +249,9 @@ def test_fuzzed_bus_messages_crash_no_chart_and_the_pod_still_builds(pod, chaos,
     @hypothesis.given(st.lists(message(pod), min_size=BATCH, max_size=BATCH))
     def send(batch):
         nonlocal sent
-        fuzzer.publish_raw_batch(batch)
+        chefs = [msg for msg in batch if any(subject_matches(p, msg[0]) for p in chef_may)]
+        as_chef.publish_raw_batch([(subject, data, "") for subject, data, _ in chefs])
+        fuzzer.publish_raw_batch([msg for msg in batch if msg not in chefs])
         sent += len(batch)
         row.tried(len(batch))
         found = crashes(pod)
@@ -252,6 +271,7 @@ def test_fuzzed_bus_messages_crash_no_chart_and_the_pod_still_builds(pod, chaos,
         assert handled >= sent // 10, f"only {handled} of {sent} messages reached a chart"
     finally:
         fuzzer.stop()
+        as_chef.stop()
     failures = row.failures[failures_before:]
     assert not failures, (f"chaos row {ROW!r} (replay with CP_CHAOS_SEED={chaos.seed}):\n  "
                           + "\n  ".join(failures))

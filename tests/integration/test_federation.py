@@ -15,37 +15,11 @@ from computepods.bus.auth import MAJORDOMO
 from computepods.bus.client import request_build
 from computepods.charts.majordomo import MajorDomo
 from computepods.pod.pod import Pod, PodOptions
-from chefpods import ChefPod
+from chefpods import PROJECT, ChefPod, tree
 from cpodrun import write
 from helpers import wait_for
 
-SOURCES = {f"src/{name}.txt": f"{name} is for {name * 3}\n" for name in "abcdefgh"}
-PROJECT = {
-    "computepods.toml": """
-        [project]
-        default = ["out/all.txt"]
-
-        [[rule]]
-        name = "up"
-        inputs = ["src/%.txt"]
-        outputs = ["out/%.txt"]
-        command = "tr a-z A-Z < {in} > {out}"
-
-        [[rule]]
-        name = "all"
-        inputs = [ALL_INPUTS]
-        outputs = ["out/all.txt"]
-        command = "cat {in} > {out}"
-    """.replace("ALL_INPUTS", ", ".join(f'"out/{n}.txt"' for n in "abcdefgh")),
-    **SOURCES,
-}
 UP_S = 30.0                # seconds the pods get to hear each other
-
-
-def tree(root) -> dict[str, bytes]:
-    """The project's files as a user sees them (the state dir left out)."""
-    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*"))
-            if p.is_file() and ".computepods" not in p.relative_to(root).parts}
 
 
 def one_machine_build(tmp_path) -> dict[str, bytes]:

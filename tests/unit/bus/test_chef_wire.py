@@ -42,6 +42,16 @@ def test_a_result_carries_content_apart_from_the_chefs_stat():
     assert chefwire.StepResult.from_dict(wire) == result
 
 
+def test_an_executable_output_says_so_and_a_plain_one_says_nothing():
+    result = chefwire.StepResult("ld:bin/x", 1, True, "cc", 0, "", 0.1,
+                                 {"bin/x": chefwire.Output("h", 10, executable=True),
+                                  "x.map": chefwire.Output("g", 3)})
+    wire = result.to_dict()
+    assert wire["outputs"] == {"bin/x": {"sha256": "h", "size": 10, "x": True},
+                               "x.map": {"sha256": "g", "size": 3}}
+    assert chefwire.StepResult.from_dict(wire) == result
+
+
 def test_a_failed_result_carries_its_tails_and_defaults_fill_the_gaps():
     failed = chefwire.StepResult.from_dict({"id": "s", "attempt": 1, "ok": False,
                                      "stderr_tail": "boom"})

@@ -15,7 +15,7 @@ import pytest
 from computepods.bus import messages as m
 from computepods.bus.chefwire import RunStep
 from computepods.bus.loopback import LoopbackBus
-from computepods.charts.chef import NO_PROJECT_TREE, ONLY_OWN_TREE, Chef
+from computepods.charts.chef import NO_PROGRAM, NO_PROJECT_TREE, ONLY_OWN_TREE, Chef
 from computepods.chef.step import rule_to_dict
 from computepods.clock import SimClock
 from computepods.errors import TransferError
@@ -342,3 +342,17 @@ def test_examples_c_builds_remotely_and_the_link_fetches_nothing_it_made(tmp_pat
     assert store.asked == pulled                       # the objects came from its own store
     [program] = (tmp_path / "ws-c/trees").glob("podA-*/bin/hello")
     assert subprocess.run([program], capture_output=True, timeout=30).returncode == 0
+
+
+def test_another_pods_step_whose_program_is_not_on_path_is_refused_naming_it(tmp_path,
+                                                                             kitchen):
+    """Not run to a bare exit 127: the MajorDomo hears which program is missing."""
+    store = Store(tmp_path / "offered")
+    a = store.offer("podA", b"alpha\n")
+    kitchen(store=store)
+    gone = Rule("gone", ("src/%.txt",), ("build/%.up",), "onlyonb {in} > {out}")
+    answer = run(kitchen, gone, "a", {"src/a.txt": a})
+    assert answer == {"accepted": [], "rejected": [
+        {"id": "gone:build/a.up", "reason": NO_PROGRAM.format(program="onlyonb")}]}
+    assert "'onlyonb'" in answer["rejected"][0]["reason"]
+    assert run(kitchen, UP, "a", {"src/a.txt": a})["accepted"] == ["up:build/a.up"]

@@ -113,17 +113,13 @@ def test_steps_go_where_they_cost_least_queue_and_missing_bytes(fed, tmp_path):
 
 
 def test_a_chef_lacking_the_tool_is_never_chosen(fed, tmp_path):
-    root = tmp_path / "project"
-    project(root)
+    project(tmp_path / "project")
     f = fed()
-    lacking = f.chef("b1", "pod-b", prints={"cc": "X"})
-    assert f.pod.build().done()["ok"]      # its runs told it of tr (a fake: it "ran" them)
+    # idle, but no tr: told of it by a run, it refuses the steps naming tr
+    lacking = f.chef("b1", "pod-b", prints={"cc": "X"}, lacks=("tr",))
     having = f.chef("c1", "pod-c", prints=TR, queued=50)
-    (root / "src/a.txt").write_text("alpha again\n")
-    (root / "src/b.txt").write_text("beta again\n")
-    before = sorted(lacking.steps_run())
-    assert f.pod.build().done()["ok"]      # told of tr, it still lists no tr: it lacks it
-    assert sorted(lacking.steps_run()) == before and sorted(having.steps_run()) == STEPS
+    assert f.pod.build().done()["ok"]
+    assert lacking.steps_run() == [] and sorted(having.steps_run()) == STEPS
 
 
 def test_a_chef_pod_that_joins_later_gets_steps_whose_program_another_listed(fed, tmp_path):
@@ -427,3 +423,24 @@ def test_our_own_chefs_get_run_messages_as_on_one_machine(fed, tmp_path):
     assert [("origin" in run, [("files" in s) for s in run["steps"]]) for run in a.runs] == \
         [(False, [False, False])]
     assert f.stores.calls == [] and f.owners.by_pod() == {}
+
+
+def test_a_chef_silent_past_its_lease_between_builds_is_given_nothing(fed, tmp_path):
+    project(tmp_path / "project")
+    f = fed()
+    b = f.chef("b1", "pod-b", prints=TR, lease_s=SHORT_LEASE_S)
+    f.pod.clock.advance(SHORT_LEASE_S + 1)           # b1 stopped while no build ran
+    c = f.chef("c1", "pod-c", prints=TR, queued=50)  # busy: idle b1 would look cheaper
+    assert f.pod.build().done()["ok"]
+    assert b.steps_run() == [] and sorted(c.steps_run()) == STEPS
+
+
+def test_a_step_refused_for_a_missing_program_no_other_chef_has_fails_naming_it(fed, tmp_path):
+    project(tmp_path / "project")
+    f = fed()
+    f.chef("b1", "pod-b", prints={"cc": "X"}, lacks=("tr",))
+    f.chef("c1", "pod-c", prints={"cc": "X"}, lacks=("tr",))
+    build = f.pod.build()
+    assert not build.done()["ok"]
+    fails = build.of("fail")
+    assert fails and all("no program 'tr'" in ev["reason"] for ev in fails), fails

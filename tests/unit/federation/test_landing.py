@@ -52,6 +52,23 @@ def test_outputs_are_fetched_committed_and_stat_as_ours(tmp_path):
     assert os.listdir(root / ".computepods/scratch") == []        # journal and scratch gone
 
 
+def test_an_output_its_chef_said_was_executable_lands_executable_from_a_plain_store(tmp_path):
+    root = tmp_path / "tree"
+    root.mkdir()
+    prepare_state_dir(root)
+    program = b"\x7fELF..."
+    sha = hashlib.sha256(program).hexdigest()
+    stored = tmp_path / sha                    # a store's file: read-only, no execute bit
+    stored.write_bytes(program)
+    stored.chmod(0o444)
+    item = {"id": "s", "attempt": 1, "outputs": {
+        "bin/hello": {"sha256": sha, "size": len(program), "x": True},
+        "bin/data": {"sha256": sha, "size": len(program)}}}
+    land(root, lambda pod, sha: stored, "pod-b", item, {"step_id": "s"})
+    assert os.access(root / "bin/hello", os.X_OK)
+    assert not os.access(root / "bin/data", os.X_OK)
+
+
 def test_a_fetch_that_fails_leaves_the_tree_as_it_was(tmp_path):
     root = tmp_path / "tree"
     root.mkdir()

@@ -73,3 +73,17 @@ def test_a_pin_known_from_elsewhere_is_held_to():
     roster.pin("b", fake_key("cached"))
     assert roster.refusal(hello_of("b", host_key=fake_key("cached"))) is None
     assert "pinned" in roster.refusal(hello_of("b", host_key=fake_key("other")))
+
+
+def test_a_pod_whose_hello_was_refused_is_not_trusted_with_steps_until_forgotten():
+    roster = Roster()
+    assert roster.trusts("b")                    # not heard yet: its run waits for its hello
+    roster.heard(hello_of("b", host_key=fake_key("old")), now=0.0)
+    assert roster.trusts("b")
+    roster.heard(hello_of("b", host_key=fake_key("new")), now=1.0)
+    assert roster.is_live("b") and not roster.trusts("b")
+    roster.heard(hello_of("b", host_key=fake_key("old")), now=2.0)   # two keys claim it
+    roster.expire(now=100.0)
+    assert not roster.trusts("b")
+    roster.forget("b")
+    assert roster.trusts("b")

@@ -5,7 +5,7 @@ import hashlib
 import os
 
 from computepods.federation.toolprints import (command_program, fingerprint, fingerprints,
-                                               step_tools)
+                                               missing_program, step_tools)
 
 
 def test_the_program_of_a_list_command_is_its_first_item():
@@ -54,3 +54,19 @@ def test_fingerprints_cover_the_tools_found_on_path_and_leave_out_the_rest(tmp_p
     assert found["cc"] != found["ld"]
     assert fingerprints(["cc"], path_env=os.pathsep.join(["/nonexistent", str(bin_dir)])) == \
         {"cc": found["cc"]}
+
+
+def test_a_missing_program_is_named_but_not_a_found_one_nor_a_shell_builtin(tmp_path):
+    tool = tmp_path / "bin" / "onlyonb"
+    tool.parent.mkdir()
+    tool.write_bytes(b"#!/bin/sh\ncat\n")
+    tool.chmod(0o755)
+    here = str(tool.parent)
+    assert missing_program("onlyonb {in} > {out}", "/nonexistent") == "onlyonb"
+    assert missing_program(["onlyonb", "x"], "/nonexistent") == "onlyonb"
+    assert missing_program("onlyonb {in} > {out}", here) is None
+    assert missing_program(str(tool), "/nonexistent") is None
+    assert missing_program(str(tmp_path / "nothing"), here) == str(tmp_path / "nothing")
+    for builtin in ("cd sub && make", "echo hi > {out}", "(cd a; cat x)", "{ cat a; } > b",
+                    "./configure", "# a comment"):
+        assert missing_program(builtin, "/nonexistent") is None, builtin
