@@ -17,20 +17,36 @@ chef role, on a few nats-py connections in one asyncio thread; each pod:
   ``asyncio.sleep(--step-s)`` on one of its ``--slots`` and reports
   results in batches, as charts/chef.py does.
 
-Per fleet size it prints: queue balance (steps per pod min/mean/max and
+Each size runs twice, with the two placements a MajorDomo has:
+
+``least-loaded``
+    a MajorDomo without federation (coordinator/placement.py: the least
+    loaded chef, in windows of 16 steps per slot), every chef counted as its
+    own;
+``cost``
+    the federated MajorDomo (coordinator/dispatch.py with a ``Federation``:
+    placement by cost, federation/cost.py), every simulated chef another
+    pod's.  Its run messages carry each step's files by hash; a simulated
+    pod reports its output by sha256, and the Federation's ``fetch`` hands
+    the landing a file of the project with that content, so no byte moves
+    (the landing still copies and commits each output into the tree).  The
+    pod has no Member (no SFTP server, no Herald): the roster's cost of the
+    hellos is not in its CPU figures.
+
+Per fleet size and placement it prints: queue balance (steps per pod min/mean/max and
 standard deviation; the makespan against the ideal one), the MajorDomo's
 CPU per placed step (``time.pthread_getcpuclockid`` of its chart thread,
 and of the pod's bridge and Store threads with it), and the traffic heard
 on the server: hello and status messages/s and bytes/s, idle (before the
 build) and during the build, and the hello deliveries that fan out to
-every pod.  Placement is what coordinator/placement.py does on this
-branch (the least loaded chef, in windows of 16 steps per slot), measured
-as it is.  Everything started is stopped before the next size runs.
+every pod; the two placements side by side.  Everything started is
+stopped before the next run.
 """
 from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
 import json
 import logging
 import statistics
@@ -47,7 +63,9 @@ import nats
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from computepods.bus.auth import CHEF, MAJORDOMO  # noqa: E402  (bench/ is not a package)
 from computepods.bus.client import request_build  # noqa: E402
+from computepods.federation.federation import Federation  # noqa: E402
 from computepods.pod.pod import Pod, PodOptions  # noqa: E402
+from computepods.state.owners import OwnerMap  # noqa: E402
 
 DEFAULT_PODS = (50, 200)
 STEPS_PER_POD = 16               # steps in the project per simulated pod
@@ -61,6 +79,34 @@ IDLE_WINDOW_S = 6.0              # traffic measured before the build, seconds
 JOIN_TIMEOUT_S = 60.0            # every pod's chef heard by the MajorDomo
 BUILD_TIMEOUT_S = 600.0
 NS = "cp"
+PLACEMENTS = ("least-loaded", "cost")
+SIM_MD_POD = "sim-majordomo"     # the federated MajorDomo's pod id
+
+
+def content(i: int) -> bytes:
+    """Source i, and (the command is a cp) its output."""
+    return f"{i}\n".encode()
+
+
+def output_of(step_id: str) -> tuple[str, dict]:
+    """A step's output as a simulated chef reports it: its path, sha256 and size."""
+    path = step_id.split(":", 1)[1]                  # "sim:out/s00042.txt"
+    data = content(int(Path(path).stem[1:]))
+    return path, {"sha256": hashlib.sha256(data).hexdigest(), "size": len(data)}
+
+
+class CostPod(Pod):
+    """A pod whose MajorDomo places by cost: it joins a Federation whose
+    fetch finds every output's content in the project's sources."""
+
+    def _join_federation(self, state: Path, trace: dict) -> Federation:
+        by_sha = {}
+        for src in sorted((self.root / "src").iterdir()):
+            by_sha.setdefault(hashlib.sha256(src.read_bytes()).hexdigest(), src)
+        self.pod_id = SIM_MD_POD
+        self.federation = Federation(SIM_MD_POD, lambda pod, sha: by_sha[sha], OwnerMap(),
+                                     prints=lambda tools: {})
+        return self.federation
 
 
 @dataclass
@@ -73,6 +119,7 @@ class SimPod:
     ran: int = 0
     pending: list = field(default_factory=list)
     hellos_heard: int = 0
+    report_outputs: bool = False     # say what it made (a remote chef must: it is fetched)
 
     def hello(self, every_s: float) -> dict:
         return {"pod": self.name, "host": f"host-{self.name}", "role": "chef",
@@ -170,9 +217,10 @@ class Fleet:
             await asyncio.sleep(self.args.step_s)
             pod.running -= 1
             pod.ran += 1
+            outputs = dict([output_of(step["id"])]) if pod.report_outputs else {}
             pod.pending.append({"event": "finished", **step, "ok": True, "command": "sleep",
                                 "exit_code": 0, "reason": "", "duration_s": self.args.step_s,
-                                "outputs": {}, "discovered": []})
+                                "outputs": outputs, "discovered": []})
             if pod.queue.empty() and pod.running == 0:     # turned idle: say so now
                 await nc.publish(f"{NS}.chefs.status", _enc(pod.status()))
 
@@ -222,7 +270,7 @@ def _enc(payload: dict) -> bytes:
 def project(root: Path, steps: int) -> Path:
     (root / "src").mkdir(parents=True)
     for i in range(steps):
-        (root / "src" / f"s{i:05d}.txt").write_text(f"{i}\n")
+        (root / "src" / f"s{i:05d}.txt").write_bytes(content(i))
     (root / "computepods.toml").write_text(
         '[project]\ndefault = [' + ", ".join(f'"out/s{i:05d}.txt"' for i in range(steps)) +
         ']\n\n[[rule]]\nname = "sim"\ninputs = ["src/%.txt"]\noutputs = ["out/%.txt"]\n'
@@ -235,17 +283,20 @@ def thread_cpu_s(*threads: threading.Thread | None) -> float:
                for t in threads if t is not None and t.ident is not None)
 
 
-def run_size(n_pods: int, args) -> dict:
+def run_size(n_pods: int, args, placement: str = "least-loaded") -> dict:
     steps = n_pods * args.steps_per_pod
+    cost = placement == "cost"
     with tempfile.TemporaryDirectory(prefix=f"cp-fedsim-{n_pods}-") as tmp:
         root = project(Path(tmp) / "p", steps)
-        pod = Pod(root, PodOptions(chefs=0)).start()
+        pod = (CostPod(root, PodOptions(chefs=0, federate=True)) if cost else
+               Pod(root, PodOptions(chefs=0))).start()
         fleet = meter = None
         try:
             users = pod.server.users
             md = next(c for c in pod.charts if type(c).__name__ == "MajorDomo")
             store = next(c for c in pod.charts if type(c).__name__ == "Store")
-            sims = [SimPod(f"pod{i:03d}", f"pod{i:03d}-c0", args.slots) for i in range(n_pods)]
+            sims = [SimPod(f"pod{i:03d}", f"pod{i:03d}-c0", args.slots, report_outputs=cost)
+                    for i in range(n_pods)]
             fleet = Fleet(pod.url, users.credentials(CHEF).connect_options(), sims, args).start()
             meter = Meter(pod.url, users.credentials(MAJORDOMO).connect_options())
             asyncio.run_coroutine_threadsafe(meter.start(), fleet.loop).result(30)
@@ -259,12 +310,14 @@ def run_size(n_pods: int, args) -> dict:
             m1, b1 = meter.snapshot()
             heard0 = sum(p.hellos_heard for p in sims)
             cpu0 = (thread_cpu_s(md.thread), thread_cpu_s(md.thread, pod.bridge._thread,
-                                                          store.thread))
+                                                          store.thread),
+                    time.process_time() - thread_cpu_s(fleet.thread))
             t0 = time.monotonic()
             code = request_build(pod.bridge, [], root)
             wall = time.monotonic() - t0
             cpu1 = (thread_cpu_s(md.thread), thread_cpu_s(md.thread, pod.bridge._thread,
-                                                          store.thread))
+                                                          store.thread),
+                    time.process_time() - thread_cpu_s(fleet.thread))
             m2, b2 = meter.snapshot()
             heard1 = sum(p.hellos_heard for p in sims)
         finally:
@@ -277,10 +330,13 @@ def run_size(n_pods: int, args) -> dict:
     ideal = args.step_s * -(-steps // (n_pods * args.slots))
     rate = lambda c, s, span: c[s] / span                       # noqa: E731
     idle, busy = (m1 - m0, b1 - b0), (m2 - m1, b2 - b1)
-    return {"pods": n_pods, "steps": steps, "code": code, "wall_s": wall, "ideal_s": ideal,
+    return {"placement": placement, "pods": n_pods, "steps": steps, "code": code,
+            "wall_s": wall, "ideal_s": ideal,
             "min": min(ran), "mean": statistics.mean(ran), "max": max(ran),
             "stdev": statistics.pstdev(ran), "idle_pods": sum(1 for r in ran if r == 0),
-            "md_us": (cpu1[0] - cpu0[0]) / steps * 1e6, "pod_us": (cpu1[1] - cpu0[1]) / steps * 1e6,
+            "md_us": (cpu1[0] - cpu0[0]) / steps * 1e6,
+            "pod_us": (cpu1[1] - cpu0[1]) / steps * 1e6,
+            "all_us": (cpu1[2] - cpu0[2]) / steps * 1e6,
             "hello_idle": (rate(idle[0], "pods.hello", args.idle_s),
                            rate(idle[1], "pods.hello", args.idle_s)),
             "status_idle": (rate(idle[0], "chefs.status", args.idle_s),
@@ -294,30 +350,40 @@ def run_size(n_pods: int, args) -> dict:
             "deliveries": (heard1 - heard0) / wall if args.hello_fanout else 0.0}
 
 
-def report(r: dict) -> None:
-    print(f"\n== {r['pods']} simulated chef pods, {r['steps']} steps "
-          f"(exit {r['code']}) ==")
-    print(f"  queue balance      steps per pod min {r['min']} / mean {r['mean']:.1f} / "
-          f"max {r['max']}, stddev {r['stdev']:.2f}; {r['idle_pods']} pods got none")
-    print(f"  makespan           {r['wall_s']:.2f} s against an ideal {r['ideal_s']:.2f} s "
-          f"({r['wall_s'] / r['ideal_s']:.2f}x)")
-    print(f"  MajorDomo CPU      {r['md_us']:.0f} us per placed step (its chart thread); "
-          f"{r['pod_us']:.0f} us with the pod's bridge and Store")
-    for name, key in (("hello", "hello"), ("status", "status")):
-        (mi, bi), (mb, bb) = r[f"{key}_idle"], r[f"{key}_busy"]
-        print(f"  {name:<6} traffic     idle {mi:7.1f} msg/s {bi / 1024:7.1f} KiB/s; "
-              f"building {mb:7.1f} msg/s {bb / 1024:7.1f} KiB/s")
-    m, b = r["results_busy"]
-    print(f"  results            {m:7.1f} msg/s {b / 1024:7.1f} KiB/s; {r['runs']} run messages; "
-          f"{r['events_busy']:.1f} build-event msg/s")
-    if r["deliveries"]:
-        print(f"  hello fan-out      {r['deliveries']:.0f} deliveries/s to the pods' rosters "
-              f"({r['deliveries'] / max(r['hello_busy'][0], 1e-9):.0f} per hello)")
+def report(rs: list[dict]) -> None:
+    """One fleet size, its placements side by side."""
+    r0 = rs[0]
+    print(f"\n== {r0['pods']} simulated chef pods, {r0['steps']} steps, "
+          f"{len(rs)} placements ==")
+    print(f"  {'':<28}" + "".join(f"{r['placement']:>24}" for r in rs))
+
+    def row(label: str, cell) -> None:
+        print(f"  {label:<28}" + "".join(f"{cell(r):>24}" for r in rs))
+    row("exit code", lambda r: r["code"])
+    row("steps per pod min/mean/max", lambda r: f"{r['min']} / {r['mean']:.1f} / {r['max']}")
+    row("  stddev; pods given none", lambda r: f"{r['stdev']:.2f}; {r['idle_pods']}")
+    row("makespan s (x ideal)", lambda r: f"{r['wall_s']:.2f} ({r['wall_s'] / r['ideal_s']:.2f}x)")
+    row("MajorDomo CPU us/step", lambda r: f"{r['md_us']:.0f}")
+    row("  + bridge, Store", lambda r: f"{r['pod_us']:.0f}")
+    row("  whole pod (landing too)", lambda r: f"{r['all_us']:.0f}")
+    for name in ("hello", "status"):
+        row(f"{name} msg/s idle; building",
+            lambda r, k=name: f"{r[k + '_idle'][0]:.1f}; {r[k + '_busy'][0]:.1f}")
+        row(f"{name} KiB/s idle; building",
+            lambda r, k=name: f"{r[k + '_idle'][1] / 1024:.1f}; {r[k + '_busy'][1] / 1024:.1f}")
+    row("results msg/s; KiB/s", lambda r: f"{r['results_busy'][0]:.1f}; "
+        f"{r['results_busy'][1] / 1024:.1f}")
+    row("run messages", lambda r: r["runs"])
+    row("build-event msg/s", lambda r: f"{r['events_busy']:.1f}")
+    if r0["deliveries"]:
+        row("hello deliveries/s (per hello)", lambda r: f"{r['deliveries']:.0f} "
+            f"({r['deliveries'] / max(r['hello_busy'][0], 1e-9):.0f})")
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--pods", type=int, nargs="+", default=list(DEFAULT_PODS))
+    p.add_argument("--placement", choices=PLACEMENTS, nargs="+", default=list(PLACEMENTS))
     p.add_argument("--steps-per-pod", type=int, default=STEPS_PER_POD)
     p.add_argument("--slots", type=int, default=SLOTS)
     p.add_argument("--step-s", type=float, default=STEP_S)
@@ -329,17 +395,18 @@ def main(argv=None) -> int:
                    help="the simulated pods do not listen to each other's hellos")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.ERROR)
-    results = [run_size(n, args) for n in args.pods]
-    for r in results:
-        report(r)
-    if len(results) > 1:
-        first, last = results[0], results[-1]
-        print(f"\n{last['pods']} pods against {first['pods']}: MajorDomo CPU per step "
-              f"{last['md_us'] / first['md_us']:.2f}x; status msg/s "
-              f"{last['status_busy'][0] / max(first['status_busy'][0], 1e-9):.2f}x; "
-              f"hello msg/s {last['hello_idle'][0] / max(first['hello_idle'][0], 1e-9):.2f}x; "
-              f"hello deliveries/s {last['deliveries'] / max(first['deliveries'], 1e-9):.2f}x")
-    return 0 if all(r["code"] == 0 for r in results) else 1
+    sizes = [[run_size(n, args, placement) for placement in args.placement] for n in args.pods]
+    for rs in sizes:
+        report(rs)
+    if len(sizes) > 1:
+        for k, placement in enumerate(args.placement):
+            first, last = sizes[0][k], sizes[-1][k]
+            print(f"\n{placement}, {last['pods']} pods against {first['pods']}: MajorDomo CPU "
+                  f"per step {last['md_us'] / first['md_us']:.2f}x; status msg/s "
+                  f"{last['status_busy'][0] / max(first['status_busy'][0], 1e-9):.2f}x; "
+                  f"hello msg/s {last['hello_idle'][0] / max(first['hello_idle'][0], 1e-9):.2f}x; "
+                  f"hello deliveries/s {last['deliveries'] / max(first['deliveries'], 1e-9):.2f}x")
+    return 0 if all(r["code"] == 0 for rs in sizes for r in rs) else 1
 
 
 if __name__ == "__main__":

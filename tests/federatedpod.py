@@ -16,10 +16,12 @@ from pathlib import Path
 
 from computepods.bus import messages as m
 from computepods.bus.chefwire import ChefStatus
+from computepods.charts.chef import NO_PROGRAM
 from computepods.charts.majordomo import MajorDomo
 from computepods.errors import TransferError
 from computepods.federation.federation import Federation
 from computepods.federation.offer import OfferIndex
+from computepods.federation.toolprints import command_program
 from computepods.state.owners import BuiltWith, OwnerMap
 from helpers import wait_for
 from loopbackpod import LoopbackPod
@@ -77,8 +79,10 @@ class FakeChef:
                  slots: int = 1, queued: int = 0, typical_s: float = 1.0,
                  prints: dict | None = None, lease_s: float = MAX_LEASE_S,
                  discovered: dict | None = None, hold: bool = False,
-                 then_queued: int | None = None, extra_outputs: tuple = ()):
-        """`then_queued`: the queue it says it has once it took its first run."""
+                 then_queued: int | None = None, extra_outputs: tuple = (),
+                 lacks: tuple = ()):
+        """`then_queued`: the queue it says it has once it took its first run;
+        `lacks`: programs it refuses a run of, naming them, as a chef does."""
         self.bus, self.root, self.stores = pod.bus, pod.root, stores
         self.name, self.pod = name, pod_id
         self.discovered = discovered or {}
@@ -87,6 +91,8 @@ class FakeChef:
         self.hold = hold
         self.then_queued = then_queued
         self.extra_outputs = extra_outputs       # what a hostile chef claims it wrote too
+        self.lacks = lacks
+        self.refused: list[str] = []
         self._held: list[tuple[str, dict]] = []
         self._work: queue.Queue = queue.Queue()
         self._thread = threading.Thread(target=self._serve, name=f"fake-chef-{name}")
@@ -107,9 +113,17 @@ class FakeChef:
     def post(self, signal: str, msg: m.Message) -> None:      # the bus delivers a run
         self.runs.append(msg.data)
         self.rules.update(msg.data["rules"])
-        self.bus.respond(msg, {"accepted": [s["id"] for s in msg.data["steps"]], "rejected": []})
+        lacking = {rule: program for rule, r in msg.data["rules"].items()
+                   if (program := command_program(r["command"])) in self.lacks}
+        refused = [s for s in msg.data["steps"] if s["id"].split(":", 1)[0] in lacking]
+        self.refused += [s["id"] for s in refused]
+        self.bus.respond(msg, {
+            "accepted": [s["id"] for s in msg.data["steps"] if s not in refused],
+            "rejected": [{"id": s["id"], "reason": NO_PROGRAM.format(
+                program=lacking[s["id"].split(":", 1)[0]])} for s in refused]})
         for step in msg.data["steps"]:
-            self._work.put((msg.data["build"], step))
+            if step not in refused:
+                self._work.put((msg.data["build"], step))
         if self.then_queued is not None and len(self.runs) == 1:
             self.status = ChefStatus(self.name, self.pod, self.status.slots,
                                      queued=self.then_queued, typical_s=self.status.typical_s,
@@ -118,7 +132,7 @@ class FakeChef:
             self.announce()
 
     def steps_run(self) -> list[str]:
-        return [s["id"] for run in self.runs for s in run["steps"]]
+        return [s["id"] for run in self.runs for s in run["steps"] if s["id"] not in self.refused]
 
     def release(self) -> None:
         """Report the steps held back (late, if the lease ran out meanwhile)."""

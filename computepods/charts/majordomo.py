@@ -233,7 +233,7 @@ class MajorDomo(Chart):
                     a.chef, [a.item], a.pod),
                 m.LANDING_FAILED: lambda f: self.dispatcher.landing_failed(self.build, f),
                 m.RECORDED: lambda tokens: self.build and self.build.recorded(tokens),
-                m.REPLY: lambda r: self._fail(self.dispatcher.refused(r)),
+                m.REPLY: lambda r: self._fail(self.dispatcher.refused(r, self.build)),
                 m.REQUEST_FAILED: lambda r: self._fail(self.dispatcher.unanswered(r)),
                 m.TICK: lambda _: self.check_chefs(),
                 m.CHEF_STATUS: lambda msg: self.chef_seen(msg.data)}.get(e.signal_name)

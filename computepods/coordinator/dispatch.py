@@ -14,7 +14,11 @@ on one machine.  With one, each step goes where it costs least
   with, unless ``[project] interchangeable`` names the tool.  A chef lists
   its pack tools from the start, but a program only once a run started it:
   a program no chef has listed yet may go to any remote chef (which then
-  learns and lists it); once one lists it, the others count as lacking it;
+  learns and lists it), and so may a program to a remote chef no run of
+  this build has told of it yet; a chef that was told and does not list it
+  lacks it.  One that refuses a step for lacking its program has it sent
+  elsewhere when another chef may have the program (else the step fails,
+  with the refusal);
 - a cyclic group's steps all go to the chef its first step went to;
 - the first run of a step that discovers its inputs goes to a local chef
   when there is one; without one it is sent the project's files;
@@ -67,6 +71,7 @@ class Dispatcher:
         self._tools: dict[str, frozenset[str]] = {}  # rule -> its tools
         self._packed: dict[str, frozenset[str]] = {}  # rule -> its pack's tools
         self._tree: dict[str, str] | None = None   # the project's files, once per build
+        self._taught: dict[str, set[str]] = {}     # remote chef -> programs sent it, this build
 
     def check_tools(self, bp: BuildPlan) -> None:
         """Federated, planning fails only on a pack tool that neither we nor
@@ -104,9 +109,11 @@ class Dispatcher:
         self._new_build(b)
         if not b.waiting:
             return
+        for name in [n for n in self._taught if self.chefs.get(n) is None]:
+            del self._taught[name]                 # a chef lost: one back has forgotten
         # live: one silent past its lease while no build ran is not dropped until a tick
-        cands = [Candidate(c, self.pod_of(c), not self.is_remote(c), self._offers(c))
-                 for c in self.chefs.live() if self.trusted(c)]
+        cands = [Candidate(c, self.pod_of(c), not self.is_remote(c), self._offers(c),
+                           self._taught_to(c)) for c in self.chefs.live() if self.trusted(c)]
         half = [c for c in cands if c.chef.space >= min(c.chef.slots * WINDOW_PER_SLOT // 2,
                                                         b.waiting)]
         room = sum(c.chef.space for c in half)
@@ -150,7 +157,9 @@ class Dispatcher:
             files, origin = {}, ""
             if remote:
                 pod, origin = self.pod_of(chef), self.fed.pod
+                taught = self._taught.setdefault(chef.name, set())
                 for job, manifest in remote:
+                    taught |= self.tools_of(b, job) - self._packed[job.step.rule.name]
                     files[job.step.id] = manifest.files
                     self._sent[(job.step.id, job.attempt)] = (pod, manifest)
                     if self.fed.offers is not None:
@@ -165,6 +174,7 @@ class Dispatcher:
         if self._build == b.id:
             return
         self._build, self._pins, self._avoid, self._tree = b.id, {}, {}, None
+        self._taught = {}
         self._prints.clear()
         self._looked.clear()
         self._sent.clear()
@@ -175,6 +185,10 @@ class Dispatcher:
         if not self.is_remote(c):          # our own chefs: our PATH
             return self._prints            # (filled in as steps' tools are looked for)
         return offers_of(c)
+
+    def _taught_to(self, c: ChefInfo) -> frozenset[str] | None:
+        """The programs runs we sent this remote chef start (None: ours)."""
+        return frozenset(self._taught.get(c.name, ())) if self.is_remote(c) else None
 
     def _own_prints(self, tools) -> dict[str, str]:
         """Our pod's fingerprints of these tools (those found on our PATH)."""
@@ -211,10 +225,10 @@ class Dispatcher:
             only = frozenset(c.chef.name for c in cands if c.local)
         manifest = (self._manifest(b, job) if remote and only is None
                     or (only and not self._all_local(only)) else None)
-        unannounced = frozenset(tools - self._packed[job.step.rule.name] - announced)
+        programs = frozenset(tools - self._packed[job.step.rule.name])
         return Need(frozenset(tools), prints, manifest.sizes if manifest else {},
                     avoid=frozenset(self._avoid.get(sid, ())), only=only,
-                    unannounced=unannounced), manifest
+                    unannounced=programs - announced, programs=programs), manifest
 
     def _all_local(self, names) -> bool:
         return not any(self.is_remote(self.chefs.get(n)) for n in names)
@@ -230,11 +244,34 @@ class Dispatcher:
         return step_manifest(self.root, job, record, b.scheduler.digest, extra)
 
     # -- results --------------------------------------------------------------------------
-    def refused(self, reply) -> list[tuple[str | None, str, str | None]]:
-        """A chef's answer to a run: the steps it refused, why, and the chef."""
+    def refused(self, reply, b: BuildRun | None = None
+                ) -> list[tuple[str | None, str, str | None]]:
+        """A chef's answer to a run: the steps it refused, why, and the chef
+        (a step refused for lacking a program another chef may have is sent
+        again, to one of those: not returned)."""
         chef, _ = self.batches.answered(reply.token) or (None, [])
-        return [(rej.get("id"), f"chef {chef} refused it: {rej.get('reason')}", chef)
-                for rej in reply.data.get("rejected", [])]
+        failed = []
+        for rej in reply.data.get("rejected", []):
+            sid, why = rej.get("id"), str(rej.get("reason"))
+            if b is not None and b.is_job(sid) and self._elsewhere(b, sid, chef, why):
+                self.chefs.settled(chef, sid)
+                b.resend(sid)
+                continue
+            failed.append((sid, f"chef {chef} refused it: {why}", chef))
+        return failed
+
+    def _elsewhere(self, b: BuildRun, sid: str, chef: str | None, why: str) -> bool:
+        """The chef refused the step for lacking one of its programs (the
+        refusal names it), and another live chef lists it or was not told of it."""
+        job = b.job(sid)
+        if self.fed is None or job is None:
+            return False
+        lacked = {p for p in self.tools_of(b, job) - self._packed[job.step.rule.name]
+                  if repr(p) in why}
+        return bool(lacked) and any(
+            all(p in self._offers(c) or (self.is_remote(c) and p not in self._taught.get(
+                c.name, ())) for p in lacked)
+            for c in self.chefs.live() if c.name != chef and self.trusted(c))
 
     def unanswered(self, reply) -> list[tuple[str | None, str, str | None]]:
         """A run no chef answered: its steps fail, unless its chef's lease

@@ -38,6 +38,7 @@ class Need:
     # and a chef fingerprints a program once a run starts it (pack tools: never)
     unannounced: frozenset[str] = frozenset()
     only: frozenset[str] | None = None        # chefs it may go to (None: any)
+    programs: frozenset[str] = frozenset()    # its tools that are programs, not pack tools
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,9 @@ class Candidate:
     pod: str
     local: bool
     offers: Mapping[str, str | None] = field(default_factory=dict)   # tool -> fingerprint
+    # the programs runs sent to this remote chef started, which it has learnt
+    # and lists if it has them (None: not known; then only unannounced ones go)
+    taught: frozenset[str] | None = None
 
 
 def offers_of(chef: ChefInfo) -> dict[str, str | None]:
@@ -65,7 +69,7 @@ def unfit(c: Candidate, need: Need) -> str | None:
         return "its group runs on another chef"
     for tool in sorted(need.tools):
         if tool not in c.offers:
-            if not c.local and tool in need.unannounced:
+            if not c.local and (tool in need.unannounced or untaught(c, need, tool)):
                 continue
             return f"chef {c.chef.name} lacks {tool}"
         want, got = need.prints.get(tool), c.offers[tool]
@@ -73,6 +77,13 @@ def unfit(c: Candidate, need: Need) -> str | None:
             return (f"chef {c.chef.name} has another {tool} (fingerprint {got[:19]}, "
                     f"the build needs {want[:19]})")
     return None
+
+
+def untaught(c: Candidate, need: Need, tool: str) -> bool:
+    """A program of the step no run has told this chef of yet: it cannot
+    list it, so it is not known to lack it (another chef listing it says
+    nothing of this one)."""
+    return c.taught is not None and tool in need.programs and tool not in c.taught
 
 
 def queue_s(c: Candidate, extra: int = 0) -> float:

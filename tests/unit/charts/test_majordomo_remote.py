@@ -115,10 +115,20 @@ def test_steps_go_where_they_cost_least_queue_and_missing_bytes(fed, tmp_path):
 def test_a_chef_lacking_the_tool_is_never_chosen(fed, tmp_path):
     project(tmp_path / "project")
     f = fed()
-    lacking = f.chef("b1", "pod-b", prints={"cc": "X"})                 # idle, but no tr
+    # idle, but no tr: told of it by a run, it refuses the steps naming tr
+    lacking = f.chef("b1", "pod-b", prints={"cc": "X"}, lacks=("tr",))
     having = f.chef("c1", "pod-c", prints=TR, queued=50)
     assert f.pod.build().done()["ok"]
     assert lacking.steps_run() == [] and sorted(having.steps_run()) == STEPS
+
+
+def test_a_chef_pod_that_joins_later_gets_steps_whose_program_another_listed(fed, tmp_path):
+    project(tmp_path / "project")
+    f = fed()
+    f.chef("b1", "pod-b", prints=TR, queued=50)                     # lists tr, 50 s of queue
+    newcomer = f.chef("c1", "pod-c", prints={"cc": "X"})            # no run told it of tr yet
+    assert f.pod.build().done()["ok"]
+    assert sorted(newcomer.steps_run()) == STEPS
 
 
 def test_a_program_no_chef_has_listed_yet_may_go_to_any_remote_chef(fed, tmp_path):
@@ -423,3 +433,14 @@ def test_a_chef_silent_past_its_lease_between_builds_is_given_nothing(fed, tmp_p
     c = f.chef("c1", "pod-c", prints=TR, queued=50)  # busy: idle b1 would look cheaper
     assert f.pod.build().done()["ok"]
     assert b.steps_run() == [] and sorted(c.steps_run()) == STEPS
+
+
+def test_a_step_refused_for_a_missing_program_no_other_chef_has_fails_naming_it(fed, tmp_path):
+    project(tmp_path / "project")
+    f = fed()
+    f.chef("b1", "pod-b", prints={"cc": "X"}, lacks=("tr",))
+    f.chef("c1", "pod-c", prints={"cc": "X"}, lacks=("tr",))
+    build = f.pod.build()
+    assert not build.done()["ok"]
+    fails = build.of("fail")
+    assert fails and all("no program 'tr'" in ev["reason"] for ev in fails), fails

@@ -142,3 +142,18 @@ def test_a_program_no_chef_announced_may_go_to_a_remote_chef_but_not_to_ours():
     need = Need(tools=frozenset({"gen"}), unannounced=frozenset({"gen"}))
     assert choose([remote, local], need, OwnerMap(), no_rate) is remote
     assert why_none([local], need) == "chef a1 lacks gen"      # we looked on our PATH
+
+
+def test_a_program_another_chef_lists_may_go_to_a_chef_no_run_told_of_it():
+    # pod-b ran `gen` and lists it; pod-c was never sent a step that runs it,
+    # so it cannot list it yet: it is not known to lack it
+    lister = cand("b1", "pod-b", prints={"gen": "sha256:" + "1" * 64}, tools=["gen"])
+    new = Candidate(cand("c1", "pod-c").chef, "pod-c", False, {}, taught=frozenset())
+    need = Need(tools=frozenset({"gen"}), programs=frozenset({"gen"}))
+    assert choose([new], need, OwnerMap(), no_rate) is new
+    assert choose([lister, new], need, OwnerMap(), no_rate) is lister      # a tie: by name
+    # told of it (a run that starts it was sent) and still not listing it: it lacks it
+    told = Candidate(new.chef, "pod-c", False, {}, taught=frozenset({"gen"}))
+    assert why_none([told], need) == "chef c1 lacks gen"
+    # a chef whose runs are not tracked (taught None) lacks an unlisted program
+    assert why_none([cand("d1", "pod-d")], need) == "chef d1 lacks gen"
