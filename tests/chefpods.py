@@ -4,6 +4,7 @@ keys, discovery cache), logged in as the chef role, serving its store on
 127.0.0.1.  No directory is shared between pods."""
 from __future__ import annotations
 
+import shutil
 import signal
 import subprocess
 import sys
@@ -34,6 +35,7 @@ PROJECT = {
     **SOURCES,
 }
 STOP_S = 15.0              # seconds a chef pod gets to stop on SIGTERM
+BUILD_S = 120.0            # seconds a one-machine reference build may take
 
 
 class ChefPod:
@@ -89,3 +91,15 @@ def tree(root) -> dict[str, bytes]:
     """The project's files as a user sees them (the state dir left out)."""
     return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*"))
             if p.is_file() and ".computepods" not in p.relative_to(root).parts}
+
+
+def one_machine_build(place: Path, files: Mapping[str, str]) -> dict[str, bytes]:
+    """The tree a one-machine `cpod build` of the project `files` leaves at
+    `place` (its state dir left out): what a federation must leave too."""
+    from cpodrun import write
+    root = write(place, dict(files))
+    run = subprocess.run([sys.executable, "-m", "computepods.cli", "-C", str(root), "build"],
+                         capture_output=True, text=True, timeout=BUILD_S)
+    assert run.returncode == 0, run.stderr
+    shutil.rmtree(root / ".computepods")
+    return tree(root)

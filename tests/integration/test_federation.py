@@ -5,9 +5,6 @@ SFTP on 127.0.0.1.  No directory is shared between them: every byte a step
 reads or makes moves by hash over SFTP."""
 from __future__ import annotations
 
-import shutil
-import subprocess
-import sys
 
 import pytest
 
@@ -15,20 +12,11 @@ from computepods.bus.auth import MAJORDOMO
 from computepods.bus.client import request_build
 from computepods.charts.majordomo import MajorDomo
 from computepods.pod.pod import Pod, PodOptions
-from chefpods import PROJECT, ChefPod, tree
+from chefpods import PROJECT, ChefPod, one_machine_build, tree
 from cpodrun import write
 from helpers import wait_for
 
 UP_S = 30.0                # seconds the pods get to hear each other
-
-
-def one_machine_build(tmp_path) -> dict[str, bytes]:
-    root = write(tmp_path / "alone", PROJECT)
-    run = subprocess.run([sys.executable, "-m", "computepods.cli", "-C", str(root), "build"],
-                         capture_output=True, text=True, timeout=120)
-    assert run.returncode == 0, run.stderr
-    shutil.rmtree(root / ".computepods")
-    return tree(root)
 
 
 @pytest.fixture
@@ -64,7 +52,7 @@ def moved(a: Pod) -> tuple[int, int]:
 
 def test_a_build_on_chef_pods_leaves_the_tree_a_one_machine_build_would(pods, tmp_path):
     a, b, c = pods
-    expected = one_machine_build(tmp_path)
+    expected = one_machine_build(tmp_path / "alone", PROJECT)
     assert request_build(a.bridge, [], a.root) == 0, b.output() + c.output()
     assert tree(a.root) == expected
     held = {pod: n for pod, (n, _) in a.federation.owners.by_pod().items()}

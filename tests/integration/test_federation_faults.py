@@ -7,10 +7,7 @@ step no live chef can run fails naming its program."""
 from __future__ import annotations
 
 import queue
-import shutil
 import signal
-import subprocess
-import sys
 from collections import Counter
 
 import pytest
@@ -21,7 +18,7 @@ from computepods.bus.client import request_build
 from computepods.chef.scratch import SCRATCH_DIR
 from computepods.charts.majordomo import MajorDomo
 from computepods.pod.pod import Pod, PodOptions
-from chefpods import ChefPod
+from chefpods import ChefPod, one_machine_build
 from cpodrun import write
 from helpers import wait_for
 from integration.test_federation import tree
@@ -67,15 +64,6 @@ ONLY_ON_B = project(f"sleep {STEP_S} && tr a-z A-Z < {{in}} > {{out}}", """
         outputs = ["b/%.txt"]
         command = "onlyonb {in} > {out}"
     """)
-
-
-def one_machine_build(tmp_path, files) -> dict[str, bytes]:
-    root = write(tmp_path / "alone", files)
-    run = subprocess.run([sys.executable, "-m", "computepods.cli", "-C", str(root), "build"],
-                         capture_output=True, text=True, timeout=120)
-    assert run.returncode == 0, run.stderr
-    shutil.rmtree(root / ".computepods")
-    return tree(root)
 
 
 class Build:
@@ -176,7 +164,7 @@ def landings_left(a: Pod) -> list[str]:
 
 
 def test_a_chef_pod_killed_mid_build_leaves_the_build_to_a_and_c(three_pods, tmp_path):
-    expected = one_machine_build(tmp_path, SLOW)
+    expected = one_machine_build(tmp_path / "alone", SLOW)
     a, b, c = three_pods(SLOW)
 
     def kill_b(ev: dict) -> None:

@@ -8,9 +8,6 @@ from __future__ import annotations
 
 import concurrent.futures
 import queue
-import shutil
-import subprocess
-import sys
 import threading
 import time
 
@@ -27,7 +24,7 @@ from computepods.cli.cpod import main
 from computepods.pod.member import FIND_POD_S
 from computepods.pod.pod import Pod, PodOptions
 from computepods.project.model import Rule
-from chefpods import ChefPod
+from chefpods import ChefPod, one_machine_build, tree
 from cpodrun import write
 from federation import ConfiguredServer, env_file
 from helpers import wait_for
@@ -60,20 +57,6 @@ def project(stems: str) -> dict[str, str]:
         """.replace("ALL_INPUTS", ", ".join(f'"out/{n}.txt"' for n in stems)),
         **{f"src/{n}.txt": f"{n} is for {n * 3}\n" for n in stems},
     }
-
-
-def tree(root) -> dict[str, bytes]:
-    """The project's files as a user sees them (the state dir left out)."""
-    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*"))
-            if p.is_file() and ".computepods" not in p.relative_to(root).parts}
-
-
-def one_machine_build(root) -> dict[str, bytes]:
-    run = subprocess.run([sys.executable, "-m", "computepods.cli", "-C", str(root), "build"],
-                         capture_output=True, text=True, timeout=BUILD_S)
-    assert run.returncode == 0, run.stderr
-    shutil.rmtree(root / ".computepods")
-    return tree(root)
 
 
 def users_written(conf) -> BusUsers:
@@ -135,7 +118,7 @@ def shared(tmp_path, monkeypatch):
 def test_one_chef_pod_builds_two_namespaces_projects_at_once_each_as_one_machine_would(
         shared, tmp_path):
     pods, chef = shared
-    expected = {ns: one_machine_build(write(tmp_path / f"alone-{ns}", project(STEMS[ns])))
+    expected = {ns: one_machine_build(tmp_path / f"alone-{ns}", project(STEMS[ns]))
                 for ns in NAMESPACES}
     heard = {ns: Heard(pod.bridge, m.PODS_HELLO, m.CHEF_RUN, m.STEP_RESULTS)
              for ns, pod in pods.items()}
