@@ -4,9 +4,9 @@
 (env CP_SFTP_HOST_KEY) on ``cpod build``, ``up`` and ``chef``: the pod
 starts no SFTP server of its own and announces that sshd instead
 (computepods/transfer/sshd.py).  ``cpod sftp-keys [--namespace NS]`` is
-that sshd's ``AuthorizedKeysCommand``: it prints one line per client key
-of the pods in the discovery cache (unexpired, from authenticated hellos),
-and nothing else.
+that sshd's ``AuthorizedKeysCommand``: it prints one authorized_keys line
+(``restrict KEY``) per client key of the pods in the discovery cache
+(unexpired, from authenticated hellos), and nothing else.
 
 Only the standard library at import: every cpod start builds the parser.
 """
@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from computepods.transfer.sshd import SshdServing
 
 SSHD_ENV, HOST_KEY_ENV = "CP_SFTP_SSHD", "CP_SFTP_HOST_KEY"   # as in transfer/sshd.py
+KEY_OPTIONS = "restrict"      # authorized_keys: no forwarding, pty or rc, whatever sshd_config says
 DEFAULT_HOST_KEY = "/etc/ssh/ssh_host_ed25519_key.pub"   # for --help; transfer/sshd.py reads it
 
 
@@ -63,5 +64,5 @@ def cmd_sftp_keys(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
     lines = [hello["client_key"] for ns in dict.fromkeys(args.namespaces or [DEFAULT_NAMESPACE])
              for hello in known_pods(ns)]
     for key in unique_keys(lines):
-        out.write(key + "\n")
+        out.write(f"{KEY_OPTIONS} {key}\n")
     return 0

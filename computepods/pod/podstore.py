@@ -31,7 +31,7 @@ from computepods.transfer.endpoint import Endpoint
 from computepods.transfer.keys import PodKeys
 from computepods.transfer.pull import Puller
 from computepods.transfer.server import StoreServer
-from computepods.transfer.sshd import SshdServing
+from computepods.transfer.sshd import SshdServing, chroot_problem
 from computepods.transfer.store import ContentStore
 
 log = logging.getLogger("computepods.federation")
@@ -64,6 +64,11 @@ class PodStore:
         try:
             self.keys = PodKeys.load_or_create(self._keys_dir)
             self.store = ContentStore(self._store_dir)
+            if self.sshd is not None and (problem := chroot_problem(self._store_dir)):
+                log.warning("the system sshd is to serve our store %s, but would refuse to"
+                            " chroot into it: %s (sshd's ChrootDirectory and every directory"
+                            " above it must be root's and written by no one else)",
+                            self._store_dir, problem)
             if self.sshd is None:
                 self.server = StoreServer(self.store, self.keys, self.authorized,
                                           lookup=self._lookup, host=self._host,

@@ -13,7 +13,34 @@ into the store serves as is.
 Who may log in is still the pods heard in live, authenticated hellos:
 sshd asks ``cpod sftp-keys`` (its ``AuthorizedKeysCommand``), which prints
 the client keys of the discovery cache.  :func:`sshd_config_block` is the
-``sshd_config`` a pod needs (docs/architecture.md §6).
+``sshd_config`` a pod needs (docs/architecture.md §6); for a pod run by
+``builder`` whose store is ``/srv/cp/builder``::
+
+    Match User builder
+        AuthenticationMethods publickey
+        PasswordAuthentication no
+        KbdInteractiveAuthentication no
+        AuthorizedKeysFile none
+        AuthorizedKeysCommand /usr/local/bin/cpod sftp-keys --namespace cp
+        AuthorizedKeysCommandUser builder
+        ChrootDirectory /srv/cp/builder
+        ForceCommand internal-sftp -R
+        AllowTcpForwarding no
+        X11Forwarding no
+        PermitTTY no
+
+sshd runs the command as ``AuthorizedKeysCommandUser`` with HOME set and
+no XDG_CACHE_HOME, so that user must be the pod's, whose
+``~/.cache/computepods/pods-<ns>.json`` it reads.  sshd chroots only into a
+directory that, like every directory above it, is root's and written by
+no one else (:func:`chroot_problem`; the pod warns at start): the store's
+own directory is root's, its ``sha256/`` the pod user's, e.g.
+``install -d -m 755 /srv/cp/builder; install -d -o builder
+/srv/cp/builder/sha256`` and the pod's store a link to it (the user's pod
+keeps its store at ``.computepods/store``, a chef pod under its
+workspace's ``store``).  What the store holds is the sha256-named files
+only; the user's pod copies into it the tree files it offers, which its
+own server would have served from the tree.
 """
 from __future__ import annotations
 
@@ -85,7 +112,7 @@ def sshd_serving(given: str | None, host_key_file: str | Path | None = None
 def chroot_problem(directory: Path) -> str | None:
     """Why sshd would refuse ``directory`` as a ChrootDirectory, or None:
     it and every directory above it must be root's and written by no one else."""
-    path = Path(os.path.abspath(directory))
+    path = Path(os.path.realpath(directory))      # sshd is given the real path
     for part in (path, *path.parents):
         try:
             st = os.stat(part)
@@ -119,7 +146,7 @@ Match User {user}
     AuthorizedKeysFile none
     AuthorizedKeysCommand {keys_command}
     AuthorizedKeysCommandUser {keys_user or user}
-    ChrootDirectory {os.path.abspath(store_dir)}
+    ChrootDirectory {os.path.realpath(store_dir)}
     ForceCommand internal-sftp -R
     AllowTcpForwarding no
     AllowStreamLocalForwarding no

@@ -65,10 +65,11 @@ def test_sftp_keys_prints_each_live_pods_client_key_once_of_the_namespaces_asked
     remember_pods("other", [hello_of("d")])
     out = io.StringIO()
     assert cmd_sftp_keys(argparse.Namespace(namespaces=None), out) == 0
-    assert out.getvalue() == fake_key("client:b") + "\n"
+    assert out.getvalue() == f"restrict {fake_key('client:b')}\n"
     out = io.StringIO()
     cmd_sftp_keys(argparse.Namespace(namespaces=["other", "cp"]), out)
-    assert out.getvalue().splitlines() == [fake_key("client:d"), fake_key("client:b")]
+    assert out.getvalue().splitlines() == [f"restrict {fake_key('client:d')}",
+                                           f"restrict {fake_key('client:b')}"]
 
 
 def test_unique_keys_drops_comments_repeats_and_what_is_not_a_key():
@@ -104,6 +105,14 @@ def test_a_pod_store_served_by_sshd_starts_no_server_and_announces_that_sshd(tmp
         assert shared.moved_out() == 0
     finally:
         shared.stop()
+
+
+def test_a_store_sshd_could_not_chroot_into_is_warned_of_at_start(tmp_path, caplog):
+    os.chmod(tmp_path, 0o777)
+    sshd = SshdServing("127.0.0.1", 2022, fake_key("sshd"))
+    with caplog.at_level("WARNING", logger="computepods.federation"):
+        PodStore(tmp_path / "keys", tmp_path / "store", ["cp"], sshd=sshd).start().stop()
+    assert "would refuse to chroot into it" in caplog.text      # the store, or tmp_path above
 
 
 def test_offers_a_sshd_serves_are_copied_into_the_store_once(tmp_path):
