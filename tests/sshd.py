@@ -96,7 +96,7 @@ LogLevel VERBOSE
 
     def serving(self) -> SshdServing:
         """What the pod's --sftp-sshd 127.0.0.1:PORT --sftp-host-key FILE make."""
-        return SshdServing("127.0.0.1", self.port, self.host_public)
+        return SshdServing("127.0.0.1", self.port, self.host_public, self.user)
 
     def log(self) -> str:
         return (self.home / "sshd.log").read_text(errors="replace")

@@ -27,9 +27,11 @@ DEFAULT_HOST_KEY = "/etc/ssh/ssh_host_ed25519_key.pub"   # for --help; transfer/
 
 def add_sshd_arguments(parser: argparse.ArgumentParser) -> None:
     """--sftp-sshd and --sftp-host-key on a pod's subcommand."""
-    parser.add_argument("--sftp-sshd", metavar="HOST:PORT", default=os.environ.get(SSHD_ENV),
+    parser.add_argument("--sftp-sshd", metavar="[USER@]HOST:PORT",
+                        default=os.environ.get(SSHD_ENV),
                         help="serve this pod's store through the system's sshd there instead "
-                             "of a server of its own: sshd chrooted into the store, "
+                             "of a server of its own, pods logging in as USER (default: "
+                             "ours): sshd chrooted into the store, "
                              f"`cpod sftp-keys` its AuthorizedKeysCommand (env {SSHD_ENV})")
     parser.add_argument("--sftp-host-key", metavar="FILE",
                         default=os.environ.get(HOST_KEY_ENV),

@@ -52,6 +52,7 @@ from typing import Iterable
 from computepods.errors import UsageError
 from computepods.transfer.endpoint import Endpoint
 from computepods.transfer.keys import key_from_line
+from computepods.transfer.pull import local_user
 
 DEFAULT_HOST_KEY = Path("/etc/ssh/ssh_host_ed25519_key.pub")
 HOST_KEY_ENV = "CP_SFTP_HOST_KEY"
@@ -74,10 +75,11 @@ class SshdServing:
     host: str
     port: int
     host_key: str                # OpenSSH public line, comment left out
+    user: str | None = None      # the login sshd lets pods in as (its Match User)
 
     def endpoint(self, pod: str) -> Endpoint:
         """What our hello announces."""
-        return Endpoint(pod, self.host, self.port, self.host_key)
+        return Endpoint(pod, self.host, self.port, self.host_key, self.user)
 
 
 def read_host_key(path: Path) -> str:
@@ -97,16 +99,20 @@ def read_host_key(path: Path) -> str:
 
 def sshd_serving(given: str | None, host_key_file: str | Path | None = None
                  ) -> SshdServing | None:
-    """``--sftp-sshd HOST:PORT`` with its host key file; None when not given."""
+    """``--sftp-sshd [USER@]HOST:PORT`` with its host key file; None when not
+    given.  USER is the login the pods pull as (default: ours)."""
     if not given:
         return None
-    host, sep, port = given.rpartition(":")
+    user, at, address = given.rpartition("@")
+    if at and not user:
+        raise UsageError(f"--sftp-sshd {given!r}: nothing before '@' (want USER@HOST:PORT)")
+    host, sep, port = address.rpartition(":")
     host = host.strip("[]")
     if not sep or not host or not port.isdigit() or not 0 < int(port) <= MAX_PORT:
-        raise UsageError(f"--sftp-sshd {given!r}: want HOST:PORT, the address other pods "
+        raise UsageError(f"--sftp-sshd {given!r}: want [USER@]HOST:PORT, where other pods "
                          f"reach this host's sshd at (port 1 to {MAX_PORT})")
     key = read_host_key(Path(host_key_file) if host_key_file else DEFAULT_HOST_KEY)
-    return SshdServing(host, int(port), key)
+    return SshdServing(host, int(port), key, user or local_user())
 
 
 def chroot_problem(directory: Path) -> str | None:

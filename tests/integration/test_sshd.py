@@ -56,7 +56,9 @@ def served(base, tmp_path, nats_server, monkeypatch):
     a = b = None
     try:
         sshd.start()
-        b = ChefPod(tmp_path / "podB", nats_server.url, nats_server.users, "podB")
+        # B's own login name is not the one A's sshd takes: it logs in as A's hello says
+        b = ChefPod(tmp_path / "podB", nats_server.url, nats_server.users, "podB",
+                    env={"LOGNAME": "not-a-user", "USER": "not-a-user"})
         a = Pod(root, PodOptions(nats_url=nats_server.url, federate=True, chefs=0, slots=2,
                                  sftp_sshd=sshd.serving())).start()
         md = next(c for c in a.charts if isinstance(c, MajorDomo))
@@ -79,7 +81,7 @@ def test_a_chef_pod_builds_from_a_store_the_system_sshd_serves(served):
     a, b, sshd = served
     hello = a.member.hello()
     assert a.member.server is None                      # no server of A's own
-    assert hello.sftp == Endpoint(a.pod_id, "127.0.0.1", sshd.port, sshd.host_public)
+    assert hello.sftp == Endpoint(a.pod_id, "127.0.0.1", sshd.port, sshd.host_public, sshd.user)
 
     assert request_build(a.bridge, [], a.root) == 0, b.output()[-2000:] + sshd.log()[-2000:]
     assert {p: t for p, t in tree(a.root).items() if p.startswith("out/")} == expected_outputs()
@@ -95,11 +97,11 @@ def test_sshd_refuses_a_key_no_pod_announced_and_the_puller_a_host_key_not_annou
         served, tmp_path):
     a, _, sshd = served
     stranger = PodKeys.load_or_create(tmp_path / "stranger")
-    at = Endpoint(a.pod_id, "127.0.0.1", sshd.port, sshd.host_public)
+    at = Endpoint(a.pod_id, "127.0.0.1", sshd.port, sshd.host_public, sshd.user)
     with pytest.raises(TransferError, match="refused our client key"):
         connect(at, stranger).close()
 
-    wrong = Endpoint(a.pod_id, "127.0.0.1", sshd.port, stranger.host_public)
+    wrong = Endpoint(a.pod_id, "127.0.0.1", sshd.port, stranger.host_public, sshd.user)
     puller = Puller(ContentStore(tmp_path / "c-store"), stranger, {a.pod_id: wrong}.get)
     try:
         with pytest.raises(HostKeyRefused, match="not .* that its hello announced"):

@@ -11,13 +11,15 @@ import os
 import pytest
 
 from computepods.cli.sftpkeys import cmd_sftp_keys, sshd_from_args
-from computepods.errors import UsageError
+from computepods.errors import MalformedMessage, UsageError
+from computepods.federation.hello import PodHello
 from computepods.federation.cachefile import remember_pods
 from computepods.federation.offer import StoringOffers
 from computepods.pod.podstore import PodStore
 from computepods.transfer.endpoint import Endpoint
 from computepods.transfer.sshd import (SshdServing, chroot_problem, read_host_key,
                                        sshd_config_block, sshd_serving, unique_keys)
+from computepods.transfer.pull import local_user
 from computepods.transfer.store import ContentStore
 from podhellos import fake_key, hello_of
 
@@ -29,17 +31,18 @@ def host_key_file(tmp_path, comment: str = "root@host"):
 
 
 def test_sftp_sshd_names_the_endpoint_and_the_host_key_file_its_key(tmp_path):
-    got = sshd_serving("10.0.0.5:2222", host_key_file(tmp_path))
-    assert got == SshdServing("10.0.0.5", 2222, fake_key("sshd"))       # comment left out
-    assert got.endpoint("podA") == Endpoint("podA", "10.0.0.5", 2222, fake_key("sshd"))
+    got = sshd_serving("builder@10.0.0.5:2222", host_key_file(tmp_path))
+    assert got == SshdServing("10.0.0.5", 2222, fake_key("sshd"), "builder")  # comment left out
+    assert got.endpoint("podA") == Endpoint("podA", "10.0.0.5", 2222, fake_key("sshd"), "builder")
     assert sshd_serving("[::1]:22", host_key_file(tmp_path)).host == "::1"
+    assert sshd_serving("h:22", host_key_file(tmp_path)).user == local_user()   # ours
     assert sshd_serving(None) is None and sshd_serving("") is None
 
 
 @pytest.mark.parametrize("given", ["10.0.0.5", "10.0.0.5:", ":22", "host:0", "host:65536",
-                                   "host:ssh"])
+                                   "host:ssh", "@host:22", "u@host"])
 def test_an_sftp_sshd_that_is_not_host_and_port_is_refused_by_name(tmp_path, given):
-    with pytest.raises(UsageError, match=f"--sftp-sshd {given!r}: want HOST:PORT"):
+    with pytest.raises(UsageError, match=f"--sftp-sshd {given!r}: "):
         sshd_serving(given, host_key_file(tmp_path))
 
 
@@ -53,7 +56,7 @@ def test_a_host_key_file_missing_or_without_a_key_says_which_and_what_to_give(tm
 
 def test_the_options_give_the_serving_sshd_or_none(tmp_path):
     args = argparse.Namespace(sftp_sshd="127.0.0.1:2022", sftp_host_key=str(host_key_file(tmp_path)))
-    assert sshd_from_args(args) == SshdServing("127.0.0.1", 2022, fake_key("sshd"))
+    assert sshd_from_args(args) == SshdServing("127.0.0.1", 2022, fake_key("sshd"), local_user())
     assert sshd_from_args(argparse.Namespace(sftp_sshd=None, sftp_host_key=None)) is None
 
 
@@ -70,6 +73,18 @@ def test_sftp_keys_prints_each_live_pods_client_key_once_of_the_namespaces_asked
     cmd_sftp_keys(argparse.Namespace(namespaces=["other", "cp"]), out)
     assert out.getvalue().splitlines() == [f"restrict {fake_key('client:d')}",
                                            f"restrict {fake_key('client:b')}"]
+
+
+def test_a_hello_says_which_login_its_sshd_takes_and_a_bad_one_is_refused():
+    hello = hello_of("a")
+    sshd = SshdServing("127.0.0.1", 2022, fake_key("sshd"), "builder")
+    with_user = PodHello(**{**hello.__dict__, "sftp": sshd.endpoint("a")}).to_dict()
+    assert with_user["sftp"]["user"] == "builder"
+    assert PodHello.from_dict(with_user).sftp.user == "builder"
+    assert "user" not in hello.to_dict()["sftp"] and PodHello.from_dict(hello.to_dict()).sftp.user is None
+    for bad in ("root;rm", "", 7, "x" * 40):
+        with pytest.raises(MalformedMessage, match="sftp.user must be a login name"):
+            PodHello.from_dict({**with_user, "sftp": {**with_user["sftp"], "user": bad}})
 
 
 def test_unique_keys_drops_comments_repeats_and_what_is_not_a_key():
