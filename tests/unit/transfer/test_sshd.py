@@ -144,3 +144,16 @@ def test_offers_a_sshd_serves_are_copied_into_the_store_once(tmp_path):
     offers.offer({"src/a.txt": sha})
     assert os.stat(store.path(sha)).st_ino == first                 # not copied again
     assert offers.lookup(sha) == tmp_path / "src/a.txt"
+
+
+@pytest.mark.parametrize("command", [["build"], ["up"], ["chef"]])
+def test_build_up_and_chef_take_the_sshd_options_or_their_environment(
+        tmp_path, monkeypatch, command):
+    from computepods.cli.cpod import build_parser
+    key = host_key_file(tmp_path)
+    args = build_parser().parse_args([*command, "--sftp-sshd", "b@h:2022",
+                                      "--sftp-host-key", str(key)])
+    assert sshd_from_args(args) == SshdServing("h", 2022, fake_key("sshd"), "b")
+    monkeypatch.setenv("CP_SFTP_SSHD", "h:2200")
+    monkeypatch.setenv("CP_SFTP_HOST_KEY", str(key))
+    assert sshd_from_args(build_parser().parse_args(command)).port == 2200
