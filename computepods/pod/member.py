@@ -250,5 +250,8 @@ class Member:
     def _on_pod(self, pod: str, hello: PodHello | None) -> None:
         if hello is not None and self.cache is not None:
             self.cache.post(m.CACHE_FILE_WRITE, WriteCache({pod: hello.to_dict()}))
+        elif self.cache is not None and self.shared is not None and self.shared.sshd is not None:
+            # the system sshd lets in the pods `cpod sftp-keys` reads here: the live ones
+            self.cache.post(m.CACHE_FILE_WRITE, WriteCache({pod: None}))
         if self.options.on_pod is not None:
             self.options.on_pod(pod, hello)

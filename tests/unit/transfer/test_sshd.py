@@ -157,3 +157,23 @@ def test_build_up_and_chef_take_the_sshd_options_or_their_environment(
     monkeypatch.setenv("CP_SFTP_SSHD", "h:2200")
     monkeypatch.setenv("CP_SFTP_HOST_KEY", str(key))
     assert sshd_from_args(build_parser().parse_args(command)).port == 2200
+
+
+class _Posts:
+    def __init__(self):
+        self.posted = []
+
+    def post(self, signal, payload):
+        self.posted.append(payload.entries)
+
+
+@pytest.mark.parametrize("sshd", [None, SshdServing("127.0.0.1", 2022, fake_key("sshd"), "b")])
+def test_a_pod_gone_silent_leaves_the_cache_sshd_reads_at_once(tmp_path, sshd):
+    from computepods.pod.member import Member, MemberOptions
+    member = Member(None, MemberOptions("podA", "majordomo", tmp_path / "keys", tmp_path / "s"),
+                    shared=PodStore(tmp_path / "keys", tmp_path / "s", ["cp"], sshd=sshd))
+    member.cache = _Posts()
+    member._on_pod("podB", hello_of("podB"))
+    member._on_pod("podB", None)
+    assert member.cache.posted == [{"podB": hello_of("podB").to_dict()}] + \
+        ([{"podB": None}] if sshd else [])       # our own server asks the roster, not the cache
