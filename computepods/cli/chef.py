@@ -130,6 +130,7 @@ def cmd_chef(cwd: Path, args) -> int:
 def _join(args, bridge, workspace, pod: str, name: str, slots: int, chef):
     """The chef pod's Member: its hellos, its store served over SFTP, and
     the Puller its chef fetches other pods' files with."""
+    from computepods.cli.sftpkeys import sshd_from_args
     from computepods.pod.federated import join_as_chef_pod
 
     def tools() -> dict[str, str]:
@@ -137,7 +138,7 @@ def _join(args, bridge, workspace, pod: str, name: str, slots: int, chef):
     return join_as_chef_pod(bridge, workspace, pod, namespace=args.namespace,
                             bus_urls=_bus_urls(args),
                             sftp=args.sftp, slots=slots, chefs=lambda: [name], tools=tools,
-                            chart_kw={"live_trace": args.trace})
+                            chart_kw={"live_trace": args.trace}, sshd=sshd_from_args(args))
 
 
 def _namespaces(args, root: Path | None) -> list[str]:
@@ -176,7 +177,9 @@ def _serve_namespaces(args, namespaces: Sequence[str], own) -> int:
         name = args.name or f"{socket.gethostname()}-{os.getpid()}"
         slots = args.jobs or default_slots()
         gate = threading.BoundedSemaphore(slots)
-        store = chef_pod_store(workspace, namespaces, bus_urls=_bus_urls(args), sftp=args.sftp)
+        from computepods.cli.sftpkeys import sshd_from_args
+        store = chef_pod_store(workspace, namespaces, bus_urls=_bus_urls(args), sftp=args.sftp,
+                               sshd=sshd_from_args(args))
         for ns in namespaces:
             chef_name = f"{name}-{ns}"
             bridge = NatsBridge(args.nats, namespace=ns, name=f"chef:{chef_name}",

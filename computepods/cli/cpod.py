@@ -19,6 +19,7 @@ from computepods.errors import (EXIT_CANNOT_START, EXIT_INTERRUPTED, ComputePods
                      RecordsNotWritten, UsageError)
 from computepods.paths import STATE_DIR, find_project_root
 from computepods.cli.joined import add_config_arguments, add_join_arguments
+from computepods.cli.sftpkeys import add_sshd_arguments, sshd_from_args
 
 
 INSECURE_HELP = "join a NATS server that asks for no login (anyone can then run commands)"
@@ -51,6 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--sftp", metavar="HOST[:PORT]", default=os.environ.get("CP_SFTP"),
                    help="where this pod serves its store to the federation (env CP_SFTP; "
                         "default: the address it reaches NATS from, a free port)")
+    add_sshd_arguments(b)
     b.add_argument("--explain", action="store_true", help="say why each step runs")
 
     e = sub.add_parser("explain", help="why TARGET's steps are up to date or would run")
@@ -71,6 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     k.add_argument("--sftp", metavar="HOST[:PORT]", default=os.environ.get("CP_SFTP"),
                    help="where this pod serves its store to the federation (env CP_SFTP; "
                         "default: the address it reaches NATS from, a free port)")
+    add_sshd_arguments(k)
     add_join_arguments(k)
     from computepods.cli.chef import add_pod_arguments
     add_pod_arguments(k)
@@ -80,6 +83,9 @@ def build_parser() -> argparse.ArgumentParser:
     n.add_argument("--namespace", dest="namespaces", action="append", metavar="NS",
                    help="a subject namespace its pods use (repeatable; default: cp)")
     add_config_arguments(n)
+
+    from computepods.cli.sftpkeys import add_parser as add_sftp_keys_parser
+    add_sftp_keys_parser(sub)
 
     c = sub.add_parser("clean", help="remove the outputs and state computepods made")
     c.add_argument("-C", dest="directory", metavar="DIR", default=argparse.SUPPRESS)
@@ -108,6 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
     u.add_argument("--sftp", metavar="HOST[:PORT]", default=os.environ.get("CP_SFTP"),
                    help="where this pod serves its store to the federation (env CP_SFTP; "
                         "default: the address it reaches NATS from, a free port)")
+    add_sshd_arguments(u)
     add_join_arguments(u)
 
     for name, text in (("status", "show the pod that is up for this project"),
@@ -143,6 +150,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_watch(args, cwd)
         if args.command == "nats-config":     # any directory too
             return cmd_nats_config(cwd / args.dir, args.namespaces or ["cp"], args)
+        if args.command == "sftp-keys":       # anywhere: sshd runs it, in no project
+            from computepods.cli.sftpkeys import cmd_sftp_keys
+            return cmd_sftp_keys(args)
         if args.command == "chef":            # a project, or anywhere as a chef pod
             from computepods.cli.chef import cmd_chef
             return cmd_chef(cwd, args)
@@ -291,7 +301,8 @@ def _build(root: Path, cwd: Path, args, server, chefs, lock, locked: bool, waiti
         pod = Pod(root, PodOptions(nats_url=args.nats, namespace=args.namespace,
                                    slots=args.jobs or default_slots(), trace=args.trace,
                                    chef_process=chef_process(), insecure_bus=args.insecure_bus,
-                                   federate=bool(args.nats), sftp_listen=args.sftp),
+                                   federate=bool(args.nats), sftp_listen=args.sftp,
+                                   sftp_sshd=sshd_from_args(args)),
                   server=server, local_chefs=chefs)
         pod.start()
         records, files = state

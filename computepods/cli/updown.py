@@ -19,6 +19,7 @@ def cmd_up(root: Path, args) -> int:
     from computepods.pod.daemon import PodDaemon, UpOptions
     from computepods.pod.pod import default_slots
     from computepods.cli.joined import join_from_args
+    from computepods.cli.sftpkeys import sshd_from_args
 
     if args.jobs is not None and args.jobs < 1:
         raise UsageError(f"-j {args.jobs}: the number of parallel steps must be at least 1")
@@ -35,6 +36,7 @@ def cmd_up(root: Path, args) -> int:
         targets=list(args.targets), nats_url=args.nats, namespace=args.namespace,
         slots=args.jobs or default_slots(), http=args.http, trace=args.trace,
         insecure_bus=args.insecure_bus, nats_join=join_from_args(args), sftp=args.sftp,
+        sftp_sshd=sshd_from_args(args),
         quiet_s=None if args.quiet_ms is None else args.quiet_ms / 1000.0))
     try:
         daemon.start()

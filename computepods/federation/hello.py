@@ -30,6 +30,7 @@ ROLES = ("majordomo", "chef")
 KEY_TYPES = ("ssh-ed25519", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384",
              "ecdsa-sha2-nistp521", "rsa-sha2-512", "rsa-sha2-256", "ssh-rsa")
 MAX_PORT = 65535
+_LOGIN = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,31}")   # a login name sshd would take
 _POD_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:@-]{0,127}")
 
 
@@ -86,7 +87,8 @@ class PodHello:
                 "chefs": list(self.chefs), "slots": self.slots, "load": dict(self.load),
                 "tools": dict(self.tools),
                 "sftp": {"host": self.sftp.host, "port": self.sftp.port,
-                         "host_key": self.sftp.host_key},
+                         "host_key": self.sftp.host_key,
+                         **({"user": self.sftp.user} if self.sftp.user else {})},
                 "client_key": self.client_key, "moved": dict(self.moved),
                 "every_s": self.every_s}
 
@@ -110,10 +112,13 @@ class PodHello:
             raise bad(f"sftp.port must be a port number (1 to {MAX_PORT}), got {port!r}")
         if not isinstance(host_key, str) or key_blob(host_key) is None:
             raise bad("sftp.host_key must be an OpenSSH public key line")
+        user = sftp.get("user")
+        if user is not None and not (isinstance(user, str) and _LOGIN.fullmatch(user)):
+            raise bad("sftp.user must be a login name (letters, digits, _.-)")
         if key_blob(d["client_key"]) is None:
             raise bad("client_key must be an OpenSSH public key line")
         return cls(d["pod"], d["host"], d["role"], tuple(d["chefs"]), d["slots"],
-                   Endpoint(d["pod"], host, port, host_key), d["client_key"],
+                   Endpoint(d["pod"], host, port, host_key, user), d["client_key"],
                    dict(d.get("load") or {}), dict(d.get("tools") or {}),
                    {"in": 0, "out": 0, **(d.get("moved") or {})},
                    d.get("every_s", HELLO_EVERY_S))

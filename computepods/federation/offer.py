@@ -85,3 +85,19 @@ class OfferIndex:
                 if sha in self._offers:
                     self._offers[sha] = (path, now)
         return Path(full)
+
+
+class StoringOffers(OfferIndex):
+    """Offers a system sshd can serve (transfer/sshd.py): it sees only the
+    content store it is chrooted into, not the tree, so each file offered
+    is also put in ``store`` (a copy; nothing when the store has it)."""
+
+    def __init__(self, root: Path, store, limit: int = MAX_OFFERS):
+        super().__init__(root, limit)
+        self._store = store                 # a ContentStore
+
+    def offer(self, files: Mapping[str, str]) -> None:
+        super().offer(files)
+        for path, sha in files.items():
+            if not self._store.has(sha):
+                self._store.add(Path(self._prefix + path))

@@ -39,6 +39,7 @@ from computepods.cli.progress import Progress
 
 if TYPE_CHECKING:
     from computepods.bus.natscluster import NatsJoin
+    from computepods.transfer.sshd import SshdServing
 
 log = logging.getLogger("computepods.pod.daemon")
 
@@ -58,6 +59,7 @@ class UpOptions:
     insecure_bus: bool = False                          # nats_url may ask for no login
     nats_join: NatsJoin | None = None                   # the pod's server joins a cluster/hub
     sftp: str | None = None                             # "HOST[:PORT]" of our store's server
+    sftp_sshd: "SshdServing | None" = None              # the system sshd serves it instead
 
 
 class PodDaemon:
@@ -110,7 +112,8 @@ class PodDaemon:
                                              insecure_bus=opts.insecure_bus,
                                              nats_join=opts.nats_join,
                                              federate=bool(opts.nats_url or opts.nats_join),
-                                             sftp_listen=opts.sftp)).start()
+                                             sftp_listen=opts.sftp,
+                                             sftp_sshd=opts.sftp_sshd)).start()
         bridge = self.pod.bridge
         bridge.listen(m.BUILD_EVENTS, self._events)
         threading.Thread(target=self._report_builds, name="up:report", daemon=True).start()

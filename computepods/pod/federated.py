@@ -21,13 +21,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Mapping, Sequence
 
 from computepods.federation.federation import Federation
-from computepods.federation.offer import OfferIndex
+from computepods.federation.offer import OfferIndex, StoringOffers
 from computepods.federation.workspace import cache_dir
 from computepods.paths import STATE_DB
 from computepods.federation.podid import pod_id_for
 from computepods.pod.member import Member, MemberOptions, reachable_host
 from computepods.pod.podstore import PodStore
 from computepods.state.owners import BuiltWith, OwnerMap
+from computepods.transfer.sshd import SshdServing
+from computepods.transfer.store import ContentStore
 
 if TYPE_CHECKING:
     from computepods.bus.protocol import Bus
@@ -62,11 +64,13 @@ def join_as_majordomo(bridge: "Bus", root: Path, opts, state: Path,
     join = opts.nats_join
     urls = [opts.nats_url or "", *(join.routes if join else ()), *(join.leaf_remotes if join else ())]
     host, port = listen_address(opts.sftp_listen, [u for u in urls if u])
-    offers = OfferIndex(root)
+    sshd: SshdServing | None = opts.sftp_sshd
+    offers = (OfferIndex(root) if sshd is None       # sshd sees the store, not the tree
+              else StoringOffers(root, ContentStore(state / STORE_DIR)))
     member = Member(bridge, MemberOptions(
         pod=pod_id, role="majordomo", keys_dir=keys_dir(pod_id), store_dir=state / STORE_DIR,
         namespace=opts.namespace, listen_host=host, listen_port=port,
-        slots=opts.slots * opts.chefs, chefs=chefs, lookup=offers.lookup),
+        slots=opts.slots * opts.chefs, chefs=chefs, lookup=offers.lookup, sshd=sshd),
         chart_kw=chart_kw).start()
     owners, built = OwnerMap(root / STATE_DB), BuiltWith(root / STATE_DB)
     federation = Federation(pod_id, member.fetch, owners, rates=member.rate,
@@ -76,18 +80,20 @@ def join_as_majordomo(bridge: "Bus", root: Path, opts, state: Path,
 
 
 def chef_pod_store(workspace: "Workspace", namespaces: Sequence[str], *, bus_urls: list[str],
-                   sftp: str | None) -> PodStore:
+                   sftp: str | None, sshd: SshdServing | None = None) -> PodStore:
     """A chef pod's PodStore, started: its workspace's keys and store, served
-    over SFTP to the pods it hears on any of `namespaces`."""
+    over SFTP to the pods it hears on any of `namespaces` (by the system
+    sshd at `sshd` if given)."""
     host, port = listen_address(sftp, bus_urls)
     return PodStore(workspace.keys_dir, workspace.store_dir, namespaces,
-                    host=host, port=port).start()
+                    host=host, port=port, sshd=sshd).start()
 
 
 def join_as_chef_pod(bridge: "Bus", workspace: "Workspace", pod_id: str, *, namespace: str,
                      bus_urls: list[str], sftp: str | None, slots: int,
                      chefs: Callable[[], list[str]], tools: Callable[[], Mapping[str, str]],
-                     chart_kw: dict | None = None, shared: PodStore | None = None) -> Member:
+                     chart_kw: dict | None = None, shared: PodStore | None = None,
+                     sshd: SshdServing | None = None) -> Member:
     """A chef pod's Member on `bridge`'s namespace: its store (what its
     chef's steps read, and their outputs) served to the pods it hears.
     ``shared``: the pod's PodStore when it serves several namespaces."""
@@ -95,4 +101,4 @@ def join_as_chef_pod(bridge: "Bus", workspace: "Workspace", pod_id: str, *, name
     return Member(bridge, MemberOptions(
         pod=pod_id, role="chef", keys_dir=workspace.keys_dir, store_dir=workspace.store_dir,
         namespace=namespace, listen_host=host, listen_port=port, slots=slots, chefs=chefs,
-        tools=tools), chart_kw=chart_kw or {}, shared=shared).start()
+        tools=tools, sshd=sshd), chart_kw=chart_kw or {}, shared=shared).start()

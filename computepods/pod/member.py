@@ -47,6 +47,7 @@ from computepods.pod.podstore import PodStore
 from computepods.transfer.keys import PodKeys
 from computepods.transfer.pull import Puller
 from computepods.transfer.server import StoreServer
+from computepods.transfer.sshd import SshdServing
 from computepods.transfer.store import ContentStore
 
 log = logging.getLogger("computepods.federation")
@@ -96,6 +97,7 @@ class MemberOptions:
     every_s: float = HELLO_EVERY_S
     remember: bool = True                          # keep the discovery cache
     on_pod: Callable[[str, "PodHello | None"], None] | None = None
+    sshd: SshdServing | None = None                # the system sshd serves our store
 
 
 @dataclass
@@ -136,14 +138,14 @@ class Member:
             if self.shared is None:
                 self.shared = self._own = PodStore(o.keys_dir, o.store_dir, (o.namespace,),
                                                    lookup=o.lookup, host=o.listen_host,
-                                                   port=o.listen_port)
+                                                   port=o.listen_port, sshd=o.sshd)
             self.roster = self.shared.roster(o.namespace)
             if o.remember:
                 self.cache = CacheFileChart.for_discovery(o.namespace, **self.chart_kw).start()
                 self._seed_from_cache()
             if self._own is not None:
                 self._own.start()
-            assert self.puller is not None and self.server is not None, "PodStore not started"
+            assert self.puller is not None, "PodStore not started"
             self.herald = Herald(self.bridge, self.hello, roster=self.roster,
                                  every_s=o.every_s, on_pod=self._on_pod,
                                  probe=self.puller.probe, on_search=self._searched,
@@ -152,8 +154,9 @@ class Member:
         except BaseException:
             self.stop()
             raise
-        log.info("pod %s (%s) serves its store at %s:%d", o.pod, o.role,
-                 self.server.endpoint(o.pod).host, self.server.port)
+        at = self.shared.served_at(o.pod)
+        log.info("pod %s (%s) serves its store at %s:%d%s", o.pod, o.role, at.host, at.port,
+                 " (the system sshd)" if self.shared.sshd is not None else "")
         return self
 
     def fetch(self, pod: str, sha: str) -> Path:
@@ -198,10 +201,10 @@ class Member:
 
     def hello(self) -> PodHello:
         o = self.options
-        assert self.server is not None and self.keys is not None
+        assert self.shared is not None and self.keys is not None
         return PodHello(pod=o.pod, host=socket.gethostname(), role=o.role,
                         chefs=tuple(o.chefs()), slots=o.slots,
-                        sftp=self.server.endpoint(o.pod), client_key=self.keys.client_public,
+                        sftp=self.shared.served_at(o.pod), client_key=self.keys.client_public,
                         load=dict(o.load()), tools=dict(o.tools()),
                         moved={"in": self.moved_in(), "out": self.moved_out()},
                         every_s=o.every_s)
@@ -247,5 +250,8 @@ class Member:
     def _on_pod(self, pod: str, hello: PodHello | None) -> None:
         if hello is not None and self.cache is not None:
             self.cache.post(m.CACHE_FILE_WRITE, WriteCache({pod: hello.to_dict()}))
+        elif self.cache is not None and self.shared is not None and self.shared.sshd is not None:
+            # the system sshd lets in the pods `cpod sftp-keys` reads here: the live ones
+            self.cache.post(m.CACHE_FILE_WRITE, WriteCache({pod: None}))
         if self.options.on_pod is not None:
             self.options.on_pod(pod, hello)

@@ -41,6 +41,7 @@ from computepods.paths import prepare_state_dir
 if TYPE_CHECKING:
     from computepods.bus.natscluster import NatsJoin
     from computepods.charts.chef import Chef
+    from computepods.transfer.sshd import SshdServing
 
 log = logging.getLogger("computepods.pod.pod")
 
@@ -63,6 +64,7 @@ class PodOptions:
     nats_join: NatsJoin | None = None    # the embedded server joins a cluster or a hub
     federate: bool = False               # take part in the federation on this bus (§6)
     sftp_listen: str | None = None       # "HOST[:PORT]" of our store's SFTP server
+    sftp_sshd: "SshdServing | None" = None   # the system sshd serves our store instead
 
 
 class Pod:

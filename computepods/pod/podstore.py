@@ -31,6 +31,7 @@ from computepods.transfer.endpoint import Endpoint
 from computepods.transfer.keys import PodKeys
 from computepods.transfer.pull import Puller
 from computepods.transfer.server import StoreServer
+from computepods.transfer.sshd import SshdServing, chroot_problem
 from computepods.transfer.store import ContentStore
 
 log = logging.getLogger("computepods.federation")
@@ -44,13 +45,16 @@ class PodStore:
 
     def __init__(self, keys_dir: Path, store_dir: Path, namespaces: Sequence[str], *,
                  lookup: Callable[[str], "Path | None"] | None = None,
-                 host: str = "127.0.0.1", port: int = 0):
+                 host: str = "127.0.0.1", port: int = 0, sshd: SshdServing | None = None):
+        """``sshd``: the system sshd serves our store there (transfer/sshd.py),
+        so we start no StoreServer of our own."""
         if not namespaces:
             raise ValueError("a pod store serves at least one namespace")
         self.namespaces = tuple(dict.fromkeys(namespaces))
         self._rosters = {ns: Roster() for ns in self.namespaces}
         self._keys_dir, self._store_dir = Path(keys_dir), Path(store_dir)
         self._lookup, self._host, self._port = lookup, host, port
+        self.sshd = sshd
         self.keys: PodKeys | None = None
         self.store: ContentStore | None = None
         self.server: StoreServer | None = None
@@ -60,9 +64,15 @@ class PodStore:
         try:
             self.keys = PodKeys.load_or_create(self._keys_dir)
             self.store = ContentStore(self._store_dir)
-            self.server = StoreServer(self.store, self.keys, self.authorized,
-                                      lookup=self._lookup, host=self._host,
-                                      port=self._port).start()
+            if self.sshd is not None and (problem := chroot_problem(self._store_dir)):
+                log.warning("the system sshd is to serve our store %s, but would refuse to"
+                            " chroot into it: %s (sshd's ChrootDirectory and every directory"
+                            " above it must be root's and written by no one else)",
+                            self._store_dir, problem)
+            if self.sshd is None:
+                self.server = StoreServer(self.store, self.keys, self.authorized,
+                                          lookup=self._lookup, host=self._host,
+                                          port=self._port).start()
             self.puller = Puller(self.store, self.keys, self.endpoint)
         except BaseException:
             self.stop()
@@ -75,6 +85,13 @@ class PodStore:
         if self.server is not None:
             self.server.stop()
         self.puller = self.server = None
+
+    def served_at(self, pod: str) -> Endpoint:
+        """Where our hello says our store is: our server, or the system sshd."""
+        if self.sshd is not None:
+            return self.sshd.endpoint(pod)
+        assert self.server is not None, "PodStore.served_at before start"
+        return self.server.endpoint(pod)
 
     # -- namespaces ---------------------------------------------------------------
     def roster(self, namespace: str) -> Roster:

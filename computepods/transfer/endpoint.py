@@ -11,3 +11,4 @@ class Endpoint:
     host: str
     port: int
     host_key: str          # OpenSSH public line: "ssh-ed25519 AAAA..."
+    user: str | None = None    # the login a system sshd serving it expects; None: our own

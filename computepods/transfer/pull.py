@@ -134,7 +134,9 @@ def connect(endpoint: Endpoint, keys: PodKeys, username: str | None = None
     client.set_missing_host_key_policy(paramiko.RejectPolicy())
     where = f"{endpoint.host}:{endpoint.port}"
     try:
-        client.connect(endpoint.host, endpoint.port, username=username or local_user(),
+        # a system sshd takes the login its pod's hello names; our server any
+        client.connect(endpoint.host, endpoint.port,
+                       username=endpoint.user or username or local_user(),
                        pkey=keys.client_key, allow_agent=False, look_for_keys=False,
                        timeout=CONNECT_S, banner_timeout=CONNECT_S, auth_timeout=CONNECT_S,
                        transport_factory=tuning.transport)
