@@ -9,20 +9,20 @@
 A run message (``<ns>.chef.<name>.run``, a request) carries a batch of steps;
 the chef answers at once with what it accepted, queues them for its worker
 pool, and reports each step's start and end on ``<ns>.steps.results``, in
-batches: finished steps wait in a list, one STEP_DONE tells the chart to
-take all of them, and a FLUSH it posts to itself sends everything that
-finished in between as one message.  Its status goes out on each heartbeat,
-when it turns idle, and with results at most every ``STATUS_MIN_S``.  Run
-requests are idempotent, keyed by build, step id and attempt: a repeat of a
-queued or running step is only acknowledged, a repeat of a finished one gets
-its result again.
+batches: finished steps wait in a list (``RESULTS_EVERY_S`` at most, so its
+MajorDomo knows its queue), one STEP_DONE tells the chart to take all of
+them, and a FLUSH it posts to itself sends what finished as one message.
+Its status goes out on each heartbeat, when it turns idle, and with results
+at most every ``STATUS_MIN_S``.  Run requests are idempotent, keyed by build,
+step id and attempt: a repeat of a queued or running step is only
+acknowledged, a repeat of a finished one gets its result again.
 
 A run whose ``origin`` is another pod (federation) is built in that pod's
 tree of the chef's workspace, from the files it lists by hash
 (:mod:`computepods.federation.remotesteps`); a chef with no workspace
 refuses it, and a chef pod with no project of its own refuses a run with
 no origin.  Its status carries the fingerprints of its tools and the
-typical seconds of its steps, for placement by cost.
+typical seconds a step holds a slot, for placement by cost.
 """
 from __future__ import annotations
 
@@ -58,6 +58,7 @@ MAX_NOTES = 32             # notes gathered before a results message goes anyway
 STATUS_MIN_S = 0.5         # seconds between status messages while results flow
 LOW_WATER_PER_SLOT = 3     # queued steps per slot below which results go at once
 LONG_STEP_S = 0.5          # seconds: a step that ran this long reports at once
+RESULTS_EVERY_S = 0.25     # seconds a finished step's result waits at most (about) to go
 TYPICAL_WEIGHT = 0.2       # of the newest step in typical_s, an exponential moving mean
 
 # Why a chef refuses a step of a run (in the run's answer, `rejected`).
@@ -151,7 +152,8 @@ class Chef(Chart):
         self.tool_names: set[str] = {*pack_tools(), *(tools or ())}
         self._fingerprint = fingerprints or _toolprints
         self.fingerprints: dict[str, str] = {}
-        self.typical_s: float | None = None
+        self.typical_s: float | None = None     # seconds a step holds a slot, start to result
+        self.began: dict[tuple[str, str, int], float] = {}   # job key -> when its slot took it
         remote = None
         if workspace is not None:
             from computepods.federation.remotesteps import RemoteSteps
@@ -169,8 +171,9 @@ class Chef(Chart):
         self.heartbeat = self.every(self.clock, heartbeat_s, m.TICK)
         self.gone: str | None = None            # why it said goodbye
         self.status_sent = 0.0
+        self.results_sent = 0.0                 # monotonic seconds of the last results message
         self.refill_asked = False               # results sent; the next run message not here yet
-        self.done: deque = deque()              # (job, item) from the workers, not yet taken
+        self.done: deque = deque()              # (job, item, held_s) from workers, not taken
         self.done_lock = threading.Lock()
         self.done_posted = False
         self.lease = Lease(LEASE_FACTOR * heartbeat_s, self.clock)
@@ -271,9 +274,11 @@ class Chef(Chart):
         results message anyway (see :meth:`outbox_add`).  A failure, a long
         step, a short queue or a long list wakes the chart, with one STEP_DONE
         for however many finished before it takes them."""
-        urgent = not item.ok or self.running_low() or item.duration_s >= LONG_STEP_S
+        held_s = self.clock.monotonic() - self.began.pop(job.key, self.clock.monotonic())
+        urgent = (not item.ok or self.running_low() or item.duration_s >= LONG_STEP_S
+                  or self.results_due())
         with self.done_lock:
-            self.done.append((job, item))
+            self.done.append((job, item, held_s))
             if self.done_posted or (not urgent and len(self.done) < MAX_NOTES):
                 return
             self.done_posted = True
@@ -283,15 +288,16 @@ class Chef(Chart):
         with self.done_lock:
             done, self.done = self.done, deque()
             self.done_posted = False
-        for job, item in done:
-            self.finished(job, item)
+        for job, item, held_s in done:
+            self.finished(job, item, held_s)
 
-    def finished(self, job: StepJob, item: chefwire.StepResult) -> None:
+    def finished(self, job: StepJob, item: chefwire.StepResult, held_s: float = 0.0) -> None:
+        """``held_s``: the seconds it held its slot, setup and keeping included."""
         self.in_flight.discard(job.key)
         if item.command:                     # it ran (not refused, cancelled or unfetched)
-            self.typical_s = (item.duration_s if self.typical_s is None else
-                              TYPICAL_WEIGHT * item.duration_s
-                              + (1 - TYPICAL_WEIGHT) * self.typical_s)
+            took = max(item.duration_s, held_s)     # what a step queued behind waits
+            self.typical_s = (took if self.typical_s is None else
+                              TYPICAL_WEIGHT * took + (1 - TYPICAL_WEIGHT) * self.typical_s)
         if len(self.results) >= MAX_REMEMBERED:
             self.results.pop(next(iter(self.results)))
         self.results[job.key] = item
@@ -302,6 +308,7 @@ class Chef(Chart):
         for the next results message without waking the chart (one event less
         per step); when it is short, the chart hears at once, so a long step
         shows as running."""
+        self.began[job.key] = self.clock.monotonic()
         note = {"event": "started", "id": job.step.id, "attempt": job.attempt}
         if self.pool.queued >= self.slots:
             self.quiet_notes.append(note)
@@ -324,6 +331,10 @@ class Chef(Chart):
             return True
         return not self.refill_asked and queued < self.slots * LOW_WATER_PER_SLOT
 
+    def results_due(self) -> bool:
+        """Guard: results waited long enough (the MajorDomo places by queues)."""
+        return self.clock.monotonic() - self.results_sent >= RESULTS_EVERY_S
+
     def outbox_add(self, item: dict) -> None:
         """Queue a note for the MajorDomo; send at once only when it matters.
 
@@ -339,7 +350,7 @@ class Chef(Chart):
         if self.flush_pending:
             return
         if (self.running_low() or len(self.outbox) >= MAX_NOTES or not item.get("ok", True)
-                or self.long(item)):
+                or self.long(item) or self.results_due()):
             self.flush_pending = True
             self.post(m.FLUSH)
 
@@ -349,6 +360,7 @@ class Chef(Chart):
             return
         token = next(self._tokens)
         batch, self.outbox = self.outbox, []
+        self.results_sent = self.clock.monotonic()
         if self.pool.queued < self.slots * LOW_WATER_PER_SLOT:
             self.refill_asked = True
         self.unacked[token] = batch
@@ -369,9 +381,10 @@ class Chef(Chart):
         self.lease.renew()
         self.status_sent = self.clock.monotonic()
         queued = self.pool.queued
+        running = max(0, len(self.in_flight) - queued - len(self.done))   # done: not running
         typical = None if self.typical_s is None else round(self.typical_s, 6)
         self.bridge.publish(m.CHEF_STATUS, chefwire.ChefStatus(
-            self.chef, self.pod, self.slots, max(0, len(self.in_flight) - queued), queued,
+            self.chef, self.pod, self.slots, running, queued,
             sorted(self.fingerprints), self.lease.lease_s, gone, typical,
             self.fingerprints).to_dict())
 

@@ -148,7 +148,7 @@ def _check_placeable(scratch: str, root: str, src: str, dest: str) -> None:
                                " the project; remove it or rename the output")
     parent = os.path.dirname(full)
     while not os.path.isdir(parent):
-        if os.path.lexists(parent):
+        if os.path.lexists(parent) and not os.path.isdir(parent):   # (made meanwhile: fine)
             raise ComputePodsError(
                 f"cannot commit output {dest!r}: {os.path.relpath(parent, root)!r} is a"
                 " file in the project, not a directory")

@@ -33,6 +33,7 @@ ownership map learns that the chef's pod holds those inputs once it succeeds.
 from __future__ import annotations
 
 import logging
+import math
 from pathlib import Path
 from typing import Iterator
 
@@ -50,9 +51,22 @@ from computepods.planning.plan import BuildPlan, check_tools
 log = logging.getLogger("computepods.dispatch")
 
 REMOTE_BATCH = 8           # steps per run message to a chef on another pod
+WINDOW_S = 1.5             # seconds of steps (by its typical_s) a chef holds, federated
 UNFIT_WAIT_S = 10.0        # seconds a step waits for a fit chef before it fails
 
 Send = tuple[str, dict, tuple]        # (chef, chef.run payload, reply token)
+
+
+def window(chef: ChefInfo) -> int:
+    """The steps a chef may hold: its slots' window, or, once its status says
+    how long its steps take, about ``WINDOW_S`` of them (at least two per
+    slot).  Steps left with the MajorDomo go to whichever chef frees first:
+    a deep queue at each chef would fix the build's tail early, on guesses."""
+    full = chef.slots * WINDOW_PER_SLOT
+    typical = chef.status.typical_s if chef.status is not None else None
+    if not typical:
+        return full
+    return max(2 * chef.slots, min(full, math.ceil(chef.slots * WINDOW_S / typical)))
 
 
 class Dispatcher:
@@ -113,14 +127,21 @@ class Dispatcher:
             del self._taught[name]                 # a chef lost: one back has forgotten
         # live: one silent past its lease while no build ran is not dropped until a tick
         cands = [Candidate(c, self.pod_of(c), not self.is_remote(c), self._offers(c),
-                           self._taught_to(c)) for c in self.chefs.live() if self.trusted(c)]
-        half = [c for c in cands if c.chef.space >= min(c.chef.slots * WINDOW_PER_SLOT // 2,
-                                                        b.waiting)]
-        room = sum(c.chef.space for c in half)
+                           self._taught_to(c), window(c) - len(c.outstanding))
+                 for c in self.chefs.live() if self.trusted(c)]
+        half = [c for c in cands if c.space >= min(window(c.chef) // 2, b.waiting)]
         if not half:
             return
+        # The build's tail (all that waits fits in the chefs' windows): every
+        # chef with room is weighed, and a step whose cheapest chef is not
+        # taking a batch yet waits for it, rather than queue behind another's.
+        usable = [c for c in cands if c.space > 0]
+        tail = b.waiting <= sum(c.space for c in usable)
+        sending = {c.chef.name for c in half}
+        weighed = usable if tail else half
+        room = sum(c.space for c in weighed)
         given: dict[str, list[tuple[Job, Manifest | None]]] = {}
-        board = Board(half, self.fed.rates)
+        board = Board(weighed, self.fed.rates)
         left: list[Job] = []
         remote = any(not c.local for c in cands)
         announced = {t for c in cands if not c.local for t in c.offers}
@@ -135,10 +156,13 @@ class Dispatcher:
                 else:
                     left.append(job)
                 continue
+            board.took(chosen)
+            if chosen.chef.name not in sending:
+                left.append(job)
+                continue
             group = self._groups.get(job.step.id)
             if group is not None and self.chefs.get(self._pins.get(group)) is None:
                 self._pins[group] = chosen.chef.name      # (again, if its chef was lost)
-            board.took(chosen)
             given.setdefault(chosen.chef.name, []).append(
                 (job, manifest if not chosen.local else None))
         b.put_back(left)

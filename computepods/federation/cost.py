@@ -51,6 +51,11 @@ class Candidate:
     # the programs runs sent to this remote chef started, which it has learnt
     # and lists if it has them (None: not known; then only unannounced ones go)
     taught: frozenset[str] | None = None
+    room: int | None = None       # steps it may be given now (None: its window's space)
+
+    @property
+    def space(self) -> int:
+        return self.chef.space if self.room is None else self.room
 
 
 def offers_of(chef: ChefInfo) -> dict[str, str | None]:
@@ -184,7 +189,7 @@ class Board:
             i += 1
         del self._order[i], self._keys[i]
         self._extra[c.chef.name] += 1
-        if c.chef.space <= self._extra[c.chef.name]:
+        if c.space <= self._extra[c.chef.name]:
             self._room.discard(id(c))
         else:
             key = self._bound(c)

@@ -444,3 +444,23 @@ def test_a_step_refused_for_a_missing_program_no_other_chef_has_fails_naming_it(
     assert not build.done()["ok"]
     fails = build.of("fail")
     assert fails and all("no program 'tr'" in ev["reason"] for ev in fails), fails
+
+
+def test_a_chef_holds_about_WINDOW_S_of_steps_the_rest_wait_for_the_first_free(fed, tmp_path):
+    from computepods.coordinator.dispatch import WINDOW_S
+    project(tmp_path / "project", files=MANY)
+    f = fed()
+    b = f.chef("b1", "pod-b", prints=TR, slots=2, typical_s=1.0, hold=True)
+    c = f.chef("c1", "pod-c", prints=TR, slots=2, typical_s=1.0, hold=True)
+    window = max(4, round(2 * WINDOW_S / 1.0))      # 2 slots of 1 s steps
+    build = f.pod.build()
+    md = f.pod.majordomo
+    wait_for(lambda: len(b.steps_run()) == len(c.steps_run()) == window,
+             what=f"each chef to hold {window} steps")
+    wait_for(lambda: md.build is not None and md.build.waiting == 20 - 2 * window,
+             what="the rest to wait at the MajorDomo")
+    b.release()                                 # b frees first: it gets what waited
+    wait_for(lambda: len(b.steps_run()) == 20 - window, what="b to get the rest")
+    c.release()
+    assert build.done()["ok"]
+    assert len(list((tmp_path / "project/out").iterdir())) == 20
