@@ -17,12 +17,13 @@ import dataclasses
 import logging
 import shutil
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Callable, Iterable
 
 from computepods.bus.chefwire import Output, StepResult
 from computepods.chef import scratch
 from computepods.chef.step import StepJob, execute, failed_item
 from computepods.errors import ComputePodsError, TransferError
+from computepods.federation.prefetch import Prefetcher
 from computepods.federation.workspace import Fetch, Workspace
 
 if TYPE_CHECKING:
@@ -40,6 +41,17 @@ class RemoteSteps:
         self.workspace = workspace
         self.fetch = fetch
         self.keep = keep
+        self.prefetcher = Prefetcher(fetch)
+
+    def prefetch(self, jobs: Iterable[StepJob]) -> int:
+        """Start pulling the files of ``jobs`` (queued, not yet in a slot)
+        from their origins, in their order; how many were asked for."""
+        return sum(self.prefetcher.ask(job.origin, job.files.values())
+                   for job in jobs if job.origin and job.files)
+
+    def close(self) -> None:
+        """End the prefetch threads."""
+        self.prefetcher.close()
 
     def tree(self, job: StepJob) -> Path:
         return self.workspace.tree(job.origin)
