@@ -110,7 +110,7 @@ def test_close_drops_what_waits_and_nothing_is_fetched_after():
 
 def test_remote_steps_prefetch_the_files_of_queued_steps_from_their_origin(tmp_path: Path):
     fetch = Fetches()
-    remote = RemoteSteps(Workspace(tmp_path / "ws"), fetch)
+    remote = RemoteSteps(Workspace(tmp_path / "ws"), fetch, prefetch=True)
     jobs = [StepJob("b1", bind(UP, f"s{i}"), 1, {}, origin="podA",
                     files={f"src/s{i}.txt": SHAS[i]}) for i in range(3)]
     own = StepJob("b1", bind(UP, "own"), 1, {})
@@ -121,3 +121,12 @@ def test_remote_steps_prefetch_the_files_of_queued_steps_from_their_origin(tmp_p
         remote.close()
     assert sorted(fetch.asked) == [("podA", SHAS[i]) for i in range(3)]
     assert prefetch_threads() == []
+
+
+def test_remote_steps_without_prefetch_fetch_only_in_a_slot(tmp_path: Path):
+    fetch = Fetches()
+    remote = RemoteSteps(Workspace(tmp_path / "ws"), fetch)
+    job = StepJob("b1", bind(UP, "s0"), 1, {}, origin="podA", files={"src/s0.txt": SHAS[0]})
+    assert remote.prefetch([job]) == 0
+    remote.close()
+    assert fetch.asked == [] and prefetch_threads() == []
