@@ -129,7 +129,7 @@ class Chef(Chart):
     initial_state = chef_serving
 
     def __init__(self, name: str, bridge: Bus, root: Path | None, slots: int, *,
-                 pod: str = "local", tools: Iterable[str] | None = None,
+                 pod: str = "local", tools: Iterable[str] | None = None, prefetch: bool = False,
                  heartbeat_s: float = HEARTBEAT_S, clock: Clock | None = None,
                  workspace: "Workspace | None" = None, fetch: "Fetch | None" = None,
                  keep: "Keep | None" = None, gate: "threading.Semaphore | None" = None,
@@ -138,10 +138,11 @@ class Chef(Chart):
         builds only other pods' steps).  ``workspace`` and ``fetch``: where
         and from what runs of other pods are built (see the module's doc);
         ``keep(path) -> sha`` puts each of their outputs in the served store;
-        ``gate``: slots shared with the chefs of the pod's other namespaces.
-        ``tools``: what it fingerprints besides every pack's tools and the
-        programs its runs start; ``fingerprints`` does it (the default:
-        federation.toolprints on this PATH)."""
+        ``prefetch``: queued steps' files are fetched ahead (a fetch that
+        keeps what it pulls); ``gate``: slots shared with the chefs of the
+        pod's other namespaces.  ``tools``: what it fingerprints besides every
+        pack's tools and the programs its runs start; ``fingerprints`` does
+        it (the default: federation.toolprints on this PATH)."""
         super().__init__(f"chef:{name}", **kw)
         self.chef = name
         self.clock = clock or SystemClock()
@@ -156,9 +157,8 @@ class Chef(Chart):
         self.began: dict[tuple[str, str, int], float] = {}   # job key -> when its slot took it
         remote = None
         if workspace is not None:
-            from computepods.federation.remotesteps import RemoteSteps
-            from computepods.federation.remotesteps import no_fetch
-            remote = RemoteSteps(workspace, fetch or no_fetch, keep)
+            from computepods.federation.remotesteps import RemoteSteps, no_fetch
+            remote = RemoteSteps(workspace, fetch or no_fetch, keep, prefetch=prefetch)
         self.serves_others = remote is not None
         self.in_flight: set[tuple[str, int]] = set()
         self.results: dict[tuple[str, str, int], chefwire.StepResult] = {}

@@ -90,6 +90,8 @@ class WorkerPool:
             if self._lease is not None:
                 self._taken_at[job.key] = self._lease.now()
         self._jobs.put(job)
+        if job.origin and self._remote is not None:
+            self._remote.prefetch([job])    # its files come while it waits for a slot
 
     def _done(self, job: StepJob, item) -> None:
         with self._lock:
@@ -251,6 +253,8 @@ class WorkerPool:
             self._jobs.put(None)
         for t in self._threads:
             t.join(timeout)
+        if self._remote is not None:
+            self._remote.close()
         for slot in (s for per_tree in self._slots for s in per_tree.values()):
             logged = slot.commits.end > 0
             slot.close()

@@ -102,7 +102,7 @@ def cmd_chef(cwd: Path, args) -> int:
                 fetch, keep = member.fetch, member.store.add
         chef = Chef(name, bridge, root, slots, live_trace=args.trace,
                     heartbeat_s=args.heartbeat, pod=pod, tools=args.tools,
-                    workspace=workspace, fetch=fetch, keep=keep)
+                    workspace=workspace, fetch=fetch, keep=keep, prefetch=keep is not None)
         chef.start()
         forever = threading.Event()
         while not forever.wait(SIGNAL_POLL_S):      # until a signal interrupts
@@ -192,7 +192,8 @@ def _serve_namespaces(args, namespaces: Sequence[str], own) -> int:
             members.append(member)
             chef = Chef(chef_name, bridge, None, slots, live_trace=args.trace,
                         heartbeat_s=args.heartbeat, pod=pod, tools=args.tools,
-                        workspace=workspace, fetch=member.fetch, keep=store.store.add, gate=gate)
+                        workspace=workspace, fetch=member.fetch, keep=store.store.add, gate=gate,
+                        prefetch=True)
             chefs.append(chef)
             chef.start()
         forever = threading.Event()

@@ -17,12 +17,13 @@ import dataclasses
 import logging
 import shutil
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Callable, Iterable
 
 from computepods.bus.chefwire import Output, StepResult
 from computepods.chef import scratch
 from computepods.chef.step import StepJob, execute, failed_item
 from computepods.errors import ComputePodsError, TransferError
+from computepods.federation.prefetch import Prefetcher
 from computepods.federation.workspace import Fetch, Workspace
 
 if TYPE_CHECKING:
@@ -36,10 +37,27 @@ Keep = Callable[[Path], str]       # keep(path) -> its sha256, once in the serve
 class RemoteSteps:
     """Runs steps whose files come from other pods, in ``workspace``."""
 
-    def __init__(self, workspace: Workspace, fetch: Fetch, keep: Keep | None = None):
+    def __init__(self, workspace: Workspace, fetch: Fetch, keep: Keep | None = None,
+                 prefetch: bool = False):
+        """``prefetch``: :meth:`prefetch` pulls ahead (for a fetch that keeps
+        what it pulled and pulls each sha once, as the Puller does)."""
         self.workspace = workspace
         self.fetch = fetch
         self.keep = keep
+        self.prefetcher = Prefetcher(fetch) if prefetch else None
+
+    def prefetch(self, jobs: Iterable[StepJob]) -> int:
+        """Start pulling the files of ``jobs`` (queued, not yet in a slot)
+        from their origins, in their order; how many were asked for."""
+        if self.prefetcher is None:
+            return 0
+        return sum(self.prefetcher.ask(job.origin, job.files.values())
+                   for job in jobs if job.origin and job.files)
+
+    def close(self) -> None:
+        """End the prefetch threads."""
+        if self.prefetcher is not None:
+            self.prefetcher.close()
 
     def tree(self, job: StepJob) -> Path:
         return self.workspace.tree(job.origin)

@@ -37,6 +37,12 @@ class HeldSteps:
                 self.running -= 1
         return StepResult(job.step.id, job.attempt, True, "", None, "", 0.0)
 
+    def prefetch(self, jobs) -> int:
+        return 0
+
+    def close(self) -> None:
+        pass
+
 
 class Pool:
     def __init__(self, name: str, slots: int, gate: threading.Semaphore, steps: HeldSteps):
