@@ -45,7 +45,7 @@ def said(out: Path, word: str) -> dict[int, int]:
     return found
 
 
-def test_the_cache_file_survives_200_processes_with_one_in_ten_killed_mid_write(
+def test_the_cache_file_survives_its_hammering_processes_one_in_ten_killed_mid_write(
         tmp_path, chaos):
     processes = chaos.examples(full=200, short=50)
     for rnd in chaos.rounds("the discovery cache file hammered", full=1, short=1,
