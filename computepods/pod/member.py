@@ -149,7 +149,7 @@ class Member:
             self.herald = Herald(self.bridge, self.hello, roster=self.roster,
                                  every_s=o.every_s, on_pod=self._on_pod,
                                  probe=self.puller.probe, on_search=self._searched,
-                                 name=f"herald:{o.pod}@{o.namespace}",   # one per namespace it serves
+                                 name=f"herald:{o.pod}@{o.namespace}",  # one per namespace
                                  **self.chart_kw).start()
         except BaseException:
             self.stop()
