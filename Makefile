@@ -10,7 +10,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
 # COMMAND:DEBIAN-PACKAGE pairs; later work appends TeX and Chromium here.
-TEST_SYSTEM_DEPS := setpriv:util-linux pdflatex:texlive-latex-base bibtex:texlive-latex-base cc:gcc chromium:chromium sshd:openssh-server
+TEST_SYSTEM_DEPS := setpriv:util-linux pdflatex:texlive-latex-base bibtex:texlive-latex-base cc:gcc chromium:chromium sshd:openssh-server ssh-keygen:openssh-client
 BENCH_SYSTEM_DEPS := ninja:ninja-build make:make latexmk:latexmk /usr/sbin/sshd:openssh-server \
 	scp:openssh-client ssh-keygen:openssh-client
 DIAGRAM_SYSTEM_DEPS := dot:graphviz

@@ -13,27 +13,34 @@ from typing import Mapping
 
 from computepods.bus.auth import CHEF, BusUsers
 
-# The project of the federation tests: eight files upper-cased, then joined.
-SOURCES = {f"src/{name}.txt": f"{name} is for {name * 3}\n" for name in "abcdefgh"}
-PROJECT = {
-    "computepods.toml": """
-        [project]
-        default = ["out/all.txt"]
 
-        [[rule]]
-        name = "up"
-        inputs = ["src/%.txt"]
-        outputs = ["out/%.txt"]
-        command = "tr a-z A-Z < {in} > {out}"
+def project(stems: str) -> dict[str, str]:
+    """The project of the federation tests: one source per letter of
+    `stems`, each upper-cased, then all joined."""
+    return {
+        "computepods.toml": """
+            [project]
+            default = ["out/all.txt"]
 
-        [[rule]]
-        name = "all"
-        inputs = [ALL_INPUTS]
-        outputs = ["out/all.txt"]
-        command = "cat {in} > {out}"
-    """.replace("ALL_INPUTS", ", ".join(f'"out/{n}.txt"' for n in "abcdefgh")),
-    **SOURCES,
-}
+            [[rule]]
+            name = "up"
+            inputs = ["src/%.txt"]
+            outputs = ["out/%.txt"]
+            command = "tr a-z A-Z < {in} > {out}"
+
+            [[rule]]
+            name = "all"
+            inputs = [ALL_INPUTS]
+            outputs = ["out/all.txt"]
+            command = "cat {in} > {out}"
+        """.replace("ALL_INPUTS", ", ".join(f'"out/{n}.txt"' for n in stems)),
+        **{f"src/{n}.txt": f"{n} is for {n * 3}\n" for n in stems},
+    }
+
+
+PROJECT = project("abcdefgh")
+SOURCES = {path: text for path, text in PROJECT.items() if path.startswith("src/")}
+
 STOP_S = 15.0              # seconds a chef pod gets to stop on SIGTERM
 BUILD_S = 120.0            # seconds a one-machine reference build may take
 

@@ -277,7 +277,6 @@ def test_a_run_published_by_a_role_that_may_not_runs_nothing(federation, bus):
 
 # -- 5. examples/c --------------------------------------------------------------------
 
-@pytest.mark.skipif(shutil.which("cc") is None, reason="needs cc")
 def test_examples_c_builds_on_the_federation_as_on_one_machine(federation, tmp_path):
     project = files_of(EXAMPLE_C)
     a, b, c = federation(project)

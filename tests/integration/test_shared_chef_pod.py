@@ -24,7 +24,7 @@ from computepods.cli.cpod import main
 from computepods.pod.member import FIND_POD_S
 from computepods.pod.pod import Pod, PodOptions
 from computepods.project.model import Rule
-from chefpods import ChefPod, one_machine_build, tree
+from chefpods import ChefPod, one_machine_build, project, tree
 from cpodrun import write
 from federation import ConfiguredServer, env_file
 from helpers import wait_for
@@ -34,29 +34,6 @@ STEMS = {"a": "abcdef", "b": "pqrstu"}       # two projects, no step id in commo
 UP_S = 30.0                # seconds the pods get to hear each other
 BUILD_S = 120.0            # seconds each build may take
 UP = Rule("up", ("src/%.txt",), ("out/%.txt",), "tr a-z A-Z < {in} > {out}")
-
-
-def project(stems: str) -> dict[str, str]:
-    """Upper-case each source, then join them all."""
-    return {
-        "computepods.toml": """
-            [project]
-            default = ["out/all.txt"]
-
-            [[rule]]
-            name = "up"
-            inputs = ["src/%.txt"]
-            outputs = ["out/%.txt"]
-            command = "tr a-z A-Z < {in} > {out}"
-
-            [[rule]]
-            name = "all"
-            inputs = [ALL_INPUTS]
-            outputs = ["out/all.txt"]
-            command = "cat {in} > {out}"
-        """.replace("ALL_INPUTS", ", ".join(f'"out/{n}.txt"' for n in stems)),
-        **{f"src/{n}.txt": f"{n} is for {n * 3}\n" for n in stems},
-    }
 
 
 def users_written(conf) -> BusUsers:

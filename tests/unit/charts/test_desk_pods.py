@@ -13,7 +13,7 @@ from podhellos import hello_of
 
 
 class Bridge:
-    url = "nats://127.0.0.1:4222"
+    url = "nats://127.0.0.1:7001"
 
 
 def missing(schema: dict, value) -> list[str]:

@@ -44,7 +44,7 @@ def test_a_leaf_joins_its_hub_with_the_leaves_login():
 
 def test_no_option_is_no_join():
     assert join_from_args(parse("up"), ENV) is None
-    assert join_from_args(parse("chef", "--nats", "nats://x:4222"), ENV) is None
+    assert join_from_args(parse("chef", "--nats", "nats://x:7001"), ENV) is None
 
 
 def test_a_join_without_its_login_or_beside_nats_is_a_usage_error():
@@ -53,7 +53,7 @@ def test_a_join_without_its_login_or_beside_nats_is_a_usage_error():
     with pytest.raises(UsageError, match="CP_NATS_LEAF_USER"):
         join_from_args(parse("chef", "--nats-leaf", "hub:7422"), {})
     with pytest.raises(UsageError, match="give one or the other"):
-        join_from_args(parse("up", "--nats", "nats://x:4222", "--nats-leaf", "h:1"), ENV)
+        join_from_args(parse("up", "--nats", "nats://x:7001", "--nats-leaf", "h:1"), ENV)
     with pytest.raises(UsageError, match="--nats-cluster-port 'nope'"):
         join_from_args(parse("up", "--nats-cluster-port", "nope"), ENV)
 
