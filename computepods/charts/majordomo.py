@@ -33,7 +33,8 @@ from computepods.coordinator.events import EventBatch
 from computepods.coordinator.dispatch import Dispatcher
 from computepods.coordinator.files import own_records
 from computepods.coordinator.requests import RequestQueue
-from computepods.planning.request import HandedPlans, plan_request
+from computepods.coordinator.planner import Planner
+from computepods.planning.request import HandedPlans
 from computepods.errors import ComputePodsError
 from computepods.federation.federation import Federation
 from computepods.federation.landing import Landing
@@ -180,17 +181,19 @@ class MajorDomo(Chart):
     subscriptions = (m.RECORDED, m.RECORD_FAILED)
 
     def __init__(self, bridge, root: Path, *, watch_targets: list[str] | None = None,
-                 clock=None, handed: HandedPlans | None = None,
+                 watching: bool = False, clock=None, handed: HandedPlans | None = None,
                  federation: Federation | None = None, **kw):
-        """`watch_targets` (``cpod up``): what each settled fs.changed rebuilds ([]: default);
+        """`watch_targets` (``cpod up``): what a settled fs.changed rebuilds ([]: default);
+        `watching`: a watcher reports every change (implied by `watch_targets`);
         `federation`: chefs of other pods are used too (none: every chef is ours)."""
         super().__init__("majordomo", **kw)
         self.bridge = bridge
         self.root = Path(root)
         self.clock = clock or SystemClock()
-        self.handed = handed                 # plans its pod made for requests to come
         self.chefs = ChefDirectory(self.clock)
-        self.requests = RequestQueue(self.root, watch_targets)
+        self.requests = RequestQueue(self.root, watch_targets, watching=watching or None)
+        self.planner = Planner(self.root, handed=handed, freshness=self.requests.freshness,
+                               forget=self.forget)
         self.build: BuildRun | None = None
         self.events = EventBatch(lambda build_id, payload: self.bridge.publish(
             m.BUILD_EVENTS, payload, build=build_id), lambda: self.post(m.FLUSH))
@@ -277,12 +280,8 @@ class MajorDomo(Chart):
             return True
         return False
 
-    def plan_build(self, data: dict):       # a pod that stays up tidies orphans too
-        watching = self.requests.freshness is not None
-        bp, removed = plan_request(self.root, data, tidy=self.forget if watching else None,
-                                   handed=self.handed)
-        if removed:
-            self.requests.freshness.recorded_outputs(dict.fromkeys(removed))   # their echoes
+    def plan_build(self, data: dict):
+        bp = self.planner.plan(data)
         self.dispatcher.check_tools(bp)          # federated: some pod must have each tool
         return bp
 

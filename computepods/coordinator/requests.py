@@ -36,10 +36,16 @@ class Intake:
 
 
 class RequestQueue:
-    def __init__(self, root: Path, watch_targets: list[str] | None = None):
+    def __init__(self, root: Path, watch_targets: list[str] | None = None, *,
+                 watching: bool | None = None):
+        """`watch_targets`: what a change rebuilds (None: nothing, a change only
+        ends freshness); `watching` (default: whether there are watch targets):
+        a watcher reports every change, so freshness is kept."""
         self._root = root
         self._watch_targets = watch_targets
-        self.freshness = Freshness() if watch_targets is not None else None
+        if watching is None:
+            watching = watch_targets is not None
+        self.freshness = Freshness() if watching else None
         self._waiting: deque[tuple[str, m.Message]] = deque()
 
     def __len__(self) -> int:
@@ -80,6 +86,8 @@ class RequestQueue:
         build has seen yet; True when one was queued."""
         if not self.freshness or building or not self.freshness.want_follow_up():
             return False
+        if self._watch_targets is None:
+            return False            # a background pod builds only when asked
         if any(msg.data.get("client") == "watch" for _, msg in self._waiting):
             return False
         self._waiting.append((secrets.token_hex(4), m.Message("", {

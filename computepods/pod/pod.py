@@ -60,6 +60,7 @@ class PodOptions:
     chefs: int = 1
     chef_process: bool = False           # chefs in a child `cpod chef` (their own GIL)
     watch_targets: list[str] | None = None   # `cpod up`: rebuild these on every change
+    watching: bool = False               # an FSWatcher feeds the MajorDomo: keep plans hot
     insecure_bus: bool = False           # join a nats_url that asks for no authentication
     nats_join: NatsJoin | None = None    # the embedded server joins a cluster or a hub
     federate: bool = False               # take part in the federation on this bus (§6)
@@ -135,6 +136,7 @@ class Pod:
             self._add(Store(self.root / STATE_DB, **trace))
             federation = self._join_federation(state, trace) if opts.federate else None
             self.majordomo = MajorDomo(self.bridge, self.root, watch_targets=opts.watch_targets,
+                                       watching=opts.watching or opts.watch_targets is not None,
                                        handed=self.handed, federation=federation, **trace)
             self._add(self.majordomo)
             # A chef launched for another address (the server moved to a
