@@ -18,15 +18,19 @@ POLL_S = 1.0               # how often a quiet wait looks at the connection
 def request_build(bridge: Bus, names: Sequence[str], cwd: Path, *,
                   keep_going: bool = False, dry_run: bool = False,
                   on_event: Callable[[dict], None] = lambda ev: None,
-                  on_wait: Callable[[], None] = lambda: None, plan: str | None = None) -> int:
+                  on_wait: Callable[[], None] = lambda: None, plan: str | None = None,
+                  dirty: Sequence[str] = ()) -> int:
     """Start (or join) a build, feed its events to `on_event`; the exit code.
-    `plan`: the token of a plan handed to the pod in this process.
+    `plan`: the token of a plan handed to the pod in this process; `dirty`:
+    files the asker's watcher saw change but had not reported yet.
     `on_wait` is called whenever no event is left to handle, before waiting
     for the next (the progress display flushes what it wrote then)."""
     events: "queue.Queue[m.Message]" = queue.Queue()
     bridge.listen(m.BUILD_EVENTS, events)       # before the request: miss nothing
     try:
-        return _follow(bridge, events, names, cwd, keep_going, dry_run, on_event, on_wait, plan)
+        request = payloads.BuildRequest(list(names), str(cwd), keep_going, dry_run, bridge.name,
+                                        plan=plan, dirty=list(dirty) or None)
+        return _follow(bridge, events, request, on_event, on_wait)
     finally:
         bridge.unlisten(events)                 # a long-lived pod serves many of these
 
@@ -51,9 +55,7 @@ def _next(bridge: Bus, events: "queue.Queue[m.Message]", on_wait: Callable[[], N
     raise queue.Empty
 
 
-def _follow(bridge, events, names, cwd, keep_going, dry_run, on_event, on_wait, plan) -> int:
-    request = payloads.BuildRequest(list(names), str(cwd), keep_going, dry_run, bridge.name,
-                                    plan=plan)
+def _follow(bridge, events, request: payloads.BuildRequest, on_event, on_wait) -> int:
     reply = payloads.BuildAccepted.from_dict(
         bridge.request_sync(m.BUILD_REQUEST, request.to_dict(), timeout=10.0, attempts=3),
         bridge.subject(m.BUILD_REQUEST))

@@ -50,6 +50,7 @@ class BuildRequest(Payload):
     dry_run: bool | None = None
     client: str | None = None
     plan: str | None = None      # a plan handed in-process (planning/request.py)
+    dirty: list | None = None    # files still changing, not yet reported (a watching pod's)
 
 
 @dataclass(frozen=True)

@@ -60,7 +60,7 @@ def md_ready(md: "MajorDomo", e):
         md.cancel_request(e.payload)
         return return_status.HANDLED
     if sig == m.FS_CHANGED:
-        md.requests.heard_change(e.payload.data)
+        md.planner.heard(e.payload.data)
         return return_status.HANDLED
     if sig == m.STEP_RESULTS:       # late, of a build that is over: answered, ignored
         md.take_results(e.payload)
@@ -81,7 +81,7 @@ def md_idle(md: "MajorDomo", e):
         md.post(m.BUILD_START)
         return return_status.HANDLED
     if sig == m.FS_CHANGED:
-        md.requests.heard_change(e.payload.data)
+        md.planner.heard(e.payload.data)
         if md.requests.follow_up(md.build is not None):
             md.post(m.BUILD_START)
         return return_status.HANDLED
@@ -193,7 +193,7 @@ class MajorDomo(Chart):
         self.chefs = ChefDirectory(self.clock)
         self.requests = RequestQueue(self.root, watch_targets, watching=watching or None)
         self.planner = Planner(self.root, handed=handed, freshness=self.requests.freshness,
-                               forget=self.forget)
+                               forget=self.forget, check=lambda bp: self.dispatcher.check_tools(bp))
         self.build: BuildRun | None = None
         self.events = EventBatch(lambda build_id, payload: self.bridge.publish(
             m.BUILD_EVENTS, payload, build=build_id), lambda: self.post(m.FLUSH))
@@ -203,10 +203,8 @@ class MajorDomo(Chart):
 
     def start(self) -> "MajorDomo":
         super().start()
-        self.bridge.route(m.BUILD_REQUEST, self)
-        self.bridge.route(m.CHEF_STATUS, self)
-        self.bridge.route(m.STEP_RESULTS, self)
-        self.bridge.route(m.BUILD_CANCEL, self)
+        for signal in (m.BUILD_REQUEST, m.CHEF_STATUS, m.STEP_RESULTS, m.BUILD_CANCEL):
+            self.bridge.route(signal, self)
         if self.requests.freshness:
             self.bridge.route(m.FS_CHANGED, self)
         self.bridge.publish(m.CHEFS_QUERY, {})
@@ -245,6 +243,7 @@ class MajorDomo(Chart):
 
     # -- requests ----------------------------------------------------------------
     def enqueue_request(self, msg: m.Message) -> None:
+        self.planner.dirty(msg.data)                # files still changing: not fresh
         b = self.build
         intake = self.requests.add(msg, (b.id, b.names) if b else None)
         if intake.joined:
@@ -264,12 +263,12 @@ class MajorDomo(Chart):
             build_id, msg = request
             data = msg.data
             try:
-                bp = self.plan_build(data)
+                bp = self.planner.plan(data)
             except ComputePodsError as exc:
                 self.events.publish(build_id, [{"t": "done", "ok": False, "code": exc.exit_code,
                                                 "error": str(exc)}])
                 continue
-            generation = self.requests.build_started(bp.plan.steps.values(), bp.scheduler.records)
+            generation = self.requests.build_started(self.planner.uses(bp), bp.scheduler.records)
             self.build = BuildRun(build_id, list(data["targets"]), bp, self.events.note,
                                   cwd=str(data.get("cwd") or self.root), generation=generation,
                                   clock=self.clock)
@@ -280,13 +279,12 @@ class MajorDomo(Chart):
             return True
         return False
 
-    def plan_build(self, data: dict):
-        bp = self.planner.plan(data)
-        self.dispatcher.check_tools(bp)          # federated: some pod must have each tool
-        return bp
+    def store(self, record: Record) -> None:     # the Store writes it; a hot pod keeps it too
+        self.planner.recorded(record)
+        self.emit(m.RECORD, record)
 
     def forget(self, steps: list[str], files: list[str]) -> None:   # orphans' records
-        self.emit(m.RECORD, Record(token=None, drop_steps=steps, drop_files=files))
+        self.store(Record(token=None, drop_steps=steps, drop_files=files))
 
     # -- chefs -------------------------------------------------------------------
     def chef_seen(self, data: dict) -> None:
@@ -335,7 +333,7 @@ class MajorDomo(Chart):
             self.requests.freshness.recorded_outputs(
                 {f.path: (f.size, f.mtime_ns) for f in files}, taken.discovered)
         if taken.anything:
-            self.emit(m.RECORD, Record(token=b.record_token(taken.records), steps=taken.records,
+            self.store(Record(token=b.record_token(taken.records), steps=taken.records,
                                        files=files, drop_steps=taken.drops))
 
     def _fail(self, failures: list[tuple[str | None, str, str | None]]) -> None:
@@ -347,7 +345,7 @@ class MajorDomo(Chart):
     # -- the end of a build --------------------------------------------------------
     def write_final_records(self) -> None:
         extra, drops = self.build.scheduler.drain_records()
-        self.emit(m.RECORD, Record(token=self.build.final_token, steps=extra, drop_steps=drops,
+        self.store(Record(token=self.build.final_token, steps=extra, drop_steps=drops,
                                    files=self.build.scheduler.updated_files()))
 
     def finish(self, unrecorded: str = "") -> None:
@@ -360,6 +358,7 @@ class MajorDomo(Chart):
         self.requests.build_finished(
             None if b.dry_run else self.requests.key({"targets": b.names, "cwd": b.cwd}),
             b.generation, b.scheduler.ok, len(b.bp.plan.steps))
+        self.planner.finished(b.scheduler)
         self.build = None
 
     def flush_events(self) -> None:
@@ -395,5 +394,6 @@ class MajorDomo(Chart):
             "t": "done", "ok": False, "code": 1,
             "error": f"internal error in the MajorDomo: {type(exc).__name__}: {exc}"}])
         self.requests.build_finished(None, b.generation, False)
+        self.planner.finished(None, crashed=True)
         self.build = None
         self.trans(md_idle)

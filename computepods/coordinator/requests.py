@@ -77,10 +77,6 @@ class RequestQueue:
         return request_key(str(data.get("cwd") or self._root), data["targets"])
 
     # -- a watching pod ------------------------------------------------------------
-    def heard_change(self, data: dict) -> None:
-        if self.freshness and data.get("root") == str(self._root):
-            self.freshness.heard_report(data)
-
     def follow_up(self, building: bool) -> bool:
         """Queue one build of the watch targets if changes arrived that no
         build has seen yet; True when one was queued."""

@@ -36,7 +36,8 @@ class Scheduler:
     """
 
     def __init__(self, graph: BuildGraph, records: dict[str, StepRecord], cache: StatCache,
-                 *, keep_going: bool = False, dry_run: bool = False):
+                 *, keep_going: bool = False, dry_run: bool = False, settled: int = 0):
+        """`settled`: steps left out of `graph`, known up to date (planning/hot.py)."""
         self._graph = graph
         self._plan = graph.plan
         self._records = records
@@ -61,7 +62,7 @@ class Scheduler:
         self._extra_records: list[StepRecord] = []    # group records to persist
         self._drop_records: list[str] = []
         self._stopping = False
-        self._counts = Counts(total=len(self._plan.steps))
+        self._counts = Counts(total=len(self._plan.steps) + settled, skipped=settled)
 
     # -- hashes ----------------------------------------------------------------
     def digest(self, path: str) -> str | None:
@@ -81,10 +82,9 @@ class Scheduler:
     # -- the flow --------------------------------------------------------------
     def next_jobs(self, limit: int = JUDGE_BATCH) -> list[Job]:
         """Judge what can be judged now: up-to-date steps finish at once
-        (releasing their dependants), stale ones come back as jobs — at most
-        about ``limit`` of them: the first steps are sent while the rest wait
-        to be judged (judging a thousand ready steps before the first could
-        start delayed it; ``bench/run.py wide 1000``), and the caller asks again as results come in."""
+        (releasing their dependants), stale ones come back as jobs, at most
+        about ``limit``: judging a thousand ready steps before the first is sent
+        delayed it (``bench/run.py wide 1000``); the caller asks again later."""
         jobs: list[Job] = []
         while self._ready and not self._stopping and len(jobs) < limit:
             comp = self._graph.components[self._ready.popleft()]

@@ -104,6 +104,7 @@ class PodDaemon:
 
     def _start(self, project) -> None:
         from computepods.charts.watcher import FSWatcher
+        from computepods.planning.hot import watched_by
 
         opts = self.options
         self.pod = Pod(self.root, PodOptions(nats_url=opts.nats_url, namespace=opts.namespace,
@@ -121,6 +122,8 @@ class PodDaemon:
         self.watcher = self._add(FSWatcher(bridge, self.root, pod=self.name, ignore=project.ignore,
                                            stream=project.stream, live_trace=opts.trace,
                                            fabric=self.pod.fabric, **kw))
+        # Its watches are set: from now on it hears every change, so plans stay hot.
+        self.pod.majordomo.planner.trust(watched_by(self.watcher.tree.ignored))
         self.project = project
         self.cron = self._add(self._cron(project))
         bridge.listen(m.FS_CHANGED, self._changes)
