@@ -193,7 +193,7 @@ class MajorDomo(Chart):
         self.chefs = ChefDirectory(self.clock)
         self.requests = RequestQueue(self.root, watch_targets, watching=watching or None)
         self.planner = Planner(self.root, handed=handed, freshness=self.requests.freshness,
-                               forget=self.forget, check=lambda bp: self.dispatcher.check_tools(bp))
+                               store=self.store, check=lambda bp: self.dispatcher.check_tools(bp))
         self.build: BuildRun | None = None
         self.events = EventBatch(lambda build_id, payload: self.bridge.publish(
             m.BUILD_EVENTS, payload, build=build_id), lambda: self.post(m.FLUSH))
@@ -203,8 +203,10 @@ class MajorDomo(Chart):
 
     def start(self) -> "MajorDomo":
         super().start()
-        for signal in (m.BUILD_REQUEST, m.CHEF_STATUS, m.STEP_RESULTS, m.BUILD_CANCEL):
-            self.bridge.route(signal, self)
+        self.bridge.route(m.BUILD_REQUEST, self)
+        self.bridge.route(m.CHEF_STATUS, self)
+        self.bridge.route(m.STEP_RESULTS, self)
+        self.bridge.route(m.BUILD_CANCEL, self)
         if self.requests.freshness:
             self.bridge.route(m.FS_CHANGED, self)
         self.bridge.publish(m.CHEFS_QUERY, {})
@@ -282,9 +284,6 @@ class MajorDomo(Chart):
     def store(self, record: Record) -> None:     # the Store writes it; a hot pod keeps it too
         self.planner.recorded(record)
         self.emit(m.RECORD, record)
-
-    def forget(self, steps: list[str], files: list[str]) -> None:   # orphans' records
-        self.store(Record(token=None, drop_steps=steps, drop_files=files))
 
     # -- chefs -------------------------------------------------------------------
     def chef_seen(self, data: dict) -> None:

@@ -23,20 +23,23 @@ from computepods.planning.resolve import Step
 from computepods.planning.scheduler import Scheduler
 from computepods.watch.freshness import Freshness
 
-Forget = Callable[[list, list], None]     # (step ids, paths): records to drop
 PENDING = ("pending",)                    # the stat of a file still changing: none yet
 
 
 class Planner:
     def __init__(self, root: Path, *, handed: HandedPlans | None, freshness: Freshness | None,
-                 forget: Forget, check: Callable[[BuildPlan], None] = lambda bp: None):
-        """`check(bp)` raises when no chef can build the plan (a tool missing)."""
+                 store: Callable[[Record], None], check: Callable[[BuildPlan], None]):
+        """`store(record)`: how records reach the Store (orphans' are dropped);
+        `check(bp)` raises when no chef can build the plan (a tool missing)."""
         self.root = Path(root)
+        self.store = store
         self.check = check
         self.handed = handed
         self.freshness = freshness
-        self.forget = forget
         self.hot: HotPlans | None = None
+
+    def forget(self, steps: list[str], files: list[str]) -> None:   # orphans' records
+        self.store(Record(token=None, drop_steps=steps, drop_files=files))
 
     def trust(self, watched: Watched) -> None:
         """The pod's watcher reports every change of the paths `watched`

@@ -170,3 +170,19 @@ def test_what_a_watcher_ignores_is_not_watched():
     assert not watched("logs/today.txt")           # under an ignored directory
     assert not watched("notes.tmp")
     assert not watched("/usr/include/stdio.h") and not watched("../up.txt")
+
+
+def test_a_file_changed_while_a_build_ran_is_not_trusted_from_that_builds_records(root):
+    hot = HotPlans(root, watched=lambda path: True)
+    a_while_ago = os.stat(root / "src/b.txt").st_mtime_ns - 1_000_000_000
+    os.utime(root / "src/b.txt", ns=(a_while_ago, a_while_ago))   # touched: a new stat
+    _, jobs, scheduler = judged(hot, root)         # hashes src/b.txt again: the same
+    assert jobs == []
+    (root / "src/b.txt").write_text("b, edited again while it builds\n")
+    hot.heard(report(root, "src/b.txt"))
+    # The build's last records carry the hash taken before the edit.
+    assert "src/b.txt" in {f.path for f in scheduler.updated_files()}
+    hot.recorded(files=scheduler.updated_files())
+    hot.finished(None)
+    _, jobs, _ = judged(hot, root)
+    assert jobs == ["copy:build/b.txt"]
