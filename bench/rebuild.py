@@ -2,17 +2,22 @@
 
     python bench/rebuild.py noop wide 10000 -j 2 --repeat 5
     python bench/rebuild.py edit layers 2000 10 -j 2 --repeat 5 [--source 0]
+    python bench/rebuild.py full wide 1000 -j 2 --repeat 3
 
 Every tool gets its own copy of the project (see gen.py), in
 ``bench/work/<scenario>-<shape>/<tool>``, and one full build there to make
 its outputs and its state; that build is timed once, for information only.
-Then the tools take turns, round by round, so that a burst of load from
-elsewhere on the machine spreads over all of them:
+Two cpods take part: ``cpod`` as a user types it, whose first (untimed)
+build leaves a pod running in the background that every later build hands
+its request to, and ``cpod-cold``, the one-shot build (``CP_POD=0``).  The
+pod is stopped (``cpod down``) when the run ends.  Then the tools take turns,
+round by round, so that a burst of load from elsewhere on the machine
+spreads over all of them:
 
 noop
-    time a rebuild with nothing changed.  It must rewrite no output, and
-    cpod must answer it cold, before starting any server ("cpod: nothing to
-    do" on its stderr): no pod was left running by the build before.
+    time a rebuild with nothing changed.  It must rewrite no output.
+    cpod-cold must answer it cold, before starting any server ("cpod: nothing
+    to do" on its stderr); cpod must hand it to the pod that is up.
 edit
     rewrite layer-0 source number ``--source`` with new content (different
     each round, the same for every tool) and time the rebuild.  Counted:
@@ -20,6 +25,9 @@ edit
     ran (its "run  RULE:OUTPUT" lines on stderr, which it prints when not on
     a terminal), both against the steps the change reaches in the graph
     (gen.downstream).  The outputs must equal the first tool's of the round.
+full
+    delete every output (nothing else: the state, and cpod's pod, stay) and
+    time the rebuild, which must rewrite every output.
 
 The median time of each tool is shown with its ratio to ninja and to make.
 A tool whose build fails makes the run exit 1 (its stderr is printed).
@@ -28,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,6 +47,9 @@ import run  # noqa: E402
 
 CPOD_COLD_NOOP = "cpod: nothing to do"     # printed only by the no-op that starts no pod
 CPOD_RUN_PREFIX = "run  "                  # "run  RULE:OUTPUT", one line per step run
+CPOD_STARTED_POD = "started a pod in the background"
+CPODS = ("cpod", "cpod-cold")
+PEERS = ("make", "ninja", "doit", *CPODS)
 
 
 @dataclass
@@ -86,7 +98,7 @@ def set_up(tools: list[str], graph: gen.Graph, work: Path, jobs: int) -> list[Re
         if result.argv is None:
             result.why = "not available"
             continue
-        seconds, proc = run.timed(result.argv, root)
+        seconds, proc = run.timed(result.argv, root, env=run.TOOL_ENV.get(tool))
         if proc.returncode != 0:
             result.why = f"first build exited {proc.returncode}:\n{proc.stderr[-run.ERROR_TAIL_CHARS:]}"
             continue
@@ -94,9 +106,24 @@ def set_up(tools: list[str], graph: gen.Graph, work: Path, jobs: int) -> list[Re
     return results
 
 
+def stop_pods(results: list[Result]) -> None:
+    """`cpod down` wherever a cpod build may have left a pod."""
+    for result in results:
+        if result.tool in CPODS and result.argv is not None:
+            subprocess.run([str(run.BIN / "cpod"), "-C", str(result.root), "down"],
+                           capture_output=True, timeout=60)
+
+
+def timed(result: Result) -> tuple[float, subprocess.CompletedProcess]:
+    seconds, proc = run.timed(result.argv, result.root, env=run.TOOL_ENV.get(result.tool))
+    if result.tool == "cpod" and CPOD_STARTED_POD in proc.stderr:
+        result.problems.append("the pod of the first build was gone: a new one started")
+    return seconds, proc
+
+
 def noop_round(result: Result, graph: gen.Graph) -> None:
     before = run.outputs_stat(result.root, graph)
-    seconds, proc = run.timed(result.argv, result.root)
+    seconds, proc = timed(result)
     if proc.returncode != 0:
         result.why = f"no-op build exited {proc.returncode}:\n{proc.stderr[-run.ERROR_TAIL_CHARS:]}"
         return
@@ -105,17 +132,17 @@ def noop_round(result: Result, graph: gen.Graph) -> None:
     result.rewrote.append(sum(before[k] != v for k, v in after.items()))
     if result.rewrote[-1]:
         result.problems.append("no-op rewrote outputs")
-    if result.tool == "cpod":
+    if result.tool in CPODS:
         result.ran.append(cpod_steps_run(proc.stderr))
-        if CPOD_COLD_NOOP not in proc.stderr:
-            result.problems.append("not answered cold (no 'nothing to do')")
+    if result.tool == "cpod-cold" and CPOD_COLD_NOOP not in proc.stderr:
+        result.problems.append("not answered cold (no 'nothing to do')")
 
 
 def edit_round(result: Result, graph: gen.Graph, source: str, content: str,
                expected: set[str], reference: dict[str, str]) -> None:
     (result.root / source).write_text(content)
     before = run.outputs_stat(result.root, graph)
-    seconds, proc = run.timed(result.argv, result.root)
+    seconds, proc = timed(result)
     if proc.returncode != 0:
         result.why = f"rebuild exited {proc.returncode}:\n{proc.stderr[-run.ERROR_TAIL_CHARS:]}"
         return
@@ -127,7 +154,7 @@ def edit_round(result: Result, graph: gen.Graph, source: str, content: str,
         result.problems.append("rewrote outputs the change does not reach")
     if expected - rewritten:
         result.problems.append("left outputs the change reaches")
-    if result.tool == "cpod":
+    if result.tool in CPODS:
         ran = [line[len(CPOD_RUN_PREFIX):].rpartition(":")[2]
                for line in proc.stderr.splitlines() if line.startswith(CPOD_RUN_PREFIX)]
         result.ran.append(len(ran))
@@ -140,19 +167,41 @@ def edit_round(result: Result, graph: gen.Graph, source: str, content: str,
         result.problems.append(f"outputs differ from {reference['tool']}'s")
 
 
+def full_round(result: Result, graph: gen.Graph, reference: dict[str, str]) -> None:
+    """Every output deleted (the state kept): all of it is built again."""
+    for step in graph.steps:
+        (result.root / step.output).unlink(missing_ok=True)
+    seconds, proc = timed(result)
+    if proc.returncode != 0:
+        result.why = f"full rebuild exited {proc.returncode}:\n{proc.stderr[-run.ERROR_TAIL_CHARS:]}"
+        return
+    result.seconds.append(seconds)
+    made = sum(v is not None for v in run.outputs_stat(result.root, graph).values())
+    result.rewrote.append(made)
+    if made != len(graph.steps):
+        result.problems.append("left outputs missing")
+    if result.tool in CPODS:
+        result.ran.append(cpod_steps_run(proc.stderr))
+    digest = run.outputs_digest(result.root, graph)
+    reference.setdefault("digest", digest)
+    reference.setdefault("tool", result.tool)
+    if digest != reference["digest"]:
+        result.problems.append(f"outputs differ from {reference['tool']}'s")
+
+
 def report(title: str, results: list[Result], expected: int | None) -> str:
     medians = {r.tool: statistics.median(r.seconds) if r.seconds and not r.why else None
                for r in results}
     ninja, make = medians.get("ninja"), medians.get("make")
-    header = (f"{'tool':<6} {'time s':>8} {'/ninja':>7} {'/make':>7}   {'rewrote':>7} "
+    header = (f"{'tool':<9} {'time s':>8} {'/ninja':>7} {'/make':>7}   {'rewrote':>7} "
               f"{'ran':>5} {'expect':>6}   {'1st build s':>11}   notes")
     lines = [title, header, "-" * len(header)]
     for r in results:
         if medians[r.tool] is None:
-            lines.append(f"{r.tool:<6} {r.why.splitlines()[0] if r.why else '-'}")
+            lines.append(f"{r.tool:<9} {r.why.splitlines()[0] if r.why else '-'}")
             continue
         notes = "; ".join(sorted(set(r.problems))) or "ok"
-        lines.append(f"{r.tool:<6} {medians[r.tool]:8.3f} {run.ratio(medians[r.tool], ninja):>7} "
+        lines.append(f"{r.tool:<9} {medians[r.tool]:8.3f} {run.ratio(medians[r.tool], ninja):>7} "
                      f"{run.ratio(medians[r.tool], make):>7}   {counts(r.rewrote):>7} "
                      f"{counts(r.ran):>5} {expected if expected is not None else 0:>6}   "
                      f"{r.first_build_s:11.3f}   {notes}")
@@ -161,12 +210,12 @@ def report(title: str, results: list[Result], expected: int | None) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Time no-op and one-edit rebuilds.")
-    parser.add_argument("scenario", choices=["noop", "edit"])
+    parser.add_argument("scenario", choices=["noop", "edit", "full"])
     parser.add_argument("shape", choices=["wide", "layers"])
     parser.add_argument("params", nargs="+", type=int, help="N for wide; N L for layers")
     parser.add_argument("-j", "--jobs", type=int, default=2)
-    parser.add_argument("--peers", default=",".join(run.ALL_PEERS),
-                        help=f"comma-separated, from {','.join(run.ALL_PEERS)}")
+    parser.add_argument("--peers", default=",".join(PEERS),
+                        help=f"comma-separated, from {','.join(PEERS)}")
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--source", type=int, default=0,
                         help="edit: which layer-0 source to change (index, default 0)")
@@ -176,24 +225,34 @@ def main(argv: list[str] | None = None) -> int:
     if not 0 <= args.source < len(graph.sources):
         raise SystemExit(f"--source {args.source}: the graph has {len(graph.sources)} sources")
     tools = [t.strip() for t in args.peers.split(",") if t.strip()]
-    results = set_up(tools, graph, run.WORK / f"{args.scenario}-{args.shape}", args.jobs)
-    source = graph.sources[args.source]
-    expected = {s.output for s in gen.downstream(graph, source)}
-    for round_no in range(1, args.repeat + 1):
-        reference: dict[str, str] = {}
-        content = edited_content(source, round_no)
-        for result in results:
-            if not result.active:
-                continue
-            if args.scenario == "noop":
-                noop_round(result, graph)
-            else:
-                edit_round(result, graph, source, content, expected, reference)
+    results: list[Result] = []
+    try:
+        results = set_up(tools, graph, run.WORK / f"{args.scenario}-{args.shape}", args.jobs)
+        source = graph.sources[args.source]
+        expected = {s.output for s in gen.downstream(graph, source)}
+        for round_no in range(1, args.repeat + 1):
+            reference: dict[str, str] = {}
+            content = edited_content(source, round_no)
+            for result in results:
+                if not result.active:
+                    continue
+                if args.scenario == "noop":
+                    noop_round(result, graph)
+                elif args.scenario == "full":
+                    full_round(result, graph, reference)
+                else:
+                    edit_round(result, graph, source, content, expected, reference)
+    finally:
+        stop_pods(results)
 
     shape = f"{args.shape} {' '.join(map(str, args.params))}: {len(graph.steps)} steps"
     if args.scenario == "noop":
         title = f"no-op rebuild, {shape}, -j {args.jobs}, median of {args.repeat}"
         print(report(title, results, None))
+    elif args.scenario == "full":
+        title = (f"every output deleted, then a build, {shape}, -j {args.jobs}, median of "
+                 f"{args.repeat}")
+        print(report(title, results, len(graph.steps)))
     else:
         title = (f"rebuild after {source} (layer 0) changed, {shape}, -j {args.jobs}, "
                  f"median of {args.repeat}; it reaches {len(expected)} steps")

@@ -34,6 +34,11 @@ WORK = REPO / "bench" / "work"
 VENV_BIN = REPO / ".venv" / "bin"
 BIN = VENV_BIN if VENV_BIN.is_dir() else Path(sys.executable).parent
 ALL_PEERS = ("make", "ninja", "doit", "cpod")
+# cpod as a user types it leaves a pod running (issue 13); "cpod-cold" is the
+# one-shot build (CP_POD=0).  This script cleans the state between rounds, which
+# would stop a pod each time, so its "cpod" is the one-shot build too; a pod's
+# builds are timed by rebuild.py, which keeps a project per tool.
+TOOL_ENV = {"cpod": {"CP_POD": "1"}, "cpod-cold": {"CP_POD": "0"}}
 STATE = (".ninja_log", ".ninja_deps", ".doit.db", ".doit.db.dat", ".doit.db.dir",
          ".doit.db.bak", ".computepods")
 ERROR_TAIL_CHARS = 2000
@@ -69,7 +74,7 @@ def command_for(tool: str, root: Path, jobs: int) -> list[str] | None:
         # Threads, not processes: doit's commands are subprocesses anyway, and
         # -P process measured no faster here (wide 1000: 3.9 s vs 3.3 s).
         return [str(exe), "-n", j, "-P", "thread"] if exe.exists() else None
-    if tool == "cpod":
+    if tool in ("cpod", "cpod-cold"):
         exe = BIN / "cpod"
         # Compile the package as an install would: with PYTHONDONTWRITEBYTECODE
         # set (as in some CI shells) every cpod run would compile each module
@@ -80,7 +85,7 @@ def command_for(tool: str, root: Path, jobs: int) -> list[str] | None:
             subprocess.run([str(BIN / "python"), "-c", "import computepods.cli"],
                            capture_output=True).returncode == 0
         return [str(exe), "-C", str(root), "build", "-j", j] if exe.exists() and importable else None
-    raise SystemExit(f"unknown tool {tool!r}: choose from {', '.join(ALL_PEERS)}")
+    raise SystemExit(f"unknown tool {tool!r}: choose from {', '.join(ALL_PEERS)}, cpod-cold")
 
 
 def clean(root: Path, graph: gen.Graph) -> None:
@@ -113,15 +118,17 @@ def outputs_stat(root: Path, graph: gen.Graph) -> dict[str, int | None]:
     return stats
 
 
-def timed(argv: list[str], root: Path,
-          timeout_s: float = BUILD_TIMEOUT_S) -> tuple[float, subprocess.CompletedProcess]:
+def timed(argv: list[str], root: Path, timeout_s: float = BUILD_TIMEOUT_S,
+          env: dict[str, str] | None = None) -> tuple[float, subprocess.CompletedProcess]:
     """Run a build and time it.  One that hangs is stopped as a terminal's
     Ctrl-C would stop it, its process group signalled (SIGTERM: cpod then
     stops its pod), and reported as failed with "timed out" at the end of
     its stderr, so that one hang does not stall the whole benchmark run."""
     start = time.perf_counter()
+    environ = {**os.environ, **env} if env else None
     with subprocess.Popen(argv, cwd=root, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                          stderr=subprocess.PIPE, text=True, start_new_session=True) as proc:
+                          stderr=subprocess.PIPE, text=True, start_new_session=True,
+                          env=environ) as proc:
         try:
             _, stderr = proc.communicate(timeout=timeout_s)
         except subprocess.TimeoutExpired:
@@ -138,11 +145,14 @@ def timed(argv: list[str], root: Path,
     return seconds, subprocess.CompletedProcess(argv, proc.returncode, None, stderr)
 
 
+ONE_SHOT = TOOL_ENV["cpod-cold"]     # the rounds clean the state: no pod would last
+
+
 def one_round(result: Result, argv: list[str], root: Path, graph: gen.Graph,
               reference: dict[str, str]) -> None:
     """Clean, time a full build, check it, time a no-op rebuild, check it."""
     clean(root, graph)
-    seconds, proc = timed(argv, root)
+    seconds, proc = timed(argv, root, env=ONE_SHOT)
     if proc.returncode != 0:
         result.why = f"full build exited {proc.returncode}:\n{proc.stderr[-ERROR_TAIL_CHARS:]}"
         return
@@ -153,7 +163,7 @@ def one_round(result: Result, argv: list[str], root: Path, graph: gen.Graph,
     if digest != reference["digest"]:
         result.problems.append(f"outputs differ from {reference['tool']}'s")
     before = outputs_stat(root, graph)
-    seconds, proc = timed(argv, root)
+    seconds, proc = timed(argv, root, env=ONE_SHOT)
     if proc.returncode != 0:
         result.why = f"no-op build exited {proc.returncode}:\n{proc.stderr[-ERROR_TAIL_CHARS:]}"
         return
