@@ -11,13 +11,20 @@ builds its own copy in ``bench/work/paper/<tool>``:
     cpod build
     latexmk -pdf -interaction=nonstopmode paper.tex
 
-and each round (tools taking turns) times three builds there:
+``cpod`` is cpod as a user types it: its first build in a copy leaves a
+pod running in the background, which the later builds hand their requests
+to (stopped with ``cpod down`` before the copy is replaced, and at the end);
+``cpod-cold`` is the one-shot build (``CP_POD=0``).  Each round (tools
+taking turns) times four builds there:
 
 clean build
-    in a fresh copy of the paper;
+    in a fresh copy of the paper (for cpod, the pod's start included);
 comment edit
     after a comment line is appended to the first chapter (its text, hence
     its hash and mtime, changes; the PDF's content does not);
+word edit
+    after one word is added to the first line of prose of the first chapter
+    (the PDF changes; the cross references do not);
 no-op
     nothing changed.
 
@@ -49,8 +56,10 @@ VENV_BIN = REPO / ".venv" / "bin"
 BIN = VENV_BIN if VENV_BIN.is_dir() else Path(sys.executable).parent
 DOCUMENT = "paper"                    # paper.tex -> paper.pdf
 COUNTED = ("pdflatex", "bibtex")      # the programs the shims count
-SCENARIOS = ("clean build", "comment edit", "no-op")
-TOOLS = ("latexmk", "cpod")           # latexmk first: the ratios are to it
+SCENARIOS = ("clean build", "comment edit", "word edit", "no-op")
+TOOLS = ("latexmk", "cpod", "cpod-cold")      # latexmk first: the ratios are to it
+CPOD_ENV = {"cpod": {"CP_POD": "1"}, "cpod-cold": {"CP_POD": "0"}}
+ADDED_WORD = " indeed"
 # What a build writes; a fresh copy leaves these behind.
 BUILD_PRODUCTS = (".computepods", "*.pdf", "*.aux", "*.bbl", "*.bbl.d", "*.blg", "*.fls",
                   "*.log", "*.toc", "*.out", "*.fdb_latexmk", "*.synctex.gz")
@@ -122,7 +131,7 @@ class Tool:
     problems: list[str] = field(default_factory=list)
 
     def argv(self) -> list[str]:
-        if self.name == "cpod":
+        if self.name in CPOD_ENV:
             return [str(BIN / "cpod"), "-C", str(self.root), "build"]
         return ["latexmk", "-pdf", "-interaction=nonstopmode", f"{DOCUMENT}.tex"]
 
@@ -183,7 +192,8 @@ def settled_problems(root: Path) -> list[str]:
 
 def build(tool: Tool, scenario: str) -> None:
     """Time one build of ``tool`` and count its TeX runs."""
-    env = dict(os.environ, PATH=f"{tool.shims}{os.pathsep}{os.environ.get('PATH', '')}")
+    env = dict(os.environ, PATH=f"{tool.shims}{os.pathsep}{os.environ.get('PATH', '')}",
+               **CPOD_ENV.get(tool.name, {}))
     start_line = log_lines(tool.log)
     pdf = tool.root / f"{DOCUMENT}.pdf"
     pdf_before = pdf.stat().st_mtime_ns if pdf.exists() else None
@@ -214,9 +224,29 @@ def aux_text(tool: Tool) -> bytes | None:
     return aux.read_bytes() if aux.exists() else None
 
 
+def add_a_word(chapter: Path) -> None:
+    """One word more at the end of the first line of prose (not a command,
+    a comment or a blank line)."""
+    lines = chapter.read_text().splitlines(keepends=True)
+    for i, line in enumerate(lines):
+        text = line.rstrip("\n")
+        if text.strip() and not text.lstrip().startswith(("\\", "%")):
+            lines[i] = text + ADDED_WORD + line[len(text):]
+            chapter.write_text("".join(lines))
+            return
+    raise SystemExit(f"latex.py: {chapter} has no line of prose to add a word to")
+
+
+def stop_pod(tool: Tool) -> None:
+    if tool.name in CPOD_ENV and tool.root.exists():
+        subprocess.run([str(BIN / "cpod"), "-C", str(tool.root), "down"], capture_output=True,
+                       timeout=60)
+
+
 def one_round(tools: list[Tool], paper: Path, round_no: int) -> None:
     """Each scenario in turn, each tool in turn within it."""
     for tool in tools:
+        stop_pod(tool)
         if tool.root.exists():
             shutil.rmtree(tool.root)
         shutil.copytree(paper, tool.root, ignore=shutil.ignore_patterns(*BUILD_PRODUCTS))
@@ -227,6 +257,8 @@ def one_round(tools: list[Tool], paper: Path, round_no: int) -> None:
             if scenario == "comment edit":
                 with first_chapter(tool.root).open("a") as f:
                     f.write(f"% bench/latex.py: a comment, round {round_no}\n")
+            elif scenario == "word edit":
+                add_a_word(first_chapter(tool.root))
             build(tool, scenario)
         built = [t for t in tools if not t.why]
         for tool in built[1:]:
@@ -243,7 +275,7 @@ def calls_text(calls: list[dict[str, int]], program: str) -> str:
 
 
 def report(title: str, tools: list[Tool]) -> str:
-    header = (f"{'scenario':<13} {'tool':<8} {'time s':>7} {'/latexmk':>8}   "
+    header = (f"{'scenario':<13} {'tool':<9} {'time s':>7} {'/latexmk':>8}   "
               f"{'pdflatex':>8} {'bibtex':>6}   notes")
     lines = [title, header, "-" * len(header)]
     for scenario in SCENARIOS:
@@ -252,14 +284,14 @@ def report(title: str, tools: list[Tool]) -> str:
         for tool in tools:
             if tool.name not in medians:
                 why = tool.why.splitlines()[0] if tool.why else "-"
-                lines.append(f"{scenario:<13} {tool.name:<8} {why}")
+                lines.append(f"{scenario:<13} {tool.name:<9} {why}")
                 continue
             base = medians.get("latexmk")
             ratio = f"{medians[tool.name] / base:.2f}x" if base else "-"
             calls = tool.measures[scenario].calls
             notes = "; ".join(sorted({p.partition(': ')[2] for p in tool.problems
                                       if p.startswith(scenario + ":")})) or "ok"
-            lines.append(f"{scenario:<13} {tool.name:<8} {medians[tool.name]:7.3f} {ratio:>8}   "
+            lines.append(f"{scenario:<13} {tool.name:<9} {medians[tool.name]:7.3f} {ratio:>8}   "
                          f"{calls_text(calls, 'pdflatex'):>8} {calls_text(calls, 'bibtex'):>6}"
                          f"   {notes}")
     return "\n".join(lines)
@@ -286,12 +318,16 @@ def main(argv: list[str] | None = None) -> int:
         log.unlink(missing_ok=True)
         tool = Tool(name, WORK / name, WORK / f"shims-{name}", log)
         write_shims(tool.shims, tool.log)
-        available = (BIN / "cpod").exists() if name == "cpod" else shutil.which(name)
+        available = (BIN / "cpod").exists() if name in CPOD_ENV else shutil.which(name)
         if not available:
             tool.why = "not available"
         tools.append(tool)
-    for round_no in range(1, args.repeat + 1):
-        one_round(tools, paper, round_no)
+    try:
+        for round_no in range(1, args.repeat + 1):
+            one_round(tools, paper, round_no)
+    finally:
+        for tool in tools:
+            stop_pod(tool)
 
     title = (f"LaTeX paper ({origin}): median of {args.repeat}; "
              "pdflatex/bibtex = runs per build, counted by PATH shims")
