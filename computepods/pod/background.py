@@ -69,6 +69,8 @@ def start(root: Path, args) -> dict | None:
     try:
         os.write(fd, str(os.getpid()).encode())
         os.close(fd)
+        if _lock_held(root):
+            return None           # a one-shot build runs: this one waits for it, as before
         proc = _spawn(root, args)
         info = _wait_for_pod(root, proc, None)
         if info is not None:
@@ -80,6 +82,15 @@ def start(root: Path, args) -> dict | None:
             marker.unlink()
         except FileNotFoundError:
             pass
+
+
+def _lock_held(root: Path) -> bool:
+    from computepods.state.lock import ProjectLock
+    lock = ProjectLock(root)
+    if not lock.try_acquire():
+        return True
+    lock.release()
+    return False
 
 
 def _spawn(root: Path, args):
