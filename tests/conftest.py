@@ -13,6 +13,11 @@ from computepods.bus.natsd import NatsServer
 from helpers import wait_for as _wait_for
 
 
+# `cpod build` starts a background pod unless told not to: the suite's builds
+# stay one-shot, and the tests of the background pod set CP_POD=1 themselves.
+os.environ["CP_POD"] = "0"
+
+
 def pytest_configure(config):
     config.stash[_RUN_MARK] = leftovers.mark_this_run()
 

@@ -54,6 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "default: the address it reaches NATS from, a free port)")
     add_sshd_arguments(b)
     b.add_argument("--explain", action="store_true", help="say why each step runs")
+    b.add_argument("--no-pod", action="store_true",
+                   help="start no background pod for later builds (also CP_POD=0, CI=true)")
 
     e = sub.add_parser("explain", help="why TARGET's steps are up to date or would run")
     e.add_argument("targets", nargs="*", metavar="TARGET")
@@ -111,6 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
     u.add_argument("--quiet-ms", type=float, metavar="MS",
                    help="a file is reported once it has not changed for MS ms (default 50)")
     u.add_argument("--trace", action="store_true", help="miros live_trace of the pod's charts")
+    u.add_argument("--background", action="store_true", help=argparse.SUPPRESS)  # cpod build's
     u.add_argument("--sftp", metavar="HOST[:PORT]", default=os.environ.get("CP_SFTP"),
                    help="where this pod serves its store to the federation (env CP_SFTP; "
                         "default: the address it reaches NATS from, a free port)")
@@ -191,6 +194,13 @@ def cmd_build(root: Path, cwd: Path, args) -> int:
     # A pod is up for the project: hand the build to it (stdlib only).
     from computepods.pod.handoff import running_pod
     info = running_pod(root)
+    if info is None or info.get("background"):
+        from computepods.pod import background
+        if info is None and background.wanted(args):
+            info = background.start(root, args)
+            args.started_pod = info is not None     # it took -j from us
+        elif info is not None and background.out_of_date(info):
+            info = background.restart(root, info, args)
     if info is not None:
         from computepods.cli.updown import hand_off_build
         return hand_off_build(info, cwd, args)

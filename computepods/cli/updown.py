@@ -34,7 +34,8 @@ def cmd_up(root: Path, args) -> int:
         os.environ["CP_HTTP_HOSTS"] = ",".join(given + list(args.http_hosts))
     daemon = PodDaemon(root, UpOptions(
         targets=list(args.targets), nats_url=args.nats, namespace=args.namespace,
-        slots=args.jobs or default_slots(), http=args.http, trace=args.trace,
+        slots=args.jobs or default_slots(), http=None if args.background else args.http,
+        trace=args.trace, background=args.background,
         insecure_bus=args.insecure_bus, nats_join=join_from_args(args), sftp=args.sftp,
         sftp_sshd=sshd_from_args(args),
         quiet_s=None if args.quiet_ms is None else args.quiet_ms / 1000.0))
@@ -66,7 +67,10 @@ def cmd_status(root: Path, args) -> int:
         last_text = f"build {last['id']} {what}, {last.get('ran') or 0} steps ran, {ago:.0f} s ago"
     else:
         last_text = "none yet"
+    mode = (f"background, stops after {st['idle_s']:g} s idle (`cpod down` stops it now)"
+            if st.get("background") else "cpod up (foreground, rebuilds on changes)")
     print(f"pod       pid {st['pid']}, up {st['uptime_s']:.0f} s\n"
+          f"mode      {mode}\n"
           f"project   {st['root']}\n"
           f"targets   {' '.join(st['targets']) or '(project default)'}\n"
           f"nats      {st['nats']}\n"
@@ -91,7 +95,9 @@ def hand_off_build(info: dict, cwd: Path, args) -> int:
     """`cpod build` while a pod is up: the pod builds; we show its progress."""
     from computepods.cli.progress import Progress
 
-    ignored = [flag for flag, given in (("-j", args.jobs is not None), ("--trace", args.trace),
+    started = getattr(args, "started_pod", False)     # it took -j and the namespace
+    ignored = [flag for flag, given in (("-j", args.jobs is not None and not started),
+                                        ("--trace", args.trace),
                                         ("--nats", args.nats and args.nats != info.get("nats")))
                if given]
     if ignored:

@@ -38,14 +38,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
+# A cached plan or verdict stands for the code that made it (codestamp.py).
+from computepods.codestamp import code_fingerprint
 from computepods.paths import PLANS_DIR, PROJECT_FILE, STATE_DB, STATE_DIR, atomic_write
 
 CACHE_FORMAT = 3                    # bump when what is pickled or marshalled changes
 KEEP_PLANS = 8                      # requests (targets, cwd) remembered per project
-
-# A cached plan or verdict stands for the code that made it: a changed file
-# of the package (an upgrade, or an edit in a development tree) drops both.
-_code_stamp: tuple | None = None
 
 StatKey = tuple[int, int, int]      # (size, mtime_ns, inode), as hashing.FileRecord.key
 Stamp = tuple["StatKey | None", int]    # a stat key and time.time_ns() just before it
@@ -61,27 +59,9 @@ class Basis:
     key: str | None = None          # the plan cache's (content_key), None if unreadable
 
 
-def _code_fingerprint() -> tuple:
-    """(path, size, mtime_ns) of every module and pack of the package, once
-    a process: the whole package, so a moved or new module counts too."""
-    global _code_stamp
-    if _code_stamp is None:
-        package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-        stamp = []
-        for folder, dirs, files in os.walk(package):
-            dirs[:] = sorted(d for d in dirs if d != "__pycache__")
-            for name in sorted(files):
-                if name.endswith((".py", ".toml")):
-                    st = os.stat(os.path.join(folder, name))
-                    stamp.append((os.path.relpath(os.path.join(folder, name), package),
-                                  st.st_size, st.st_mtime_ns))
-        _code_stamp = tuple(stamp)
-    return _code_stamp
-
-
 def request_key(root: Path, names: Sequence[str], cwd: Path) -> str:
     """Everything but the files that decides a plan: the verdict's key."""
-    return repr((CACHE_FORMAT, str(root), str(cwd), list(names), _code_fingerprint()))
+    return repr((CACHE_FORMAT, str(root), str(cwd), list(names), code_fingerprint()))
 
 
 def read_project(root: Path) -> tuple[bytes, Stamp] | None:

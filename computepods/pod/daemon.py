@@ -31,6 +31,8 @@ from computepods.bus import payloads
 from computepods.bus.auth import API
 from computepods.bus.client import request_build
 from computepods.pod.control import ControlServer
+from computepods.pod.idle import IdleGuard
+from computepods.codestamp import code_hash
 from computepods.errors import ComputePodsError, UsageError
 from computepods.paths import POD_FILE, atomic_write
 from computepods.state.lock import ProjectLock
@@ -60,6 +62,8 @@ class UpOptions:
     nats_join: NatsJoin | None = None                   # the pod's server joins a cluster/hub
     sftp: str | None = None                             # "HOST[:PORT]" of our store's server
     sftp_sshd: "SshdServing | None" = None              # the system sshd serves it instead
+    background: bool = False        # started by `cpod build`: builds only when asked, no
+    #                                 HTTP, no Cron; stops when idle (pod/background.py)
 
 
 class PodDaemon:
@@ -86,6 +90,7 @@ class PodDaemon:
         self.project = None
         self.cron = None
         self._parts_lock = threading.Lock()
+        self.idle: IdleGuard | None = None
 
     # -- life cycle ----------------------------------------------------------------
     def start(self) -> "PodDaemon":
@@ -109,7 +114,8 @@ class PodDaemon:
         opts = self.options
         self.pod = Pod(self.root, PodOptions(nats_url=opts.nats_url, namespace=opts.namespace,
                                              slots=opts.slots, trace=opts.trace,
-                                             watch_targets=list(opts.targets),
+                                             watch_targets=None if opts.background
+                                             else list(opts.targets), watching=True,
                                              insecure_bus=opts.insecure_bus,
                                              nats_join=opts.nats_join,
                                              federate=bool(opts.nats_url or opts.nats_join),
@@ -125,6 +131,14 @@ class PodDaemon:
         # Its watches are set: from now on it hears every change, so plans stay hot.
         self.pod.majordomo.planner.trust(watched_by(self.watcher.tree.ignored))
         self.project = project
+        if opts.background:
+            self.control = ControlServer(handoff.socket_path(self.root), self).start()
+            self._write_pod_file()
+            self.idle = IdleGuard(self.root, project.pod_idle_s, self.request_stop, self.say)
+            self.idle.start()
+            self.say(f"background pod up for {self.root} (pid {os.getpid()}); NATS "
+                     f"{self.pod.url}; stops after {project.pod_idle_s:.0f} s idle")
+            return
         self.cron = self._add(self._cron(project))
         bridge.listen(m.FS_CHANGED, self._changes)
         threading.Thread(target=self._follow_project_file, name="up:project", daemon=True).start()
@@ -199,6 +213,8 @@ class PodDaemon:
 
     def stop(self) -> None:
         try:
+            if self.idle:
+                self.idle.stop()
             if self.control:
                 self.control.stop()
             (self.root / POD_FILE).unlink(missing_ok=True)
@@ -217,11 +233,15 @@ class PodDaemon:
     def _write_pod_file(self) -> None:
         atomic_write(self.root / POD_FILE, json.dumps({
             "pid": os.getpid(), "root": str(self.root), "socket": self.control.path,
-            "nats": self.pod.url, "http": self.http_url, "started": self.started}).encode())
+            "nats": self.pod.url, "http": self.http_url, "started": self.started,
+            "background": self.options.background, "code": code_hash()}).encode())
 
     # -- what the control socket asks ----------------------------------------------
     def status(self) -> dict:
-        return {"pid": os.getpid(), "root": str(self.root), "nats": self.pod.url,
+        if self.idle:
+            self.idle.touch()
+        return {"background": self.options.background,
+                "idle_s": self.idle.idle_s if self.idle else None, "pid": os.getpid(), "root": str(self.root), "nats": self.pod.url,
                 "http": self.http_url, "started": self.started,
                 "uptime_s": round(time.time() - self.started, 1),
                 "targets": self.options.targets, "builds": self.builds,
@@ -248,6 +268,12 @@ class PodDaemon:
         targets = request.get("targets") or []
         if not isinstance(targets, list) or not all(isinstance(t, str) for t in targets):
             raise UsageError("build request: 'targets' must be a list of strings")
+        if self.idle:
+            with self.idle.busy():
+                return self._build(targets, request, emit)
+        return self._build(targets, request, emit)
+
+    def _build(self, targets: list[str], request: dict, emit: Callable[[dict], None]) -> int:
         if self.watcher and not self.watcher.wait_settled(SETTLE_WAIT_S):
             emit({"t": "note", "text": f"files still changing after {SETTLE_WAIT_S:.0f} s; "
                                        "building what is on disk now"})
@@ -296,12 +322,7 @@ def stop_running_pod(root: Path, out: TextIO = sys.stderr) -> int:
     if info is None:
         print(f"cpod: no pod is up for {root}", file=out)
         return 0
-    handoff.call(info, "POST", "/down")
-    deadline = time.monotonic() + STOP_WAIT_S
-    while time.monotonic() < deadline:
-        if not handoff.pid_alive(int(info["pid"])):
-            print(f"cpod: pod {info['pid']} stopped", file=out)
-            return 0
-        time.sleep(0.02)
+    if handoff.stop_pod(info, STOP_WAIT_S):
+        print(f"cpod: pod {info['pid']} stopped", file=out)
+        return 0
     raise UsageError(f"the pod (pid {info['pid']}) did not stop within {STOP_WAIT_S:.0f} s")
-

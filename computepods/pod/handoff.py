@@ -143,3 +143,16 @@ def _lines(resp: _Response) -> Iterator[dict]:
             continue
         if isinstance(ev, dict):
             yield ev
+
+
+def stop_pod(info: dict, wait_s: float) -> bool:
+    """Ask the pod to stop (``POST /down``) and wait, bounded, until its
+    process is gone: True if it went."""
+    import time
+    call(info, "POST", "/down")
+    deadline = time.monotonic() + wait_s
+    while time.monotonic() < deadline:
+        if not pid_alive(int(info["pid"])):
+            return True
+        time.sleep(0.02)
+    return False

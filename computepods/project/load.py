@@ -23,6 +23,7 @@ from computepods.project.checks import (as_positive, as_string, as_strings, as_t
                                         check_keys, check_output_paths, project_path,
                                         target_names)
 from computepods.project import stems
+from computepods.project.durations import as_duration
 from computepods.project.model import DEFAULT_MAX_PASSES, DISCOVERY_KINDS, Project, Rule, Schedule
 from computepods.project.targets import check_alias_cycles
 from computepods.project.templates import PLACEHOLDERS, TemplateError, parse_template
@@ -30,7 +31,9 @@ from computepods.project.templates import PLACEHOLDERS, TemplateError, parse_tem
 CWD_PLACEHOLDERS = ("dir", "stem")   # a working directory is a project path
 
 TOP_KEYS = frozenset({"project", "alias", "rule", "schedule", "pack"})
-PROJECT_KEYS = frozenset({"name", "default", "use", "ignore", "stream", "interchangeable"})
+DEFAULT_POD_IDLE = "30m"          # a background pod's idle timeout
+PROJECT_KEYS = frozenset({"name", "default", "use", "ignore", "stream", "interchangeable",
+                          "pod_idle"})
 RULE_KEYS = frozenset({"name", "inputs", "outputs", "command", "depfile",
                        "discover", "timeout", "max_passes", "cwd", "parts"})
 SCHEDULE_KEYS = frozenset({"cron", "targets"})
@@ -65,6 +68,7 @@ def load_project(root: Path, source: bytes | None = None) -> Project:
         stream=as_strings(table.get("stream", []), file, None, "project.stream"),
         interchangeable=as_strings(table.get("interchangeable", []), file, None,
                                    "project.interchangeable"),
+        pod_idle_s=as_duration(table.get("pod_idle", DEFAULT_POD_IDLE), file, "project.pod_idle"),
         aliases=aliases, rules=rules,
         schedules=_load_schedules(data.get("schedule", []), aliases, file),
         packs=packs)

@@ -65,3 +65,5 @@ class Project:
     packs: dict[str, dict[str, str]] = field(default_factory=dict)
     # tools whose fingerprints may differ between pods ([project] interchangeable)
     interchangeable: tuple[str, ...] = ()
+    # a background pod stops after this long with no request ([project] pod_idle)
+    pod_idle_s: float = 1800.0
