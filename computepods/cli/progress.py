@@ -154,6 +154,9 @@ def summary_text(ev: dict) -> str:
         parts.append(f"{ev['failed']} failed")
     if ev.get("blocked") or ev.get("not_run"):
         parts.append(f"{ev.get('blocked', 0) + ev.get('not_run', 0)} not run")
+    if ev.get("dry_run") and not ev.get("fresh"):
+        return (f"dry run: {ev.get('ran', 0)} would run, {ev.get('skipped', 0)} up to date"
+                + "".join(f", {p}" for p in parts[2:]) + "; nothing ran")
     if ev.get("fresh"):
         return f"nothing to do: {ev.get('skipped', 0)} steps up to date (nothing changed since)"
     verdict = "build ok" if ev.get("ok") else "build FAILED"

@@ -312,7 +312,9 @@ class BuildRun:
         extra = ({"error": f"{unrecorded}; the pod keeps these records and writes them once"
                            " it can (until then their steps count as not built)"}
                  if unrecorded else {"cancelled": True} if self._cancelled else {})
-        return {"t": "done", "ok": s.ok and not extra,
+        if s.dry_run:
+            extra = {**extra, "dry_run": True}      # "ran" then counts what would run
+        return {"t": "done", "ok": s.ok and not extra.keys() - {"dry_run"},
                 "code": 2 if unrecorded else 130 if self._cancelled else 0 if s.ok else 1,
                 **extra, "ran": c.done, "skipped": c.skipped, "failed": c.failed,
                 "blocked": c.blocked, "not_run": len(s.not_run()),

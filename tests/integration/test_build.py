@@ -326,6 +326,17 @@ def test_explain_says_which_input_changed_with_old_and_new_hash(chain):
     assert "run  upper:build/b.up: input src/b.txt changed" in built.err
 
 
+def test_explain_says_a_step_runs_when_an_input_of_it_will_be_rebuilt(chain):
+    assert cpod(chain, "build").code == 0
+    (chain / "src/b.txt").write_text("gamma\n")
+    text = cpod(chain, "explain", "out/all.txt").out
+    assert ("join:out/all.txt\n  now: may run: input build/b.up will be rebuilt by "
+            "upper:build/b.up (it runs unless build/b.up comes out unchanged)") in text
+    dry = cpod(chain, "build", "-n")
+    assert "would run join:out/all.txt" in dry.err
+    assert "dry run: 2 would run, 1 up to date; nothing ran" in dry.err, dry.err
+
+
 def test_explain_names_a_command_change_and_a_hand_edited_output(chain):
     assert cpod(chain, "build").code == 0
     (chain / "out/all.txt").write_text("edited by hand\n")

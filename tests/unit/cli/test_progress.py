@@ -94,3 +94,15 @@ def test_a_store_that_cannot_write_shows_as_a_warning_line():
     assert lines[0] == ("warning: cannot write the state database /p/.computepods/state.db: "
                         "database or disk is full; 1 records kept, trying again in 2 s")
     assert lines[1].startswith("build FAILED")
+
+
+def test_a_dry_run_says_what_would_run_not_what_ran():
+    out = io.StringIO()
+    p = Progress(out, tty=False)
+    p.handle({"t": "would", "step": "cc:a.o", "command": "cc -c a.c", "reason": "never built"})
+    p.handle({"t": "done", "ok": True, "code": 0, "ran": 36, "skipped": 2, "failed": 0,
+              "blocked": 0, "not_run": 0, "dry_run": True, "duration_s": 0.1})
+    lines = out.getvalue().splitlines()
+    assert lines[0] == "would run cc:a.o (never built)"
+    assert lines[-1] == "dry run: 36 would run, 2 up to date; nothing ran"
+    assert not any(line.startswith("run ") or " ran," in line for line in lines)
