@@ -4,7 +4,8 @@
 
     fs_chart
     ├── fs_watching          FS_EVENTS: a batch from the reader feeds the debouncer;
-    │   │                    TICK (the one alarm): publish the files that settled
+    │   │                    TICK (the one alarm): publish the files that settled;
+    │   │                    FS_PENDING: answer which files are still settling
     │   ├── fs_live          events are all there
     │   └── fs_rescanning    the kernel's queue overflowed: RESCAN walks the tree
     │                        again and the debouncer reports what differs
@@ -22,13 +23,15 @@ report time.  The chefs' commits of outputs (renames out of
 ``fs.changed`` whose (size, mtime_ns) equals the output it recorded, so a
 build does not trigger itself.
 
-:meth:`FSWatcher.wait_settled` lets another thread wait, bounded, until no
-file is in its quiet period (a no-op build request waits for an edit that is
-still settling).
+:meth:`FSWatcher.pending_now` tells another thread, at once, which files
+have events not yet reported (a build request judges them afresh instead of
+waiting out their quiet period); :meth:`FSWatcher.wait_settled` waits,
+bounded, until no file is in its quiet period.
 """
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 from pathlib import Path
 from typing import Callable, Iterable
@@ -39,10 +42,12 @@ from computepods.bus import messages as m
 from computepods.bus import payloads
 from computepods.bus.protocol import Bus
 from computepods.clock import Clock, SystemClock
-from computepods.watch.debounce import MAX_DELAY_S, QUIET_S, Debouncer
+from computepods.watch.debounce import ANYTHING, MAX_DELAY_S, QUIET_S, Debouncer
 from computepods.watch.reader import EventReader
 from computepods.watch.tree import GONE, OVERFLOW, InotifyTree
 from computepods.charts.base import Chart
+
+PENDING_WAIT_S = 2.0       # pending_now waits at most this long for the chart's answer
 
 log = logging.getLogger("computepods.watcher")
 
@@ -74,6 +79,9 @@ def fs_watching(fs: "FSWatcher", e):
     if sig == m.TICK:
         fs.publish_due()
         return return_status.HANDLED
+    if sig == m.FS_PENDING:
+        e.payload.put(fs.pending_paths())
+        return return_status.HANDLED
     if sig == m.HALT:
         return fs.trans(fs_stopped)
     fs.temp.fun = fs_chart
@@ -102,6 +110,9 @@ def fs_rescanning(fs: "FSWatcher", e):
     if sig == m.RESCAN:
         fs.rescan()
         return fs.trans(fs_live)
+    if sig == m.FS_PENDING:         # events were lost: anything may have changed
+        e.payload.put([ANYTHING])
+        return return_status.HANDLED
     if sig == "EXIT_SIGNAL":
         fs.set_rescanning(False)
         return return_status.HANDLED
@@ -119,6 +130,9 @@ def fs_stopped(fs: "FSWatcher", e):
         fs.batch_done()                # read before the stop: nothing to do with it
         return return_status.HANDLED
     if sig in (m.TICK, m.RESCAN, m.HALT):
+        return return_status.HANDLED
+    if sig == m.FS_PENDING:
+        e.payload.put([ANYTHING])
         return return_status.HANDLED
     fs.temp.fun = fs_chart
     return return_status.SUPER
@@ -265,6 +279,28 @@ class FSWatcher(Chart):
     def _settled(self) -> bool:
         return self._stopped or (self._idle and not self._inflight and not self._rescanning
                                  and self.tree.unread() == 0)
+
+    def pending_now(self, timeout: float = PENDING_WAIT_S) -> list[str]:
+        """The files with events not yet reported as settled, as of now
+        (thread-safe): a build asked for now must judge them afresh rather
+        than wait out their quiet period.  The events the kernel holds are
+        first read and fed to the chart (their files then count); ``["*"]``
+        (ANYTHING) when events were lost or the chart does not answer in time."""
+        answer: "queue.Queue[list[str]]" = queue.Queue()
+        with self._settle:             # every event queued before this call is read and fed
+            read = self._settle.wait_for(
+                lambda: self._stopped or (not self._inflight and self.tree.unread() == 0),
+                timeout)
+        if not read or not self.running:
+            return [ANYTHING]
+        self.post(m.FS_PENDING, answer)   # behind the batches already posted
+        try:
+            return answer.get(timeout=timeout)
+        except queue.Empty:
+            return [ANYTHING]
+
+    def pending_paths(self) -> list[str]:
+        return sorted(self.debouncer.pending)
 
     def wait_settled(self, timeout: float) -> bool:
         """Wait until no file is in its quiet period and no event is unread:

@@ -39,10 +39,11 @@ from computepods.planning.resolve import Plan, Step
 from computepods.planning.scheduler import Scheduler
 from computepods.state.db import STATUS_OK, StepRecord
 from computepods.state.hashing import FileRecord, StatCache, is_racy
+from computepods.watch.debounce import ANYTHING
 
 Watched = Callable[[str], bool]        # project-relative path -> the watcher sees it change
 Tidy = Callable[[list, list], None]    # (step ids, paths): records to drop
-RESCAN = "*"                           # in a request's `dirty`: anything may have changed
+RESCAN = ANYTHING                      # in a request's `dirty`: anything may have changed
 MAX_PLANS = 16                         # request plans kept (a pod serves a few targets)
 _MISS = object()
 

@@ -45,7 +45,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("computepods.pod.daemon")
 
-SETTLE_WAIT_S = 2.0        # a build request waits at most this long for files to settle
 STOP_WAIT_S = 30.0         # `cpod down` waits this long for the pod to exit
 
 
@@ -263,8 +262,8 @@ class PodDaemon:
                       trusts=member.roster.trusts)
 
     def build(self, request: dict, emit: Callable[[dict], None]) -> int:
-        """A handed-off build: wait (bounded) for files still settling, then
-        ask the MajorDomo like any client and stream its events back."""
+        """A handed-off build: ask the MajorDomo like any client, naming the
+        files still settling, and stream its events back."""
         targets = request.get("targets") or []
         if not isinstance(targets, list) or not all(isinstance(t, str) for t in targets):
             raise UsageError("build request: 'targets' must be a list of strings")
@@ -274,12 +273,12 @@ class PodDaemon:
         return self._build(targets, request, emit)
 
     def _build(self, targets: list[str], request: dict, emit: Callable[[dict], None]) -> int:
-        if self.watcher and not self.watcher.wait_settled(SETTLE_WAIT_S):
-            emit({"t": "note", "text": f"files still changing after {SETTLE_WAIT_S:.0f} s; "
-                                       "building what is on disk now"})
+        # What changed before this request is built, even if the watcher has
+        # not yet reported it (its quiet period): those files are judged afresh.
+        dirty = self.watcher.pending_now() if self.watcher else []
         return request_build(self.pod.bridge, targets, Path(request.get("cwd") or self.root),
                              keep_going=bool(request.get("keep_going")),
-                             dry_run=bool(request.get("dry_run")), on_event=emit)
+                             dry_run=bool(request.get("dry_run")), on_event=emit, dirty=dirty)
 
     def abandoned(self, accepted: dict) -> None:
         """The client of a handed-off build is gone (Ctrl-C): cancel the build,

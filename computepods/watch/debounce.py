@@ -53,6 +53,7 @@ from typing import Callable, Iterable, Mapping
 
 from computepods.project.patterns import PathPatterns
 
+ANYTHING = "*"            # a file list meaning: events were lost, anything may have changed
 QUIET_S = 0.05            # seconds without an event before a file counts as settled
 MAX_DELAY_S = 1.0         # seconds a continuously written file waits at most to be reported
 CLOSE_GRACE_S = 0.0       # seconds after a close-write before a known file is settled
@@ -102,6 +103,7 @@ class _Pending:
     moved_from: str | None = None    # a reported path renamed onto this one
     moved_to: str | None = None      # where this path was renamed to
     writing: bool = False            # created or written since its last close-write
+    wrote: bool = False              # written in this quiet period (IN_MODIFY, IN_CREATE)
     events: int = 0                  # events since `first`
     stream: bool = False             # matches a `stream` pattern
     since: float = 0.0               # first event of the whole busy spell (windows and all)
@@ -137,6 +139,7 @@ class Debouncer:
         p = self._touch(path, now)
         p.closed = None
         p.writing = p.writing or writing
+        p.wrote = p.wrote or writing
         if p.moved_to is not None:          # recreated after a rename away: a new file
             self._unlink_move(path, p)
         self._schedule(path, p)
@@ -293,7 +296,7 @@ class Debouncer:
             # Still being written at the maximum delay (or a stream's period):
             # report what it has so far and open a new window.  A window with
             # no event settles it (a writer idle with the file open).
-            p.first, p.events = now, 0
+            p.first, p.events, p.wrote = now, 0, False
             self._schedule(path, p)
             return self._report(path, GROWING, old, cur, p.stream) if cur != old else None
         del self.pending[path]
@@ -311,8 +314,8 @@ class Debouncer:
             self.pending.pop(src, None)
             self.known[path] = cur
             return Report(path, MOVED, cur.size, cur.mtime_ns, moved_from=src)
-        if cur == old:
-            return None
+        if cur == old and not p.wrote:
+            return None       # e.g. a chmod back: only a write can change what it holds
         if p.stream:
             return self._report(path, GROWING, old, cur, True)
         return self._report(path, CREATED if old is None else MODIFIED, old, cur, False)

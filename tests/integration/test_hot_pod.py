@@ -18,12 +18,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from hypothesis import HealthCheck, event, given, note, settings
+from hypothesis import HealthCheck, Phase, event, given, note, settings
 from hypothesis import strategies as st
 
 from cpodrun import Run, cpod, write
-from test_incremental_property import (BUILD_ENV, apply, edits_for, projects, read_outputs,
-                                       rewrite_in_tick, stamp_tick)
+from incremental import (BUILD_ENV, apply, edits_for, projects, read_outputs, rewrite_in_tick,
+                         stamp_tick)
 
 FULL = os.environ.get("CP_CHAOS") == "full"
 EDITS = 100 if FULL else 20                 # edit-then-build rounds
@@ -68,7 +68,10 @@ def test_an_edit_just_before_cpod_build_is_built_every_time(tmp_path):
         cpod(root, "down")
 
 
+# No shrinking: each example is a few dozen real builds; the failure names
+# the project file and the edits already.
 @settings(max_examples=EXAMPLES, deadline=None, derandomize=True,
+          phases=[Phase.explicit, Phase.reuse, Phase.generate],
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(data=st.data())
 def test_a_hot_pod_runs_what_a_cold_build_runs(tmp_path_factory, data):

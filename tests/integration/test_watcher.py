@@ -377,3 +377,24 @@ def test_cpod_watch_refuses_what_it_cannot_watch(tmp_path, args, problem):
     p = subprocess.run([*CPOD, *args], cwd=tmp_path, capture_output=True, text=True, env=env,
                        timeout=60)
     assert p.returncode == 2 and problem in p.stderr
+
+
+def test_pending_now_names_every_file_written_before_it_was_asked(tmp_path, watch):
+    """What a build asked for right after an edit relies on: the edit is
+    either named as still settling, or was already reported, edit after edit;
+    with a quiet period longer than the loop, it is named every time."""
+    w = watch(tmp_path, quiet_s=30.0, max_delay_s=60.0)
+    (tmp_path / "sub").mkdir()
+    for i in range(50):
+        name = f"sub/f{i % 5}.txt" if i % 2 else f"new{i}/f.txt"     # new directories too
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        with open(tmp_path / name, "a") as f:
+            f.write(f"{i}\n")
+        assert name in w.watcher.pending_now(), f"write {i} to {name} was not seen"
+    assert w.watcher.published == 0               # nothing settled: the quiet period is long
+
+
+def test_pending_now_says_anything_may_have_changed_once_the_watcher_stopped(tmp_path, watch):
+    w = watch(tmp_path)
+    w.watcher.stop()
+    assert w.watcher.pending_now(timeout=1.0) == ["*"]

@@ -384,3 +384,19 @@ def test_a_build_waits_for_a_settling_file_but_not_for_a_log_held_open():
         if n == 1:
             assert w.deb.settling(w.clock.monotonic())    # might be a save: wait
     assert not w.deb.settling(w.clock.monotonic())        # past max_delay: a writer's
+
+
+def test_a_write_that_keeps_size_mtime_and_inode_is_still_reported():
+    """The racily-clean case: rewritten in place within one timestamp tick.
+    A watching pod trusts the watcher instead of stat, so a write must be
+    reported even when the stat cannot tell; a metadata event alone is not."""
+    w = Watch(existing={"a.txt": 10})
+    same = w.fs.files["a.txt"]
+    w.event("written", "a.txt")                   # IN_MODIFY; the stat is as it was
+    w.close("a.txt")
+    assert w.fs.files["a.txt"] == same
+    w.at(0.5)
+    assert w.reports == [(0.0, "a.txt", "modified", None)]
+    w.event("changed", "a.txt")                   # IN_ATTRIB: a chmod back, say
+    w.at(1.0)
+    assert len(w.reports) == 1
