@@ -7,6 +7,30 @@ from pathlib import Path
 
 from computepods.paths import STATE_DIR
 
+STOP_WAIT_S = 30.0         # seconds a background pod has to stop before a clean
+
+
+def stop_background_pod(root: Path) -> None:
+    """A pod `cpod build` left up holds the project: it goes first (it would
+    hold the lock for its idle time).  A `cpod up` pod is the user's: say so."""
+    from computepods.errors import UsageError
+    from computepods.pod import handoff
+    info = handoff.running_pod(root)
+    if info is None:
+        return
+    if not info.get("background"):
+        raise UsageError(f"a pod is up for {root} (pid {info['pid']}, cpod up); "
+                         "`cpod down` first, then cpod clean")
+    try:
+        gone = handoff.stop_pod(info, STOP_WAIT_S)
+    except handoff.PodUnreachable as exc:
+        raise UsageError(f"{exc}; stop it (cpod down, or kill that pid), then cpod clean") \
+            from None
+    if not gone:
+        raise UsageError(f"the background pod (pid {info['pid']}) did not stop within "
+                         f"{STOP_WAIT_S:.0f} s; kill it, then cpod clean")
+    print(f"cpod: stopped the background pod (pid {info['pid']})", file=sys.stderr)
+
 
 def cmd_clean(root: Path) -> int:
     """Remove recorded outputs (never a source) and the state directory."""
@@ -18,6 +42,7 @@ def cmd_clean(root: Path) -> int:
     from computepods.state.db import StateDB
 
     project = load_project(root)
+    stop_background_pod(root)
     rules = RuleSet(project)
     exists = file_exists(root)
     removed = 0

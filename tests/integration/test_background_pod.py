@@ -145,6 +145,17 @@ def test_removing_the_state_directory_stops_the_pod(tmp_path, pods):
     wait_for(lambda: pid_is_gone(pid), timeout=15, what="the pod to notice its tree is gone")
 
 
+def test_cpod_clean_stops_the_background_pod_first_instead_of_waiting_for_it(tmp_path, pods):
+    root = pods(project(tmp_path / "p"))
+    assert build(root).code == 0
+    pid = int(pod_info(root)["pid"])
+    pods.seen.add(pid)
+    run = cpod(root, "clean", timeout=60)
+    assert run.code == 0, run.err
+    assert f"stopped the background pod (pid {pid})" in run.err
+    assert pid_is_gone(pid) and not (root / "out/a.up").exists()
+
+
 def test_two_first_builds_at_once_end_with_one_pod(tmp_path, pods):
     root = pods(project(tmp_path / "p"))
     env = {**os.environ, **POD_ENV}
