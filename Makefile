@@ -41,6 +41,7 @@ diagram-system-deps:
 demo: $(STAMP)
 	$(VENV)/bin/cpod -C examples/hello build
 	@echo "built: examples/hello/out/hello.txt and examples/hello/out/stats.json"
+	$(VENV)/bin/cpod -C examples/hello down
 
 test: test-system-deps $(STAMP)
 	$(VENV)/bin/pytest $(PYTEST_FLAGS)

@@ -95,7 +95,9 @@ def main(argv: list[str] | None = None) -> int:
     subprocess.run(run.command_for("ninja", roots["ninja"], args.jobs), check=True,
                    capture_output=True)
     cpod = [str(run.BIN / "cpod"), "-C", str(roots["cpod"])]
-    subprocess.run([*cpod, "build", "-j", str(args.jobs)], check=True, capture_output=True)
+    # One-shot (--no-pod): the pod timed here is `cpod up`, not a background one.
+    subprocess.run([*cpod, "build", "--no-pod", "-j", str(args.jobs)], check=True,
+                   capture_output=True)
 
     up = subprocess.Popen([*cpod, "up", "--no-http", "-j", str(args.jobs)],
                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
