@@ -12,6 +12,7 @@ build judges only what changed and what is downstream of it.
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Callable, Iterable
 
@@ -23,7 +24,16 @@ from computepods.planning.resolve import Step
 from computepods.planning.scheduler import Scheduler
 from computepods.watch.freshness import Freshness
 
-PENDING = ("pending",)                    # the stat of a file still changing: none yet
+
+
+def stat_report(root: Path, path: str) -> dict:
+    """What the watcher would report of `path` if it settled now."""
+    try:
+        st = os.stat(os.path.join(root, path))
+    except OSError:
+        return {"root": str(root), "path": path, "kind": "deleted"}
+    return {"root": str(root), "path": path, "kind": "modified", "size": st.st_size,
+            "mtime_ns": st.st_mtime_ns}
 
 
 class Planner:
@@ -88,15 +98,20 @@ class Planner:
 
     def dirty(self, data: dict) -> None:
         """A build request names files still changing (the watcher's queue,
-        drained at the request): the request is not fresh, they are judged anew."""
+        drained at the request): each is heard now, with its stat now, so a
+        chef's commit whose echo is still settling is no news, while an edit
+        is.  (A hot pod's plan judges them anew all the same.)"""
         paths = data.get("dirty") or []
         if self.freshness is None or not isinstance(paths, list):
             return
         paths = [p for p in paths if isinstance(p, str)]
         if RESCAN in paths:
             self.freshness.fresh.clear()         # anything may have changed
-        for path in self.hot.dirty(paths) if self.hot is not None else paths:
-            self.freshness.heard(path, PENDING)
+            if self.hot is not None:
+                self.hot.everything_changed()
+        for path in paths:
+            if path != RESCAN:
+                self.heard(stat_report(self.root, path))
 
     def recorded(self, record: Record) -> None:
         """What the MajorDomo sends its Store: the hot records follow."""
