@@ -267,6 +267,7 @@ class MajorDomo(Chart):
             try:
                 bp = self.planner.plan(data)
             except ComputePodsError as exc:
+                self.requests.plan_failed()         # a watching pod listens for the fix
                 self.events.publish(build_id, [{"t": "done", "ok": False, "code": exc.exit_code,
                                                 "error": str(exc)}])
                 continue

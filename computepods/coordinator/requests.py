@@ -99,6 +99,10 @@ class RequestQueue:
             (p for step in steps for p in step.outputs),
             (p for step in steps for p in input_paths(step, records.get(step.id))))
 
+    def plan_failed(self) -> None:
+        if self.freshness:
+            self.freshness.plan_failed()
+
     def build_finished(self, key: RequestKey | None, generation: int, ok: bool,
                        steps: int = 0) -> None:
         if self.freshness:

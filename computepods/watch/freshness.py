@@ -48,11 +48,14 @@ class Freshness:
     follow_up: bool = False          # a change arrived that no build has seen yet
     relevant: set[str] = field(default_factory=lambda: {PROJECT_FILE})
     last_changes: list[str] = field(default_factory=list)
+    planless: bool = False           # the last plan failed: any change may mend it
 
     # -- what the watcher says ---------------------------------------------------
     def heard(self, path: str, stat: StatKey | None) -> bool:
-        """One settled change; True when it is a real change (not our commit)."""
-        if path not in self.relevant:
+        """One settled change; True when it is a real change (not our commit).
+        After a failed plan every change counts: the missing source, or a file
+        where a pattern could match, may have appeared (no plan says which)."""
+        if path not in self.relevant and not self.planless:
             return False
         if path in self.committed:
             if self.committed[path] == stat:
@@ -85,6 +88,7 @@ class Freshness:
     def build_started(self, outputs: Iterable[str], uses: Iterable[str] = ()) -> int:
         """A build starts: the generation it sees, which outputs it may
         commit, and every path it uses (inputs and outputs)."""
+        self.planless = False
         self.building_outputs = frozenset(outputs)
         self.relevant.update(self.building_outputs)
         self.relevant.update(uses)
@@ -111,6 +115,11 @@ class Freshness:
             self._changed(path)
         if ok and key is not None:
             self.fresh[key] = (started_at, steps)
+
+    def plan_failed(self) -> None:
+        """A request could not be planned (a missing source, a broken
+        project file): until a plan succeeds, every change may mend it."""
+        self.planless = True
 
     def want_follow_up(self) -> bool:
         """True once per batch of changes: the caller queues one build."""

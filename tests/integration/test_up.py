@@ -224,3 +224,32 @@ def test_an_output_dir_swapped_for_a_symlink_under_up_writes_nothing_outside(tmp
     assert "'out/all.txt' would be written outside the project" in handed.err, handed.err
     assert "'out' is a symlink" in handed.err, handed.err
     assert list(outside.iterdir()) == []
+
+
+def test_a_pod_whose_plan_failed_still_hears_the_file_that_mends_it(tmp_path, up):
+    """The deaf pod: a default target whose source is missing fails to plan;
+    creating that source (and editing another) must build, without touching
+    computepods.toml."""
+    root = write(tmp_path / "p", {
+        "computepods.toml": """
+            [project]
+            default = ["out/a.txt", "out/b.txt"]
+
+            [[rule]]
+            name = "copy"
+            inputs = ["src/%.txt"]
+            outputs = ["out/%.txt"]
+            command = "cp {in} {out}"
+            """,
+        "src/a.txt": "a\n"})
+    up(root)
+    # Its first build fails to plan (no src/b.txt); its events may have gone
+    # out before this test listened, so ask the pod.
+    wait_for(lambda: "builds    1" in cpod(root, "status").out, timeout=20,
+             what="the first build (it fails to plan)")
+    assert "src/b.txt" in cpod(root, "status").out
+    (root / "src/b.txt").write_text("b\n")
+    (root / "src/a.txt").write_text("a, edited\n")
+    wait_for(lambda: (root / "out/b.txt").exists()
+             and (root / "out/a.txt").read_text() == "a, edited\n",
+             timeout=20, what="the build the new source makes possible")
