@@ -355,34 +355,3 @@ def cmd_nats_config(directory: Path, namespaces: list[str], args=None) -> int:
           f"client its role's file, e.g. `env $(cat {directory}/chef.env) cpod chef --nats URL`",
           file=sys.stderr)
     return 0
-
-
-def run() -> None:
-    """The ``cpod`` command: :func:`main`, then a quick exit.
-
-    By the time main returns, everything it started (pods, servers, chefs,
-    databases) is stopped and closed, and only daemon threads are left.  The
-    interpreter's own teardown (every module and object freed one by one)
-    would then add to each build's time (``bench/rebuild.py``), which ``os._exit`` skips once the
-    logs and standard streams are flushed.  SystemExit (--help, a usage
-    error) and a crash take the ordinary way out.
-    """
-    code = main()
-    if "threading" in sys.modules:
-        import threading
-        if any(t.is_alive() and not t.daemon for t in threading.enumerate()
-               if t is not threading.main_thread()):
-            sys.exit(code)              # someone still working: wait for them
-    if "logging" in sys.modules:
-        import logging
-        logging.shutdown()
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except (OSError, ValueError):   # a closed pipe (cpod build | head)
-            pass
-    os._exit(int(code))
-
-
-if __name__ == "__main__":
-    run()

@@ -106,9 +106,7 @@ class Planner:
             return
         paths = [p for p in paths if isinstance(p, str)]
         if RESCAN in paths:
-            self.freshness.fresh.clear()         # anything may have changed
-            if self.hot is not None:
-                self.hot.everything_changed()
+            self.freshness.fresh.clear()         # anything may have changed (the plan: hot.dirty)
         for path in paths:
             if path != RESCAN:
                 self.heard(stat_report(self.root, path))

@@ -90,15 +90,14 @@ class HotPlans:
             return news
         return self.changed(path, exists=True) or news
 
-    def dirty(self, paths: Iterable[str]) -> list[str]:
+    def dirty(self, paths: Iterable[str]) -> None:
         """Files a build request found still changing (the watcher's queue,
-        drained at the request): judged afresh.  Returns them."""
+        drained at the request): judged afresh; RESCAN: everything is."""
         paths = list(paths)
         if RESCAN in paths:
             self.everything_changed()
         for path in paths:
             self.changed(path)
-        return paths
 
     def changed(self, path: str, exists: bool | None = None) -> bool:
         """Forget what was known of `path`; `exists`: whether it is there
@@ -244,8 +243,10 @@ class HotPlans:
         return seen
 
     def _discovered(self, only: set[str] | None = None) -> dict[str, list[str]]:
-        return {sid: r.discovered for sid, r in self.records.items()
-                if r.discovered and (only is None or sid in only)}
+        """The inputs earlier runs found, of every step or of those `only`."""
+        records = self.records
+        chosen = records if only is None else (s for s in only if s in records)
+        return {sid: records[sid].discovered for sid in chosen if records[sid].discovered}
 
 
 class HotCache(StatCache):

@@ -13,6 +13,7 @@ starting charts of its own.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -240,7 +241,8 @@ class PodDaemon:
         if self.idle:
             self.idle.touch()
         return {"background": self.options.background,
-                "idle_s": self.idle.idle_s if self.idle else None, "pid": os.getpid(), "root": str(self.root), "nats": self.pod.url,
+                "idle_s": self.idle.idle_s if self.idle else None,
+                "pid": os.getpid(), "root": str(self.root), "nats": self.pod.url,
                 "http": self.http_url, "started": self.started,
                 "uptime_s": round(time.time() - self.started, 1),
                 "targets": self.options.targets, "builds": self.builds,
@@ -267,10 +269,8 @@ class PodDaemon:
         targets = request.get("targets") or []
         if not isinstance(targets, list) or not all(isinstance(t, str) for t in targets):
             raise UsageError("build request: 'targets' must be a list of strings")
-        if self.idle:
-            with self.idle.busy():
-                return self._build(targets, request, emit)
-        return self._build(targets, request, emit)
+        with self.idle.busy() if self.idle else contextlib.nullcontext():
+            return self._build(targets, request, emit)
 
     def _build(self, targets: list[str], request: dict, emit: Callable[[dict], None]) -> int:
         # What changed before this request is built, even if the watcher has
