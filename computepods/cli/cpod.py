@@ -199,8 +199,9 @@ def cmd_build(root: Path, cwd: Path, args) -> int:
         if info is None and background.wanted(args):
             info = background.start(root, args)
             args.started_pod = info is not None     # it took -j from us
-        elif info is not None and background.out_of_date(info):
-            info = background.restart(root, info, args)
+        elif info is not None and (why := background.out_of_date(info, args.jobs)):
+            info = background.restart(root, info, args, why)
+            args.started_pod = info is not None
     if info is not None:
         from computepods.cli.updown import hand_off_build
         return hand_off_build(info, cwd, args)

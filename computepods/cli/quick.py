@@ -4,7 +4,7 @@ In the edit-build loop almost every ``cpod build`` goes to the pod that is
 up for the project.  Building the whole command line parser (every
 subcommand, and the modules they name) cost such a build a third of its
 time, so this module reads the few arguments such a build takes by itself:
-``[-C DIR] build [-k] [-n] [-v] [--explain] [TARGET...]``.  When the
+``[-C DIR] build [-j N] [-k] [-n] [-v] [--explain] [TARGET...]``.  When the
 arguments are anything else, or no pod is up, or the pod runs other code,
 :func:`computepods.cli.cpod.main` takes over with the full parser and does
 what it always did (start a pod, build alone, print the usage error).
@@ -30,14 +30,24 @@ def parse(argv: list[str]) -> SimpleNamespace | None:
         return None
     args = SimpleNamespace(directory=directory, targets=[], jobs=None, trace=False, nats=None,
                            **{name: False for name in FLAGS.values()})
-    for arg in rest[1:]:
+    words = iter(rest[1:])
+    for arg in words:
         if arg in FLAGS:
             setattr(args, FLAGS[arg], True)
+        elif arg in ("-j", "--jobs") or arg.startswith(("-j", "--jobs=")):
+            value = arg.split("=", 1)[1] if "=" in arg else arg[2:] if arg[1] == "j" else ""
+            args.jobs = _count(value or next(words, ""))
+            if args.jobs is None:
+                return None              # the full parser says what is wrong
         elif arg.startswith("-") and arg != "-":
-            return None                  # -j, --nats, --no-pod, -h, --: the full parser
+            return None                  # --nats, --no-pod, -h, --: the full parser
         else:
             args.targets.append(arg)
     return args
+
+
+def _count(text: str) -> int | None:
+    return int(text) if text.isdigit() and int(text) >= 1 else None
 
 
 def _interrupt(signum, frame):
@@ -62,7 +72,7 @@ def handed_off(args: SimpleNamespace) -> int | None:
         return None
     if info.get("background"):
         from computepods.pod.background import out_of_date
-        if out_of_date(info):
+        if out_of_date(info, args.jobs):
             return None                  # restarted by the full path
     from computepods.cli.updown import hand_off_build
     for signum in (signal.SIGINT, signal.SIGTERM):

@@ -96,7 +96,8 @@ def hand_off_build(info: dict, cwd: Path, args) -> int:
     from computepods.cli.progress import Progress
 
     started = getattr(args, "started_pod", False)     # it took -j and the namespace
-    ignored = [flag for flag, given in (("-j", args.jobs is not None and not started),
+    ignored = [flag for flag, given in (("-j", args.jobs not in (None, info.get("slots"))
+                                         and not started),
                                         ("--trace", args.trace),
                                         ("--nats", args.nats and args.nats != info.get("nats")))
                if given]

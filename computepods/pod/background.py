@@ -35,14 +35,23 @@ def wanted(args) -> bool:
                 or (ci and ci.lower() not in ("false", "0")) or args.nats or args.trace)
 
 
-def out_of_date(info: dict) -> bool:
-    """A background pod running other code than this client's."""
-    return bool(info.get("background")) and info.get("code") != code_hash()
+def out_of_date(info: dict, jobs: int | None = None) -> str | None:
+    """Why a background pod must make way for a new one (None: it need not):
+    it runs other code than this client's, or a build asks for another
+    ``-j`` than it was started with (a background pod is this client's own
+    helper, so it takes the client's settings, as Gradle's daemon does)."""
+    if not info.get("background"):
+        return None
+    if info.get("code") != code_hash():
+        return "runs other code than this cpod"
+    if jobs is not None and info.get("slots") not in (None, jobs):
+        return f"builds {info['slots']} steps at a time, and this build asks for -j {jobs}"
+    return None
 
 
-def restart(root: Path, info: dict, args) -> dict | None:
-    """Stop the out-of-date pod, start one with this code."""
-    print(f"cpod: the pod (pid {info['pid']}) runs other code than this cpod; restarting it",
+def restart(root: Path, info: dict, args, why: str) -> dict | None:
+    """Stop the out-of-date pod, start one with this code and these settings."""
+    print(f"cpod: the pod (pid {info['pid']}) {why}; restarting it",
           file=sys.stderr, flush=True)
     if not handoff.stop_pod(info, RESTART_STOP_WAIT_S):
         raise UsageError(f"the pod (pid {info['pid']}) did not stop within "

@@ -234,7 +234,8 @@ class PodDaemon:
         atomic_write(self.root / POD_FILE, json.dumps({
             "pid": os.getpid(), "root": str(self.root), "socket": self.control.path,
             "nats": self.pod.url, "http": self.http_url, "started": self.started,
-            "background": self.options.background, "code": code_hash()}).encode())
+            "background": self.options.background, "code": code_hash(),
+            "slots": self.options.slots}).encode())
 
     # -- what the control socket asks ----------------------------------------------
     def status(self) -> dict:

@@ -125,6 +125,27 @@ def test_a_pod_running_other_code_is_restarted(tmp_path, pods):
     assert (root / "out/a.up").read_text() == "GAMMA\n"
 
 
+def test_the_same_j_hands_off_quietly_and_another_j_restarts_the_pod(tmp_path, pods):
+    root = pods(project(tmp_path / "p"))
+    assert build(root, "-j", "2").code == 0
+    first = pod_info(root)
+    pods.seen.add(int(first["pid"]))
+    assert first["slots"] == 2
+    (root / "src/a.txt").write_text("delta\n")
+    same = build(root, "-j2")
+    assert same.code == 0 and "ignored" not in same.err and "restarting" not in same.err \
+        and same.ran == ["upper:out/a.up"], same.err           # no "-j ignored"
+    assert pod_info(root)["pid"] == first["pid"]
+    (root / "src/a.txt").write_text("omega\n")
+    other = build(root, "--jobs=1")
+    assert other.code == 0, other.err
+    assert "builds 2 steps at a time, and this build asks for -j 1; restarting it" in other.err
+    new = pod_info(root)
+    pods.seen.add(int(new["pid"]))
+    assert new["pid"] != first["pid"] and new["slots"] == 1 and pid_is_gone(int(first["pid"]))
+    assert (root / "out/a.up").read_text() == "OMEGA\n"
+
+
 def test_an_idle_pod_stops_by_itself(tmp_path, pods):
     root = pods(project(tmp_path / "p", idle="1s"))
     assert build(root).code == 0
