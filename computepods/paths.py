@@ -23,6 +23,7 @@ LOGS_DIR = f"{STATE_DIR}/logs"              # steps' kept stdout/stderr (chef/sl
 SCRATCH_DIR = f"{STATE_DIR}/scratch"        # each slot's scratch space (chef/scratch.py)
 LOCK_FILE = f"{STATE_DIR}/lock"             # one build at a time (state/lock.py)
 POD_FILE = f"{STATE_DIR}/pod.json"          # a running pod's pid and socket (pod/handoff.py)
+POD_ADDRESS = f"{STATE_DIR}/pod.addr"       # the same, as lines, for the thin client (cli/quick.py)
 POD_LOG = f"{STATE_DIR}/pod.log"            # a background pod's output (pod/background.py)
 POD_STARTING = f"{STATE_DIR}/pod.start"     # the client starting a background pod (its pid)
 CRON_FILE = f"{STATE_DIR}/cron.json"        # when each schedule was last checked

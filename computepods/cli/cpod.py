@@ -18,6 +18,7 @@ from computepods import __version__
 from computepods.errors import (EXIT_CANNOT_START, EXIT_INTERRUPTED, ComputePodsError, Interrupted,
                      RecordsNotWritten, UsageError)
 from computepods.paths import STATE_DIR, find_project_root
+from computepods.pod.localchef import chef_process
 from computepods.cli.joined import add_config_arguments, add_join_arguments
 from computepods.cli.sftpkeys import add_sshd_arguments, sshd_from_args
 
@@ -264,12 +265,6 @@ def _start_and_build(root: Path, cwd: Path, args, lock, locked: bool, waiting) -
             chef.stop()
         if server is not None and server.is_running():
             server.close()
-
-
-def chef_process() -> bool:
-    """`cpod build` runs its chef in a child process (its own GIL), unless
-    CP_CHEF_PROCESS=0 keeps it in cpod's (one process to debug)."""
-    return os.environ.get("CP_CHEF_PROCESS", "1") != "0"
 
 
 def _build(root: Path, cwd: Path, args, server, chefs, lock, locked: bool, waiting) -> int:

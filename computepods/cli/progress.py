@@ -21,8 +21,9 @@ REDRAW_S = 0.1          # seconds between live-line redraws
 class Progress:
     def __init__(self, out: TextIO = sys.stderr, *, verbose: bool = False,
                  explain: bool = False, tty: bool | None = None,
-                 flush_when_waiting: bool = False):
+                 flush_when_waiting: bool = False, columns: int | None = None):
         self.out = out
+        self.columns = columns          # the terminal's width (None: this process's)
         self.verbose = verbose
         self.explain = explain
         self.tty = out.isatty() if tty is None else tty
@@ -121,7 +122,7 @@ class Progress:
             text += f" {self.cycle}"
         if names:
             text += " running: " + ", ".join(names) + (f" (+{more})" if more > 0 else "")
-        width = shutil.get_terminal_size((100, 20)).columns - 1
+        width = (self.columns or shutil.get_terminal_size((100, 20)).columns) - 1
         self.out.write("\r\x1b[K" + text[:width])
         self.out.flush()
         self.line_shown = True

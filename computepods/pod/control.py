@@ -5,9 +5,12 @@ Three routes, served on threads so a long build never blocks ``status``:
 - ``GET /status``: the pod's pid, root, NATS URL, HTTP address, last build;
 - ``POST /build``: body ``{targets, cwd, keep_going, dry_run}``; the answer
   streams one JSON line per build event and ends with ``{"t": "exit"}``;
+  with ``"render"`` in the body (the thin client, :mod:`computepods.cli.quick`)
+  it streams what to print instead, in frames (:mod:`computepods.pod.rendered`);
 - ``POST /down``: the pod stops after answering.
 
-The other end is :mod:`computepods.pod.handoff` (standard library only).  The
+The other end is :mod:`computepods.pod.handoff` (standard library only), or
+the thin client.  The
 socket file is made private to the user (0600) before it is listened on:
 whoever can connect can start builds.
 """
@@ -23,6 +26,7 @@ import threading
 from typing import Callable, Protocol
 
 from computepods.errors import EXIT_CANNOT_START, ComputePodsError
+from computepods.pod.rendered import RenderedBuild
 
 log = logging.getLogger("computepods.pod.control")
 
@@ -74,22 +78,33 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
     def _build(self, request: dict) -> None:
         self.send_response(200)
-        self.send_header("Content-Type", "application/x-ndjson")
+        render = request.get("render")
+        rendered = isinstance(render, dict)
+        self.send_header("Content-Type", "application/x-cpod-frames" if rendered
+                         else "application/x-ndjson")
         self.end_headers()
         lock = threading.Lock()
         accepted: dict = {}
         finished = threading.Event()
 
-        def emit(ev: dict) -> None:
-            if ev.get("t") == "accepted":
-                accepted.update(ev)
-            line = json.dumps(ev, separators=(",", ":")).encode() + b"\n"
+        def send(data: bytes) -> None:
             with lock:
                 try:
-                    self.wfile.write(line)
+                    self.wfile.write(data)
                     self.wfile.flush()
                 except OSError:
                     pass            # the client went away: _watch_client saw it
+
+        if rendered:
+            shown = RenderedBuild(render, os.getpid(), send)
+
+        def emit(ev: dict) -> None:
+            if ev.get("t") == "accepted":
+                accepted.update(ev)
+            if rendered:
+                shown.event(ev)
+            else:
+                send(json.dumps(ev, separators=(",", ":")).encode() + b"\n")
 
         threading.Thread(target=self._watch_client, args=(finished, accepted),
                          name="control:client", daemon=True).start()
@@ -103,7 +118,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             emit({"t": "done", "ok": False, "code": 1, "error": f"internal error: {exc}"})
             code = 1
         finished.set()
-        emit({"t": "exit", "code": code})
+        if rendered:
+            shown.exit(code)
+        else:
+            emit({"t": "exit", "code": code})
 
     def _watch_client(self, finished: threading.Event, accepted: dict) -> None:
         """The request is read whole, so the client's side of the socket only

@@ -35,6 +35,13 @@ log = logging.getLogger("computepods.pod.pod")
 STOP_S = 10.0              # seconds a chef gets to stop its steps before SIGKILL
 
 
+def chef_process() -> bool:
+    """The pod's chef runs in a child process (its own GIL), for `cpod build`
+    and `cpod up` alike, unless CP_CHEF_PROCESS=0 keeps it in the pod's (one
+    process to debug)."""
+    return os.environ.get("CP_CHEF_PROCESS", "1") != "0"
+
+
 def default_slots() -> int:
     """Steps run at once when -j is not given: the processors this process may use."""
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1

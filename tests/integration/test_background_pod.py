@@ -11,6 +11,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -90,6 +91,17 @@ def test_first_build_starts_a_pod_later_builds_hand_off_and_down_stops_it(tmp_pa
     assert (root / "out/a.up").read_text() == "BETA\n"
     assert int(pod_info(root)["pid"]) == pid
 
+    # The thin client: a handed-off build loads nothing it could do without.
+    traced = subprocess.run([sys.executable, "-X", "importtime", "-m", "computepods.cli", "-C",
+                             str(root), "build"], capture_output=True, text=True, timeout=60,
+                            env={**os.environ, **POD_ENV})
+    assert traced.returncode == 0 and "nothing to do" in traced.stderr, traced.stderr
+    loaded = {line.split("|")[-1].strip() for line in traced.stderr.splitlines()
+              if line.startswith("import time:")}
+    assert "computepods.cli.quick" in loaded
+    assert not loaded & {"json", "re", "pathlib", "socket", "enum", "typing", "miros", "nats",
+                         "networkx", "computepods.cli.cpod"}, sorted(loaded)
+
     down = cpod(root, "down")
     assert down.code == 0 and pid_is_gone(pid)
     assert pod_info(root) is None and not (root / ".computepods/pod.sock").exists()
@@ -115,6 +127,10 @@ def test_a_pod_running_other_code_is_restarted(tmp_path, pods):
     # an upgrade or an edited source tree looks like to the client.
     info["code"] = "0" * 16
     (root / ".computepods/pod.json").write_text(json.dumps(info))
+    address = root / ".computepods/pod.addr"        # the thin client's copy of it
+    lines = address.read_text().split("\n")
+    lines[3] = info["code"]
+    address.write_text("\n".join(lines))
     (root / "src/a.txt").write_text("gamma\n")
     run = build(root)
     assert run.code == 0, run.err

@@ -135,6 +135,8 @@ def test_status_and_cpctrl_pods_list_both_pods_with_chefs_slots_and_bytes(
 def test_status_of_a_pod_alone_says_not_federated(tmp_path, up):
     root = write(tmp_path / "alone", {"computepods.toml": "[project]\n"})
     up(root, "-j", "1")
+    # The pod's chef is a child process: it is listed once its first status is heard.
+    wait_for(lambda: row(cpod(root, "status").out, "local")[4] == "1", what="the chef's status")
     status = cpod(root, "status")
     assert status.code == 0, status.err
     assert "federation:\n  not federated" in status.out

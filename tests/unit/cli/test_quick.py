@@ -13,7 +13,7 @@ from computepods.cli.quick import parse
 ])
 def test_a_plain_build_is_read_here(argv, jobs, targets):
     args = parse(argv)
-    assert args is not None and args.jobs == jobs and args.targets == targets
+    assert args is not None and args["jobs"] == jobs and args["targets"] == targets
 
 
 @pytest.mark.parametrize("argv", [
