@@ -12,6 +12,10 @@ pool, and reports each step's start and end on ``<ns>.steps.results``, in
 batches: finished steps wait in a list (``RESULTS_EVERY_S`` at most, so its
 MajorDomo knows its queue), one STEP_DONE tells the chart to take all of
 them, and a FLUSH it posts to itself sends what finished as one message.
+A step's start note is held ``STARTED_HOLD_S``: a step that ends sooner
+reports its start with its result (one message, not two, on the critical
+path of a chain of short steps), and one still running then shows as
+running (STEP_STARTED: held start notes are due).
 Its status goes out on each heartbeat, when it turns idle, and with results
 at most every ``STATUS_MIN_S``.  Run requests are idempotent, keyed by build,
 step id and attempt: a repeat of a queued or running step is only
@@ -42,6 +46,7 @@ from computepods.errors import ComputePodsError, MalformedMessage
 from computepods.chef.step import StepJob, job_from_message, rule_from_dict
 from computepods.chef.lease import Lease
 from computepods.chef.pool import WorkerPool
+from computepods.chef.tools import ChefTools
 from computepods.charts.base import Chart
 from computepods.clock import Clock, SystemClock
 
@@ -60,6 +65,7 @@ LOW_WATER_PER_SLOT = 3     # queued steps per slot below which results go at onc
 LONG_STEP_S = 0.5          # seconds: a step that ran this long reports at once
 RESULTS_EVERY_S = 0.25     # seconds a finished step's result waits at most (about) to go
 TYPICAL_WEIGHT = 0.2       # of the newest step in typical_s, an exponential moving mean
+STARTED_HOLD_S = 0.05      # seconds a start note waits to ride with the step's result
 
 # Why a chef refuses a step of a run (in the run's answer, `rejected`).
 ONLY_OWN_TREE = "this chef serves only its own tree"    # origin elsewhere, no workspace
@@ -90,7 +96,7 @@ def chef_serving(chef: "Chef", e):
         chef.accept(e.payload)
         return chef.trans(chef_busy) if chef.in_flight else return_status.HANDLED
     if sig == m.STEP_STARTED:
-        chef.outbox_add(e.payload)
+        chef.starts_due()
         return return_status.HANDLED
     if sig == m.FLUSH:
         chef.flush()
@@ -150,9 +156,7 @@ class Chef(Chart):
         self.root = Path(root) if root is not None else None
         self.slots = slots
         self.pod = pod
-        self.tool_names: set[str] = {*pack_tools(), *(tools or ())}
-        self._fingerprint = fingerprints or _toolprints
-        self.fingerprints: dict[str, str] = {}
+        self.tools = ChefTools(tools or (), fingerprints)
         self.typical_s: float | None = None     # seconds a step holds a slot, start to result
         self.began: dict[tuple[str, str, int], float] = {}   # job key -> when its slot took it
         remote = None
@@ -176,13 +180,16 @@ class Chef(Chart):
         self.done: deque = deque()              # (job, item, held_s) from workers, not taken
         self.done_lock = threading.Lock()
         self.done_posted = False
+        self.starts_held = False                # the alarm for held start notes is set
+        self.starts_alarm = self.clock.alarm(lambda: self.post(m.STEP_STARTED),
+                                             name=f"chef:{name}:started")
         self.lease = Lease(LEASE_FACTOR * heartbeat_s, self.clock)
         self.pool = WorkerPool(self.root, slots, on_started=self.step_started,
                                on_done=self.step_done, name=name, lease=self.lease,
                                remote=remote, gate=gate)
 
     def start(self) -> "Chef":
-        self.fingerprints = self._fingerprint(self.tool_names)
+        self.tools.fingerprint_all()
         super().start()
         self.bridge.route(m.CHEF_RUN, self, chef=self.chef)
         self.bridge.route(m.CHEFS_QUERY, self)
@@ -204,6 +211,7 @@ class Chef(Chart):
         self.publish_status(gone="stopped")   # its MajorDomo need not wait out the lease
         self.pool.cancel_running()
         self.pool.stop()
+        self.starts_alarm.close()
         super().stop(timeout)
 
     # -- work the states trigger -------------------------------------------------
@@ -229,9 +237,11 @@ class Chef(Chart):
                 {"id": item.get("id") if isinstance(item, dict) else None, "reason": refused}
                 for item in run.steps]})
             return
-        self.learn_tools(rules.values())
+        self.tools.learn(rules.values())
         origin = run.origin if run.origin != self.pod else ""
-        lacking = self.lacking(rules.values()) if origin else {}
+        # Guard: another pod's step whose program this PATH lacks is refused
+        # (the MajorDomo sent it before any chef listed the program).
+        lacking = self.tools.lacking(rules.values()) if origin else {}
         for item in run.steps:
             try:
                 job = job_from_message(run.build, rules, item, origin)
@@ -250,23 +260,6 @@ class Chef(Chart):
                 self.in_flight.add(job.key)
                 self.pool.submit(job)
         self.bridge.respond(msg, {"accepted": accepted, "rejected": rejected})
-
-    @staticmethod
-    def lacking(rules) -> dict[str, str]:
-        """Guard: rule -> the program it starts that this chef's PATH lacks.
-        Another pod's step would only exit 127 here: it is refused, naming
-        the program (the MajorDomo sent it before any chef listed it)."""
-        from computepods.federation.toolprints import missing_program
-        return {r.name: program for r in rules if (program := missing_program(r.command))}
-
-    def learn_tools(self, rules) -> None:
-        """Fingerprint the programs this run's rules start, once each: a
-        chef cannot know beforehand every program a project runs."""
-        from computepods.federation.toolprints import step_tools
-        new = set().union(*(step_tools((), r.command) for r in rules)) - self.tool_names
-        if new:
-            self.tool_names |= new
-            self.fingerprints = {**self.fingerprints, **self._fingerprint(new)}
 
     def step_done(self, job: StepJob, item: chefwire.StepResult) -> None:
         """Called by a worker thread.  While the queue is deep, a quick
@@ -304,16 +297,31 @@ class Chef(Chart):
         self.outbox_add({"event": "finished", "build": job.build, **item.to_dict()})
 
     def step_started(self, job: StepJob) -> None:
-        """Called by a worker thread.  While the queue is deep the note waits
-        for the next results message without waking the chart (one event less
-        per step); when it is short, the chart hears at once, so a long step
-        shows as running."""
+        """Called by a worker thread.  The note waits: while the queue is
+        deep, for the next results message; else with the step's result if
+        that comes within ``STARTED_HOLD_S``, or alone then, so a long step
+        shows as running (:meth:`starts_due`)."""
         self.began[job.key] = self.clock.monotonic()
-        note = {"event": "started", "id": job.step.id, "attempt": job.attempt}
+        self.quiet_notes.append({"event": "started", "id": job.step.id, "attempt": job.attempt})
         if self.pool.queued >= self.slots:
-            self.quiet_notes.append(note)
-        else:
-            self.post(m.STEP_STARTED, note)
+            return              # a deep queue: the note rides with the next results
+        with self.done_lock:
+            if self.starts_held:
+                return
+            self.starts_held = True
+        self.starts_alarm.set(self.clock.monotonic() + STARTED_HOLD_S)
+
+    def starts_due(self) -> None:
+        """The held start notes of steps still running go now (those of
+        steps that finished went with their results)."""
+        with self.done_lock:
+            self.starts_held = False
+        if self.quiet_notes:
+            while self.quiet_notes:
+                self.outbox.append(self.quiet_notes.popleft())
+            if not self.flush_pending:
+                self.flush_pending = True
+                self.post(m.FLUSH)
 
     @staticmethod
     def long(item: dict) -> bool:
@@ -385,16 +393,6 @@ class Chef(Chart):
         typical = None if self.typical_s is None else round(self.typical_s, 6)
         self.bridge.publish(m.CHEF_STATUS, chefwire.ChefStatus(
             self.chef, self.pod, self.slots, running, queued,
-            sorted(self.fingerprints), self.lease.lease_s, gone, typical,
-            self.fingerprints).to_dict())
+            sorted(self.tools.fingerprints), self.lease.lease_s, gone, typical,
+            self.tools.fingerprints).to_dict())
 
-
-def pack_tools() -> set[str]:
-    """Every tool of every rule pack, with its default settings."""
-    from computepods.project.packs import PACKS
-    return {tool for pack in PACKS.values() for tool in pack.tools()}
-
-
-def _toolprints(tools: Iterable[str]) -> dict[str, str]:
-    from computepods.federation.toolprints import fingerprints
-    return fingerprints(tools)

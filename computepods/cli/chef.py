@@ -134,7 +134,7 @@ def _join(args, bridge, workspace, pod: str, name: str, slots: int, chef):
     from computepods.pod.federated import join_as_chef_pod
 
     def tools() -> dict[str, str]:
-        return dict(chef().fingerprints) if chef() is not None else {}
+        return dict(chef().tools.fingerprints) if chef() is not None else {}
     return join_as_chef_pod(bridge, workspace, pod, namespace=args.namespace,
                             bus_urls=_bus_urls(args),
                             sftp=args.sftp, slots=slots, chefs=lambda: [name], tools=tools,
@@ -215,7 +215,7 @@ def _serve_namespaces(args, namespaces: Sequence[str], own) -> int:
 def _tools_of(chefs: list, index: int):
     """The fingerprints chef number `index` announces (none before it starts)."""
     def tools() -> dict[str, str]:
-        return dict(chefs[index].fingerprints) if len(chefs) > index else {}
+        return dict(chefs[index].tools.fingerprints) if len(chefs) > index else {}
     return tools
 
 

@@ -12,7 +12,7 @@ import pytest
 from computepods.bus import messages as m
 from computepods.bus.chefwire import RunStep, StepResult
 from computepods.bus.loopback import LoopbackBus
-from computepods.charts.chef import RESULTS_EVERY_S, Chef
+from computepods.charts.chef import RESULTS_EVERY_S, STARTED_HOLD_S, Chef
 from computepods.chef.step import job_from_message, rule_to_dict
 from computepods.clock import SimClock
 from computepods.project.model import Rule
@@ -23,8 +23,7 @@ NAP = Rule("nap", ("src/%.txt",), ("out/%.txt",), "sleep 30; cp {in} {out}")  # 
 DEEP = 10                 # steps queued at the chef: nothing need be reported early
 
 
-@pytest.fixture
-def chef(tmp_path):
+def listening_chef(tmp_path):
     bus, clock = LoopbackBus(), SimClock()
     messages: "queue.Queue[dict]" = queue.Queue()
 
@@ -41,6 +40,32 @@ def chef(tmp_path):
     bus.listen(m.CHEF_STATUS, Statuses())
     c = Chef("c", bus, tmp_path, 2, clock=clock, fingerprints=lambda tools: {}).start()
     c.clock_, c.messages, c.statuses = clock, messages, statuses
+    return bus, c
+
+
+@pytest.fixture
+def idle_chef(tmp_path):
+    """A chef with one step running and nothing queued: every note matters."""
+    bus, c = listening_chef(tmp_path)
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src/n.txt").write_text("n\n")
+    nap = RunStep("nap:out/n.txt", 1, "nap", "n", {"src/n.txt": "0" * 64}).to_dict()
+    answer = bus.request_sync(m.CHEF_RUN, {"build": "b0", "chef": "c", "steps": [nap],
+                                           "rules": {"nap": rule_to_dict(NAP)}}, chef="c")
+    assert len(answer["accepted"]) == 1
+    wait_for(lambda: c.began, what="its nap to start")
+    c.clock_.advance(STARTED_HOLD_S)
+    wait_for(lambda: not c.messages.empty(), what="the nap's start note")
+    drain(c.messages)
+    yield c
+    c.stop()
+    bus.stop()
+
+
+@pytest.fixture
+def chef(tmp_path):
+    bus, c = listening_chef(tmp_path)
+    clock = c.clock_
     (tmp_path / "src").mkdir()
     naps = []
     for i in range(DEEP + 2):                # 2 in its slots, DEEP queued
@@ -128,3 +153,32 @@ def test_typical_s_is_how_long_a_step_holds_its_slot_setup_included(chef):
     finished(chef, j, duration_s=0.2)       # of which its command took 0.2 s
     results_with(chef, j.step.id)
     assert chef.typical_s == pytest.approx(0.5)
+
+
+def notes(msg: dict) -> list[tuple[str, str]]:
+    return [(r["event"], r["id"]) for r in msg["results"]]
+
+
+def test_a_quick_steps_start_rides_with_its_result_in_one_message(idle_chef):
+    j = job(0)
+    idle_chef.in_flight.add(j.key)
+    idle_chef.step_started(j)
+    finished(idle_chef, j)                  # within STARTED_HOLD_S: one message, both notes
+    assert notes(results_with(idle_chef, j.step.id)) == \
+        [("started", j.step.id), ("finished", j.step.id)]
+    idle_chef.clock_.advance(STARTED_HOLD_S)
+    wait_for(lambda: not idle_chef.starts_held, what="the hold to pass")
+    assert drain(idle_chef.messages) == [], "its start is not sent twice"
+
+
+def test_a_step_still_running_after_the_hold_shows_as_running(idle_chef):
+    j = job(0)
+    idle_chef.in_flight.add(j.key)
+    idle_chef.step_started(j)
+    assert idle_chef.messages.empty()
+    idle_chef.clock_.advance(STARTED_HOLD_S)
+    started = wait_for(lambda: None if idle_chef.messages.empty() else idle_chef.messages.get(),
+                       what="its start note")
+    assert notes(started) == [("started", j.step.id)]
+    finished(idle_chef, j)
+    assert notes(results_with(idle_chef, j.step.id)) == [("finished", j.step.id)]

@@ -8,7 +8,7 @@ import io
 import pytest
 
 from computepods.bus import messages as m
-from computepods.charts.chef import HEARTBEAT_S, LEASE_FACTOR
+from computepods.charts.chef import HEARTBEAT_S, LEASE_FACTOR, STARTED_HOLD_S
 from computepods.cli.progress import Progress
 from computepods.state.db import StateDB
 from helpers import wait_for
@@ -143,11 +143,19 @@ def test_a_late_result_of_the_old_attempt_is_ignored(tmp_path, pod):
     assert (tmp_path / "out/all.txt").read_text() == "ALPHA\nBETA\n"
 
 
+def shown_running(pod: LoopbackPod, build, chef: str, n: int) -> None:
+    """Wait for ``n`` steps to run on ``chef``, then for the build to show
+    them: a start note is held ``STARTED_HOLD_S`` of the pod's clock."""
+    wait_for(lambda: len(pod.chefs[chef].began) == n, what=f"{n} steps running on {chef}")
+    pod.clock.advance(STARTED_HOLD_S)
+    wait_for(lambda: len(build.of("start")) == n, what=f"{n} steps shown running")
+
+
 def test_a_cancel_drops_queued_steps_kills_running_ones_and_ends_with_130(tmp_path, pod):
     write_project(tmp_path, SLOW)
     pod.add_chef("a", slots=2)
     build = pod.build()
-    wait_for(lambda: len(build.of("start")) == 2, what="two steps running")
+    shown_running(pod, build, "a", 2)
     running = sorted(ev["step"] for ev in build.of("start"))
 
     answer = pod.cancel(build.of("accepted")[0]["build"])
@@ -231,7 +239,7 @@ def test_a_chef_frozen_past_its_lease_commits_nothing_of_the_steps_given_up(tmp_
     b = pod.add_chef("b")
     pod.add_chef("a", heartbeat_s=LONG_HEARTBEAT_S)
     build = pod.build()
-    wait_for(lambda: build.of("start"), what="the step to start on b")
+    shown_running(pod, build, "b", 1)
     assert build.chef_of() == {"wait:out/x.txt": "b"}
     b.go_down()                                   # stopped: nothing it sends is heard
     pod.clock.advance(LEASE_S + 1)
