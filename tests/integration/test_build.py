@@ -271,6 +271,23 @@ def test_clean_removes_outputs_and_state_never_sources(chain):
     assert not (chain / "out").exists() and not (chain / "build").exists()
     assert not (chain / ".computepods").exists()
     assert (chain / "src/a.txt").read_text() == "alpha\n"
+    assert run.err == "cpod: removed 3 outputs and .computepods/\n"
+    again = cpod(chain, "clean")                   # .computepods/ was gone already
+    assert again.code == 0 and again.err == "cpod: nothing to clean: no .computepods/ here\n"
+    assert not (chain / ".computepods").exists()
+
+
+def test_clean_keeps_an_edited_output_of_a_rule_that_left(chain):
+    assert cpod(chain, "build").code == 0
+    (chain / "out/all.txt").write_text("mine now\n")
+    toml = CHAIN["computepods.toml"]
+    write(chain, {"computepods.toml": toml[:toml.index("[[rule]]\n        name = \"join\"")]
+                  .replace('"out/all.txt"', '"build/a.up"')})
+    run = cpod(chain, "clean")
+    assert run.code == 0, run.err
+    assert "keeping out/all.txt: changed since it was built, and no rule makes it now" in run.err
+    assert "removed 2 outputs" in run.err
+    assert (chain / "out/all.txt").read_text() == "mine now\n" and not (chain / "build").exists()
 
 
 def test_second_build_waits_for_the_first_and_names_it(tmp_path):
