@@ -143,7 +143,7 @@ def clip(text: str, limit: int = MAX_COMMAND_SHOWN) -> str:
     """A command of 10,000 paths is not read by anyone: show its start."""
     if len(text) <= limit:
         return text
-    return f"{text[:limit]} … ({len(text) - limit:,} more characters; `cpod explain` shows it)"
+    return f"{text[:limit]} … ({len(text) - limit:,} more characters; `cpod explain -v` shows it)"
 
 
 def summary_text(ev: dict) -> str:
