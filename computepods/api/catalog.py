@@ -159,5 +159,6 @@ def step_log(root: Path, step_id: str, failure: dict | None = None) -> dict:
 
 
 def explain_target(root: Path, target: str) -> dict:
+    """Every step, commands whole (`cpod explain --all -v`): a client picks."""
     from computepods.planning.explain import explain
-    return {"target": target, "lines": explain(root, [target], root)}
+    return {"target": target, "lines": explain(root, [target], root, everything=True)}

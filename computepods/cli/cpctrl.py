@@ -79,11 +79,9 @@ class BuildView:
             return f"cpctrl: {ev['error']}"
         if ev.get("cancelled"):
             return f"build cancelled after {took}"
+        from computepods.cli.progress import counts_text
         verdict = "build ok" if ev.get("ok") else "build FAILED"
-        parts = [f"{ev.get('ran', 0)} ran", f"{ev.get('skipped', 0)} up to date"]
-        if ev.get("failed"):
-            parts.append(f"{ev['failed']} failed")
-        return f"{verdict}: {', '.join(parts)} in {took}"
+        return f"{verdict}: {counts_text(ev)} in {took}"
 
     def line(self) -> str:
         names = list(self.running)[:MAX_RUNNING_SHOWN]

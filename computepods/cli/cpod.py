@@ -58,9 +58,13 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--no-pod", action="store_true",
                    help="start no background pod for later builds (also CP_POD=0, CI=true)")
 
-    e = sub.add_parser("explain", help="why TARGET's steps are up to date or would run")
+    e = sub.add_parser("explain", help="which of TARGET's steps would run, and why")
     e.add_argument("targets", nargs="*", metavar="TARGET")
     e.add_argument("-C", dest="directory", metavar="DIR", default=argparse.SUPPRESS)
+    e.add_argument("--all", dest="everything", action="store_true",
+                   help="every step, up to date or not, with its last run")
+    e.add_argument("-v", "--verbose", action="store_true",
+                   help="each command whole (else shortened to one line)")
 
     k = sub.add_parser("chef", help="offer chefs to the pods on a NATS bus until stopped")
     k.add_argument("-C", dest="directory", metavar="DIR", default=argparse.SUPPRESS)
@@ -170,8 +174,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             from computepods.cli.clean import cmd_clean
             return cmd_clean(root)
         if args.command == "explain":
+            import shutil
             from computepods.planning.explain import explain
-            print("\n".join(explain(root, args.targets, cwd)))
+            width = None if args.verbose else shutil.get_terminal_size((100, 20)).columns - 1
+            print("\n".join(explain(root, args.targets, cwd, everything=args.everything,
+                                     width=width)))
             return 0
         raise UsageError(f"unknown command {args.command!r}")
     except ComputePodsError as exc:

@@ -144,21 +144,37 @@ def clip(text: str, limit: int = MAX_COMMAND_SHOWN) -> str:
     """A command of 10,000 paths is not read by anyone: show its start."""
     if len(text) <= limit:
         return text
-    return f"{text[:limit]} … ({len(text) - limit:,} more characters; `cpod explain` shows it)"
+    return f"{text[:limit]} … ({len(text) - limit:,} more characters; `cpod explain -v` shows it)"
 
 
 def summary_text(ev: dict) -> str:
     if ev.get("error"):
         return f"cpod: {ev['error']}"
+    if ev.get("dry_run") and not ev.get("fresh"):
+        return (f"dry run: {ev.get('ran', 0)} would run, {ev.get('skipped', 0)} up to date"
+                + "".join(f", {p}" for p in outcome_parts(ev)[2:]) + "; nothing ran")
+    if ev.get("fresh"):
+        return f"nothing to do: {ev.get('skipped', 0)} steps up to date (nothing changed since)"
+    verdict = "build ok" if ev.get("ok") else "build FAILED"
+    return f"{verdict}: {counts_text(ev)} in {ev.get('duration_s', 0):.2f} s"
+
+
+def counts_text(ev: dict) -> str:
+    """``2 ran, 1 up to date, 1 failed, 3 not run`` from a done event, and the
+    tool runs when a step ran more than once (a cyclic group's passes): a
+    group that ran three times and gave up is not just "0 ran, 1 failed"."""
+    text = ", ".join(outcome_parts(ev))
+    runs = ev.get("runs", 0)
+    if runs > ev.get("ran", 0) + ev.get("failed", 0):
+        text += f"; {runs} tool runs"
+    return text
+
+
+def outcome_parts(ev: dict) -> list[str]:
+    """What became of the steps: ran, up to date, then failed and not run if any."""
     parts = [f"{ev.get('ran', 0)} ran", f"{ev.get('skipped', 0)} up to date"]
     if ev.get("failed"):
         parts.append(f"{ev['failed']} failed")
     if ev.get("blocked") or ev.get("not_run"):
         parts.append(f"{ev.get('blocked', 0) + ev.get('not_run', 0)} not run")
-    if ev.get("dry_run") and not ev.get("fresh"):
-        return (f"dry run: {ev.get('ran', 0)} would run, {ev.get('skipped', 0)} up to date"
-                + "".join(f", {p}" for p in parts[2:]) + "; nothing ran")
-    if ev.get("fresh"):
-        return f"nothing to do: {ev.get('skipped', 0)} steps up to date (nothing changed since)"
-    verdict = "build ok" if ev.get("ok") else "build FAILED"
-    return f"{verdict}: " + ", ".join(parts) + f" in {ev.get('duration_s', 0):.2f} s"
+    return parts

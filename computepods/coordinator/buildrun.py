@@ -16,7 +16,7 @@ from computepods.bus.chefwire import Output, RunMessage, StepResult
 from computepods.chef.step import rule_to_dict, step_to_message
 from computepods.clock import SystemClock
 from computepods.errors import MalformedMessage
-from computepods.planning.job import Job, StepFailure
+from computepods.planning.job import Job, State, StepFailure
 from computepods.planning.plan import BuildPlan
 from computepods.planning.staleness import UNKNOWN, record_inputs
 from computepods.state.db import StepRecord
@@ -56,6 +56,8 @@ class BuildRun:
         self._to_send: deque[Job] = deque()
         self._awaiting_record: dict[str, tuple[dict[str, str], StepRecord]] = {}
         self._cancelled = False
+        self._runs = 0                       # tool runs that ended, ok or not
+        self._succeeded: set[str] = set()    # steps with a successful run in this build
 
     def note(self, ev: dict) -> None:
         """Publish a build event, with the progress so far."""
@@ -216,12 +218,14 @@ class BuildRun:
                     self.note(start)
                 continue
             taken.settled.append(sid)
+            self._runs += 1
             try:
                 result = StepResult.from_dict(item)
             except MalformedMessage as exc:
                 result = StepResult(sid, job.attempt, False, job.command,
                                     reason=f"its result was malformed: {exc}")
             if result.ok:
+                self._succeeded.add(sid)
                 outputs = {p: o.sha256 for p, o in result.outputs.items()}
                 record = self.record(job, outputs, result.duration_s, self._clock_ns(),
                                      result.discovered)
@@ -314,8 +318,13 @@ class BuildRun:
                  if unrecorded else {"cancelled": True} if self._cancelled else {})
         if s.dry_run:
             extra = {**extra, "dry_run": True}      # "ran" then counts what would run
+        # A cyclic group that gives up fails its first step and blocks the
+        # rest: those that ran in one of its passes still count as ran.
+        ran_in_failed_group = sum(1 for sid in self._succeeded
+                                  if s.state_of(sid) is State.BLOCKED)
         return {"t": "done", "ok": s.ok and not extra.keys() - {"dry_run"},
                 "code": 2 if unrecorded else 130 if self._cancelled else 0 if s.ok else 1,
-                **extra, "ran": c.done, "skipped": c.skipped, "failed": c.failed,
-                "blocked": c.blocked, "not_run": len(s.not_run()),
+                **extra, "ran": c.done + ran_in_failed_group, "runs": self._runs,
+                "skipped": c.skipped, "failed": c.failed,
+                "blocked": c.blocked - ran_in_failed_group, "not_run": len(s.not_run()),
                 "duration_s": round(self.age_s, 3)}

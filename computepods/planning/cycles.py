@@ -26,7 +26,9 @@ class CycleRun:
 
     @property
     def label(self) -> str:
-        return "{" + ", ".join(self.circulating) + "}"
+        """The files going round, once known; until then (a TeX step's first
+        pass reads nothing it wrote yet) the group's steps."""
+        return "{" + ", ".join(self.circulating or self.comp.steps) + "}"
 
     def progress(self) -> str:
         return f"pass {self.pass_no}/{self.max_passes} of {self.label}"

@@ -1,14 +1,16 @@
 """Why a step ran, or would run: `cpod explain TARGET` and `build --explain`.
 
-For each step the target needs (its own step last), it says whether the step
-is up to date as the files are now, and if not, the first reason found (an
-input that changed with its old and new hash, the command, an output
-missing or edited by hand); and why it ran the last time, as recorded.
+For each step the target needs that would run (its own step last), it says
+the first reason found: an input that changed with its old and new hash,
+the command, an output missing or edited by hand.  With ``everything`` it
+lists every step, up to date or not, with its last run as recorded: when,
+how it ended, why it ran.
 
 Steps are judged in the build's order (the graph's components, topologically)
 so a step whose input another step will rebuild is not called up to date:
 it runs unless that input comes out unchanged (early cutoff), as the build
-would judge it.  Nothing runs.
+would judge it.  So the steps it says would or may run are those `cpod build
+-n` lists.  Nothing runs.
 """
 from __future__ import annotations
 
@@ -21,6 +23,9 @@ from computepods.state.hashing import StatCache
 from computepods.planning.plan import load_state, resolve
 from computepods.planning.staleness import input_paths, stale_on_disk
 
+COMMAND_PREFIX = "  command: "
+ELLIPSIS = "…"
+
 
 def verdicts(graph: BuildGraph, records: dict, digest, root: Path) -> dict[str, str | None]:
     """Each step's "now" line: None when up to date, else why it would run."""
@@ -28,26 +33,33 @@ def verdicts(graph: BuildGraph, records: dict, digest, root: Path) -> dict[str, 
     out: dict[str, str | None] = {}
     for comp in graph.components:
         for sid in comp.steps:
-            step = plan.steps[sid]
-            own = stale_on_disk(step, records.get(sid), digest, root)
+            own = stale_on_disk(plan.steps[sid], records.get(sid), digest, root)
             out[sid] = None if own is None else f"would run: {own}"
-        runs = [s for s in comp.steps if out[s] is not None]
         for sid in comp.steps:
             if out[sid] is not None:
                 continue
-            step = plan.steps[sid]
-            for path in input_paths(step, records.get(sid)):
+            for path in input_paths(plan.steps[sid], records.get(sid)):
                 producer = plan.producers.get(path)
                 if producer is not None and producer != sid and out.get(producer) is not None:
                     out[sid] = (f"may run: input {path} will be rebuilt by {producer} "
                                 f"(it runs unless {path} comes out unchanged)")
                     break
-            if out[sid] is None and comp.cyclic and runs:
-                out[sid] = f"may run: its cyclic group runs ({runs[0]} would run)"
+        # A group runs pass after pass until nothing it passes round changes:
+        # once one of its steps runs, each of the others may.
+        runs = [s for s in comp.steps if out[s] is not None] if comp.cyclic else []
+        for sid in comp.steps:
+            if runs and out[sid] is None:
+                verb = out[runs[0]].split(":", 1)[0]
+                out[sid] = f"may run: its cyclic group runs ({runs[0]} {verb})"
     return out
 
 
-def explain(root: Path, names: Sequence[str], cwd: Path) -> list[str]:
+def explain(root: Path, names: Sequence[str], cwd: Path, *, everything: bool = False,
+            width: int | None = None) -> list[str]:
+    """The lines of `cpod explain`: the steps that would run, each with its
+    first cause and command; ``everything``: every step, with its last run
+    too.  ``width``: shorten each command to that many characters (one
+    terminal line); None shows it whole."""
     _, plan = resolve(root, names, cwd)
     records, files = load_state(root)
     cache = StatCache(root, files)
@@ -56,21 +68,51 @@ def explain(root: Path, names: Sequence[str], cwd: Path) -> list[str]:
     now_of = verdicts(graph, records, cache.digest, root)
     lines = []
     for sid, step in reversed(list(plan.steps.items())):
-        record = records.get(sid)
         now = now_of[sid]
+        if now is None and not everything:
+            continue
         command = step.display()
-        lines.append(f"{sid}")
-        lines.append(f"  now: {'up to date' if now is None else now}")
-        lines.append(f"  command: {command}")
-        if record is None:
-            lines.append("  last run: never")
-        else:
-            when = datetime.datetime.fromtimestamp(record.finished_ns / 1e9).isoformat(
-                sep=" ", timespec="seconds") if record.finished_ns else "?"
-            verdict = "ok" if record.status == "ok" else f"FAILED ({record.reason})"
-            lines.append(f"  last run: {when}, {verdict}, {record.duration_s:.2f} s")
-            if record.status == "ok" and record.reason:
-                lines.append(f"  it ran because: {record.reason}")
-            if record.discovered:
-                lines.append(f"  discovered inputs: {', '.join(record.discovered)}")
+        if width is not None:
+            command = shorten(command, width - len(COMMAND_PREFIX))
+        lines += [sid, f"  now: {'up to date' if now is None else now}",
+                  COMMAND_PREFIX + command]
+        if everything:
+            lines += last_run(records.get(sid))
+    lines.append(tally(sum(1 for now in now_of.values() if now is not None), len(now_of),
+                       everything))
     return lines
+
+
+def last_run(record) -> list[str]:
+    if record is None:
+        return ["  last run: never"]
+    when = datetime.datetime.fromtimestamp(record.finished_ns / 1e9).isoformat(
+        sep=" ", timespec="seconds") if record.finished_ns else "?"
+    verdict = "ok" if record.status == "ok" else f"FAILED ({record.reason})"
+    lines = [f"  last run: {when}, {verdict}, {record.duration_s:.2f} s"]
+    if record.status == "ok" and record.reason:
+        lines.append(f"  it ran because: {record.reason}")
+    if record.discovered:
+        lines.append(f"  discovered inputs: {', '.join(record.discovered)}")
+    return lines
+
+
+def tally(stale: int, total: int, everything: bool) -> str:
+    if not stale:
+        return f"nothing would run: {'the' if total == 1 else 'all'} {total} " \
+               f"step{'' if total == 1 else 's'} up to date"
+    text = f"{stale} of {total} steps would run"
+    if not everything and stale < total:
+        text += " (`cpod explain --all` shows every step)"
+    return text
+
+
+def shorten(text: str, width: int) -> str:
+    """``text`` on one line of at most ``width`` characters: runs of white
+    space (a script's newlines) become one space, and a cut ends in an
+    ellipsis."""
+    one_line = " ".join(text.split())
+    width = max(width, 20)          # a very narrow terminal still shows a start
+    if len(one_line) <= width:
+        return one_line
+    return one_line[:width - len(ELLIPSIS)] + ELLIPSIS

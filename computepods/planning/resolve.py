@@ -32,6 +32,7 @@ PathMap = Callable[[str], str]
 Exists = Callable[[str], bool]
 # (rule name, stem) pairs already used on the way to the current path.
 Chain = frozenset[tuple[str, "str | None"]]
+MAX_WANTERS_SHOWN = 3      # steps named on the way from a missing input to a target
 
 
 # --- steps --------------------------------------------------------------------
@@ -243,7 +244,7 @@ class RuleSet:
         found = self._choose(path, exists, chain)
         if found is None:
             if path not in plan.sources and not exists(path):
-                raise errors.UnknownTarget(_missing(path, needed_by,
+                raise errors.UnknownTarget(_missing(path, needed_by, plan,
                                                     self._file))
             plan.sources.add(path)
             return
@@ -315,8 +316,40 @@ class RuleSet:
             names[0], "outputs")
 
 
-def _missing(path: str, needed_by: Step | None, file: str) -> str:
+def _missing(path: str, needed_by: Step | None, plan: Plan, file: str) -> str:
+    """Which file is missing, and who wanted it: the step and its rule, then
+    the steps that want that step's outputs, towards a target."""
+    missing = f"{path!r} does not exist and no rule in {file} builds it"
     if needed_by is None:
-        return f"{path!r} does not exist and no rule in {file} builds it"
-    return (f"{path!r}, an input of step {needed_by.id!r}, does not exist "
-            f"and no rule in {file} builds it")
+        return missing
+    text = f"{missing}; {_rule_of(needed_by)} needs it"
+    rule = needed_by.rule
+    if len(rule.inputs) == len(needed_by.inputs) and path in needed_by.inputs:
+        pattern = rule.inputs[needed_by.inputs.index(path)]
+        if pattern != path:
+            text += f" (input {pattern!r})"
+    text += f" for step {needed_by.id!r}"
+    for step in _wanters(needed_by, plan):
+        text += f", which {_rule_of(step)} needs for step {step.id!r}"
+    return text
+
+
+def _rule_of(step: Step) -> str:
+    pack = f" of the {step.rule.pack} pack" if step.rule.pack else ""
+    return f"rule {step.rule.name!r}{pack}"
+
+
+def _wanters(step: Step, plan: Plan) -> list[Step]:
+    """The steps that want ``step``'s outputs, one after another towards a
+    target (the first found each time; a cycle ends it)."""
+    chain: list[Step] = []
+    seen = {step.id}
+    while len(chain) < MAX_WANTERS_SHOWN:
+        outputs = set(step.outputs)
+        step = next((s for s in plan.steps.values() if s.id not in seen
+                     and not outputs.isdisjoint(s.inputs)), None)
+        if step is None:
+            break
+        seen.add(step.id)
+        chain.append(step)
+    return chain

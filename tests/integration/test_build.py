@@ -271,6 +271,23 @@ def test_clean_removes_outputs_and_state_never_sources(chain):
     assert not (chain / "out").exists() and not (chain / "build").exists()
     assert not (chain / ".computepods").exists()
     assert (chain / "src/a.txt").read_text() == "alpha\n"
+    assert run.err == "cpod: removed 3 outputs and .computepods/\n"
+    again = cpod(chain, "clean")                   # .computepods/ was gone already
+    assert again.code == 0 and again.err == "cpod: nothing to clean: no .computepods/ here\n"
+    assert not (chain / ".computepods").exists()
+
+
+def test_clean_keeps_an_edited_output_of_a_rule_that_left(chain):
+    assert cpod(chain, "build").code == 0
+    (chain / "out/all.txt").write_text("mine now\n")
+    toml = CHAIN["computepods.toml"]
+    write(chain, {"computepods.toml": toml[:toml.index("[[rule]]\n        name = \"join\"")]
+                  .replace('"out/all.txt"', '"build/a.up"')})
+    run = cpod(chain, "clean")
+    assert run.code == 0, run.err
+    assert "keeping out/all.txt: changed since it was built, and no rule makes it now" in run.err
+    assert "removed 2 outputs" in run.err
+    assert (chain / "out/all.txt").read_text() == "mine now\n" and not (chain / "build").exists()
 
 
 def test_second_build_waits_for_the_first_and_names_it(tmp_path):
@@ -318,7 +335,10 @@ def test_explain_says_which_input_changed_with_old_and_new_hash(chain):
     (chain / "src/b.txt").write_text("gamma\n")
     run = cpod(chain, "explain", "out/all.txt")
     assert run.code == 0, run.err
-    text = run.out
+    assert "upper:build/b.up\n  now: would run: input src/b.txt changed (" in run.out
+    assert "upper:build/a.up" not in run.out and "last run" not in run.out   # brief
+    assert run.out.endswith("2 of 3 steps would run (`cpod explain --all` shows every step)\n")
+    text = cpod(chain, "explain", "--all", "out/all.txt").out
     assert "upper:build/b.up\n  now: would run: input src/b.txt changed (" in text
     assert "upper:build/a.up\n  now: up to date" in text
     assert "it ran because: never built" in text
@@ -343,6 +363,84 @@ def test_explain_names_a_command_change_and_a_hand_edited_output(chain):
     assert "output out/all.txt was changed outside the build" in cpod(chain, "explain").out
     write(chain, {"computepods.toml": CHAIN["computepods.toml"].replace("cat {in}", "cat -- {in}")})
     assert "join:out/all.txt\n  now: would run: rule 'join' changed" in cpod(chain, "explain").out
+
+
+def test_explain_shortens_a_long_command_to_one_line_and_v_shows_it_whole(chain):
+    script = "tr a-z A-Z < {in} > {out}\n" + "\n".join(f": step {i} of a long script"
+                                                       for i in range(40))
+    toml = CHAIN["computepods.toml"].replace('"tr a-z A-Z < {in} > {out}"',
+                                             "'''" + script + "'''")
+    write(chain, {"computepods.toml": toml})
+    brief = cpod(chain, "explain", env={"COLUMNS": "80"}).out.splitlines()
+    [command] = [line for line in brief if line.startswith("  command: tr a-z A-Z < src/a.txt")]
+    assert command == ("  command: tr a-z A-Z < src/a.txt > build/a.up "
+                       ": step 0 of a long script : ste…")       # 79 columns, one line
+    whole = cpod(chain, "explain", "-v", env={"COLUMNS": "80"}).out
+    assert ": step 39 of a long script\n" in whole
+
+
+# Steps before, inside and after a cyclic group (latex and bib feed each other).
+GROUPED = {
+    "computepods.toml": """
+        [project]
+        default = ["out/final.txt"]
+
+        [[rule]]
+        name = "gen"
+        inputs = ["src/paper.in"]
+        outputs = ["paper.tex"]
+        command = "cp {in} {out}"
+
+        [[rule]]
+        name = "latex"
+        inputs = ["paper.tex", "paper.bbl"]
+        outputs = ["paper.pdf", "paper.aux"]
+        command = "cat {in[0]} > {out[1]}; (cat {in[1]} 2>/dev/null || echo no-bbl) > {out[0]}"
+
+        [[rule]]
+        name = "bib"
+        inputs = ["paper.aux"]
+        outputs = ["paper.bbl"]
+        command = "sed s/cite/bib/ {in} > {out}"
+
+        [[rule]]
+        name = "final"
+        inputs = ["paper.pdf", "src/notes.txt"]
+        outputs = ["out/final.txt"]
+        command = "cat {in} > {out}"
+    """,
+    "src/paper.in": "cite\n",
+    "src/notes.txt": "notes\n",
+}
+
+
+def test_explain_lists_exactly_the_steps_a_dry_run_would_run(tmp_path):
+    root = write(tmp_path / "p", GROUPED)
+
+    def explained(*targets: str) -> set[str]:
+        lines = cpod(root, "explain", *targets).out.splitlines()
+        return {sid for sid, now in zip(lines, lines[1:]) if now.startswith("  now: ")}
+
+    def dry_run(*targets: str) -> set[str]:
+        run = cpod(root, "build", "-n", *targets)
+        assert run.code == 0, run.err
+        return {line.split()[2] for line in run.err.splitlines() if line.startswith("would run ")}
+
+    everything = {"gen:paper.tex", "latex:paper.pdf", "bib:paper.bbl", "final:out/final.txt"}
+    assert explained() == dry_run() == everything              # never built
+    assert cpod(root, "build").code == 0
+    assert explained() == dry_run() == set()
+    assert "nothing would run: all 4 steps up to date" in cpod(root, "explain").out
+    edits = [("src/notes.txt", "more notes\n", {"final:out/final.txt"}),
+             ("src/paper.in", "cite again\n", everything),
+             ("paper.bbl", "by hand\n", everything - {"gen:paper.tex"})]
+    for path, text, expected in edits:
+        (root / path).write_text(text)
+        assert explained() == dry_run() == expected, path
+        assert cpod(root, "build").code == 0
+    # bib, asked for first, is judged before latex, whose input gen rebuilds
+    (root / "src/paper.in").write_text("cite once more\n")
+    assert explained("paper.bbl") == dry_run("paper.bbl") == everything - {"final:out/final.txt"}
 
 
 def test_outputs_of_a_removed_rule_are_deleted_but_never_sources_or_edits(chain):

@@ -74,6 +74,7 @@ def test_two_state_flip_is_an_oscillation_at_pass_3(tmp_path):
     assert passes(root) == ["missing->A", "A->B", "B->A"]
     assert "oscillates: pass 3 repeats the state after pass 1" in run.err
     assert "flip: doc.aux" in run.err
+    assert "build FAILED: 0 ran, 0 up to date, 1 failed; 3 tool runs in " in run.err
     assert (root / "doc.out").exists()          # the last pass's outputs are kept
 
 
@@ -118,3 +119,4 @@ def test_input_made_inside_the_group_may_be_missing_on_the_first_pass(tmp_path):
     assert run.code == 0, run.err
     assert (root / "paper.pdf").read_text() == "bib\n"
     assert (root / "runs.log").read_text().split() == ["latex", "bib", "latex"]
+    assert "build ok: 2 ran, 0 up to date; 3 tool runs in " in run.err

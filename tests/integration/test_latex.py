@@ -26,6 +26,15 @@ command = "bibtex {in[0]}"
 parts = {"%.aux" = "bibtex"}
 """
 
+LATEX_ALONE = """
+[[rule]]
+name = "latex"
+inputs = ["%.tex"]
+outputs = ["%.pdf", "%.aux"]
+command = "pdflatex -interaction=nonstopmode -halt-on-error -recorder {in[0]}"
+discover = "fls"
+"""
+
 PAPER = r"""\documentclass{article}
 \begin{document}
 \tableofcontents
@@ -68,6 +77,31 @@ def test_first_build_is_three_pdflatex_and_one_bibtex(paper):
     assert "No file paper.toc" not in (paper / "paper.log").read_text(errors="replace")
     assert (paper / "paper.toc").exists()             # an output only the .fls names
     assert cpod(paper, "build").ran == []
+
+
+def test_clean_then_build_takes_the_runs_of_a_fresh_copy(tmp_path):
+    """The .toc and .lof are outputs only the .fls names.  A clean that kept
+    them handed the next build a table of contents a page long before the
+    first pass, and the group oscillated instead of taking its three runs."""
+    sections = "".join(f"\\section{{Part {i}}}\\label{{s{i}}}\nWords on part {i}.\n"
+                       for i in range(1, 41))
+    files = {"computepods.toml": RULES.split("[[rule]]")[0] + LATEX_ALONE,
+             "paper.tex": "\\documentclass{article}\n\\begin{document}\n"
+                          "The last part is on page~\\pageref{s40}.\n"
+                          "\\tableofcontents\n\\listoffigures\n"
+                          "\\begin{figure}[h]\\caption{A figure}\\end{figure}\n"
+                          f"{sections}\\end{{document}}\n"}
+    root = write(tmp_path / "doc", files)
+    fresh = cpod(root, "build")
+    assert fresh.code == 0, fresh.err
+    assert {"paper.toc", "paper.lof", "paper.log"} <= {p.name for p in root.iterdir()}
+    clean = cpod(root, "clean")
+    assert clean.code == 0, clean.err
+    assert "cpod: removed 5 outputs and .computepods/" in clean.err      # pdf aux toc lof log
+    assert sorted(p.name for p in root.iterdir()) == sorted(files)
+    again = cpod(root, "build")
+    assert again.code == 0, again.err
+    assert again.ran == fresh.ran == ["latex:paper.pdf"] * 3
 
 
 def test_comment_in_a_chapter_reruns_pdflatex_once_and_not_bibtex(paper):

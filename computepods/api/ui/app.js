@@ -197,8 +197,10 @@ function summaryText(ev) {
   if (ev.failed) parts.push(`${ev.failed} failed`);
   const notRun = (ev.blocked || 0) + (ev.not_run || 0);
   if (notRun) parts.push(`${notRun} not run`);
+  // as cli/progress.py counts_text: the tool runs, when a step ran more than once
+  const runs = (ev.runs || 0) > (ev.ran || 0) + (ev.failed || 0) ? `; ${ev.runs} tool runs` : "";
   const secs = typeof ev.duration_s === "number" ? ` in ${ev.duration_s.toFixed(2)} s` : "";
-  return `${ev.ok ? "build ok" : "build FAILED"}: ${parts.join(", ")}${secs}`;
+  return `${ev.ok ? "build ok" : "build FAILED"}: ${parts.join(", ")}${runs}${secs}`;
 }
 
 function follow(id, started, by = "") {

@@ -106,3 +106,22 @@ def test_a_dry_run_says_what_would_run_not_what_ran():
     assert lines[0] == "would run cc:a.o (never built)"
     assert lines[-1] == "dry run: 36 would run, 2 up to date; nothing ran"
     assert not any(line.startswith("run ") or " ran," in line for line in lines)
+
+
+def test_a_cyclic_group_that_gave_up_after_three_runs_says_so():
+    out = io.StringIO()
+    Progress(out, tty=False).handle({"t": "done", "ok": False, "code": 1, "ran": 0, "runs": 3,
+                                     "skipped": 0, "failed": 1, "blocked": 0, "not_run": 0,
+                                     "duration_s": 0.5})
+    assert out.getvalue() == "build FAILED: 0 ran, 0 up to date, 1 failed; 3 tool runs in 0.50 s\n"
+
+
+def test_tool_runs_are_told_only_when_a_step_ran_more_than_once():
+    out = io.StringIO()
+    p = Progress(out, tty=False)
+    p.handle({"t": "done", "ok": True, "code": 0, "ran": 2, "runs": 4, "skipped": 0,
+              "duration_s": 0.78})                   # pdflatex three times, bibtex once
+    p.handle({"t": "done", "ok": False, "code": 1, "ran": 1, "runs": 2, "skipped": 0,
+              "failed": 1, "duration_s": 0.2})       # one run each
+    assert out.getvalue().splitlines() == ["build ok: 2 ran, 0 up to date; 4 tool runs in 0.78 s",
+                                           "build FAILED: 1 ran, 0 up to date, 1 failed in 0.20 s"]

@@ -120,3 +120,53 @@ def test_a_lost_chef_with_no_other_fails_its_steps_naming_it(tmp_path):
     assert [e["reason"] for e in fails] == ["chef c1 is gone (stopped); no other chef to run it"] * 2
     assert events[0]["t"] == "chef_lost" and events[0]["steps"] == ["up:a.mid", "up:b.mid"]
     assert run.stopping
+
+
+GROUP = """
+    [[rule]]
+    name = "latex"
+    inputs = ["doc.tex", "doc.bbl"]
+    outputs = ["doc.pdf", "doc.aux"]
+    command = "latex {in[0]}"
+
+    [[rule]]
+    name = "bib"
+    inputs = ["doc.aux"]
+    outputs = ["doc.bbl"]
+    command = "bib {in}"
+"""
+
+
+def test_a_cyclic_group_that_gives_up_counts_what_ran_and_every_tool_run(tmp_path):
+    """Three passes of latex and bib that flip between two states: the group
+    fails on its first step, and the summary still says bib ran, and that
+    six runs happened."""
+    (tmp_path / "computepods.toml").write_text(textwrap.dedent(GROUP))
+    (tmp_path / "doc.tex").write_text("tex\n")
+    project = load_project(tmp_path)
+    plan = RuleSet(project).resolve(["doc.pdf"], lambda p: (tmp_path / p).is_file())
+    graph = BuildGraph.from_plan(plan, {})
+    run = BuildRun("b1", ["doc.pdf"], BuildPlan(project, plan, graph, Scheduler(
+        graph, {}, StatCache(tmp_path, {}))), lambda build, ev: None, cwd=str(tmp_path),
+        clock=SimClock())
+    passes = 0
+    run.release()
+    while not run.drained:
+        jobs = run.next_batch(5)
+        assert jobs, "the group neither ran nor ended"
+        for job in jobs:
+            if job.step.rule.name == "latex":
+                passes += 1
+            state = "AB"[passes % 2]
+            outputs = {}
+            for out in job.step.outputs:
+                (tmp_path / out).write_text(f"{out} {state}\n")
+                outputs[out] = {"sha256": sha256_file(tmp_path / out), "size": 1}
+            taken = run.take("chef", [{"event": "finished", "id": job.step.id,
+                                       "attempt": job.attempt, "ok": True,
+                                       "duration_s": 0.1, "outputs": outputs}])
+            run.recorded([run.record_token(taken.records)])
+        run.release()
+    done = run.summary()
+    assert passes == 3 and done["code"] == 1
+    assert (done["ran"], done["failed"], done["blocked"], done["runs"]) == (1, 1, 0, 6)

@@ -178,12 +178,14 @@ def test_resolve_finds_the_closure(tmp_path):
     assert plan.targets == ["bin/app"]
 
 
-def test_a_missing_source_names_the_step_that_needs_it(tmp_path):
+def test_a_missing_source_names_the_step_and_the_rule_that_need_it(tmp_path):
     rules = ruleset(tmp_path, C_PROJECT)
     with pytest.raises(errors.UnknownTarget) as info:
         rules.resolve(["bin/app"], on_disk("src/main.c"))
-    assert "'src/util.c'" in str(info.value)
-    assert "'compile:build/util.o'" in str(info.value)
+    assert str(info.value) == (
+        f"'src/util.c' does not exist and no rule in {tmp_path / PROJECT_FILE} builds it; "
+        "rule 'compile' needs it (input 'src/%.c') for step 'compile:build/util.o', "
+        "which rule 'link' needs for step 'link:bin/app'")
 
 
 def test_a_target_no_rule_builds_and_not_on_disk(tmp_path):

@@ -201,6 +201,22 @@ def test_a_cyclic_group_runs_to_its_fixpoint_in_the_expected_passes(tmp_path):
     assert s.ok and s.finished and k.read("doc.out") == "text\n2"
 
 
+def test_a_group_with_nothing_going_round_yet_is_named_by_its_steps(tmp_path):
+    """A TeX step is a cyclic group of one from its first build, before it has
+    read anything it wrote: its passes name the step, not an empty set."""
+    toml = """
+        [[rule]]
+        name = "typeset"
+        inputs = ["doc.src"]
+        outputs = ["doc.out"]
+        command = "typeset {in} {out}"
+        discover = "fls"
+    """
+    k = Kitchen(tmp_path, toml, {"doc.src": "text\n"}, {"typeset": copy_upper})
+    assert k.build(["doc.out"]).ok
+    assert [n["cycle"] for n in k.notes] == ["{typeset:doc.out}", "{typeset:doc.out}"]
+
+
 def failed_notes(k: Kitchen) -> list[str]:
     return [n["reason"] for n in k.notes if n["t"] == "cycle_failed"]
 
