@@ -13,6 +13,7 @@ from computepods.planning.resolve import RuleSet, bind
 from computepods.project.load import load_project
 from computepods.project.packs import PACKS, PackFileError, load_pack
 
+EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "clib"
 LIBRARY = """
 [project]
 use = ["c"]
@@ -146,3 +147,15 @@ def test_a_table_setting_has_no_default():
         load_pack("t", '[settings.p]\ntype = "lists"\ndefault = ""\n'
                   '[[rule]]\nname = "t.x"\ntools = ["t"]\noutputs = ["x"]\n'
                   'command = "t"\n', "t.toml")
+
+
+def test_the_clib_example_is_a_library_and_a_program_without_a_rule():
+    project = load_project(EXAMPLE)
+    assert all(rule.pack == "c" for rule in project.rules)
+    plan = RuleSet(project).resolve(["bin/wc-lite"], lambda p: (EXAMPLE / p).exists())
+    assert sorted(plan.steps) == ["c.archive.lib_libwords.a:lib/libwords.a",
+                                  "c.compile.src_count:src/count.o",
+                                  "c.compile:src/main.o", "c.compile:src/words.o",
+                                  "c.program.bin_wc-lite:bin/wc-lite"]
+    assert plan.sources == {"src/count.c", "src/main.c", "src/words.c"}
+    assert "-O0 -g" in plan.steps["c.compile.src_count:src/count.o"].command().display
