@@ -94,8 +94,9 @@ class Pack:
         return None
 
     def settings_for(self, given: Mapping[str, Any] | None = None,
-                     ) -> dict[str, str]:
-        """Every setting: the given ones, checked, then the defaults.
+                     ) -> dict[str, Any]:
+        """Every setting: the given ones, checked, then the defaults (a
+        string, or for a table of targets a dict, empty by default).
 
         Raises ValueError naming the key; ``computepods.toml`` is checked
         earlier, with the file in the message (project.py).
