@@ -59,7 +59,7 @@ BENCHES := "run.py wide 1000 -j 2" "run.py layers 2000 10 -j 2" \
 	"rebuild.py edit layers 2000 10 -j 2 --repeat 5" "latex.py --repeat 3" \
 	"bridge_rtt.py" "watch_latency.py" "up.py --steps 10000 --repeat 10" \
 	"rest_rps.py" "sse_fanout.py" "federation_sim.py" "transfer.py" \
-	"federation_speedup.py"
+	"federation_speedup.py" "c_project.py --repeat 5"
 
 bench: bench-system-deps $(STAMP)
 	@failed=; for b in $(BENCHES); do \

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import posixpath
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -59,14 +60,21 @@ def parse_depfile(text: str) -> list[str]:
     depfile we cannot read fails visibly instead of losing dependencies.
     """
     found: dict[str, None] = {}
+    for _, prerequisites in _checked_rules(text):
+        found.update(dict.fromkeys(prerequisites))
+    return list(found)
+
+
+def _checked_rules(text: str) -> Iterator[tuple[list[str], list[str]]]:
+    """(targets, prerequisites) of each rule; BuildFailed for a line that is
+    not one."""
     for number, targets, prerequisites in _depfile_rules(text):
         if not targets:
             raise BuildFailed(f"depfile line {number}: no target before ':'")
         if prerequisites is None:
             raise BuildFailed(f"depfile line {number}: expected ':' after "
                               f"{' '.join(targets)!r}")
-        found.update(dict.fromkeys(prerequisites))
-    return list(found)
+        yield targets, prerequisites
 
 
 def _depfile_rules(text: str) -> Iterator[tuple[int, list[str], list[str] | None]]:
@@ -244,14 +252,61 @@ def discover_fls(fls_file: Path, root: Path, cwd: str = "",
                                             project_paths(outputs, root, cwd, view)))
 
 
-def discover_depfile(depfile: Path, root: Path, cwd: str = "") -> Discovered:
-    """The project files a compiler read, from its make-style depfile."""
+def discover_depfile(depfile: Path, root: Path, cwd: str = "", view: Path | None = None,
+                     out_dir: Path | None = None, rewrite: bool = False) -> Discovered:
+    """The project files a compiler read, from its make-style depfile.
+
+    With ``rewrite`` (the depfile is an output, about to land in the tree)
+    the file is rewritten in place to name project paths
+    (:func:`rewrite_depfile`), so the tree never holds a scratch path.
+    """
     text = _read_report(depfile, "depfile")
     try:
         prerequisites = parse_depfile(text)
+        tree_text = rewrite_depfile(text, root, cwd, view, out_dir) if rewrite else text
     except BuildFailed as e:
         raise BuildFailed(f"{depfile}: {e.message}") from None
-    return _utf8_names(depfile, Discovered(project_paths(prerequisites, root, cwd)))
+    found = _utf8_names(depfile, Discovered(project_paths(prerequisites, root, cwd, view)))
+    if tree_text != text:
+        Path(depfile).write_text(tree_text, REPORT_ENCODING, REPORT_ERRORS)
+    return found
+
+
+def rewrite_depfile(text: str, root: Path, cwd: str = "", view: Path | None = None,
+                    out_dir: Path | None = None) -> str:
+    """A depfile naming project paths, relative to the root, as make there reads it.
+
+    A compiler names its target as ``-o`` gave it, in the step's scratch
+    (``out_dir``, where ``{out}`` pointed), and its inputs as it opened
+    them: from the step's ``cwd``, through the ``view`` or a symlinked
+    root.  Each becomes the project path it stands for; a name outside the
+    project (``/usr/include/stdio.h``) is kept, absolute as written, or
+    relative to the root.  Comments go; rules and phony targets stay.
+    Raises BuildFailed as :func:`parse_depfile` does.
+    """
+    bases = _bases(out_dir) + _bases(view) + _bases(root)
+    lines = []
+    for targets, prerequisites in _checked_rules(text):
+        line = " ".join(_tree_name(t, bases, cwd, target=True) for t in targets) + ":"
+        # gcc's layout: the first prerequisite on the rule's line, then one a line
+        names = [_tree_name(p, bases, cwd) for p in prerequisites]
+        lines.append(" \\\n ".join([line + (" " + names[0] if names else ""), *names[1:]])
+                     + "\n")
+    return "".join(lines)
+
+
+def _tree_name(name: str, bases: list[str], cwd: str, target: bool = False) -> str:
+    """One depfile name as a project path, escaped as a depfile writes it."""
+    if posixpath.isabs(name):
+        normal = posixpath.normpath(name)
+        path = next((normal[len(base) + 1:] for base in bases
+                     if normal.startswith(base + "/")), name)
+    else:
+        path = posixpath.normpath(posixpath.join(cwd, name))
+    # gcc's escapes: 2k+1 backslashes before a space are k and the space
+    path = re.sub(r"(\\*)([ \t#])", lambda m: m.group(1) * 2 + "\\" + m.group(2), path)
+    path = path.replace("$", "$$")
+    return path.replace(":", "\\:") if target else path
 
 
 def _utf8_names(report: Path, found: Discovered) -> Discovered:

@@ -326,7 +326,10 @@ def discover(root: Path, step: Step, work: Path, cwd_root: Path, through_out: bo
         where = (cwd_root / step.depfile if view and not through_out else
                  scratch.scratch_out_path(work, step.depfile))
         if where.exists():
-            found = discover_depfile(where, root, step.cwd)
+            # a depfile that is an output lands in the tree: rewritten there
+            # to project paths first (one that is not is read in scratch only)
+            found = discover_depfile(where, root, step.cwd, view, work / scratch.OUT_DIR,
+                                     rewrite=step.depfile in step.outputs)
     if step.rule.discover == "fls" and view is not None:
         fls = sorted((view / step.cwd).glob("*.fls")) if step.cwd else sorted(view.glob("*.fls"))
         for path in fls:

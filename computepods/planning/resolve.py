@@ -139,14 +139,7 @@ def _seen_from(cwd: str, path: str) -> str:
 
 def pattern_stem(pattern: str, path: str) -> str | None:
     """The stem binding ``pattern``'s '%' to ``path``, or None if no match."""
-    pieces = stems.split(pattern)
-    if pieces is None:
-        return None
-    prefix, suffix = pieces
-    if (len(path) > len(prefix) + len(suffix) and path.startswith(prefix)
-            and path.endswith(suffix)):
-        return path[len(prefix):len(path) - len(suffix)]
-    return None
+    return stems.match(pattern, path)
 
 
 @functools.lru_cache(maxsize=1 << 16)

@@ -40,3 +40,16 @@ def split(pattern: str) -> tuple[str, str] | None:
 def substitute(pattern: str, stem: str) -> str:
     """The pattern with its stem replaced by ``stem`` and ``%%`` undoubled."""
     return _TOKEN.sub(lambda m: STEM if m.group(0) == ESCAPED else stem, pattern)
+
+
+def match(pattern: str, path: str) -> str | None:
+    """The stem binding ``pattern``'s '%' to ``path`` (at least one
+    character), or None when the path does not match or there is no '%'."""
+    pieces = split(pattern)
+    if pieces is None:
+        return None
+    prefix, suffix = pieces
+    if (len(path) > len(prefix) + len(suffix) and path.startswith(prefix)
+            and path.endswith(suffix)):
+        return path[len(prefix):len(path) - len(suffix)]
+    return None

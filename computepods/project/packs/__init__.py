@@ -4,13 +4,15 @@ A pack is a TOML file shipped beside this module (``latex.toml``,
 ``c.toml``).  Its rules are written exactly as they would be in
 ``computepods.toml``, so they go through the same checks as the user's own
 rules; pack rule names carry the pack's name ("c.compile"), so a project can
-name its own rule "compile" beside them.  Two keys of a pack's rule are the
-pack's own and are taken out before the rule is checked:
+name its own rule "compile" beside them.  These keys of a pack's rule are
+the pack's own and are taken out before the rule is checked:
 
 * ``tools``: the programs the rule runs, so a chef can say which packs it
   can build (:func:`available_packs`) before anyone asks it to;
 * ``when``: the settings under which the rule exists at all
-  (``when = { bib = "biber" }``), for rules whose inputs differ by setting.
+  (``when = { bib = "biber" }``), for rules whose inputs differ by setting;
+* ``each`` (with ``key``): the rule is made once per entry of a per-target
+  setting, a table of targets (:mod:`computepods.project.packs.entries`).
 
 A pack declares its settings (``[settings.engine]`` with a ``default`` and,
 for most, the ``choices``); a project picks them in ``[pack.latex]``.  The
@@ -31,20 +33,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
+from computepods.project import stems
+from computepods.project.packs.entries import (SETTING_TYPES, TEXT,
+                                               entry_table, placeholder_problem,
+                                               table_problem)
+from computepods.project.packs.fill import fill, fill_table
+
 PACK_SUFFIX = ".toml"
 PACK_KEYS = frozenset({"description", "settings", "rule"})
-SETTING_KEYS = frozenset({"description", "default", "choices"})
-PACK_RULE_KEYS = frozenset({"tools", "when"})   # the pack's own, taken out
-# Keys whose strings are command templates: a setting's value goes in with
-# its braces doubled, so "-DX={1}" stays text instead of a placeholder.
-TEMPLATE_KEYS = frozenset({"command", "cwd"})
+SETTING_KEYS = frozenset({"description", "default", "choices", "type"})
+PACK_RULE_KEYS = frozenset({"tools", "when", "each", "key"})   # the pack's own
 # Names the command templates own; a setting may not shadow them.
 RESERVED_NAMES = frozenset({"in", "out", "stem", "dir", "scratch"})
 
 _SETTING_NAME = re.compile(r"[a-z][a-z0-9_]*")
-# "{{" and "}}" are literal braces and are kept; " {name}" keeps the space
-# before it so that an empty value can take it away ("cc {cflags} -c").
-_TOKEN = re.compile(r"\{\{|\}\}|( ?)\{([a-z][a-z0-9_]*)\}")
 
 
 class PackFileError(ValueError):
@@ -55,9 +57,15 @@ class PackFileError(ValueError):
 class Setting:
     """One ``[settings.NAME]`` of a pack."""
     name: str
-    default: str
+    default: str                              # "" for a table type
     choices: tuple[str, ...] | None = None    # None: any text
     description: str = ""
+    type: str = TEXT
+
+    @property
+    def per_target(self) -> bool:
+        """A table of targets (``[pack.c.flags]``), not one string."""
+        return self.type != TEXT
 
 
 @dataclass(frozen=True)
@@ -74,6 +82,10 @@ class Pack:
         if setting is None:
             return ("unknown key; expected one of: "
                     + (", ".join(sorted(self.settings)) or "none"))
+        if setting.per_target:
+            keys = [rule.get("key", stems.STEM) for rule in self.rules
+                    if rule.get("each") == key]
+            return table_problem(self.name, key, setting.type, keys, value)
         if not isinstance(value, str):
             return f"must be a string, got {value!r}"
         if setting.choices is not None and value not in setting.choices:
@@ -82,8 +94,9 @@ class Pack:
         return None
 
     def settings_for(self, given: Mapping[str, Any] | None = None,
-                     ) -> dict[str, str]:
-        """Every setting: the given ones, checked, then the defaults.
+                     ) -> dict[str, Any]:
+        """Every setting: the given ones, checked, then the defaults (a
+        string, or for a table of targets a dict, empty by default).
 
         Raises ValueError naming the key; ``computepods.toml`` is checked
         earlier, with the file in the message (project.py).
@@ -94,28 +107,42 @@ class Pack:
             if problem is not None:
                 raise ValueError(f"pack {self.name!r}: setting {key!r}: "
                                  + problem)
-        return {name: given.get(name, s.default)
+        return {name: (dict(given.get(name, {})) if s.per_target
+                       else given.get(name, s.default))
                 for name, s in self.settings.items()}
 
     def rule_tables(self, given: Mapping[str, Any] | None = None,
                     ) -> list[dict[str, Any]]:
-        """The rules for these settings, as plain rule tables."""
+        """The rules for these settings, as plain rule tables: an ``each``
+        rule once per entry of its setting, in the order written."""
         settings = self.settings_for(given)
-        return [_fill_table({k: v for k, v in rule.items()
-                             if k not in PACK_RULE_KEYS}, settings)
-                for rule in self.rules if _applies(rule, settings)]
+        text = {name: value for name, value in settings.items()
+                if not self.settings[name].per_target}
+        tables = []
+        for rule in self.rules:
+            if not _applies(rule, settings):
+                continue
+            plain = {k: v for k, v in rule.items() if k not in PACK_RULE_KEYS}
+            each = rule.get("each")
+            if each is None:
+                tables.append(fill_table(plain, text))
+                continue
+            for target, value in settings[each].items():
+                tables.append(entry_table(plain, rule.get("key", stems.STEM),
+                                           each, target, value, text))
+        return tables
 
     def tools(self, given: Mapping[str, Any] | None = None) -> list[str]:
         """The programs the rules for these settings run, in order."""
         settings = self.settings_for(given)
         found: dict[str, None] = {}
         for rule in self.rules:
-            if _applies(rule, settings):
+            if _applies(rule, settings) and (
+                    "each" not in rule or settings[rule["each"]]):
                 found.update(dict.fromkeys(
-                    _fill(t, settings, escape=False)
+                    fill(t, settings, escape=False)
                     for t in rule.get("tools", [])))
         return list(found)
-
 
 # --- using packs --------------------------------------------------------------
 
@@ -163,34 +190,6 @@ def _applies(rule: Mapping[str, Any], settings: Mapping[str, str]) -> bool:
                for key, values in rule.get("when", {}).items())
 
 
-def _fill_table(value: Any, settings: Mapping[str, str],
-                escape: bool = False) -> Any:
-    """A copy of a rule table with ``{setting}`` replaced in every string."""
-    if isinstance(value, str):
-        return _fill(value, settings, escape)
-    if isinstance(value, list):
-        items = [_fill_table(v, settings, escape) for v in value]
-        # An argv item that was only an empty setting is dropped, not "".
-        return [item for item, v in zip(items, value)
-                if item or not isinstance(v, str) or not _TOKEN.fullmatch(v)]
-    if isinstance(value, dict):
-        return {k: _fill_table(v, settings, escape or k in TEMPLATE_KEYS)
-                for k, v in value.items()}
-    return value
-
-
-def _fill(text: str, settings: Mapping[str, str], escape: bool) -> str:
-    def replace(m: re.Match) -> str:
-        space, name = m.group(1), m.group(2)
-        if name is None or name not in settings:
-            return m.group(0)
-        value = settings[name]
-        if escape:
-            value = value.replace("{", "{{").replace("}", "}}")
-        return space + value if value else ""
-    return _TOKEN.sub(replace, text)
-
-
 # --- loading pack files -------------------------------------------------------
 
 def load_pack(name: str, text: str, file: str) -> Pack:
@@ -222,6 +221,15 @@ def _load_setting(key: str, table: Any, file: str) -> Setting:
         raise PackFileError(f"{file}: {where}: a setting name is lower case "
                             "and not one of "
                             + ", ".join(sorted(RESERVED_NAMES)))
+    kind = table.get("type", TEXT)
+    if kind not in SETTING_TYPES:
+        raise PackFileError(f"{file}: {where}.type must be one of "
+                            + ", ".join(SETTING_TYPES))
+    if kind != TEXT:
+        if "default" in table or "choices" in table:
+            raise PackFileError(f"{file}: {where}: a table of targets has "
+                                "no default or choices (it starts empty)")
+        return Setting(key, "", None, table.get("description", ""), kind)
     default = table.get("default")
     choices = table.get("choices")
     if not isinstance(default, str):
@@ -257,6 +265,21 @@ def _check_pack_rule(rule: dict, settings: Mapping[str, Setting], file: str,
                                 "choices of a setting with choices")
         when[key] = tuple(values)
     rule["when"] = when
+    each = rule.get("each")
+    if each is not None and (each not in settings
+                             or not settings[each].per_target):
+        raise PackFileError(f"{file}: {where}: each must name a setting "
+                            "whose type is texts or lists")
+    key = rule.get("key", stems.STEM)
+    if ("key" in rule and each is None) or not isinstance(key, str) \
+            or stems.stem_count(key) != 1:
+        raise PackFileError(f"{file}: {where}: key is a pattern with one '%', "
+                            "given with each")
+    kinds = {name: setting.type for name, setting in settings.items()}
+    problem = placeholder_problem(
+        {k: v for k, v in rule.items() if k not in PACK_RULE_KEYS}, kinds, each)
+    if problem is not None:
+        raise PackFileError(f"{file}: {where}: {problem}")
 
 
 def _dict(value: Any, file: str, where: str) -> dict:

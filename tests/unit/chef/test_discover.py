@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from computepods.chef.discover import (Discovered, discover_depfile, discover_fls,
-                                  parse_depfile, parse_fls, project_paths)
+                                  parse_depfile, parse_fls, project_paths,
+                                  rewrite_depfile)
 from computepods.errors import BuildFailed
 
 TOOL_TIMEOUT_S = 120    # seconds, for one cc or pdflatex run
@@ -124,6 +125,57 @@ def test_missing_or_bad_depfile_names_the_file(tmp_path):
     bad = write(tmp_path / "bad.d", "just words\n")
     with pytest.raises(BuildFailed, match=f"{bad}: depfile line 1"):
         discover_depfile(bad, tmp_path)
+
+
+# --- rewrite_depfile: what lands in the tree ------------------------------------
+
+def test_real_cc_depfile_from_scratch_is_rewritten_to_project_paths(tmp_path):
+    """cc run as a step runs: in the root, -o into the step's scratch, an
+    include directory given absolute; the tree's copy names project paths."""
+    root = tmp_path / "proj"
+    write(root / "include" / "util.h", "int twice(int);\n")
+    write(root / "src" / "util.c", '#include <stdio.h>\n#include "util.h"\n'
+          'int twice(int x) { return 2 * x; }\n')
+    out = root / ".computepods" / "scratch" / "c.compile_src_util.o-1234" / "out"
+    (out / "src").mkdir(parents=True)
+    depfile = out / "src" / "util.d"
+    run(["cc", f"-I{root}/include", "-MD", "-MF", str(depfile), "-c", "src/util.c",
+         "-o", str(out / "src" / "util.o")], root)
+    assert str(out) in depfile.read_text()                 # as cc wrote it
+
+    found = discover_depfile(depfile, root, out_dir=out, rewrite=True)
+    assert found.inputs == ["src/util.c", "include/util.h"]
+    text = depfile.read_text()
+    assert str(root) not in text and ".computepods" not in text
+    assert text.startswith("src/util.o: src/util.c \\\n")
+    assert parse_depfile(text)[:1] == ["src/util.c"]
+    assert "include/util.h" in parse_depfile(text)
+    assert "/usr/include/stdio.h" in parse_depfile(text)   # outside: kept as written
+    # the same file read again is already the tree's form
+    assert rewrite_depfile(text, root, out_dir=out) == text
+
+
+def test_rewritten_depfile_names_are_relative_to_the_root_and_escaped(tmp_path):
+    root, view = tmp_path / "proj", tmp_path / "proj/.computepods/scratch/s/view"
+    text = (f"{view}/lib/a.o: a.c ../include/my\\ file.h {view}/lib/d$$x\\#y.h "
+            "../../outside.h /usr/include/stdio.h\n"
+            "a.c:\n")
+    tree = rewrite_depfile(text, root, cwd="lib", view=view)
+    assert tree == ("lib/a.o: lib/a.c \\\n include/my\\ file.h \\\n lib/d$$x\\#y.h \\\n"
+                    " ../outside.h \\\n /usr/include/stdio.h\n"
+                    "lib/a.c:\n")
+    assert parse_depfile(tree) == ["lib/a.c", "include/my file.h", "lib/d$x#y.h",
+                                   "../outside.h", "/usr/include/stdio.h"]
+    with pytest.raises(BuildFailed, match="line 1"):
+        rewrite_depfile("just words\n", root)
+
+
+def test_a_depfile_in_a_view_is_read_through_the_view(tmp_path):
+    root = tmp_path / "proj"
+    view = root / ".computepods" / "scratch" / "s" / "view"
+    depfile = write(view / "a.d", f"a.o: {view}/a.c {view}/inc/b.h\n")
+    assert discover_depfile(depfile, root, view=view).inputs == ["a.c", "inc/b.h"]
+    assert depfile.read_text() == f"a.o: {view}/a.c {view}/inc/b.h\n"   # not rewritten
 
 
 # --- parse_fls ------------------------------------------------------------------
