@@ -54,7 +54,8 @@ def explain(root: Path, names: Sequence[str], cwd: Path) -> list[str]:
     graph = BuildGraph.from_plan(plan, {sid: r.discovered for sid, r in records.items()
                                         if r.discovered})
     now_of = verdicts(graph, records, cache.digest, root)
-    lines = []
+    # A pack rule the project replaced or extended says so, once.
+    lines = [n for n in dict.fromkeys(s.rule.customised() for s in plan.steps.values()) if n]
     for sid, step in reversed(list(plan.steps.items())):
         record = records.get(sid)
         now = now_of[sid]
