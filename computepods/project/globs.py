@@ -162,7 +162,7 @@ class Globber:
             if not rest:                       # a trailing ** is any file below
                 rest = ["*"]
             yield from self._walk(where, rest)
-            for name in self._entries(where, dirs=True):
+            for name in self._entries(where, dirs=True, dots=False):
                 yield from self._walk(_join(where, name), parts)
         elif not is_glob(part):
             path = _join(where, part)
@@ -174,17 +174,17 @@ class Globber:
                 yield from self._walk(path, rest)
         else:
             regex = re.compile(_component(part))
-            for name in self._entries(where, dirs=bool(rest)):
-                if regex.fullmatch(name):
+            for name in self._entries(where, dirs=bool(rest), dots=True):
+                if regex.fullmatch(name):         # a leading wildcard skips dot names
                     path = _join(where, name)
                     if rest:
                         yield from self._walk(path, rest)
                     else:
                         yield path
 
-    def _entries(self, where: str, dirs: bool) -> Iterator[str]:
+    def _entries(self, where: str, dirs: bool, dots: bool) -> Iterator[str]:
         """Names in ``where``: directories (never through a link) or files,
-        without dot names and ignored paths."""
+        without ignored paths (and dot names unless ``dots``)."""
         try:
             with os.scandir(self._root + where if where else self._root) as it:
                 entries = list(it)
@@ -194,7 +194,7 @@ class Globber:
             raise ProjectError(self._root + where, f"cannot list the directory for a glob: "
                                f"{exc.strerror or exc}") from None
         for entry in entries:
-            if entry.name.startswith("."):
+            if not dots and entry.name.startswith("."):
                 continue
             try:
                 kind = entry.is_dir(follow_symlinks=False) if dirs else entry.is_file()

@@ -18,6 +18,8 @@ checked, so what comes out is a plain rule:
   item that is exactly ``{libs}`` gives one item per element;
 - ``cwd``, ``depfile`` and the keys of ``parts`` take string vars only.
 
+``{{`` and ``}}`` are literal braces, in paths and values as in commands.
+
 ``{in}``, ``{out}`` and the other command placeholders are left for the
 template language (:mod:`computepods.project.templates`); a var may not
 take their names.  Globs are found later, when a rule is planned, so a
@@ -112,7 +114,7 @@ class Vars:
                 out[key] = self._items(table[key], rule, key)
         command = table.get("command")
         if isinstance(command, str):
-            out["command"] = self.text(command, rule, "command", template=True)
+            out["command"] = self.text(command, rule, "command", template=True, lists=True)
         elif isinstance(command, list):
             out["command"] = self._argv(command, rule)
         for key in SINGLE_KEYS:
@@ -124,23 +126,26 @@ class Vars:
                             for k, v in table["parts"].items()}
         return out
 
-    def text(self, text: str, rule: str | None, key: str, template: bool = False) -> str:
-        """``text`` with each var in it: a string as written, a list (in a
-        command template only) as shell-quoted words."""
+    def text(self, text: str, rule: str | None, key: str, template: bool = False,
+             lists: bool = False) -> str:
+        """``text`` with each var in it: a string as written, a list (where
+        ``lists``: a command) as shell-quoted words.  In a ``template`` the
+        placeholders stay, and what is filled in is escaped."""
         def replace(m: re.Match) -> str:
             space, name = m.group(1), m.group(2)
-            if name is None or (template and name in PLACEHOLDERS):
+            if name is None:                      # {{ or }}: the template undoubles it
+                return m.group(0) if template else m.group(0)[0]
+            if template and name in PLACEHOLDERS:
                 return m.group(0)
             if name in PLACEHOLDERS:
                 raise ProjectError(self._file, f"{{{name}}} is a command placeholder; here "
                                    "only vars can be used", rule, key)
             value = self.lookup(name, rule, key)
             if not isinstance(value, str):
-                if not template:
+                if not lists:
                     raise ProjectError(self._file, f"var {name!r} is a list, where {key} "
                                        "needs a single string or path (a list stands alone "
-                                       f'as an item of inputs or outputs: "{{{name}}}")',
-                                       rule, key)
+                                       f'as an item of a list: "{{{name}}}")', rule, key)
                 value = " ".join(shlex.quote(w) for w in self._words(name, value, rule, key))
             if template:
                 value = value.replace("{", "{{").replace("}", "}}")
