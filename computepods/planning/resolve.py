@@ -206,7 +206,9 @@ class RuleSet:
         self.project = project
         self._file = str(project.path)
         self._glob = glob if glob is not None else Globber(project.root, project.ignore)
-        self._found: dict[Rule, Rule | ProjectError] = {}   # a rule with globs -> found
+        # id of a rule with globs -> it with them found (or why they found nothing)
+        self._found: dict[int, Rule | ProjectError | None] = {
+            id(rule): None for rule in project.rules if rule.has_globs}
         self._explicit: dict[str, Rule] = {}
         self._patterns: list[Rule] = []
         for rule in project.rules:
@@ -311,14 +313,15 @@ class RuleSet:
 
     def _bind(self, rule: Rule, stem: str | None) -> Step:
         """:func:`bind`, from the rule with its globs found."""
-        if rule.has_globs:
-            found = self._found.get(rule)
+        key = id(rule)
+        if key in self._found:
+            found = self._found[key]
             if found is None:
                 try:
                     found = found_rule(rule, self._glob, self._where(rule))
                 except ProjectError as exc:
                     found = exc
-                self._found[rule] = found
+                self._found[key] = found
             if isinstance(found, ProjectError):
                 raise found
             rule = found

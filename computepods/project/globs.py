@@ -237,8 +237,8 @@ def found_rule(rule: Rule, glob: Globber, file: str) -> Rule:
         for path in files:
             problem = name_problem(path)
             if problem is not None:
-                raise ProjectError(file, f"glob {item.pattern!r} found {problem}", rule.name,
-                                   "inputs")
+                raise ProjectError(file, f"glob {item.pattern!r} found a file it cannot "
+                                   f"take: {problem}", rule.name, "inputs")
             inputs.append(_escaped(path if item.to is None
                                    else _mapped(item, path, file, rule.name)))
     return dataclasses.replace(rule, inputs=tuple(inputs),
