@@ -271,7 +271,8 @@ class MajorDomo(Chart):
                 self.events.publish(build_id, [{"t": "done", "ok": False, "code": exc.exit_code,
                                                 "error": str(exc)}])
                 continue
-            generation = self.requests.build_started(self.planner.uses(bp), bp.scheduler.records)
+            generation = self.requests.build_started(self.planner.uses(bp), bp.scheduler.records,
+                                                     bp.plan.basis)
             self.build = BuildRun(build_id, list(data["targets"]), bp, self.events.note,
                                   cwd=str(data.get("cwd") or self.root), generation=generation,
                                   clock=self.clock)

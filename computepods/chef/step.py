@@ -45,7 +45,7 @@ def rule_to_dict(rule: Rule) -> dict:
 
 def rule_from_dict(d: dict) -> Rule:
     fields = dict(d)
-    for key in ("inputs", "outputs"):
+    for key in ("inputs", "outputs", "added", "written"):
         fields[key] = tuple(fields.get(key) or ())
     if isinstance(fields.get("command"), list):
         fields["command"] = tuple(fields["command"])

@@ -90,14 +90,16 @@ class RequestQueue:
             "targets": list(self._watch_targets), "cwd": str(self._root), "client": "watch"})))
         return True
 
-    def build_started(self, steps: Iterable[Step], records) -> int:
-        """The Freshness generation a build sees (0 when not watching)."""
+    def build_started(self, steps: Iterable[Step], records, basis=None) -> int:
+        """The Freshness generation a build sees (0 when not watching);
+        `basis`: its plan's (plancache.Basis), for the globs its inputs were found by."""
         if not self.freshness:
             return 0
         steps = list(steps)
         return self.freshness.build_started(
             (p for step in steps for p in step.outputs),
-            (p for step in steps for p in input_paths(step, records.get(step.id))))
+            (p for step in steps for p in input_paths(step, records.get(step.id))),
+            basis.globs if basis is not None else ())
 
     def plan_failed(self) -> None:
         if self.freshness:

@@ -66,7 +66,8 @@ def explain(root: Path, names: Sequence[str], cwd: Path, *, everything: bool = F
     graph = BuildGraph.from_plan(plan, {sid: r.discovered for sid, r in records.items()
                                         if r.discovered})
     now_of = verdicts(graph, records, cache.digest, root)
-    lines = []
+    # A pack rule the project replaced or extended says so, once.
+    lines = [n for n in dict.fromkeys(s.rule.customised() for s in plan.steps.values()) if n]
     for sid, step in reversed(list(plan.steps.items())):
         now = now_of[sid]
         if now is None and not everything:

@@ -5,7 +5,8 @@ tree to know what is stale.  :class:`HotPlans` keeps, across builds:
 
 - the **plans** of the requests it has seen (project, plan and graph), until
   the project file changes or a file appears or disappears where their
-  resolution looked (the plan's probes);
+  resolution looked (the plan's probes) or where one of their globs
+  matches (a file a glob would find is created, or one it found deleted);
 - the **records** (steps and files), read from the state database once and
   then kept equal to what the MajorDomo sends its Store;
 - the **verified** files: the hash of each file it has judged since the
@@ -37,6 +38,7 @@ from computepods.planning.job import State
 from computepods.planning.plan import BuildPlan, load_state, remove_orphans, resolve
 from computepods.planning.resolve import Plan, Step
 from computepods.planning.scheduler import Scheduler
+from computepods.project.globs import glob_news
 from computepods.state.db import STATUS_OK, StepRecord
 from computepods.state.hashing import FileRecord, StatCache, is_racy
 from computepods.watch.debounce import ANYTHING
@@ -117,8 +119,9 @@ class HotPlans:
         for sid in self.users.pop(path, ()):
             self.clean.discard(sid)
         for key, entry in list(self.plans.items()):
-            probes = entry.plan.basis.probes if entry.plan.basis else {}
-            if probes.get(path, exists) != exists:
+            basis = entry.plan.basis
+            if basis is not None and (basis.probes.get(path, exists) != exists
+                                      or glob_news(basis.globs, path, exists)):
                 del self.plans[key]          # it may resolve differently now
         return True
 

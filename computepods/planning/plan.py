@@ -18,6 +18,7 @@ from computepods.planning.graph import BuildGraph
 from computepods.state.hashing import FileRecord, StatCache, StatKey, is_racy, stat_key
 from computepods.planning.plancache import Stamp
 from computepods.paths import PROJECT_FILE, STATE_DB
+from computepods.project.globs import Globber
 from computepods.project.load import load_project
 from computepods.project.model import Project
 from computepods.project.targets import target_paths
@@ -63,8 +64,10 @@ def resolve(root: Path, names: Sequence[str], cwd: Path | None = None) -> tuple[
     project = load_project(root, source)
     targets = target_paths(project, list(names), cwd)
     probes = plancache.Probes(root)
-    plan = RuleSet(project).resolve(targets, probes)
-    plan.basis = plancache.Basis(request, stamp, probes.seen, plan_packs(project, plan), key)
+    glob = Globber(root, project.ignore)
+    plan = RuleSet(project, glob).resolve(targets, probes)
+    plan.basis = plancache.Basis(request, stamp, probes.seen, plan_packs(project, plan), key,
+                                 glob.seen, project.ignore)
     plancache.store_plan(root, project, plan)
     return project, plan
 
@@ -170,7 +173,7 @@ def _verdict(plan: Plan, cache: StatCache, seen: dict[str, str | None],
         elif (stats[path] is not None) != existed:
             return None
     blob = plancache.encode_verdict(len(plan.steps), basis.packs, plan.targets, stats,
-                                    probes)
+                                    probes, basis.globs, basis.ignore)
     return basis.request, blob
 
 
@@ -194,9 +197,10 @@ def remove_orphans(root: Path, project: Project, plan: Plan | None = None,
     state database; a running pod passes its Store's way).
     """
     from computepods.state.hashing import sha256_file
-    rules = RuleSet(project)
-    # The answers join the plan's probes: a verdict rests on them too.
-    exists = plancache.Probes(root, plan.basis.probes if plan and plan.basis else None)
+    basis = plan.basis if plan is not None else None
+    # The answers join the plan's probes and globs: a verdict rests on them too.
+    rules = RuleSet(project, Globber(root, project.ignore, basis.globs if basis else None))
+    exists = plancache.Probes(root, basis.probes if basis else None)
     removed, kept, drop = [], [], []
     if records is None:
         records = load_state(root)[0]

@@ -10,16 +10,17 @@ function of the project file's bytes, the packs and the code that read it,
 the requested names and working directory (together: its *key*), and of
 whether each file resolution asked about exists (the *probes*: a pattern
 rule is passed over while its source is missing, and a source with no rule
-must exist).  Nothing else on disk is read while resolving: discovered
+must exist), and of the files each glob in an input matched (the *globs*:
+project/globs.py).  Nothing else on disk is read while resolving: discovered
 inputs (depfiles, ``.fls``) join the graph later, from the step records.
-A cached plan is used only if its key matches and every probe still gives
-the same answer.
+A cached plan is used only if its key matches, every probe still gives
+the same answer and every glob still matches the same files.
 
 **The verdict** (a row of the state database's ``verdicts`` table, under
 the *request*: root, cwd, names and code) says: with the step and file
 records as they are, this plan was all up to date while each judged file,
-and the project file, had this (size, mtime_ns, inode), and each probe
-(resolution's and the orphan check's) this answer.  Any write of records
+and the project file, had this (size, mtime_ns, inode), each probe
+(resolution's and the orphan check's) this answer, and each glob these files.  Any write of records
 deletes every verdict in the same transaction (state.py), and a verdict is
 stored only when each stat it rests on is past the racily-clean window: so
 while the stats still match, :class:`~computepods.state.hashing.StatCache` would
@@ -41,8 +42,9 @@ from typing import Sequence
 # A cached plan or verdict stands for the code that made it (codestamp.py).
 from computepods.codestamp import code_fingerprint
 from computepods.paths import PLANS_DIR, PROJECT_FILE, STATE_DB, STATE_DIR, atomic_write
+from computepods.project.globs import Globs, globs_hold
 
-CACHE_FORMAT = 3                    # bump when what is pickled or marshalled changes
+CACHE_FORMAT = 4                    # bump when what is pickled or marshalled changes
 KEEP_PLANS = 8                      # requests (targets, cwd) remembered per project
 
 StatKey = tuple[int, int, int]      # (size, mtime_ns, inode), as hashing.FileRecord.key
@@ -57,6 +59,8 @@ class Basis:
     probes: dict[str, bool] = field(default_factory=dict)
     packs: dict[str, dict[str, str]] = field(default_factory=dict)   # used ones' settings
     key: str | None = None          # the plan cache's (content_key), None if unreadable
+    globs: Globs = field(default_factory=dict)     # glob -> the files it matched
+    ignore: tuple[str, ...] = ()    # project.ignore, which globs pass over
 
 
 def request_key(root: Path, names: Sequence[str], cwd: Path) -> str:
@@ -129,7 +133,8 @@ def load_plan(root: Path, request: str, key: str):
         fmt, project, plan = pickle.loads(blob)
     except Exception:              # a torn or foreign file is only a miss
         return None
-    if fmt != CACHE_FORMAT or not probes_hold(root, plan.basis.probes):
+    if fmt != CACHE_FORMAT or not probes_hold(root, plan.basis.probes) \
+            or not globs_hold(root, plan.basis.ignore, plan.basis.globs):
         return None
     return project, plan
 
@@ -174,9 +179,11 @@ def _unlink(path: str) -> None:
 # --- the verdict --------------------------------------------------------------
 
 def encode_verdict(steps: int, packs: dict[str, dict[str, str]], targets: list[str],
-                   stats: dict[str, StatKey | None], probes: dict[str, bool]) -> bytes:
+                   stats: dict[str, StatKey | None], probes: dict[str, bool],
+                   globs: Globs | None = None, ignore: tuple[str, ...] = ()) -> bytes:
     """``stats``: each file's stat key, None for "not a regular file"."""
-    return marshal.dumps((CACHE_FORMAT, steps, packs, targets, stats, probes))
+    return marshal.dumps((CACHE_FORMAT, steps, packs, targets, stats, probes,
+                          globs or {}, tuple(ignore)))
 
 
 def stats_hold(root: Path, stats: dict[str, StatKey | None]) -> bool:
@@ -213,11 +220,11 @@ def stored_noop(root: Path, names: Sequence[str], cwd: Path) -> int | None:
     if blob is None:
         return None
     try:
-        fmt, steps, packs, targets, stats, probes = marshal.loads(blob)
+        fmt, steps, packs, targets, stats, probes, globs, ignore = marshal.loads(blob)
     except (ValueError, EOFError, TypeError):
         return None
     if (fmt != CACHE_FORMAT or not stats_hold(root, stats)
-            or not probes_hold(root, probes)):
+            or not probes_hold(root, probes) or not globs_hold(root, ignore, globs)):
         return None
     check_packs(packs, targets)
     return steps

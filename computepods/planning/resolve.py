@@ -9,6 +9,12 @@ in the tree and then fail for want of ``figure.tex``.  The same rule never
 applies twice in one chain with different stems (``%.x`` from ``%.x.x``
 would recurse forever); with the same stem it is a cycle, which is allowed.
 
+A rule with globs in its inputs is bound from the rule with each glob
+replaced by the files it finds (:func:`~computepods.project.globs.found_rule`),
+once per RuleSet; that rule is the step's, and what a chef is sent.  The
+globs are listed by the RuleSet's Globber, which keeps what they matched
+for the plan's basis.
+
 A bound :class:`Step` expands its command with
 :mod:`computepods.planning.commands`.
 """
@@ -25,6 +31,7 @@ from computepods.errors import ProjectError
 from computepods.planning.commands import (SCRATCH_SHOWN, Command, argv_command, expand_argv,
                                            identity, quote_shown, render, string_command)
 from computepods.project import stems
+from computepods.project.globs import Globber, found_rule
 from computepods.project.model import Project, Rule
 from computepods.project.templates import parse_template, used_placeholders
 
@@ -187,9 +194,15 @@ class Plan:
 class RuleSet:
     """A project's rules, indexed to answer "which rule builds X?"."""
 
-    def __init__(self, project: Project):
+    def __init__(self, project: Project, glob: Globber | None = None):
+        """``glob``: how globs are found (default: in the project's tree,
+        unrecorded)."""
         self.project = project
         self._file = str(project.path)
+        self._glob = glob if glob is not None else Globber(project.root, project.ignore)
+        # id of a rule with globs -> it with them found (or why they found nothing)
+        self._found: dict[int, Rule | ProjectError | None] = {
+            id(rule): None for rule in project.rules if rule.has_globs}
         self._explicit: dict[str, Rule] = {}
         self._patterns: list[Rule] = []
         for rule in project.rules:
@@ -211,7 +224,7 @@ class RuleSet:
     def step_for(self, path: str, exists: Exists | None = None) -> Step | None:
         """The step that builds ``path``, or None for a source."""
         found = self.match(path, exists)
-        return None if found is None else bind(*found)
+        return None if found is None else self._bind(*found)
 
     def resolve(self, targets: Sequence[str], exists: Exists) -> Plan:
         """Every step and source needed for ``targets``, goal-directed.
@@ -241,7 +254,7 @@ class RuleSet:
                                                     self._file))
             plan.sources.add(path)
             return
-        step = bind(*found)
+        step = self._bind(*found)
         if step.id in plan.steps:
             return
         plan.steps[step.id] = step
@@ -286,8 +299,30 @@ class RuleSet:
         """Whether each bound input exists or some rule could make it."""
         rule, stem = candidate
         chain = chain | {(rule.name, stem)}
-        return all(exists(path) or self._makeable(path, exists, chain)
-                   for path in bind(rule, stem).inputs)
+        try:
+            inputs = self._bind(rule, stem).inputs
+        except ProjectError:          # a glob that finds nothing: chosen, it says so
+            return False
+        return all(exists(path) or self._makeable(path, exists, chain) for path in inputs)
+
+    def _bind(self, rule: Rule, stem: str | None) -> Step:
+        """:func:`bind`, from the rule with its globs found."""
+        key = id(rule)
+        if key in self._found:
+            found = self._found[key]
+            if found is None:
+                try:
+                    found = found_rule(rule, self._glob, self._where(rule))
+                except ProjectError as exc:
+                    found = exc
+                self._found[key] = found
+            if isinstance(found, ProjectError):
+                raise found
+            rule = found
+        return bind(rule, stem)
+
+    def _where(self, rule: Rule) -> str:
+        return self._file if rule.pack is None else f"{self._file} (pack {rule.pack!r})"
 
     def _makeable(self, path: str, exists: Exists, chain: Chain) -> bool:
         if path in self._explicit:
@@ -303,10 +338,14 @@ class RuleSet:
                    candidates: list[tuple[Rule, str | None]]) -> ProjectError:
         names = [rule.name for rule, _ in candidates]
         listed = ", ".join(repr(n) for n in names[:-1]) + f" and {names[-1]!r}"
+        packed = [rule.name for rule, _ in candidates if rule.pack is not None]
+        own = [rule.name for rule, _ in candidates if rule.pack is None]
+        fix = ("make one output pattern more specific" if not (packed and own) else
+               f"to use yours instead of the pack's, rename rule {own[0]!r} to "
+               f"{packed[0]!r} (a rule of the pack's name replaces it)")
         return ProjectError(
             self._file, f"target {path!r} matches the outputs of rules "
-            f"{listed}; make one output pattern more specific",
-            names[0], "outputs")
+            f"{listed}; {fix}", names[0], "outputs")
 
 
 def _missing(path: str, needed_by: Step | None, plan: Plan, file: str) -> str:

@@ -43,11 +43,20 @@ def rule_fingerprint(step: Step) -> str:
     return fp[1]
 
 
+# Not the rule's definition: where it stands, what the project did to a
+# pack's rule (its fields say what that changed), and the inputs as written.
+_NOT_FINGERPRINTED = frozenset({"index", "overrides", "added", "written"})
+
+
 @functools.lru_cache(maxsize=4096)
 def _fingerprint(rule) -> str:
     # A shallow dict gives the same JSON as asdict(), which deep-copies a
     # rule's every input pattern first.
-    d = {f.name: getattr(rule, f.name) for f in fields(rule) if f.name != "index"}
+    d = {f.name: getattr(rule, f.name) for f in fields(rule) if f.name not in _NOT_FINGERPRINTED}
+    if rule.written:
+        # Globs found in the tree: the rule is what was written, and a file a
+        # glob finds or loses is a new or dropped input, said as such.
+        d["inputs"] = rule.written
     blob = json.dumps(d, sort_keys=True, default=list).encode()
     return f"{rule.name}#{hashlib.sha256(blob).hexdigest()[:12]}"
 

@@ -8,6 +8,9 @@ typo that is silently ignored in a build file costs an afternoon later.
 
 Command templates are parsed with :mod:`computepods.project.templates`,
 which owns their syntax, so that a bad placeholder fails here, at load time.
+``[vars]`` are filled into the project's own rules first
+(:mod:`computepods.project.variables`); globs in inputs are checked here and
+found in the tree only when a rule is planned (:mod:`computepods.project.globs`).
 """
 from __future__ import annotations
 
@@ -20,17 +23,20 @@ from computepods.cron.timetable import cron_problem
 from computepods.errors import ProjectError
 from computepods.paths import PROJECT_FILE
 from computepods.project.checks import (as_positive, as_string, as_strings, as_table,
-                                        check_keys, check_output_paths, project_path,
-                                        target_names)
+                                        check_keys, check_output_paths, describe,
+                                        project_path, target_names)
 from computepods.project import stems
 from computepods.project.durations import as_duration
-from computepods.project.model import DEFAULT_MAX_PASSES, DISCOVERY_KINDS, Project, Rule, Schedule
+from computepods.project.globs import input_item, is_glob
+from computepods.project.model import (DEFAULT_MAX_PASSES, DISCOVERY_KINDS, Glob, Input, Project,
+                                       Rule, Schedule)
 from computepods.project.targets import check_alias_cycles
 from computepods.project.templates import PLACEHOLDERS, TemplateError, parse_template
+from computepods.project.variables import Vars, load_vars
 
 CWD_PLACEHOLDERS = ("dir", "stem")   # a working directory is a project path
 
-TOP_KEYS = frozenset({"project", "alias", "rule", "schedule", "pack"})
+TOP_KEYS = frozenset({"project", "alias", "rule", "schedule", "pack", "vars"})
 DEFAULT_POD_IDLE = "30m"          # a background pod's idle timeout
 PROJECT_KEYS = frozenset({"name", "default", "use", "ignore", "stream", "interchangeable",
                           "pod_idle"})
@@ -57,7 +63,8 @@ def load_project(root: Path, source: bytes | None = None) -> Project:
     use = as_strings(table.get("use", []), file, None, "project.use")
     aliases = _load_aliases(data.get("alias", {}), file)
     packs = _load_pack_settings(data.get("pack", {}), use, file)
-    rules = _load_rules(data.get("rule", []), packs, file)
+    rules = _load_rules(data.get("rule", []), packs,
+                        load_vars(data.get("vars", {}), packs, file), file)
     _check_rules_together(rules, file)
     project = Project(
         root=root, path=path, name=name,
@@ -142,62 +149,42 @@ def _load_schedules(value: Any, aliases: dict[str, tuple[str, ...]],
 
 def _load_pack_settings(value: Any, use: Sequence[str],
                         file: str) -> dict[str, dict[str, str]]:
-    """Each used pack's settings: its ``[pack.NAME]`` table over the defaults.
-
-    A table for a pack the project does not use is an error, not ignored:
-    it is most likely a misspelt name in one of the two places.
-    """
     if not use and value == {}:
         return {}                         # no pack files to read
-    from computepods.project.packs import PACKS   # packs are data; keep it lazy
-
-    def known(name: str, key: str) -> None:
-        if name not in PACKS:
-            raise ProjectError(file, f"unknown pack {name!r}; known packs: "
-                               + (", ".join(sorted(PACKS)) or "none"),
-                               key=key)
-
-    for n, name in enumerate(use):
-        known(name, "project.use")
-        if name in use[:n]:
-            raise ProjectError(file, f"pack {name!r} is listed twice",
-                               key="project.use")
-    tables = as_table(value, file, None, "pack")
-    for name, table in tables.items():
-        key = f"pack.{name}"
-        known(name, key)
-        if name not in use:
-            raise ProjectError(file, f"settings for pack {name!r}, which "
-                               "project.use does not list; add it there or "
-                               f"remove [{key}]", key=key)
-        for setting, setting_value in as_table(table, file, None, key).items():
-            problem = PACKS[name].setting_problem(setting, setting_value)
-            if problem is not None:
-                raise ProjectError(file, problem, key=f"{key}.{setting}")
-    return {name: PACKS[name].settings_for(tables.get(name)) for name in use}
+    from computepods.project.packs import load_settings   # packs are data; keep it lazy
+    return load_settings(value, use, file)
 
 
-def _load_rules(value: Any, packs: dict[str, dict[str, str]],
+def _load_rules(value: Any, packs: dict[str, dict[str, str]], found: Vars,
                 file: str) -> tuple[Rule, ...]:
-    """The file's rules, then those of each used pack, in order."""
-    from computepods.project.packs import rule_tables
+    """The file's rules, its vars filled in, then those of each used pack,
+    in order; a rule of the file's with a pack rule's name replaces or
+    extends it."""
+    from computepods.project.packs import rule_tables, with_own_rules
 
     if not isinstance(value, list):
         raise ProjectError(file, "must be an array of tables: write [[rule]]",
                            key="rule")
-    tables: list[tuple[Any, str | None]] = [(t, None) for t in value]
-    for pack, settings in packs.items():
-        tables.extend((t, pack) for t in rule_tables(pack, settings))
-    return tuple(load_rule(table, i, file, pack)
-                 for i, (table, pack) in enumerate(tables))
+    own = [found.fill_rule(t, _label(t, i)) if isinstance(t, dict) else t
+           for i, t in enumerate(value)]
+    theirs = [(t, pack) for pack, settings in packs.items()
+              for t in rule_tables(pack, settings)]
+    return tuple(load_rule(s.table, i, file, s.pack, s.overrides, s.added)
+                 for i, s in enumerate(with_own_rules(own, theirs, file)))
 
 
-def load_rule(table: Any, index: int, file: str,
-              pack: str | None = None) -> Rule:
-    """Check one rule table (as TOML gives it) and build its Rule."""
-    label = f"#{index + 1}"
+def _label(table: Any, index: int) -> str:
     if isinstance(table, dict) and isinstance(table.get("name"), str):
-        label = table["name"]
+        return table["name"]
+    return f"#{index + 1}"
+
+
+def load_rule(table: Any, index: int, file: str, pack: str | None = None,
+              overrides: str | None = None, added: int = 0) -> Rule:
+    """Check one rule table (as TOML gives it) and build its Rule.
+    ``overrides``: the pack whose rule it replaces; ``added``: how many of
+    its inputs, at the end, the project added to its pack's rule."""
+    label = _label(table, index)
     if pack is not None:
         file = f"{file} (pack {pack!r})"
     table = as_table(table, file, label, "rule")
@@ -210,20 +197,26 @@ def load_rule(table: Any, index: int, file: str,
         raise ProjectError(file, "a rule name may hold only letters, digits, "
                            "'_', '-' and '.'", label, "name")
     outputs = _patterns(table["outputs"], file, name, "outputs")
+    for out in outputs:
+        if is_glob(out):
+            raise ProjectError(file, f"{out!r} is a glob; outputs are the paths a rule "
+                               "makes, each named", name, "outputs")
     literal = [stems.literal(p) for p in outputs]
     for n, out in enumerate(literal):
         if out in literal[:n]:       # two commits to one path: which one wins?
             raise ProjectError(file, f"output {out!r} is listed twice; list each "
                                "output once", name, "outputs")
     check_output_paths(outputs, file, name, "outputs")
-    inputs = _patterns(table.get("inputs", []), file, name, "inputs")
+    inputs = _inputs(table.get("inputs", []), file, name)
     if not outputs:
         raise ProjectError(file, "a rule must produce at least one output",
                            name, "outputs")
     pattern = _check_stems(inputs, outputs, file, name)
     command = _command(table["command"], file, name)
-    _check_template_use(command, len(inputs), len(outputs), pattern, file,
-                        name, "command", PLACEHOLDERS)
+    globbed = next((n for n, i in enumerate(inputs) if isinstance(i, Glob)), None)
+    _check_template_use(command, len(inputs) if globbed is None else globbed,
+                        len(outputs), pattern, file, name, "command", PLACEHOLDERS,
+                        globbed is not None)
     cwd = table.get("cwd")
     if cwd is not None:
         cwd = _cwd(cwd, pattern, file, name)
@@ -237,7 +230,8 @@ def load_rule(table: Any, index: int, file: str,
         max_passes=as_positive(table.get("max_passes", DEFAULT_MAX_PASSES),
                              file, name, "max_passes", integer=True),
         cwd=cwd, parts=_parts(table.get("parts"), file, name),
-        pack=pack, index=index)
+        pack=pack, index=index, overrides=overrides,
+        added=tuple(str(i) for i in inputs[len(inputs) - added:]) if added else ())
 
 
 def _patterns(value: Any, file: str, rule: str, key: str) -> tuple[str, ...]:
@@ -250,13 +244,25 @@ def _patterns(value: Any, file: str, rule: str, key: str) -> tuple[str, ...]:
     return paths
 
 
-def _check_stems(inputs: tuple[str, ...], outputs: tuple[str, ...],
+def _inputs(value: Any, file: str, rule: str) -> tuple[Input, ...]:
+    if not isinstance(value, list):
+        raise ProjectError(file, "must be an array of strings (paths or globs), got "
+                           + describe(value), rule, "inputs")
+    inputs = tuple(input_item(v, file, rule, "inputs") for v in value)
+    for p in inputs:
+        if isinstance(p, str) and stems.stem_count(p) > 1:
+            raise ProjectError(file, f"{p!r} has more than one '%' (write '%%' "
+                               "for a literal '%')", rule, "inputs")
+    return inputs
+
+
+def _check_stems(inputs: tuple[Input, ...], outputs: tuple[str, ...],
                  file: str, rule: str) -> bool:
     """Whether the rule is a pattern rule; its '%' use must be consistent."""
     with_stem = [o for o in outputs if stems.has_stem(o)]
     if not with_stem:
         for i in inputs:
-            if stems.has_stem(i):
+            if isinstance(i, str) and stems.has_stem(i):
                 raise ProjectError(file, f"input {i!r} has a '%' but no "
                                    "output has one, so nothing binds it",
                                    rule, "inputs")
@@ -281,8 +287,10 @@ def _command(value: Any, file: str, rule: str) -> str | tuple[str, ...]:
 
 def _check_template_use(command: str | tuple[str, ...], n_in: int, n_out: int,
                         pattern: bool, file: str, rule: str, key: str,
-                        allowed: Sequence[str]) -> None:
-    """Each placeholder must mean something for this rule: checked once."""
+                        allowed: Sequence[str], globbed: bool = False) -> None:
+    """Each placeholder must mean something for this rule: checked once.
+    ``globbed``: ``n_in`` inputs come before the first glob, whose number
+    of files is known only when the rule is planned."""
     texts = (command,) if isinstance(command, str) else command
     counts = {"in": n_in, "out": n_out}
     for text in texts:
@@ -302,6 +310,11 @@ def _check_template_use(command: str | tuple[str, ...], n_in: int, n_out: int,
                 raise ProjectError(file, "{stem} needs a pattern rule (a '%' "
                                    "in the outputs)", rule, key)
             if part.index is not None and part.index >= counts[part.name]:
+                if part.name == "in" and globbed:
+                    raise ProjectError(
+                        file, f"{shown} comes at or after a glob in inputs, whose "
+                        "files are known only when the rule is planned; list the input "
+                        "before the glob, or use {in}", rule, key)
                 raise ProjectError(
                     file, f"{shown} is out of range: the rule has "
                     f"{counts[part.name]} {part.name}put(s)", rule, key)
@@ -346,6 +359,9 @@ def _parts(value: Any, file: str, rule: str) -> dict[str, str] | None:
     parts = {}
     for pattern, part in table.items():
         key = f"parts.{pattern}"
+        if is_glob(pattern):
+            raise ProjectError(file, "a part is keyed by an input pattern with '%' or a "
+                               "path, not a glob", rule, key)
         parts[project_path(pattern, file, rule, key)] = as_string(
             part, file, rule, key)
     return parts

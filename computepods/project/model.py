@@ -16,11 +16,28 @@ DISCOVERY_KINDS = ("fls",)           # TeX's -recorder file
 # --- records ------------------------------------------------------------------
 
 @dataclass(frozen=True)
+class Glob:
+    """An input that names files by a glob (``src/*.c``), found in the tree
+    when the rule is planned (project/globs.py).  With ``to``, each match
+    stands for the path ``to`` gives it: ``%`` is what the wildcards matched
+    (``src/*.c`` to ``build/%.o``: ``src/x.c`` is ``build/x.o``)."""
+    pattern: str
+    to: str | None = None
+
+    def __str__(self) -> str:
+        return self.pattern if self.to is None else f"{self.pattern} as {self.to}"
+
+
+Input = str | Glob                   # a rule's input as written
+
+
+@dataclass(frozen=True)
 class Rule:
     """One ``[[rule]]``: how to make its outputs from its inputs."""
     name: str
-    inputs: tuple[str, ...]          # project-relative patterns, <= one '%'
-    # (as written: '%%' is a literal '%', read through project/stems.py)
+    # project-relative patterns, <= one '%' (as written: '%%' is a literal
+    # '%', read through project/stems.py), and globs until planned
+    inputs: tuple[Input, ...]
     outputs: tuple[str, ...]
     command: str | tuple[str, ...]   # str: shell-ish string; tuple: argv
     depfile: str | None = None       # pattern
@@ -33,6 +50,26 @@ class Rule:
     parts: dict[str, str] | None = field(default=None, hash=False)
     pack: str | None = None          # the pack it came from, via `use`
     index: int = 0                   # 0-based position among all rules
+    # What the rule is, beside how it builds (none in its fingerprint as such):
+    # the pack whose rule of this name the project's replaces;
+    overrides: str | None = None
+    # the inputs the project added to its pack's rule (``extend = true``), as written;
+    added: tuple[str, ...] = ()
+    # the inputs as written, when globs were found in the tree for these
+    written: tuple[str, ...] = ()
+
+    @property
+    def has_globs(self) -> bool:
+        return any(isinstance(i, Glob) for i in self.inputs)
+
+    def customised(self) -> str | None:
+        """What the project did to a pack's rule of this name, for explain."""
+        if self.overrides is not None:
+            return f"rule {self.name}: the project's, overriding pack {self.overrides}'s"
+        if self.added:
+            return (f"rule {self.name}: pack {self.pack}'s, with inputs the project "
+                    f"added: {', '.join(self.added)}")
+        return None
 
     @property
     def is_pattern(self) -> bool:

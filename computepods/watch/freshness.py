@@ -14,8 +14,9 @@ started, the same request is a no-op, answered with no scan of the tree.
 - a change heard while a build runs makes one follow-up build of the pod's
   watch targets (:meth:`want_follow_up`), however many changes there were;
 - only files a build here has used count: its inputs (declared and
-  discovered), its outputs, and the project file.  A log or an editor's
-  swap file elsewhere in the tree rebuilds nothing.  (Matching is
+  discovered), its outputs, and the project file, and a file one of its
+  globs would find (``src/*.c``: a new C file is news).  A log or an
+  editor's swap file elsewhere in the tree rebuilds nothing.  (Matching is
   goal-directed, so a file no plan names cannot change what a plan does.)
 
 Plain logic, no threads: the MajorDomo calls it from its own thread.
@@ -26,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Iterable
 
 from computepods.paths import PROJECT_FILE
+from computepods.project.globs import matches
 
 StatKey = tuple[int, int]           # (size, mtime_ns); None for a deleted file
 
@@ -49,13 +51,15 @@ class Freshness:
     relevant: set[str] = field(default_factory=lambda: {PROJECT_FILE})
     last_changes: list[str] = field(default_factory=list)
     planless: bool = False           # the last plan failed: any change may mend it
+    globs: set[str] = field(default_factory=set)    # the globs of the builds' inputs
 
     # -- what the watcher says ---------------------------------------------------
     def heard(self, path: str, stat: StatKey | None) -> bool:
         """One settled change; True when it is a real change (not our commit).
         After a failed plan every change counts: the missing source, or a file
         where a pattern could match, may have appeared (no plan says which)."""
-        if path not in self.relevant and not self.planless:
+        if (path not in self.relevant and not self.planless
+                and not any(matches(g, path) for g in self.globs)):
             return False
         if path in self.committed:
             if self.committed[path] == stat:
@@ -85,10 +89,13 @@ class Freshness:
         generation, steps = self.fresh.get(key, (-1, 0))
         return steps if generation == self.generation else None
 
-    def build_started(self, outputs: Iterable[str], uses: Iterable[str] = ()) -> int:
+    def build_started(self, outputs: Iterable[str], uses: Iterable[str] = (),
+                      globs: Iterable[str] = ()) -> int:
         """A build starts: the generation it sees, which outputs it may
-        commit, and every path it uses (inputs and outputs)."""
+        commit, every path it uses (inputs and outputs), and the globs its
+        inputs were found by."""
         self.planless = False
+        self.globs.update(globs)
         self.building_outputs = frozenset(outputs)
         self.relevant.update(self.building_outputs)
         self.relevant.update(uses)

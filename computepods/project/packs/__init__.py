@@ -21,6 +21,9 @@ before the rules reach the ordinary checks: what comes out is a plain rule,
 and a changed setting is simply a changed command.  ``{in}``, ``{out}`` and
 the other command placeholders are left for :mod:`computepods.planning.commands`.
 
+A project's own rule of the same name as a pack's replaces it, and one
+with ``extend = true`` adds inputs to it (:func:`with_own_rules`).
+
 A pack file is part of this package: a mistake in one is a bug here, raised
 as :class:`PackFileError` when this module is imported (tests load them all).
 """
@@ -31,7 +34,10 @@ import shutil
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
+
+from computepods.errors import ProjectError
+from computepods.project.checks import as_table
 
 from computepods.project import stems
 from computepods.project.packs.entries import (SETTING_TYPES, TEXT,
@@ -45,6 +51,7 @@ SETTING_KEYS = frozenset({"description", "default", "choices", "type"})
 PACK_RULE_KEYS = frozenset({"tools", "when", "each", "key"})   # the pack's own
 # Names the command templates own; a setting may not shadow them.
 RESERVED_NAMES = frozenset({"in", "out", "stem", "dir", "scratch"})
+EXTEND_KEYS = frozenset({"name", "extend", "inputs"})   # what a rule extending a pack's has
 
 _SETTING_NAME = re.compile(r"[a-z][a-z0-9_]*")
 
@@ -175,6 +182,92 @@ def available_packs(settings: Mapping[str, Mapping[str, Any]] | None = None,
     settings = settings or {}
     return {name: missing_tools(name, settings.get(name))
             for name in sorted(PACKS)}
+
+
+def load_settings(value: Any, use: Sequence[str], file: str) -> dict[str, dict[str, str]]:
+    """Each used pack's settings: its ``[pack.NAME]`` table over the defaults.
+
+    A table for a pack the project does not use is an error, not ignored:
+    it is most likely a misspelt name in one of the two places.
+    """
+    def known(name: str, key: str) -> None:
+        if name not in PACKS:
+            raise ProjectError(file, f"unknown pack {name!r}; known packs: "
+                               + (", ".join(sorted(PACKS)) or "none"), key=key)
+
+    for n, name in enumerate(use):
+        known(name, "project.use")
+        if name in use[:n]:
+            raise ProjectError(file, f"pack {name!r} is listed twice", key="project.use")
+    tables = as_table(value, file, None, "pack")
+    for name, table in tables.items():
+        key = f"pack.{name}"
+        known(name, key)
+        if name not in use:
+            raise ProjectError(file, f"settings for pack {name!r}, which project.use does "
+                               f"not list; add it there or remove [{key}]", key=key)
+        for setting, setting_value in as_table(table, file, None, key).items():
+            problem = PACKS[name].setting_problem(setting, setting_value)
+            if problem is not None:
+                raise ProjectError(file, problem, key=f"{key}.{setting}")
+    return {name: PACKS[name].settings_for(tables.get(name)) for name in use}
+
+
+@dataclass(frozen=True)
+class RuleSource:
+    """A rule table to check, and where it came from."""
+    table: Any
+    pack: str | None = None           # the pack whose rule it is
+    overrides: str | None = None      # the pack whose rule of this name it replaces
+    added: int = 0                    # inputs the project added at the end (extend)
+
+
+def with_own_rules(own: Sequence[Any], packs: Sequence[tuple[Any, str]],
+                   file: str) -> list[RuleSource]:
+    """The project's rule tables, then the packs' (``(table, pack)``), where
+    a rule of the project's with a pack rule's name replaces it, or, with
+    ``extend = true``, adds its ``inputs`` to the pack rule's."""
+    by_name = {t.get("name"): (t, pack) for t, pack in packs}
+    taken: set[str] = set()
+    out: list[RuleSource] = []
+    for n, table in enumerate(own, 1):
+        if not isinstance(table, dict) or ("extend" not in table and table.get("name")
+                                           not in by_name):
+            out.append(RuleSource(table))
+            continue
+        name = table.get("name")
+        label = name if isinstance(name, str) else f"#{n}"
+        extend = table.get("extend", False)
+        if not isinstance(extend, bool):
+            raise ProjectError(file, f"must be true or false, got {extend!r}", label, "extend")
+        table = {k: v for k, v in table.items() if k != "extend"}
+        if name not in by_name:
+            if extend:
+                names = ", ".join(sorted(by_name)) or "none (no pack in project.use)"
+                raise ProjectError(file, f"extend = true, but no used pack has a rule "
+                                   f"{name!r}; pack rules: {names}", label, "extend")
+            out.append(RuleSource(table))
+            continue
+        if name in taken:
+            raise ProjectError(file, f"pack rule {name!r} is replaced or extended twice; "
+                               "keep one", label, "name")
+        taken.add(name)
+        theirs, pack = by_name[name]
+        if not extend:
+            out.append(RuleSource(table, overrides=pack))
+            continue
+        extra = sorted(set(table) - EXTEND_KEYS)
+        if extra:
+            raise ProjectError(file, "a rule with extend = true only adds inputs; to change "
+                               f"{extra[0]!r}, leave out extend and write the whole rule, "
+                               "which then replaces the pack's", label, extra[0])
+        added = table.get("inputs", [])
+        if not isinstance(added, list):
+            raise ProjectError(file, "must be an array of paths", label, "inputs")
+        merged = {**theirs, "inputs": [*theirs.get("inputs", []), *added]}
+        out.append(RuleSource(merged, pack, added=len(added)))
+    out.extend(RuleSource(t, pack) for t, pack in packs if t.get("name") not in taken)
+    return out
 
 
 def _pack(name: str) -> Pack:

@@ -302,10 +302,12 @@ def test_duplicate_rule_names(tmp_path):
     fails(tmp_path, text, "r", "name", "rule #1", "same name")
 
 
-def test_a_rule_name_clashing_with_a_pack_rule(tmp_path):
+def test_a_rule_with_a_pack_rules_name_replaces_it(tmp_path):
     pack_rule = KNOWN_PACKS["c"][0]["name"]
     text = '[project]\nuse = ["c"]\n' + rule(name=f'"{pack_rule}"')
-    fails(tmp_path, text, pack_rule, "name", "pack 'c'")
+    rules = [r for r in load(tmp_path, text).rules if r.name == pack_rule]
+    assert len(rules) == 1
+    assert (rules[0].pack, rules[0].overrides, rules[0].inputs) == (None, "c", ("a.txt",))
 
 
 def test_two_explicit_rules_producing_one_output_name_both(tmp_path):

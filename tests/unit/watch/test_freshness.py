@@ -90,3 +90,15 @@ def test_an_input_discovered_by_a_run_counts_from_then_on():
     f.recorded_outputs({"build/a.o": (1, 1)}, discovered=["include/a.h"])
     f.build_finished(KEY, gen, True, 1)
     assert f.heard("include/a.h", (2, 2))
+
+
+def test_a_new_file_a_glob_of_the_build_would_find_is_a_change():
+    f = Freshness()
+    gen = f.build_started({"out/list": (1, 1)}, ["src/a.c"], globs=["src/*.c"])
+    f.recorded_outputs({"out/list": (1, 1)})
+    f.build_finished(KEY, gen, True, 1)
+    assert not f.heard("src/notes.txt", (1, 2))      # no glob finds it
+    assert not f.heard("src/sub/b.c", (1, 2))
+    assert f.fresh_steps(KEY) == 1
+    assert f.heard("src/b.c", (1, 2))
+    assert f.fresh_steps(KEY) is None
