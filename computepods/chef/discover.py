@@ -1,4 +1,4 @@
-"""Dependencies a step reports after it ran: make-style depfiles, TeX's .fls.
+"""Dependencies a step reports after it ran: depfiles, TeX's .fls and log, bibtex's .blg.
 
 A rule's declared inputs are what it is known to read before it runs; the
 tool itself knows the rest (the headers ``cc -MD`` followed, the chapters
@@ -34,6 +34,18 @@ REPORT_ERRORS = "surrogateescape"
 
 # .fls line keywords (TeX's -recorder).
 _FLS_PWD, _FLS_INPUT, _FLS_OUTPUT = "PWD", "INPUT", "OUTPUT"
+# TeX breaks a log line once it holds max_print_line bytes (79 in TeX Live's
+# texmf.cnf); the message goes on on the next line.
+LOG_LINE_BYTES = 79
+# LaTeX's \@input, for a file it reads only if it is there (the .bbl, .ind,
+# .gls, .nls a tool makes; the .aux and .toc the run itself writes).
+_LOG_NO_FILE = "No file "
+# biblatex writes the .bcf for biber and reads the .bbl biber makes of it; it
+# says nothing in the log when the .bbl is missing, so the .bcf says it.
+BIBLATEX_CONTROL, BIBLATEX_READS = ".bcf", ".bbl"
+# bibtex's log (.blg) names each file it read on a line of its own.
+_BLG_READ = ("The top-level auxiliary file: ", "The style file: ")
+_BLG_NUMBERED = (("A level-", " auxiliary file: "), ("Database file #", ": "))
 
 
 @dataclass
@@ -174,6 +186,51 @@ def parse_fls(text: str) -> tuple[str | None, list[str], list[str]]:
     return pwd, list(inputs), list(outputs)
 
 
+def parse_log_missing(text: str) -> list[str]:
+    """The files a TeX run looked for and did not find, as its log names them.
+
+    LaTeX says "No file paper.ind." for each file its ``\\@input`` wanted
+    and did not find.  A name too long for one log line goes on on the next
+    (a line broken at :data:`LOG_LINE_BYTES`); each name is kept once.
+    """
+    found: dict[str, None] = {}
+    lines = text.splitlines()
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        if line.startswith(_LOG_NO_FILE):
+            while (len(lines[i].encode(REPORT_ENCODING, REPORT_ERRORS)) == LOG_LINE_BYTES
+                   and i + 1 < len(lines)):
+                i += 1
+                line += lines[i]
+            if line.endswith(".") and len(line) > len(_LOG_NO_FILE) + 1:
+                found[line[len(_LOG_NO_FILE):-1]] = None
+        i += 1
+    return list(found)
+
+
+def parse_blg(text: str) -> list[str]:
+    """The files bibtex read, from its log (``.blg``), in order, deduplicated.
+
+    The top-level ``.aux``, each ``\\@input`` one (``A level-1 auxiliary
+    file: chapters/intro.aux``, the \\include'd chapters), the style and
+    each database, as bibtex named them: the style and the databases were
+    looked up on its search path, so a name is the project's file only if it
+    is there (:func:`discover_blg` checks).
+    """
+    found: dict[str, None] = {}
+    for line in text.splitlines():
+        name = next((line[len(p):] for p in _BLG_READ if line.startswith(p)), None)
+        for head, sep in _BLG_NUMBERED:
+            if name is None and line.startswith(head) and sep in line:
+                number, _, rest = line[len(head):].partition(sep)
+                if number.isdigit():
+                    name = rest
+        if name:
+            found[name] = None
+    return list(found)
+
+
 # --- paths --------------------------------------------------------------------
 
 def project_paths(paths: Iterable[str], root: Path, cwd: str = "",
@@ -240,8 +297,35 @@ def discover_fls(fls_file: Path, root: Path, cwd: str = "",
     symlinked root), which the caller already knows as ``cwd``.
     """
     _, inputs, outputs = parse_fls(_read_report(fls_file, "recorder (.fls)"))
+    inputs += [name for name in _looked_for(fls_file, outputs) if name not in inputs]
     return _utf8_names(fls_file, Discovered(project_paths(inputs, root, cwd, view),
                                             project_paths(outputs, root, cwd, view)))
+
+
+def _looked_for(fls_file: Path, outputs: list[str]) -> list[str]:
+    """What the run needs beyond what it read: the files its log says it
+    looked for (the log the .fls names as an output), and the .bbl of each
+    .bcf it wrote.  A file that is still missing after its group settles
+    is a file no rule made (docs/architecture.md §4, "Files a step looks for")."""
+    wanted: list[str] = []
+    for name in outputs:
+        if name.endswith(".log"):
+            log = Path(name) if os.path.isabs(name) else fls_file.parent / name
+            wanted += parse_log_missing(_read_report(log, "log"))
+        elif name.endswith(BIBLATEX_CONTROL):
+            wanted.append(name[:-len(BIBLATEX_CONTROL)] + BIBLATEX_READS)
+    return wanted
+
+
+def discover_blg(blg_file: Path, root: Path, cwd: str = "",
+                 view: Path | None = None) -> Discovered:
+    """The project files bibtex read, from its log: the ``.aux`` files (the
+    document's and each \\include'd chapter's), and the style and databases
+    that are the project's (TeX Live's ``plain.bst`` is not)."""
+    names = parse_blg(_read_report(blg_file, "log (.blg)"))
+    found = [p for p in project_paths(names, root, cwd, view)
+             if os.path.isfile(os.path.join(view or root, p))]
+    return _utf8_names(blg_file, Discovered(found))
 
 
 def discover_depfile(depfile: Path, root: Path, cwd: str = "") -> Discovered:

@@ -8,6 +8,9 @@ otherwise the ``latex`` pack's ``%.pdf`` rule would claim every figure PDF
 in the tree and then fail for want of ``figure.tex``.  The same rule never
 applies twice in one chain with different stems (``%.x`` from ``%.x.x``
 would recurse forever); with the same stem it is a cycle, which is allowed.
+Two pattern rules that can both work are an error, except among one pack's
+rules: a pack lists them in order, and the first wins (the latex pack's
+biber, whose ``.bcf`` only biblatex writes, before bibtex).
 
 A bound :class:`Step` expands its command with
 :mod:`computepods.planning.commands`.
@@ -230,12 +233,35 @@ class RuleSet:
         todo: deque[tuple[Step, Chain]] = deque()
         for target in plan.targets:
             self._need(plan, todo, target, exists, frozenset(), None)
+        self._close(plan, todo, exists)
+        return plan
+
+    def makes(self, path: str, exists: Exists) -> bool:
+        """Whether some rule can make ``path`` here (its inputs exist or can
+        be made); raises ProjectError if two rules of the project could."""
+        found = self._choose(path, exists, frozenset())
+        return found is not None and self._viable(found, exists, frozenset())
+
+    def add(self, plan: Plan, paths: Sequence[str], exists: Exists,
+            needed_by: Step | None = None) -> list[str]:
+        """Plan, into ``plan``, the steps that make ``paths`` (files a step
+        found it needs, :mod:`computepods.planning.needs`), and what they
+        need in turn; returns the ids of the steps added.  ``paths`` that no
+        rule can make here are left out: not targets, and not sources either."""
+        before = len(plan.steps)
+        todo: deque[tuple[Step, Chain]] = deque()
+        for path in paths:
+            if path not in plan.producers and self.makes(path, exists):
+                self._need(plan, todo, path, exists, frozenset(), needed_by)
+        self._close(plan, todo, exists)
+        return list(plan.steps)[before:]
+
+    def _close(self, plan: Plan, todo: deque[tuple[Step, Chain]], exists: Exists) -> None:
         while todo:
             step, chain = todo.popleft()
             for path in step.inputs:
                 if path not in plan.producers:
                     self._need(plan, todo, path, exists, chain, step)
-        return plan
 
     def _need(self, plan: Plan, todo: deque[tuple[Step, Chain]], path: str,
               exists: Exists, chain: Chain, needed_by: Step | None) -> None:
@@ -268,9 +294,9 @@ class RuleSet:
             elif exists(path):
                 return None           # a source no rule can remake here
             # else: keep them all, so the error names the missing input
-        if len(candidates) > 1:
+        if len(candidates) > 1 and not _one_pack(candidates):
             raise self._ambiguous(path, candidates)
-        return candidates[0] if candidates else None
+        return min(candidates, key=lambda c: c[0].index) if candidates else None
 
     def _candidates(self, path: str,
                     chain: Chain) -> list[tuple[Rule, str | None]]:
@@ -313,6 +339,12 @@ class RuleSet:
             self._file, f"target {path!r} matches the outputs of rules "
             f"{listed}; make one output pattern more specific",
             names[0], "outputs")
+
+
+def _one_pack(candidates: list[tuple[Rule, str | None]]) -> bool:
+    """All from one pack, which orders them (see the module docstring)."""
+    packs = {rule.pack for rule, _ in candidates}
+    return len(packs) == 1 and None not in packs
 
 
 def _missing(path: str, needed_by: Step | None, file: str) -> str:

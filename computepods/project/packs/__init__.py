@@ -10,7 +10,12 @@ pack's own and are taken out before the rule is checked:
 * ``tools``: the programs the rule runs, so a chef can say which packs it
   can build (:func:`available_packs`) before anyone asks it to;
 * ``when``: the settings under which the rule exists at all
-  (``when = { bib = "biber" }``), for rules whose inputs differ by setting.
+  (``when = { bib = "biber" }``), for rules whose inputs differ by setting;
+* ``on_demand``: true for a rule whose step joins a build only when another
+  step finds it needs the rule's output (the latex pack's makeindex, once a
+  document's run looked for its ``.ind``: :mod:`computepods.planning.needs`).
+  Its tools are not needed to use the pack at all: a machine without biber
+  builds every document that does not ask for it.
 
 A pack declares its settings (``[settings.engine]`` with a ``default`` and,
 for most, the ``choices``); a project picks them in ``[pack.latex]``.  The
@@ -34,7 +39,7 @@ from typing import Any, Mapping
 PACK_SUFFIX = ".toml"
 PACK_KEYS = frozenset({"description", "settings", "rule"})
 SETTING_KEYS = frozenset({"description", "default", "choices"})
-PACK_RULE_KEYS = frozenset({"tools", "when"})   # the pack's own, taken out
+PACK_RULE_KEYS = frozenset({"tools", "when", "on_demand"})   # the pack's own, taken out
 # Keys whose strings are command templates: a setting's value goes in with
 # its braces doubled, so "-DX={1}" stays text instead of a placeholder.
 TEMPLATE_KEYS = frozenset({"command", "cwd"})
@@ -105,12 +110,15 @@ class Pack:
                              if k not in PACK_RULE_KEYS}, settings)
                 for rule in self.rules if _applies(rule, settings)]
 
-    def tools(self, given: Mapping[str, Any] | None = None) -> list[str]:
-        """The programs the rules for these settings run, in order."""
+    def tools(self, given: Mapping[str, Any] | None = None,
+              on_demand: bool = False) -> list[str]:
+        """The programs the rules for these settings run, in order: those
+        every build of the pack needs, and with ``on_demand`` those of the
+        rules that join only when a document asks for them too."""
         settings = self.settings_for(given)
         found: dict[str, None] = {}
         for rule in self.rules:
-            if _applies(rule, settings):
+            if _applies(rule, settings) and (on_demand or not rule.get("on_demand")):
                 found.update(dict.fromkeys(
                     _fill(t, settings, escape=False)
                     for t in rule.get("tools", [])))
@@ -133,7 +141,8 @@ def missing_tools(pack: str, settings: Mapping[str, Any] | None = None,
 
 
 def pack_tools(pack: str, settings: Mapping[str, Any] | None = None) -> list[str]:
-    """The programs the rules of ``pack`` (with ``settings``) run."""
+    """The programs every build with ``pack`` (with ``settings``) runs; a
+    step of an ``on_demand`` rule also needs its own command's program."""
     return _pack(pack).tools(settings)
 
 
@@ -246,6 +255,8 @@ def _check_pack_rule(rule: dict, settings: Mapping[str, Setting], file: str,
             or not all(isinstance(t, str) and t for t in tools)):
         raise PackFileError(f"{file}: {where}: tools must name the programs "
                             "the rule runs")
+    if not isinstance(rule.get("on_demand", False), bool):
+        raise PackFileError(f"{file}: {where}: on_demand must be true or false")
     when = _dict(rule.get("when", {}), file, f"{where}.when")
     for key, values in list(when.items()):
         setting = settings.get(key)
