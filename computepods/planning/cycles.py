@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Mapping
 
 from computepods.planning.graph import BuildGraph, Component
+from computepods.planning.job import Job
 from computepods.planning.resolve import Plan
 from computepods.state.db import StepRecord
 
@@ -33,6 +34,22 @@ class CycleRun:
 
     def progress(self) -> str:
         return f"pass {self.pass_no}/{self.max_passes} of {self.label}"
+
+    def stuck(self, after: dict[str, str | None], changed: list[str]) -> str | None:
+        """After a pass that changed ``changed``, with the produced files'
+        hashes ``after``: why the group cannot go on (it oscillates, or its
+        passes are used up), or None for another pass."""
+        now = {p: after[p] for p in self.circulating}
+        earlier = [i + 1 for i, h in enumerate(self.history[:-1])
+                   if {p: h.get(p) for p in self.circulating} == now]
+        self.history.append(after)
+        if earlier:
+            return (f"cyclic group {self.label} oscillates: pass {self.pass_no} repeats the "
+                    f"state after pass {earlier[0]}; these files flip: {', '.join(changed)}")
+        if self.pass_no >= self.max_passes:
+            return (f"cyclic group {self.label} did not converge in {self.max_passes} passes; "
+                    f"still changing: {', '.join(changed)}")
+        return None
 
     def take(self, graph: BuildGraph, sids: list[str], records: Mapping[str, StepRecord]) -> None:
         """Steps added to the plan while the group runs (planning/needs.py)
@@ -115,3 +132,14 @@ def circulating(comp: Component, plan: Plan, records: Mapping[str, StepRecord],
     or a log leaves the group and does not count."""
     read = {p for s in comp.steps for p in inputs_of(s)}
     return sorted(produced(comp, plan, records) & read)
+
+
+def own_outputs(job: Job, record: StepRecord | None,
+                digest: Callable[[str], str | None]) -> dict[str, str]:
+    """What a step in a group is given of its own outputs from the last pass
+    (Scheduler.own_outputs_to_copy): a TeX step every output of its that
+    exists, as running it in place would (the .fls then tells which it read)."""
+    if job.step.rule.discover != "fls":
+        return {p: h for p in job.step.outputs if (h := job.inputs.get(p)) is not None}
+    known = [*job.step.outputs, *(record.outputs if record else ())]
+    return {p: h for p in dict.fromkeys(known) if (h := digest(p)) is not None}

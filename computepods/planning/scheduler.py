@@ -15,8 +15,8 @@ from types import MappingProxyType
 from typing import Mapping
 
 from computepods.errors import ComputePodsError
-from computepods.planning.cycles import (CycleRun, circulating, external_inputs, pass_order,
-                                         produced, remembered_failure)
+from computepods.planning.cycles import (CycleRun, circulating, external_inputs, own_outputs,
+                                         pass_order, produced, remembered_failure)
 from computepods.planning.graph import BuildGraph, Component
 from computepods.planning.job import Counts, Job, State, StepFailure
 from computepods.planning.needs import Needs, unmet
@@ -144,6 +144,11 @@ class Scheduler:
             return []
         run.phase[sid] = "done"
         run.ran.add(sid)
+        if self._stopping:        # a failure elsewhere: the group ends where it is
+            if "running" not in run.phase.values():
+                del self._cycles[comp]
+                self._block_group(run, next(iter(self._failures), "the build stopping"))
+            return []
         if record and self._needs and not self._take_needs(run, sid):
             return []
         return self._advance_cycle(run)
@@ -158,16 +163,19 @@ class Scheduler:
         self._failures[sid] = failure
         run = self._cycles.pop(comp, None)
         if run is not None:                # the whole group fails with it
-            for other in run.order:
-                if self._state[other] is State.RUNNING:
-                    self._counts.running -= 1
-                if self._state[other] in (State.RUNNING, State.WAITING):
-                    self._state[other] = State.BLOCKED
-                    self._counts.blocked += 1
-                    self._blocked_by[other] = sid
+            self._block_group(run, sid)
         self._block_dependants(comp, sid)
         if not self._keep_going:
             self._stopping = True
+
+    def _block_group(self, run: CycleRun, cause: str) -> None:
+        for other in run.order:
+            if self._state[other] is State.RUNNING:
+                self._counts.running -= 1
+            if self._state[other] in (State.RUNNING, State.WAITING):
+                self._state[other] = State.BLOCKED
+                self._counts.blocked += 1
+                self._blocked_by[other] = cause
 
     # -- cyclic groups ---------------------------------------------------------
     def _circulating(self, comp: Component) -> list[str]:
@@ -248,19 +256,9 @@ class Scheduler:
             else:
                 self._cycle_converged(run)
             return []
-        now = {p: after[p] for p in run.circulating}
-        earlier = [i + 1 for i, h in enumerate(run.history[:-1])
-                   if {p: h.get(p) for p in run.circulating} == now]
-        run.history.append(after)
-        if earlier:
-            msg = (f"cyclic group {run.label} oscillates: pass {run.pass_no} repeats the "
-                   f"state after pass {earlier[0]}; these files flip: {', '.join(changed)}")
-            self._cycle_failed(run, msg)
-            return []
-        if run.pass_no >= run.max_passes:
-            msg = (f"cyclic group {run.label} did not converge in {run.max_passes} passes; "
-                   f"still changing: {', '.join(changed)}")
-            self._cycle_failed(run, msg)
+        stuck = run.stuck(after, changed)
+        if stuck:
+            self._cycle_failed(run, stuck)
             return []
         return self._new_pass(run)
 
@@ -389,12 +387,7 @@ class Scheduler:
         """A TeX step reads what it wrote last time (.aux, .toc, .lof) without
         saying so beforehand: give it every output of its that exists, as
         running it in place would (the .fls then tells which it read)."""
-        if job.step.rule.discover != "fls":
-            return {p: h for p in job.step.outputs
-                    if (h := job.inputs.get(p)) is not None}
-        record = self._records.get(job.step.id)
-        known = [*job.step.outputs, *(record.outputs if record else ())]
-        return {p: h for p in dict.fromkeys(known) if (h := self.digest(p)) is not None}
+        return own_outputs(job, self._records.get(job.step.id), self.digest)
 
     def updated_files(self) -> list[FileRecord]:
         return self._cache.updated()
