@@ -46,11 +46,21 @@ def file_exists(root: Path):
 
 
 def resolve(root: Path, names: Sequence[str], cwd: Path | None = None) -> tuple[Project, Plan]:
-    """The project file and the steps the names need; no graph, no state.
+    """The project file and the steps the names need; no graph.
     Raises ComputePodsError (exit 2) for anything the user must fix.
 
     The plan of an earlier run is reused while what it rests on holds
-    (:mod:`computepods.planning.plancache`)."""
+    (:mod:`computepods.planning.plancache`).  A plan with steps that
+    discover what they read also has the steps their records say they need
+    (:func:`with_needed_steps`), so every view of it (`cpod explain`, the
+    REST API) shows the bibtex a document asked for."""
+    project, plan = _resolve(root, names, cwd)
+    if any(step.rule.discover for step in plan.steps.values()) and (root / STATE_DB).is_file():
+        plan = with_needed_steps(root, project, plan, load_state(root)[0])
+    return project, plan
+
+
+def _resolve(root: Path, names: Sequence[str], cwd: Path | None) -> tuple[Project, Plan]:
     cwd = cwd or root
     request = plancache.request_key(root, names, cwd)
     read = plancache.read_project(root)
