@@ -2,11 +2,14 @@
 
 A rule's declared inputs are what it is known to read before it runs; the
 tool itself knows the rest (the headers ``cc -MD`` followed, the chapters
-``\\input`` pulled in).  These become discovered edges of the graph
+``\\input`` pulled in, the chapters' ``.aux`` files bibtex read), and a
+TeX run also says what it looked for and did not find (its log's ``No file
+paper.ind.``).  These become discovered edges of the graph
 (docs/architecture.md §4, "Dynamic dependencies"), so the next decision about the step
 sees them.  Everything here is plain parsing and path arithmetic: the only
-filesystem access is reading the report and resolving the project root's
-(and the view's) real path.
+filesystem access is reading the reports, resolving the project root's
+(and the view's) real path, and asking whether a file bibtex looked up on
+its search path is the project's.
 
 Tools write paths as they opened them: relative to their working directory,
 or absolute — and an absolute path may be spelled through the real path of a

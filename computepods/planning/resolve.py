@@ -242,8 +242,7 @@ class RuleSet:
         found = self._choose(path, exists, frozenset())
         return found is not None and self._viable(found, exists, frozenset())
 
-    def add(self, plan: Plan, paths: Sequence[str], exists: Exists,
-            needed_by: Step | None = None) -> list[str]:
+    def add(self, plan: Plan, paths: Sequence[str], exists: Exists) -> list[str]:
         """Plan, into ``plan``, the steps that make ``paths`` (files a step
         found it needs, :mod:`computepods.planning.needs`), and what they
         need in turn; returns the ids of the steps added.  ``paths`` that no
@@ -252,7 +251,7 @@ class RuleSet:
         todo: deque[tuple[Step, Chain]] = deque()
         for path in paths:
             if path not in plan.producers and self.makes(path, exists):
-                self._need(plan, todo, path, exists, frozenset(), needed_by)
+                self._need(plan, todo, path, exists, frozenset(), None)
         self._close(plan, todo, exists)
         return list(plan.steps)[before:]
 
