@@ -9,7 +9,9 @@ the same documents with the latexmkrc beside them, and the PDFs must agree.
 from __future__ import annotations
 
 import shutil
+import struct
 import subprocess
+import zlib
 from pathlib import Path
 
 from cpodrun import cpod
@@ -25,6 +27,15 @@ def project(root: Path, targets: list[str], settings: str = "") -> Path:
         f'[project]\ndefault = [{listed}]\nuse = ["latex"]\n'
         + (f"[pack.latex]\n{settings}\n" if settings else ""))
     return root
+
+
+def png(rgb: tuple[int, int, int]) -> bytes:
+    """A PNG of one pixel of colour ``rgb``."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (struct.pack(">I", len(data)) + kind + data
+                + struct.pack(">I", zlib.crc32(kind + data)))
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 1, 1, 8, 2, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(b"\x00" + bytes(rgb))) + chunk(b"IEND", b""))
 
 
 def rules_run(run) -> list[str]:
@@ -61,6 +72,14 @@ def test_included_chapters_take_three_engine_runs_and_one_bibtex(tmp_path):
     explained = cpod(root, "explain", "thesis.pdf")
     assert "command: bibtex thesis.aux" in explained.out, explained.out
     assert "discovered inputs: chapters/intro.aux, chapters/method.aux, refs.bib" in explained.out
+    assert "figures/dot.png" in explained.out.split("latex.pdf:thesis.pdf", 1)[1]
+
+    # the figure a chapter shows was found through the .fls: a new one reruns
+    # the engine once, and nothing that goes round changes
+    (root / "figures/dot.png").write_bytes(png((30, 30, 200)))
+    run = cpod(root, "build")
+    assert run.code == 0, run.err
+    assert rules_run(run) == ["latex.pdf"], run.err
 
 
 def test_index_glossaries_and_nomenclature_come_out_as_latexmks(tmp_path):
