@@ -10,7 +10,11 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
 # COMMAND:DEBIAN-PACKAGE pairs; later work appends TeX and Chromium here.
-TEST_SYSTEM_DEPS := setpriv:util-linux pdflatex:texlive-latex-base bibtex:texlive-latex-base cc:gcc chromium:chromium sshd:openssh-server ssh-keygen:openssh-client
+# The latex pack's tests compare with latexmk: glossaries and nomencl (and
+# makeglossaries) are in texlive-latex-extra, pdftotext in poppler-utils.
+TEST_SYSTEM_DEPS := setpriv:util-linux pdflatex:texlive-latex-base bibtex:texlive-latex-base cc:gcc chromium:chromium sshd:openssh-server ssh-keygen:openssh-client \
+	makeindex:texlive-binaries makeglossaries:texlive-latex-extra biber:biber latexmk:latexmk \
+	pdftotext:poppler-utils
 BENCH_SYSTEM_DEPS := ninja:ninja-build make:make latexmk:latexmk /usr/sbin/sshd:openssh-server \
 	scp:openssh-client ssh-keygen:openssh-client
 DIAGRAM_SYSTEM_DEPS := dot:graphviz

@@ -395,4 +395,3 @@ class Chef(Chart):
             self.chef, self.pod, self.slots, running, queued,
             sorted(self.tools.fingerprints), self.lease.lease_s, gone, typical,
             self.tools.fingerprints).to_dict())
-

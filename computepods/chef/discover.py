@@ -1,12 +1,15 @@
-"""Dependencies a step reports after it ran: make-style depfiles, TeX's .fls.
+"""Dependencies a step reports after it ran: depfiles, TeX's .fls and log, bibtex's .blg.
 
 A rule's declared inputs are what it is known to read before it runs; the
 tool itself knows the rest (the headers ``cc -MD`` followed, the chapters
-``\\input`` pulled in).  These become discovered edges of the graph
+``\\input`` pulled in, the chapters' ``.aux`` files bibtex read), and a
+TeX run also says what it looked for and did not find (its log's ``No file
+paper.ind.``).  These become discovered edges of the graph
 (docs/architecture.md §4, "Dynamic dependencies"), so the next decision about the step
 sees them.  Everything here is plain parsing and path arithmetic: the only
-filesystem access is reading the report and resolving the project root's
-(and the view's) real path.
+filesystem access is reading the reports, resolving the project root's
+(and the view's) real path, and asking whether a file bibtex looked up on
+its search path is the project's.
 
 Tools write paths as they opened them: relative to their working directory,
 or absolute — and an absolute path may be spelled through the real path of a
@@ -24,14 +27,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator
 
+from computepods.chef.texlogs import (BIBLATEX_CONTROL, BIBLATEX_READS, REPORT_ENCODING,
+                                      REPORT_ERRORS, parse_blg, parse_log_missing)
 from computepods.errors import BuildFailed
 from computepods.paths import in_state_dir
 from computepods.project.checks import NOT_UTF8, shown, undecodable
 
-# Reports are paths, and Linux paths are bytes: undecodable bytes survive as
-# surrogates and round-trip to the same file name through os functions.
-REPORT_ENCODING = "utf-8"
-REPORT_ERRORS = "surrogateescape"
 
 # .fls line keywords (TeX's -recorder).
 _FLS_PWD, _FLS_INPUT, _FLS_OUTPUT = "PWD", "INPUT", "OUTPUT"
@@ -248,8 +249,35 @@ def discover_fls(fls_file: Path, root: Path, cwd: str = "",
     symlinked root), which the caller already knows as ``cwd``.
     """
     _, inputs, outputs = parse_fls(_read_report(fls_file, "recorder (.fls)"))
+    inputs += [name for name in _looked_for(fls_file, outputs) if name not in inputs]
     return _utf8_names(fls_file, Discovered(project_paths(inputs, root, cwd, view),
                                             project_paths(outputs, root, cwd, view)))
+
+
+def _looked_for(fls_file: Path, outputs: list[str]) -> list[str]:
+    """What the run needs beyond what it read: the files its log says it
+    looked for (the log the .fls names as an output), and the .bbl of each
+    .bcf it wrote.  A file that is still missing after its group settles
+    is a file no rule made (docs/architecture.md §4, "Files a step looks for")."""
+    wanted: list[str] = []
+    for name in outputs:
+        if name.endswith(".log"):
+            log = Path(name) if os.path.isabs(name) else fls_file.parent / name
+            wanted += parse_log_missing(_read_report(log, "log"))
+        elif name.endswith(BIBLATEX_CONTROL):
+            wanted.append(name[:-len(BIBLATEX_CONTROL)] + BIBLATEX_READS)
+    return wanted
+
+
+def discover_blg(blg_file: Path, root: Path, cwd: str = "",
+                 view: Path | None = None) -> Discovered:
+    """The project files bibtex read, from its log: the ``.aux`` files (the
+    document's and each \\include'd chapter's), and the style and databases
+    that are the project's (TeX Live's ``plain.bst`` is not)."""
+    names = parse_blg(_read_report(blg_file, "log (.blg)"))
+    found = [p for p in project_paths(names, root, cwd, view)
+             if os.path.isfile(os.path.join(view or root, p))]
+    return _utf8_names(blg_file, Discovered(found))
 
 
 def discover_depfile(depfile: Path, root: Path, cwd: str = "", view: Path | None = None,

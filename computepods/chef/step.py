@@ -318,8 +318,10 @@ _digest_file = commit_mod.digest_in_tree
 
 
 def discover(root: Path, step: Step, work: Path, cwd_root: Path, through_out: bool = False):
-    """What the step says it read and wrote: its depfile, or TeX's .fls."""
-    from computepods.chef.discover import Discovered, discover_depfile, discover_fls
+    """What the step says it read and wrote: its depfile, TeX's .fls and log,
+    or bibtex's .blg (beside its first input: bibtex names it after the .aux)."""
+    from computepods.chef.discover import (Discovered, discover_blg, discover_depfile,
+                                           discover_fls)
     found = Discovered([], [])
     view = cwd_root if cwd_root != root else None
     if step.depfile:
@@ -336,6 +338,10 @@ def discover(root: Path, step: Step, work: Path, cwd_root: Path, through_out: bo
             more = discover_fls(path, root, step.cwd, view)
             found.inputs += [p for p in more.inputs if p not in found.inputs]
             found.outputs += [p for p in more.outputs if p not in found.outputs]
+    if step.rule.discover == "blg" and step.inputs:
+        blg = os.path.splitext(step.inputs[0])[0] + ".blg"
+        more = discover_blg(cwd_root / blg, root, step.cwd, view)
+        found.inputs += [p for p in more.inputs if p not in found.inputs]
     found.inputs = [p for p in found.inputs if p not in step.inputs]
     return found
 

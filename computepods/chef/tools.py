@@ -39,7 +39,7 @@ class ChefTools:
 def pack_tools() -> set[str]:
     """Every tool of every rule pack, with its default settings."""
     from computepods.project.packs import PACKS
-    return {tool for pack in PACKS.values() for tool in pack.tools()}
+    return {tool for pack in PACKS.values() for tool in pack.tools(on_demand=True)}
 
 
 def _toolprints(tools: Iterable[str]) -> dict[str, str]:

@@ -283,7 +283,8 @@ def _build(root: Path, cwd: Path, args, server, chefs, lock, locked: bool, waiti
     from computepods.paths import prepare_state_dir
     from computepods.planning import plancache
     from computepods.planning.plan import (check_tools, judge, load_state, remove_orphans,
-                                           resolve, save_file_records, up_to_date)
+                                           resolve, save_file_records, up_to_date,
+                                           with_needed_steps)
 
     had_state_dir = (root / STATE_DIR).is_dir()
     project, plan = resolve(root, args.targets, cwd)   # errors before anything starts (exit 2)
@@ -296,6 +297,7 @@ def _build(root: Path, cwd: Path, args, server, chefs, lock, locked: bool, waiti
     pod = None
     try:
         state = load_state(root)
+        plan = with_needed_steps(root, project, plan, state[0])
         removed, kept = remove_orphans(root, project, plan, state[0])
         if removed:
             print(f"cpod: removed {len(removed)} outputs no rule makes any more: "

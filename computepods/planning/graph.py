@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import heapq
 from dataclasses import dataclass, field
+from typing import Mapping, Sequence
 
 from computepods.planning.resolve import Plan
 
@@ -56,6 +57,32 @@ class BuildGraph:
                     g.dependants.setdefault(producer, set()).add(sid)
         g._condense()
         return g
+
+    def grow(self, comp: Component, sids: Sequence[str],
+             discovered: Mapping[str, Sequence[str]]) -> None:
+        """Steps added to the plan while a build runs (planning/needs.py) join
+        the cyclic group ``comp`` that found it needs them, with the edges to
+        and from its steps: from the producers of what they read, and to the
+        group's steps that read what they make.  (Steps outside the group
+        that read it too are ordered when the next build plans.)"""
+        plan = self.plan
+        comp.steps = comp.steps + tuple(sids)
+        for sid in sids:
+            self.deps.setdefault(sid, set())
+            self.dependants.setdefault(sid, set())
+            self.component_of[sid] = comp.index
+        made = {out: sid for sid in sids for out in plan.steps[sid].outputs}
+        for sid in comp.steps:
+            for path in (*plan.steps[sid].inputs, *discovered.get(sid, ())):
+                producer = plan.producers.get(path)
+                if sid in sids and producer in plan.steps and producer in self.deps:
+                    self._edge(producer, sid)
+                if path in made:
+                    self._edge(made[path], sid)
+
+    def _edge(self, producer: str, sid: str) -> None:
+        self.deps[sid].add(producer)
+        self.dependants[producer].add(sid)
 
     def _condense(self) -> None:
         order = self._acyclic_order()

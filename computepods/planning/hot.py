@@ -35,7 +35,8 @@ from typing import Callable, Iterable
 from computepods.paths import PROJECT_FILE
 from computepods.planning.graph import BuildGraph
 from computepods.planning.job import State
-from computepods.planning.plan import BuildPlan, load_state, remove_orphans, resolve
+from computepods.planning.plan import (BuildPlan, load_state, needs_for, remove_orphans, resolve,
+                                       with_needed_steps)
 from computepods.planning.resolve import Plan, Step
 from computepods.planning.scheduler import Scheduler
 from computepods.project.globs import glob_news
@@ -177,6 +178,7 @@ class HotPlans:
                 self.plans.pop(key, None)
                 entry = self._entry(key, cwd)
         if entry.graph is None:
+            entry.plan = with_needed_steps(self.root, entry.project, entry.plan, self.records)
             entry.graph = BuildGraph.from_plan(entry.plan, self._discovered())
         affected = self._affected(entry)
         sub = Plan({sid: step for sid, step in entry.plan.steps.items() if sid in affected},
@@ -186,7 +188,8 @@ class HotPlans:
         scheduler = Scheduler(graph, dict(self.records), HotCache(self),
                               keep_going=bool(data.get("keep_going")),
                               dry_run=bool(data.get("dry_run")),
-                              settled=len(entry.plan.steps) - len(sub.steps))
+                              settled=len(entry.plan.steps) - len(sub.steps),
+                              needs=needs_for(self.root, entry.project, sub))
         self.building = True
         self.changed_in_build.clear()
         self._judging = (entry, sub)

@@ -90,27 +90,30 @@ def part_for(parts: Mapping[str, str] | None, pattern_inputs: Sequence[str],
     ``parts`` maps input patterns, as written in the rule's ``inputs``
     (``"%.aux"``), to part names; ``pattern_inputs[i]`` is bound to
     ``bound_inputs[i]``.  A declared input takes the part of its position's
-    pattern.
+    pattern, and only that: declared inputs are named by position.
 
-    A key that is not among the declared inputs applies to other inputs by
-    matching the path itself, because the file it means is *discovered*
-    (bibtex's ``.aux`` comes from the latex step's ``.fls``, not from the
-    rule's ``inputs``): ``"%.aux"`` matches any path ending in ``.aux``
-    (``prefix%suffix`` needs both, with a non-empty stem, as in make), and a
-    key without ``%`` matches that exact path.  If several match, the
-    shortest stem wins, as make prefers the most specific pattern.  Keys
-    that are declared inputs never match this way: they name a position.
+    Any other input is *discovered* (bibtex's chapter ``.aux`` files, found
+    through its log), and every key applies to it by matching the path
+    itself, since the rule's part says how the tool reads that kind of file:
+    ``"%.aux"`` matches any path ending in ``.aux`` (``prefix%suffix`` needs
+    both, with a non-empty stem, as in make), and a key without ``%``
+    matches that exact path.  So bibtex's part of ``paper.aux`` is also its
+    part of ``chapters/intro.aux``: a page number moving in a chapter does
+    not rerun bibtex.  If several keys match, the shortest stem wins, as
+    make prefers the most specific pattern.
     """
     if not parts:
         return None
+    declared = False
     for pattern, bound in zip(pattern_inputs, bound_inputs, strict=True):
-        if bound == path and pattern in parts:
-            return parts[pattern]
-    declared = set(pattern_inputs)
+        if bound == path:
+            if pattern in parts:
+                return parts[pattern]
+            declared = True
+    if declared:
+        return None
     best: tuple[int, str] | None = None
     for key, part in parts.items():
-        if key in declared:
-            continue
         if not stems.has_stem(key):
             stem_len = 0 if stems.literal(key) == path else None
         else:

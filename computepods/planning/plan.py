@@ -15,6 +15,7 @@ from typing import Mapping, Sequence
 
 from computepods.planning import plancache
 from computepods.planning.graph import BuildGraph
+from computepods.planning.needs import Needs, with_needs
 from computepods.state.hashing import FileRecord, StatCache, StatKey, is_racy, stat_key
 from computepods.planning.plancache import Stamp
 from computepods.paths import PROJECT_FILE, STATE_DB
@@ -46,11 +47,21 @@ def file_exists(root: Path):
 
 
 def resolve(root: Path, names: Sequence[str], cwd: Path | None = None) -> tuple[Project, Plan]:
-    """The project file and the steps the names need; no graph, no state.
+    """The project file and the steps the names need; no graph.
     Raises ComputePodsError (exit 2) for anything the user must fix.
 
     The plan of an earlier run is reused while what it rests on holds
-    (:mod:`computepods.planning.plancache`)."""
+    (:mod:`computepods.planning.plancache`).  A plan with steps that
+    discover what they read also has the steps their records say they need
+    (:func:`with_needed_steps`), so every view of it (`cpod explain`, the
+    REST API) shows the bibtex a document asked for."""
+    project, plan = _resolve(root, names, cwd)
+    if any(step.rule.discover for step in plan.steps.values()) and (root / STATE_DB).is_file():
+        plan = with_needed_steps(root, project, plan, load_state(root)[0])
+    return project, plan
+
+
+def _resolve(root: Path, names: Sequence[str], cwd: Path | None) -> tuple[Project, Plan]:
     cwd = cwd or root
     request = plancache.request_key(root, names, cwd)
     read = plancache.read_project(root)
@@ -88,13 +99,39 @@ def make_plan(root: Path, names: Sequence[str], cwd: Path | None = None, *,
 def judge(root: Path, project: Project, plan: Plan, state: tuple[dict, dict], *,
           keep_going: bool = False, dry_run: bool = False) -> BuildPlan:
     """A resolved plan's graph and Scheduler over ``state`` (step records,
-    file records), as :func:`load_state` reads it."""
+    file records), as :func:`load_state` reads it; the plan with the steps
+    its records say it needs (:func:`with_needed_steps`)."""
     records, files = state
+    plan = with_needed_steps(root, project, plan, records)
     graph = BuildGraph.from_plan(plan, {sid: r.discovered for sid, r in records.items()
                                         if r.discovered})
     scheduler = Scheduler(graph, records, StatCache(root, files),
-                          keep_going=keep_going, dry_run=dry_run)
+                          keep_going=keep_going, dry_run=dry_run,
+                          needs=needs_for(root, project, plan))
     return BuildPlan(project, plan, graph, scheduler)
+
+
+def with_needed_steps(root: Path, project: Project, plan: Plan, records: dict) -> Plan:
+    """``plan`` with the steps that make what its steps were found to need
+    (planning/needs.py: the index a TeX run looked for), from the records of
+    earlier runs.  A plan that grew is kept as the request's plan, so `cpod
+    explain` shows those steps too."""
+    if not any(step.rule.discover for step in plan.steps.values()):
+        return plan
+    # The answers join the plan's probes: the plan and a verdict rest on them.
+    exists = plancache.Probes(root, plan.basis.probes if plan.basis else None)
+    grown = with_needs(RuleSet(project), plan, records, exists)
+    if grown is not plan and grown.basis is not None:
+        plancache.store_plan(root, project, grown)
+    return grown
+
+
+def needs_for(root: Path, project: Project, plan: Plan) -> Needs | None:
+    """What adds, while a build runs, the steps a run finds it needs; None
+    when no step of the plan discovers what it reads."""
+    if not any(step.rule.discover for step in plan.steps.values()):
+        return None
+    return Needs(RuleSet(project), file_exists(root))
 
 
 def load_state(root: Path) -> tuple[dict, dict]:

@@ -13,8 +13,11 @@ rule is passed over while its source is missing, and a source with no rule
 must exist), and of the files each glob in an input matched (the *globs*:
 project/globs.py).  Nothing else on disk is read while resolving: discovered
 inputs (depfiles, ``.fls``) join the graph later, from the step records.
-A cached plan is used only if its key matches, every probe still gives
-the same answer and every glob still matches the same files.
+The steps those records say a TeX run needs (planning/needs.py) are added
+from the records too, and a plan that grew so is stored again: the cached
+plan may hold them, and the records add any it lacks.  A cached plan is
+used only if its key matches, every probe still gives the same answer and
+every glob still matches the same files.
 
 **The verdict** (a row of the state database's ``verdicts`` table, under
 the *request*: root, cwd, names and code) says: with the step and file

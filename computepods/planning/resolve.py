@@ -8,6 +8,9 @@ otherwise the ``latex`` pack's ``%.pdf`` rule would claim every figure PDF
 in the tree and then fail for want of ``figure.tex``.  The same rule never
 applies twice in one chain with different stems (``%.x`` from ``%.x.x``
 would recurse forever); with the same stem it is a cycle, which is allowed.
+Two pattern rules that can both work are an error, except among one pack's
+rules: a pack lists them in order, and the first wins (the latex pack's
+biber, whose ``.bcf`` only biblatex writes, before bibtex).
 
 A rule with globs in its inputs is bound from the rule with each glob
 replaced by the files it finds (:func:`~computepods.project.globs.found_rule`),
@@ -30,6 +33,7 @@ from computepods import errors
 from computepods.errors import ProjectError
 from computepods.planning.commands import (SCRATCH_SHOWN, Command, argv_command, expand_argv,
                                            identity, quote_shown, render, string_command)
+from computepods.planning.wanted import missing_input
 from computepods.project import stems
 from computepods.project.globs import Globber, found_rule
 from computepods.project.model import Project, Rule
@@ -39,7 +43,6 @@ PathMap = Callable[[str], str]
 Exists = Callable[[str], bool]
 # (rule name, stem) pairs already used on the way to the current path.
 Chain = frozenset[tuple[str, "str | None"]]
-MAX_WANTERS_SHOWN = 3      # steps named on the way from a missing input to a target
 
 
 # --- steps --------------------------------------------------------------------
@@ -237,12 +240,34 @@ class RuleSet:
         todo: deque[tuple[Step, Chain]] = deque()
         for target in plan.targets:
             self._need(plan, todo, target, exists, frozenset(), None)
+        self._close(plan, todo, exists)
+        return plan
+
+    def makes(self, path: str, exists: Exists) -> bool:
+        """Whether some rule can make ``path`` here (its inputs exist or can
+        be made); raises ProjectError if two rules of the project could."""
+        found = self._choose(path, exists, frozenset())
+        return found is not None and self._viable(found, exists, frozenset())
+
+    def add(self, plan: Plan, paths: Sequence[str], exists: Exists) -> list[str]:
+        """Plan, into ``plan``, the steps that make ``paths`` (files a step
+        found it needs, :mod:`computepods.planning.needs`), and what they
+        need in turn; returns the ids of the steps added.  ``paths`` that no
+        rule can make here are left out: not targets, and not sources either."""
+        before = len(plan.steps)
+        todo: deque[tuple[Step, Chain]] = deque()
+        for path in paths:
+            if path not in plan.producers and self.makes(path, exists):
+                self._need(plan, todo, path, exists, frozenset(), None)
+        self._close(plan, todo, exists)
+        return list(plan.steps)[before:]
+
+    def _close(self, plan: Plan, todo: deque[tuple[Step, Chain]], exists: Exists) -> None:
         while todo:
             step, chain = todo.popleft()
             for path in step.inputs:
                 if path not in plan.producers:
                     self._need(plan, todo, path, exists, chain, step)
-        return plan
 
     def _need(self, plan: Plan, todo: deque[tuple[Step, Chain]], path: str,
               exists: Exists, chain: Chain, needed_by: Step | None) -> None:
@@ -250,8 +275,7 @@ class RuleSet:
         found = self._choose(path, exists, chain)
         if found is None:
             if path not in plan.sources and not exists(path):
-                raise errors.UnknownTarget(_missing(path, needed_by, plan,
-                                                    self._file))
+                raise errors.UnknownTarget(missing_input(path, needed_by, plan, self._file))
             plan.sources.add(path)
             return
         step = self._bind(*found)
@@ -275,9 +299,9 @@ class RuleSet:
             elif exists(path):
                 return None           # a source no rule can remake here
             # else: keep them all, so the error names the missing input
-        if len(candidates) > 1:
+        if len(candidates) > 1 and not _one_pack(candidates):
             raise self._ambiguous(path, candidates)
-        return candidates[0] if candidates else None
+        return min(candidates, key=lambda c: c[0].index) if candidates else None
 
     def _candidates(self, path: str,
                     chain: Chain) -> list[tuple[Rule, str | None]]:
@@ -348,40 +372,7 @@ class RuleSet:
             f"{listed}; {fix}", names[0], "outputs")
 
 
-def _missing(path: str, needed_by: Step | None, plan: Plan, file: str) -> str:
-    """Which file is missing, and who wanted it: the step and its rule, then
-    the steps that want that step's outputs, towards a target."""
-    missing = f"{path!r} does not exist and no rule in {file} builds it"
-    if needed_by is None:
-        return missing
-    text = f"{missing}; {_rule_of(needed_by)} needs it"
-    rule = needed_by.rule
-    if len(rule.inputs) == len(needed_by.inputs) and path in needed_by.inputs:
-        pattern = rule.inputs[needed_by.inputs.index(path)]
-        if pattern != path:
-            text += f" (input {pattern!r})"
-    text += f" for step {needed_by.id!r}"
-    for step in _wanters(needed_by, plan):
-        text += f", which {_rule_of(step)} needs for step {step.id!r}"
-    return text
-
-
-def _rule_of(step: Step) -> str:
-    pack = f" of the {step.rule.pack} pack" if step.rule.pack else ""
-    return f"rule {step.rule.name!r}{pack}"
-
-
-def _wanters(step: Step, plan: Plan) -> list[Step]:
-    """The steps that want ``step``'s outputs, one after another towards a
-    target (the first found each time; a cycle ends it)."""
-    chain: list[Step] = []
-    seen = {step.id}
-    while len(chain) < MAX_WANTERS_SHOWN:
-        outputs = set(step.outputs)
-        step = next((s for s in plan.steps.values() if s.id not in seen
-                     and not outputs.isdisjoint(s.inputs)), None)
-        if step is None:
-            break
-        seen.add(step.id)
-        chain.append(step)
-    return chain
+def _one_pack(candidates: list[tuple[Rule, str | None]]) -> bool:
+    """All from one pack, which orders them (see the module docstring)."""
+    packs = {rule.pack for rule, _ in candidates}
+    return len(packs) == 1 and None not in packs

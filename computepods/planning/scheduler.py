@@ -14,9 +14,12 @@ from dataclasses import replace
 from types import MappingProxyType
 from typing import Mapping
 
-from computepods.planning.cycles import CycleRun, pass_order
+from computepods.errors import ComputePodsError
+from computepods.planning.cycles import (CycleRun, circulating, external_inputs, own_outputs,
+                                         pass_order, produced, remembered_failure)
 from computepods.planning.graph import BuildGraph, Component
 from computepods.planning.job import Counts, Job, State, StepFailure
+from computepods.planning.needs import Needs, unmet
 from computepods.state.hashing import FileRecord, StatCache
 from computepods.planning.resolve import Step
 from computepods.state.db import StepRecord
@@ -36,9 +39,12 @@ class Scheduler:
     """
 
     def __init__(self, graph: BuildGraph, records: dict[str, StepRecord], cache: StatCache,
-                 *, keep_going: bool = False, dry_run: bool = False, settled: int = 0):
-        """`settled`: steps left out of `graph`, known up to date (planning/hot.py)."""
+                 *, keep_going: bool = False, dry_run: bool = False, settled: int = 0,
+                 needs: Needs | None = None):
+        """`settled`: steps left out of `graph`, known up to date (planning/hot.py);
+        `needs`: adds the steps a run finds it needs (planning/needs.py)."""
         self._graph = graph
+        self._needs = needs
         self._plan = graph.plan
         self._records = records
         self._cache = cache
@@ -138,6 +144,13 @@ class Scheduler:
             return []
         run.phase[sid] = "done"
         run.ran.add(sid)
+        if self._stopping:        # a failure elsewhere: the group ends where it is
+            if "running" not in run.phase.values():
+                del self._cycles[comp]
+                self._block_group(run, next(iter(self._failures), "the build stopping"))
+            return []
+        if record and self._needs and not self._take_needs(run, sid):
+            return []
         return self._advance_cycle(run)
 
     def fail(self, sid: str, failure: StepFailure) -> None:
@@ -150,41 +163,44 @@ class Scheduler:
         self._failures[sid] = failure
         run = self._cycles.pop(comp, None)
         if run is not None:                # the whole group fails with it
-            for other in run.order:
-                if self._state[other] is State.RUNNING:
-                    self._counts.running -= 1
-                if self._state[other] in (State.RUNNING, State.WAITING):
-                    self._state[other] = State.BLOCKED
-                    self._counts.blocked += 1
-                    self._blocked_by[other] = sid
+            self._block_group(run, sid)
         self._block_dependants(comp, sid)
         if not self._keep_going:
             self._stopping = True
 
-    # -- cyclic groups ---------------------------------------------------------
-    def _produced(self, comp: Component) -> set[str]:
-        """Files the group writes: declared outputs, and those its steps were
-        seen to write (a .toc, through .fls) — known better after each pass."""
-        out = set()
-        for sid in comp.steps:
-            out.update(self._plan.steps[sid].outputs)
-            record = self._records.get(sid)
-            if record and record.status == "ok":
-                out.update(record.outputs)
-        return out
+    def _block_group(self, run: CycleRun, cause: str) -> None:
+        for other in run.order:
+            if self._state[other] is State.RUNNING:
+                self._counts.running -= 1
+            if self._state[other] in (State.RUNNING, State.WAITING):
+                self._state[other] = State.BLOCKED
+                self._counts.blocked += 1
+                self._blocked_by[other] = cause
 
+    # -- cyclic groups ---------------------------------------------------------
     def _circulating(self, comp: Component) -> list[str]:
-        """Written by one of the group's steps and read by one; a step that
-        reads its own output (TeX's .aux, through .fls) circulates it.  A PDF
-        or a log leaves the group and does not count."""
-        read = {p for s in comp.steps for p in self.inputs_of(self._plan.steps[s])}
-        return sorted(self._produced(comp) & read)
+        return circulating(comp, self._plan, self._records,
+                           lambda sid: self.inputs_of(self._plan.steps[sid]))
+
+    def _take_needs(self, run: CycleRun, sid: str) -> bool:
+        """The steps making what ``sid``'s run found it needs join its group
+        and run in this pass (planning/needs.py); False if that failed it."""
+        try:
+            added = self._needs.take(self._plan, self._records, [sid])
+        except ComputePodsError as exc:
+            self._cycle_failed(run, f"{sid}: {exc}", remember=False)
+            return False
+        run.take(self._graph, added, self._records)
+        self._state.update(dict.fromkeys(added, State.WAITING))
+        self._counts.total += len(added)
+        return True
 
     def _start_cycle(self, comp: Component) -> list[Job]:
         order, earlier = pass_order(self._graph, comp)
         max_passes = max(self._plan.steps[s].rule.max_passes for s in comp.steps)
         run = CycleRun(comp, order, earlier, self._circulating(comp), max_passes)
-        remembered = self._remembered_failure(run)
+        remembered = remembered_failure(run, self._records.get(group_record_id(comp)),
+                                        self._external_inputs(run))
         if remembered:
             self._cycle_notes.append({"t": "cycle_failed", "cycle": run.label, "pass": 0,
                                      "reason": remembered})
@@ -200,7 +216,7 @@ class Scheduler:
 
     def _new_pass(self, run: CycleRun) -> list[Job]:
         run.pass_no += 1
-        run.before = {p: self.digest(p) for p in self._produced(run.comp)}
+        run.before = {p: self.digest(p) for p in produced(run.comp, self._plan, self._records)}
         run.phase = {sid: "waiting" for sid in run.order}
         self._cycle_notes.append({"t": "pass", "cycle": run.label, "pass": run.pass_no,
                                  "max": run.max_passes})
@@ -229,24 +245,20 @@ class Scheduler:
 
     def _end_pass(self, run: CycleRun) -> list[Job]:
         run.circulating = self._circulating(run.comp)      # what this pass discovered
-        after = {p: self.digest(p) for p in self._produced(run.comp)}
+        after = {p: self.digest(p) for p in produced(run.comp, self._plan, self._records)}
         changed = [p for p in run.circulating if after[p] != run.before.get(p)]
         if not changed:
-            self._cycle_converged(run)
+            failed = None if self._dry_run else unmet(self._plan, self._records, run.order,
+                                                      self.digest)
+            if failed:
+                self._extra_records.append(failed)
+                self._cycle_failed(run, failed.reason, remember=False)
+            else:
+                self._cycle_converged(run)
             return []
-        now = {p: after[p] for p in run.circulating}
-        earlier = [i + 1 for i, h in enumerate(run.history[:-1])
-                   if {p: h.get(p) for p in run.circulating} == now]
-        run.history.append(after)
-        if earlier:
-            msg = (f"cyclic group {run.label} oscillates: pass {run.pass_no} repeats the "
-                   f"state after pass {earlier[0]}; these files flip: {', '.join(changed)}")
-            self._cycle_failed(run, msg, oscillation=True)
-            return []
-        if run.pass_no >= run.max_passes:
-            msg = (f"cyclic group {run.label} did not converge in {run.max_passes} passes; "
-                   f"still changing: {', '.join(changed)}")
-            self._cycle_failed(run, msg)
+        stuck = run.stuck(after, changed)
+        if stuck:
+            self._cycle_failed(run, stuck)
             return []
         return self._new_pass(run)
 
@@ -260,12 +272,15 @@ class Scheduler:
         self._drop_records.append(group_record_id(run.comp))
         self._release(run.comp.index)
 
-    def _cycle_failed(self, run: CycleRun, msg: str, oscillation: bool = False) -> None:
+    def _cycle_failed(self, run: CycleRun, msg: str, remember: bool = True) -> None:
+        """The group fails; ``remember``: the next build fails it at once,
+        until one of its inputs changes (not when the fix may be a rule)."""
         self._cycle_notes.append({"t": "cycle_failed", "cycle": run.label, "pass": run.pass_no,
                                  "reason": msg})
-        self._extra_records.append(StepRecord(
-            step_id=group_record_id(run.comp), rule="cycle", command=run.label,
-            inputs=self._external_inputs(run), outputs={}, status="failed", reason=msg))
+        if remember:
+            self._extra_records.append(StepRecord(
+                step_id=group_record_id(run.comp), rule="cycle", command=run.label,
+                inputs=self._external_inputs(run), outputs={}, status="failed", reason=msg))
         first = run.order[0]
         for sid in run.order:
             if self._state[sid] is not State.RUNNING:
@@ -275,24 +290,7 @@ class Scheduler:
                                      msg, "", ""))
 
     def _external_inputs(self, run: CycleRun) -> dict[str, str | None]:
-        produced = {p for s in run.order for p in self._plan.steps[s].outputs}
-        out: dict[str, str | None] = {}
-        for sid in run.order:
-            for p, h in self.inputs_of(self._plan.steps[sid]).items():
-                if p not in produced:
-                    out[p] = h
-        return out
-
-    def _remembered_failure(self, run: CycleRun) -> str | None:
-        """A group that failed to converge fails again, without running,
-        until one of its inputs from outside the group changes."""
-        record = self._records.get(group_record_id(run.comp))
-        if record is None or record.status != "failed":
-            return None
-        if record.inputs != self._external_inputs(run):
-            return None
-        return (f"{record.reason} (remembered from an earlier build; change one of its "
-                "inputs to try again)")
+        return external_inputs(run, self._plan, lambda sid: self.inputs_of(self._plan.steps[sid]))
 
     # -- bookkeeping -----------------------------------------------------------
     def _finish_step(self, sid: str, state: State) -> None:
@@ -389,12 +387,7 @@ class Scheduler:
         """A TeX step reads what it wrote last time (.aux, .toc, .lof) without
         saying so beforehand: give it every output of its that exists, as
         running it in place would (the .fls then tells which it read)."""
-        if job.step.rule.discover != "fls":
-            return {p: h for p in job.step.outputs
-                    if (h := job.inputs.get(p)) is not None}
-        record = self._records.get(job.step.id)
-        known = [*job.step.outputs, *(record.outputs if record else ())]
-        return {p: h for p in dict.fromkeys(known) if (h := self.digest(p)) is not None}
+        return own_outputs(job, self._records.get(job.step.id), self.digest)
 
     def updated_files(self) -> list[FileRecord]:
         return self._cache.updated()

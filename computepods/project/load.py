@@ -160,7 +160,8 @@ def _load_rules(value: Any, packs: dict[str, dict[str, str]], found: Vars,
     """The file's rules, its vars filled in, then those of each used pack,
     in order; a rule of the file's with a pack rule's name replaces or
     extends it."""
-    from computepods.project.packs import rule_tables, with_own_rules
+    from computepods.project.packs import rule_tables
+    from computepods.project.packs.own import with_own_rules
 
     if not isinstance(value, list):
         raise ProjectError(file, "must be an array of tables: write [[rule]]",

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 DEFAULT_MAX_PASSES = 5
-DISCOVERY_KINDS = ("fls",)           # TeX's -recorder file
+DISCOVERY_KINDS = ("fls", "blg")     # TeX's -recorder file and log; bibtex's log
 
 
 # --- records ------------------------------------------------------------------
@@ -41,7 +41,7 @@ class Rule:
     outputs: tuple[str, ...]
     command: str | tuple[str, ...]   # str: shell-ish string; tuple: argv
     depfile: str | None = None       # pattern
-    discover: str | None = None      # None or "fls"
+    discover: str | None = None      # None or one of DISCOVERY_KINDS
     timeout: float | None = None     # seconds; None = no limit
     max_passes: int = DEFAULT_MAX_PASSES
     cwd: str | None = None           # may hold {dir} / {stem}

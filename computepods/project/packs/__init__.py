@@ -13,6 +13,11 @@ the pack's own and are taken out before the rule is checked:
   (``when = { bib = "biber" }``), for rules whose inputs differ by setting;
 * ``each`` (with ``key``): the rule is made once per entry of a per-target
   setting, a table of targets (:mod:`computepods.project.packs.entries`).
+* ``on_demand``: true for a rule whose step joins a build only when another
+  step finds it needs the rule's output (the latex pack's makeindex, once a
+  document's run looked for its ``.ind``: :mod:`computepods.planning.needs`).
+  Its tools are not needed to use the pack at all: a machine without biber
+  builds every document that does not ask for it.
 
 A pack declares its settings (``[settings.engine]`` with a ``default`` and,
 for most, the ``choices``); a project picks them in ``[pack.latex]``.  The
@@ -22,7 +27,7 @@ and a changed setting is simply a changed command.  ``{in}``, ``{out}`` and
 the other command placeholders are left for :mod:`computepods.planning.commands`.
 
 A project's own rule of the same name as a pack's replaces it, and one
-with ``extend = true`` adds inputs to it (:func:`with_own_rules`).
+with ``extend = true`` adds inputs to it (:func:`computepods.project.packs.own.with_own_rules`).
 
 A pack file is part of this package: a mistake in one is a bug here, raised
 as :class:`PackFileError` when this module is imported (tests load them all).
@@ -48,10 +53,9 @@ from computepods.project.packs.fill import fill, fill_table
 PACK_SUFFIX = ".toml"
 PACK_KEYS = frozenset({"description", "settings", "rule"})
 SETTING_KEYS = frozenset({"description", "default", "choices", "type"})
-PACK_RULE_KEYS = frozenset({"tools", "when", "each", "key"})   # the pack's own
+PACK_RULE_KEYS = frozenset({"tools", "when", "each", "key", "on_demand"})   # the pack's own
 # Names the command templates own; a setting may not shadow them.
 RESERVED_NAMES = frozenset({"in", "out", "stem", "dir", "scratch"})
-EXTEND_KEYS = frozenset({"name", "extend", "inputs"})   # what a rule extending a pack's has
 
 _SETTING_NAME = re.compile(r"[a-z][a-z0-9_]*")
 
@@ -139,13 +143,17 @@ class Pack:
                                            each, target, value, text))
         return tables
 
-    def tools(self, given: Mapping[str, Any] | None = None) -> list[str]:
-        """The programs the rules for these settings run, in order."""
+    def tools(self, given: Mapping[str, Any] | None = None,
+              on_demand: bool = False) -> list[str]:
+        """The programs the rules for these settings run, in order: those
+        every build of the pack needs, and with ``on_demand`` those of the
+        rules that join only when a document asks for them too."""
         settings = self.settings_for(given)
         found: dict[str, None] = {}
         for rule in self.rules:
             if _applies(rule, settings) and (
-                    "each" not in rule or settings[rule["each"]]):
+                    "each" not in rule or settings[rule["each"]]) and (
+                    on_demand or not rule.get("on_demand")):
                 found.update(dict.fromkeys(
                     fill(t, settings, escape=False)
                     for t in rule.get("tools", [])))
@@ -167,7 +175,8 @@ def missing_tools(pack: str, settings: Mapping[str, Any] | None = None,
 
 
 def pack_tools(pack: str, settings: Mapping[str, Any] | None = None) -> list[str]:
-    """The programs the rules of ``pack`` (with ``settings``) run."""
+    """The programs every build with ``pack`` (with ``settings``) runs; a
+    step of an ``on_demand`` rule also needs its own command's program."""
     return _pack(pack).tools(settings)
 
 
@@ -211,63 +220,6 @@ def load_settings(value: Any, use: Sequence[str], file: str) -> dict[str, dict[s
             if problem is not None:
                 raise ProjectError(file, problem, key=f"{key}.{setting}")
     return {name: PACKS[name].settings_for(tables.get(name)) for name in use}
-
-
-@dataclass(frozen=True)
-class RuleSource:
-    """A rule table to check, and where it came from."""
-    table: Any
-    pack: str | None = None           # the pack whose rule it is
-    overrides: str | None = None      # the pack whose rule of this name it replaces
-    added: int = 0                    # inputs the project added at the end (extend)
-
-
-def with_own_rules(own: Sequence[Any], packs: Sequence[tuple[Any, str]],
-                   file: str) -> list[RuleSource]:
-    """The project's rule tables, then the packs' (``(table, pack)``), where
-    a rule of the project's with a pack rule's name replaces it, or, with
-    ``extend = true``, adds its ``inputs`` to the pack rule's."""
-    by_name = {t.get("name"): (t, pack) for t, pack in packs}
-    taken: set[str] = set()
-    out: list[RuleSource] = []
-    for n, table in enumerate(own, 1):
-        if not isinstance(table, dict) or ("extend" not in table and table.get("name")
-                                           not in by_name):
-            out.append(RuleSource(table))
-            continue
-        name = table.get("name")
-        label = name if isinstance(name, str) else f"#{n}"
-        extend = table.get("extend", False)
-        if not isinstance(extend, bool):
-            raise ProjectError(file, f"must be true or false, got {extend!r}", label, "extend")
-        table = {k: v for k, v in table.items() if k != "extend"}
-        if name not in by_name:
-            if extend:
-                names = ", ".join(sorted(by_name)) or "none (no pack in project.use)"
-                raise ProjectError(file, f"extend = true, but no used pack has a rule "
-                                   f"{name!r}; pack rules: {names}", label, "extend")
-            out.append(RuleSource(table))
-            continue
-        if name in taken:
-            raise ProjectError(file, f"pack rule {name!r} is replaced or extended twice; "
-                               "keep one", label, "name")
-        taken.add(name)
-        theirs, pack = by_name[name]
-        if not extend:
-            out.append(RuleSource(table, overrides=pack))
-            continue
-        extra = sorted(set(table) - EXTEND_KEYS)
-        if extra:
-            raise ProjectError(file, "a rule with extend = true only adds inputs; to change "
-                               f"{extra[0]!r}, leave out extend and write the whole rule, "
-                               "which then replaces the pack's", label, extra[0])
-        added = table.get("inputs", [])
-        if not isinstance(added, list):
-            raise ProjectError(file, "must be an array of paths", label, "inputs")
-        merged = {**theirs, "inputs": [*theirs.get("inputs", []), *added]}
-        out.append(RuleSource(merged, pack, added=len(added)))
-    out.extend(RuleSource(t, pack) for t, pack in packs if t.get("name") not in taken)
-    return out
 
 
 def _pack(name: str) -> Pack:
@@ -347,6 +299,8 @@ def _check_pack_rule(rule: dict, settings: Mapping[str, Setting], file: str,
             or not all(isinstance(t, str) and t for t in tools)):
         raise PackFileError(f"{file}: {where}: tools must name the programs "
                             "the rule runs")
+    if not isinstance(rule.get("on_demand", False), bool):
+        raise PackFileError(f"{file}: {where}: on_demand must be true or false")
     when = _dict(rule.get("when", {}), file, f"{where}.when")
     for key, values in list(when.items()):
         setting = settings.get(key)

@@ -1,4 +1,5 @@
-"""Discovered dependencies: depfiles from a real cc, .fls files from TeX."""
+"""Discovered dependencies: depfiles from a real cc, .fls files and logs from
+TeX, .blg files from bibtex."""
 from __future__ import annotations
 
 import os
@@ -7,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from computepods.chef.discover import (Discovered, discover_depfile, discover_fls,
-                                  parse_depfile, parse_fls, project_paths,
-                                  rewrite_depfile)
+from computepods.chef.discover import (Discovered, discover_blg, discover_depfile,
+                                       discover_fls, parse_depfile, parse_fls,
+                                       project_paths, rewrite_depfile)
+from computepods.chef.texlogs import LOG_LINE_BYTES, parse_blg, parse_log_missing
 from computepods.errors import BuildFailed
 
 TOOL_TIMEOUT_S = 120    # seconds, for one cc or pdflatex run
@@ -206,9 +208,80 @@ def test_fls_paths_with_spaces_blank_and_unknown_lines():
 
 def test_discover_hand_written_fls_keeps_only_project_files(tmp_path):
     fls = write(tmp_path / "paper.fls", HAND_FLS)
+    write(tmp_path / "paper.log", "This is pdfTeX\n")
     found = discover_fls(fls, tmp_path)
     assert found.inputs == ["paper.tex", "paper.aux", "chapter1.tex"]
     assert found.outputs == ["paper.log", "paper.aux", "paper.pdf"]
+
+
+# --- what a TeX run looked for: its log, and biblatex's .bcf ---------------------
+
+def test_log_names_what_latex_looked_for_even_across_a_broken_line():
+    long = "chapters/" + "x" * 80 + ".ind"
+    line = f"No file {long}."
+    first = line[:LOG_LINE_BYTES]
+    text = ("(./paper.aux)\nNo file paper.ind.\nNo file paper.bbl.\n"
+            f"{first}\n{line[LOG_LINE_BYTES:]}\n"
+            "No file paper.ind.\nThere is No file here.\nNo file \n")
+    assert parse_log_missing(text) == ["paper.ind", "paper.bbl", long]
+
+
+def test_discover_fls_adds_what_the_log_looked_for_and_the_bbl_of_a_bcf(tmp_path):
+    doc = tmp_path / "doc"
+    fls = write(doc / "paper.fls", "PWD /x\nINPUT paper.tex\nOUTPUT paper.log\n"
+                                   "OUTPUT paper.idx\nOUTPUT paper.bcf\nOUTPUT paper.pdf\n")
+    write(doc / "paper.log", "No file paper.aux.\nNo file paper.ind.\n")
+    found = discover_fls(fls, tmp_path, cwd="doc")
+    assert found.inputs == ["doc/paper.tex", "doc/paper.aux", "doc/paper.ind", "doc/paper.bbl"]
+    assert found.outputs == ["doc/paper.log", "doc/paper.idx", "doc/paper.bcf", "doc/paper.pdf"]
+    (doc / "paper.log").unlink()
+    with pytest.raises(BuildFailed, match="did not write its log"):
+        discover_fls(fls, tmp_path, cwd="doc")
+
+
+def test_real_pdflatex_log_names_the_index_and_bibliography_it_lacks(tmp_path):
+    write(tmp_path / "paper.tex",
+          "\\documentclass{article}\\usepackage{makeidx}\\makeindex\n"
+          "\\begin{document}\nA\\index{a} \\cite{k}.\n\\printindex\n"
+          "\\bibliographystyle{plain}\\bibliography{refs}\n\\end{document}\n")
+    run(["pdflatex", "-interaction=nonstopmode", "-recorder", "paper.tex"], tmp_path)
+    found = discover_fls(tmp_path / "paper.fls", tmp_path)
+    assert {"paper.ind", "paper.bbl"} <= set(found.inputs)
+    assert {"paper.idx", "paper.aux"} <= set(found.outputs)
+
+
+# --- bibtex's log -----------------------------------------------------------------
+
+def test_blg_names_every_aux_the_style_and_the_databases():
+    text = ("This is BibTeX, Version 0.99d (TeX Live 2022/Debian)\n"
+            "The top-level auxiliary file: paper.aux\n"
+            "A level-1 auxiliary file: chapters/intro.aux\n"
+            "A level-2 auxiliary file: chapters/deep.aux\n"
+            "The style file: plain.bst\n"
+            "Database file #1: refs.bib\nDatabase file #2: more.bib\n"
+            "Warning--I didn't find a database entry for \"x\"\n"
+            "A level-1 auxiliary file: chapters/intro.aux\n")
+    assert parse_blg(text) == ["paper.aux", "chapters/intro.aux", "chapters/deep.aux",
+                               "plain.bst", "refs.bib", "more.bib"]
+    assert parse_blg("Database file #x: y\n") == []
+
+
+def test_real_bibtex_log_keeps_the_project_files_it_read(tmp_path):
+    """An \\include'd chapter's .aux is read by bibtex (its \\citation lines):
+    it is in the log, as is the project's .bib; TeX Live's plain.bst is not ours."""
+    doc = tmp_path / "doc"
+    write(doc / "paper.tex", "\\documentclass{article}\n\\begin{document}\n"
+                             "\\include{chapters/intro}\n\\bibliographystyle{plain}\n"
+                             "\\bibliography{refs}\n\\end{document}\n")
+    write(doc / "chapters" / "intro.tex", "Knuth~\\cite{knuth84}.\n")
+    write(doc / "refs.bib", "@book{knuth84, author={D. Knuth}, title={The TeXbook},"
+                            " publisher={AW}, year={1984}}\n")
+    run(["pdflatex", "-interaction=nonstopmode", "paper.tex"], doc)
+    run(["bibtex", "paper.aux"], doc)
+    found = discover_blg(doc / "paper.blg", tmp_path, cwd="doc")
+    assert found == Discovered(["doc/paper.aux", "doc/chapters/intro.aux", "doc/refs.bib"])
+    with pytest.raises(BuildFailed, match="did not write its log"):
+        discover_blg(doc / "other.blg", tmp_path, cwd="doc")
 
 
 def test_discover_fls_missing_is_an_error(tmp_path):

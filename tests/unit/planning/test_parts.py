@@ -102,10 +102,20 @@ def test_part_for_a_declared_input_goes_by_its_position():
     parts = {"%.aux": "bibtex"}
     assert part_for(parts, patterns, bound, "paper.aux") == "bibtex"
     assert part_for(parts, patterns, bound, "refs.bib") is None
-    # A declared key names its position; it does not match other .aux files.
-    assert part_for(parts, patterns, bound, "other.aux") is None
     assert part_for(None, patterns, bound, "paper.aux") is None
     assert part_for({}, patterns, bound, "paper.aux") is None
+
+
+def test_part_for_a_declared_key_also_applies_to_discovered_inputs():
+    # bibtex declares the document's .aux and discovers each \include'd
+    # chapter's: all are read the same way, so all are judged by the part.
+    patterns, bound = ["%.aux"], ["paper.aux"]
+    parts = {"%.aux": "bibtex"}
+    assert part_for(parts, patterns, bound, "chapters/intro.aux") == "bibtex"
+    assert part_for(parts, patterns, bound, "refs.bib") is None
+    # A declared input is judged by its own position's part, or by none.
+    assert part_for(parts, ["%.aux", "extra.aux"], ["paper.aux", "extra.aux"],
+                    "extra.aux") is None
 
 
 def test_part_for_a_discovered_input_goes_by_the_pattern_suffix():

@@ -251,6 +251,31 @@ def test_max_passes_then_the_failure_is_remembered_until_an_input_changes(tmp_pa
     assert "cycle:typeset:doc.out" not in k.records   # the remembered failure is dropped
 
 
+def test_a_failure_elsewhere_ends_a_running_group_where_it_is(tmp_path):
+    """Without keep-going a failure stops the build: a cyclic group whose
+    step is running then starts no new pass (the MajorDomo would never send
+    it), and the build is finished once that step reports; it hung before."""
+    k = Kitchen(tmp_path, CYCLE.format(max_passes=5) + """
+        [[rule]]
+        name = "broken"
+        inputs = ["x.src"]
+        outputs = ["x.out"]
+        command = "false"
+        """, {"doc.src": "text\n", "x.src": "x\n"}, {})
+    s = k.scheduler(["doc.out", "x.out"])
+    jobs = {job.step.id: job for job in s.next_jobs()}
+    assert sorted(jobs) == ["broken:x.out", "typeset:doc.out"]
+    s.fail("broken:x.out", StepFailure("broken:x.out", "false", 1, "exit 1", "", ""))
+    assert s.stopping and not s.finished             # typeset is still running
+    (tmp_path / "doc.aux").write_text("1")           # its pass would call for another
+    (tmp_path / "doc.out").write_text("text\n1")
+    more = s.complete("typeset:doc.out", {p: sha256_file(tmp_path / p)
+                                           for p in ("doc.out", "doc.aux")})
+    assert more == [] and s.finished and not s.ok
+    assert s.state_of("typeset:doc.out") is State.BLOCKED
+    assert s.counts.running == 0
+
+
 def test_an_input_read_by_part_reruns_only_when_that_part_changes(tmp_path):
     toml = """
         [[rule]]

@@ -61,7 +61,7 @@ def test_extend_adds_inputs_to_the_packs_rule_and_keeps_the_rest(tmp_path):
                                 "added: %.ind, macros.sty")
     (tmp_path / "paper.tex").write_text("")
     step = RuleSet(project).step_for("paper.pdf")
-    assert step.inputs == ("paper.tex", "paper.bbl", "paper.ind", "macros.sty")
+    assert step.inputs == ("paper.tex", "paper.ind", "macros.sty")
 
 
 def test_a_rule_keeps_the_fingerprint_it_had_before_rules_could_be_replaced(tmp_path):
@@ -83,7 +83,8 @@ def test_a_rule_keeps_the_fingerprint_it_had_before_rules_could_be_replaced(tmp_
     ('[[rule]]\nname = "latex.pdf"\nextend = true\ncommand = "x"\n', "latex.pdf", "command",
      ("only adds inputs", "leave out extend")),
     ('[[rule]]\nname = "latex.nope"\nextend = true\ninputs = ["x"]\n', "latex.nope", "extend",
-     ("no used pack has a rule 'latex.nope'", "latex.bibtex, latex.pdf")),
+     ("no used pack has a rule 'latex.nope'",
+      "latex.bibtex, latex.glossaries, latex.makeindex, latex.nomencl, latex.pdf")),
     ('[[rule]]\nname = "latex.pdf"\nextend = "yes"\n', "latex.pdf", "extend",
      ("true or false",)),
     ('[[rule]]\nname = "latex.pdf"\nextend = true\ninputs = "%.ind"\n', "latex.pdf", "inputs",

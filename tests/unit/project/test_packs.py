@@ -81,12 +81,10 @@ def test_every_combination_of_settings_makes_rules_that_pass_the_checks(
             settings = "\n".join(f"{k} = {v!r}".replace("'", '"')
                                  for k, v in zip(choices, values))
             rules = rules_of(tmp_path, name, settings)
-            tools = pack.tools(dict(zip(choices, values)))
+            tools = pack.tools(dict(zip(choices, values)), on_demand=True)
             for rule in rules.values():
                 assert rule.pack == name
-                # a rule's program is a tool of the pack (bibtex's script
-                # runs under sh, which every chef has)
-                assert program(rule) in (*tools, "sh"), rule.name
+                assert program(rule) in tools, rule.name   # a rule's program is a tool
 
 
 # --- latex --------------------------------------------------------------------
@@ -99,62 +97,79 @@ def latex_command(engine: str) -> tuple[str, ...]:
     return (engine, *LATEX_COMMAND[1:])
 
 
-def test_latex_defaults_pdflatex_and_bibtex(tmp_path):
+LATEX_AUX_RULES = ["latex.biber", "latex.bibtex", "latex.makeindex", "latex.glossaries",
+                   "latex.acronyms", "latex.nomencl"]
+
+
+def test_latex_defaults_pdflatex_and_every_tool_on_demand(tmp_path):
     rules = rules_of(tmp_path, "latex")
-    assert list(rules) == ["latex.pdf", "latex.bibtex"]
+    assert list(rules) == ["latex.pdf", *LATEX_AUX_RULES]
     pdf, bib = rules["latex.pdf"], rules["latex.bibtex"]
-    assert pdf.inputs == ("%.tex", "%.bbl")
+    # the engine declares only the document: what else it reads, it says
+    assert pdf.inputs == ("%.tex",)
     assert pdf.outputs == ("%.pdf", "%.aux")
     assert pdf.command == latex_command("pdflatex")
     assert (pdf.cwd, pdf.discover, pdf.max_passes) == ("{dir}", "fls", 5)
     assert bib.inputs == ("%.aux",)
-    assert bib.outputs == ("%.bbl", "%.bbl.d")
-    assert bib.command[:2] == ("sh", "-c") and bib.command[3:] == (
-        "bibtex", "{in[0]}")
-    assert (bib.cwd, bib.depfile) == ("{dir}", "%.bbl.d")
+    assert bib.outputs == ("%.bbl", "%.blg")
+    assert bib.command == ("bibtex", "{in[0]}")       # no shell around it
+    assert (bib.cwd, bib.discover, bib.depfile) == ("{dir}", "blg", None)
     assert bib.parts == {"%.aux": "bibtex"}
-    assert PACKS["latex"].tools() == ["pdflatex", "bibtex"]
+    # biber first: with bib = "auto" a .bcf (biblatex) takes it over bibtex
+    assert rules["latex.biber"].inputs == ("%.bcf",)
+    for name, ins, outs in [("latex.makeindex", ("%.idx",), ("%.ind", "%.ilg")),
+                            ("latex.glossaries", ("%.glo",), ("%.gls", "%.glg")),
+                            ("latex.acronyms", ("%.acn",), ("%.acr", "%.alg")),
+                            ("latex.nomencl", ("%.nlo",), ("%.nls",))]:
+        assert (rules[name].inputs, rules[name].outputs) == (ins, outs), name
+    # a machine without biber or makeglossaries still builds with the pack
+    assert PACKS["latex"].tools() == ["pdflatex"]
+    assert PACKS["latex"].tools(on_demand=True) == [
+        "pdflatex", "biber", "bibtex", "makeindex", "makeglossaries"]
 
 
 def test_latex_runs_in_the_documents_directory(tmp_path):
     rules = rules_of(tmp_path, "latex")
     pdf = bind(rules["latex.pdf"], "docs/paper")
-    assert pdf.inputs == ("docs/paper.tex", "docs/paper.bbl")
+    assert pdf.inputs == ("docs/paper.tex",)
     assert pdf.cwd == "docs"
     assert pdf.command().display == (
         "pdflatex -interaction=nonstopmode -halt-on-error -file-line-error "
         "-recorder paper.tex")
     bib = bind(rules["latex.bibtex"], "docs/paper")
-    assert bib.cwd == "docs" and bib.depfile == "docs/paper.bbl.d"
-    assert bib.command().argv[-2:] == ("bibtex", "paper.aux")
+    assert bib.cwd == "docs" and bib.display() == "bibtex paper.aux"
+    assert bind(rules["latex.makeindex"], "docs/paper").display() == "makeindex paper.idx"
+    assert bind(rules["latex.glossaries"], "docs/paper").display() == (
+        "makeglossaries paper.glo")
+    assert bind(rules["latex.nomencl"], "docs/paper").display() == (
+        "makeindex -s nomencl.ist < paper.nlo > paper.nls")
 
 
 @pytest.mark.parametrize("engine", ["pdflatex", "lualatex", "xelatex"])
 def test_latex_engine_setting(tmp_path, engine):
     rules = rules_of(tmp_path, "latex", f'engine = "{engine}"')
     assert rules["latex.pdf"].command == latex_command(engine)
-    assert PACKS["latex"].tools({"engine": engine}) == [engine, "bibtex"]
+    assert PACKS["latex"].tools({"engine": engine}) == [engine]
 
 
-def test_latex_with_biber_writes_the_bcf_biber_reads(tmp_path):
-    rules = rules_of(tmp_path, "latex", 'bib = "biber"')
-    assert list(rules) == ["latex.pdf", "latex.biber"]
-    assert rules["latex.pdf"].inputs == ("%.tex", "%.bbl")
-    assert rules["latex.pdf"].outputs == ("%.pdf", "%.aux", "%.bcf")
-    biber = rules["latex.biber"]
-    assert (biber.inputs, biber.outputs) == (("%.bcf",), ("%.bbl",))
-    assert biber.command == ("biber", "{in[0]}") and biber.cwd == "{dir}"
-    assert PACKS["latex"].tools({"bib": "biber"}) == ["pdflatex", "biber"]
-
-
-def test_latex_without_a_bibliography_reads_no_bbl(tmp_path):
-    rules = rules_of(tmp_path, "latex", 'bib = "none"\nengine = "xelatex"')
-    assert list(rules) == ["latex.pdf"]
+@pytest.mark.parametrize("settings, left_out", [
+    ('bib = "bibtex"', ["latex.biber"]),
+    ('bib = "biber"', ["latex.bibtex"]),
+    ('bib = "none"\nengine = "xelatex"', ["latex.biber", "latex.bibtex"]),
+    ('index = "none"', ["latex.makeindex"]),
+])
+def test_latex_bib_and_index_settings_leave_rules_out(tmp_path, settings, left_out):
+    rules = rules_of(tmp_path, "latex", settings)
+    assert list(rules) == ["latex.pdf", *(r for r in LATEX_AUX_RULES if r not in left_out)]
     assert rules["latex.pdf"].inputs == ("%.tex",)
-    assert rules["latex.pdf"].outputs == ("%.pdf", "%.aux")
-    assert rules["latex.pdf"].command == latex_command("xelatex")
-    assert PACKS["latex"].tools({"bib": "none", "engine": "xelatex"}) == [
-        "xelatex"]
+
+
+def test_latex_index_by_xindy(tmp_path):
+    rules = rules_of(tmp_path, "latex", 'index = "xindy"')
+    assert "latex.makeindex" not in rules
+    xindy = rules["latex.xindy"]
+    assert (xindy.inputs, xindy.outputs) == (("%.idx",), ("%.ind",))
+    assert bind(xindy, "paper").display() == "texindy paper.idx"
 
 
 # --- c ------------------------------------------------------------------------
@@ -239,7 +254,8 @@ def test_pack_tables_must_be_tables(tmp_path):
 def test_the_project_keeps_every_used_packs_settings(tmp_path):
     project = load(tmp_path, '[project]\nuse = ["latex", "c"]\n'
                    '[pack.latex]\nbib = "none"')
-    assert project.packs == {"latex": {"engine": "pdflatex", "bib": "none"},
+    assert project.packs == {"latex": {"engine": "pdflatex", "bib": "none",
+                                       "index": "makeindex"},
                              "c": {"cflags": "", "ldflags": "", "libs": "",
                                    "archives": {}, "programs": {},
                                    "flags": {}}}
@@ -292,20 +308,21 @@ def fake_path(monkeypatch, tmp_path: Path, *tools: str) -> None:
 
 def test_with_an_empty_path_every_tool_is_missing(monkeypatch, tmp_path):
     fake_path(monkeypatch, tmp_path)
-    assert available_packs() == {"c": ["cc"], "latex": ["pdflatex", "bibtex"]}
-    assert missing_tools("latex", {"engine": "lualatex", "bib": "biber"}) == [
-        "lualatex", "biber"]
+    assert available_packs() == {"c": ["cc"], "latex": ["pdflatex"]}
+    assert missing_tools("latex", {"engine": "lualatex", "bib": "biber"}) == ["lualatex"]
 
 
 def test_a_pack_is_available_when_its_tools_are_on_path(monkeypatch,
                                                         tmp_path):
-    fake_path(monkeypatch, tmp_path, "pdflatex", "bibtex")
+    """The tools of on_demand rules are not asked for: a document that
+    needs one fails when it does (`command not found`)."""
+    fake_path(monkeypatch, tmp_path, "pdflatex")
     assert available_packs() == {"c": ["cc"], "latex": []}
     assert missing_tools("latex", {"bib": "none"}) == []
     assert missing_tools("latex", {"engine": "xelatex"}) == ["xelatex"]
     # a project's own settings, as Project.packs holds them
-    assert available_packs({"latex": {"bib": "biber"}}) == {
-        "c": ["cc"], "latex": ["biber"]}
+    assert available_packs({"latex": {"engine": "lualatex"}}) == {
+        "c": ["cc"], "latex": ["lualatex"]}
 
 
 # --- the examples -------------------------------------------------------------
@@ -322,11 +339,9 @@ def test_example_paper_needs_no_rule_of_its_own():
     project, plan = resolve_example("paper")
     assert project.default == ("paper.pdf",) and project.use == ("latex",)
     assert all(rule.pack == "latex" for rule in project.rules)
-    assert sorted(plan.steps) == ["latex.bibtex:paper.bbl",
-                                  "latex.pdf:paper.pdf"]
-    # the .aux and the .bbl are made inside the cycle, not sources
+    # bibtex joins once the first run looked for paper.bbl (planning/needs.py)
+    assert sorted(plan.steps) == ["latex.pdf:paper.pdf"]
     assert plan.producers["paper.aux"] == "latex.pdf:paper.pdf"
-    assert plan.producers["paper.bbl"] == "latex.bibtex:paper.bbl"
     assert plan.sources == {"paper.tex"}   # chapters and refs.bib: discovered
 
 
@@ -381,11 +396,9 @@ def test_the_latex_pack_builds_the_paper_example_in_a_subdirectory(tmp_path):
                     ignore=shutil.ignore_patterns(
                         ".computepods", "*.pdf", "*.aux", "*.bbl*", "*.toc",
                         "*.log", "*.fls", "*.blg"))
-    project = load(tmp_path, '[project]\nuse = ["latex"]')
-    plan = RuleSet(project).resolve(["docs/paper.pdf"],
-                                    lambda p: (tmp_path / p).exists())
-    latex = plan.steps["latex.pdf:docs/paper.pdf"]
-    bibtex = plan.steps["latex.bibtex:docs/paper.bbl"]
+    rules = {r.name: r for r in load(tmp_path, '[project]\nuse = ["latex"]').rules}
+    latex = bind(rules["latex.pdf"], "docs/paper")
+    bibtex = bind(rules["latex.bibtex"], "docs/paper")
     docs = tmp_path / "docs"
     circulating = ("paper.aux", "paper.bbl", "paper.toc")
     after = []
@@ -397,26 +410,6 @@ def test_the_latex_pack_builds_the_paper_example_in_a_subdirectory(tmp_path):
     assert after[1]["paper.bbl"]                 # bibtex wrote it
     assert after[2] != after[1]                  # the \bibcite lines came
     assert after[3] == after[2]                  # the third latex run settles
-    assert (docs / "paper.bbl.d").read_text() == "paper.bbl: refs.bib\n"
+    assert "Database file #1: refs.bib" in (docs / "paper.blg").read_text()
     assert (docs / "paper.pdf").stat().st_size > 0
     assert "INPUT chapters/intro.tex" in (docs / "paper.fls").read_text()
-
-
-def test_bibtex_depfile_names_included_chapters_aux_files(tmp_path):
-    """\\include'd chapters cite in their own .aux, which bibtex reads too."""
-    (tmp_path / "ch").mkdir()
-    shutil.copy(EXAMPLES / "paper/refs.bib", tmp_path)
-    (tmp_path / "p.tex").write_text(
-        "\\documentclass{article}\\begin{document}\\include{ch/one}"
-        "\\bibliographystyle{plain}\\bibliography{refs}\\end{document}\n")
-    (tmp_path / "ch/one.tex").write_text("See \\cite{knuth1984}.\n")
-    project = load(tmp_path, '[project]\nuse = ["latex"]')
-    plan = RuleSet(project).resolve(["p.pdf"],
-                                    lambda p: (tmp_path / p).exists())
-    for step_id in ("latex.pdf:p.pdf", "latex.bibtex:p.bbl"):
-        step = plan.steps[step_id]
-        run = subprocess.run(step.command().argv, cwd=tmp_path,
-                             capture_output=True, text=True)
-        assert run.returncode == 0, run.stdout[-2000:]
-    assert (tmp_path / "p.bbl.d").read_text() == (
-        "p.bbl: ch/one.aux refs.bib\n")

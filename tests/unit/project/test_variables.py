@@ -138,7 +138,7 @@ def test_braces_doubled_in_a_value_or_path_are_literal_braces(tmp_path):
     ('inputs = ["{in}"]\noutputs = ["x"]\ncommand = "true"',
      ("key 'inputs'", "{in} is a command placeholder")),
     ('outputs = ["x"]\ncommand = "cc {pack.c.nope}"',
-     ("key 'command'", "pack 'c' has no setting 'nope'; its settings: cflags")),
+     ("key 'command'", "pack 'c' has no setting 'nope'; its settings: archives, cflags, flags, ldflags, libs, programs")),
     ('outputs = ["x"]\ncommand = "cc {pack.latex.engine}"',
      ("key 'command'", "{pack.NAME.SETTING}", "used: c")),
     ('inputs = ["{srcs}"]\noutputs = ["x"]\ncommand = "cat {in[1]} > {out}"',
