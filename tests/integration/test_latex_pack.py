@@ -69,7 +69,7 @@ def test_included_chapters_take_three_engine_runs_and_one_bibtex(tmp_path):
     text = pdf_text(root / "thesis.pdf")
     assert "As Knuth shows [1]" in text and "[2] Leslie Lamport." in text
     assert cpod(root, "build").ran == []
-    explained = cpod(root, "explain", "thesis.pdf")
+    explained = cpod(root, "explain", "--all", "thesis.pdf")
     assert "command: bibtex thesis.aux" in explained.out, explained.out
     assert "discovered inputs: chapters/intro.aux, chapters/method.aux, refs.bib" in explained.out
     assert "figures/dot.png" in explained.out.split("latex.pdf:thesis.pdf", 1)[1]

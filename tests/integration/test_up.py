@@ -250,6 +250,6 @@ def test_a_pod_whose_plan_failed_still_hears_the_file_that_mends_it(tmp_path, up
     assert "src/b.txt" in cpod(root, "status").out
     (root / "src/b.txt").write_text("b\n")
     (root / "src/a.txt").write_text("a, edited\n")
-    wait_for(lambda: (root / "out/b.txt").exists()
+    wait_for(lambda: (root / "out/b.txt").exists() and (root / "out/a.txt").exists()
              and (root / "out/a.txt").read_text() == "a, edited\n",
              timeout=20, what="the build the new source makes possible")
