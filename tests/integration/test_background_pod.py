@@ -91,8 +91,11 @@ def test_first_build_starts_a_pod_later_builds_hand_off_and_down_stops_it(tmp_pa
     assert (root / "out/a.up").read_text() == "BETA\n"
     assert int(pod_info(root)["pid"]) == pid
 
-    # The thin client: a handed-off build loads nothing it could do without.
-    traced = subprocess.run([sys.executable, "-X", "importtime", "-m", "computepods.cli", "-C",
+    # The thin client: a handed-off build loads nothing it could do without,
+    # through the cpod command as installed (pip's entry-point wrapper
+    # imported re: the command is a script of its own, scripts/cpod).
+    script = Path(sys.executable).with_name("cpod")
+    traced = subprocess.run([sys.executable, "-X", "importtime", str(script), "-C",
                              str(root), "build"], capture_output=True, text=True, timeout=60,
                             env={**os.environ, **POD_ENV})
     assert traced.returncode == 0 and "nothing to do" in traced.stderr, traced.stderr
