@@ -298,6 +298,11 @@ class Chart(ActiveObject):
         self.fabric.publish(event, priority)
 
     # -- posting helpers -------------------------------------------------------
+    def events_waiting(self) -> int:
+        """Events queued behind the one being handled (a guard for batching:
+        with none, work that would wait for company can be done now)."""
+        return len(self.queue)
+
     def post(self, signal: str, payload=None) -> None:
         """Post an event to this chart (thread-safe; blocks if the chart is swamped)."""
         self.post_fifo(Event(signal=getattr(signals, signal), payload=payload))

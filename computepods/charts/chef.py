@@ -10,8 +10,9 @@ A run message (``<ns>.chef.<name>.run``, a request) carries a batch of steps;
 the chef answers at once with what it accepted, queues them for its worker
 pool, and reports each step's start and end on ``<ns>.steps.results``, in
 batches: finished steps wait in a list (``RESULTS_EVERY_S`` at most, so its
-MajorDomo knows its queue), one STEP_DONE tells the chart to take all of
-them, and a FLUSH it posts to itself sends what finished as one message.
+MajorDomo knows its queue), and one STEP_DONE tells the chart to take all
+of them and send what must go as one message, in that same step (no event
+more on the way from a step's end to its MajorDomo).
 A step's start note is held ``STARTED_HOLD_S``: a step that ends sooner
 reports its start with its result (one message, not two, on the critical
 path of a chain of short steps), and one still running then shows as
@@ -97,9 +98,6 @@ def chef_serving(chef: "Chef", e):
         return chef.trans(chef_busy) if chef.in_flight else return_status.HANDLED
     if sig == m.STEP_STARTED:
         chef.starts_due()
-        return return_status.HANDLED
-    if sig == m.FLUSH:
-        chef.flush()
         return return_status.HANDLED
     if sig == m.REPLY:
         chef.unacked.pop(e.payload.token, None)
@@ -260,6 +258,7 @@ class Chef(Chart):
                 self.in_flight.add(job.key)
                 self.pool.submit(job)
         self.bridge.respond(msg, {"accepted": accepted, "rejected": rejected})
+        self.send_due()
 
     def step_done(self, job: StepJob, item: chefwire.StepResult) -> None:
         """Called by a worker thread.  While the queue is deep, a quick
@@ -283,6 +282,7 @@ class Chef(Chart):
             self.done_posted = False
         for job, item, held_s in done:
             self.finished(job, item, held_s)
+        self.send_due()         # now, in this step: the MajorDomo waits on it
 
     def finished(self, job: StepJob, item: chefwire.StepResult, held_s: float = 0.0) -> None:
         """``held_s``: the seconds it held its slot, setup and keeping included."""
@@ -319,9 +319,7 @@ class Chef(Chart):
         if self.quiet_notes:
             while self.quiet_notes:
                 self.outbox.append(self.quiet_notes.popleft())
-            if not self.flush_pending:
-                self.flush_pending = True
-                self.post(m.FLUSH)
+            self.flush()
 
     @staticmethod
     def long(item: dict) -> bool:
@@ -355,12 +353,15 @@ class Chef(Chart):
         while self.quiet_notes:
             self.outbox.append(self.quiet_notes.popleft())
         self.outbox.append(item)
-        if self.flush_pending:
-            return
         if (self.running_low() or len(self.outbox) >= MAX_NOTES or not item.get("ok", True)
                 or self.long(item) or self.results_due()):
             self.flush_pending = True
-            self.post(m.FLUSH)
+
+    def send_due(self) -> None:
+        """What :meth:`outbox_add` found must go now goes, as one message
+        for every note of this step of the chart."""
+        if self.flush_pending:
+            self.flush()
 
     def flush(self) -> None:
         self.flush_pending = False

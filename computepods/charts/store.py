@@ -2,9 +2,10 @@
 
 ::
 
-    store_open          RECORD queues a write; FLUSH writes every queued one
-                        in one transaction, then publishes RECORDED with
-                        their tokens
+    store_open          RECORD queues a write, and writes at once when no
+                        other event waits (else FLUSH, behind them, writes
+                        every queued one in one transaction); a write
+                        publishes RECORDED with its records' tokens
 
 Persist before proceeding: the MajorDomo marks a step done (and starts its
 dependants) only when RECORDED says its record is on disk.  Records that
@@ -67,9 +68,13 @@ def store_open(store: "Store", e):
     sig = e.signal_name
     if sig == m.RECORD:
         store.pending.append(e.payload)
-        if not store.flush_pending and not store.retrying:
+        if store.retrying or store.flush_pending:
+            return return_status.HANDLED
+        if store.alone():
+            store.write_pending()        # a step's dependants wait on this write
+        else:
             store.flush_pending = True
-            store.post(m.FLUSH)
+            store.post(m.FLUSH)          # behind the records already queued: one write
         return return_status.HANDLED
     if sig == m.FLUSH:
         store.write_pending()
@@ -99,6 +104,10 @@ class Store(Chart):
     @property
     def retrying(self) -> bool:
         return self.failures > 0
+
+    def alone(self) -> bool:
+        """Guard: no other event waits, so no record would join this write."""
+        return self.events_waiting() == 0
 
     def write_pending(self) -> None:
         self.flush_pending = False
