@@ -174,6 +174,11 @@ def missing_tools(pack: str, settings: Mapping[str, Any] | None = None,
             if shutil.which(tool) is None]
 
 
+def on_demand_rules(pack: str) -> frozenset[str]:
+    """The names of ``pack``'s ``on_demand`` rules (under any settings)."""
+    return frozenset(rule["name"] for rule in _pack(pack).rules if rule.get("on_demand"))
+
+
 def pack_tools(pack: str, settings: Mapping[str, Any] | None = None) -> list[str]:
     """The programs every build with ``pack`` (with ``settings``) runs; a
     step of an ``on_demand`` rule also needs its own command's program."""
