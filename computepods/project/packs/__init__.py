@@ -17,7 +17,10 @@ the pack's own and are taken out before the rule is checked:
   step finds it needs the rule's output (the latex pack's makeindex, once a
   document's run looked for its ``.ind``: :mod:`computepods.planning.needs`).
   Its tools are not needed to use the pack at all: a machine without biber
-  builds every document that does not ask for it.
+  builds every document that does not ask for it.  It stays on the
+  ``Rule`` (``on_demand``): its first input counts only when a step makes
+  it, never because a file of that name lies in the tree
+  (:mod:`computepods.planning.resolve`).
 
 A pack declares its settings (``[settings.engine]`` with a ``default`` and,
 for most, the ``choices``); a project picks them in ``[pack.latex]``.  The
