@@ -1,8 +1,9 @@
-"""Dependencies a step reports after it ran: depfiles, TeX's .fls and log, bibtex's .blg.
+"""Dependencies a step reports after it ran: depfiles, TeX's .fls and log, a .blg.
 
 A rule's declared inputs are what it is known to read before it runs; the
 tool itself knows the rest (the headers ``cc -MD`` followed, the chapters
-``\\input`` pulled in, the chapters' ``.aux`` files bibtex read), and a
+``\\input`` pulled in, the chapters' ``.aux`` files bibtex read, the
+``.bib`` files biber read), and a
 TeX run also says what it looked for and did not find (its log's ``No file
 paper.ind.``).  These become discovered edges of the graph
 (docs/architecture.md §4, "Dynamic dependencies"), so the next decision about the step
@@ -271,9 +272,10 @@ def _looked_for(fls_file: Path, outputs: list[str]) -> list[str]:
 
 def discover_blg(blg_file: Path, root: Path, cwd: str = "",
                  view: Path | None = None) -> Discovered:
-    """The project files bibtex read, from its log: the ``.aux`` files (the
-    document's and each \\include'd chapter's), and the style and databases
-    that are the project's (TeX Live's ``plain.bst`` is not)."""
+    """The project files bibtex or biber read, from its log: for bibtex the
+    ``.aux`` files (the document's and each \\include'd chapter's), and the
+    style and databases that are the project's (TeX Live's ``plain.bst`` is
+    not); for biber the data sources (``refs.bib``)."""
     names = parse_blg(_read_report(blg_file, "log (.blg)"))
     found = [p for p in project_paths(names, root, cwd, view)
              if os.path.isfile(os.path.join(view or root, p))]

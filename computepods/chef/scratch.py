@@ -14,6 +14,9 @@ Two ways for a command to write there:
   directory that looks like the project — symlinks to the tree's entries —
   except that every directory on the path to an output is a real directory
   and outputs are never links, so a write lands in the view, not the tree.
+  A TeX run may write beside any file it reads (an ``\\include``d chapter's
+  ``.aux``, before any record names it), so below its working directory
+  every directory is real (``real_below``).
 
 docs/architecture.md §10 mentions an overlay mount in a user namespace as the faster
 view where namespaces are allowed; this module does the portable symlink
@@ -112,7 +115,7 @@ def _ignored(rel: str, ignore: Sequence[str]) -> bool:
 
 
 def make_view(root: Path, scratch: Path, outputs: Sequence[str], copy_in: Sequence[str] = (),
-              ignore: Sequence[str] = (STATE_DIR, ".git")) -> Path:
+              ignore: Sequence[str] = (STATE_DIR, ".git"), real_below: str | None = None) -> Path:
     """Build ``scratch/view``: the project, as symlinks, with room for outputs.
 
     Every directory on the path to an output (or a ``copy_in`` file) is a
@@ -120,8 +123,12 @@ def make_view(root: Path, scratch: Path, outputs: Sequence[str], copy_in: Sequen
     themselves are left absent, so the command creates them as real files
     in the view and never writes through a link into the tree.  ``copy_in``
     files (the previous pass's ``.aux`` in a cycle) are copied in as real
-    files when they exist in the tree.  ``ignore`` holds fnmatch patterns of
-    project paths left out of the view.  Returns the view's root.
+    files when they exist in the tree.  With ``real_below`` (a project
+    directory, "" the root), so is every directory below it: a command that
+    writes files no one can name yet (TeX: its working directory and below,
+    as ``openout_any = p`` allows) creates them in the view.  ``ignore``
+    holds fnmatch patterns of project paths left out of the view.  Returns
+    the view's root.
     """
     root_s = os.path.abspath(root)
     view = scratch / VIEW_DIR
@@ -129,6 +136,8 @@ def make_view(root: Path, scratch: Path, outputs: Sequence[str], copy_in: Sequen
     outputs = [check_relative(o) for o in outputs]
     copy_in = [check_relative(c) for c in copy_in]
     real_dirs = _parent_dirs(outputs + copy_in)
+    if real_below is not None:
+        real_dirs |= _tree_dirs(root_s, real_below, ignore)
     not_linked = real_dirs | set(outputs) | set(copy_in)
     with writing(view, "the step's view of the project (in its scratch directory)"):
         for rel_dir in sorted(real_dirs):          # a parent sorts before its children
@@ -138,6 +147,26 @@ def make_view(root: Path, scratch: Path, outputs: Sequence[str], copy_in: Sequen
             if os.path.isfile(src):
                 shutil.copy2(src, view / rel)
     return view
+
+
+def _tree_dirs(root: str, top: str, ignore: Sequence[str]) -> set[str]:
+    """``top`` and every real directory below it in the tree (not links, nor
+    ignored ones), with the directories on the way to ``top``."""
+    top = check_relative(top) if top else ""
+    found = _parent_dirs([os.path.join(top, "x")])
+    todo = [top]
+    while todo:
+        rel_dir = todo.pop()
+        try:
+            entries = list(os.scandir(os.path.join(root, rel_dir)))
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        for entry in entries:
+            rel = os.path.join(rel_dir, entry.name) if rel_dir else entry.name
+            if entry.is_dir(follow_symlinks=False) and not _ignored(rel, ignore):
+                found.add(rel)
+                todo.append(rel)
+    return found
 
 
 def _fill_real_dir(root: str, target: str, rel_dir: str, not_linked: set[str],
@@ -157,11 +186,23 @@ def _fill_real_dir(root: str, target: str, rel_dir: str, not_linked: set[str],
 
 def view_outputs(view: Path, outputs: Iterable[str]) -> list[tuple[str, str]]:
     """What to commit from a view: (relative to scratch, project dest) for each
-    output that exists in the view."""
+    output that exists in the view.
+
+    A discovered output that is still a link was a file in the tree that no
+    record named (a ``paper.log`` left by a run by hand), and the command
+    wrote through the link into it: it is copied into the view, so the
+    commit moves a file over the tree's, never a link to itself."""
     moves = []
     for output in outputs:
         rel = check_relative(output)
-        if os.path.lexists(view / rel):
+        path = view / rel
+        if os.path.islink(path):
+            target = os.path.realpath(path)
+            os.unlink(path)
+            if not os.path.isfile(target):
+                continue
+            shutil.copy2(target, path)
+        if os.path.lexists(path):
             moves.append((os.path.join(view.name, rel), output))
     return moves
 

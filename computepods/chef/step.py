@@ -167,7 +167,8 @@ def execute(root: Path, job: StepJob, slot: Slot,
                                scratch=str(work))
     else:
         cwd_root = scratch.make_view(root, work, (*step.outputs, *job.known_outputs),
-                                     copy_in=list(job.copy_in))
+                                     copy_in=list(job.copy_in),
+                                     real_below=step.cwd if step.rule.discover == "fls" else None)
         command = step.command(scratch=str(work))
     streams = slot.streams()
     result = runner.run_to(command.argv, cwd_root / step.cwd if step.cwd else cwd_root,
@@ -319,7 +320,8 @@ _digest_file = commit_mod.digest_in_tree
 
 def discover(root: Path, step: Step, work: Path, cwd_root: Path, through_out: bool = False):
     """What the step says it read and wrote: its depfile, TeX's .fls and log,
-    or bibtex's .blg (beside its first input: bibtex names it after the .aux)."""
+    or the .blg of bibtex or biber (beside its first input: each names it
+    after the .aux or .bcf it was given)."""
     from computepods.chef.discover import (Discovered, discover_blg, discover_depfile,
                                            discover_fls)
     found = Discovered([], [])

@@ -1,9 +1,11 @@
-"""What TeX's log and bibtex's ``.blg`` say a run read or looked for.
+"""What TeX's log and the ``.blg`` of bibtex or biber say a run read or looked for.
 
 Plain parsing of the reports' text; :mod:`computepods.chef.discover`
 turns the names into project paths.
 """
 from __future__ import annotations
+
+import re
 
 # Reports are paths, and Linux paths are bytes: undecodable bytes survive as
 # surrogates and round-trip to the same file name through os functions.
@@ -22,6 +24,11 @@ BIBLATEX_CONTROL, BIBLATEX_READS = ".bcf", ".bbl"
 # bibtex's log (.blg) names each file it read on a line of its own.
 _BLG_READ = ("The top-level auxiliary file: ", "The style file: ")
 _BLG_NUMBERED = (("A level-", " auxiliary file: "), ("Database file #", ": "))
+# biber's log (.blg) names each data source it read, as it found it
+# (Biber/Input/file/bibtex.pm and biblatexml.pm): relative to its working
+# directory, or the absolute path kpsewhich gave.
+#   [346] bibtex.pm:1518> INFO - Found BibTeX data source 'refs.bib'
+_BIBER_READ = re.compile(r"> INFO - Found (?:BibTeX data source|BibLaTeXML data file) '(.+)'$")
 
 
 def parse_log_missing(text: str) -> list[str]:
@@ -48,17 +55,22 @@ def parse_log_missing(text: str) -> list[str]:
 
 
 def parse_blg(text: str) -> list[str]:
-    """The files bibtex read, from its log (``.blg``), in order, deduplicated.
+    """The files bibtex or biber read, from its log (``.blg``), in order,
+    deduplicated.
 
-    The top-level ``.aux``, each ``\\@input`` one (``A level-1 auxiliary
-    file: chapters/intro.aux``, the \\include'd chapters), the style and
-    each database, as bibtex named them: the style and the databases were
-    looked up on its search path, so a name is the project's file only if it
-    is there (:func:`computepods.chef.discover.discover_blg` checks).
+    bibtex's: the top-level ``.aux``, each ``\\@input`` one (``A level-1
+    auxiliary file: chapters/intro.aux``, the \\include'd chapters), the
+    style and each database.  biber's: each data source (``Found BibTeX data
+    source 'refs.bib'``); the ``.bcf`` it read is its declared input.  Names
+    are as the tool wrote them: the style and the databases were looked up
+    on its search path, so a name is the project's file only if it is there
+    (:func:`computepods.chef.discover.discover_blg` checks).
     """
     found: dict[str, None] = {}
     for line in text.splitlines():
         name = next((line[len(p):] for p in _BLG_READ if line.startswith(p)), None)
+        if name is None and (biber := _BIBER_READ.search(line)):
+            name = biber.group(1)
         for head, sep in _BLG_NUMBERED:
             if name is None and line.startswith(head) and sep in line:
                 number, _, rest = line[len(head):].partition(sep)

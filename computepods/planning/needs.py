@@ -26,6 +26,7 @@ names it, and the group fails, since a PDF without its index is no success.
 """
 from __future__ import annotations
 
+from collections import ChainMap
 from dataclasses import replace
 from typing import Callable, Iterable, Mapping
 
@@ -69,12 +70,14 @@ class Needs:
                 if record is not None and _discovers(plan, sid):
                     wanted += [p for p in record.discovered if p not in plan.producers
                                and p not in written and p not in wanted]
-            makeable = [p for p in wanted if self._rules.makes(p, self._exists)]
+            # what this run wrote decides (the .bcf that chooses biber), not the tree
+            rules = self._rules.reading(ChainMap(written, plan.producers))
+            makeable = [p for p in wanted if rules.makes(p, self._exists)]
             if not written and not makeable:
                 break
             _own_dicts(plan)
             plan.producers.update(written)
-            todo = self._rules.add(plan, makeable, self._exists) if makeable else []
+            todo = rules.add(plan, makeable, self._exists) if makeable else []
             added += todo
         return added
 

@@ -10,7 +10,9 @@ applies twice in one chain with different stems (``%.x`` from ``%.x.x``
 would recurse forever); with the same stem it is a cycle, which is allowed.
 Two pattern rules that can both work are an error, except among one pack's
 rules: a pack lists them in order, and the first wins (the latex pack's
-biber, whose ``.bcf`` only biblatex writes, before bibtex).
+biber before bibtex).  An ``on_demand`` pack rule reads what a run wrote:
+its first input counts only when a step makes it (:meth:`RuleSet.reading`),
+so a ``.bcf`` left from when the document used biblatex does not choose biber.
 
 A rule with globs in its inputs is bound from the rule with each glob
 replaced by the files it finds (:func:`~computepods.project.globs.found_rule`),
@@ -23,11 +25,12 @@ A bound :class:`Step` expands its command with
 """
 from __future__ import annotations
 
+import copy
 import functools
 import posixpath
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Container, Sequence
 
 from computepods import errors
 from computepods.errors import ProjectError
@@ -208,6 +211,7 @@ class RuleSet:
             id(rule): None for rule in project.rules if rule.has_globs}
         self._explicit: dict[str, Rule] = {}
         self._patterns: list[Rule] = []
+        self._written: Container[str] = ()     # files steps were seen to write
         for rule in project.rules:
             if rule.is_pattern:
                 self._patterns.append(rule)
@@ -242,6 +246,13 @@ class RuleSet:
             self._need(plan, todo, target, exists, frozenset(), None)
         self._close(plan, todo, exists)
         return plan
+
+    def reading(self, written: Container[str]) -> "RuleSet":
+        """These rules, where an on-demand rule's first input is also made
+        when in ``written``: what steps were seen to write (planning/needs.py)."""
+        view = copy.copy(self)
+        view._written = written
+        return view
 
     def makes(self, path: str, exists: Exists) -> bool:
         """Whether some rule can make ``path`` here (its inputs exist or can
@@ -327,6 +338,10 @@ class RuleSet:
             inputs = self._bind(rule, stem).inputs
         except ProjectError:          # a glob that finds nothing: chosen, it says so
             return False
+        if rule.on_demand and inputs:         # made by a step, not lying in the tree
+            first, inputs = inputs[0], inputs[1:]
+            if first not in self._written and not self._makeable(first, exists, chain):
+                return False
         return all(exists(path) or self._makeable(path, exists, chain) for path in inputs)
 
     def _bind(self, rule: Rule, stem: str | None) -> Step:

@@ -44,8 +44,9 @@ def rule_fingerprint(step: Step) -> str:
 
 
 # Not the rule's definition: where it stands, what the project did to a
-# pack's rule (its fields say what that changed), and the inputs as written.
-_NOT_FINGERPRINTED = frozenset({"index", "overrides", "added", "written"})
+# pack's rule (its fields say what that changed), the inputs as written, and
+# how the rule joins a build.
+_NOT_FINGERPRINTED = frozenset({"index", "overrides", "added", "written", "on_demand"})
 
 
 @functools.lru_cache(maxsize=4096)

@@ -160,7 +160,7 @@ def _load_rules(value: Any, packs: dict[str, dict[str, str]], found: Vars,
     """The file's rules, its vars filled in, then those of each used pack,
     in order; a rule of the file's with a pack rule's name replaces or
     extends it."""
-    from computepods.project.packs import rule_tables
+    from computepods.project.packs import on_demand_rules, rule_tables
     from computepods.project.packs.own import with_own_rules
 
     if not isinstance(value, list):
@@ -170,7 +170,8 @@ def _load_rules(value: Any, packs: dict[str, dict[str, str]], found: Vars,
            for i, t in enumerate(value)]
     theirs = [(t, pack) for pack, settings in packs.items()
               for t in rule_tables(pack, settings)]
-    return tuple(load_rule(s.table, i, file, s.pack, s.overrides, s.added)
+    return tuple(load_rule(s.table, i, file, s.pack, s.overrides, s.added,
+                           s.pack is not None and s.table.get("name") in on_demand_rules(s.pack))
                  for i, s in enumerate(with_own_rules(own, theirs, file)))
 
 
@@ -181,10 +182,11 @@ def _label(table: Any, index: int) -> str:
 
 
 def load_rule(table: Any, index: int, file: str, pack: str | None = None,
-              overrides: str | None = None, added: int = 0) -> Rule:
+              overrides: str | None = None, added: int = 0, on_demand: bool = False) -> Rule:
     """Check one rule table (as TOML gives it) and build its Rule.
     ``overrides``: the pack whose rule it replaces; ``added``: how many of
-    its inputs, at the end, the project added to its pack's rule."""
+    its inputs, at the end, the project added to its pack's rule;
+    ``on_demand``: a pack rule's own key (project/packs/__init__.py)."""
     label = _label(table, index)
     if pack is not None:
         file = f"{file} (pack {pack!r})"
@@ -232,7 +234,8 @@ def load_rule(table: Any, index: int, file: str, pack: str | None = None,
                              file, name, "max_passes", integer=True),
         cwd=cwd, parts=_parts(table.get("parts"), file, name),
         pack=pack, index=index, overrides=overrides,
-        added=tuple(str(i) for i in inputs[len(inputs) - added:]) if added else ())
+        added=tuple(str(i) for i in inputs[len(inputs) - added:]) if added else (),
+        on_demand=on_demand)
 
 
 def _patterns(value: Any, file: str, rule: str, key: str) -> tuple[str, ...]:

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 DEFAULT_MAX_PASSES = 5
-DISCOVERY_KINDS = ("fls", "blg")     # TeX's -recorder file and log; bibtex's log
+DISCOVERY_KINDS = ("fls", "blg")     # TeX's -recorder file and log; bibtex's or biber's log
 
 
 # --- records ------------------------------------------------------------------
@@ -57,6 +57,9 @@ class Rule:
     added: tuple[str, ...] = ()
     # the inputs as written, when globs were found in the tree for these
     written: tuple[str, ...] = ()
+    # a pack's rule that joins a build only when a run looked for its
+    # output: its first input is what the run wrote (planning/resolve.py)
+    on_demand: bool = False
 
     @property
     def has_globs(self) -> bool:

@@ -69,7 +69,7 @@ def test_included_chapters_take_three_engine_runs_and_one_bibtex(tmp_path):
     text = pdf_text(root / "thesis.pdf")
     assert "As Knuth shows [1]" in text and "[2] Leslie Lamport." in text
     assert cpod(root, "build").ran == []
-    explained = cpod(root, "explain", "--all", "thesis.pdf")
+    explained = cpod(root, "explain", "--all", "thesis.pdf")     # every step, not only those to run
     assert "command: bibtex thesis.aux" in explained.out, explained.out
     assert "discovered inputs: chapters/intro.aux, chapters/method.aux, refs.bib" in explained.out
     assert "figures/dot.png" in explained.out.split("latex.pdf:thesis.pdf", 1)[1]
@@ -80,6 +80,63 @@ def test_included_chapters_take_three_engine_runs_and_one_bibtex(tmp_path):
     run = cpod(root, "build")
     assert run.code == 0, run.err
     assert rules_run(run) == ["latex.pdf"], run.err
+
+    # a clean removes what the .fls and the .blg found too (the .toc, the
+    # chapters' .aux), so the next build takes the runs of a fresh copy
+    sources = sorted(p.relative_to(root) for p in root.rglob("*") if not is_built(root, p))
+    assert cpod(root, "clean").code == 0
+    assert sorted(p.relative_to(root) for p in root.rglob("*")) == sources
+    run = cpod(root, "build")
+    assert rules_run(run) == ["latex.pdf", "latex.bibtex", "latex.pdf", "latex.pdf"], run.err
+
+
+def is_built(root: Path, path: Path) -> bool:
+    """Written by a build: the state directory, or beside a source with
+    another suffix (figures/dot.png is a source, and so is every .tex)."""
+    rel = path.relative_to(root)
+    return rel.parts[0] == ".computepods" or (
+        path.suffix not in (".tex", ".bib", ".png", ".toml", "") and rel.name != "latexmkrc")
+
+
+def test_a_failed_first_run_leaves_no_chapter_aux_in_the_tree(tmp_path):
+    """pdflatex writes an \\include'd chapter's .aux beside it, in
+    chapters/, before any record names the file: it lands in the step's view,
+    and a run that fails leaves the tree as it was."""
+    root = project(tmp_path / "doc", ["thesis.pdf"])
+    (root / "chapters/method.tex").write_text("\\chapter{Method}\n\\undefinedcommand\n")
+    before = sorted(p.relative_to(root) for p in root.rglob("*"))
+    run = cpod(root, "build")
+    assert run.code == 1 and "Undefined control sequence" in run.err, run.err
+    assert sorted(p.relative_to(root) for p in root.rglob("*")
+                  if ".computepods" not in p.parts) == before
+
+
+def test_biblatex_runs_biber_and_an_edited_bib_runs_it_again(tmp_path):
+    root = project(tmp_path / "doc", ["biblatex.pdf"])
+    run = cpod(root, "build")
+    assert run.code == 0, run.err
+    assert rules_run(run)[:2] == ["latex.pdf", "latex.biber"], run.err
+    assert "latex.bibtex" not in rules_run(run) and settled(root / "biblatex.log")
+    assert "Donald E. Knuth. The TEXbook" in pdf_text(root / "biblatex.pdf")
+    assert "discovered inputs: refs.bib" in cpod(root, "explain", "--all").out
+
+    # biber's .blg named refs.bib: an edit of it reruns biber
+    bib = root / "refs.bib"
+    bib.write_text(bib.read_text().replace("Donald E. Knuth", "Donald Ervin Knuth"))
+    run = cpod(root, "build")
+    assert run.code == 0, run.err
+    assert rules_run(run)[:2] == ["latex.biber", "latex.pdf"], run.err
+    assert "Donald Ervin Knuth. The TEXbook" in pdf_text(root / "biblatex.pdf")
+
+
+def test_a_bcf_left_from_biblatex_does_not_choose_biber(tmp_path):
+    """The document moved to bibtex; its old .bcf is still in the tree.  The
+    run did not write it this time, so bibtex makes the .bbl."""
+    root = project(tmp_path / "doc", ["thesis.pdf"])
+    (root / "thesis.bcf").write_text('<?xml version="1.0"?>\n<bcf:controlfile/>\n')
+    run = cpod(root, "build")
+    assert run.code == 0, run.err
+    assert rules_run(run) == ["latex.pdf", "latex.bibtex", "latex.pdf", "latex.pdf"], run.err
 
 
 def test_index_glossaries_and_nomenclature_come_out_as_latexmks(tmp_path):

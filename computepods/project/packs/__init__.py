@@ -17,7 +17,10 @@ the pack's own and are taken out before the rule is checked:
   step finds it needs the rule's output (the latex pack's makeindex, once a
   document's run looked for its ``.ind``: :mod:`computepods.planning.needs`).
   Its tools are not needed to use the pack at all: a machine without biber
-  builds every document that does not ask for it.
+  builds every document that does not ask for it.  It stays on the
+  ``Rule`` (``on_demand``): its first input counts only when a step makes
+  it, never because a file of that name lies in the tree
+  (:mod:`computepods.planning.resolve`).
 
 A pack declares its settings (``[settings.engine]`` with a ``default`` and,
 for most, the ``choices``); a project picks them in ``[pack.latex]``.  The
@@ -172,6 +175,11 @@ def missing_tools(pack: str, settings: Mapping[str, Any] | None = None,
     """The tools of ``pack`` (with ``settings``) that are not on PATH now."""
     return [tool for tool in _pack(pack).tools(settings)
             if shutil.which(tool) is None]
+
+
+def on_demand_rules(pack: str) -> frozenset[str]:
+    """The names of ``pack``'s ``on_demand`` rules (under any settings)."""
+    return frozenset(rule["name"] for rule in _pack(pack).rules if rule.get("on_demand"))
 
 
 def pack_tools(pack: str, settings: Mapping[str, Any] | None = None) -> list[str]:

@@ -1,5 +1,5 @@
 """Discovered dependencies: depfiles from a real cc, .fls files and logs from
-TeX, .blg files from bibtex."""
+TeX, .blg files from bibtex and biber."""
 from __future__ import annotations
 
 import os
@@ -282,6 +282,33 @@ def test_real_bibtex_log_keeps_the_project_files_it_read(tmp_path):
     assert found == Discovered(["doc/paper.aux", "doc/chapters/intro.aux", "doc/refs.bib"])
     with pytest.raises(BuildFailed, match="did not write its log"):
         discover_blg(doc / "other.blg", tmp_path, cwd="doc")
+
+
+def test_biber_log_names_each_data_source_it_found():
+    text = ("[0] Config.pm:306> INFO - This is Biber 2.18\n"
+            "[184] Biber.pm:418> INFO - Reading 'paper.bcf'\n"
+            "[339] Biber.pm:4592> INFO - Looking for bibtex file 'refs.bib' for section 0\n"
+            "[346] bibtex.pm:1518> INFO - Found BibTeX data source 'refs.bib'\n"
+            "[432] bibtex.pm:1518> INFO - Found BibTeX data source 'sub/my refs.bib'\n"
+            "[440] biblatexml.pm:118> INFO - Found BibLaTeXML data file 'more.bltxml'\n"
+            "[466] bbl.pm:654> INFO - Writing 'paper.bbl' with encoding 'UTF-8'\n")
+    assert parse_blg(text) == ["refs.bib", "sub/my refs.bib", "more.bltxml"]
+
+
+def test_real_biber_log_keeps_the_project_databases_it_read(tmp_path):
+    doc = tmp_path / "doc"
+    write(doc / "paper.tex", "\\documentclass{article}\n\\usepackage{biblatex}\n"
+                             "\\addbibresource{refs.bib}\n\\addbibresource{sub/more.bib}\n"
+                             "\\begin{document}\n\\cite{knuth84,x2000}\n"
+                             "\\printbibliography\n\\end{document}\n")
+    write(doc / "refs.bib", "@book{knuth84, author={D. Knuth}, title={The TeXbook},"
+                            " publisher={AW}, year={1984}}\n")
+    write(doc / "sub" / "more.bib", "@book{x2000, author={A. B}, title={T},"
+                                    " publisher={P}, year={2000}}\n")
+    run(["pdflatex", "-interaction=nonstopmode", "paper.tex"], doc)
+    run(["biber", "paper"], doc)
+    assert discover_blg(doc / "paper.blg", tmp_path, cwd="doc") == Discovered(
+        ["doc/refs.bib", "doc/sub/more.bib"])
 
 
 def test_discover_fls_missing_is_an_error(tmp_path):

@@ -119,6 +119,37 @@ def test_a_command_writing_in_the_view_leaves_the_tree_alone(tree):
                                        "paper.pdf", "paper.toc", "seen"]
 
 
+def test_below_a_tex_runs_directory_every_directory_is_real(tree):
+    """A TeX run writes an \\include'd chapter's .aux beside it before any
+    record names that file: in the view, not through a linked directory."""
+    write(tree / "docs" / "chapters" / "intro.tex", "intro")
+    (tree / "docs" / "linked").symlink_to(tree / "sub")
+    before = snapshot(tree)
+    scratch = make_scratch(tree, "latex:docs/manual.pdf")
+    view = make_view(tree, scratch, ["docs/manual.pdf"], real_below="docs")
+    assert not (view / "docs" / "chapters").is_symlink()
+    assert (view / "docs" / "chapters" / "intro.tex").is_symlink()
+    assert (view / "docs" / "linked").is_symlink()       # a link in the tree stays one
+    assert (view / "sub").is_symlink()                   # outside the run's directory
+    (view / "docs" / "chapters" / "intro.aux").write_text("aux")
+    assert snapshot(tree) == before
+
+
+def test_an_output_written_through_a_link_is_committed_as_a_file(tree):
+    """A paper.log no record names is linked into the view; the command
+    writes through the link.  What is committed is a file, not the link
+    (which, moved over its own target, would point at itself)."""
+    write(tree / "paper.log", "stale log")
+    scratch = make_scratch(tree, "latex:paper.pdf")
+    view = make_view(tree, scratch, ["paper.pdf"])
+    assert (view / "paper.log").is_symlink()
+    (view / "paper.log").write_text("new log")
+    assert view_outputs(view, ["paper.log", "paper.tex.missing"]) == [
+        ("view/paper.log", "paper.log")]
+    assert not (view / "paper.log").is_symlink()
+    assert (view / "paper.log").read_text() == "new log"
+
+
 def test_view_with_custom_ignore_patterns(tree):
     scratch = make_scratch(tree, "s")
     view = make_view(tree, scratch, ["docs/out.txt"], ignore=(".git", "*.tex"))

@@ -154,3 +154,35 @@ def test_a_plan_without_discovering_steps_is_returned_as_it_is(tmp_path):
         """, {"a.txt": "a\n"})
     rules, plan = desk.plan("b.txt")
     assert with_needs(rules, plan, {}, desk.exists) is plan
+
+
+# --- the latex pack: what the run wrote chooses biber or bibtex -----------------
+
+def latex_record(wrote: list[str]) -> StepRecord:
+    """A run of latex.pdf that wrote paper.aux and ``wrote``, and looked for paper.bbl."""
+    outputs = {p: "0" * 64 for p in ("paper.pdf", "paper.aux", *wrote)}
+    return StepRecord("latex.pdf:paper.pdf", "fp", "pdflatex paper.tex", {"paper.tex": "1" * 64},
+                      outputs, ["paper.bbl"])
+
+
+def test_a_bcf_the_run_wrote_chooses_biber_and_one_left_in_the_tree_does_not(tmp_path):
+    """bib = "auto": biber for biblatex, whose run writes the .bcf.  A
+    paper.bcf left from when the document used biblatex lies in the tree,
+    but this run did not write it: bibtex makes the .bbl."""
+    desk = Desk(tmp_path, '[project]\nuse = ["latex"]\n',
+                {"paper.tex": "\\bibliography{refs}\n", "paper.bcf": "<bcf/>\n"})
+    rules, plan = desk.plan("paper.pdf")
+    assert list(plan.steps) == ["latex.pdf:paper.pdf"]
+    stale = with_needs(rules, plan, {"latex.pdf:paper.pdf": latex_record([])}, desk.exists)
+    assert stale.producers["paper.bbl"] == "latex.bibtex:paper.bbl"
+    assert "latex.biber:paper.bbl" not in stale.steps
+    wrote = with_needs(rules, plan, {"latex.pdf:paper.pdf": latex_record(["paper.bcf"])},
+                       desk.exists)
+    assert wrote.producers["paper.bbl"] == "latex.biber:paper.bbl"
+    assert wrote.producers["paper.bcf"] == "latex.pdf:paper.pdf"
+
+    # while a build runs, the record of the run just done decides the same way
+    plan = desk.plan("paper.pdf")[1]
+    added = Needs(rules, desk.exists).take(plan, {"latex.pdf:paper.pdf": latex_record([])},
+                                           ["latex.pdf:paper.pdf"])
+    assert added == ["latex.bibtex:paper.bbl"]

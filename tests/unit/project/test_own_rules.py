@@ -64,6 +64,28 @@ def test_extend_adds_inputs_to_the_packs_rule_and_keeps_the_rest(tmp_path):
     assert step.inputs == ("paper.tex", "paper.ind", "macros.sty")
 
 
+def test_a_packs_on_demand_rule_stays_so_when_extended_but_not_when_replaced(tmp_path):
+    """on_demand (the first input must be one a run wrote) is the pack's
+    word on its own rule: a rule the project writes instead is plain."""
+    extended = load(tmp_path, LATEX + """
+        [[rule]]
+        name = "latex.bibtex"
+        extend = true
+        inputs = ["refs.bib"]
+        """)
+    assert named(extended, "latex.bibtex")[0].on_demand
+    replaced = load(tmp_path, LATEX + """
+        [[rule]]
+        name = "latex.bibtex"
+        inputs = ["%.aux"]
+        outputs = ["%.bbl"]
+        command = ["bibtex", "{in[0]}"]
+        """)
+    assert not named(replaced, "latex.bibtex")[0].on_demand
+    assert not named(replaced, "latex.pdf")[0].on_demand
+    assert named(replaced, "latex.makeindex")[0].on_demand
+
+
 def test_a_rule_keeps_the_fingerprint_it_had_before_rules_could_be_replaced(tmp_path):
     """What a rule is (replaced, extended, globbed) is not what it does: a
     rule that uses none of it has the fingerprint of the code before them

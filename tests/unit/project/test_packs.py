@@ -115,8 +115,12 @@ def test_latex_defaults_pdflatex_and_every_tool_on_demand(tmp_path):
     assert bib.command == ("bibtex", "{in[0]}")       # no shell around it
     assert (bib.cwd, bib.discover, bib.depfile) == ("{dir}", "blg", None)
     assert bib.parts == {"%.aux": "bibtex"}
-    # biber first: with bib = "auto" a .bcf (biblatex) takes it over bibtex
+    # biber first: with bib = "auto" a .bcf (biblatex) takes it over bibtex;
+    # its log names the .bib files it read
     assert rules["latex.biber"].inputs == ("%.bcf",)
+    assert rules["latex.biber"].discover == "blg"
+    # every tool's rule reads what a run wrote (planning/resolve.py)
+    assert [n for n, r in rules.items() if r.on_demand] == LATEX_AUX_RULES
     for name, ins, outs in [("latex.makeindex", ("%.idx",), ("%.ind", "%.ilg")),
                             ("latex.glossaries", ("%.glo",), ("%.gls", "%.glg")),
                             ("latex.acronyms", ("%.acn",), ("%.acr", "%.alg")),
