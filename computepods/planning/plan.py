@@ -242,10 +242,18 @@ def remove_orphans(root: Path, project: Project, plan: Plan | None = None,
     if records is None:
         records = load_state(root)[0]
     planned = plan.steps if plan is not None else {}
+    proof: RuleSet | None = None          # the tree as it is now, for the last word
     for sid, record in records.items():
         if sid in planned or sid.startswith("cycle:") or not record.outputs:
             continue                      # a step of this build is produced, by definition
         if any(rules.match(p, exists) is not None for p in record.outputs):
+            continue
+        # Proof at the moment of deletion: the answers above may date from
+        # when a source was missing (a burst of deletes and re-creates, a
+        # git checkout), so each output is matched again on a fresh look.
+        proof = proof or RuleSet(project, Globber(root, project.ignore))
+        fresh = plancache.Probes(root)
+        if any(proof.match(p, fresh) is not None for p in record.outputs):
             continue
         for path, built in record.outputs.items():
             full = root / path

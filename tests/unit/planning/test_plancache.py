@@ -206,3 +206,24 @@ def test_stats_hold_only_while_every_file_keeps_its_stat(tmp_path):
     (tmp_path / "missing").rmdir()
     (tmp_path / "missing").write_text("")
     assert not plancache.stats_hold(tmp_path, stats)
+
+
+def test_an_output_is_deleted_as_an_orphan_only_on_a_fresh_look(root):
+    """Issue 13: a burst of deletes and re-creates left the plan's probes
+    saying a source was missing after it came back, and its wanted output
+    was deleted.  The probes are the plan's; the tree has the source."""
+    write(root, {"out/b.txt": "b\n"})
+    project, plan = resolve(root, ["out/a.txt"], root)
+    from computepods.state.db import StepRecord
+    from computepods.state.hashing import sha256_file
+    with StateDB(root / planning.STATE_DB) as db:
+        db.write(steps=[StepRecord("copy:out/b.txt", "copy#x", "cp src/b.txt out/b.txt",
+                                   {"src/b.txt": "0" * 64},
+                                   {"out/b.txt": sha256_file(root / "out/b.txt")})])
+    plan.basis.probes["src/b.txt"] = False       # seen while it was gone
+    assert planning.remove_orphans(root, project, plan) == ([], [])
+    assert (root / "out/b.txt").read_text() == "b\n"
+
+    (root / "src/b.txt").unlink()                # gone for real: deleted, on proof
+    assert planning.remove_orphans(root, project, plan) == (["out/b.txt"], [])
+    assert not (root / "out/b.txt").exists()
