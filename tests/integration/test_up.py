@@ -253,3 +253,37 @@ def test_a_pod_whose_plan_failed_still_hears_the_file_that_mends_it(tmp_path, up
     wait_for(lambda: (root / "out/b.txt").exists() and (root / "out/a.txt").exists()
              and (root / "out/a.txt").read_text() == "a, edited\n",
              timeout=20, what="the build the new source makes possible")
+
+
+def test_sources_deleted_and_made_again_in_a_burst_lose_no_output(tmp_path, up):
+    """Issue 13: deleting and re-creating sources under `cpod up` (a git
+    checkout does it) deleted wanted outputs as orphans, judged from probes
+    taken while their sources were missing.  An output goes only on proof."""
+    n = 1000
+    names = [f"s{i:03d}" for i in range(n)]
+    root = write(tmp_path / "p", {
+        "computepods.toml": f"""
+            [project]
+            default = {json.dumps([f"out/{s}.txt" for s in names])}
+
+            [[rule]]
+            name = "copy"
+            inputs = ["src/%.txt"]
+            outputs = ["out/%.txt"]
+            command = "cp {{in}} {{out}}"
+            """,
+        **{f"src/{s}.txt": f"{s}\n" for s in names}})
+    pod = up(root)
+    wait_for(lambda: pod.builds_done() >= 1, timeout=60, what="the first build")
+    # Each source deleted and made again 2 ms later, one after another, by a
+    # shell, as a checkout does: the pod plans in the middle of the burst.
+    burst = " ".join(names[::5])
+    script = ('for s in ' + burst + '; do rm src/$s.txt; sleep 0.002; '
+              'echo $s > src/$s.txt; done')
+    for rounds in range(3):
+        subprocess.run(["sh", "-c", script], cwd=root, check=True, timeout=120)
+        run = cpod(root, "build")                 # sees every change made before it
+        assert run.code == 0, run.err
+        missing = [s for s in names if not (root / f"out/{s}.txt").exists()]
+        assert missing == [], f"round {rounds}: {len(missing)} outputs gone, e.g. {missing[:3]}"
+    assert "no rule makes it" not in pod.text(), pod.text()
