@@ -25,6 +25,7 @@ from computepods.pod import handoff
 START_WAIT_S = 30.0            # the client waits this long for a new pod to answer
 POLL_S = 0.02
 RESTART_STOP_WAIT_S = 30.0     # an out-of-date pod is given this long to stop
+POD_LOG_KEEP_BYTES = 1 << 20   # past this, a new pod starts pod.log afresh (the old one: .1)
 
 
 def wanted(args) -> bool:
@@ -108,9 +109,22 @@ def _spawn(root: Path, args):
             "--namespace", args.namespace]
     if args.jobs is not None:
         argv += ["-j", str(args.jobs)]
+    rotate_log(root / POD_LOG)
     with open(root / POD_LOG, "ab") as log:
         return subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
                                 start_new_session=True, close_fds=True, cwd=str(root))
+
+
+def rotate_log(path: Path, keep_bytes: int = POD_LOG_KEEP_BYTES) -> None:
+    """Before a pod starts writing to it: a log past ``keep_bytes`` becomes
+    ``pod.log.1`` (replacing the one before), so a project's background pods
+    never fill the disk with their output.  No pod writes to it meanwhile:
+    only a starting one, under the start marker, opens it."""
+    try:
+        if path.stat().st_size > keep_bytes:
+            os.replace(path, path.with_name(path.name + ".1"))
+    except FileNotFoundError:
+        pass
 
 
 def _wait_for_pod(root: Path, proc, marker: Path | None) -> dict | None:
