@@ -204,11 +204,13 @@ def cmd_build(root: Path, cwd: Path, args) -> int:
     info = running_pod(root)
     if info is None or info.get("background"):
         from computepods.pod import background
-        if info is None and background.wanted(args):
+        if info is None and background.wanted(args) and not args.dry_run:
             info = background.start(root, args)
             args.started_pod = info is not None     # it took -j from us
-        elif info is not None and (why := background.out_of_date(info, args.jobs)):
-            info = background.restart(root, info, args, why)
+        elif info is not None and (why := background.out_of_date(
+                info, None if args.dry_run else args.jobs)):
+            # A dry run changes nothing, a pod included: it answers itself.
+            info = None if args.dry_run else background.restart(root, info, args, why)
             args.started_pod = info is not None
     if info is not None:
         from computepods.cli.updown import hand_off_build

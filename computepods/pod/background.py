@@ -30,7 +30,8 @@ POD_LOG_KEEP_BYTES = 1 << 20   # past this, a new pod starts pod.log afresh (the
 
 def wanted(args) -> bool:
     """Whether this build may start a background pod: not for --no-pod,
-    CP_POD=0, CI, a federated build (--nats) or a traced one (--trace)."""
+    CP_POD=0, CI, a federated build (--nats) or a traced one (--trace);
+    nor a dry run (cli/cpod.py), which hands off only to a pod already up."""
     ci = os.environ.get("CI", "")
     return not (getattr(args, "no_pod", False) or os.environ.get("CP_POD", "1") == "0"
                 or (ci and ci.lower() not in ("false", "0")) or args.nats or args.trace)

@@ -120,6 +120,19 @@ def test_no_pod_cp_pod_0_and_ci_build_one_shot(tmp_path, pods, how):
     assert (root / "out/a.up").read_text() == "ALPHA\n"
 
 
+def test_a_dry_run_starts_no_pod_and_hands_off_to_one_that_is_up(tmp_path, pods):
+    root = pods(project(tmp_path / "p"))
+    dry = build(root, "-n")
+    assert dry.code == 0, dry.err
+    assert STARTED not in dry.err and pod_info(root) is None      # it changed nothing
+    assert "upper:out/a.up" in dry.out + dry.err and not (root / "out").exists()
+    assert build(root).code == 0 and pod_info(root) is not None
+    (root / "src/a.txt").write_text("beta\n")
+    dry = build(root, "-n")
+    assert dry.code == 0 and "upper:out/a.up" in dry.out + dry.err, dry.err
+    assert (root / "out/a.up").read_text() == "ALPHA\n"
+
+
 def test_a_pod_running_other_code_is_restarted(tmp_path, pods):
     root = pods(project(tmp_path / "p"))
     assert build(root).code == 0
