@@ -18,7 +18,6 @@ from computepods import __version__
 from computepods.errors import (EXIT_CANNOT_START, EXIT_INTERRUPTED, ComputePodsError, Interrupted,
                      RecordsNotWritten, UsageError)
 from computepods.paths import STATE_DIR, find_project_root
-from computepods.pod.localchef import chef_process
 from computepods.cli.joined import add_config_arguments, add_join_arguments
 from computepods.cli.sftpkeys import add_sshd_arguments, sshd_from_args
 
@@ -259,6 +258,7 @@ def _start_and_build(root: Path, cwd: Path, args, lock, locked: bool, waiting) -
         except NatsServerError:
             server = None          # the pod tries again and says why, if a build needs it
     url = server.url if server else args.nats
+    from computepods.pod.localchef import chef_process     # not before a cold no-op
     if url and chef_process():
         from computepods.pod.localchef import LocalChef, chef_name, default_slots
         from computepods.federation.podid import pod_id_for
@@ -314,6 +314,7 @@ def _build(root: Path, cwd: Path, args, server, chefs, lock, locked: bool, waiti
             return 0
         from computepods.bus.client import request_build
         from computepods.pod.pod import Pod, PodOptions, default_slots
+        from computepods.pod.localchef import chef_process
         from computepods.cli.progress import Progress
         pod = Pod(root, PodOptions(nats_url=args.nats, namespace=args.namespace,
                                    slots=args.jobs or default_slots(), trace=args.trace,

@@ -113,3 +113,25 @@ def test_a_missing_pack_tool_is_named_even_when_a_verdict_holds(tmp_path):
     assert_noop_twice(root)
     run = cpod(root, "build", env={"PATH": str(tmp_path / "empty")})
     assert run.code == 2 and "needs cc" in run.err, run.err
+
+
+def test_a_stored_verdict_answers_before_any_server_code_is_imported(tmp_path):
+    """What makes a cold no-op cheap: it reads the verdict and stops, with
+    none of the bus, the pod, the charts or the graph library imported."""
+    import subprocess
+    import sys
+    root = write(tmp_path / "p", {"computepods.toml": PROJECT, "src/a.txt": "a\n",
+                                  "src/b.txt": "b\n", "inc/shared.h": "h1\n",
+                                  "docs/readme.html": "<p>by hand</p>\n"})
+    assert cpod(root, "build").code == 0
+    assert_noop_twice(root)
+    traced = subprocess.run([sys.executable, "-X", "importtime", "-m", "computepods.cli", "-C",
+                             str(root), "build", "--no-pod"], capture_output=True, text=True,
+                            timeout=60)
+    assert traced.returncode == 0 and "nothing to do" in traced.stderr, traced.stderr
+    loaded = {line.split("|")[-1].strip() for line in traced.stderr.splitlines()
+              if line.startswith("import time:")}
+    assert "computepods.planning.plancache" in loaded
+    light = {"computepods.pod", "computepods.pod.handoff", "computepods.pod.background"}
+    assert not {m for m in loaded - light if m.split(".")[0] in ("nats", "miros", "networkx")
+                or m.startswith(("computepods.bus", "computepods.pod", "computepods.charts"))}
