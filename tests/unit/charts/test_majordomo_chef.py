@@ -218,10 +218,12 @@ def test_a_full_disk_ends_the_pods_build_and_loses_no_record(tmp_path, pod):
 
     pod.db.full = False                              # space again: nothing was lost
     pod.clock.advance(30)
-    wait_for(lambda: held <= set(pod.records()) and pod.store.pending == [],
+    def kept_entry():
+        with StateDB(pod.db_path, readonly=True) as db:
+            return db.build(bid)
+    wait_for(lambda: held <= set(pod.records()) and kept_entry() is not None,
              what="the kept records written")
-    with StateDB(pod.db_path, readonly=True) as db:
-        entry = db.build(bid)
+    entry = kept_entry()
     assert entry.state == "failed" and "database or disk is full" in entry.error
 
 
