@@ -163,6 +163,10 @@ class BuildFinished(ComputePodsError):
     """A request for a running build (a cancel) came after it finished."""
 
 
+class BuildRunning(ComputePodsError):
+    """A request for what a build has once it ends (its timeline) came while it runs."""
+
+
 class ServerUnreachable(ComputePodsError):
     """cpctrl: no server answers at the URL, or it refused the token."""
 

@@ -4,12 +4,14 @@ where computepods errors become HTTP errors.
 Every error goes out as JSON ``{"title", "description"}``, whatever the
 client accepts: 400 bad input, 401 (with ``WWW-Authenticate``) a missing or
 wrong token, 403 a request for another host name or from another origin,
-404 an unknown id, 409 a request the project's state refuses, 413 a body
+404 an unknown id or target, 409 a request the project's state refuses (a
+build of what it cannot build, the profile of a build still running), 413 a body
 over the limit, 415 a body that is not JSON, 503 a pod that does not
 answer on the bus, or a server holding as many event streams as it may.
 """
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 from typing import Iterable
@@ -32,6 +34,7 @@ STATUSES = [
     (errors.NotFound, falcon.HTTP_404, "Not found"),
     (errors.UnknownTarget, falcon.HTTP_404, "Unknown target"),
     (errors.BuildFinished, falcon.HTTP_409, "Conflict"),
+    (errors.BuildRunning, falcon.HTTP_409, "Build running"),
     (errors.ProjectError, falcon.HTTP_409, "Project file error"),
     (errors.ProjectNotFound, falcon.HTTP_409, "No project"),
     (errors.BusError, falcon.HTTP_503, "Pod unavailable"),
@@ -39,14 +42,16 @@ STATUSES = [
 ]
 
 
-def routes(bus: PodBus, max_streams: int = DEFAULT_MAX_STREAMS) -> list[tuple[str, object]]:
+def routes(bus: PodBus, max_streams: int = DEFAULT_MAX_STREAMS, bearer: bool = False
+           ) -> list[tuple[str, object]]:
     return [
         ("/", r.Index(UI_DIR)),
         ("/healthz", r.Health(bus)),
-        ("/v1/openapi.json", r.OpenApi(document())),
+        ("/v1/openapi.json", r.OpenApi(document(bearer))),
         ("/v1/builds", r.Builds(bus)),
         ("/v1/builds/{id}", r.Build(bus)),
         ("/v1/builds/{id}/events", r.BuildEvents(bus, StreamSlots(max_streams))),
+        ("/v1/builds/{id}/profile", r.BuildProfile(bus)),
         ("/v1/artefacts", r.Artefacts(bus)),
         ("/v1/artefacts/{path:path}", r.Artefact(bus)),
         ("/v1/graph", r.Graph(bus)),
@@ -57,11 +62,11 @@ def routes(bus: PodBus, max_streams: int = DEFAULT_MAX_STREAMS) -> list[tuple[st
 
 
 def status_of(exc: errors.ComputePodsError, method: str) -> tuple[str, str]:
-    """The HTTP status and title of a computepods error.  A build request
-    the pod refuses before queueing (unknown target, broken project file)
-    is the client's to fix: 400."""
-    if method == "POST" and not isinstance(exc, errors.BusError):
-        return falcon.HTTP_400, "Cannot build"
+    """The HTTP status and title of a computepods error.  A well-formed build
+    request the project cannot build (a target it has not, a broken project
+    file) is refused by the project's state: 409."""
+    if method == "POST" and not isinstance(exc, (errors.BusError, errors.UsageError)):
+        return falcon.HTTP_409, "Cannot build"
     for cls, status, title in STATUSES:
         if isinstance(exc, cls):
             return status, title
@@ -80,8 +85,24 @@ def _internal_error(req, resp, exc: Exception, params) -> None:
 
 
 def _json_errors(req, resp, exc: falcon.HTTPError) -> None:
+    """Every error as JSON with a description, Falcon's own (405, no route) too."""
+    body = exc.to_dict()
+    body.setdefault("description", describe(req, exc))
     resp.content_type = falcon.MEDIA_JSON
-    resp.data = exc.to_json()
+    resp.data = json.dumps(body).encode()
+
+
+def describe(req, exc: falcon.HTTPError) -> str:
+    """What a user can do about an error Falcon raised without saying."""
+    if exc.status_code == 405:
+        allowed = (exc.headers or {}).get("Allow", "")
+        return f"{req.method} is not allowed on {req.path}; it takes {allowed or 'nothing'}"
+    if exc.status_code == 404 and req.path.startswith("/v1/steps/"):
+        return (f"no route {req.path}: a step id's '/' must be sent as %2F, as in "
+                "/v1/steps/compile:build%2Fa.o/log")
+    if exc.status_code == 404:
+        return f"no route {req.path}; the routes are in /v1/openapi.json"
+    return str(exc.title)
 
 
 def create_app(bus: PodBus, *, token: str | None = None, ui_dir: Path | None = None,
@@ -92,10 +113,11 @@ def create_app(bus: PodBus, *, token: str | None = None, ui_dir: Path | None = N
     the names a request's Host header may give (see :class:`SameOrigin`),
     `max_streams` the event streams it holds open at once."""
     app = falcon.App(middleware=[r.SameOrigin(hosts), r.EncodedSlashes(), r.TokenAuth(token)])
+    app.req_options.keep_blank_qs_values = True   # `?target=` is an empty target: a 400
     app.set_error_serializer(_json_errors)
     app.add_error_handler(Exception, _internal_error)
     app.add_error_handler(errors.ComputePodsError, _pod_error)
-    for template, resource in routes(bus, max_streams):
+    for template, resource in routes(bus, max_streams, bearer=bool(token)):
         if ui_dir is not None and isinstance(resource, r.Index):
             resource = r.Index(ui_dir)
         app.add_route(template, resource)

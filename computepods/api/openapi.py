@@ -2,7 +2,12 @@
 
 Written out by hand, route by route; a unit test compares its paths and
 methods with Falcon's own route table (``falcon.inspect``), so a route added
-to the app without a line here (or the other way round) fails the suite.
+to the app without a line here (or the other way round) fails the suite, and
+schemathesis (``tests/integration/test_rest_schema.py``, every check) finds
+no request on which it and the server disagree.  Names (targets, step ids,
+paths, prefixes) are what :func:`computepods.api.resources.name` takes: 1 to
+4096 characters, no NUL.  Bearer security is declared only for a server
+with a token (``document(bearer=True)``): without one no request needs it.
 """
 from __future__ import annotations
 
@@ -23,17 +28,21 @@ def _error(description: str) -> dict:
     return _json(_ref("Error"), description)
 
 
+NAME = {"type": "string", "minLength": 1, "maxLength": 4096, "pattern": "^[^\\u0000]*$"}
+
+
 def _path_param(name: str, description: str) -> dict:
     return {"name": name, "in": "path", "required": True, "description": description,
-            "schema": {"type": "string", "minLength": 1}}
+            "schema": NAME}
 
 
-BEARER = [{"bearer": []}]
 NOT_FOUND = {"404": _error("no such build, step, artefact or target")}
 BAD = {"400": _error("bad input")}
 DOWN = {"503": _error("the pod does not answer on the bus")}
 AUTH = {"401": _error("a token is configured and the request lacks it")}
 STRING_LIST = {"type": "array", "items": {"type": "string"}}
+NAME_LIST = {"type": "array", "items": NAME}
+COUNT = {"type": "integer", "minimum": 0}
 NULLABLE_STR = {"type": ["string", "null"]}
 NULLABLE_INT = {"type": ["integer", "null"]}
 
@@ -42,23 +51,49 @@ SCHEMAS = {
               "properties": {"title": {"type": "string"}, "description": {"type": "string"}}},
     "BuildRequest": {
         "type": "object", "additionalProperties": False,
-        "properties": {"targets": {**STRING_LIST, "description": "none: project.default"},
+        "properties": {"targets": {**NAME_LIST, "description": "none: project.default"},
                        "keep_going": {"type": "boolean", "default": False}}},
     "BuildAccepted": {"type": "object", "required": ["id", "joined", "url"],
                       "properties": {"id": {"type": "string"}, "joined": {"type": "boolean"},
                                      "url": {"type": "string"}}},
     "Build": {
         "type": "object",
-        "required": ["id", "targets", "state", "ok", "code", "steps_total", "steps_done",
-                     "running", "failed", "started", "finished", "error"],
+        "required": ["id", "targets", "started_by", "state", "ok", "code", "steps_total",
+                     "steps_done", "running", "failed", "counts", "started", "finished",
+                     "duration_s", "error"],
         "properties": {
             "id": {"type": "string"}, "targets": STRING_LIST,
-            "state": {"enum": ["queued", "running", "done", "failed", "cancelled"]},
+            "started_by": {"enum": ["cli", "rest", "watcher", "cron", "bus"]},
+            "state": {"enum": ["queued", "running", "done", "failed", "cancelled",
+                               "interrupted"],
+                      "description": "interrupted: its pod stopped while it ran"},
             "ok": {"type": ["boolean", "null"]}, "code": NULLABLE_INT,
             "steps_total": {"type": "integer"}, "steps_done": {"type": "integer"},
-            "running": STRING_LIST, "failed": STRING_LIST,
+            "running": STRING_LIST,
+            "failed": {**STRING_LIST, "description": "the steps that failed (100 at most)"},
+            "counts": {"type": "object", "required": ["ran", "up_to_date", "failed", "not_run",
+                                                      "cancelled"],
+                       "description": "not_run: blocked by a failure or left by a stop; "
+                                      "cancelled: stopped by a cancel as they ran",
+                       "properties": {k: COUNT for k in ("ran", "up_to_date", "failed",
+                                                         "not_run", "cancelled")}},
             "started": {"type": "string", "format": "date-time"},
-            "finished": NULLABLE_STR, "error": NULLABLE_STR}},
+            "finished": {"type": ["string", "null"], "format": "date-time"},
+            "duration_s": {"type": ["number", "null"]}, "error": NULLABLE_STR}},
+    "Builds": {"type": "object", "required": ["builds", "next"], "properties": {
+        "builds": {"type": "array", "items": _ref("Build")},
+        "next": {**NULLABLE_STR, "description": "give it as ?before= for the next page; "
+                                                "null: this is the last"}}},
+    "Trace": {"type": "object", "required": ["traceEvents"],
+              "description": "Chrome trace-event JSON: a process per chef, a thread per "
+                             "slot, a complete event (ph X) per run of a step, pass marks",
+              "properties": {"traceEvents": {"type": "array", "items": {
+                  "type": "object", "required": ["ph", "name", "pid", "tid"]}},
+                  "displayTimeUnit": {"type": "string"}, "otherData": {"type": "object"}}},
+    "BuildEvent": {"type": "object", "required": ["t"],
+                   "description": "one build event (docs/architecture.md §5): t is its kind",
+                   "properties": {"t": {"type": "string"},
+                                  "progress": {"type": "array", "items": {"type": "integer"}}}},
     "Cancel": {"type": "object", "required": ["id", "state"],
                "properties": {"id": {"type": "string"},
                               "state": {"enum": ["cancelling", "cancelled"]}}},
@@ -137,17 +172,23 @@ PATHS = {
     "/v1/openapi.json": {"get": {"summary": "This document", "operationId": "openapi",
                                  "responses": {"200": _json({"type": "object"}, "OpenAPI 3.1")}}},
     "/v1/builds": {
-        "get": {"summary": "Recent builds, newest first", "operationId": "listBuilds",
-                "responses": {"200": _json({"type": "object", "required": ["builds"],
-                                            "properties": {"builds": {"type": "array",
-                                                                      "items": _ref("Build")}}},
-                                           "recent builds"), **DOWN}},
+        "get": {"summary": "Builds, newest first, a page at a time", "operationId": "listBuilds",
+                "parameters": [{"name": "limit", "in": "query", "required": False,
+                                "schema": {"type": "integer", "minimum": 1, "maximum": 1000,
+                                           "default": 100}},
+                               {"name": "before", "in": "query", "required": False,
+                                "description": "a build id: the page of builds older than it",
+                                "schema": NAME}],
+                "responses": {"200": _json(_ref("Builds"), "the page; the first also has "
+                                                           "builds queued or running"),
+                              **BAD, **NOT_FOUND, **DOWN}},
         "post": {"summary": "Start a build, or join the running build of the same targets",
-                 "operationId": "startBuild", "security": BEARER,
+                 "operationId": "startBuild", "mutating": True,
                  "requestBody": {"required": False, "content": {
                      "application/json": {"schema": _ref("BuildRequest")}}},
                  "responses": {"202": _json(_ref("BuildAccepted"), "queued, started or joined"),
-                               **BAD, **AUTH,
+                               **BAD, "409": _error("the project cannot build it: a target "
+                                                    "it has not, or a broken project file"),
                                "413": _error("the body is over 64 KiB"),
                                "415": _error("the body is not application/json"), **DOWN}}},
     "/v1/builds/{id}": {
@@ -155,8 +196,8 @@ PATHS = {
         "get": {"summary": "One build", "operationId": "getBuild",
                 "responses": {"200": _json(_ref("Build"), "the build"), **NOT_FOUND, **DOWN}},
         "delete": {"summary": "Cancel a build: it starts no more steps",
-                   "operationId": "cancelBuild", "security": BEARER,
-                   "responses": {"202": _json(_ref("Cancel"), "cancelling"), **AUTH,
+                   "operationId": "cancelBuild", "mutating": True,
+                   "responses": {"202": _json(_ref("Cancel"), "cancelling"),
                                  **NOT_FOUND, "409": _error("it has already finished"),
                                  **DOWN}}},
     "/v1/builds/{id}/events": {
@@ -165,15 +206,24 @@ PATHS = {
                            "to done", "operationId": "buildEvents",
                 "parameters": [{"name": "Last-Event-ID", "in": "header", "required": False,
                                 "schema": {"type": "string"}}],
-                "responses": {"200": {"description": "event: <t>, data: the event as JSON",
+                "responses": {"200": {"description": "id: <seq>, event: <t>, data: the event "
+                                                     "as JSON (a BuildEvent), to its done",
                                       "content": {"text/event-stream": {
-                                          "schema": {"type": "string"}}}},
+                                          "schema": {"type": "string",
+                                                     "contentMediaType": "text/event-stream"},
+                                          "x-itemSchema": _ref("BuildEvent")}}},
                               "204": {"description": "a reconnect after the build's end"},
                               **NOT_FOUND, **DOWN}}},
+    "/v1/builds/{id}/profile": {
+        "parameters": [ID],
+        "get": {"summary": "Where a finished build's time went, as Chrome trace-event JSON "
+                           "(Perfetto opens it)", "operationId": "buildProfile",
+                "responses": {"200": _json(_ref("Trace"), "the trace"), **NOT_FOUND,
+                              "409": _error("it has not finished yet"), **DOWN}}},
     "/v1/artefacts": {
         "get": {"summary": "Files the pod has records of", "operationId": "listArtefacts",
                 "parameters": [{"name": "prefix", "in": "query", "required": False,
-                                "schema": {"type": "string"}}],
+                                "schema": {**NAME, "minLength": 0}}],
                 "responses": {"200": _json({"type": "object", "required": ["artefacts"],
                                             "properties": {"artefacts": {
                                                 "type": "array", "items": _ref("Artefact")}}},
@@ -187,7 +237,7 @@ PATHS = {
         "get": {"summary": "The dependency graph with each step's state",
                 "operationId": "graph",
                 "parameters": [{"name": "target", "in": "query", "required": False,
-                                "schema": STRING_LIST, "style": "form", "explode": True},
+                                "schema": NAME_LIST, "style": "form", "explode": True},
                                {"name": "format", "in": "query", "required": False,
                                 "schema": {"enum": ["json", "dot"]}}],
                 "responses": {"200": {"description": "the graph", "content": {
@@ -216,21 +266,29 @@ FORBIDDEN = {"403": _error("the Host header does not name this server, or the Or
                            "another site (api/resources.py: SameOrigin)")}
 
 
-def _refusable(op: dict) -> dict:
-    """Every operation may be refused to another host name or origin."""
-    return {**op, "responses": {**op["responses"], **FORBIDDEN}}
+def _operation(op: dict, bearer: bool) -> dict:
+    """Every operation may be refused to another host name or origin; with
+    a token, a mutating one needs it."""
+    op = {**op, "responses": {**op["responses"], **FORBIDDEN}}
+    if op.pop("mutating", False) and bearer:
+        op["security"] = [{"bearer": []}]
+        op["responses"] = {**op["responses"], **AUTH}
+    return op
 
 
-@lru_cache(maxsize=1)
-def document() -> dict:
-    return {
+@lru_cache(maxsize=2)
+def document(bearer: bool = False) -> dict:
+    """The document of a server with a token (``bearer``) or without."""
+    doc = {
         "openapi": "3.1.0",
         "info": {"title": "computepods cpCtrl", "version": __version__,
                  "description": "The REST API of a computepods pod (docs/architecture.md §7). Errors are "
                                 "JSON {title, description}. Only this server's own page "
                                 "and clients that send no Origin may use it."},
-        "paths": {path: {method: _refusable(op) if method in METHODS else op
+        "paths": {path: {method: _operation(op, bearer) if method in METHODS else op
                          for method, op in item.items()} for path, item in PATHS.items()},
-        "components": {"schemas": SCHEMAS,
-                       "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
+        "components": {"schemas": SCHEMAS},
     }
+    if bearer:
+        doc["components"]["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}
+    return doc

@@ -9,7 +9,9 @@ and then go live.  It is plain bookkeeping, fed by the Desk chart.
 
 Bounded: the ``MAX_BUILDS`` most recent builds are remembered, and the
 events of the ``KEEP_EVENTS`` most recent ones; an older build's replay is
-its ``done`` event alone.
+its ``done`` event alone.  Older builds, and those of earlier pods, are in
+the Store's history (:mod:`computepods.state.history`):
+:func:`entry_summary` gives one the same shape.
 """
 from __future__ import annotations
 
@@ -19,13 +21,16 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 
 from computepods.errors import NotFound
+from computepods.state.history import BuildEntry
 
 MAX_BUILDS = 100          # builds remembered, newest first
 KEEP_EVENTS = 10          # builds whose every event is kept for a replay
 REPLAY_PAGE = 2000        # events in one answer to a replay query
 
 QUEUED, RUNNING, DONE, FAILED, CANCELLED = "queued", "running", "done", "failed", "cancelled"
-FINISHED = (DONE, FAILED, CANCELLED)
+INTERRUPTED = "interrupted"     # in the history: its pod stopped while it ran
+FINISHED = (DONE, FAILED, CANCELLED, INTERRUPTED)
+COUNTS = ("ran", "up_to_date", "failed", "not_run", "cancelled")
 
 
 def iso(epoch_s: float | None) -> str | None:
@@ -40,6 +45,7 @@ class BuildView:
     """One build as its events tell it."""
     id: str
     targets: list[str] = field(default_factory=list)
+    started_by: str = "bus"
     state: str = QUEUED
     ok: bool | None = None
     code: int | None = None
@@ -53,17 +59,20 @@ class BuildView:
     events: list[dict] = field(default_factory=list)
     first: int = 0                        # seq of events[0] (older ones were let go)
     failures: dict[str, dict] = field(default_factory=dict)    # step -> its fail event
+    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(COUNTS, 0))
 
     @property
     def next_seq(self) -> int:
         return self.first + len(self.events)
 
     def summary(self) -> dict:
-        return {"id": self.id, "targets": list(self.targets), "state": self.state,
-                "ok": self.ok, "code": self.code, "steps_total": self.steps_total,
-                "steps_done": self.steps_done, "running": list(self.running),
-                "failed": list(self.failed), "started": iso(self.started),
-                "finished": iso(self.finished), "error": self.error}
+        return {"id": self.id, "targets": list(self.targets), "started_by": self.started_by,
+                "state": self.state, "ok": self.ok, "code": self.code,
+                "steps_total": self.steps_total, "steps_done": self.steps_done,
+                "running": list(self.running), "failed": list(self.failed),
+                "counts": dict(self.counts), "started": iso(self.started),
+                "finished": iso(self.finished), "duration_s": None if self.finished is None
+                else round(self.finished - self.started, 3), "error": self.error}
 
     def take(self, seq: int | None, events: list) -> None:
         """Fold one message's events in; a message seen before (seq below
@@ -82,6 +91,8 @@ class BuildView:
         progress = ev.get("progress")
         if isinstance(progress, list) and len(progress) == 3:
             self.steps_done, self.steps_total = progress[0], progress[1]
+        if isinstance(ev.get("by"), str):
+            self.started_by = ev["by"]
         if t == "queued":
             self.targets = [str(x) for x in ev.get("targets") or []]
         elif t == "plan":
@@ -91,13 +102,15 @@ class BuildView:
         elif t == "start":
             self.state = RUNNING
             self.running[ev.get("step")] = None
-        elif t in ("ok", "ran"):
+        elif t in ("ok", "ran", "cancelled"):
             self.running.pop(ev.get("step"), None)
+            self.counts["cancelled" if t == "cancelled" else "ran"] += 1
         elif t == "fail":
             step = ev.get("step")
             self.running.pop(step, None)
             if step not in self.failures:
                 self.failed.append(step)
+                self.counts["failed"] += 1
             self.failures[step] = ev
         elif t == "done":
             self.finish(ev)
@@ -108,6 +121,8 @@ class BuildView:
         self.error = ev.get("error")
         self.state = CANCELLED if ev.get("cancelled") else DONE if self.ok else FAILED
         self.finished = time.time()
+        if "ran" in ev:              # a plan that failed counts nothing
+            self.counts = done_counts(ev)
         self.running.clear()
         if self.ok and self.steps_total:
             self.steps_done = self.steps_total
@@ -117,6 +132,26 @@ class BuildView:
         if self.events and self.events[-1].get("t") == "done":
             self.first += len(self.events) - 1
             self.events = self.events[-1:]
+
+
+def done_counts(ev: dict) -> dict[str, int]:
+    """What became of a build's steps, from its done event."""
+    return {"ran": int(ev.get("ran") or 0), "up_to_date": int(ev.get("skipped") or 0),
+            "failed": int(ev.get("failed") or 0),
+            "not_run": int(ev.get("blocked") or 0) + int(ev.get("not_run") or 0),
+            "cancelled": int(ev.get("cancelled_steps") or 0)}
+
+
+def entry_summary(e: BuildEntry) -> dict:
+    """A build of the Store's history in the shape of :meth:`BuildView.summary`."""
+    counts = {k: getattr(e, k) for k in COUNTS}
+    return {"id": e.id, "targets": list(e.targets), "started_by": e.started_by,
+            "state": e.state, "ok": e.state == DONE if e.finished else None, "code": e.code,
+            "steps_total": e.steps, "steps_done": e.steps - e.not_run if e.finished else 0,
+            "running": [], "failed": list(e.failed_steps), "counts": counts,
+            "started": iso(e.started_ns / 1e9),
+            "finished": iso(e.ended_ns / 1e9) if e.ended_ns is not None else None,
+            "duration_s": e.duration_s, "error": e.error}
 
 
 class BuildRegistry:

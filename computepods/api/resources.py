@@ -212,7 +212,11 @@ class Health(Resource):
 
 class Builds(Resource):
     def on_get(self, req, resp):
-        resp.media = self.bus.query("builds")
+        limit = req.get_param_as_int("limit", min_value=1, max_value=1000, default=100)
+        before = req.get_param("before")
+        args = {"limit": limit, **({"before": name(before, "before")} if before is not None
+                                   else {})}
+        resp.media = self.bus.query("builds", **args)
 
     def on_post(self, req, resp):
         body = read_json(req)
@@ -250,6 +254,15 @@ class Build(Resource):
             raise BuildFinished(f"build {id} is no longer running")
         resp.status = falcon.HTTP_202
         resp.media = {"id": id, "state": state}
+
+
+class BuildProfile(Resource):
+    """A finished build's timeline as Chrome trace-event JSON (Perfetto opens it)."""
+
+    def on_get(self, req, resp, id):
+        from computepods.coordinator.timeline import trace_events
+        reply = self.bus.query("profile", id=name(id, "build id"))
+        resp.media = trace_events(reply["build"], reply["profile"])
 
 
 class BuildEvents(Resource):
@@ -302,7 +315,7 @@ class Artefact(Resource):
 class Graph(Resource):
     def on_get(self, req, resp):
         targets = [name(t, "target") for t in req.get_param_as_list("target") or []]
-        fmt = req.get_param("format") or "json"
+        fmt = req.get_param("format", default="json")
         if fmt not in ("json", "dot"):
             raise UsageError(f"format {fmt!r}: use json or dot")
         reply = self.bus.query("graph", targets=targets, format=fmt)

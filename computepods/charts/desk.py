@@ -8,7 +8,9 @@
 
 The REST app is stateless (its gunicorn workers may be many, or elsewhere):
 everything it shows comes from here, over the bus.  The Desk only routes;
-:class:`computepods.api.registry.BuildRegistry` keeps the recent builds and
+:class:`computepods.api.registry.BuildRegistry` keeps the recent builds as
+they run, the Store's history (:mod:`computepods.state.history`, read-only
+here) every build since the history began, and
 :mod:`computepods.api.catalog` reads the project.  A query that fails is
 answered with ``{"failure": {"error": <class>, "message": ...}}`` (the REST
 app maps the class to an HTTP status), never with a crash; an answer comes
@@ -27,15 +29,20 @@ from miros import return_status, spy_on
 from computepods.api import catalog
 from computepods.bus import messages as m
 from computepods.bus import chefwire
-from computepods.errors import ComputePodsError, UsageError
-from computepods.api.registry import REPLAY_PAGE, BuildRegistry
+from computepods.errors import (BuildRunning, ComputePodsError, NotFound, PathEscapesWorkspace,
+                                UnknownTarget, UsageError)
+from computepods.api.registry import FINISHED, REPLAY_PAGE, BuildRegistry, entry_summary
 from computepods.charts.base import Chart
 from computepods.coordinator.chefs import ChefDirectory
 from computepods.federation import podview
+from computepods.paths import STATE_DB
+from computepods.state.db import StateDB
+from computepods.state.history import MAX_PROFILES
 
 log = logging.getLogger("computepods.desk")
 
 CHEF_FORGET_S = 15.0       # seconds of silence after which a chef is not listed
+BUILDS_PAGE = 100          # builds in one answer unless asked for another number
 
 
 @spy_on
@@ -69,6 +76,15 @@ def _names(args: dict, key: str = "targets") -> list[str]:
     return names
 
 
+def _as_target(fn: Callable[[], dict]) -> dict:
+    """A name the project cannot have as a target (outside it, its root, too
+    long for a file name) is no target of it: UnknownTarget (a 404)."""
+    try:
+        return fn()
+    except (UsageError, PathEscapesWorkspace) as exc:
+        raise UnknownTarget(str(exc)) from None
+
+
 class Desk(Chart):
     initial_state = desk_open
 
@@ -89,7 +105,7 @@ class Desk(Chart):
             "health": self.health, "builds": self.builds, "build": self.build,
             "events": self.events, "check": self.check, "artefacts": self.artefacts,
             "artefact": self.artefact, "graph": self.graph, "log": self.log,
-            "explain": self.explain, "pods": self.pods,
+            "explain": self.explain, "pods": self.pods, "profile": self.profile,
         }
 
     def start(self) -> "Desk":
@@ -128,17 +144,59 @@ class Desk(Chart):
         return {"ok": True, "pod": self.pod, "root": str(self.root), "pid": os.getpid()}
 
     def builds(self, args: dict) -> dict:
-        return {"builds": self.registry.summaries()}
+        """A page of builds, newest first, from the history; a build this pod
+        knows shows as it is now, and the first page starts with those queued
+        or running that the history does not have yet.  ``next``: the id to
+        ask ``before`` for the page after."""
+        limit, before = _arg(args, "limit", int, BUILDS_PAGE), _arg(args, "before", str, "")
+        if not 1 <= limit <= 1000:
+            raise UsageError(f"limit {limit}: give 1 to 1000 builds a page")
+        with StateDB(self.root / STATE_DB, readonly=True) as db:
+            if before and db.build(before) is None:
+                raise NotFound(f"no build {before!r} in this project's history")
+            entries, after = db.builds(limit, before or None)
+        known = {e.id for e in entries}
+        live = [] if before else [v.summary() for v in reversed(self.registry.builds.values())
+                                  if v.id not in known and v.state not in FINISHED]
+        shown = [self.registry.builds[e.id].summary() if e.id in self.registry.builds
+                 else entry_summary(e) for e in entries]
+        return {"builds": live + shown, "next": after}
 
     def build(self, args: dict) -> dict:
-        return self.registry.get(_arg(args, "id", str, "")).summary()
+        build_id = _arg(args, "id", str, "")
+        if build_id in self.registry.builds:
+            return self.registry.get(build_id).summary()
+        with StateDB(self.root / STATE_DB, readonly=True) as db:
+            entry = db.build(build_id)
+        if entry is None:
+            self.registry.get(build_id)          # its NotFound
+        return entry_summary(entry)
+
+    def profile(self, args: dict) -> dict:
+        """A finished build's entry and its timeline (the REST app makes the
+        trace-event JSON of them)."""
+        build_id = _arg(args, "id", str, "")
+        view = self.registry.builds.get(build_id)
+        with StateDB(self.root / STATE_DB, readonly=True) as db:
+            entry = db.build(build_id, with_profile=True)
+        if (view is not None and view.state not in FINISHED) or (
+                entry is not None and not entry.finished):
+            raise BuildRunning(f"build {build_id} is {view.state if view else entry.state}: "
+                               "its profile is kept when it ends")
+        if entry is None:
+            raise NotFound(f"no build {build_id!r} in this project's history")
+        if entry.profile is None:
+            raise NotFound(f"build {build_id} ({entry.state}) has no timeline kept: the "
+                           f"history keeps those of its last {MAX_PROFILES} builds")
+        return {"build": entry.to_dict(), "profile": entry.profile}
 
     def events(self, args: dict) -> dict:
         return self.registry.replay(_arg(args, "id", str, ""), _arg(args, "after", int, 0),
                                     _arg(args, "limit", int, REPLAY_PAGE))
 
     def check(self, args: dict) -> dict:
-        return {"targets": catalog.check_targets(self.root, _names(args))}
+        names = _names(args)
+        return _as_target(lambda: {"targets": catalog.check_targets(self.root, names)})
 
     def artefacts(self, args: dict) -> dict:
         return {"artefacts": catalog.artefacts(self.root, _arg(args, "prefix", str, ""))}
@@ -147,7 +205,8 @@ class Desk(Chart):
         return catalog.artefact(self.root, _arg(args, "path", str, ""))
 
     def graph(self, args: dict) -> dict:
-        g = catalog.graph(self.root, _names(args), self.registry.running_steps())
+        names = _names(args)
+        g = _as_target(lambda: catalog.graph(self.root, names, self.registry.running_steps()))
         return {"dot": catalog.graph_dot(g)} if args.get("format") == "dot" else g
 
     def log(self, args: dict) -> dict:
@@ -155,7 +214,8 @@ class Desk(Chart):
         return catalog.step_log(self.root, step, self.registry.last_failure(step))
 
     def explain(self, args: dict) -> dict:
-        return catalog.explain_target(self.root, _arg(args, "target", str, ""))
+        target = _arg(args, "target", str, "")
+        return _as_target(lambda: catalog.explain_target(self.root, target))
 
     def pods(self, args: dict) -> dict:
         """Every pod of the federation (ours first, with its process, bus and

@@ -30,6 +30,7 @@ from computepods.clock import SystemClock
 from computepods.coordinator.buildrun import BuildRun
 from computepods.coordinator.chefs import ChefDirectory, ChefInfo
 from computepods.coordinator.events import EventBatch
+from computepods.coordinator import history
 from computepods.coordinator.dispatch import Dispatcher
 from computepods.coordinator.files import own_records
 from computepods.coordinator.requests import RequestQueue
@@ -196,7 +197,8 @@ class MajorDomo(Chart):
                                store=self.store, check=lambda bp: self.dispatcher.check_tools(bp))
         self.build: BuildRun | None = None
         self.events = EventBatch(lambda build_id, payload: self.bridge.publish(
-            m.BUILD_EVENTS, payload, build=build_id), lambda: self.post(m.FLUSH))
+            m.BUILD_EVENTS, payload, build=build_id), lambda: self.post(m.FLUSH),
+            history.BuildHistory(self.clock, self.emit).heard)    # the Store keeps each build
         self.dispatcher = Dispatcher(self.root, self.chefs, federation)
         self.landing = Landing(self.root, federation.fetch, self.post) if federation else None
         self.ticker = self.every(self.clock, TICK_S, m.TICK)     # lease checks while building
@@ -251,13 +253,12 @@ class MajorDomo(Chart):
         if intake.joined:
             self.bridge.respond(msg, {"build": intake.build_id, "joined": True})
             return
-        names = [str(n) for n in msg.data["targets"]]
-        self.events.publish(intake.build_id, [{"t": "queued", "targets": names}])
+        self.events.publish(intake.build_id, [queued := history.queued_event(msg.data)])
         fresh = intake.fresh_steps is not None     # nothing changed since it last succeeded
         self.bridge.respond(msg, {"build": intake.build_id,
                                   "queued": not fresh and self.build is not None})
         if fresh:
-            self.events.publish(intake.build_id, intake.fresh_events(names))
+            self.events.publish(intake.build_id, intake.fresh_events(queued["targets"]))
 
     def start_next_build(self) -> bool:
         """Plan the next queued request; False when it could not start."""
@@ -268,15 +269,14 @@ class MajorDomo(Chart):
                 bp = self.planner.plan(data)
             except ComputePodsError as exc:
                 self.requests.plan_failed()         # a watching pod listens for the fix
-                self.events.publish(build_id, [{"t": "done", "ok": False, "code": exc.exit_code,
-                                                "error": str(exc)}])
+                self.events.publish(build_id, [history.plan_failed_event(data, exc)])
                 continue
             generation = self.requests.build_started(self.planner.uses(bp), bp.scheduler.records,
                                                      bp.plan.basis)
             self.build = BuildRun(build_id, list(data["targets"]), bp, self.events.note,
                                   cwd=str(data.get("cwd") or self.root), generation=generation,
                                   clock=self.clock)
-            self.build.note({"t": "plan", "steps": len(bp.plan.steps), "targets": bp.plan.targets})
+            self.build.note(history.plan_event(data, bp))
             self.ticker.start()
             if not len(self.chefs):
                 self.bridge.publish(m.CHEFS_QUERY, {})
@@ -391,9 +391,9 @@ class MajorDomo(Chart):
         if b is None:
             return
         self.ticker.stop()
-        self.events.publish(b.id, self.events.take() + [{
-            "t": "done", "ok": False, "code": 1,
-            "error": f"internal error in the MajorDomo: {type(exc).__name__}: {exc}"}])
+        self.events.note(b.id, {"t": "done", "ok": False, "code": 1, "error": "internal error in "
+                                f"the MajorDomo: {type(exc).__name__}: {exc}"})
+        self.events.flush(b.id)
         self.requests.build_finished(None, b.generation, False)
         self.planner.finished(None, crashed=True)
         self.build = None

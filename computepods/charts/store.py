@@ -7,6 +7,11 @@
                         every queued one in one transaction); a write
                         publishes RECORDED with its records' tokens
 
+A Record may also carry entries of the history of builds
+(:mod:`computepods.state.history`), written in the same transaction; a build
+the history still says is running when the Store opens is marked
+interrupted (its pod stopped).
+
 Persist before proceeding: the MajorDomo marks a step done (and starts its
 dependants) only when RECORDED says its record is on disk.  Records that
 arrive while a transaction is being written are batched into the next one,
@@ -32,6 +37,7 @@ from computepods.charts.base import STOP_TIMEOUT_S, Chart
 from computepods.clock import Alarm, Clock, SystemClock
 from computepods.errors import ComputePodsError, DiskFull, NotWritable
 from computepods.state.db import StateDB, StepRecord
+from computepods.state.history import BuildEntry
 from computepods.state.dberrors import db_error
 from computepods.state.hashing import FileRecord
 
@@ -49,6 +55,7 @@ class Record:
     files: list[FileRecord] = field(default_factory=list)
     drop_files: list[str] = field(default_factory=list)
     drop_steps: list[str] = field(default_factory=list)
+    builds: list[BuildEntry] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -100,6 +107,14 @@ class Store(Chart):
         self.failures = 0                       # failed writes in a row
         self.problem = ""                       # the last failure, "" once written
         self._retry: Alarm | None = None
+        self._interrupt_running()
+
+    def _interrupt_running(self) -> None:
+        try:
+            if n := self.db.interrupt_running_builds():
+                log.info("%s: %d builds of a pod that stopped marked interrupted", self.db.path, n)
+        except (sqlite3.Error, ComputePodsError) as exc:      # the next write says it too
+            log.warning("%s: the history of builds: %s", self.db.path, exc)
 
     @property
     def retrying(self) -> bool:
@@ -115,10 +130,7 @@ class Store(Chart):
         if not batch:
             return
         try:
-            self.db.write(steps=[s for r in batch for s in r.steps],
-                          files=[f for r in batch for f in r.files],
-                          drop_files=[p for r in batch for p in r.drop_files],
-                          drop_steps=[s for r in batch for s in r.drop_steps])
+            self._write(batch)
         except (sqlite3.Error, OSError, ComputePodsError) as exc:
             self.pending = batch + self.pending          # nothing is lost
             self._failed(batch, exc)
@@ -130,10 +142,17 @@ class Store(Chart):
         self.transactions += 1
         self.emit(m.RECORDED, [r.token for r in batch])
 
+    def _write(self, batch: list[Record]) -> None:
+        self.db.write(steps=[s for r in batch for s in r.steps],
+                      files=[f for r in batch for f in r.files],
+                      drop_files=[p for r in batch for p in r.drop_files],
+                      drop_steps=[s for r in batch for s in r.drop_steps],
+                      builds=[b for r in batch for b in r.builds])
+
     def _failed(self, batch: list[Record], exc: Exception) -> None:
         retry_s = min(RETRY_FIRST_S * 2 ** self.failures, RETRY_MAX_S)
         self.failures += 1
-        records = sum(len(r.steps) + len(r.files) for r in batch)
+        records = sum(len(r.steps) + len(r.files) + len(r.builds) for r in batch)
         self.problem = (f"cannot write the state database {self.db.path}: {exc}; "
                         f"{records} records kept, trying again in {retry_s:.0f} s")
         log.error("%s", self.problem)
@@ -149,6 +168,12 @@ class Store(Chart):
         if self._retry is not None:
             self._retry.close()
         super().stop(timeout)
+        if self.pending and not self.retrying:    # posted as it stopped: its FLUSH came after
+            try:
+                self._write(self.pending)
+                self.pending = []
+            except (sqlite3.Error, OSError, ComputePodsError) as exc:
+                self.problem = str(exc)
         if self.pending:
             log.error("state database %s: %d writes not done at stop: %s", self.db.path,
                       len(self.pending), self.problem or "the Store stopped first")

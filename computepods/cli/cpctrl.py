@@ -10,6 +10,7 @@ line on stderr, never a traceback.
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import os
 import shutil
@@ -56,7 +57,7 @@ class BuildView:
                 self.say(f"run  {ev.get('step')}")
         elif t == "ran" and not self.tty:
             self.say(f"run  {ev.get('step')}")
-        elif t in ("ok", "ran"):
+        elif t in ("ok", "ran", "cancelled"):
             self.running.pop(ev.get("step"), None)
         elif t == "fail":
             self.running.pop(ev.get("step"), None)
@@ -77,10 +78,9 @@ class BuildView:
         took = f"{time.monotonic() - self.started:.1f} s"
         if ev.get("error"):
             return f"cpctrl: {ev['error']}"
-        if ev.get("cancelled"):
-            return f"build cancelled after {took}"
         from computepods.cli.progress import counts_text
-        verdict = "build ok" if ev.get("ok") else "build FAILED"
+        verdict = "build ok" if ev.get("ok") else "build cancelled" if ev.get("cancelled") \
+            else "build FAILED"
         return f"{verdict}: {counts_text(ev)} in {took}"
 
     def line(self) -> str:
@@ -142,29 +142,84 @@ def cmd_build(api: Api, args) -> int:
     return build_exit_code(last)
 
 
+# -- the status of builds -------------------------------------------------------------
+
+STATUS_COLUMNS = ("id", "started", "started by", "targets", "state",
+                  "ran/up to date/failed", "duration")
+MAX_TARGETS_SHOWN = 40      # characters of a build's targets in the table
+
+
+def local_time(iso: str | None) -> str:
+    """A time the server gives in ISO 8601, as this machine's local time."""
+    if not iso:
+        return "-"
+    try:
+        when = datetime.datetime.fromisoformat(iso)
+    except ValueError:
+        return iso
+    return when.astimezone().strftime("%Y-%m-%d %H:%M:%S")
+
+
+def duration_text(b: dict) -> str:
+    seconds = b.get("duration_s")
+    if seconds is None and b.get("state") == "running" and b.get("started"):
+        started = datetime.datetime.fromisoformat(b["started"])
+        elapsed = (datetime.datetime.now(datetime.timezone.utc) - started).total_seconds()
+        return f"{_seconds(elapsed)} so far"
+    return "-" if seconds is None else _seconds(seconds)
+
+
+def _seconds(s: float) -> str:
+    return f"{s:.1f} s" if s < 60 else f"{int(s // 60)} min {s % 60:02.0f} s"
+
+
+def _targets(b: dict) -> str:
+    text = " ".join(b.get("targets") or []) or "(default)"
+    return text if len(text) <= MAX_TARGETS_SHOWN else text[:MAX_TARGETS_SHOWN - 1] + "…"
+
+
+def status_table(builds: list[dict]) -> list[str]:
+    """One row a build under a header, columns as wide as their widest cell."""
+    rows = [STATUS_COLUMNS] + [
+        (b["id"], local_time(b.get("started")), b.get("started_by", "?"), _targets(b),
+         b["state"], "{ran}/{up_to_date}/{failed}".format(**b["counts"]), duration_text(b))
+        for b in builds]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(STATUS_COLUMNS))]
+    return ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
+
+
+def build_text(b: dict) -> list[str]:
+    """One build, field by field, its times local."""
+    c = b["counts"]
+    lines = [f"build {b['id']}: {b['state']}, started by {b.get('started_by', '?')}",
+             f"  targets   {' '.join(b['targets']) or '(default)'}",
+             f"  started   {local_time(b.get('started'))}",
+             f"  finished  {local_time(b.get('finished'))}  ({duration_text(b)})",
+             f"  steps     {b['steps_done']}/{b['steps_total']}: {c['ran']} ran, "
+             f"{c['up_to_date']} up to date, {c['failed']} failed, {c['not_run']} not run, "
+             f"{c['cancelled']} cancelled"]
+    lines += [f"  {key:9} {', '.join(b[key])}" for key in ("running", "failed") if b[key]]
+    if b.get("error"):
+        lines.append(f"  error     {b['error']}")
+    return lines
+
+
 def cmd_status(api: Api, args) -> int:
     if args.build:
         b = api.call("GET", f"/v1/builds/{quote(args.build, safe='')}")
-        if args.json:
-            print(json.dumps(b))
-            return 0
-        print(f"build {b['id']}: {b['state']} [{b['steps_done']}/{b['steps_total']}] "
-              f"{' '.join(b['targets'])}")
-        for key in ("running", "failed"):
-            if b[key]:
-                print(f"  {key}: {', '.join(b[key])}")
-        if b.get("error"):
-            print(f"  error: {b['error']}")
+        print(json.dumps(b) if args.json else "\n".join(build_text(b)))
         return 0
-    reply = api.call("GET", "/v1/builds")
+    query = {"limit": args.limit, **({"before": args.before} if args.before else {})}
+    reply = api.call("GET", "/v1/builds?" + urlencode(query))
     if args.json:
         print(json.dumps(reply))
         return 0
     if not reply["builds"]:
-        print("no builds since the pod started")
-    for b in reply["builds"]:
-        print(f"{b['id']}  {b['state']:9}  [{b['steps_done']}/{b['steps_total']}]  "
-              f"{b['started']}  {' '.join(b['targets'])}")
+        print("no builds in this project's history" + (" before that one" if args.before else ""))
+        return 0
+    print("\n".join(status_table(reply["builds"])))
+    if reply.get("next"):
+        print(f"(older builds: cpctrl status --before {reply['next']})")
     return 0
 
 
@@ -253,8 +308,11 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("targets", nargs="*", metavar="TARGET")
     b.add_argument("-f", "--follow", action="store_true", help="show it to the end; exit with its code")
     b.add_argument("-k", "--keep-going", action="store_true")
-    s = sub.add_parser("status", help="recent builds, or one")
+    s = sub.add_parser("status", help="recent builds as a table (local times), or one build")
     s.add_argument("build", nargs="?", metavar="BUILD")
+    s.add_argument("-n", "--limit", type=int, default=20, metavar="N",
+                   help="builds shown, newest first (default 20, at most 1000)")
+    s.add_argument("--before", metavar="BUILD", help="the builds older than this one")
     c = sub.add_parser("cancel", help="cancel a build")
     c.add_argument("build", metavar="BUILD")
     a = sub.add_parser("artefacts", help="files the pod has records of")

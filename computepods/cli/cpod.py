@@ -54,6 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "default: the address it reaches NATS from, a free port)")
     add_sshd_arguments(b)
     b.add_argument("--explain", action="store_true", help="say why each step runs")
+    b.add_argument("--profile", metavar="FILE",
+                   help="write where the time went as Chrome trace-event JSON (Perfetto)")
     b.add_argument("--no-pod", action="store_true",
                    help="start no background pod for later builds (also CP_POD=0, CI=true)")
 
@@ -198,6 +200,19 @@ def _log_to_stderr() -> None:
 
 
 def cmd_build(root: Path, cwd: Path, args) -> int:
+    """The build; with ``--profile``, its trace is written once it is over."""
+    profile = None
+    if args.profile:
+        from computepods.cli.profile import ProfileFile
+        profile = ProfileFile(root, cwd / args.profile)
+    args.watching = profile.watching if profile else (lambda on_event: on_event)
+    code = _cmd_build(root, cwd, args)
+    if profile:
+        profile.write()
+    return code
+
+
+def _cmd_build(root: Path, cwd: Path, args) -> int:
     # A pod is up for the project: hand the build to it (stdlib only).
     from computepods.pod.handoff import running_pod
     info = running_pod(root)
@@ -333,7 +348,7 @@ def _build(root: Path, cwd: Path, args, server, chefs, lock, locked: bool, waiti
         from computepods.cli.buildwatch import BuildWatch
         watch = BuildWatch(root, progress.handle)      # stops if the Store cannot write
         code = request_build(pod.bridge, args.targets, cwd, keep_going=args.keep_going,
-                             dry_run=args.dry_run, on_event=watch.on_event,
+                             dry_run=args.dry_run, on_event=args.watching(watch.on_event),
                              on_wait=progress.flush, plan=handed)
         note = watch.disk_note() if code else None
         if note:

@@ -55,8 +55,10 @@ class Progress:
                 self.say(f"{ev['command']}")
             elif not self.tty and not self.explain:
                 self.say(f"run  {ev['step']}")
-        elif t == "ok":
+        elif t in ("ok", "cancelled"):
             self.running.pop(ev["step"], None)
+        elif t == "cancel":
+            self.say("cancelled: no more steps start; those running are stopped")
         elif t == "would":
             self.say(f"would run {ev['step']} ({ev['reason']})")
             if self.verbose:
@@ -155,7 +157,8 @@ def summary_text(ev: dict) -> str:
                 + "".join(f", {p}" for p in outcome_parts(ev)[2:]) + "; nothing ran")
     if ev.get("fresh"):
         return f"nothing to do: {ev.get('skipped', 0)} steps up to date (nothing changed since)"
-    verdict = "build ok" if ev.get("ok") else "build FAILED"
+    verdict = "build ok" if ev.get("ok") else "build cancelled" if ev.get("cancelled") \
+        else "build FAILED"
     return f"{verdict}: {counts_text(ev)} in {ev.get('duration_s', 0):.2f} s"
 
 
@@ -165,16 +168,19 @@ def counts_text(ev: dict) -> str:
     group that ran three times and gave up is not just "0 ran, 1 failed"."""
     text = ", ".join(outcome_parts(ev))
     runs = ev.get("runs", 0)
-    if runs > ev.get("ran", 0) + ev.get("failed", 0):
+    if runs > ev.get("ran", 0) + ev.get("failed", 0) + ev.get("cancelled_steps", 0):
         text += f"; {runs} tool runs"
     return text
 
 
 def outcome_parts(ev: dict) -> list[str]:
-    """What became of the steps: ran, up to date, then failed and not run if any."""
+    """What became of the steps: ran, up to date, then failed, cancelled (a
+    cancel stopped them as they ran) and not run, if any."""
     parts = [f"{ev.get('ran', 0)} ran", f"{ev.get('skipped', 0)} up to date"]
     if ev.get("failed"):
         parts.append(f"{ev['failed']} failed")
+    if ev.get("cancelled_steps"):
+        parts.append(f"{ev['cancelled_steps']} cancelled")
     if ev.get("blocked") or ev.get("not_run"):
         parts.append(f"{ev.get('blocked', 0) + ev.get('not_run', 0)} not run")
     return parts

@@ -111,10 +111,11 @@ def hand_off_build(info: dict, cwd: Path, args) -> int:
         if ev.get("t") == "accepted":
             accepted.update(ev)
         progress.handle(ev)
+    watching = getattr(args, "watching", lambda on_event: on_event)   # cpod build --profile
     try:
         return handoff.stream_build(info, {"targets": list(args.targets), "cwd": str(cwd),
                                            "keep_going": args.keep_going,
-                                           "dry_run": args.dry_run}, on_event)
+                                           "dry_run": args.dry_run}, watching(on_event))
     except handoff.PodUnreachable as exc:
         raise UsageError(f"{exc}; `cpod down` (or killing that pid) lets cpod build alone") \
             from None

@@ -210,7 +210,7 @@ class BuildRun:
             sid = item["id"]
             job = self._jobs[sid]
             start = {"t": "start", "step": sid, "command": job.command, "reason": job.reason,
-                     "chef": chef}
+                     "chef": chef, **self.scheduler.pass_of(sid)}
             if item.get("event") == "started":
                 if (sid, item.get("attempt")) in finishing:
                     started_here.add(sid)
@@ -237,13 +237,15 @@ class BuildRun:
                     self.note({**start, "t": "ran", "duration_s": item.get("duration_s")})
                 else:
                     self.note({"t": "ok", "step": sid, "duration_s": item.get("duration_s")})
+            elif self._cancelled and (not result.command or result.exit_code is None):
+                self._withdraw(sid, start if sid in started_here else None, result)
             else:
                 if sid in started_here:
                     self.note(start)
                 failure = StepFailure(sid, result.command or job.command, result.exit_code,
                                       result.reason, result.stdout_tail, result.stderr_tail)
                 taken.records.append(self.failed_record(job, failure, self._clock_ns()))
-                self.fail(sid, failure.reason, failure)
+                self.fail(sid, failure.reason, failure, result.duration_s)
         extra, taken.drops = self.scheduler.drain_records()
         taken.records += extra
         return taken
@@ -251,16 +253,31 @@ class BuildRun:
     def _clock_ns(self) -> int:
         return int(self._clock.time() * 1e9)
 
-    def fail(self, sid: str | None, reason: str, failure: StepFailure | None = None) -> bool:
-        """The step failed; False when it is not one of this build's jobs."""
+    def _withdraw(self, sid: str, start: dict | None, result: StepResult) -> None:
+        """After a cancel: a step the chef dropped unstarted is not run; one it
+        killed is cancelled.  Neither is a failure, nor recorded as one (its
+        last record stands: it was stale, and stays so)."""
+        self.scheduler.withdraw(sid, ran=bool(result.command))
+        if result.command:
+            if start:
+                self.note(start)
+            self.note({"t": "cancelled", "step": sid, "duration_s": result.duration_s})
+        else:
+            self._runs -= 1                  # counted as it came: no tool ran
+
+    def fail(self, sid: str | None, reason: str, failure: StepFailure | None = None,
+             duration_s: float | None = None) -> bool:
+        """The step failed (after ``duration_s`` of running, if it ran); False
+        when it is not one of this build's jobs."""
         if sid not in self._jobs:
             return False
         failure = failure or StepFailure(sid, self._jobs[sid].command, None, reason, "", "")
         self.scheduler.fail(sid, failure)
         self._cycle_news()
-        self.note({"t": "fail", "step": sid, "command": failure.command,
-                    "exit_code": failure.exit_code, "reason": failure.reason,
-                    "stdout_tail": failure.stdout_tail, "stderr_tail": failure.stderr_tail})
+        ev = {"t": "fail", "step": sid, "command": failure.command,
+              "exit_code": failure.exit_code, "reason": failure.reason,
+              "stdout_tail": failure.stdout_tail, "stderr_tail": failure.stderr_tail}
+        self.note(ev if duration_s is None else {**ev, "duration_s": duration_s})
         return True
 
     def is_job(self, sid: str | None) -> bool:
@@ -279,14 +296,13 @@ class BuildRun:
         return [r.step_id for r in records if r.status == "ok" and r.step_id in self._jobs]
 
     def cancel(self) -> bool:
-        """Start nothing more, failing what was not sent; False if already cancelled."""
+        """Start nothing more: what was not sent is not run; False if already cancelled."""
         if self._cancelled:
             return False
         self._cancelled = True
         self.note({"t": "cancel", "dropped": len(self._to_send)})
         for job in self._to_send:
-            self.scheduler.fail(job.step.id, StepFailure(job.step.id, job.command, None,
-                                                         "cancelled", "", ""))
+            self.scheduler.withdraw(job.step.id, ran=False)
         self._to_send.clear()
         self.scheduler.stop()
         return True
@@ -325,6 +341,6 @@ class BuildRun:
         return {"t": "done", "ok": s.ok and not extra.keys() - {"dry_run"},
                 "code": 2 if unrecorded else 130 if self._cancelled else 0 if s.ok else 1,
                 **extra, "ran": c.done + ran_in_failed_group, "runs": self._runs,
-                "skipped": c.skipped, "failed": c.failed,
+                "skipped": c.skipped, "failed": c.failed, "cancelled_steps": c.cancelled,
                 "blocked": c.blocked - ran_in_failed_group, "not_run": len(s.not_run()),
                 "duration_s": round(self.age_s, 3)}

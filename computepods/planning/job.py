@@ -18,6 +18,7 @@ class State(enum.Enum):
     SKIPPED = "skipped"     # up to date
     FAILED = "failed"
     BLOCKED = "blocked"     # an input's producer failed
+    CANCELLED = "cancelled"     # a cancel killed it while it ran
 
 
 @dataclass
@@ -51,7 +52,8 @@ class Counts:
     failed: int = 0
     blocked: int = 0
     running: int = 0
+    cancelled: int = 0
 
     @property
     def finished(self) -> int:
-        return self.done + self.skipped + self.failed + self.blocked
+        return self.done + self.skipped + self.failed + self.blocked + self.cancelled

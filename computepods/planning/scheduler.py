@@ -170,8 +170,7 @@ class Scheduler:
 
     def _block_group(self, run: CycleRun, cause: str) -> None:
         for other in run.order:
-            if self._state[other] is State.RUNNING:
-                self._counts.running -= 1
+            self._counts.running -= self._state[other] is State.RUNNING
             if self._state[other] in (State.RUNNING, State.WAITING):
                 self._state[other] = State.BLOCKED
                 self._counts.blocked += 1
@@ -295,10 +294,8 @@ class Scheduler:
     # -- bookkeeping -----------------------------------------------------------
     def _finish_step(self, sid: str, state: State) -> None:
         self._state[sid] = state
-        if state is State.SKIPPED:
-            self._counts.skipped += 1
-        elif state is State.DONE:
-            self._counts.done += 1
+        self._counts.skipped += state is State.SKIPPED
+        self._counts.done += state is State.DONE
 
     def _release(self, comp: int) -> None:
         for dep in sorted(self._comp_dependants[comp]):
@@ -307,8 +304,7 @@ class Scheduler:
                 self._ready.append(dep)
 
     def _block_dependants(self, comp: int, cause: str) -> None:
-        todo = deque([comp])
-        seen = {comp}
+        todo, seen = deque([comp]), {comp}
         while todo:
             for dep in self._comp_dependants[todo.popleft()]:
                 if dep in seen:
@@ -325,9 +321,7 @@ class Scheduler:
     @property
     def finished(self) -> bool:
         """Nothing running and nothing more will be started."""
-        if self._counts.running:
-            return False
-        return self._stopping or not self._ready
+        return not self._counts.running and (self._stopping or not self._ready)
 
     @property
     def ok(self) -> bool:
@@ -365,6 +359,19 @@ class Scheduler:
     def stop(self) -> None:
         """Start nothing more (a cancel); running steps still report."""
         self._stopping = True
+
+    def withdraw(self, sid: str, ran: bool) -> None:
+        """A cancel ends a running step: killed as it ran (``ran``), or never started."""
+        if self._state.get(sid) is State.RUNNING:
+            self.fail(sid, StepFailure(sid, "", None, "cancelled", "", ""))
+            self._counts.failed -= 1
+            self._state[sid] = State.CANCELLED if ran else State.WAITING
+            self._counts.cancelled += ran
+
+    def pass_of(self, sid: str) -> dict:
+        """``{"cycle": label, "pass": n}`` for a step of a cyclic group that runs, else {}."""
+        run = self._cycles.get(self._graph.component_of[sid])
+        return {"cycle": run.label, "pass": run.pass_no} if run else {}
 
     def reschedule(self, sid: str) -> int:
         """A running step is sent again (its chef was lost): its new attempt

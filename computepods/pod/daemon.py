@@ -88,6 +88,7 @@ class PodDaemon:
         self._events: "queue.Queue[m.Message]" = queue.Queue()
         self._changes: "queue.Queue[m.Message]" = queue.Queue()
         self._progress: dict[str, Progress] = {}
+        self._queued: dict[str, dict] = {}       # build -> its queued event, until it starts
         self.project = None
         self.cron = None
         self._parts_lock = threading.Lock()
@@ -303,13 +304,17 @@ class PodDaemon:
 
     # -- the pod's own console -------------------------------------------------------
     def _report_builds(self) -> None:
-        """Print what each build did, as `cpod build` would (plain lines)."""
+        """Print what each build did, as `cpod build` would (plain lines),
+        whoever asked for it, and a build that could not be planned too."""
         while True:
             batch = payloads.BuildEvents.from_dict(self._events.get().data)
             build = batch.build
             for ev in batch.dicts():
-                if ev.get("t") == "plan" and build not in self._progress:
+                if ev.get("t") == "queued":
+                    self._queued[build] = ev         # who asked, for what: said as it starts
+                elif ev.get("t") in ("plan", "done") and build not in self._progress:
                     self._progress[build] = Progress(self.out, tty=False)
+                    self.say(build_heading(build, {**self._queued.pop(build, {}), **ev}))
                 progress = self._progress.get(build)
                 if progress:
                     progress.handle(ev)
@@ -322,6 +327,16 @@ class PodDaemon:
 
     def say(self, text: str) -> None:
         print(f"cpod: {text}", file=self.out, flush=True)
+
+
+def build_heading(build: str, ev: dict) -> str:
+    """The line that starts a build in the pod's log (``ev``: its plan, or
+    the done of one that could not be planned)."""
+    targets = " ".join(str(t) for t in ev.get("targets") or []) or "the default targets"
+    by = {"cli": "cpod build", "rest": "REST", "watcher": "a change",
+          "cron": "a schedule"}.get(str(ev.get("by")), "a bus client")
+    steps = f", {ev['steps']} steps" if ev.get("t") == "plan" and "steps" in ev else ""
+    return f"build {build} of {targets}, asked by {by}{steps}"
 
 
 def stop_running_pod(root: Path, out: TextIO = sys.stderr) -> int:

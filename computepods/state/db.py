@@ -34,12 +34,12 @@ import json
 import logging
 import os
 import sqlite3
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable, Iterator
 
 from computepods.errors import ComputePodsError
+from computepods.state import history
 from computepods.state.dberrors import corrupt, db_error, is_database_trouble
 
 if TYPE_CHECKING:                  # hashing imports hashlib: not for a cold no-op
@@ -52,7 +52,6 @@ MIGRATABLE_VERSION = 1    # the oldest version migrated in place (2 added verdic
 BUSY_TIMEOUT_S = 10.0       # seconds a reader/writer waits for a lock
 STATUS_OK = "ok"
 STATUS_FAILED = "failed"
-BUILD_RUNNING = "running"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -69,15 +68,9 @@ CREATE TABLE IF NOT EXISTS owners (sha256 TEXT NOT NULL, pod TEXT NOT NULL,
     size INTEGER NOT NULL, PRIMARY KEY (sha256, pod)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS built_with (step_id TEXT NOT NULL, tool TEXT NOT NULL,
     fingerprint TEXT NOT NULL, PRIMARY KEY (step_id, tool)) WITHOUT ROWID;
--- Kept for issue 15 (the page's history of builds, kept in the Store).
-CREATE TABLE IF NOT EXISTS builds (
-    id INTEGER PRIMARY KEY AUTOINCREMENT, targets TEXT NOT NULL,
-    status TEXT NOT NULL, pid INTEGER NOT NULL,
-    started_ns INTEGER NOT NULL, finished_ns INTEGER
-);
-"""
-_TABLES = ("meta", "files", "steps", "builds", "verdicts", "owners", "built_with")
-_BUILD_COLUMNS = ("id", "targets", "status", "pid", "started_ns", "finished_ns")
+DROP TABLE IF EXISTS builds;
+""" + history.SCHEMA
+_TABLES = ("meta", "files", "steps", "build_history", "verdicts", "owners", "built_with")
 
 
 @dataclass
@@ -249,35 +242,45 @@ class StateDB:
                 return None                   # a version-1 file, not migrated yet
             return row[0] if row else None
 
-    def last_build(self) -> dict | None:
-        """The most recent build: id, targets, status, pid, started_ns, finished_ns."""
+    def builds(self, limit: int, before: str | None = None
+               ) -> tuple[list[history.BuildEntry], str | None]:
+        """A page of the history of builds, newest first (:func:`history.page`)."""
+        if self._conn is None:
+            return [], None
+        with self._reading():
+            return history.page(self._conn, limit, before)
+
+    def build(self, build_id: str, with_profile: bool = False) -> history.BuildEntry | None:
+        """One build of the history, with its timeline if asked and kept."""
         if self._conn is None:
             return None
         with self._reading():
-            row = self._conn.execute(
-                f"SELECT {', '.join(_BUILD_COLUMNS)} FROM builds ORDER BY id DESC LIMIT 1"
-            ).fetchone()
-            if row is None:
-                return None
-            build = dict(zip(_BUILD_COLUMNS, row))
-            build["targets"] = json.loads(build["targets"])
-            return build
+            return history.get(self._conn, build_id, with_profile)
 
     # --- writes --------------------------------------------------------------
 
     def write(self, steps: Iterable[StepRecord] = (), files: Iterable[FileRecord] = (),
               drop_files: Iterable[str] = (), drop_steps: Iterable[str] = (),
-              verdict: tuple[str, bytes] | None = None) -> None:
+              verdict: tuple[str, bytes] | None = None,
+              builds: Iterable[history.BuildEntry] = ()) -> None:
         """Persist steps and files and drop others, all in ONE transaction, so a
         crash never leaves a step recorded without the hashes of its outputs.
         Drops happen first: a path both dropped and written ends up written.
-        Every stored verdict goes; ``verdict`` (key, blob) is then the only one."""
+        A write of records deletes every stored verdict; ``verdict`` (key,
+        blob) is then the only one.  ``builds``: entries of the history."""
         step_rows = [(s.step_id, _step_json(s)) for s in steps]
         file_rows = [(f.path, f.size, f.mtime_ns, f.ino, f.sha256, f.checked_ns)
                      for f in files]
+        drop_files, drop_steps, builds = list(drop_files), list(drop_steps), list(builds)
         what = (f"the records of {len(step_rows)} step{'s' * (len(step_rows) != 1)} and"
                 f" {len(file_rows)} file{'s' * (len(file_rows) != 1)}")
-        with self._transaction(what) as conn:
+        history_only = builds and not (step_rows or file_rows or drop_files or drop_steps
+                                       or verdict is not None)
+        with self._transaction("the history of builds" if history_only else what) as conn:
+            if builds:
+                history.write(conn, builds)
+            if history_only:
+                return                 # no records written: the verdicts still stand
             conn.execute("DELETE FROM verdicts")
             if verdict is not None:
                 conn.execute("INSERT INTO verdicts VALUES (?, ?)", verdict)
@@ -288,19 +291,10 @@ class StateDB:
                              file_rows)
             conn.executemany("INSERT OR REPLACE INTO steps VALUES (?, ?)", step_rows)
 
-    def start_build(self, targets: list[str]) -> int:
-        """Record a build that starts now; returns its id.  Nothing calls it
-        yet: issue 15 keeps the page's history of builds here."""
-        with self._transaction("the start of a build") as conn:
-            cur = conn.execute(
-                "INSERT INTO builds (targets, status, pid, started_ns) VALUES (?, ?, ?, ?)",
-                (json.dumps(list(targets)), BUILD_RUNNING, os.getpid(), time.time_ns()))
-            return int(cur.lastrowid)
-
-    def finish_build(self, build_id: int, status: str) -> None:
-        with self._transaction("the end of a build") as conn:
-            conn.execute("UPDATE builds SET status = ?, finished_ns = ? WHERE id = ?",
-                         (status, time.time_ns(), build_id))
+    def interrupt_running_builds(self) -> int:
+        """Builds the history says are running, of a pod that has stopped."""
+        with self._transaction("the history of builds") as conn:
+            return history.interrupt_running(conn)
 
     def _transaction(self, what: str) -> "_Transaction":
         if self.readonly or self._conn is None:

@@ -73,6 +73,19 @@ def test_json_for_scripts(live):
     assert builds and builds[0]["state"] in ("done", "failed")
     started = cpctrl("--json", "build", url=live.url)
     assert started.returncode == 0 and "id" in json.loads(started.stdout)
+    assert builds[0]["started"].endswith("+00:00")           # ISO for scripts
+
+
+def test_status_is_a_table_of_builds(live):
+    assert cpctrl("build", "--follow", url=live.url).returncode == 0
+    table = cpctrl("status", "-n", "2", url=live.url)
+    assert table.returncode == 0, table.stderr
+    header, first, *rest = table.stdout.splitlines()
+    assert header.startswith("id ")
+    for column in ("started by", "targets", "state", "ran/up to date/failed", "duration"):
+        assert column in header
+    assert " rest " in first and (" done " in first or " running " in first)
+    assert len([line for line in rest if not line.startswith("(")]) <= 1
 
 
 def test_reading_commands(live):

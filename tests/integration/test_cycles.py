@@ -120,3 +120,30 @@ def test_input_made_inside_the_group_may_be_missing_on_the_first_pass(tmp_path):
     assert (root / "paper.pdf").read_text() == "bib\n"
     assert (root / "runs.log").read_text().split() == ["latex", "bib", "latex"]
     assert "build ok: 2 ran, 0 up to date; 3 tool runs in " in run.err
+
+
+def test_a_profile_has_a_complete_event_per_run_and_marks_each_pass(tmp_path):
+    import json
+    root = project(tmp_path / "p", '{"missing": "1", "1": "2", "2": "2"}')
+    run = cpod(root, "build", "--profile", "trace.json")
+    assert run.code == 0, run.err
+    assert "profile of build" in run.err and "trace.json" in run.err
+    trace = json.loads((root / "trace.json").read_text())
+    events = trace["traceEvents"]
+    runs = [e for e in events if e["ph"] == "X" and e["cat"].startswith("step")]
+    assert [(e["name"], e["args"]["pass"]) for e in runs] == [("typeset:doc.out", 1),
+                                                               ("typeset:doc.out", 2),
+                                                               ("typeset:doc.out", 3)]
+    ends = [e["ts"] + e["dur"] for e in runs]
+    assert all(e["dur"] > 0 for e in runs) and all(
+        b["ts"] >= end for b, end in zip(runs[1:], ends)), "a pass after the one before"
+    marks = [e["name"] for e in events if e["ph"] == "i"]
+    assert marks == ["pass 1/5 of {doc.aux}", "pass 2/5 of {doc.aux}",
+                     "pass 3/5 of {doc.aux}", "fixpoint of {doc.aux} after pass 3"]
+    lanes = {(e["pid"], e["tid"]): e["args"]["name"] for e in events
+             if e["ph"] == "M" and e["name"] == "thread_name"}
+    assert {name for name in lanes.values()} >= {"build", "slot 0"}
+
+    again = cpod(root, "build", "--profile", "again.json")       # nothing to do: no build
+    assert again.code == 0 and "no profile written" in again.err
+    assert not (root / "again.json").exists()

@@ -37,14 +37,14 @@ def test_bad_input_is_a_json_4xx(live):
         ("POST", "/v1/builds", b'{"targets": [', 400),            # malformed JSON
         ("POST", "/v1/builds", b'["out/all.txt"]', 400),          # not an object
         ("POST", "/v1/builds", b'{"targets": "out/all.txt"}', 400),
-        ("POST", "/v1/builds", b'{"targets": ["nowhere.txt"]}', 400),   # unknown target
-        ("POST", "/v1/builds", b'{"targets": ["../../etc/passwd"]}', 400),
+        ("POST", "/v1/builds", b'{"targets": ["nowhere.txt"]}', 409),   # unknown target
+        ("POST", "/v1/builds", b'{"targets": ["../../etc/passwd"]}', 409),
         ("POST", "/v1/builds", b'{"targets": [], "jobs": 4}', 400),
         ("POST", "/v1/builds", b'{"targets": ["' + b"x" * (70 * 1024) + b'"]}', 413),
         ("GET", "/v1/artefacts/..%2F..%2Fetc%2Fpasswd", None, 400),
         ("GET", "/v1/artefacts/%2E%2E/%2E%2E/etc/passwd", None, 400),
         ("GET", "/v1/artefacts?prefix=../", None, 400),
-        ("GET", "/v1/explain/..%2F..%2Fetc%2Fpasswd", None, 400),
+        ("GET", "/v1/explain/..%2F..%2Fetc%2Fpasswd", None, 404),   # no target of ours
         ("GET", "/v1/graph?format=svg", None, 400),
         ("GET", "/v1/builds/0123abcd", None, 404),
         ("GET", "/v1/builds/0123abcd/events", None, 404),
@@ -142,6 +142,9 @@ def test_cancel_a_running_build_and_a_queued_one(live):
     assert not (live.root / "out/all.txt").exists(), "a step started after the cancel"
     summary = live.get(f"/v1/builds/{running}").json
     assert summary["state"] == "cancelled" and summary["code"] == 130
+    counts = summary["counts"]            # nothing failed: the gated step ran or was stopped
+    assert counts["failed"] == 0 and counts["ran"] + counts["cancelled"] == 3
+    assert counts["not_run"] == 1 and summary["started_by"] == "rest"
     late = live.request("DELETE", f"/v1/builds/{running}")
     assert late.status == 409 and "already finished" in late.json["description"]
 
@@ -185,6 +188,50 @@ def test_failed_step_log_graph_and_artefacts(live):
     assert pods[0]["http"] == live.url and pods[0]["chefs"][0]["slots"] == 2
     lines = live.get("/v1/explain/out/all.txt").json["lines"]
     assert "all:out/all.txt" in lines and any("up to date" in line for line in lines)
+
+
+def profile_of(live, build_id: str) -> dict:
+    """The build's trace, once the Store has written the build's end."""
+    got: dict = {}
+
+    def written() -> bool:
+        resp = live.get(f"/v1/builds/{build_id}/profile")
+        assert resp.status in (200, 409), resp.body        # 409: still being written
+        got.update(resp.json if resp.status == 200 else {})
+        return resp.status == 200
+    wait_for(written, what="the build's profile")
+    return got
+
+
+def test_builds_and_their_profiles_are_kept_across_a_pod_restart(tmp_path, nats_url):
+    root = gated_project(tmp_path / "p")
+    (root / "gate").write_text("open\n")
+    with live_pod(root, nats_url) as live:
+        first = live.post_build().json["id"]
+        done = sse_events(live.url, f"/v1/builds/{first}/events")[-1][2]
+        assert done["ok"] is True and done["ran"] == 4
+        trace = profile_of(live, first)
+        runs = [e for e in trace["traceEvents"] if e["ph"] == "X" and e["cat"].startswith("step")]
+        assert sorted(e["name"] for e in runs) == ["all:out/all.txt", "copy:build/a.txt",
+                                                   "copy:build/b.txt", "gate:build/gated.txt"]
+        assert all(e["dur"] > 0 and e["ts"] >= 0 for e in runs)
+        second = live.post_build(["broken"]).json["id"]
+        sse_events(live.url, f"/v1/builds/{second}/events")
+    with live_pod(root, nats_url) as live:           # a new pod: the history is on disk
+        page = live.get("/v1/builds?limit=1").json
+        assert [b["id"] for b in page["builds"]] == [second] and page["next"] == second
+        older = live.get(f"/v1/builds?limit=1&before={page['next']}").json
+        assert [b["id"] for b in older["builds"]] == [first] and older["next"] is None
+        kept = live.get(f"/v1/builds/{first}").json
+        assert (kept["state"], kept["started_by"], kept["targets"]) == (
+            "done", "rest", ["out/all.txt"])
+        assert kept["counts"] == {"ran": 4, "up_to_date": 0, "failed": 0, "not_run": 0,
+                                  "cancelled": 0}
+        assert kept["duration_s"] > 0 and kept["finished"] > kept["started"]
+        failed = live.get(f"/v1/builds/{second}").json
+        assert failed["state"] == "failed" and failed["failed"] == ["broken:out/broken.txt"]
+        assert profile_of(live, first) == trace
+        assert live.get("/v1/builds/0123abcd/profile").status == 404
 
 
 def test_healthz_is_503_when_the_pod_does_not_answer(tmp_path, nats_url):

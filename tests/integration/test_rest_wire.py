@@ -44,7 +44,7 @@ def test_a_chunked_body_is_read_and_builds_the_target_it_names(live):
 
 def test_chunked_bodies_that_are_wrong_are_4xx(live):
     cases = [
-        (chunked(b'{"targets": ["nowhere.txt"]}', [5]), "application/json", 400),
+        (chunked(b'{"targets": ["nowhere.txt"]}', [5]), "application/json", 409),
         (chunked(b'{"targets": [', [2]), "application/json", 400),
         (chunked(b"x" * (70 * 1024), [30000]), "application/json", 413),
         (b"zz\r\nnot a chunk\r\n0\r\n\r\n", "application/json", 400),

@@ -194,6 +194,14 @@ def test_up_serves_the_rest_api_and_the_page_until_down(tmp_path, up):
         assert json.load(resp)["ok"] is True
     with urllib.request.urlopen(url + "/", timeout=10) as resp:
         assert b"<html" in resp.read().lower()
+    request = urllib.request.Request(url + "/v1/builds", data=b'{"targets": ["out/all.txt"]}',
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=10) as resp:
+        rest_build = json.load(resp)["id"]
+    wait_for(lambda: f"build {rest_build} of out/all.txt, asked by REST" in pod.text(),
+             what="the REST build in the pod's log")
+    wait_for(lambda: pod.lines[-1].startswith("nothing to do") or "build ok" in pod.lines[-1],
+             what="its outcome in the pod's log")
     status = cpod(root, "status")
     assert url in status.out
     gunicorn = [int(p) for p in subprocess.run(["pgrep", "-f", "gunicorn --bind " + url.split("//")[1]],
@@ -242,12 +250,16 @@ def test_a_pod_whose_plan_failed_still_hears_the_file_that_mends_it(tmp_path, up
             command = "cp {in} {out}"
             """,
         "src/a.txt": "a\n"})
-    up(root)
+    pod = up(root)
     # Its first build fails to plan (no src/b.txt); its events may have gone
     # out before this test listened, so ask the pod.
     wait_for(lambda: "builds    1" in cpod(root, "status").out, timeout=20,
              what="the first build (it fails to plan)")
     assert "src/b.txt" in cpod(root, "status").out
+    # ... and its log says so, naming the build and who asked for it
+    wait_for(lambda: "of the default targets, asked by a change" in pod.text(),
+             what="the failed build in the pod's log")
+    assert any("src/b.txt" in line for line in pod.lines if line.startswith("cpod: "))
     (root / "src/b.txt").write_text("b\n")
     (root / "src/a.txt").write_text("a, edited\n")
     wait_for(lambda: (root / "out/b.txt").exists() and (root / "out/a.txt").exists()

@@ -97,10 +97,10 @@ def test_errors_are_json_with_the_right_status():
     assert c.simulate_get("/v1/builds").json["description"] == "RuntimeError: a bug"
 
 
-def test_a_build_request_the_pod_refuses_is_a_400():
+def test_a_build_request_the_project_cannot_build_is_a_409():
     bus = FakeBus(check=errors.UnknownTarget("'nowhere' does not exist"))
     resp = client(bus).simulate_post("/v1/builds", json={"targets": ["nowhere"]})
-    assert resp.status_code == 400 and resp.json["title"] == "Cannot build"
+    assert resp.status_code == 409 and resp.json["title"] == "Cannot build"
     assert bus.builds == []
 
 
@@ -218,10 +218,43 @@ def test_the_hub_fans_one_subscription_out_to_followers():
 
 
 @pytest.mark.parametrize("method", ["PUT", "PATCH"])
-def test_other_methods_are_refused(method):
+def test_other_methods_are_refused_saying_which_are_taken(method):
     resp = client(token=TOKEN).simulate_request(method, "/v1/builds",
                                                 headers={"Authorization": f"Bearer {TOKEN}"})
     assert resp.status_code == 405
+    assert resp.json["description"] == f"{method} is not allowed on /v1/builds; it takes GET, POST, OPTIONS"
+
+
+def test_an_unescaped_slash_in_a_step_id_is_a_404_that_says_how_to_send_it():
+    resp = client(FakeBus(log={})).simulate_get("/v1/steps/compile:build/a.o/log")
+    assert resp.status_code == 404 and "%2F" in resp.json["description"]
+    assert "/v1/openapi.json" in client().simulate_get("/v1/nowhere").json["description"]
+
+
+def test_an_empty_target_or_before_is_refused_as_the_document_says():
+    bus = FakeBus(graph={"targets": [], "nodes": [], "edges": [], "cycles": []},
+                  builds={"builds": [], "next": None})
+    c = client(bus)
+    for query in ("target=", "target=a&target=", "format="):
+        resp = c.simulate_get("/v1/graph", query_string=query)
+        assert resp.status_code == 400 and resp.json["description"], query
+    assert c.simulate_get("/v1/builds", query_string="before=").status_code == 400
+    assert c.simulate_get("/v1/builds", query_string="limit=0").status_code == 400
+    assert c.simulate_get("/v1/builds", query_string="limit=5&before=b1").status_code == 200
+    assert bus.calls[-1] == ("builds", {"limit": 5, "before": "b1"})
+    assert c.simulate_get("/v1/graph", query_string="target=a,b").status_code == 200
+    assert bus.calls[-1] == ("graph", {"targets": ["a,b"], "format": "json"})
+
+
+def test_bearer_security_is_declared_only_by_a_server_with_a_token():
+    plain = client().simulate_get("/v1/openapi.json").json
+    guarded = client(token=TOKEN).simulate_get("/v1/openapi.json").json
+    assert "securitySchemes" not in plain["components"]
+    assert "security" not in plain["paths"]["/v1/builds"]["post"]
+    assert "401" not in plain["paths"]["/v1/builds"]["post"]["responses"]
+    assert guarded["paths"]["/v1/builds"]["post"]["security"] == [{"bearer": []}]
+    assert guarded["paths"]["/v1/builds/{id}"]["delete"]["security"] == [{"bearer": []}]
+    assert "security" not in guarded["paths"]["/v1/builds"]["get"]
 
 
 def test_other_pages_and_other_host_names_are_refused_on_every_route():

@@ -163,11 +163,10 @@ def test_a_cancel_drops_queued_steps_kills_running_ones_and_ends_with_130(tmp_pa
     done = build.done()
     assert answer["state"] == "cancelling"
     assert (done["ok"], done["code"], done["cancelled"], done["ran"]) == (False, 130, True, 0)
-    reasons = {ev["step"]: ev["reason"] for ev in build.of("fail")}
-    queued = [f"slow:out/{n}.txt" for n in (1, 2, 3) if f"slow:out/{n}.txt" not in running]
-    assert sorted(reasons) == sorted(running + queued)
-    assert [reasons[s] for s in queued] == ["cancelled"]
-    assert [reasons[s] for s in running] == ["killed by SIGTERM"] * 2
+    # What ran was cancelled, what waited was not run: nothing failed.
+    assert build.of("fail") == [] and done["failed"] == 0
+    assert sorted(ev["step"] for ev in build.of("cancelled")) == running
+    assert (done["cancelled_steps"], done["not_run"] + done["blocked"]) == (2, 1)
     assert not (tmp_path / "out").exists()
 
 
@@ -180,6 +179,7 @@ def test_a_store_that_cannot_write_for_a_while_shows_a_warning_and_the_build_wai
     build = pod.build()
     retry = build.wait("store_retry")
     assert str(pod.db_path) in retry["problem"] and "database is locked" in retry["problem"]
+    wait_for(lambda: set(build.chef_of()) == set(UPS), what="the ups to run")
     assert build.of("done") == [] and set(build.chef_of()) == set(UPS)   # the rest waits
 
     pod.db.full = False
@@ -199,7 +199,8 @@ def test_a_store_that_cannot_write_for_a_while_shows_a_warning_and_the_build_wai
 def test_a_full_disk_ends_the_pods_build_and_loses_no_record(tmp_path, pod):
     # A pod under `cpod up` does not leave its client waiting for space (issue
     # 11, break 4): the build ends, exit 2, with the Store's error; the Store
-    # keeps the records and writes them once it can.
+    # keeps the records and writes them once it can.  Its first write is the
+    # build's entry in the history, as it starts: so it ends at once.
     write_project(tmp_path, TWO_LEVELS)
     pod.add_chef("a")
     build = pod.build("out/all.txt", "out/rev.txt")
@@ -209,12 +210,21 @@ def test_a_full_disk_ends_the_pods_build_and_loses_no_record(tmp_path, pod):
     assert "database or disk is full" in done["error"] and "keeps these records" in done["error"]
 
     assert build.of("cancel"), "the steps still to run are dropped"
+    bid = build.of("accepted")[0]["build"]
+    wait_for(lambda: [b.state for r in list(pod.store.pending) for b in r.builds] == [
+        "running", "failed"], what="the Store to hold the build's entries")
     held = {rec.step_id for r in list(pod.store.pending) for rec in r.steps}
-    assert held and held <= set(UPS), "the Store holds the records of committed ups"
+    assert held <= set(UPS), "the Store holds only records of committed ups"
 
     pod.db.full = False                              # space again: nothing was lost
     pod.clock.advance(30)
-    wait_for(lambda: held <= set(pod.records()), what="the kept records written")
+    def kept_entry():
+        with StateDB(pod.db_path, readonly=True) as db:
+            return db.build(bid)
+    wait_for(lambda: held <= set(pod.records()) and kept_entry() is not None,
+             what="the kept records written")
+    entry = kept_entry()
+    assert entry.state == "failed" and "database or disk is full" in entry.error
 
 
 WAITING = {

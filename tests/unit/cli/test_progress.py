@@ -125,3 +125,21 @@ def test_tool_runs_are_told_only_when_a_step_ran_more_than_once():
               "failed": 1, "duration_s": 0.2})       # one run each
     assert out.getvalue().splitlines() == ["build ok: 2 ran, 0 up to date; 4 tool runs in 0.78 s",
                                            "build FAILED: 1 ran, 0 up to date, 1 failed in 0.20 s"]
+
+
+def test_a_cancelled_build_says_cancelled_and_counts_not_run_apart_from_failed():
+    out = io.StringIO()
+    p = Progress(out, tty=False)
+    for ev in [{"t": "plan", "steps": 10000, "targets": ["all"]},
+               {"t": "start", "step": "s1", "command": "sleep 9"},
+               {"t": "cancel", "dropped": 8410},
+               {"t": "cancelled", "step": "s1", "duration_s": 0.3},
+               {"t": "done", "ok": False, "code": 130, "cancelled": True, "ran": 1590,
+                "runs": 1591, "skipped": 0, "failed": 0, "cancelled_steps": 1,
+                "blocked": 0, "not_run": 8409, "duration_s": 3.25}]:
+        p.handle(ev)
+    text = out.getvalue()
+    assert "cancelled: no more steps start" in text and "FAILED" not in text
+    assert text.rstrip().endswith(
+        "build cancelled: 1590 ran, 0 up to date, 1 cancelled, 8409 not run in 3.25 s")
+    assert p.running == {}

@@ -98,7 +98,7 @@ def test_a_failure_stops_the_build_and_it_drains(tmp_path):
     assert run.summary()["code"] == 1 and run.summary()["failed"] == 1
 
 
-def test_a_cancel_fails_what_was_not_sent_and_ends_with_130(tmp_path):
+def test_a_cancel_leaves_what_was_not_sent_not_run_and_ends_with_130(tmp_path):
     clock = SimClock()
     run, events = build_run(tmp_path, clock)
     run.release()
@@ -108,6 +108,31 @@ def test_a_cancel_fails_what_was_not_sent_and_ends_with_130(tmp_path):
     assert run.drained
     done = run.summary()
     assert done["code"] == 130 and done["cancelled"] and done["duration_s"] == 2.5
+    assert (done["failed"], done["not_run"] + done["blocked"], done["cancelled_steps"]) == (0, 4, 0)
+
+
+def test_a_step_killed_by_a_cancel_is_cancelled_and_one_dropped_unstarted_not_run(tmp_path):
+    """The chef kills what runs (exit by signal) and drops what it queued (no
+    command): neither is a failure, and neither leaves a failed record."""
+    run, events = build_run(tmp_path, SimClock())
+    run.release()
+    run.next_batch(2)
+    run.take("chef", [{"event": "started", "id": "up:a.mid", "attempt": 1}])
+    run.cancel()
+    taken = run.take("chef", [
+        {"event": "finished", "id": "up:a.mid", "attempt": 1, "ok": False,
+         "command": "up a.src a.mid", "exit_code": None, "reason": "killed by SIGTERM",
+         "duration_s": 0.4},
+        {"event": "finished", "id": "up:b.mid", "attempt": 1, "ok": False, "command": "",
+         "reason": "cancelled"}])
+    assert taken.records == []
+    assert [e["t"] for e in events] == ["start", "cancel", "cancelled"]
+    assert events[-1] == {"t": "cancelled", "step": "up:a.mid", "duration_s": 0.4,
+                          "progress": [2, 4, 1]}      # it, and last:a.out after it; b runs
+    assert run.drained
+    done = run.summary()
+    assert (done["ran"], done["failed"], done["cancelled_steps"], done["not_run"] +
+            done["blocked"], done["runs"]) == (0, 0, 1, 3, 1)
 
 
 def test_a_lost_chef_with_no_other_fails_its_steps_naming_it(tmp_path):

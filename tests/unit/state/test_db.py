@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import sqlite3
 
 import pytest
@@ -82,21 +81,7 @@ def test_a_failing_write_changes_nothing(db):
 
 def test_empty_database_answers_empty(db):
     assert db.files() == {} and db.steps() == {}
-    assert db.last_build() is None
-
-
-def test_builds_are_recorded(db):
-    first = db.start_build(["bin/app"])
-    db.finish_build(first, "ok")
-    second = db.start_build(["all", "docs/manual.pdf"])
-    assert second > first
-    last = db.last_build()
-    assert last["id"] == second and last["targets"] == ["all", "docs/manual.pdf"]
-    assert last["status"] == "running" and last["finished_ns"] is None
-    assert last["pid"] == os.getpid()
-    db.finish_build(second, "failed")
-    assert db.last_build()["status"] == "failed"
-    assert db.last_build()["finished_ns"] >= db.last_build()["started_ns"]
+    assert db.builds(10) == ([], None) and db.build("abc") is None
 
 
 def test_reader_sees_the_writers_commits_while_both_are_open(db, db_path):
@@ -112,7 +97,7 @@ def test_readonly_without_a_file_gives_empty_answers_and_creates_nothing(tmp_pat
     with StateDB(path, readonly=True) as reader:
         assert reader.files() == {} and reader.steps() == {}
         assert reader.step("a") is None
-        assert reader.last_build() is None
+        assert reader.build("a") is None and reader.builds(5) == ([], None)
         with pytest.raises(ComputePodsError, match="read-only"):
             reader.write(files=[frec("x")])
     assert not path.parent.exists()
