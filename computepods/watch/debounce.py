@@ -12,10 +12,11 @@ The rules:
 * **Quiet period.** Every event on a file moves its deadline to
   ``quiet_s`` after that event.  At the deadline the file is settled.
   A file a writer still holds open (created or written, not yet
-  close-written) is not settled by a pause, however long: a writer on a
-  loaded machine can stall between its open and its close, and the half
-  written file is not a change worth reporting.  It waits for its close, or
-  for ``max_delay_s`` (a log or a database held open: then ``growing``).
+  close-written) is not settled by a pause shorter than ``max_delay_s``: a
+  writer on a loaded machine can stall between its open and its close, and
+  the half written file is not a change worth reporting.  It waits for its
+  close, or for a whole ``max_delay_s`` window without an event (a
+  database held open, idle: then it has stopped changing).
 * **Close-write.** ``IN_CLOSE_WRITE`` (or a rename onto the path) on a path
   that existed when it was last reported or scanned ends its quiet period at
   once (``close_grace_s`` later: 0, the end of the batch), unless it is
@@ -23,12 +24,15 @@ The rules:
   that is closed and then renamed away or deleted is exactly a new path, and
   it must never be reported however slowly its writer gets to the rename.
 * **Growing.** A file whose events never stop for ``quiet_s``, or that a
-  writer holds open, is reported as ``growing`` at ``max_delay_s`` after the
-  first of them, and again every ``max_delay_s`` while events go on (a
-  window without any settles it).  Files matching a ``stream`` pattern are
-  reported every ``quiet_s`` while they grow, with the byte range appended
-  since their last report (``range: [start, end]``).  A tool that sets a
-  file's mtime after closing it (``tar -x``) gives a second report.
+  writer holds open and writes on, is not reported while that goes on: its
+  windows of ``max_delay_s`` pass, and it is reported once, when its writer
+  closes it or a window passes without an event.  A slow writer (a file
+  written in chunks a second apart, held open) is one change, never a
+  series of partial ones.  Only files matching a ``stream`` pattern are
+  reported while they grow, as ``growing``, every ``quiet_s``, with the
+  byte range appended since their last report (``range: [start, end]``).
+  A tool that sets a file's mtime after closing it (``tar -x``) gives a
+  second report.
 * **Only real changes.** A settled file is reported only if its stat
   ``(size, mtime_ns, inode)`` differs from what was last reported or
   scanned.  A temporary that appears and vanishes, or is renamed away,
@@ -55,7 +59,7 @@ from computepods.project.patterns import PathPatterns
 
 ANYTHING = "*"            # a file list meaning: events were lost, anything may have changed
 QUIET_S = 0.05            # seconds without an event before a file counts as settled
-MAX_DELAY_S = 1.0         # seconds a continuously written file waits at most to be reported
+MAX_DELAY_S = 1.0         # seconds of a held-open file's window (no event in one: settled)
 CLOSE_GRACE_S = 0.0       # seconds after a close-write before a known file is settled
 
 CREATED, MODIFIED, DELETED, MOVED, GROWING = "created", "modified", "deleted", "moved", "growing"
@@ -293,12 +297,15 @@ class Debouncer:
         active = p.closed is None and p.events > 0 \
             and (p.writing or now < p.last + self.quiet_s)
         if active and cur is not None:
-            # Still being written at the maximum delay (or a stream's period):
-            # report what it has so far and open a new window.  A window with
-            # no event settles it (a writer idle with the file open).
-            p.first, p.events, p.wrote = now, 0, False
+            # Still being written at the end of a window: a new window.  A
+            # stream file reports what it has so far; any other waits (a
+            # window with no event settles it: a writer idle, the file open).
+            p.first, p.events = now, 0
             self._schedule(path, p)
-            return self._report(path, GROWING, old, cur, p.stream) if cur != old else None
+            if not p.stream:
+                return None
+            p.wrote = False
+            return self._report(path, GROWING, old, cur) if cur != old else None
         del self.pending[path]
         if p.moved_to is not None:
             self._unlink_move(path, p)
@@ -317,17 +324,16 @@ class Debouncer:
         if cur == old and not p.wrote:
             return None       # e.g. a chmod back: only a write can change what it holds
         if p.stream:
-            return self._report(path, GROWING, old, cur, True)
-        return self._report(path, CREATED if old is None else MODIFIED, old, cur, False)
+            return self._report(path, GROWING, old, cur)
+        return self._report(path, CREATED if old is None else MODIFIED, old, cur)
 
-    def _report(self, path: str, kind: str, old: FileStat | None, cur: FileStat,
-                stream: bool) -> Report:
+    def _report(self, path: str, kind: str, old: FileStat | None, cur: FileStat) -> Report:
         """Record ``cur`` as reported; a growth is an append only on the same inode."""
         self.known[path] = cur
         span = None
-        if kind == GROWING:
-            if old is None:     # a stream's first report says "created": read it all
-                kind, span = (CREATED, None) if stream else (GROWING, (0, cur.size))
+        if kind == GROWING:     # only a stream file's
+            if old is None:     # its first report says "created": read it all
+                kind = CREATED
             elif old.ino == cur.ino and cur.size > old.size:
                 span = (old.size, cur.size)
             else:                                   # truncated or replaced: not an append

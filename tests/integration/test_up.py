@@ -299,3 +299,33 @@ def test_sources_deleted_and_made_again_in_a_burst_lose_no_output(tmp_path, up):
         missing = [s for s in names if not (root / f"out/{s}.txt").exists()]
         assert missing == [], f"round {rounds}: {len(missing)} outputs gone, e.g. {missing[:3]}"
     assert "no rule makes it" not in pod.text(), pod.text()
+
+
+def test_a_slow_writer_holding_its_file_open_builds_once_after_the_close(tmp_path, up):
+    """Issue 13: a file written in chunks 0.2 s apart, held open, made a
+    build from partial content every max_delay_s.  It is one change, built
+    once its writer closes it."""
+    root = write(tmp_path / "p", {
+        "computepods.toml": """
+            [project]
+            default = ["out/big.txt"]
+
+            [[rule]]
+            name = "copy"
+            inputs = ["src/big.txt"]
+            outputs = ["out/big.txt"]
+            command = "cp {in} {out}"
+            """,
+        "src/big.txt": "start\n"})
+    pod = up(root)
+    wait_for(lambda: pod.builds_done() >= 1, timeout=30, what="the first build")
+    before = pod.builds_done()
+    # 12 chunks, 0.25 s apart, through one descriptor held open: 3 s of writing,
+    # three times the watcher's window.
+    script = "exec 3>>src/big.txt; for i in $(seq 1 12); do echo chunk$i >&3; sleep 0.25; done"
+    subprocess.run(["sh", "-c", script], cwd=root, check=True, timeout=60)
+    whole = "start\n" + "".join(f"chunk{i}\n" for i in range(1, 13))
+    wait_for(lambda: (root / "out/big.txt").read_text() == whole, timeout=30,
+             what="the build after the close")
+    wait_for(lambda: pod.builds_done() > before, what="the build to be done")
+    assert pod.builds_done() == before + 1, pod.text()      # one build, not one a second

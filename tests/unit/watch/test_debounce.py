@@ -146,14 +146,13 @@ def test_a_file_held_open_is_not_settled_by_a_pause_but_by_its_close():
     assert w.reports == [(0.6, "old.txt", "modified", None), (0.65, "new.txt", "created", None)]
 
 
-def test_a_writer_idle_with_its_file_open_gets_one_growing_report_then_it_settles():
+def test_a_writer_idle_with_its_file_open_is_reported_once_a_window_passes_quiet():
     w = Watch()
     w.create("db.sqlite", 4096)
     w.at(1.5)
-    assert w.reports == [(1.0, "db.sqlite", "growing", (0, 4096))]
-    assert not w.deb.idle
-    w.at(2.0)
-    assert w.deb.idle and len(w.reports) == 1
+    assert w.reports == [] and not w.deb.idle        # held open: not settled by a pause
+    w.at(2.5)
+    assert w.reports == [(2.0, "db.sqlite", "created", None)] and w.deb.idle
 
 
 def test_close_write_ends_the_quiet_period_of_a_known_file_at_once():
@@ -265,7 +264,7 @@ def test_a_deleted_known_file_is_reported_after_its_quiet_period():
     assert w.reports == [(0.05, "a.txt", "deleted", None)]
 
 
-def test_a_file_written_continuously_is_reported_growing_within_the_maximum_delay():
+def test_a_file_written_continuously_is_one_report_after_its_close():
     w = Watch()
     t = 0.0
     while t < 2.5:
@@ -273,13 +272,27 @@ def test_a_file_written_continuously_is_reported_growing_within_the_maximum_dela
         w.fs.write("big.bin", append=100)
         w.event("written", "big.bin")
         t = round(t + 0.02, 4)
+    assert w.reports == []                  # no partial content, however long it takes
     w.close("big.bin")
     w.at(4.0)
-    # Reported while growing, so known: its close ends the last window at once.
-    assert [r[:3] for r in w.reports] == [(1.0, "big.bin", "growing"), (2.0, "big.bin", "growing"),
-                                          (2.48, "big.bin", "modified")]
-    first, second = w.reports[0][3], w.reports[1][3]
-    assert first == (0, 5000) and second == (5000, 10000)
+    assert w.reports == [(2.53, "big.bin", "created", None)]
+
+
+def test_a_slow_writer_holding_its_file_open_is_one_change_after_the_close():
+    # Issue 13: 50 chunks of 1 MB, 0.2 s apart, held open, gave 10 builds from
+    # partial content.  Here: 20 chunks 0.2 s apart to a known file.
+    w = Watch(existing={"data.bin": 1})
+    t = 0.0
+    for _ in range(20):
+        w.at(t)
+        w.fs.write("data.bin", append=1000)
+        w.event("written", "data.bin")
+        t = round(t + 0.2, 4)
+    w.at(t)
+    assert w.reports == []
+    w.close("data.bin")
+    w.at(t + 1.0)
+    assert w.reports == [(t, "data.bin", "modified", None)]
 
 
 def test_a_stream_file_is_reported_while_it_grows_with_each_appended_range():
