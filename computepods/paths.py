@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 from typing import Iterator
 
-from computepods import errors
+import computepods.errors as errors
 
 PROJECT_FILE = "computepods.toml"
 STATE_DIR = ".computepods"

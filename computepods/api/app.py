@@ -18,7 +18,7 @@ from typing import Iterable
 
 import falcon
 
-from computepods import errors
+import computepods.errors as errors
 from computepods.api.podbus import PodBus
 from computepods.api import resources as r
 from computepods.api.openapi import document

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from computepods import __version__
+from computepods.version import __version__
 
 
 def _ref(name: str) -> dict:

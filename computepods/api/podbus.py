@@ -15,7 +15,7 @@ import queue
 import threading
 from typing import Any
 
-from computepods import errors
+import computepods.errors as errors
 from computepods.bus import messages as m
 from computepods.bus import payloads
 from computepods.errors import ComputePodsError

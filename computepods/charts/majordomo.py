@@ -22,8 +22,7 @@ from pathlib import Path
 
 from miros import return_status, spy_on
 
-from computepods.bus import messages as m
-from computepods.bus import chefwire
+from computepods.bus import chefwire, messages as m
 from computepods.charts.base import Chart
 from computepods.charts.store import Record
 from computepods.clock import SystemClock
@@ -178,6 +177,7 @@ def md_finishing(md: "MajorDomo", e):
 
 
 class MajorDomo(Chart):
+    """The build coordinator of one pod: plans, places steps, marks them done."""
     initial_state = md_ready
     subscriptions = (m.RECORDED, m.RECORD_FAILED)
 

@@ -91,6 +91,8 @@ def store_open(store: "Store", e):
 
 
 class Store(Chart):
+    """Writes the records the MajorDomo asks it to (RECORD) to the state
+    database, and says so (RECORDED), or keeps them while it cannot."""
     initial_state = store_open
     subscriptions = (m.RECORD,)
 

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from computepods import __version__
+from computepods.version import __version__
 # Interrupted lives in errors.py: under `python -m computepods.cli` this
 # module is __main__, and a class defined here would be a different one.
 from computepods.errors import (EXIT_CANNOT_START, EXIT_INTERRUPTED, ComputePodsError, Interrupted,

@@ -32,7 +32,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Callable, Container, Sequence
 
-from computepods import errors
+import computepods.errors as errors
 from computepods.errors import ProjectError
 from computepods.planning.commands import (SCRATCH_SHOWN, Command, argv_command, expand_argv,
                                            identity, quote_shown, render, string_command)

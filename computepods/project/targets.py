@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 from typing import Callable, Iterator, Mapping, Sequence
 
-from computepods import errors
+import computepods.errors as errors
 from computepods.errors import ProjectError
 from computepods.project.checks import name_problem
 from computepods.project.model import Project
