@@ -12,9 +12,10 @@ STAMP := $(VENV)/.installed
 # COMMAND:DEBIAN-PACKAGE pairs; later work appends TeX and Chromium here.
 # The latex pack's tests compare with latexmk: glossaries and nomencl (and
 # makeglossaries) are in texlive-latex-extra, pdftotext in poppler-utils.
+# tests/unit/tools/test_svgs.py draws diagrams with graphviz's dot.
 TEST_SYSTEM_DEPS := setpriv:util-linux pdflatex:texlive-latex-base bibtex:texlive-latex-base cc:gcc chromium:chromium sshd:openssh-server ssh-keygen:openssh-client \
 	makeindex:texlive-binaries makeglossaries:texlive-latex-extra biber:biber latexmk:latexmk \
-	pdftotext:poppler-utils
+	pdftotext:poppler-utils dot:graphviz
 BENCH_SYSTEM_DEPS := ninja:ninja-build make:make latexmk:latexmk /usr/sbin/sshd:openssh-server \
 	scp:openssh-client ssh-keygen:openssh-client
 DIAGRAM_SYSTEM_DEPS := dot:graphviz
@@ -78,13 +79,12 @@ lint: $(STAMP)
 	@if grep -rn --include='*.py' -E '\b(time|asyncio)\.sleep\(' tests | grep -v '^tests/helpers.py:'; then \
 		echo "lint: tests must wait on a condition (helpers.wait_for), not sleep" >&2; exit 1; fi
 
-# charts/*.txt and diagrams/*.dot come from the chart code (a unit test
-# checks they are current); the SVGs are drawn from the .dot files.
+# charts/*.txt and diagrams/*.dot come from the chart code; the SVGs are
+# drawn from the .dot files, each stamped with its .dot's sha256, and only
+# those whose .dot changed are drawn again.  Unit tests check all three.
 diagrams: diagram-system-deps $(STAMP)
 	$(PY) -m computepods.tools.charts
-	@for f in diagrams/*.dot; do dot -Tsvg "$$f" -o "$${f%.dot}.svg" || exit 1; done
-	@for f in diagrams/*.svg; do [ -f "$${f%.svg}.dot" ] || rm -v "$$f"; done
-	@echo "diagrams: drew $$(ls diagrams/*.svg | wc -l) SVGs from diagrams/*.dot"
+	$(PY) -m computepods.tools.svgs
 
 clean:
 	rm -rf bench/work build dist *.egg-info

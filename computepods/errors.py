@@ -189,6 +189,12 @@ class ChartQueueFull(ComputePodsError):
     """An event could not be queued in time: the chart is not keeping up."""
 
 
+# --- developer tools ------------------------------------------------------------
+
+class DiagramError(ComputePodsError):
+    """A diagram could not be drawn: names the .dot and what graphviz said."""
+
+
 # --- chefpod (federation) ---
 
 class WorkspaceBusy(ComputePodsError):
