@@ -23,11 +23,13 @@ DOT_COLOURS = {UP_TO_DATE: "#b7e1b0", STALE: "#f6d98b", BUILDING: "#9cc7f0", FAI
 
 def check_path(path: str, what: str = "path") -> str:
     """A project path in normal form; raises PathEscapesWorkspace (a 400)
-    for an absolute path, one that leaves the project, or an empty one."""
+    for an absolute path, one with a ``..`` component, the project itself
+    (``.``) or an empty one: what the document's PROJECT_PATH pattern says
+    (api/openapi.py)."""
     if not isinstance(path, str) or not path or "\0" in path:
         raise PathEscapesWorkspace(f"{what} {path!r} is not a path inside the project")
     normal = posixpath.normpath(path)
-    if path.startswith("/") or normal == ".." or normal.startswith("../") or normal == ".":
+    if path.startswith("/") or ".." in path.split("/") or normal == ".":
         raise PathEscapesWorkspace(f"{what} {path!r} is not a path inside the project")
     return normal
 

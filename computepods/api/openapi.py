@@ -29,6 +29,9 @@ def _error(description: str) -> dict:
 
 
 NAME = {"type": "string", "minLength": 1, "maxLength": 4096, "pattern": "^[^\\u0000]*$"}
+# A path inside the project, as api/catalog.py: check_path takes it: not
+# absolute, no ".." component, not the project itself (".", "./").
+PROJECT_PATH = {**NAME, "pattern": "^(?!/)(?!(.*/)?\\.\\.(/|$))(?!(\\./?)+$)[^\\u0000]*$"}
 
 
 def _path_param(name: str, description: str) -> dict:
@@ -223,13 +226,14 @@ PATHS = {
     "/v1/artefacts": {
         "get": {"summary": "Files the pod has records of", "operationId": "listArtefacts",
                 "parameters": [{"name": "prefix", "in": "query", "required": False,
-                                "schema": {**NAME, "minLength": 0}}],
+                                "schema": {**PROJECT_PATH, "minLength": 0}}],
                 "responses": {"200": _json({"type": "object", "required": ["artefacts"],
                                             "properties": {"artefacts": {
                                                 "type": "array", "items": _ref("Artefact")}}},
                                            "artefacts by path"), **BAD, **DOWN}}},
     "/v1/artefacts/{path}": {
-        "parameters": [_path_param("path", "a project path (slashes as they are or %2F)")],
+        "parameters": [{**_path_param("path", "a project path (slashes as they are or %2F)"),
+                        "schema": PROJECT_PATH}],
         "get": {"summary": "One artefact", "operationId": "getArtefact",
                 "responses": {"200": _json(_ref("Artefact"), "its record"), **BAD,
                               **NOT_FOUND, **DOWN}}},
