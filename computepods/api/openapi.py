@@ -9,6 +9,7 @@ from __future__ import annotations
 from functools import lru_cache
 
 from computepods import __version__
+from computepods.api import graphdoc
 
 
 def _ref(name: str) -> dict:
@@ -66,18 +67,6 @@ SCHEMAS = {
                  "properties": {"path": {"type": "string"}, "sha256": {"type": "string"},
                                 "size": {"type": "integer"}, "mtime_ns": {"type": "integer"},
                                 "step": NULLABLE_STR}},
-    "Graph": {
-        "type": "object", "required": ["targets", "nodes", "edges", "cycles"],
-        "properties": {
-            "targets": STRING_LIST,
-            "nodes": {"type": "array", "items": {
-                "type": "object", "required": ["id", "rule", "inputs", "outputs", "state", "cycle"],
-                "properties": {"id": {"type": "string"}, "rule": {"type": "string"},
-                               "inputs": STRING_LIST, "outputs": STRING_LIST,
-                               "state": {"enum": ["up_to_date", "stale", "building", "failed"]},
-                               "cycle": NULLABLE_INT}}},
-            "edges": {"type": "array", "items": {**STRING_LIST, "minItems": 2, "maxItems": 2}},
-            "cycles": {"type": "array", "items": STRING_LIST}}},
     "StepLog": {"type": "object",
                 "required": ["step", "status", "exit_code", "reason", "command", "stdout", "stderr"],
                 "properties": {"step": {"type": "string"}, "status": {"type": "string"},
@@ -183,17 +172,6 @@ PATHS = {
         "get": {"summary": "One artefact", "operationId": "getArtefact",
                 "responses": {"200": _json(_ref("Artefact"), "its record"), **BAD,
                               **NOT_FOUND, **DOWN}}},
-    "/v1/graph": {
-        "get": {"summary": "The dependency graph with each step's state",
-                "operationId": "graph",
-                "parameters": [{"name": "target", "in": "query", "required": False,
-                                "schema": STRING_LIST, "style": "form", "explode": True},
-                               {"name": "format", "in": "query", "required": False,
-                                "schema": {"enum": ["json", "dot"]}}],
-                "responses": {"200": {"description": "the graph", "content": {
-                    "application/json": {"schema": _ref("Graph")},
-                    "text/vnd.graphviz": {"schema": {"type": "string"}}}},
-                    **BAD, **NOT_FOUND, "409": _error("the project file is broken"), **DOWN}}},
     "/v1/steps/{id}/log": {
         "parameters": [_path_param("id", "a step id, slashes as %2F")],
         "get": {"summary": "What a step printed the last time it ran", "operationId": "stepLog",
@@ -211,6 +189,7 @@ PATHS = {
 }
 
 
+ALL_PATHS = {**PATHS, **graphdoc.paths(_json, _error, _path_param, BAD, NOT_FOUND, DOWN)}
 METHODS = ("get", "post", "put", "patch", "delete")
 FORBIDDEN = {"403": _error("the Host header does not name this server, or the Origin is "
                            "another site (api/resources.py: SameOrigin)")}
@@ -230,7 +209,7 @@ def document() -> dict:
                                 "JSON {title, description}. Only this server's own page "
                                 "and clients that send no Origin may use it."},
         "paths": {path: {method: _refusable(op) if method in METHODS else op
-                         for method, op in item.items()} for path, item in PATHS.items()},
-        "components": {"schemas": SCHEMAS,
+                         for method, op in item.items()} for path, item in ALL_PATHS.items()},
+        "components": {"schemas": {**SCHEMAS, **graphdoc.SCHEMAS},
                        "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
     }
