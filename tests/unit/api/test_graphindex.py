@@ -8,17 +8,7 @@ import pytest
 from computepods.api.graphindex import MAX_RULE_GROUPS, GraphIndex, Overlay
 from computepods.api.outcomes import StepOutcomes
 from computepods.errors import NotFound
-
-
-def wide(n: int, state: str = "stale") -> dict:
-    """n copies by one pattern rule, then one step reading them all (bench/gen.py's wide)."""
-    copies = [{"id": f"copy:build/f{i:05d}.txt", "rule": "copy",
-               "inputs": [f"src/f{i:05d}.txt"], "outputs": [f"build/f{i:05d}.txt"],
-               "state": state, "cycle": None} for i in range(n)]
-    total = {"id": "sum:out/all.txt", "rule": "sum", "inputs": [c["outputs"][0] for c in copies],
-             "outputs": ["out/all.txt"], "state": state, "cycle": None}
-    return {"targets": ["out/all.txt"], "nodes": [*copies, total], "cycles": [],
-            "edges": [[c["id"], total["id"]] for c in copies]}
+from graphs import wide
 
 
 def layers(width: int, depth: int) -> dict:
