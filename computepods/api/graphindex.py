@@ -33,6 +33,7 @@ from computepods.errors import NotFound
 UP_TO_DATE, STALE, BUILDING, FAILED = "up_to_date", "stale", "building", "failed"
 CANCELLED, NOT_RUN = "cancelled", "not_run"
 STATES = (UP_TO_DATE, STALE, BUILDING, FAILED, CANCELLED, NOT_RUN)
+ATTENTION = {s: i for i, s in enumerate((BUILDING, FAILED, CANCELLED, NOT_RUN, STALE, UP_TO_DATE))}
 RULE, DIR = "rule", "dir"              # what a group folds: one rule, or one directory's rules
 
 MAX_RULE_GROUPS = 40          # more rules than this: one-step rules fold by directory
@@ -141,7 +142,9 @@ class GraphIndex:
               state: str | None = None, ran: bool = False, q: str = "",
               offset: int = 0, limit: int = PAGE) -> dict:
         """A page of steps: those of `group`, in `state`, that ran in the
-        latest build, or that `q` finds (best matches first); by id."""
+        latest build, or that `q` finds (best matches first); else those
+        running first, then failed, cancelled, not run, stale, up to date,
+        each by id."""
         offset, limit = page_bounds(offset, limit)
         q = q.strip()
         if group is not None and group not in self.members:
@@ -155,6 +158,8 @@ class GraphIndex:
         if ran:
             ids = (s for s in ids if overlay.ran(s))
         found = list(ids)
+        if not q:           # what needs a look first: running, failed, ... up to date
+            found.sort(key=lambda s: ATTENTION[self.state(s, overlay)])
         return {"total": len(found), "offset": offset, "limit": limit,
                 "steps": [self.row(s, overlay) for s in found[offset:offset + limit]]}
 

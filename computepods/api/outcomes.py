@@ -7,10 +7,11 @@ or never ran because the build was cancelled first.  The events it reads
 
 - ``start``: the step runs now;
 - ``ok`` or ``ran``: it ran and succeeded;
-- ``fail``: it failed, unless its ``reason`` is ``cancelled`` (or it
-  carries ``cancelled: true``): then it was *cancelled* if it had started,
-  and *not run* if it had not (a chef drops a cancelled build's queued
-  steps with that reason).
+- ``fail``: it failed, unless the build's ``cancel`` event came before
+  it, or its ``reason`` is ``cancelled`` (or it carries ``cancelled:
+  true``): then it was *cancelled* if it had started (the chef killed it:
+  its reason is the signal), and *not run* if it had not (a chef drops a
+  cancelled build's queued steps with the reason ``cancelled``).
 
 Plain bookkeeping, fed by :class:`~computepods.api.registry.BuildView`.
 """
@@ -32,9 +33,12 @@ class StepOutcomes:
     def __init__(self) -> None:
         self._outcome: dict[str, str] = {}
         self._started: set[str] = set()
+        self._cancelling = False
 
     def fold(self, ev: dict) -> None:
         t, step = ev.get("t"), ev.get("step")
+        if t == "cancel":
+            self._cancelling = True
         if not isinstance(step, str):
             return
         if t == "start":
@@ -42,7 +46,7 @@ class StepOutcomes:
         elif t in ("ok", "ran"):
             self._outcome[step] = RAN
         elif t == "fail":
-            if not is_cancellation(ev):
+            if not (self._cancelling or is_cancellation(ev)):
                 self._outcome[step] = FAILED
             else:
                 self._outcome[step] = CANCELLED if step in self._started else NOT_RUN

@@ -123,3 +123,20 @@ def test_a_cancelled_build_shows_cancelled_and_not_run_never_failed():
                       "copy:build/f00002.txt": "up_to_date", "copy:build/f00003.txt": "not_run",
                       "sum:out/all.txt": "not_run"}
     assert "failed" not in index.groups(over)["counts"]
+
+
+def test_a_step_that_fails_after_the_cancel_was_cancelled():
+    outcomes = fold({"t": "start", "step": "a"}, {"t": "cancel", "dropped": 3},
+                    {"t": "fail", "step": "a", "reason": "killed by signal 15"},
+                    {"t": "fail", "step": "b", "reason": "exit 1"})
+    assert (outcomes.of("a"), outcomes.of("b")) == ("cancelled", "not_run")
+    assert fold({"t": "fail", "step": "a", "reason": "exit 1"}).of("a") == "failed"
+
+
+def test_a_group_lists_running_and_failed_steps_first():
+    g = wide(300)
+    g["nodes"][250]["state"] = "failed"
+    index = GraphIndex(g)
+    over = Overlay(running=frozenset({"copy:build/f00200.txt"}))
+    first = [s["id"] for s in index.steps(over, group="copy", limit=3)["steps"]]
+    assert first == ["copy:build/f00200.txt", "copy:build/f00250.txt", "copy:build/f00000.txt"]
