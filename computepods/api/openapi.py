@@ -153,7 +153,11 @@ PATHS = {
         "get": {"summary": "The build's events as server-sent events: the replay, then live, "
                            "to done", "operationId": "buildEvents",
                 "parameters": [{"name": "Last-Event-ID", "in": "header", "required": False,
-                                "schema": {"type": "string"}}],
+                                "schema": {"type": "string"}},
+                               {"name": "batch", "in": "query", "required": False,
+                                "schema": {"type": "boolean"},
+                                "description": "events that come together in one frame: "
+                                               "event: batch, data: a JSON array"}],
                 "responses": {"200": {"description": "event: <t>, data: the event as JSON",
                                       "content": {"text/event-stream": {
                                           "schema": {"type": "string"}}}},

@@ -288,7 +288,8 @@ class BuildEvents(Resource):
         resp.content_type = "text/event-stream"
         resp.set_header("Cache-Control", "no-cache")
         resp.set_header("X-Accel-Buffering", "no")
-        resp.stream = EventStream(self.bus, follower, page, slots=self.slots)
+        resp.stream = EventStream(self.bus, follower, page, slots=self.slots,
+                                  batch=req.get_param_as_bool("batch") or False)
 
 
 class Artefacts(Resource):

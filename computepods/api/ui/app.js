@@ -5,8 +5,8 @@
 // (lists.js); a search or a filter lists the steps it finds; a step opens
 // the navigator (navigator.js): its inputs, outputs, readers and log.  A
 // small graph (DRAW_MAX steps) is drawn as well (drawing.js).  Build posts
-// v1/builds and follows v1/builds/{id}/events: events are queued and
-// applied once per animation frame (the running list, the step elements
+// v1/builds and follows v1/builds/{id}/events?batch=1: events are queued
+// and applied once per animation frame (the running list, the step elements
 // on screen, the status line), and the counts are asked again at most once
 // a second.  When the build is done everything on screen is asked again,
 // so steps no event named (not run, up to date) show what the pod now
@@ -21,8 +21,6 @@ import { Drawing, DRAW_MAX } from "./drawing.js";
 import { GROUPS_PAGE, Groups, Results, Running, Shown } from "./lists.js";
 import { Navigator, stepFromHash } from "./navigator.js";
 
-const EVENT_TYPES = ["queued", "plan", "start", "ran", "ok", "fail", "pass", "fixpoint",
-  "cycle_failed", "chef_lost", "cancel", "would", "log", "done"];
 const FINISHED = new Set(["done", "failed", "cancelled"]);
 const TICK_MS = 250;            // status line redraw while a build runs
 const COUNTS_MS = 1000;         // the groups' counts asked again at most this often in a build
@@ -171,17 +169,16 @@ function follow(id, started, by = "") {
   $("cancel").disabled = false;
   running.render([]);
   shown.live = new Map();
-  const source = new EventSource(new URL(`v1/builds/${encodeURIComponent(id)}/events`, document.baseURI));
-  const take = (e) => {
-    let ev;
-    try { ev = JSON.parse(e.data); } catch { return; }
-    if (!ev.t) ev.t = e.type;
-    if (b !== view.build || b.finished) return;
-    b.queue.push(ev);
+  // ?batch=1: the events that come together arrive as one frame (api/sse.py)
+  const source = new EventSource(new URL(`v1/builds/${encodeURIComponent(id)}/events?batch=1`,
+    document.baseURI));
+  source.addEventListener("batch", (e) => {
+    let events;
+    try { events = JSON.parse(e.data); } catch { return; }
+    if (b !== view.build || b.finished || !Array.isArray(events)) return;
+    for (const ev of events) if (ev && typeof ev === "object") b.queue.push(ev);
     schedule(b);
-  };
-  for (const t of EVENT_TYPES) source.addEventListener(t, take);
-  source.onmessage = take;
+  });
   // The browser reconnects by itself and the server replays the events so
   // far; but if the build is over (or unknown) there is nothing to wait for.
   source.onerror = () => { if (!b.finished) settleFromSummary(b); };
