@@ -2,7 +2,7 @@
 
     python bench/ui_scale.py                              # 2,000 and 10,000 steps
     python bench/ui_scale.py --steps 200 --events 500     # a quick check
-    python bench/ui_scale.py --screenshots diagrams       # the page at 2,000 steps, in and after a build
+    python bench/ui_scale.py --screenshots diagrams       # the page's pictures in diagrams/
 
 For each ``--steps`` N it generates ``bench/gen.py layers N 10`` (a rule per
 step past the first layer, which the page folds by directory), starts a
@@ -188,8 +188,30 @@ def storm(browser, url: str, pod, root: Path, events: int) -> dict:
 
 # -- screenshots ----------------------------------------------------------------------
 
+def small_screenshot(browser, out: Path, tmp: Path) -> None:
+    """examples/cycle after its build, a step's log open: diagrams/majordomo-ui.png."""
+    import shutil
+    root = tmp / "cycle"
+    shutil.copytree(HERE.parent / "examples" / "cycle", root, ignore=shutil.ignore_patterns(
+        ".computepods", "doc.out", "doc.toc", "doc.headings"))
+    with stack(root, tmp / "s-cycle") as (url, _pod):
+        page = browser.new_page(viewport={"width": 1400, "height": 700})
+        try:
+            page.goto(url)
+            page.wait_for_function(FIRST_RENDER, timeout=READY_TIMEOUT_MS)
+            page.get_by_role("button", name="Build", exact=True).click()
+            page.wait_for_selector('#status[data-build-state="done"]', timeout=READY_TIMEOUT_MS)
+            page.locator('.step[data-step="typeset:doc.out"]').click()
+            page.wait_for_selector('#log-panel[data-loaded="yes"]')
+            page.screenshot(path=str(out / "majordomo-ui.png"))
+        finally:
+            page.context.close()
+
+
 def screenshots(browser, out: Path, tmp: Path) -> None:
-    """The page at 2,000 steps while a build runs (slow steps) and after it."""
+    """The page at 2,000 steps while a build runs (slow steps) and after it,
+    and the small one."""
+    small_screenshot(browser, out, tmp)
     root = tmp / "shots"
     gen.generate(gen.layers(2000, LAYERS), root)
     toml = root / "computepods.toml"
@@ -214,7 +236,8 @@ def screenshots(browser, out: Path, tmp: Path) -> None:
             page.screenshot(path=str(out / "majordomo-ui-2000-done.png"))
         finally:
             page.context.close()
-    print(f"wrote {out / 'majordomo-ui-2000-building.png'} and {out / 'majordomo-ui-2000-done.png'}")
+    print(f"wrote {out}/majordomo-ui.png, majordomo-ui-2000-building.png and "
+          "majordomo-ui-2000-done.png")
 
 
 def main(argv=None) -> int:
