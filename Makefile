@@ -17,7 +17,7 @@ TEST_SYSTEM_DEPS := setpriv:util-linux pdflatex:texlive-latex-base bibtex:texliv
 	makeindex:texlive-binaries makeglossaries:texlive-latex-extra biber:biber latexmk:latexmk \
 	pdftotext:poppler-utils dot:graphviz
 BENCH_SYSTEM_DEPS := ninja:ninja-build make:make latexmk:latexmk /usr/sbin/sshd:openssh-server \
-	scp:openssh-client ssh-keygen:openssh-client
+	scp:openssh-client ssh-keygen:openssh-client chromium:chromium
 DIAGRAM_SYSTEM_DEPS := dot:graphviz
 
 PYTEST_FLAGS ?= -q --durations=15
@@ -64,7 +64,7 @@ BENCHES := "run.py wide 1000 -j 2" "run.py layers 2000 10 -j 2" \
 	"rebuild.py edit layers 2000 10 -j 2 --repeat 5" "latex.py --repeat 3" \
 	"bridge_rtt.py" "watch_latency.py" "up.py --steps 10000 --repeat 10" \
 	"rest_rps.py" "sse_fanout.py" "federation_sim.py" "transfer.py" \
-	"federation_speedup.py" "c_project.py --repeat 5"
+	"federation_speedup.py" "c_project.py --repeat 5" "ui_scale.py"
 
 bench: bench-system-deps $(STAMP)
 	@failed=; for b in $(BENCHES); do \

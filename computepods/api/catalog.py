@@ -18,7 +18,8 @@ from computepods.planning.plan import load_state, resolve
 from computepods.state.db import StateDB
 
 UP_TO_DATE, STALE, BUILDING, FAILED = "up_to_date", "stale", "building", "failed"
-DOT_COLOURS = {UP_TO_DATE: "#b7e1b0", STALE: "#f6d98b", BUILDING: "#9cc7f0", FAILED: "#f0a0a0"}
+DOT_COLOURS = {UP_TO_DATE: "#b7e1b0", STALE: "#f6d98b", BUILDING: "#9cc7f0", FAILED: "#f0a0a0",
+               "cancelled": "#e0c0a0", "not_run": "#e4e4e4"}     # the last two: a build's overlay
 
 
 def check_path(path: str, what: str = "path") -> str:
@@ -78,6 +79,12 @@ def graph(root: Path, names: Sequence[str], building: Iterable[str] = ()) -> dic
     each step's state as the files are now: building (a running build runs
     it), failed (its last run failed), stale (it would run, or a step it
     reads from would), up to date."""
+    return judged_graph(root, names, building)[0]
+
+
+def judged_graph(root: Path, names: Sequence[str], building: Iterable[str] = ()):
+    """:func:`graph`, and the plan's basis (its probes and globs: what,
+    besides the files' stats, the answer rests on; api/graphcache.py)."""
     from computepods.planning.graph import BuildGraph
     from computepods.state.hashing import StatCache
     from computepods.planning.staleness import input_paths, stale_on_disk
@@ -103,13 +110,14 @@ def graph(root: Path, names: Sequence[str], building: Iterable[str] = ()) -> dic
                 states[sid] = STALE
             else:
                 states[sid] = UP_TO_DATE
-    nodes = [{"id": sid, "rule": step.rule.name,
-              "inputs": input_paths(step, records.get(sid)), "outputs": list(step.outputs),
-              "state": states[sid], "cycle": cycle_of.get(sid)}
-             for sid, step in plan.steps.items()]
+    nodes = [{"id": sid, "rule": plan.steps[sid].rule.name,    # producers first
+              "inputs": input_paths(plan.steps[sid], records.get(sid)),
+              "outputs": list(plan.steps[sid].outputs), "state": states[sid],
+              "cycle": cycle_of.get(sid)}
+             for sid in states]
     edges = sorted([p, sid] for sid, deps in g.deps.items() for p in deps if p != sid)
-    return {"targets": list(plan.targets), "nodes": nodes, "edges": edges,
-            "cycles": [list(c.steps) for c in cyclic]}
+    return ({"targets": list(plan.targets), "nodes": nodes, "edges": edges,
+             "cycles": [list(c.steps) for c in cyclic]}, getattr(plan, "basis", None))
 
 
 def _dot_id(text: str) -> str:

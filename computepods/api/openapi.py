@@ -14,6 +14,7 @@ from __future__ import annotations
 from functools import lru_cache
 
 from computepods.version import __version__
+from computepods.api import graphdoc
 
 
 def _ref(name: str) -> dict:
@@ -104,18 +105,6 @@ SCHEMAS = {
                  "properties": {"path": {"type": "string"}, "sha256": {"type": "string"},
                                 "size": {"type": "integer"}, "mtime_ns": {"type": "integer"},
                                 "step": NULLABLE_STR}},
-    "Graph": {
-        "type": "object", "required": ["targets", "nodes", "edges", "cycles"],
-        "properties": {
-            "targets": STRING_LIST,
-            "nodes": {"type": "array", "items": {
-                "type": "object", "required": ["id", "rule", "inputs", "outputs", "state", "cycle"],
-                "properties": {"id": {"type": "string"}, "rule": {"type": "string"},
-                               "inputs": STRING_LIST, "outputs": STRING_LIST,
-                               "state": {"enum": ["up_to_date", "stale", "building", "failed"]},
-                               "cycle": NULLABLE_INT}}},
-            "edges": {"type": "array", "items": {**STRING_LIST, "minItems": 2, "maxItems": 2}},
-            "cycles": {"type": "array", "items": STRING_LIST}}},
     "StepLog": {"type": "object",
                 "required": ["step", "status", "exit_code", "reason", "command", "stdout", "stderr"],
                 "properties": {"step": {"type": "string"}, "status": {"type": "string"},
@@ -208,9 +197,14 @@ PATHS = {
         "get": {"summary": "The build's events as server-sent events: the replay, then live, "
                            "to done", "operationId": "buildEvents",
                 "parameters": [{"name": "Last-Event-ID", "in": "header", "required": False,
-                                "schema": {"type": "string"}}],
+                                "schema": {"type": "string"}},
+                               {"name": "batch", "in": "query", "required": False,
+                                "schema": {"type": "boolean"},
+                                "description": "events that come together in one frame: "
+                                               "event: batch, data: a JSON array"}],
                 "responses": {"200": {"description": "id: <seq>, event: <t>, data: the event "
-                                                     "as JSON (a BuildEvent), to its done",
+                                                     "as JSON (a BuildEvent), to its done; with "
+                                                     "batch=1, event: batch, data: an array",
                                       "content": {"text/event-stream": {
                                           "schema": {"type": "string",
                                                      "contentMediaType": "text/event-stream"},
@@ -237,17 +231,6 @@ PATHS = {
         "get": {"summary": "One artefact", "operationId": "getArtefact",
                 "responses": {"200": _json(_ref("Artefact"), "its record"), **BAD,
                               **NOT_FOUND, **DOWN}}},
-    "/v1/graph": {
-        "get": {"summary": "The dependency graph with each step's state",
-                "operationId": "graph",
-                "parameters": [{"name": "target", "in": "query", "required": False,
-                                "schema": NAME_LIST, "style": "form", "explode": True},
-                               {"name": "format", "in": "query", "required": False,
-                                "schema": {"enum": ["json", "dot"]}}],
-                "responses": {"200": {"description": "the graph", "content": {
-                    "application/json": {"schema": _ref("Graph")},
-                    "text/vnd.graphviz": {"schema": {"type": "string"}}}},
-                    **BAD, **NOT_FOUND, "409": _error("the project file is broken"), **DOWN}}},
     "/v1/steps/{id}/log": {
         "parameters": [_path_param("id", "a step id, slashes as %2F")],
         "get": {"summary": "What a step printed the last time it ran", "operationId": "stepLog",
@@ -265,6 +248,7 @@ PATHS = {
 }
 
 
+ALL_PATHS = {**PATHS, **graphdoc.paths(_json, _error, _path_param, BAD, NOT_FOUND, DOWN)}
 METHODS = ("get", "post", "put", "patch", "delete")
 FORBIDDEN = {"403": _error("the Host header does not name this server, or the Origin is "
                            "another site (api/resources.py: SameOrigin)")}
@@ -290,8 +274,8 @@ def document(bearer: bool = False) -> dict:
                                 "JSON {title, description}. Only this server's own page "
                                 "and clients that send no Origin may use it."},
         "paths": {path: {method: _operation(op, bearer) if method in METHODS else op
-                         for method, op in item.items()} for path, item in PATHS.items()},
-        "components": {"schemas": SCHEMAS},
+                         for method, op in item.items()} for path, item in ALL_PATHS.items()},
+        "components": {"schemas": {**SCHEMAS, **graphdoc.SCHEMAS}},
     }
     if bearer:
         doc["components"]["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}

@@ -20,6 +20,7 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
+from computepods.api.outcomes import StepOutcomes
 from computepods.errors import NotFound
 from computepods.state.history import BuildEntry
 
@@ -60,6 +61,7 @@ class BuildView:
     first: int = 0                        # seq of events[0] (older ones were let go)
     failures: dict[str, dict] = field(default_factory=dict)    # step -> its fail event
     counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(COUNTS, 0))
+    outcomes: StepOutcomes = field(default_factory=StepOutcomes)   # how each step fared
 
     @property
     def next_seq(self) -> int:
@@ -88,6 +90,7 @@ class BuildView:
 
     def fold(self, ev: dict) -> None:
         t = ev.get("t")
+        self.outcomes.fold(ev)
         progress = ev.get("progress")
         if isinstance(progress, list) and len(progress) == 3:
             self.steps_done, self.steps_total = progress[0], progress[1]
@@ -132,6 +135,7 @@ class BuildView:
         if self.events and self.events[-1].get("t") == "done":
             self.first += len(self.events) - 1
             self.events = self.events[-1:]
+            self.outcomes.clear()
 
 
 def done_counts(ev: dict) -> dict[str, int]:
@@ -198,6 +202,13 @@ class BuildRegistry:
         return {"build": build_id, "first": start, "next": start + len(chunk),
                 "events": chunk, "state": view.state,
                 "complete": start + len(chunk) >= view.next_seq}
+
+    def latest(self) -> BuildView | None:
+        """The newest build that has started (planned, running or over)."""
+        for view in reversed(self.builds.values()):
+            if view.state != QUEUED:
+                return view
+        return None
 
     def running_steps(self) -> set[str]:
         return {s for v in self.builds.values() if v.state == RUNNING for s in v.running}

@@ -30,6 +30,9 @@ SLASH = "%2F"                   # how an encoded slash survives routing in a pat
 MUTATING = frozenset({"POST", "DELETE", "PUT", "PATCH"})
 WITH_BODY = frozenset({"POST", "PUT", "PATCH"})
 LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1")   # what a Host header may name by default
+GRAPH_FORMATS = ("groups", "json", "dot")
+STEPS_PAGE = 50                 # steps in a page of GET /v1/steps unless asked
+MAX_PAGE = 1000                 # the most steps, groups or neighbours one answer holds
 
 
 # -- request helpers ---------------------------------------------------------------
@@ -298,7 +301,8 @@ class BuildEvents(Resource):
         resp.content_type = "text/event-stream"
         resp.set_header("Cache-Control", "no-cache")
         resp.set_header("X-Accel-Buffering", "no")
-        resp.stream = EventStream(self.bus, follower, page, slots=self.slots)
+        resp.stream = EventStream(self.bus, follower, page, slots=self.slots,
+                                  batch=req.get_param_as_bool("batch") or False)
 
 
 class Artefacts(Resource):
@@ -312,18 +316,48 @@ class Artefact(Resource):
         resp.media = self.bus.query("artefact", path=path_field(path, "artefact path"))
 
 
+def _targets(req: falcon.Request) -> list[str]:
+    return [name(t, "target") for t in req.get_param_as_list("target") or []]
+
+
+def _page(req: falcon.Request, limit: int) -> dict:
+    return {"offset": req.get_param_as_int("offset", min_value=0) or 0,
+            "limit": req.get_param_as_int("limit", min_value=1, max_value=MAX_PAGE) or limit}
+
+
 class Graph(Resource):
+    """The groups with their counts (default), the whole graph (json), or Graphviz (dot)."""
+
     def on_get(self, req, resp):
-        targets = [name(t, "target") for t in req.get_param_as_list("target") or []]
-        fmt = req.get_param("format", default="json")
-        if fmt not in ("json", "dot"):
-            raise UsageError(f"format {fmt!r}: use json or dot")
-        reply = self.bus.query("graph", targets=targets, format=fmt)
+        fmt = req.get_param("format", default="groups")      # "format=" is refused
+        if fmt not in GRAPH_FORMATS:
+            raise UsageError(f"format {fmt!r}: use {', '.join(GRAPH_FORMATS)}")
+        extra = _page(req, MAX_PAGE) if fmt == "groups" else {}
+        reply = self.bus.query("graph", targets=_targets(req), format=fmt, **extra)
         if fmt == "dot":
-            resp.content_type = "text/vnd.graphviz"
-            resp.text = reply["dot"]
+            resp.content_type, resp.text = "text/vnd.graphviz", reply["dot"]
         else:
             resp.media = reply
+
+
+class Steps(Resource):
+    """A page of the graph's steps: of a group, in a state, ran, or searched."""
+
+    def on_get(self, req, resp):
+        args = {"targets": _targets(req), **_page(req, STEPS_PAGE),
+                "ran": req.get_param_as_bool("ran") or False}
+        for key in ("group", "state", "q"):
+            if (value := req.get_param(key)) is not None:
+                args[key] = name(value, key, allow_empty=key == "q")
+        resp.media = self.bus.query("steps", **args)
+
+
+class Step(Resource):
+    """One step and its neighbours, for navigation."""
+
+    def on_get(self, req, resp, id):
+        resp.media = self.bus.query("step", id=path_field(id, "step id"), targets=_targets(req),
+                                    limit=_page(req, MAX_PAGE)["limit"])
 
 
 class StepLog(Resource):
@@ -350,8 +384,7 @@ class OpenApi:
         self.body = json.dumps(document, indent=1).encode()
 
     def on_get(self, req, resp):
-        resp.content_type = falcon.MEDIA_JSON
-        resp.data = self.body
+        resp.content_type, resp.data = falcon.MEDIA_JSON, self.body
 
 
 class Index:

@@ -186,7 +186,8 @@ SCHEMAS: dict[str, Schema] = {
     BUILD_EVENTS: Schema("build.events", {"build": req(str), "events": req(list, items=(dict,)),
                                           "seq": opt(int)}),
     BUILD_CANCEL: Schema("build.cancel", {"build": req(str)}),
-    # what: health, builds, build, events, check, artefacts, artefact, graph, log, explain, pods
+    # what: health, builds, build, events, check, artefacts, artefact, graph, steps, step, log,
+    # explain, pods
     API_QUERY: Schema("api.query", {"what": req(str), "args": opt(dict)}),
     RULES_ANNOUNCE: Schema("rules.announce", {"chef": req(str), "packs": req(list, items=(str,))}),
     # lease_s: over 0 and at most MAX_LEASE_S; a status outside is refused

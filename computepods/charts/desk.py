@@ -10,8 +10,9 @@ The REST app is stateless (its gunicorn workers may be many, or elsewhere):
 everything it shows comes from here, over the bus.  The Desk only routes;
 :class:`computepods.api.registry.BuildRegistry` keeps the recent builds as
 they run, the Store's history (:mod:`computepods.state.history`, read-only
-here) every build since the history began, and
-:mod:`computepods.api.catalog` reads the project.  A query that fails is
+here) every build since the history began, :mod:`computepods.api.catalog`
+reads the project and :mod:`computepods.api.graphanswers` keeps its judged
+graph.  A query that fails is
 answered with ``{"failure": {"error": <class>, "message": ...}}`` (the REST
 app maps the class to an HTTP status), never with a crash; an answer comes
 as ``{"answer": ...}``.
@@ -31,6 +32,8 @@ from computepods.bus import messages as m
 from computepods.bus import chefwire
 from computepods.errors import (BuildRunning, ComputePodsError, NotFound, PathEscapesWorkspace,
                                 UnknownTarget, UsageError)
+from computepods.api.graphanswers import GraphAnswers
+from computepods.api.queryargs import arg as _arg, names as _names
 from computepods.api.registry import FINISHED, REPLAY_PAGE, BuildRegistry, entry_summary
 from computepods.charts.base import Chart
 from computepods.coordinator.chefs import ChefDirectory
@@ -61,21 +64,6 @@ def desk_open(desk: "Desk", e):
     return return_status.SUPER
 
 
-def _arg(args: dict, key: str, kind: type, default):
-    value = args.get(key, default)
-    if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
-        raise UsageError(f"query argument {key!r} must be {kind.__name__}, "
-                         f"not {type(value).__name__}")
-    return value
-
-
-def _names(args: dict, key: str = "targets") -> list[str]:
-    names = _arg(args, key, list, [])
-    if not all(isinstance(n, str) and n for n in names):
-        raise UsageError(f"query argument {key!r} must be a list of non-empty strings")
-    return names
-
-
 def _as_target(fn: Callable[[], dict]) -> dict:
     """A name the project cannot have as a target (outside it, its root, too
     long for a file name) is no target of it: UnknownTarget (a 404)."""
@@ -100,11 +88,13 @@ class Desk(Chart):
         self.http = http                   # the REST app's URL, once it serves
         self.census = census
         self.registry = BuildRegistry()
+        self.graphs = GraphAnswers(self.root, self.registry)
         self.chefs = ChefDirectory(clock, min_lease_s=CHEF_FORGET_S)
         self.answers = {
             "health": self.health, "builds": self.builds, "build": self.build,
             "events": self.events, "check": self.check, "artefacts": self.artefacts,
-            "artefact": self.artefact, "graph": self.graph, "log": self.log,
+            "artefact": self.artefact, "graph": self.graph,
+            "steps": self.graphs.steps, "step": self.graphs.step, "log": self.log,
             "explain": self.explain, "pods": self.pods, "profile": self.profile,
         }
 
@@ -120,6 +110,7 @@ class Desk(Chart):
     def heard_events(self, data: dict) -> None:
         seq = data.get("seq")
         self.registry.take(data["build"], seq if isinstance(seq, int) else None, data["events"])
+        self.graphs.heard(data["events"])
 
     def heard_chef(self, data: dict) -> None:
         self.chefs.heard(chefwire.ChefStatus.from_dict(data))
@@ -205,9 +196,8 @@ class Desk(Chart):
         return catalog.artefact(self.root, _arg(args, "path", str, ""))
 
     def graph(self, args: dict) -> dict:
-        names = _names(args)
-        g = _as_target(lambda: catalog.graph(self.root, names, self.registry.running_steps()))
-        return {"dot": catalog.graph_dot(g)} if args.get("format") == "dot" else g
+        """A name the project cannot have as a target is a 404 (:func:`_as_target`)."""
+        return _as_target(lambda: self.graphs.graph(args))
 
     def log(self, args: dict) -> dict:
         step = _arg(args, "step", str, "")

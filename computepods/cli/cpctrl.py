@@ -19,6 +19,7 @@ import time
 from typing import Sequence
 from urllib.parse import quote, urlencode
 
+from computepods.cli.graphtext import STATE_WORDS, groups_lines, step_lines, steps_lines
 from computepods.cli.podtable import federation_text
 from computepods.cli.restclient import Api
 from computepods.errors import (EXIT_CANNOT_START, EXIT_FAILED, EXIT_INTERRUPTED, ComputePodsError,
@@ -26,6 +27,7 @@ from computepods.errors import (EXIT_CANNOT_START, EXIT_FAILED, EXIT_INTERRUPTED
 
 DEFAULT_URL = "http://127.0.0.1:8765"
 MAX_RUNNING_SHOWN = 3
+GRAPH_LIMIT = 50            # steps, inputs or readers `cpctrl graph` lists unless asked
 REDRAW_S = 0.1              # seconds between redraws of the progress line
 
 
@@ -240,24 +242,36 @@ def cmd_artefacts(api: Api, args) -> int:
     return 0
 
 
-def cmd_graph(api: Api, args) -> int:
+def graph_query(args, **more) -> str:
     params = [("target", t) for t in args.targets]
+    params += [(k, str(v).lower() if isinstance(v, bool) else v)
+               for k, v in more.items() if v not in (None, False, "")]
+    return "?" + urlencode(params) if params else ""
+
+
+def cmd_graph(api: Api, args) -> int:
+    """The groups with their counts, as the page's first screen; a page of
+    steps (--group, --state, --ran, --search); one step and its neighbours
+    (--step); or Graphviz (--dot)."""
     if args.dot:
-        params.append(("format", "dot"))
-    reply = api.call("GET", "/v1/graph" + ("?" + urlencode(params) if params else ""))
-    if args.dot:
-        sys.stdout.write(reply)
+        sys.stdout.write(api.call("GET", "/v1/graph" + graph_query(args, format="dot")))
         return 0
+    if args.step:
+        reply = api.call("GET", f"/v1/steps/{quote(args.step, safe='')}"
+                         + graph_query(args, limit=args.limit))
+        lines = step_lines(reply)
+    elif args.group or args.state or args.ran or args.search:
+        reply = api.call("GET", "/v1/steps" + graph_query(
+            args, group=args.group, state=args.state, ran=args.ran, q=args.search,
+            offset=args.offset, limit=args.limit))
+        lines = steps_lines(reply)
+    else:
+        reply = api.call("GET", "/v1/graph" + graph_query(args))
+        lines = groups_lines(reply)
     if args.json:
         print(json.dumps(reply))
-        return 0
-    deps: dict[str, list[str]] = {}
-    for a, b in reply["edges"]:
-        deps.setdefault(b, []).append(a)
-    for node in reply["nodes"]:
-        cycle = f"  (cycle {node['cycle']})" if node["cycle"] is not None else ""
-        after = f"  <- {', '.join(deps[node['id']])}" if node["id"] in deps else ""
-        print(f"{node['state']:10}  {node['id']}{cycle}{after}")
+    else:
+        print("\n".join(lines))
     return 0
 
 
@@ -317,9 +331,18 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("build", metavar="BUILD")
     a = sub.add_parser("artefacts", help="files the pod has records of")
     a.add_argument("prefix", nargs="?", default="", metavar="PREFIX")
-    g = sub.add_parser("graph", help="the dependency graph and each step's state")
+    g = sub.add_parser("graph", help="the graph's groups with their counts by state; "
+                                      "a group's steps; one step's inputs and readers")
     g.add_argument("targets", nargs="*", metavar="TARGET")
-    g.add_argument("--dot", action="store_true", help="as Graphviz text")
+    g.add_argument("--group", metavar="GROUP", help="list this group's steps")
+    g.add_argument("--state", choices=list(STATE_WORDS), help="list the steps in this state")
+    g.add_argument("--ran", action="store_true", help="list the steps the latest build ran")
+    g.add_argument("--search", metavar="TEXT", help="find steps by id or path")
+    g.add_argument("--step", metavar="STEP", help="one step: its inputs, outputs, readers")
+    g.add_argument("--offset", type=int, default=0, help="skip this many steps")
+    g.add_argument("--limit", type=int, default=GRAPH_LIMIT,
+                   help=f"list at most this many (default {GRAPH_LIMIT})")
+    g.add_argument("--dot", action="store_true", help="the whole graph as Graphviz text")
     lg = sub.add_parser("log", help="what a step printed the last time it ran")
     lg.add_argument("step", metavar="STEP")
     e = sub.add_parser("explain", help="why a target's steps are up to date or would run")

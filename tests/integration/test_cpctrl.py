@@ -91,10 +91,19 @@ def test_status_is_a_table_of_builds(live):
 def test_reading_commands(live):
     assert cpctrl("build", "--follow", url=live.url).returncode == 0
     graph = cpctrl("graph", url=live.url)
-    assert graph.returncode == 0
-    assert "up_to_date  all:out/all.txt  <- gate:build/gated.txt, copy:build/b.txt" \
-        in graph.stdout or "up_to_date  all:out/all.txt  <- copy:build/b.txt, gate:build/gated.txt" \
-        in graph.stdout, graph.stdout
+    assert graph.returncode == 0, graph.stderr
+    lines = graph.stdout.splitlines()
+    assert lines[0] == "4 steps in 3 groups; targets: out/all.txt"
+    assert lines[1].split()[:5] == ["group", "steps", "up", "to", "date"]   # then "ran", if any
+    assert sorted(line.split()[:3] for line in lines[2:5]) == [
+        ["all", "1", "1"], ["copy", "2", "2"], ["gate", "1", "1"]]
+    step = cpctrl("graph", "--step", "all:out/all.txt", url=live.url)
+    assert step.returncode == 0, step.stderr
+    assert "inputs (2):" in step.stdout.splitlines()
+    assert "  build/b.txt  <- copy:build/b.txt (up to date)" in step.stdout.splitlines()
+    found = cpctrl("graph", "--search", "src/b.txt", url=live.url)
+    assert found.stdout.splitlines() == ["up to date  copy:build/b.txt  (ran)"] or \
+        found.stdout.splitlines() == ["up to date  copy:build/b.txt"], found.stdout
     dot = cpctrl("graph", "--dot", url=live.url)
     assert dot.stdout.startswith("digraph computepods {")
     arts = cpctrl("artefacts", "build/", url=live.url)

@@ -166,15 +166,22 @@ def test_failed_step_log_graph_and_artefacts(live):
 
     ok = live.post_build().json["id"]
     assert sse_events(live.url, f"/v1/builds/{ok}/events")[-1][2]["ok"] is True
-    graph = live.get("/v1/graph?target=out/all.txt&target=broken").json
+    graph = live.get("/v1/graph?target=out/all.txt&target=broken&format=json").json
     states = {n["id"]: n["state"] for n in graph["nodes"]}
     assert states == {"all:out/all.txt": "up_to_date", "gate:build/gated.txt": "up_to_date",
                       "copy:build/a.txt": "up_to_date", "copy:build/b.txt": "up_to_date",
                       "broken:out/broken.txt": "failed"}
     assert ["copy:build/a.txt", "gate:build/gated.txt"] in graph["edges"]
+    groups = live.get("/v1/graph?target=out/all.txt&target=broken").json
+    assert {g["name"]: g["counts"] for g in groups["groups"]} == {
+        "copy": {"up_to_date": 2}, "gate": {"up_to_date": 1}, "all": {"up_to_date": 1},
+        "broken": {"failed": 1}}
     (live.root / "src/b.txt").write_text("b, edited\n")
-    states = {n["id"]: n["state"] for n in live.get("/v1/graph").json["nodes"]}
-    assert states["copy:build/b.txt"] == "stale" and states["all:out/all.txt"] == "stale"
+    stale = live.get("/v1/steps?state=stale").json
+    assert [s["id"] for s in stale["steps"]] == ["all:out/all.txt", "copy:build/b.txt"]
+    step = live.get("/v1/steps/all:out%2Fall.txt").json
+    assert {i["path"]: i["step"] for i in step["inputs"]} == {
+        "build/gated.txt": "gate:build/gated.txt", "build/b.txt": "copy:build/b.txt"}
     dot = live.get("/v1/graph?format=dot")
     assert dot.headers["content-type"].startswith("text/vnd.graphviz")
     assert b'"copy:build/b.txt" -> "all:out/all.txt";' in dot.body

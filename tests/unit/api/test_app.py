@@ -171,6 +171,25 @@ def test_graph_formats_and_targets():
     assert c.simulate_get("/v1/graph", params={"format": "png"}).status_code == 400
 
 
+def test_graph_groups_pages_of_steps_and_one_step_ask_the_pod_so():
+    bus = FakeBus(graph={"groups": []}, steps={"steps": []}, step={"id": "x"})
+    c = client(bus)
+    assert c.simulate_get("/v1/graph").status_code == 200
+    assert bus.calls[-1] == ("graph", {"targets": [], "format": "groups", "offset": 0,
+                                       "limit": 1000})
+    c.simulate_get("/v1/steps", params={"group": "copy", "state": "failed", "ran": "true",
+                                        "q": "src/a", "offset": "50", "limit": "25",
+                                        "target": "out/all.txt"})
+    assert bus.calls[-1] == ("steps", {"targets": ["out/all.txt"], "offset": 50, "limit": 25,
+                                       "ran": True, "group": "copy", "state": "failed",
+                                       "q": "src/a"})
+    assert c.simulate_get("/v1/steps/copy:build%2Fa.txt").status_code == 200
+    assert bus.calls[-1] == ("step", {"id": "copy:build/a.txt", "targets": [], "limit": 1000})
+    bad = c.simulate_get("/v1/steps", params={"limit": "100000"})
+    assert bad.status_code == 400 and "limit" in bad.json["description"]
+    assert c.simulate_get("/v1/steps", params={"offset": "-1"}).status_code == 400
+
+
 def test_events_stream_the_replay_and_a_reconnect_after_the_end_gets_204():
     replay = {"build": "b1", "first": 0, "next": 2, "complete": True, "state": "done",
               "events": [{"t": "plan", "steps": 1}, {"t": "done", "ok": True, "code": 0}]}
@@ -242,7 +261,7 @@ def test_an_empty_target_or_before_is_refused_as_the_document_says():
     assert c.simulate_get("/v1/builds", query_string="limit=0").status_code == 400
     assert c.simulate_get("/v1/builds", query_string="limit=5&before=b1").status_code == 200
     assert bus.calls[-1] == ("builds", {"limit": 5, "before": "b1"})
-    assert c.simulate_get("/v1/graph", query_string="target=a,b").status_code == 200
+    assert c.simulate_get("/v1/graph", query_string="target=a,b&format=json").status_code == 200
     assert bus.calls[-1] == ("graph", {"targets": ["a,b"], "format": "json"})
 
 

@@ -1,6 +1,8 @@
 """The SSE stream of a build: replay, then live, each event once, to done."""
 from __future__ import annotations
 
+import json
+
 from computepods.bus import messages as m
 from computepods.api.podbus import EventHub
 from computepods.api.sse import EventStream
@@ -48,6 +50,21 @@ def test_replay_then_live_with_duplicates_dropped():
     stream = EventStream(desk, follower, desk.query("events", "b", 0))
     assert frames(stream) == [(0, "queued"), (1, "plan"), (2, "start"), (3, "ok"), (4, "done")]
     assert len(hub) == 0
+
+
+def test_batches_send_what_came_together_as_one_frame_each_event_once():
+    desk = Desk(EVENTS[:3])
+    hub = EventHub()
+    follower = hub.follow("b")
+    follower.queue.put(live(2, EVENTS[2], EVENTS[3]))        # overlaps the replay
+    follower.queue.put(live(4, EVENTS[4]))
+    stream = EventStream(desk, follower, desk.query("events", "b", 0), batch=True)
+    sent = [chunk.decode().split("\n") for chunk in stream if chunk.startswith(b"id: ")]
+    assert [(lines[0], lines[1]) for lines in sent] == [
+        ("id: 1", "event: batch"), ("id: 2", "event: batch"), ("id: 3", "event: batch"),
+        ("id: 4", "event: batch")]
+    assert [json.loads(lines[2][6:]) for lines in sent] == [
+        EVENTS[0:2], EVENTS[2:3], EVENTS[3:4], EVENTS[4:5]]
 
 
 def test_a_gap_is_filled_from_the_desk():

@@ -1,0 +1,99 @@
+// Talking to the pod's REST API (docs/architecture.md §7), and the words
+// the page uses for each step state.  Every URL is relative to the page,
+// so the page works under a prefix too.
+
+export const TOKEN_KEY = "computepods.api-token";
+
+export const STATE_TEXT = {
+  up_to_date: "up to date", stale: "stale", building: "building", failed: "failed",
+  cancelled: "cancelled", not_run: "not run",
+};
+export const STATE_MARK = {
+  up_to_date: "✓", stale: "•", building: "⟳", failed: "✗", cancelled: "⊘", not_run: "–",
+};
+export const STATE_ORDER = ["building", "failed", "cancelled", "not_run", "stale", "up_to_date"];
+
+export class ApiError extends Error {
+  constructor(status, message) { super(message); this.status = status; }
+}
+
+export async function call(method, path, body) {
+  const headers = { Accept: "application/json" };
+  const token = sessionStorage.getItem(TOKEN_KEY);
+  if (token) headers.Authorization = `Bearer ${token}`;
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  const res = await fetch(new URL(path, document.baseURI), {
+    method, headers, body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  let data = null;
+  try { data = await res.json(); } catch { /* not JSON: say the status */ }
+  if (!res.ok) {
+    const why = data && (data.description || data.title);
+    throw new ApiError(res.status, why || `${res.status} ${res.statusText}`);
+  }
+  return data;
+}
+
+export const stepUrl = (id) => `v1/steps/${encodeURIComponent(id)}`;
+export const logUrl = (id) => `${stepUrl(id)}/log`;
+
+export function query(params) {
+  const q = new URLSearchParams();
+  for (const [k, v] of Object.entries(params)) {
+    if (v !== undefined && v !== null && v !== "" && v !== false) q.set(k, String(v));
+  }
+  const text = q.toString();
+  return text ? `?${text}` : "";
+}
+
+// The state a step's event gives it, as the pod's graph answers it
+// (api/outcomes.py): a fail the cancel caused (after the build's cancel
+// event, or saying so) is "cancelled" once the step had started, "not run"
+// before.
+export function stateAfter(ev, started, cancelling) {
+  switch (ev.t) {
+    case "start": return "building";
+    case "ok": case "ran": return "up_to_date";
+    case "fail":
+      if (cancelling || ev.cancelled === true || ev.reason === "cancelled") {
+        return started ? "cancelled" : "not_run";
+      }
+      return "failed";
+    default: return null;
+  }
+}
+
+// One element for a step, wherever it is listed: a button with its mark,
+// its first output and its id; data-step and data-state for tests and
+// scripts.
+export function stepRow(step, onOpen) {
+  const b = document.createElement("button");
+  b.type = "button";
+  b.className = "row";
+  b.dataset.step = step.id;
+  const mark = document.createElement("span");
+  mark.className = "mark";
+  mark.setAttribute("aria-hidden", "true");
+  const out = document.createElement("span");
+  out.className = "out";
+  out.textContent = (step.outputs && step.outputs[0]) || step.id;
+  const id = document.createElement("span");
+  id.className = "id";
+  id.textContent = step.id;
+  const state = document.createElement("span");
+  state.className = "state";
+  b.append(mark, out, id, state);
+  b.addEventListener("click", () => onOpen(step.id));
+  paint(b, step.state);
+  return b;
+}
+
+export function paint(el, state) {
+  if (!(state in STATE_TEXT) || el.dataset.state === state) return;
+  el.dataset.state = state;
+  const mark = el.querySelector(".mark");
+  if (mark) mark.textContent = STATE_MARK[state];
+  const word = el.querySelector(".state");
+  if (word) word.textContent = STATE_TEXT[state];
+  el.setAttribute("aria-label", `${el.dataset.step}: ${STATE_TEXT[state]}`);
+}
