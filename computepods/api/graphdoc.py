@@ -8,6 +8,9 @@ from __future__ import annotations
 from computepods.api.graphindex import MAX_PAGE, STATES
 
 STRING_LIST = {"type": "array", "items": {"type": "string"}}
+# What the server takes as a name in a request: a target, a group, a step id.
+NAME = {"type": "string", "minLength": 1, "maxLength": 4096, "pattern": "^[^\\u0000]*$"}
+NAMES = {"type": "array", "items": NAME}
 NULLABLE_INT = {"type": ["integer", "null"]}
 
 
@@ -20,7 +23,7 @@ def _query(name: str, schema: dict, description: str) -> dict:
             "description": description}
 
 
-TARGET = {**_query("target", STRING_LIST, "the graph of these targets (none: the default)"),
+TARGET = {**_query("target", NAMES, "the graph of these targets (none: the default)"),
           "style": "form", "explode": True}
 OFFSET = _query("offset", {"type": "integer", "minimum": 0}, "skip this many")
 LIMIT = _query("limit", {"type": "integer", "minimum": 1, "maximum": MAX_PAGE},
@@ -112,11 +115,11 @@ def paths(json, error, path_param, bad: dict, not_found: dict, down: dict) -> di
             "get": {"summary": "A page of steps: of a group, in a state, that ran in the "
                                "latest build, or found by a search of ids and paths",
                     "operationId": "listSteps",
-                    "parameters": [TARGET, _query("group", {"type": "string"}, "a group's name"),
+                    "parameters": [TARGET, _query("group", NAME, "a group's name"),
                                    _query("state", STATE, "only steps in this state"),
                                    _query("ran", {"type": "boolean"},
                                           "only steps that ran in the latest build"),
-                                   _query("q", {"type": "string"},
+                                   _query("q", {**NAME, "minLength": 0},
                                           "a step id or path, or part of one"),
                                    OFFSET, LIMIT],
                     "responses": {"200": json(_ref("StepPage"), "steps by id (q: best first)"),

@@ -29,7 +29,7 @@ def _error(description: str) -> dict:
     return _json(_ref("Error"), description)
 
 
-NAME = {"type": "string", "minLength": 1, "maxLength": 4096, "pattern": "^[^\\u0000]*$"}
+NAME = graphdoc.NAME              # a name in a request: 1 to 4096 characters, no NUL
 # A path inside the project, as api/catalog.py: check_path takes it: not
 # absolute, no ".." component, not the project itself (".", "./").
 PROJECT_PATH = {**NAME, "pattern": "^(?!/)(?!(.*/)?\\.\\.(/|$))(?!(\\./?)+$)[^\\u0000]*$"}

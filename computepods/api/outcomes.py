@@ -7,6 +7,7 @@ or never ran because the build was cancelled first.  The events it reads
 
 - ``start``: the step runs now;
 - ``ok`` or ``ran``: it ran and succeeded;
+- ``cancelled``: the build's cancel killed it while it ran;
 - ``fail``: it failed, unless the build's ``cancel`` event came before
   it, or its ``reason`` is ``cancelled`` (or it carries ``cancelled:
   true``): then it was *cancelled* if it had started (the chef killed it:
@@ -45,6 +46,8 @@ class StepOutcomes:
             self._started.add(step)
         elif t in ("ok", "ran"):
             self._outcome[step] = RAN
+        elif t == "cancelled":              # killed while it ran (coordinator/buildrun.py)
+            self._outcome[step] = CANCELLED
         elif t == "fail":
             if not (self._cancelling or is_cancellation(ev)):
                 self._outcome[step] = FAILED

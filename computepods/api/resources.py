@@ -327,12 +327,12 @@ def _page(req: falcon.Request, limit: int) -> dict:
 
 class Graph(Resource):
     """The groups with their counts (default), the whole graph (json), or Graphviz (dot)."""
-
     def on_get(self, req, resp):
         fmt = req.get_param("format", default="groups")      # "format=" is refused
         if fmt not in GRAPH_FORMATS:
             raise UsageError(f"format {fmt!r}: use {', '.join(GRAPH_FORMATS)}")
-        extra = _page(req, MAX_PAGE) if fmt == "groups" else {}
+        page = _page(req, MAX_PAGE)          # checked whatever the format
+        extra = page if fmt == "groups" else {}
         reply = self.bus.query("graph", targets=_targets(req), format=fmt, **extra)
         if fmt == "dot":
             resp.content_type, resp.text = "text/vnd.graphviz", reply["dot"]
