@@ -20,6 +20,7 @@ from urllib.parse import unquote, urlsplit
 import falcon
 
 from computepods.errors import BuildFinished, UsageError
+from computepods.api.params import flag, page as _paged
 from computepods.api.podbus import HEALTH_TIMEOUT_S, PodBus
 from computepods.api.sse import EventStream, StreamSlots
 
@@ -302,7 +303,7 @@ class BuildEvents(Resource):
         resp.set_header("Cache-Control", "no-cache")
         resp.set_header("X-Accel-Buffering", "no")
         resp.stream = EventStream(self.bus, follower, page, slots=self.slots,
-                                  batch=req.get_param_as_bool("batch") or False)
+                                  batch=flag(req, "batch"))
 
 
 class Artefacts(Resource):
@@ -320,18 +321,13 @@ def _targets(req: falcon.Request) -> list[str]:
     return [name(t, "target") for t in req.get_param_as_list("target") or []]
 
 
-def _page(req: falcon.Request, limit: int) -> dict:
-    return {"offset": req.get_param_as_int("offset", min_value=0) or 0,
-            "limit": req.get_param_as_int("limit", min_value=1, max_value=MAX_PAGE) or limit}
-
-
 class Graph(Resource):
     """The groups with their counts (default), the whole graph (json), or Graphviz (dot)."""
     def on_get(self, req, resp):
         fmt = req.get_param("format", default="groups")      # "format=" is refused
         if fmt not in GRAPH_FORMATS:
             raise UsageError(f"format {fmt!r}: use {', '.join(GRAPH_FORMATS)}")
-        page = _page(req, MAX_PAGE)          # checked whatever the format
+        page = _paged(req, MAX_PAGE, MAX_PAGE)          # checked whatever the format
         extra = page if fmt == "groups" else {}
         reply = self.bus.query("graph", targets=_targets(req), format=fmt, **extra)
         if fmt == "dot":
@@ -344,8 +340,8 @@ class Steps(Resource):
     """A page of the graph's steps: of a group, in a state, ran, or searched."""
 
     def on_get(self, req, resp):
-        args = {"targets": _targets(req), **_page(req, STEPS_PAGE),
-                "ran": req.get_param_as_bool("ran") or False}
+        args = {"targets": _targets(req), **_paged(req, STEPS_PAGE, MAX_PAGE),
+                "ran": flag(req, "ran")}
         for key in ("group", "state", "q"):
             if (value := req.get_param(key)) is not None:
                 args[key] = name(value, key, allow_empty=key == "q")
@@ -357,7 +353,7 @@ class Step(Resource):
 
     def on_get(self, req, resp, id):
         resp.media = self.bus.query("step", id=path_field(id, "step id"), targets=_targets(req),
-                                    limit=_page(req, MAX_PAGE)["limit"])
+                                    limit=_paged(req, MAX_PAGE, MAX_PAGE)["limit"])
 
 
 class StepLog(Resource):
