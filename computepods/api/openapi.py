@@ -255,9 +255,11 @@ FORBIDDEN = {"403": _error("the Host header does not name this server, or the Or
 
 
 def _operation(op: dict, bearer: bool) -> dict:
-    """Every operation may be refused to another host name or origin; with
-    a token, a mutating one needs it."""
-    op = {**op, "responses": {**op["responses"], **FORBIDDEN}}
+    """Every operation may be refused to another host name or origin, or
+    for a request line longer than gunicorn takes (414); with a token, a
+    mutating one needs it."""
+    op = {**op, "responses": {**op["responses"], **FORBIDDEN,
+                              "414": {"description": "the request line is too long"}}}
     if op.pop("mutating", False) and bearer:
         op["security"] = [{"bearer": []}]
         op["responses"] = {**op["responses"], **AUTH}

@@ -29,8 +29,9 @@ def with_own_rules(own: Sequence[Any], packs: Sequence[tuple[Any, str]],
     taken: set[str] = set()
     out: list[RuleSource] = []
     for n, table in enumerate(own, 1):
-        if not isinstance(table, dict) or ("extend" not in table and table.get("name")
-                                           not in by_name):
+        named = table.get("name") if isinstance(table, dict) else None
+        if not isinstance(table, dict) or ("extend" not in table and (
+                not isinstance(named, str) or named not in by_name)):     # checked later
             out.append(RuleSource(table))
             continue
         name = table.get("name")
@@ -39,7 +40,7 @@ def with_own_rules(own: Sequence[Any], packs: Sequence[tuple[Any, str]],
         if not isinstance(extend, bool):
             raise ProjectError(file, f"must be true or false, got {extend!r}", label, "extend")
         table = {k: v for k, v in table.items() if k != "extend"}
-        if name not in by_name:
+        if not isinstance(name, str) or name not in by_name:
             if extend:
                 names = ", ".join(sorted(by_name)) or "none (no pack in project.use)"
                 raise ProjectError(file, f"extend = true, but no used pack has a rule "

@@ -150,3 +150,11 @@ def test_extend_false_on_a_rule_of_ones_own_is_just_a_rule(tmp_path):
         command = "cp {in} {out}"
         """)
     assert [r.name for r in project.rules] == ["copy"]
+
+
+@pytest.mark.parametrize("extra", ["", 'extend = true\ninputs = ["x"]\n'])
+def test_a_rule_named_by_a_table_is_one_line_not_a_traceback(tmp_path, extra):
+    # Found by the fuzzed project files: a name that is no string met the
+    # pack rules' names as a dict key.
+    with pytest.raises(errors.ProjectError):
+        load(tmp_path, LATEX + '[[rule]]\nname = {a = 1}\n' + extra)
