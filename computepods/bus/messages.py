@@ -67,12 +67,14 @@ FS_EVENTS = "FS_EVENTS"              # FSWatcher: a batch of raw inotify events 
 RESCAN = "RESCAN"                    # FSWatcher: walk the tree again (events were lost)
 HALT = "HALT"                        # FSWatcher: stop watching, close the descriptor
 FS_PENDING = "FS_PENDING"            # FSWatcher: which files are still in their quiet period?
+COMMITTED = "COMMITTED"              # MajorDomo -> its pod's FSWatcher: outputs it just recorded
 
 ALL_SIGNALS = (FS_CHANGED, BUILD_REQUEST, BUILD_EVENTS, RULES_ANNOUNCE,
                CHEF_STATUS, CHEFS_QUERY, CHEF_RUN, STEP_RESULTS, BUS_ERROR, REPLY,
                REQUEST_FAILED, STEP_STARTED, STEP_DONE, FLUSH, RECORD, RECORDED, TICK,
                BUILD_START, ADVANCE, BUILD_CANCEL, API_QUERY, FS_EVENTS, RESCAN, HALT)
-ALL_SIGNALS += (CRON_EVENTS, CHEFS_CANCEL, RECORD_FAILED, PODS_HELLO, PODS_DISCOVER, FS_PENDING)
+ALL_SIGNALS += (CRON_EVENTS, CHEFS_CANCEL, RECORD_FAILED, PODS_HELLO, PODS_DISCOVER, FS_PENDING,
+                COMMITTED)
 # --- scout (federation) ---
 GATHERED = "GATHERED"                # the bus: every answer to one gather(), as a Gathered
 SEARCH = "SEARCH"                    # to a Scout (or the Herald holding it): look for pods

@@ -330,9 +330,8 @@ class MajorDomo(Chart):
         for sid in taken.settled:
             self.chefs.settled(chef, sid)
         files = own_records(self.root, taken.outputs)
-        if self.requests.freshness:
-            self.requests.freshness.recorded_outputs(
-                {f.path: (f.size, f.mtime_ns) for f in files}, taken.discovered)
+        if self.requests.recorded_outputs(files, taken.discovered):   # to the pod's watcher:
+            self.emit(m.COMMITTED, {f.path: (f.size, f.mtime_ns, f.ino) for f in files})
         if taken.anything:
             self.store(Record(token=b.record_token(taken.records), steps=taken.records,
                                        files=files, drop_steps=taken.drops))

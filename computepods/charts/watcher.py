@@ -19,9 +19,13 @@ one deadline heap: when a file is reported, and as what) and
 
 Each report carries the file's ``size`` and ``mtime_ns`` from ``lstat`` at
 report time.  The chefs' commits of outputs (renames out of
-``.computepods/``) are reported like any change; the MajorDomo drops an
-``fs.changed`` whose (size, mtime_ns) equals the output it recorded, so a
-build does not trigger itself.
+``.computepods/``) are not news to the pod that recorded them: its
+MajorDomo tells its watcher (``COMMITTED`` on the pod's fabric, with the
+stat it recorded), and a file that settles with exactly that stat is not
+reported.  A commit whose echo settles before the MajorDomo's word
+arrives is reported, and the MajorDomo drops an ``fs.changed`` whose
+(size, mtime_ns) equals the output it recorded, so a build never
+triggers itself either way.
 
 :meth:`FSWatcher.pending_now` tells another thread, at once, which files
 have events not yet reported (a build request judges them afresh instead of
@@ -42,7 +46,7 @@ from computepods.bus import messages as m
 from computepods.bus import payloads
 from computepods.bus.protocol import Bus
 from computepods.clock import Clock, SystemClock
-from computepods.watch.debounce import ANYTHING, MAX_DELAY_S, QUIET_S, Debouncer
+from computepods.watch.debounce import ANYTHING, MAX_DELAY_S, QUIET_S, Debouncer, FileStat
 from computepods.watch.reader import EventReader
 from computepods.watch.tree import GONE, OVERFLOW, InotifyTree
 from computepods.charts.base import Chart
@@ -81,6 +85,9 @@ def fs_watching(fs: "FSWatcher", e):
         return return_status.HANDLED
     if sig == m.FS_PENDING:
         e.payload.put(fs.pending_paths())
+        return return_status.HANDLED
+    if sig == m.COMMITTED:
+        fs.expect(e.payload)
         return return_status.HANDLED
     if sig == m.HALT:
         return fs.trans(fs_stopped)
@@ -150,6 +157,7 @@ class FSWatcher(Chart):
     """
 
     initial_state = fs_chart
+    subscriptions = (m.COMMITTED,)   # from the MajorDomo on the same fabric, if any
 
     def __init__(self, bridge: Bus, root: Path, *, pod: str, ignore: Iterable[str] = (),
                  stream: Iterable[str] = (), quiet_s: float = QUIET_S,
@@ -201,6 +209,10 @@ class FSWatcher(Chart):
             self.published += 1
         self.rearm(now)
         self._update_settled()
+
+    def expect(self, commits: dict) -> None:
+        """``{path: (size, mtime_ns, inode)}``: outputs the pod just recorded."""
+        self.debouncer.expect({path: FileStat(*st) for path, st in commits.items()})
 
     def rescan(self) -> None:
         self.rescans += 1

@@ -101,6 +101,16 @@ class RequestQueue:
             (p for step in steps for p in input_paths(step, records.get(step.id))),
             basis.globs if basis is not None else ())
 
+    def recorded_outputs(self, files: list, discovered: Iterable[str]) -> bool:
+        """A result's outputs, as the pod recorded them (FileRecords), and the
+        inputs it was found to read; True when a watcher's echo of them is to
+        be expected (a watching pod), so it may be told not to report them."""
+        if not self.freshness:
+            return False
+        self.freshness.recorded_outputs({f.path: (f.size, f.mtime_ns) for f in files},
+                                        discovered)
+        return bool(files)
+
     def plan_failed(self) -> None:
         if self.freshness:
             self.freshness.plan_failed()

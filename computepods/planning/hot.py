@@ -211,6 +211,7 @@ class HotPlans:
         judged, self._judging = self._judging, None
         if scheduler is None or judged is None or scheduler.dry_run:
             return
+        direct = seen_directly(self.root)
         for sid, step in judged[1].steps.items():
             rec = self.records.get(sid)
             if (scheduler.state_of(sid) not in (State.DONE, State.SKIPPED) or rec is None
@@ -218,7 +219,8 @@ class HotPlans:
                 self.clean.discard(sid)
                 continue
             paths = {*rec.inputs, *step.outputs, *rec.outputs}
-            if paths & self.changed_in_build or not all(map(self.watched, paths)):
+            if (paths & self.changed_in_build or not all(map(self.watched, paths))
+                    or not all(map(direct, paths))):
                 self.clean.discard(sid)      # what the watcher cannot see is looked at
                 continue
             self.clean.add(sid)
@@ -263,7 +265,7 @@ class HotCache(StatCache):
         super().__init__(hot.root, {})
         self._records = hot.files            # shared: what it hashes, the pod knows
         self._hot = hot
-        self._real = os.path.join(os.path.realpath(self._root), "")
+        self._seen_directly = seen_directly(hot.root)     # for this build
 
     def digest(self, path: str) -> str | None:
         hit = self._hot.verified.get(path, _MISS)
@@ -274,10 +276,23 @@ class HotCache(StatCache):
             self._hot.verified[path] = sha
         return sha
 
-    def _seen_directly(self, path: str) -> bool:
-        """Its changes reach the watcher: no symbolic link on the way."""
-        full = self._prefix + path
-        return os.path.realpath(full) == self._real + path
+
+def seen_directly(root: Path) -> Callable[[str], bool]:
+    """Whether a project path's changes reach the watcher, which does not
+    follow symbolic links: no link on the way, nor the file itself.  Each
+    directory's answer is kept by the function returned, so make one per
+    build (a wide build has a thousand files in one directory)."""
+    prefix = os.path.join(os.fspath(root), "")
+    real = os.path.join(os.path.realpath(prefix), "")
+    direct_dirs: dict[str, bool] = {"": True}
+
+    def seen(path: str) -> bool:
+        parent = path.rpartition("/")[0]
+        direct = direct_dirs.get(parent)
+        if direct is None:
+            direct = direct_dirs[parent] = os.path.realpath(prefix + parent) == real + parent
+        return direct and not os.path.islink(prefix + path)
+    return seen
 
 
 def watched_by(ignored: Callable[[str, bool], bool]) -> Watched:

@@ -61,6 +61,7 @@ ANYTHING = "*"            # a file list meaning: events were lost, anything may 
 QUIET_S = 0.05            # seconds without an event before a file counts as settled
 MAX_DELAY_S = 1.0         # seconds of a held-open file's window (no event in one: settled)
 CLOSE_GRACE_S = 0.0       # seconds after a close-write before a known file is settled
+EXPECTED_MAX = 100_000    # own commits awaited at once; past this the oldest are forgotten
 
 CREATED, MODIFIED, DELETED, MOVED, GROWING = "created", "modified", "deleted", "moved", "growing"
 KINDS = (CREATED, MODIFIED, DELETED, MOVED, GROWING)
@@ -128,9 +129,23 @@ class Debouncer:
         self.close_grace_s = close_grace_s
         self.stream = stream if isinstance(stream, PathPatterns) else PathPatterns(stream)
         self.known: dict[str, FileStat] = {}      # as last reported or scanned
+        self.expected: dict[str, FileStat] = {}   # the pod's own commits, not yet settled
+        self.own = 0                              # own commits settled and not reported
         self.pending: dict[str, _Pending] = {}
         self._heap: list[tuple[float, int, str]] = []
         self._seq = itertools.count()
+
+    def expect(self, commits: Mapping[str, FileStat]) -> None:
+        """Files the pod itself just committed, with their stat as it recorded
+        them: when one settles with exactly that stat (size, mtime_ns, inode)
+        it is not reported, since the pod already knows it.  Any other stat is
+        reported as usual, so a write after the commit is never missed."""
+        expected = self.expected
+        for path, st in commits.items():
+            expected.pop(path, None)
+            expected[path] = st
+        while len(expected) > EXPECTED_MAX:      # a dict keeps insertion order: oldest first
+            del expected[next(iter(expected))]
 
     # -- what inotify saw ------------------------------------------------------------
     def scanned(self, found: Mapping[str, FileStat]) -> None:
@@ -314,6 +329,10 @@ class Debouncer:
                 return None                         # a temporary: never reported
             del self.known[path]
             return Report(path, DELETED)
+        if self.expected.pop(path, None) == cur:
+            self.known[path] = cur
+            self.own += 1
+            return None                             # the pod's own commit: it knows
         if p.moved_from is not None and p.moved_from in self.known \
                 and self.stat(p.moved_from) is None:
             src = p.moved_from

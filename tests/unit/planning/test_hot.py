@@ -133,6 +133,27 @@ def test_a_path_the_watcher_cannot_see_is_looked_at_on_every_build(root):
     assert jobs == ["copy:build/c.txt"]
 
 
+@pytest.mark.parametrize("linked", ["src/b.txt", "src"])
+def test_a_file_reached_through_a_symbolic_link_is_looked_at_on_every_build(root, tmp_path,
+                                                                              linked):
+    # The watcher does not follow links: a change behind one is never reported.
+    elsewhere = tmp_path / "elsewhere"
+    (root / linked).rename(elsewhere)
+    (root / linked).symlink_to(elsewhere)          # a file, or a directory, that is a link
+    assert cpod_here(root, "build").code == 0
+    behind = ["copy:build/b.txt"] if linked == "src/b.txt" else [
+        "copy:build/a.txt", "copy:build/b.txt", "copy:build/c.txt"]
+    hot = HotPlans(root, watched=lambda path: True)
+    settle(hot, judged(hot, root)[2])
+    steps, _, scheduler = judged(hot, root)
+    assert sorted(steps) == ["all:out/all.txt", *behind]       # and what is downstream
+    settle(hot, scheduler)
+    b = elsewhere / "b.txt" if linked == "src" else elsewhere
+    b.write_text("b, changed where no watcher looks\n")
+    _, jobs, _ = judged(hot, root)
+    assert jobs == ["copy:build/b.txt"]
+
+
 def test_a_deleted_source_plans_again_and_says_what_is_missing(root):
     hot = HotPlans(root, watched=lambda path: True)
     settle(hot, judged(hot, root)[2])

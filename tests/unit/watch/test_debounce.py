@@ -413,3 +413,55 @@ def test_a_write_that_keeps_size_mtime_and_inode_is_still_reported():
     w.event("changed", "a.txt")                   # IN_ATTRIB: a chmod back, say
     w.at(1.0)
     assert len(w.reports) == 1
+
+
+def commit(w: Watch, path: str, size: int = 10) -> FileStat:
+    """A chef's commit as the watcher sees it: a rename from an ignored
+    scratch directory onto `path`; the stat the pod records for it."""
+    w.fs.write(path, size)
+    w.event("moved", None, path)
+    return w.fs.stat(path)
+
+
+def test_the_pods_own_commit_is_not_reported_once_it_was_told():
+    w = Watch(existing={"out/a.txt": 5, "out/b.txt": 5})
+    w.delete("out/a.txt")                      # rm -rf out, then a build
+    w.delete("out/b.txt")
+    w.at(0.2)
+    deleted = [(0.05, "out/a.txt", "deleted", None), (0.05, "out/b.txt", "deleted", None)]
+    assert w.reports == deleted
+    a, b = commit(w, "out/a.txt"), commit(w, "out/b.txt")   # new files: a quiet period
+    w.at(0.21)
+    w.deb.expect({"out/a.txt": a, "out/b.txt": b})          # the pod took the results
+    w.at(0.5)
+    assert w.reports == deleted
+    assert w.deb.own == 2 and w.deb.idle
+    w.at(1.0)
+    w.save("out/a.txt", size=11)               # a write after the commit is news
+    w.at(1.5)
+    assert w.reports == deleted + [(1.0, "out/a.txt", "modified", None)]
+
+
+def test_a_commit_changed_before_it_settles_is_reported():
+    w = Watch()
+    told = commit(w, "out/a.txt")
+    w.deb.expect({"out/a.txt": told})
+    w.at(0.01)
+    w.fs.write("out/a.txt", append=3)          # someone else writes on it at once
+    w.event("written", "out/a.txt")
+    w.close("out/a.txt")
+    w.at(0.5)
+    assert [r[1:3] for r in w.reports] == [("out/a.txt", "created")]
+    assert w.deb.own == 0
+    assert w.deb.expected == {}                # spent: the next commit is told anew
+
+
+def test_a_commit_told_late_is_reported_as_before():
+    w = Watch()
+    told = commit(w, "out/a.txt")
+    w.at(0.5)                                  # it settled before the pod's word came
+    w.deb.expect({"out/a.txt": told})
+    assert [r[1:3] for r in w.reports] == [("out/a.txt", "created")]
+    w.save("out/a.txt", size=12)
+    w.at(1.0)                                  # the word of a stat gone by hides nothing
+    assert [r[1:3] for r in w.reports][-1] == ("out/a.txt", "modified")
