@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import zlib
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 
 MAX_BUILDS = 1000          # builds kept in the history, newest
 MAX_PROFILES = 100         # of those, the newest whose timelines are kept
@@ -72,15 +72,18 @@ class BuildEntry:
         return None if self.ended_ns is None else round((self.ended_ns - self.started_ns) / 1e9, 3)
 
     def to_dict(self) -> dict:
-        """Every field but the timeline, as JSON-able values."""
-        d = asdict(self)
-        del d["profile"]
-        return d
+        """Every field but the timeline, as JSON-able values (not ``asdict``,
+        which deep-copies the timeline too: 0.1 s for a build of 1,000 steps)."""
+        return {name: list(value) if isinstance(value, list) else value
+                for name, value in ((f, getattr(self, f)) for f in _ENTRY_FIELDS)}
 
     @classmethod
     def from_dict(cls, d: dict) -> "BuildEntry":
         known = {f.name for f in fields(cls)} - {"profile"}
         return cls(**{k: v for k, v in d.items() if k in known})
+
+
+_ENTRY_FIELDS = tuple(f.name for f in fields(BuildEntry) if f.name != "profile")
 
 
 # -- writes (inside the caller's transaction) ------------------------------------------
