@@ -13,9 +13,10 @@ STAMP := $(VENV)/.installed
 # The latex pack's tests compare with latexmk: glossaries and nomencl (and
 # makeglossaries) are in texlive-latex-extra, pdftotext in poppler-utils.
 # tests/unit/tools/test_svgs.py draws diagrams with graphviz's dot.
+# test_up.py checks out a git repository under `cpod up`.
 TEST_SYSTEM_DEPS := setpriv:util-linux pdflatex:texlive-latex-base bibtex:texlive-latex-base cc:gcc chromium:chromium sshd:openssh-server ssh-keygen:openssh-client \
 	makeindex:texlive-binaries makeglossaries:texlive-latex-extra biber:biber latexmk:latexmk \
-	pdftotext:poppler-utils dot:graphviz
+	pdftotext:poppler-utils dot:graphviz git:git
 BENCH_SYSTEM_DEPS := ninja:ninja-build make:make latexmk:latexmk /usr/sbin/sshd:openssh-server \
 	scp:openssh-client ssh-keygen:openssh-client chromium:chromium
 DIAGRAM_SYSTEM_DEPS := dot:graphviz

@@ -68,13 +68,14 @@ RESCAN = "RESCAN"                    # FSWatcher: walk the tree again (events we
 HALT = "HALT"                        # FSWatcher: stop watching, close the descriptor
 FS_PENDING = "FS_PENDING"            # FSWatcher: which files are still in their quiet period?
 COMMITTED = "COMMITTED"              # MajorDomo -> its pod's FSWatcher: outputs it just recorded
+BURST_OVER = "BURST_OVER"            # MajorDomo to itself: a burst of changes may be over
 
 ALL_SIGNALS = (FS_CHANGED, BUILD_REQUEST, BUILD_EVENTS, RULES_ANNOUNCE,
                CHEF_STATUS, CHEFS_QUERY, CHEF_RUN, STEP_RESULTS, BUS_ERROR, REPLY,
                REQUEST_FAILED, STEP_STARTED, STEP_DONE, FLUSH, RECORD, RECORDED, TICK,
                BUILD_START, ADVANCE, BUILD_CANCEL, API_QUERY, FS_EVENTS, RESCAN, HALT)
 ALL_SIGNALS += (CRON_EVENTS, CHEFS_CANCEL, RECORD_FAILED, PODS_HELLO, PODS_DISCOVER, FS_PENDING,
-                COMMITTED)
+                COMMITTED, BURST_OVER)
 # --- scout (federation) ---
 GATHERED = "GATHERED"                # the bus: every answer to one gather(), as a Gathered
 SEARCH = "SEARCH"                    # to a Scout (or the Herald holding it): look for pods
@@ -180,7 +181,8 @@ SCHEMAS: dict[str, Schema] = {
     FS_CHANGED: Schema("fs.changed", {"pod": req(str), "root": req(str), "path": req(str),
                                       "kind": req(str), "moved_from": opt(str, type(None)),
                                       "size": opt(int, type(None)), "mtime_ns": opt(int, type(None)),
-                                      "range": opt(list, type(None), items=(int,))}),
+                                      "range": opt(list, type(None), items=(int,)),
+                                      "settling": opt(int, type(None))}),
     BUILD_REQUEST: Schema("build.request", {"targets": req(list, items=(str,)), "cwd": opt(str),
                                             "keep_going": opt(bool), "dry_run": opt(bool),
                                             "client": opt(str), "plan": opt(str)}),

@@ -97,6 +97,7 @@ class FsChanged(Payload):
     size: int | None = None
     mtime_ns: int | None = None
     range: list | None = None
+    settling: int | None = None      # files of the tree still in their quiet period
 
 
 @dataclass(frozen=True)

@@ -80,8 +80,9 @@ def md_idle(md: "MajorDomo", e):
         md.enqueue_request(e.payload)
         md.post(m.BUILD_START)
         return return_status.HANDLED
-    if sig == m.FS_CHANGED:
-        md.planner.heard(e.payload.data)
+    if sig in (m.FS_CHANGED, m.BURST_OVER):       # a change; a burst of them may be over
+        if sig == m.FS_CHANGED:
+            md.planner.heard(e.payload.data)
         if md.requests.follow_up(md.build is not None):
             md.post(m.BUILD_START)
         return return_status.HANDLED
@@ -192,9 +193,11 @@ class MajorDomo(Chart):
         self.root = Path(root)
         self.clock = clock or SystemClock()
         self.chefs = ChefDirectory(self.clock)
-        self.requests = RequestQueue(self.root, watch_targets, watching=watching or None)
+        self.requests = RequestQueue(self.root, watch_targets, watching=watching or None,
+                                     clock=self.clock, wake=lambda: self.post(m.BURST_OVER))
         self.planner = Planner(self.root, handed=handed, freshness=self.requests.freshness,
-                               store=self.store, check=lambda bp: self.dispatcher.check_tools(bp))
+                               store=self.store, check=lambda bp: self.dispatcher.check_tools(bp),
+                               heard_change=self.requests.heard_change)
         self.build: BuildRun | None = None
         self.events = EventBatch(lambda build_id, payload: self.bridge.publish(
             m.BUILD_EVENTS, payload, build=build_id), lambda: self.post(m.FLUSH),
@@ -295,10 +298,8 @@ class MajorDomo(Chart):
     def check_chefs(self) -> None:
         for info, why in self.chefs.expire():
             self.chef_lost(info, why)
-        if (b := self.build) and not len(self.chefs) and b.age_s > CHEF_WAIT_S and b.waiting:
-            lost = self.chefs.last_loss     # a chef went, and none came after it: say so
-            b.fail_waiting(f"no chef left to run it: {lost}" if lost else
-                           f"no chef answered within {CHEF_WAIT_S:.0f} s; is a chef running?")
+        if (b := self.build) and b.waiting and (why := self.chefs.absent(b.age_s, CHEF_WAIT_S)):
+            b.fail_waiting(why)
 
     def chef_lost(self, info: ChefInfo, why: str) -> None:
         """A chef gone (lease, goodbye): its steps move, as new attempts, or fail naming it."""
@@ -308,12 +309,11 @@ class MajorDomo(Chart):
         if b is not None:
             b.chef_lost(info.name, steps, why, rescheduled=bool(len(self.chefs)))
 
-    # -- dispatch ----------------------------------------------------------------
+    # -- dispatch and results ----------------------------------------------------
     def dispatch_ready(self) -> None:
         for chef, payload, token in self.dispatcher.ready(self.build):
             self.bridge.request(m.CHEF_RUN, payload, chart=self, token=token, chef=chef)
 
-    # -- results -----------------------------------------------------------------
     def take_results(self, msg: m.Message) -> None:
         self.bridge.respond(msg, {"ok": True})
         if (b := self.build) is None:
@@ -367,11 +367,10 @@ class MajorDomo(Chart):
     # -- cancelling -----------------------------------------------------------------
     def cancel_request(self, msg: m.Message) -> None:
         """A queued build is dropped (done, 130); the running build's states answer for it."""
-        bid, state = msg.data["build"], "unknown"
-        if self.requests.cancel(bid):
+        bid = msg.data["build"]
+        if cancelled := self.requests.cancel(bid):
             self.events.publish(bid, [{"t": "done", "ok": False, "code": 130, "cancelled": True}])
-            state = "cancelled"
-        self.bridge.respond(msg, {"build": bid, "state": state})
+        self.bridge.respond(msg, {"build": bid, "state": "cancelled" if cancelled else "unknown"})
 
     def cancel_running(self, msg: m.Message) -> None:
         """Nothing more starts; chefs drop held steps and kill running ones; done, 130."""
@@ -381,6 +380,7 @@ class MajorDomo(Chart):
 
     def stop(self, *args, **kw) -> None:
         super().stop(*args, **kw)
+        self.requests.close()
         if self.landing is not None:
             self.landing.close()       # the landings under way end (their posts unheard)
 

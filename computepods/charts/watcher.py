@@ -202,10 +202,14 @@ class FSWatcher(Chart):
         now = self.clock.monotonic()
         self._armed = None
         root = str(self.root)
-        for report in self.debouncer.due(now):
+        reports = self.debouncer.due(now)
+        left = len(self.debouncer.pending) + len(reports)   # a burst says how much is to come
+        for report in reports:
+            left -= 1
             self.bridge.publish(m.FS_CHANGED, payloads.FsChanged(
                 self.pod, root, report.path, report.kind, report.moved_from, report.size,
-                report.mtime_ns, list(report.range) if report.range else None).to_dict())
+                report.mtime_ns, list(report.range) if report.range else None,
+                settling=left).to_dict())
             self.published += 1
         self.rearm(now)
         self._update_settled()

@@ -51,6 +51,15 @@ class ChefDirectory:
         """Why the last chef to go is gone ("" if none went)."""
         return self._last_loss
 
+    def absent(self, waited_s: float, limit_s: float) -> str | None:
+        """Why a build that waited `waited_s` for a chef gives up (None: it
+        waits on): no chef is here, and none came within `limit_s`."""
+        if len(self) or waited_s <= limit_s:
+            return None
+        lost = self._last_loss          # a chef went, and none came after it: say so
+        return (f"no chef left to run it: {lost}" if lost else
+                f"no chef answered within {limit_s:.0f} s; is a chef running?")
+
     def __len__(self) -> int:
         return len(self._chefs)
 

@@ -38,10 +38,13 @@ def stat_report(root: Path, path: str) -> dict:
 
 class Planner:
     def __init__(self, root: Path, *, handed: HandedPlans | None, freshness: Freshness | None,
-                 store: Callable[[Record], None], check: Callable[[BuildPlan], None]):
+                 store: Callable[[Record], None], check: Callable[[BuildPlan], None],
+                 heard_change: Callable[[dict], None] = lambda data: None):
         """`store(record)`: how records reach the Store (orphans' are dropped);
-        `check(bp)` raises when no chef can build the plan (a tool missing)."""
+        `check(bp)` raises when no chef can build the plan (a tool missing);
+        `heard_change(data)` hears every cp.fs.changed of this tree (a burst)."""
         self.root = Path(root)
+        self.heard_change = heard_change
         self.store = store
         self.check = check
         self.handed = handed
@@ -93,6 +96,7 @@ class Planner:
         pod knows it is no news (its own commit's echo, a change it built)."""
         if self.freshness is None or data.get("root") != str(self.root):
             return
+        self.heard_change(data)
         if self.hot is None or self.hot.heard(data):
             self.freshness.heard_report(data)
 

@@ -3,7 +3,8 @@
 Requests wait in order; a request for the targets of the running build
 joins it.  A watching pod (``cpod up``) keeps :class:`Freshness`: a request
 that nothing changed since it last succeeded is answered at once, and
-settled changes queue one build of the watch targets.
+settled changes queue one build of the watch targets, once a burst of them
+(a ``git checkout``) is over (:mod:`computepods.coordinator.burst`).
 """
 from __future__ import annotations
 
@@ -11,9 +12,11 @@ import secrets
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
+from typing import Callable, Iterable
 
 from computepods.bus import messages as m
+from computepods.clock import Clock, SystemClock
+from computepods.coordinator.burst import BurstHold, vcs_locks
 from computepods.planning.resolve import Step
 from computepods.planning.staleness import input_paths
 from computepods.watch.freshness import Freshness, RequestKey, request_key
@@ -37,16 +40,21 @@ class Intake:
 
 class RequestQueue:
     def __init__(self, root: Path, watch_targets: list[str] | None = None, *,
-                 watching: bool | None = None):
+                 watching: bool | None = None, clock: Clock | None = None,
+                 wake: Callable[[], None] = lambda: None):
         """`watch_targets`: what a change rebuilds (None: nothing, a change only
         ends freshness); `watching` (default: whether there are watch targets):
-        a watcher reports every change, so freshness is kept."""
+        a watcher reports every change, so freshness is kept.  `wake` is
+        called on `clock` when a burst of changes may be over (:mod:`.burst`)."""
         self._root = root
         self._watch_targets = watch_targets
         if watching is None:
             watching = watch_targets is not None
         self.freshness = Freshness() if watching else None
         self._waiting: deque[tuple[str, m.Message]] = deque()
+        clock = clock or SystemClock()
+        self.burst = BurstHold(clock, locks=vcs_locks(root)) if watch_targets is not None else None
+        self._wake, self._clock, self._alarm = wake, clock, None
 
     def __len__(self) -> int:
         return len(self._waiting)
@@ -77,10 +85,22 @@ class RequestQueue:
         return request_key(str(data.get("cwd") or self._root), data["targets"])
 
     # -- a watching pod ------------------------------------------------------------
+    def heard_change(self, data: dict) -> None:
+        """A cp.fs.changed: how many files were still settling, for the burst."""
+        if self.burst is not None:
+            self.burst.heard(data.get("settling"))
+            self._arm()
+
     def follow_up(self, building: bool) -> bool:
         """Queue one build of the watch targets if changes arrived that no
-        build has seen yet; True when one was queued."""
-        if not self.freshness or building or not self.freshness.want_follow_up():
+        build has seen yet, and no burst of them is still arriving (then
+        `wake` is called when it may be over); True when one was queued."""
+        if not self.freshness or building:
+            return False
+        if self.burst is not None and self.burst.holding():
+            self._arm()
+            return False
+        if not self.freshness.want_follow_up():
             return False
         if self._watch_targets is None:
             return False            # a background pod builds only when asked
@@ -89,6 +109,20 @@ class RequestQueue:
         self._waiting.append((secrets.token_hex(4), m.Message("", {
             "targets": list(self._watch_targets), "cwd": str(self._root), "client": "watch"})))
         return True
+
+    def _arm(self) -> None:
+        at = self.burst.recheck_at()
+        if at is None:
+            if self._alarm is not None:
+                self._alarm.cancel()
+            return
+        if self._alarm is None:             # a thread: only a pod that follows up makes one
+            self._alarm = self._clock.alarm(self._wake, name="majordomo:burst")
+        self._alarm.set(at)
+
+    def close(self) -> None:
+        if self._alarm is not None:
+            self._alarm.close()
 
     def build_started(self, steps: Iterable[Step], records, basis=None) -> int:
         """The Freshness generation a build sees (0 when not watching);

@@ -256,7 +256,7 @@ def test_renaming_a_file_is_one_move(tmp_path, watch):
     assert w.settled() == [{"v": 1, "pod": "test", "root": str(tmp_path.resolve()),
                             "path": "b.txt", "kind": "moved", "moved_from": "a.txt",
                             "size": 1, "mtime_ns": os.lstat(tmp_path / "b.txt").st_mtime_ns,
-                            "range": None}]
+                            "range": None, "settling": 0}]
 
 
 # -- the one alarm, settling, stopping ---------------------------------------------------
