@@ -41,13 +41,18 @@ _PUBLIC = {
     "SystemClock": "computepods.clock",
     "SimClock": "computepods.clock",
     "Alarm": "computepods.clock",
+    # a chef pod of your own: its pack, its workspace, its membership of a federation
+    "register_pack": "computepods.project.packs",
+    "Workspace": "computepods.federation.workspace",
+    "join_as_chef_pod": "computepods.pod.federated",
     # the root of every error computepods raises on purpose
     "ComputePodsError": "computepods.errors",
 }
 
 __all__ = ["__version__", "Pod", "PodOptions", "Chart", "Fabric", "Chef", "FSWatcher",
            "MajorDomo", "Store", "Bus", "NatsBridge", "LoopbackBus", "NatsServer", "Clock",
-           "SystemClock", "SimClock", "Alarm", "ComputePodsError"]
+           "SystemClock", "SimClock", "Alarm", "register_pack", "Workspace",
+           "join_as_chef_pod", "ComputePodsError"]
 
 if TYPE_CHECKING:      # for type checkers and editors; never run
     from computepods.bus.bridge import NatsBridge
@@ -61,6 +66,9 @@ if TYPE_CHECKING:      # for type checkers and editors; never run
     from computepods.charts.watcher import FSWatcher
     from computepods.clock import Alarm, Clock, SimClock, SystemClock
     from computepods.errors import ComputePodsError
+    from computepods.federation.workspace import Workspace
+    from computepods.pod.federated import join_as_chef_pod
+    from computepods.project.packs import register_pack
     from computepods.pod.pod import Pod, PodOptions
 
 

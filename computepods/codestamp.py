@@ -24,6 +24,11 @@ def code_fingerprint() -> tuple:
         package = os.path.dirname(os.path.abspath(__file__))
         stamp: list = []
         _scan(package, len(package) + 1, stamp)
+        for folder in filter(None, os.environ.get("CP_PACKS", "").split(os.pathsep)):
+            try:                 # the user's own packs (project/packs: CP_PACKS) count too
+                _scan(os.path.abspath(folder), 0, stamp)
+            except OSError:
+                stamp.append((folder, -1, -1))
         _stamp = tuple(stamp)
     return _stamp
 

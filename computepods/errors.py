@@ -63,6 +63,11 @@ class ProjectError(ComputePodsError):
         super().__init__(": ".join(where) + ": " + problem)
 
 
+class PackError(ComputePodsError):
+    """A rule pack of the user's own (``register_pack``, ``CP_PACKS``) is
+    malformed, or takes the name of one computepods ships."""
+
+
 class UnknownTarget(ComputePodsError):
     """A target that no rule builds and that is not a source on disk."""
 

@@ -65,8 +65,11 @@ class LoopbackBus:
     """One namespace of an in-process bus; ``log`` lists what was delivered."""
 
     def __init__(self, namespace: str = m.DEFAULT_NAMESPACE, name: str = "loopback",
-                 clock: Clock | None = None):
+                 clock: Clock | None = None, keep_log: bool = True):
+        """``keep_log``: list every message delivered in ``log`` (tests read
+        it); a long-lived process embedding a chart on this bus says False."""
         self.ns = namespace
+        self.keep_log = keep_log
         self.clock = clock or SystemClock()
         self._gathers: dict[str, tuple[Collector, Postable, object]] = {}  # inbox -> ...
         self.name = name
@@ -202,7 +205,8 @@ class LoopbackBus:
                     self._report_malformed(exc, reply)
                 reported = True
                 continue
-            self.log.append((subject, data_in))
+            if self.keep_log:
+                self.log.append((subject, data_in))
             sub.deliver(m.Message(subject, data_in, reply))
         return len(subs)
 

@@ -13,7 +13,11 @@ meta-events, nor the stop event.
 A chart is started with :meth:`Chart.start` (``start_at`` first, then the
 subscriptions, as miros' ``trace()`` requires) and stopped with
 :meth:`Chart.stop`, which joins its thread.  ``live_trace``/``live_spy``
-turn on miros' instrumentation for a chart, printing through ``trace_sink``.
+turn on miros' instrumentation for a chart, printing through ``trace_sink``;
+``CP_TRACE=majordomo,chef`` turns on ``live_trace`` for the charts of those
+kinds only (a chart's name up to its ``:``; ``all``: every chart), in any
+process, embedded or not; ``CP_SPY`` likewise turns on ``live_spy`` (every
+event each state handled), docs/debugging.md.
 
 Charts publish to each other (RECORD, RECORDED) on a :class:`Fabric`, one
 for each pod, never on miros' ActiveFabric: that one is a process-wide
@@ -24,6 +28,7 @@ two pods could not live in one process.  A Chart never starts it.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import threading
 from collections import deque
@@ -181,6 +186,17 @@ def _stderr_line(line: str) -> None:
     print(line.replace("\n", ""), file=sys.stderr, flush=True)
 
 
+TRACE_ENV = "CP_TRACE"      # chart kinds to trace, comma-separated ("all": every chart)
+SPY_ENV = "CP_SPY"          # chart kinds whose every event handled is printed (live_spy)
+
+
+def traced(name: str, env: str = TRACE_ENV) -> bool:
+    """Whether ``CP_TRACE`` (or ``env``) asks for the chart named ``name``
+    (its kind: the name up to its first ``:``, ``chef`` of ``chef:host-4242-0``)."""
+    wanted = {w.strip().lower() for w in os.environ.get(env, "").split(",")}
+    return "all" in wanted or name.split(":", 1)[0].lower() in wanted - {""}
+
+
 class Chart(ActiveObject):
     """An active object that never drops an event and stops cleanly.
 
@@ -200,6 +216,8 @@ class Chart(ActiveObject):
         self.fabric = fabric if fabric is not None else Fabric()
         # ActiveObject passes `instrumented` to HsmWithQueues' `maxlen`
         # parameter, so it is always on; set it here, where it takes.
+        live_trace = live_trace or traced(name)
+        live_spy = live_spy or traced(name, SPY_ENV)
         self.instrumented = bool(live_trace or live_spy)
         self.queue = self.locking_deque = EventQueue(self, capacity)
         self.defer_queue = deque()           # miros' is bounded at 500 and overwrites

@@ -91,12 +91,22 @@ def chef_pod_store(workspace: "Workspace", namespaces: Sequence[str], *, bus_url
 
 def join_as_chef_pod(bridge: "Bus", workspace: "Workspace", pod_id: str, *, namespace: str,
                      bus_urls: list[str], sftp: str | None, slots: int,
-                     chefs: Callable[[], list[str]], tools: Callable[[], Mapping[str, str]],
+                     chefs: Callable[[], list[str]],
+                     tools: Callable[[], Mapping[str, str]] | None = None,
                      chart_kw: dict | None = None, shared: PodStore | None = None,
                      sshd: SshdServing | None = None) -> Member:
     """A chef pod's Member on `bridge`'s namespace: its store (what its
     chef's steps read, and their outputs) served to the pods it hears.
-    ``shared``: the pod's PodStore when it serves several namespaces."""
+    ``shared``: the pod's PodStore when it serves several namespaces;
+    ``tools``: the fingerprints its hello offers (default: every pack's
+    tools found on this PATH, registered packs included, as a new Chef's).
+    Public (README "Embedding"): a pod process of your own joins with it,
+    and gives its Chef the Member's ``fetch`` and ``store.add``."""
+    if tools is None:
+        from computepods.chef.tools import ChefTools
+        own = ChefTools()
+        own.fingerprint_all()
+        tools = lambda: own.fingerprints        # noqa: E731
     host, port = listen_address(sftp, bus_urls)
     return Member(bridge, MemberOptions(
         pod=pod_id, role="chef", keys_dir=workspace.keys_dir, store_dir=workspace.store_dir,

@@ -22,7 +22,7 @@ TREE = Path(computepods.__file__).resolve().parent.parent
 HEAVY = {"miros", "nats", "networkx"}
 PUBLIC = ["Pod", "PodOptions", "Chart", "Fabric", "Chef", "FSWatcher", "MajorDomo", "Store",
           "Bus", "NatsBridge", "LoopbackBus", "NatsServer", "Clock", "SystemClock", "SimClock",
-          "Alarm", "ComputePodsError"]
+          "Alarm", "register_pack", "Workspace", "join_as_chef_pod", "ComputePodsError"]
 
 
 def loaded_by(code: str) -> set[str]:

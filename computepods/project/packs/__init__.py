@@ -34,9 +34,13 @@ with ``extend = true`` adds inputs to it (:func:`computepods.project.packs.own.w
 
 A pack file is part of this package: a mistake in one is a bug here, raised
 as :class:`PackFileError` when this module is imported (tests load them all).
+A pack of the user's own, in the same format, joins them through
+:func:`register_pack` (public) or a directory named in ``CP_PACKS``; a
+mistake in one is a :class:`~computepods.errors.PackError` naming its file.
 """
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import tomllib
@@ -44,7 +48,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from computepods.errors import ProjectError
+from computepods.errors import PackError, ProjectError
 from computepods.project.checks import as_table
 
 from computepods.project import stems
@@ -54,6 +58,7 @@ from computepods.project.packs.entries import (SETTING_TYPES, TEXT,
 from computepods.project.packs.fill import fill, fill_table
 
 PACK_SUFFIX = ".toml"
+PACKS_ENV = "CP_PACKS"     # directories (':'-separated) of the user's own pack files
 PACK_KEYS = frozenset({"description", "settings", "rule"})
 SETTING_KEYS = frozenset({"description", "default", "choices", "type"})
 PACK_RULE_KEYS = frozenset({"tools", "when", "each", "key", "on_demand"})   # the pack's own
@@ -361,8 +366,31 @@ def _load_all() -> dict[str, Pack]:
     return packs
 
 
+def register_pack(path: Path | str) -> str:
+    """Load the pack file at ``path`` for this process and return its name,
+    the file's stem (``graphviz.toml``: ``use = ["graphviz"]``).  Its tools
+    then count as any pack's: a Chef made after it fingerprints them and
+    announces the pack.  A shipped pack's name, or a malformed file, is a
+    PackError naming the file."""
+    path = Path(path)
+    name = path.name.removesuffix(PACK_SUFFIX)
+    if name in SHIPPED:
+        raise PackError(f"{path}: a pack named {name!r} ships with computepods; rename it")
+    try:
+        pack = load_pack(name, path.read_text("utf-8"), str(path))
+        tables = pack.rule_tables()
+    except (OSError, ValueError) as exc:     # PackFileError, a bad setting, UTF-8
+        raise PackError(str(exc) if str(exc).startswith(str(path)) else f"{path}: {exc}") from None
+    PACKS[name], KNOWN_PACKS[name] = pack, tables
+    return name
+
+
 PACKS: dict[str, Pack] = _load_all()
+SHIPPED = frozenset(PACKS)
 # name -> its rule tables with default settings: what `use` adds when the
 # project has no [pack.NAME] table.
 KNOWN_PACKS: dict[str, list[dict[str, Any]]] = {
     name: pack.rule_tables() for name, pack in PACKS.items()}
+for _dir in filter(None, os.environ.get(PACKS_ENV, "").split(os.pathsep)):
+    for _file in sorted(Path(_dir).glob("*" + PACK_SUFFIX)):     # a user's own packs
+        register_pack(_file)
