@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Sequence
 
 from computepods.version import __version__
+from computepods.words import counted
+
 # Interrupted lives in errors.py: under `python -m computepods.cli` this
 # module is __main__, and a class defined here would be a different one.
 from computepods.errors import (EXIT_CANNOT_START, EXIT_INTERRUPTED, ComputePodsError, Interrupted,
@@ -249,7 +251,7 @@ def _cmd_build(root: Path, cwd: Path, args) -> int:
             # The cold no-op the last one judged, while its files keep their stats.
             steps = stored_noop(root, args.targets, cwd)
             if steps is not None:
-                print(f"cpod: nothing to do: {steps} steps up to date", file=sys.stderr)
+                print(f"cpod: nothing to do: {counted(steps, 'step')} up to date", file=sys.stderr)
                 return 0
         return _start_and_build(root, cwd, args, lock, locked, waiting)
     finally:
@@ -325,7 +327,7 @@ def _build(root: Path, cwd: Path, args, server, chefs, lock, locked: bool, waiti
         refreshed = up_to_date(root, plan, state)
         if refreshed is not None:                 # the cold no-op: no charts, no pod
             save_file_records(root, refreshed, remember=not kept)
-            print(f"cpod: nothing to do: {len(plan.steps)} steps up to date", file=sys.stderr)
+            print(f"cpod: nothing to do: {counted(len(plan.steps), 'step')} up to date", file=sys.stderr)
             return 0
         from computepods.bus.client import request_build
         from computepods.pod.pod import Pod, PodOptions, default_slots

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 from typing import Iterable, Sequence
 
+from computepods.words import counted
+
 HEADERS = ("pod", "role", "host", "chefs", "slots", "load", "tools", "moved in/out", "held")
 TOOLS_CHARS = 28           # the tools cell's names are cut after this many characters
 CHEFS_CHARS = 32           # the chefs cell likewise
@@ -54,7 +56,7 @@ def held_cell(held: dict) -> str:
     files, size = int(held.get("files", 0)), int(held.get("bytes", 0))
     if not files:
         return "-"
-    return f"{files} file{'s' if files != 1 else ''}, {human_bytes(size)}"
+    return f"{counted(files, 'file')}, {human_bytes(size)}"
 
 
 def row_cells(pod: dict) -> tuple[str, ...]:

@@ -13,6 +13,8 @@ import sys
 import time
 from typing import TextIO
 
+from computepods.words import counted
+
 MAX_RUNNING_SHOWN = 3
 MAX_COMMAND_SHOWN = 400      # characters of a failed step's command shown
 REDRAW_S = 0.1          # seconds between live-line redraws
@@ -75,7 +77,7 @@ class Progress:
             self.say(f"fixpoint of {ev['cycle']} after pass {ev['pass']}")
         elif t == "chef_lost":
             then = "rescheduling" if ev.get("rescheduled") else "failing"
-            self.say(f"{ev['reason']}: {then} {len(ev.get('steps', []))} steps")
+            self.say(f"{ev['reason']}: {then} {counted(len(ev.get('steps', [])), 'step')}")
         elif t == "store_retry":
             self.say(f"warning: {ev['problem']}")
         elif t == "note":
@@ -156,7 +158,7 @@ def summary_text(ev: dict) -> str:
         return (f"dry run: {ev.get('ran', 0)} would run, {ev.get('skipped', 0)} up to date"
                 + "".join(f", {p}" for p in outcome_parts(ev)[2:]) + "; nothing ran")
     if ev.get("fresh"):
-        return f"nothing to do: {ev.get('skipped', 0)} steps up to date (nothing changed since)"
+        return f"nothing to do: {counted(ev.get('skipped', 0), 'step')} up to date (nothing changed since)"
     verdict = "build ok" if ev.get("ok") else "build cancelled" if ev.get("cancelled") \
         else "build FAILED"
     return f"{verdict}: {counts_text(ev)} in {ev.get('duration_s', 0):.2f} s"

@@ -13,6 +13,7 @@ from pathlib import Path
 from computepods.cli.podtable import federation_text
 from computepods.pod import handoff
 from computepods.errors import EXIT_CANNOT_START, EXIT_FAILED, EXIT_OK, Interrupted, UsageError
+from computepods.words import counted
 
 
 def cmd_up(root: Path, args) -> int:
@@ -64,7 +65,7 @@ def cmd_status(root: Path, args) -> int:
     if last:
         ago = time.time() - last["finished"]
         what = ("ok" if last["ok"] else f"FAILED ({last.get('error') or 'exit %s' % last['code']})")
-        last_text = f"build {last['id']} {what}, {last.get('ran') or 0} steps ran, {ago:.0f} s ago"
+        last_text = f"build {last['id']} {what}, {counted(last.get('ran') or 0, 'step')} ran, {ago:.0f} s ago"
     else:
         last_text = "none yet"
     mode = (f"background, stops after {st['idle_s']:g} s idle (`cpod down` stops it now)"

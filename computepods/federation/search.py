@@ -22,6 +22,7 @@ from typing import Any, Callable, Iterable, Mapping
 from computepods.errors import MalformedMessage
 from computepods.federation.hello import PodHello
 from computepods.transfer.endpoint import Endpoint
+from computepods.words import counted
 
 log = logging.getLogger("computepods.federation")
 
@@ -147,7 +148,7 @@ def verdict(search: Search, answered: int, fit: list[PodHello], passed: list[str
                                             f"{search.window_s:g} s (looking for {wanted})")
     why = passed + [f"{h.pod}: its SFTP endpoint {h.sftp.host}:{h.sftp.port} "
                     f"{problems.get(h.pod, 'was not probed')}" for h in fit]
-    return ScoutNotFound(search.search, f"{answered} pod{'s' if answered != 1 else ''} "
+    return ScoutNotFound(search.search, f"{counted(answered, 'pod')} "
                                         f"answered, none is {wanted}: " + "; ".join(why))
 
 

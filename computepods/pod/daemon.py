@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, TextIO
 
+from computepods.words import counted
 from computepods.pod import handoff
 from computepods.bus import messages as m
 from computepods.bus import payloads
@@ -335,7 +336,7 @@ def build_heading(build: str, ev: dict) -> str:
     targets = " ".join(str(t) for t in ev.get("targets") or []) or "the default targets"
     by = {"cli": "cpod build", "rest": "REST", "watcher": "a change",
           "cron": "a schedule"}.get(str(ev.get("by")), "a bus client")
-    steps = f", {ev['steps']} steps" if ev.get("t") == "plan" and "steps" in ev else ""
+    steps = f", {counted(ev['steps'], 'step')}" if ev.get("t") == "plan" and "steps" in ev else ""
     return f"build {build} of {targets}, asked by {by}{steps}"
 
 

@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING, Iterable, Iterator
 from computepods.errors import ComputePodsError
 from computepods.state import history
 from computepods.state.dberrors import corrupt, db_error, is_database_trouble
+from computepods.words import counted
 
 if TYPE_CHECKING:                  # hashing imports hashlib: not for a cold no-op
     from computepods.state.hashing import FileRecord
@@ -272,8 +273,8 @@ class StateDB:
         file_rows = [(f.path, f.size, f.mtime_ns, f.ino, f.sha256, f.checked_ns)
                      for f in files]
         drop_files, drop_steps, builds = list(drop_files), list(drop_steps), list(builds)
-        what = (f"the records of {len(step_rows)} step{'s' * (len(step_rows) != 1)} and"
-                f" {len(file_rows)} file{'s' * (len(file_rows) != 1)}")
+        what = (f"the records of {counted(len(step_rows), 'step')} and"
+                f" {counted(len(file_rows), 'file')}")
         history_only = builds and not (step_rows or file_rows or drop_files or drop_steps
                                        or verdict is not None)
         with self._transaction("the history of builds" if history_only else what) as conn:

@@ -17,8 +17,9 @@ from computepods.bus import messages as m
 from computepods.bus.auth import CHEF
 from computepods.bus.bridge import NatsBridge
 from helpers import wait_for
-from uppod import up  # noqa: F401  (the fixture)
+import uppod
 
+up = uppod.up       # the fixture
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "custom_pod"
 UP_S = 30.0                # seconds the pods get to hear each other and build
 STOP_S = 15.0              # seconds the renderer gets to stop on SIGTERM

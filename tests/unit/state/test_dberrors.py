@@ -65,7 +65,7 @@ def test_a_full_disk_is_never_called_corrupt(db_path):
 def test_a_locked_database_is_not_called_corrupt(db_path):
     busy = sqlite3.OperationalError("database is locked")
     busy.sqlite_errorcode = 5
-    err = db_error(db_path, busy, "the records of 1 steps and 0 files")
+    err = db_error(db_path, busy, "the records of 1 step and 0 files")
     assert not isinstance(err, StateCorrupt) and "locked" in str(err)
     assert "delete" not in str(err)
 
