@@ -81,3 +81,11 @@ def settle_all(*charts: Chart, idle=lambda: True, max_steps: int = MAX_STEPS) ->
             assert not chart.crashes, f"{chart.name} crashed: {chart.crashes!r}"
     raise AssertionError(f"{', '.join(c.name for c in charts)}: still busy after "
                          f"{max_steps} rounds")
+
+
+def workers_done(chef) -> bool:
+    """An ``idle`` for :func:`settle_all`: nothing a Chef's workers hold is
+    still running (each step it took has finished) and the STEP_DONE they
+    owe it, if any, is queued."""
+    return chef is None or (len(chef.done) == len(chef.in_flight)
+                            and (not chef.done_posted or chef.events_waiting() > 0))

@@ -23,7 +23,7 @@ from computepods.chef.step import rule_to_dict
 from computepods.clock import SimClock
 from computepods.project.model import Rule
 from helpers import wait_for
-from stepped import NO_TRACE, settle, start_own, state_of
+from stepped import NO_TRACE, settle, start_own, state_of, workers_done
 
 UP = Rule("up", ("src/%.txt",), ("build/%.up",), "tr a-z A-Z < {in} > {out}")
 FAIL = Rule("fail", ("src/%.txt",), ("bad/%.txt",), "false")
@@ -80,7 +80,7 @@ class Cooking:
     def worked(self) -> list[str]:
         """Once every step it holds has finished: the lines of taking them."""
         c = self.chef
-        wait_for(lambda: len(c.done) == len(c.in_flight) and c.events_waiting(),
+        wait_for(lambda: workers_done(c) and c.events_waiting(),
                  what="the chef's workers to finish what it holds")
         return settle(c)
 

@@ -28,7 +28,7 @@ from computepods.paths import prepare_state_dir
 from computepods.planning.plan import STATE_DB
 from computepods.state.db import StateDB
 from loopbackpod import write_project
-from stepped import NO_TRACE, settle_all, start_own, state_of, taken
+from stepped import NO_TRACE, settle_all, start_own, state_of, taken, workers_done
 
 
 def project(*rules: tuple[str, str, str, str], default: str) -> dict[str, str]:
@@ -89,7 +89,7 @@ class SteppedPod:
             return True
         if self.gated and not (self.root / "go").exists() and c.began:
             return True
-        return len(c.done) == len(c.in_flight) and (not c.done or c.events_waiting())
+        return workers_done(c)
 
     def settle(self, golden, label: str, *, charts=None) -> None:
         settle_all(*self.charts, idle=self.idle)
