@@ -76,7 +76,8 @@ def play(rnd, make: Callable[[random.Random], World], moves: Sequence[Move],
         world.check()
         world.check_end()
     except Exception as exc:
+        why = (str(exc).splitlines() or [""])[0]     # not pytest's explanation of it
         raise AssertionError(f"seed {rnd.seed}, after {len(played)} moves: "
-                             f"{' ; '.join(played)}\n  -> {type(exc).__name__}: {exc}") from exc
+                             f"{' ; '.join(played)}\n  -> {type(exc).__name__}: {why}") from exc
     finally:
         world.stop()

@@ -6,7 +6,6 @@ test_build_sequences.py; the FSWatcher in test_watch_sequences.py.
 from __future__ import annotations
 
 import logging
-import queue
 import random
 from datetime import datetime
 from zoneinfo import ZoneInfo
