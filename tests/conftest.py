@@ -73,6 +73,13 @@ def chaos(request) -> Battery:
     return battery
 
 
+@pytest.fixture
+def golden(request):
+    """A test's golden trace file entry (tests/golden.py; CP_GOLDEN=write remakes it)."""
+    from golden import Golden
+    return Golden(Path(request.node.fspath).stem.removeprefix("test_golden_"), request.node.name)
+
+
 @pytest.fixture(autouse=True)
 def own_cache_dir(tmp_path_factory, monkeypatch):
     """Each test its own $XDG_CACHE_HOME: a pod's keys, a chef pod's

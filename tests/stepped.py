@@ -16,6 +16,7 @@ from miros import Event, signals
 from miros.hsm import HsmWithQueues
 
 from computepods.charts.base import Chart
+from helpers import wait_for
 
 MAX_STEPS = 1_000          # events one settle() may handle: a loop fails, it does not hang
 NO_TRACE = dict(live_spy=True, trace_sink=lambda line: None)   # spy() kept, nothing printed
@@ -51,3 +52,40 @@ def taken(chart: Chart) -> list[str]:
 
 def state_of(chart: Chart) -> str:
     return chart.state.fun.__name__
+
+
+def start_own(chart: Chart) -> list[str]:
+    """Run the chart's own ``start()`` (its routes, alarms and first posts, which
+    stay queued) with the stepped entry instead of miros' thread."""
+    assert chart.instrumented, "make the chart with **NO_TRACE (live_spy) to read its spy()"
+    chart.start_at = lambda state: HsmWithQueues.start_at(chart, state)
+    try:
+        chart.start()
+    finally:
+        del chart.start_at
+    return taken(chart)
+
+
+def settle_all(*charts: Chart, idle=lambda: True, max_steps: int = MAX_STEPS) -> None:
+    """Step several charts, one event of each in turn, until none has any
+    left and ``idle()`` (say, a chef's workers are done) holds; ``idle`` is
+    waited on before each round, so what a worker thread posts lands at the
+    same place in every run.  Read each chart's lines with :func:`taken`."""
+    for _ in range(max_steps):
+        wait_for(idle, what="the charts' worker threads to finish")
+        busy = [c for c in charts if c.events_waiting()]
+        if not busy:
+            return
+        for chart in busy:
+            chart.next_rtc()
+            assert not chart.crashes, f"{chart.name} crashed: {chart.crashes!r}"
+    raise AssertionError(f"{', '.join(c.name for c in charts)}: still busy after "
+                         f"{max_steps} rounds")
+
+
+def workers_done(chef) -> bool:
+    """An ``idle`` for :func:`settle_all`: nothing a Chef's workers hold is
+    still running (each step it took has finished) and the STEP_DONE they
+    owe it, if any, is queued."""
+    return chef is None or (len(chef.done) == len(chef.in_flight)
+                            and (not chef.done_posted or chef.events_waiting() > 0))

@@ -41,6 +41,19 @@ def iso(epoch_s: float | None) -> str | None:
         timespec="milliseconds")
 
 
+def _whole(value, default: int) -> int:
+    """A count or an exit code from an event, or `default` if it is none."""
+    try:
+        return int(value) if value is not None else default
+    except (TypeError, ValueError, OverflowError):
+        return default
+
+
+def _names(value, default: list[str]) -> list[str]:
+    """An event's targets, or `default` if it names none."""
+    return [str(x) for x in value] if isinstance(value, list) and value else default
+
+
 @dataclass
 class BuildView:
     """One build as its events tell it."""
@@ -89,7 +102,11 @@ class BuildView:
                 self.fold(ev)
 
     def fold(self, ev: dict) -> None:
-        t = ev.get("t")
+        # The bus checks a build.events message's shape, not its events'
+        # fields: a field of the wrong type is taken as absent, never a crash.
+        t, step = ev.get("t"), ev.get("step")
+        if not isinstance(step, str):
+            step = None
         self.outcomes.fold(ev)
         progress = ev.get("progress")
         if isinstance(progress, list) and len(progress) == 3:
@@ -97,19 +114,19 @@ class BuildView:
         if isinstance(ev.get("by"), str):
             self.started_by = ev["by"]
         if t == "queued":
-            self.targets = [str(x) for x in ev.get("targets") or []]
+            self.targets = _names(ev.get("targets"), [])
         elif t == "plan":
             self.state = RUNNING
-            self.steps_total = int(ev.get("steps") or 0)
-            self.targets = [str(x) for x in ev.get("targets") or self.targets]
+            self.steps_total = _whole(ev.get("steps"), 0)
+            self.targets = _names(ev.get("targets"), self.targets)
         elif t == "start":
             self.state = RUNNING
-            self.running[ev.get("step")] = None
+            if step is not None:
+                self.running[step] = None
         elif t in ("ok", "ran", "cancelled"):
-            self.running.pop(ev.get("step"), None)
+            self.running.pop(step, None)
             self.counts["cancelled" if t == "cancelled" else "ran"] += 1
         elif t == "fail":
-            step = ev.get("step")
             self.running.pop(step, None)
             if step not in self.failures:
                 self.failed.append(step)
@@ -120,7 +137,7 @@ class BuildView:
 
     def finish(self, ev: dict) -> None:
         self.ok = bool(ev.get("ok"))
-        self.code = int(ev.get("code", 0 if self.ok else 1))
+        self.code = _whole(ev.get("code"), 0 if self.ok else 1)
         self.error = ev.get("error")
         self.state = CANCELLED if ev.get("cancelled") else DONE if self.ok else FAILED
         self.finished = time.time()
@@ -140,10 +157,10 @@ class BuildView:
 
 def done_counts(ev: dict) -> dict[str, int]:
     """What became of a build's steps, from its done event."""
-    return {"ran": int(ev.get("ran") or 0), "up_to_date": int(ev.get("skipped") or 0),
-            "failed": int(ev.get("failed") or 0),
-            "not_run": int(ev.get("blocked") or 0) + int(ev.get("not_run") or 0),
-            "cancelled": int(ev.get("cancelled_steps") or 0)}
+    return {"ran": _whole(ev.get("ran"), 0), "up_to_date": _whole(ev.get("skipped"), 0),
+            "failed": _whole(ev.get("failed"), 0),
+            "not_run": _whole(ev.get("blocked"), 0) + _whole(ev.get("not_run"), 0),
+            "cancelled": _whole(ev.get("cancelled_steps"), 0)}
 
 
 def entry_summary(e: BuildEntry) -> dict:

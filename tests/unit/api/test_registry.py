@@ -74,3 +74,16 @@ def test_it_is_bounded():
     assert len(reg.get("b7").events) == 3 and len(reg.get("b6").events) == 3
     old = reg.replay("b4")
     assert old["first"] == 2 and [e["t"] for e in old["events"]] == ["done"]
+
+
+def test_event_fields_of_the_wrong_type_are_taken_as_absent_not_a_crash():
+    # The bus checks build.events' shape, not its events' fields (the Desk's
+    # seeded sequences, tests/chaos/test_chart_sequences.py, sent these).
+    reg = BuildRegistry()
+    reg.take("b1", 0, [{"t": "queued", "targets": 5}, {"t": "plan", "steps": "x"},
+                       {"t": "start", "step": ["a"]}, {"t": "fail", "step": {"b": 1}}])
+    s = reg.get("b1").summary()
+    assert (s["targets"], s["steps_total"], s["running"], s["state"]) == ([], 0, [], "running")
+    reg.take("b1", 4, [{"t": "done", "ok": "yes", "code": "x", "ran": "many"}])
+    s = reg.get("b1").summary()
+    assert (s["state"], s["ok"], s["code"], s["counts"]["ran"]) == ("done", True, 0, 0)
