@@ -48,6 +48,14 @@ class GraphAnswers:
                        and set(latest.targets) == set(judged.index.targets)),
             build={"id": latest.id, "state": latest.state})
 
+    def deps_of(self, targets: list[str]) -> dict[str, list[str]]:
+        """Each step's producers in the graph of ``targets`` (a build's, as
+        planned: the default graph's when they are its targets)."""
+        judged = self.cache.get([])
+        if set(judged.index.targets) != set(targets):
+            judged = self.cache.get(list(targets))
+        return judged.index.deps
+
     # -- the queries ---------------------------------------------------------------
     def graph(self, args: dict) -> dict:
         fmt = arg(args, "format", str, "groups")

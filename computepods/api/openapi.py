@@ -94,6 +94,32 @@ SCHEMAS = {
               "properties": {"traceEvents": {"type": "array", "items": {
                   "type": "object", "required": ["ph", "name", "pid", "tid"]}},
                   "displayTimeUnit": {"type": "string"}, "otherData": {"type": "object"}}},
+    "Timeline": {
+        "type": "object",
+        "required": ["build", "duration_s", "lanes", "columns", "runs", "marks", "critical_path"],
+        "properties": {
+            "build": _ref("Build"), "duration_s": {"type": "number"},
+            "lanes": {"type": "array", "description": "a chef's slot each, by chef and slot",
+                      "items": {"type": "object", "required": ["chef", "slot"],
+                                "properties": {"chef": {"type": "string"},
+                                               "slot": {"type": "integer"}}}},
+            "columns": {**STRING_LIST, "description": "what each item of a run holds: "
+                        "step, chef, slot, start_s, end_s, outcome, cycle, pass"},
+            "runs": {"type": "array", "description": "one run of a step each, seconds from "
+                     "the build's start; cycle and pass: a cyclic group's run, else null",
+                     "items": {"type": "array", "minItems": 8, "maxItems": 8}},
+            "marks": {"type": "array", "items": {
+                "type": "object", "required": ["at_s", "kind", "text"],
+                "properties": {"at_s": {"type": "number"},
+                               "kind": {"enum": ["pass", "fixpoint", "cycle_failed", "cancel",
+                                                 "mark"]},
+                               "text": {"type": "string"}}}},
+            "critical_path": {
+                "type": "object", "required": ["runs", "steps", "duration_s"],
+                "description": "the longest chain of dependent runs by duration",
+                "properties": {"runs": {"type": "array", "items": {"type": "integer"},
+                                        "description": "indexes into runs, first first"},
+                               "steps": STRING_LIST, "duration_s": {"type": "number"}}}}},
     "BuildEvent": {"type": "object", "required": ["t"],
                    "description": "one build event (docs/architecture.md §5): t is its kind",
                    "properties": {"t": {"type": "string"},
@@ -216,6 +242,12 @@ PATHS = {
         "get": {"summary": "Where a finished build's time went, as Chrome trace-event JSON "
                            "(Perfetto opens it)", "operationId": "buildProfile",
                 "responses": {"200": _json(_ref("Trace"), "the trace"), **NOT_FOUND,
+                              "409": _error("it has not finished yet"), **DOWN}}},
+    "/v1/builds/{id}/timeline": {
+        "parameters": [ID],
+        "get": {"summary": "A finished build's runs, one lane per chef slot, its pass marks "
+                           "and its critical path", "operationId": "buildTimeline",
+                "responses": {"200": _json(_ref("Timeline"), "the timeline"), **NOT_FOUND,
                               "409": _error("it has not finished yet"), **DOWN}}},
     "/v1/artefacts": {
         "get": {"summary": "Files the pod has records of", "operationId": "listArtefacts",

@@ -260,15 +260,6 @@ class Build(Resource):
         resp.media = {"id": id, "state": state}
 
 
-class BuildProfile(Resource):
-    """A finished build's timeline as Chrome trace-event JSON (Perfetto opens it)."""
-
-    def on_get(self, req, resp, id):
-        from computepods.coordinator.timeline import trace_events
-        reply = self.bus.query("profile", id=name(id, "build id"))
-        resp.media = trace_events(reply["build"], reply["profile"])
-
-
 class BuildEvents(Resource):
     def __init__(self, bus: PodBus, slots: StreamSlots):
         super().__init__(bus)

@@ -37,10 +37,11 @@ from computepods.api.queryargs import arg as _arg, names as _names
 from computepods.api.registry import FINISHED, REPLAY_PAGE, BuildRegistry, entry_summary
 from computepods.charts.base import Chart
 from computepods.coordinator.chefs import ChefDirectory
+from computepods.coordinator.timeline import timeline_answer
 from computepods.federation import podview
 from computepods.paths import STATE_DB
 from computepods.state.db import StateDB
-from computepods.state.history import MAX_PROFILES
+from computepods.state.history import MAX_PROFILES, BuildEntry
 
 log = logging.getLogger("computepods.desk")
 
@@ -96,6 +97,7 @@ class Desk(Chart):
             "artefact": self.artefact, "graph": self.graph,
             "steps": self.graphs.steps, "step": self.graphs.step, "log": self.log,
             "explain": self.explain, "pods": self.pods, "profile": self.profile,
+            "timeline": self.timeline,
         }
 
     def start(self) -> "Desk":
@@ -180,6 +182,19 @@ class Desk(Chart):
             raise NotFound(f"build {build_id} ({entry.state}) has no timeline kept: the "
                            f"history keeps those of its last {MAX_PROFILES} builds")
         return {"build": entry.to_dict(), "profile": entry.profile}
+
+    def timeline(self, args: dict) -> dict:
+        """A finished build's timeline, its lanes and its critical path
+        through the graph of its targets as it is judged now (a step that
+        left the graph since reads nothing)."""
+        kept = self.profile(args)
+        build = kept["build"]
+        try:
+            deps = self.graphs.deps_of(build["targets"])
+        except ComputePodsError:            # the project file broke since: no edges
+            deps = {}
+        return {"build": entry_summary(BuildEntry.from_dict(build)),
+                **timeline_answer(kept["profile"], deps)}
 
     def events(self, args: dict) -> dict:
         return self.registry.replay(_arg(args, "id", str, ""), _arg(args, "after", int, 0),

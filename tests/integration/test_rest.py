@@ -222,6 +222,18 @@ def test_builds_and_their_profiles_are_kept_across_a_pod_restart(tmp_path, nats_
         assert sorted(e["name"] for e in runs) == ["all:out/all.txt", "copy:build/a.txt",
                                                    "copy:build/b.txt", "gate:build/gated.txt"]
         assert all(e["dur"] > 0 and e["ts"] >= 0 for e in runs)
+        timeline = live.get(f"/v1/builds/{first}/timeline").json
+        assert timeline["build"]["id"] == first and len(timeline["runs"]) == 4
+        assert {(chef, slot) for _, chef, slot, *_ in timeline["runs"]} == {
+            (lane["chef"], lane["slot"]) for lane in timeline["lanes"]}
+        # a -> gate -> all, or b -> all: a chain of the graph's edges, ending at the target
+        critical = timeline["critical_path"]["steps"]
+        assert critical[-1] == "all:out/all.txt" and critical[0].startswith("copy:"), critical
+        assert critical in (["copy:build/a.txt", "gate:build/gated.txt", "all:out/all.txt"],
+                            ["copy:build/b.txt", "all:out/all.txt"])
+        on_path = [timeline["runs"][i] for i in timeline["critical_path"]["runs"]]
+        assert timeline["critical_path"]["duration_s"] == pytest.approx(
+            sum(end - start for _, _, _, start, end, *_ in on_path), abs=1e-5)
         second = live.post_build(["broken"]).json["id"]
         sse_events(live.url, f"/v1/builds/{second}/events")
     with live_pod(root, nats_url) as live:           # a new pod: the history is on disk
