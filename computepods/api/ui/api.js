@@ -34,6 +34,14 @@ export async function call(method, path, body) {
   return data;
 }
 
+// An element with a class and a text, the page's one way to make one.
+export function el(tag, cls = "", text = "") {
+  const e = document.createElement(tag);
+  if (cls) e.className = cls;
+  if (text) e.textContent = text;
+  return e;
+}
+
 export const stepUrl = (id) => `v1/steps/${encodeURIComponent(id)}`;
 export const logUrl = (id) => `${stepUrl(id)}/log`;
 

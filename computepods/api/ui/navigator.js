@@ -1,7 +1,8 @@
 // One step at a time, as `ninja -t browse` shows it: its inputs (each a
 // link to the step that makes it), its outputs, the steps that read them,
 // and what it printed the last time it ran.  The step shown is in the
-// address (#step=ID), so the browser's Back goes to the step before.
+// address (#step=ID, or after a view: #/builds/B&step=ID), so the browser's
+// Back goes to the step before.
 
 import { call, logUrl, stepUrl, query, paint, STATE_TEXT } from "./api.js";
 
@@ -9,12 +10,18 @@ export const NEIGHBOURS = 100;      // inputs or readers listed before "… more
 const $ = (id) => document.getElementById(id);
 
 export function stepFromHash() {
-  const m = /^#step=(.*)$/.exec(location.hash);
+  const m = /(?:^#|&)step=([^&]*)/.exec(location.hash);
   if (!m) return null;
   try { return decodeURIComponent(m[1]); } catch { return null; }
 }
 
-export const hashOf = (id) => `#step=${encodeURIComponent(id)}`;
+// The view the address names before its step (#/builds/B), or "".
+const viewPart = () => (/^#(\/[^&]*)/.exec(location.hash) || [null, ""])[1];
+
+export const hashOf = (id) => {
+  const view = viewPart();
+  return `#${view ? `${view}&` : ""}step=${encodeURIComponent(id)}`;
+};
 
 export class Navigator {
   constructor(shown, onShow) {
@@ -35,7 +42,10 @@ export class Navigator {
     $("log-panel").hidden = true;
     this.shown.drop(this.links);
     this.links = [];
-    if (stepFromHash() !== null) history.replaceState(null, "", location.pathname + location.search);
+    if (stepFromHash() !== null) {
+      const view = viewPart();
+      history.replaceState(null, "", location.pathname + location.search + (view ? `#${view}` : ""));
+    }
     this.onShow(null);
   }
 
