@@ -59,6 +59,7 @@ def routes(bus: PodBus, max_streams: int = DEFAULT_MAX_STREAMS, bearer: bool = F
         ("/v1/steps", r.Steps(bus)),
         ("/v1/steps/{id}", r.Step(bus)),
         ("/v1/steps/{id}/log", r.StepLog(bus)),
+        ("/v1/steps/{id}/why", r.StepWhy(bus)),
         ("/v1/pods", r.Pods(bus)),
         ("/v1/explain/{target:path}", r.Explain(bus)),
     ]

@@ -131,6 +131,35 @@ SCHEMAS = {
                  "properties": {"path": {"type": "string"}, "sha256": {"type": "string"},
                                 "size": {"type": "integer"}, "mtime_ns": {"type": "integer"},
                                 "step": NULLABLE_STR}},
+    "StepWhy": {
+        "type": "object",
+        "required": ["step", "now", "changed", "changed_total", "command", "last_run",
+                     "artefacts"],
+        "properties": {
+            "step": {"type": "string"},
+            "now": {"type": "string", "description": "up to date, or why it would or may run "
+                                                     "(cpod explain's first cause)"},
+            "changed": {"type": "array", "description": "inputs whose hash differs from its "
+                        "last run's (20 at most); a null hash: missing", "items": {
+                "type": "object", "required": ["path", "how", "old", "new"],
+                "properties": {"path": {"type": "string"},
+                               "how": {"enum": ["changed", "new", "dropped"]},
+                               "old": NULLABLE_STR, "new": NULLABLE_STR}}},
+            "changed_total": {"type": "integer"}, "command": {"type": "string"},
+            "last_run": {"type": ["object", "null"], "description": "null: it never ran",
+                         "required": ["status", "finished_ns", "duration_s", "reason", "lines"],
+                         "properties": {"status": {"type": "string"},
+                                        "finished_ns": {"type": "integer"},
+                                        "duration_s": {"type": "number"},
+                                        "reason": {"type": "string",
+                                                   "description": "why it ran then"},
+                                        "lines": STRING_LIST}},
+            "artefacts": {"type": "array", "description": "its outputs as recorded (the "
+                          "last fields null: no record of the file)", "items": {
+                "type": "object", "required": ["path", "sha256", "size", "mtime_ns", "step"],
+                "properties": {"path": {"type": "string"}, "sha256": NULLABLE_STR,
+                               "size": NULLABLE_INT, "mtime_ns": NULLABLE_INT,
+                               "step": NULLABLE_STR}}}}},
     "StepLog": {"type": "object",
                 "required": ["step", "status", "exit_code", "reason", "command", "stdout", "stderr"],
                 "properties": {"step": {"type": "string"}, "status": {"type": "string"},
@@ -268,6 +297,14 @@ PATHS = {
         "get": {"summary": "What a step printed the last time it ran", "operationId": "stepLog",
                 "responses": {"200": _json(_ref("StepLog"), "its log tails"), **BAD,
                               **NOT_FOUND, **DOWN}}},
+    "/v1/steps/{id}/why": {
+        "parameters": [_path_param("id", "a step id, slashes as %2F")],
+        "get": {"summary": "Why a step would run now (its inputs that changed, old and new "
+                           "hash), its last run, and the artefacts it made",
+                "operationId": "stepWhy", "parameters": [graphdoc.TARGET],
+                "responses": {"200": _json(_ref("StepWhy"), "its explain"), **BAD,
+                              **NOT_FOUND, "409": _error("the project file is broken"),
+                              **DOWN}}},
     "/v1/pods": {"get": {"summary": "The pods of the federation, their chefs and bytes", "operationId": "pods",
                          "responses": {"200": _json(_ref("Pods"), "pods"), **DOWN}}},
     "/v1/explain/{target}": {

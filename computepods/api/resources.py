@@ -347,6 +347,13 @@ class Step(Resource):
                                     limit=_paged(req, MAX_PAGE, MAX_PAGE)["limit"])
 
 
+class StepWhy(Resource):
+    """Why a step would run (its explain), and the artefacts it made."""
+
+    def on_get(self, req, resp, id):
+        resp.media = self.bus.query("why", id=path_field(id, "step id"), targets=_targets(req))
+
+
 class StepLog(Resource):
     def on_get(self, req, resp, id):
         resp.media = self.bus.query("log", step=path_field(id, "step id"))

@@ -97,7 +97,7 @@ class Desk(Chart):
             "artefact": self.artefact, "graph": self.graph,
             "steps": self.graphs.steps, "step": self.graphs.step, "log": self.log,
             "explain": self.explain, "pods": self.pods, "profile": self.profile,
-            "timeline": self.timeline,
+            "timeline": self.timeline, "why": self.why,
         }
 
     def start(self) -> "Desk":
@@ -221,6 +221,10 @@ class Desk(Chart):
     def explain(self, args: dict) -> dict:
         target = _arg(args, "target", str, "")
         return _as_target(lambda: catalog.explain_target(self.root, target))
+
+    def why(self, args: dict) -> dict:
+        step = _arg(args, "id", str, "")
+        return _as_target(lambda: catalog.step_why(self.root, step, _names(args)))
 
     def pods(self, args: dict) -> dict:
         """Every pod of the federation (ours first, with its process, bus and

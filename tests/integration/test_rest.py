@@ -2,6 +2,7 @@
 nats-server: errors, auth, builds joined, events streamed, cancels."""
 from __future__ import annotations
 
+import hashlib
 import threading
 
 import pytest
@@ -179,6 +180,15 @@ def test_failed_step_log_graph_and_artefacts(live):
     (live.root / "src/b.txt").write_text("b, edited\n")
     stale = live.get("/v1/steps?state=stale").json
     assert [s["id"] for s in stale["steps"]] == ["all:out/all.txt", "copy:build/b.txt"]
+    why = live.get("/v1/steps/copy:build%2Fb.txt/why").json
+    old, new = (hashlib.sha256(text).hexdigest() for text in (b"b\n", b"b, edited\n"))
+    assert why["now"] == f"would run: input src/b.txt changed ({old[:12]} -> {new[:12]})"
+    assert why["changed"] == [{"path": "src/b.txt", "how": "changed", "old": old, "new": new}]
+    assert why["last_run"]["status"] == "ok"
+    [made] = why["artefacts"]
+    assert (made["path"], made["size"], made["step"]) == ("build/b.txt", 2, "copy:build/b.txt")
+    assert made["sha256"] == old                     # a copy: its hash is its input's
+    assert live.get("/v1/steps/copy:nowhere/why").status == 404
     step = live.get("/v1/steps/all:out%2Fall.txt").json
     assert {i["path"]: i["step"] for i in step["inputs"]} == {
         "build/gated.txt": "gate:build/gated.txt", "build/b.txt": "copy:build/b.txt"}
