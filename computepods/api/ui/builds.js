@@ -141,7 +141,10 @@ export class BuildsView {
     try {
       answer = await call("GET", `v1/builds/${encodeURIComponent(id)}/timeline`);
     } catch (err) {
-      if (seq === this.seq) tl.replaceChildren(el("p", "muted", err.message));
+      if (seq !== this.seq) return;
+      tl.replaceChildren(el("p", "muted", err.message));
+      // 409: ended, but its last records are still being written
+      if (err.status === 409) this.timer = setTimeout(() => { if (seq === this.seq) this.timeline(id, seq, tl, crit); }, POLL_MS);
       return;
     }
     if (seq !== this.seq) return;
