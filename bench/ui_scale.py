@@ -25,7 +25,11 @@ SSE (largest N)
     MajorDomo does (batches of 100: a start and a ran per step), followed by
     the open page: the time until the page says the build is done, and
     the longest the page's main thread was busy at once meanwhile (its
-    long tasks), which is how long a click could wait.
+    long tasks), which is how long a click could wait;
+timeline
+    a made-up timeline of N runs on 8 slots (a chain through every tenth
+    run as its critical path), drawn by the page's timeline.js: the time
+    it takes and the bars it puts in the DOM (past 500 runs, bucketed).
 
 It exits 1 if the page failed to show something it should.  No step runs
 (the event storm is made up), so the figures are the page's and the API's
@@ -125,6 +129,42 @@ def page_load(browser, url: str) -> dict:
         return {"load_ms": round(timing[1] or timing[0], 1), "first_render_ms": round(rendered_ms, 1),
                 "step_elements": page.evaluate("document.querySelectorAll('[data-step]').length"),
                 "groups": page.evaluate("document.querySelectorAll('#groups .group').length")}
+    finally:
+        page.context.close()
+
+
+TIMELINE_SLOTS = 8
+DRAW_TIMELINE = """async ([n, slots]) => {
+  const { drawTimeline } = await import(new URL("timeline.js", document.baseURI).href);
+  const runs = [], free = new Array(slots).fill(0);
+  for (let i = 0; i < n; i++) {
+    const slot = i % slots, start = free[slot], end = start + 0.01 + (i % 7) * 0.003;
+    free[slot] = end;
+    runs.push([`r:out/${i}.o`, "chef", slot, start, end, i % 97 ? "ok" : "failed", null, null]);
+  }
+  const critical = runs.map((_, i) => i).filter((i) => i % 10 === 0);
+  const answer = { duration_s: Math.max(...free), columns: ["step", "chef", "slot", "start_s",
+    "end_s", "outcome", "cycle", "pass"], runs, marks: [],
+    lanes: free.map((_, slot) => ({ chef: "chef", slot })),
+    critical_path: { runs: critical, steps: critical.map((i) => runs[i][0]), duration_s: 1 } };
+  const box = document.createElement("div");
+  document.body.append(box);
+  const t = performance.now();
+  drawTimeline(box, answer, () => {});
+  const ms = performance.now() - t;
+  const bars = box.querySelectorAll(".bar").length;
+  box.remove();
+  return [ms, bars];
+}"""
+
+
+def timeline_draw(browser, url: str, runs: int) -> dict:
+    page = browser.new_page(viewport=VIEWPORT)
+    try:
+        page.goto(url)
+        page.wait_for_function(FIRST_RENDER, timeout=READY_TIMEOUT_MS)
+        ms, bars = page.evaluate(DRAW_TIMELINE, [runs, TIMELINE_SLOTS])
+        return {"runs": runs, "draw_ms": round(ms, 1), "bars": bars}
     finally:
         page.context.close()
 
@@ -271,6 +311,11 @@ def main(argv=None) -> int:
                           f"{load['step_elements']} step elements")
                     if load["step_elements"] > 500:
                         failed.append(f"{n} steps: {load['step_elements']} step elements")
+                    tl = figures[n]["timeline"] = timeline_draw(browser, url, n)
+                    print(f"        timeline of {n:,} runs: drawn in {tl['draw_ms']} ms, "
+                          f"{tl['bars']} bars")
+                    if tl["bars"] > 750:          # timeline.js: BARS_MAX + CRITICAL_MAX
+                        failed.append(f"timeline of {n} runs: {tl['bars']} bars")
                     if n == max(args.steps):
                         api = figures[n]["api"] = graph_api(url, root)
                         for name, f in api.items():

@@ -4,15 +4,17 @@
 // the critical path outlined.
 //
 // Bounded: up to BARS_MAX runs each get a bar of their own.  A bigger build
-// is aggregated: each lane is cut into buckets a few pixels wide and the
-// runs that start in one bucket share one bar (data-runs says how many,
-// its title which), so the drawing holds at most about BARS_MAX bars
-// whatever the build's size.  The critical path's runs are drawn on their
-// own over the buckets, up to BARS_MAX of them.
+// is aggregated: each lane is cut into buckets a few pixels wide (as many
+// as make BARS_MAX in all) and the runs that start in one bucket share one
+// bar (data-runs says how many, its title the first), outlined if one of
+// them is on the critical path.  The critical path's first CRITICAL_MAX
+// runs are drawn on their own over the buckets.  So the drawing holds at
+// most BARS_MAX + CRITICAL_MAX bars whatever the build's size.
 
 import { el } from "./api.js";
 
 export const BARS_MAX = 500;        // bars of their own before runs are bucketed
+export const CRITICAL_MAX = 250;    // critical runs drawn on their own over the buckets
 const SVG = "http://www.w3.org/2000/svg";
 const LANE_H = 20;                  // px, one slot's lane
 const BAR_H = 14;
@@ -92,7 +94,7 @@ export function drawTimeline(box, answer, onOpen) {
     for (const r of runs) bar(r, "run");
   } else {
     bucketed(runs, answer.lanes.length, laneOf, plotW, scale, bars, x, critical);
-    for (const r of runs.filter((q) => critical.has(q.index)).slice(0, BARS_MAX)) bar(r, "run");
+    for (const i of answer.critical_path.runs.slice(0, CRITICAL_MAX)) bar(runs[i], "run");
   }
   for (const m of answer.marks) {
     const g = svg("g", { class: `mark ${m.kind}` }, pic);
@@ -130,7 +132,8 @@ function bucketed(runs, lanes, laneOf, plotW, scale, parent, x, critical) {
   for (const b of buckets.values()) {
     const rect = svg("rect", { x: x(b.start), y: AXIS_H + b.lane * LANE_H + (LANE_H - BAR_H) / 2,
       width: Math.max(1, (b.end - b.start) * scale), height: BAR_H,
-      class: `bar many${b.failed ? " some-failed" : ""}`, "data-runs": b.n }, parent);
+      class: `bar many${b.failed ? " some-failed" : ""}${b.critical ? " critical" : ""}`,
+      "data-runs": b.n }, parent);
     titled(rect, `${b.n} run${b.n === 1 ? "" : "s"} from ${seconds(b.start)} to ${seconds(b.end)}, `
       + `the first ${b.first}`);
   }
