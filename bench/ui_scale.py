@@ -243,15 +243,15 @@ def small_screenshot(browser, out: Path, tmp: Path) -> None:
             page.get_by_role("button", name="Build", exact=True).click()
             page.wait_for_selector('#status[data-build-state="done"]', timeout=READY_TIMEOUT_MS)
             page.locator('.step[data-step="typeset:doc.out"]').click()
-            page.wait_for_selector('#log-panel[data-loaded="yes"]')
+            page.wait_for_selector('#log-panel[data-loaded="yes"][data-why="yes"]')
             page.screenshot(path=str(out / "majordomo-ui.png"))
         finally:
             page.context.close()
 
 
 def screenshots(browser, out: Path, tmp: Path) -> None:
-    """The page at 2,000 steps while a build runs (slow steps) and after it,
-    and the small one."""
+    """The page at 2,000 steps while a build runs (slow steps), after it, and
+    the build's own page with its timeline; and the small one."""
     small_screenshot(browser, out, tmp)
     root = tmp / "shots"
     gen.generate(gen.layers(2000, LAYERS), root)
@@ -273,12 +273,15 @@ def screenshots(browser, out: Path, tmp: Path) -> None:
             page.screenshot(path=str(out / "majordomo-ui-2000-building.png"))
             page.wait_for_selector('#status[data-build-state="done"]', timeout=600_000)
             page.locator('.group[data-group="build/l3/"] .row[data-step]').first.click()
-            page.wait_for_selector('#log-panel[data-loaded="yes"]')
+            page.wait_for_selector('#log-panel[data-loaded="yes"][data-why="yes"]')
             page.screenshot(path=str(out / "majordomo-ui-2000-done.png"))
+            page.locator("#build-link").click()
+            page.wait_for_selector("#build-view .timeline-box svg", timeout=READY_TIMEOUT_MS)
+            page.screenshot(path=str(out / "majordomo-ui-2000-build.png"))
         finally:
             page.context.close()
-    print(f"wrote {out}/majordomo-ui.png, majordomo-ui-2000-building.png and "
-          "majordomo-ui-2000-done.png")
+    print(f"wrote {out}/majordomo-ui.png, majordomo-ui-2000-building.png, "
+          "majordomo-ui-2000-done.png and majordomo-ui-2000-build.png")
 
 
 def main(argv=None) -> int:

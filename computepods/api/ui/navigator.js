@@ -144,6 +144,12 @@ export class Navigator {
   async showWhy(id) {
     const panel = $("log-panel");
     delete panel.dataset.why;
+    if ($("why-now").dataset.step !== id) {
+      $("why-now").dataset.step = id;
+      $("why-now").textContent = "Asking why…";
+      for (const list of ["why-changed", "step-artefacts"]) $(list).replaceChildren();
+      $("why-ran").textContent = "";
+    }
     let why;
     try {
       why = await call("GET", `${stepUrl(id)}/why`);
