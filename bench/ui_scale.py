@@ -25,7 +25,11 @@ SSE (largest N)
     MajorDomo does (batches of 100: a start and a ran per step), followed by
     the open page: the time until the page says the build is done, and
     the longest the page's main thread was busy at once meanwhile (its
-    long tasks), which is how long a click could wait.
+    long tasks), which is how long a click could wait;
+timeline
+    a made-up timeline of N runs on 8 slots (a chain through every tenth
+    run as its critical path), drawn by the page's timeline.js: the time
+    it takes and the bars it puts in the DOM (past 500 runs, bucketed).
 
 It exits 1 if the page failed to show something it should.  No step runs
 (the event storm is made up), so the figures are the page's and the API's
@@ -129,6 +133,42 @@ def page_load(browser, url: str) -> dict:
         page.context.close()
 
 
+TIMELINE_SLOTS = 8
+DRAW_TIMELINE = """async ([n, slots]) => {
+  const { drawTimeline } = await import(new URL("timeline.js", document.baseURI).href);
+  const runs = [], free = new Array(slots).fill(0);
+  for (let i = 0; i < n; i++) {
+    const slot = i % slots, start = free[slot], end = start + 0.01 + (i % 7) * 0.003;
+    free[slot] = end;
+    runs.push([`r:out/${i}.o`, "chef", slot, start, end, i % 97 ? "ok" : "failed", null, null]);
+  }
+  const critical = runs.map((_, i) => i).filter((i) => i % 10 === 0);
+  const answer = { duration_s: Math.max(...free), columns: ["step", "chef", "slot", "start_s",
+    "end_s", "outcome", "cycle", "pass"], runs, marks: [],
+    lanes: free.map((_, slot) => ({ chef: "chef", slot })),
+    critical_path: { runs: critical, steps: critical.map((i) => runs[i][0]), duration_s: 1 } };
+  const box = document.createElement("div");
+  document.body.append(box);
+  const t = performance.now();
+  drawTimeline(box, answer, () => {});
+  const ms = performance.now() - t;
+  const bars = box.querySelectorAll(".bar").length;
+  box.remove();
+  return [ms, bars];
+}"""
+
+
+def timeline_draw(browser, url: str, runs: int) -> dict:
+    page = browser.new_page(viewport=VIEWPORT)
+    try:
+        page.goto(url)
+        page.wait_for_function(FIRST_RENDER, timeout=READY_TIMEOUT_MS)
+        ms, bars = page.evaluate(DRAW_TIMELINE, [runs, TIMELINE_SLOTS])
+        return {"runs": runs, "draw_ms": round(ms, 1), "bars": bars}
+    finally:
+        page.context.close()
+
+
 def graph_api(url: str, root: Path) -> dict:
     out = {}
     for name, path in [("groups", "v1/graph"), ("whole (format=json)", "v1/graph?format=json")]:
@@ -203,15 +243,15 @@ def small_screenshot(browser, out: Path, tmp: Path) -> None:
             page.get_by_role("button", name="Build", exact=True).click()
             page.wait_for_selector('#status[data-build-state="done"]', timeout=READY_TIMEOUT_MS)
             page.locator('.step[data-step="typeset:doc.out"]').click()
-            page.wait_for_selector('#log-panel[data-loaded="yes"]')
+            page.wait_for_selector('#log-panel[data-loaded="yes"][data-why="yes"]')
             page.screenshot(path=str(out / "majordomo-ui.png"))
         finally:
             page.context.close()
 
 
 def screenshots(browser, out: Path, tmp: Path) -> None:
-    """The page at 2,000 steps while a build runs (slow steps) and after it,
-    and the small one."""
+    """The page at 2,000 steps while a build runs (slow steps), after it, and
+    the build's own page with its timeline; and the small one."""
     small_screenshot(browser, out, tmp)
     root = tmp / "shots"
     gen.generate(gen.layers(2000, LAYERS), root)
@@ -233,12 +273,15 @@ def screenshots(browser, out: Path, tmp: Path) -> None:
             page.screenshot(path=str(out / "majordomo-ui-2000-building.png"))
             page.wait_for_selector('#status[data-build-state="done"]', timeout=600_000)
             page.locator('.group[data-group="build/l3/"] .row[data-step]').first.click()
-            page.wait_for_selector('#log-panel[data-loaded="yes"]')
+            page.wait_for_selector('#log-panel[data-loaded="yes"][data-why="yes"]')
             page.screenshot(path=str(out / "majordomo-ui-2000-done.png"))
+            page.locator("#build-link").click()
+            page.wait_for_selector("#build-view .timeline-box svg", timeout=READY_TIMEOUT_MS)
+            page.screenshot(path=str(out / "majordomo-ui-2000-build.png"))
         finally:
             page.context.close()
-    print(f"wrote {out}/majordomo-ui.png, majordomo-ui-2000-building.png and "
-          "majordomo-ui-2000-done.png")
+    print(f"wrote {out}/majordomo-ui.png, majordomo-ui-2000-building.png, "
+          "majordomo-ui-2000-done.png and majordomo-ui-2000-build.png")
 
 
 def main(argv=None) -> int:
@@ -271,6 +314,11 @@ def main(argv=None) -> int:
                           f"{load['step_elements']} step elements")
                     if load["step_elements"] > 500:
                         failed.append(f"{n} steps: {load['step_elements']} step elements")
+                    tl = figures[n]["timeline"] = timeline_draw(browser, url, n)
+                    print(f"        timeline of {n:,} runs: drawn in {tl['draw_ms']} ms, "
+                          f"{tl['bars']} bars")
+                    if tl["bars"] > 750:          # timeline.js: BARS_MAX + CRITICAL_MAX
+                        failed.append(f"timeline of {n} runs: {tl['bars']} bars")
                     if n == max(args.steps):
                         api = figures[n]["api"] = graph_api(url, root)
                         for name, f in api.items():

@@ -20,7 +20,7 @@ import falcon
 
 import computepods.errors as errors
 from computepods.api.podbus import PodBus
-from computepods.api import resources as r
+from computepods.api import resources as r, timelines
 from computepods.api.openapi import document
 from computepods.api.sse import StreamSlots
 
@@ -51,13 +51,15 @@ def routes(bus: PodBus, max_streams: int = DEFAULT_MAX_STREAMS, bearer: bool = F
         ("/v1/builds", r.Builds(bus)),
         ("/v1/builds/{id}", r.Build(bus)),
         ("/v1/builds/{id}/events", r.BuildEvents(bus, StreamSlots(max_streams))),
-        ("/v1/builds/{id}/profile", r.BuildProfile(bus)),
+        ("/v1/builds/{id}/profile", timelines.BuildProfile(bus)),
+        ("/v1/builds/{id}/timeline", timelines.BuildTimeline(bus)),
         ("/v1/artefacts", r.Artefacts(bus)),
         ("/v1/artefacts/{path:path}", r.Artefact(bus)),
         ("/v1/graph", r.Graph(bus)),
         ("/v1/steps", r.Steps(bus)),
         ("/v1/steps/{id}", r.Step(bus)),
         ("/v1/steps/{id}/log", r.StepLog(bus)),
+        ("/v1/steps/{id}/why", r.StepWhy(bus)),
         ("/v1/pods", r.Pods(bus)),
         ("/v1/explain/{target:path}", r.Explain(bus)),
     ]

@@ -168,6 +168,21 @@ def step_log(root: Path, step_id: str, failure: dict | None = None) -> dict:
             "stderr": tail(err) if kept else ev.get("stderr_tail") or ""}
 
 
+def step_why(root: Path, step_id: str, names: Sequence[str]) -> dict:
+    """One step's explain (planning/explain.py: explain_step) and the
+    artefacts it made, each with its size, hash and the step the records
+    say made it."""
+    from computepods.planning.explain import explain_step
+    why = explain_step(root, step_id, list(names))
+    steps, files = load_state(root)
+    producers = _producers(steps)
+    outputs = why.pop("outputs")
+    why["artefacts"] = [_artefact(files[p], producers) if p in files else
+                        {"path": p, "sha256": None, "size": None, "mtime_ns": None, "step": None}
+                        for p in outputs]
+    return why
+
+
 def explain_target(root: Path, target: str) -> dict:
     """Every step, commands whole (`cpod explain --all -v`): a client picks."""
     from computepods.planning.explain import explain

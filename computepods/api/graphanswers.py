@@ -14,7 +14,7 @@ from computepods.api.graphcache import GraphCache, Judged
 from computepods.api.graphindex import MAX_PAGE, NO_OVERLAY, PAGE, STATES, Overlay
 from computepods.api.queryargs import arg, names, optional
 from computepods.api.registry import CANCELLED, RUNNING, BuildRegistry
-from computepods.errors import UsageError
+from computepods.errors import PathEscapesWorkspace, UnknownTarget, UsageError
 
 FORMATS = ("groups", "json", "dot")
 REJUDGE_ON = ("plan", "done")          # build events after which the graph is judged again
@@ -32,8 +32,13 @@ class GraphAnswers:
 
     def _judged(self, args: dict) -> tuple[Judged, Overlay]:
         latest = self.registry.latest()
-        judged = self.cache.get(names(args), building=latest is not None
-                                and latest.state == RUNNING)
+        targets = names(args)
+        try:
+            judged = self.cache.get(targets, building=latest is not None
+                                    and latest.state == RUNNING)
+        except (UsageError, PathEscapesWorkspace) as exc:
+            # a name the project cannot have as a target ('.', outside it) is no target of it
+            raise UnknownTarget(str(exc)) from None
         return judged, self.overlay(judged)
 
     def overlay(self, judged: Judged) -> Overlay:
@@ -47,6 +52,14 @@ class GraphAnswers:
             cancelled=(latest.state == CANCELLED
                        and set(latest.targets) == set(judged.index.targets)),
             build={"id": latest.id, "state": latest.state})
+
+    def deps_of(self, targets: list[str]) -> dict[str, list[str]]:
+        """Each step's producers in the graph of ``targets`` (a build's, as
+        planned: the default graph's when they are its targets)."""
+        judged = self.cache.get([])
+        if set(judged.index.targets) != set(targets):
+            judged = self.cache.get(list(targets))
+        return judged.index.deps
 
     # -- the queries ---------------------------------------------------------------
     def graph(self, args: dict) -> dict:

@@ -94,6 +94,32 @@ SCHEMAS = {
               "properties": {"traceEvents": {"type": "array", "items": {
                   "type": "object", "required": ["ph", "name", "pid", "tid"]}},
                   "displayTimeUnit": {"type": "string"}, "otherData": {"type": "object"}}},
+    "Timeline": {
+        "type": "object",
+        "required": ["build", "duration_s", "lanes", "columns", "runs", "marks", "critical_path"],
+        "properties": {
+            "build": _ref("Build"), "duration_s": {"type": "number"},
+            "lanes": {"type": "array", "description": "a chef's slot each, by chef and slot",
+                      "items": {"type": "object", "required": ["chef", "slot"],
+                                "properties": {"chef": {"type": "string"},
+                                               "slot": {"type": "integer"}}}},
+            "columns": {**STRING_LIST, "description": "what each item of a run holds: "
+                        "step, chef, slot, start_s, end_s, outcome, cycle, pass"},
+            "runs": {"type": "array", "description": "one run of a step each, seconds from "
+                     "the build's start; cycle and pass: a cyclic group's run, else null",
+                     "items": {"type": "array", "minItems": 8, "maxItems": 8}},
+            "marks": {"type": "array", "items": {
+                "type": "object", "required": ["at_s", "kind", "text"],
+                "properties": {"at_s": {"type": "number"},
+                               "kind": {"enum": ["pass", "fixpoint", "cycle_failed", "cancel",
+                                                 "mark"]},
+                               "text": {"type": "string"}}}},
+            "critical_path": {
+                "type": "object", "required": ["runs", "steps", "duration_s"],
+                "description": "the longest chain of dependent runs by duration",
+                "properties": {"runs": {"type": "array", "items": {"type": "integer"},
+                                        "description": "indexes into runs, first first"},
+                               "steps": STRING_LIST, "duration_s": {"type": "number"}}}}},
     "BuildEvent": {"type": "object", "required": ["t"],
                    "description": "one build event (docs/architecture.md §5): t is its kind",
                    "properties": {"t": {"type": "string"},
@@ -105,6 +131,35 @@ SCHEMAS = {
                  "properties": {"path": {"type": "string"}, "sha256": {"type": "string"},
                                 "size": {"type": "integer"}, "mtime_ns": {"type": "integer"},
                                 "step": NULLABLE_STR}},
+    "StepWhy": {
+        "type": "object",
+        "required": ["step", "now", "changed", "changed_total", "command", "last_run",
+                     "artefacts"],
+        "properties": {
+            "step": {"type": "string"},
+            "now": {"type": "string", "description": "up to date, or why it would or may run "
+                                                     "(cpod explain's first cause)"},
+            "changed": {"type": "array", "description": "inputs whose hash differs from its "
+                        "last run's (20 at most); a null hash: missing", "items": {
+                "type": "object", "required": ["path", "how", "old", "new"],
+                "properties": {"path": {"type": "string"},
+                               "how": {"enum": ["changed", "new", "dropped"]},
+                               "old": NULLABLE_STR, "new": NULLABLE_STR}}},
+            "changed_total": {"type": "integer"}, "command": {"type": "string"},
+            "last_run": {"type": ["object", "null"], "description": "null: it never ran",
+                         "required": ["status", "finished_ns", "duration_s", "reason", "lines"],
+                         "properties": {"status": {"type": "string"},
+                                        "finished_ns": {"type": "integer"},
+                                        "duration_s": {"type": "number"},
+                                        "reason": {"type": "string",
+                                                   "description": "why it ran then"},
+                                        "lines": STRING_LIST}},
+            "artefacts": {"type": "array", "description": "its outputs as recorded (the "
+                          "last fields null: no record of the file)", "items": {
+                "type": "object", "required": ["path", "sha256", "size", "mtime_ns", "step"],
+                "properties": {"path": {"type": "string"}, "sha256": NULLABLE_STR,
+                               "size": NULLABLE_INT, "mtime_ns": NULLABLE_INT,
+                               "step": NULLABLE_STR}}}}},
     "StepLog": {"type": "object",
                 "required": ["step", "status", "exit_code", "reason", "command", "stdout", "stderr"],
                 "properties": {"step": {"type": "string"}, "status": {"type": "string"},
@@ -217,6 +272,12 @@ PATHS = {
                            "(Perfetto opens it)", "operationId": "buildProfile",
                 "responses": {"200": _json(_ref("Trace"), "the trace"), **NOT_FOUND,
                               "409": _error("it has not finished yet"), **DOWN}}},
+    "/v1/builds/{id}/timeline": {
+        "parameters": [ID],
+        "get": {"summary": "A finished build's runs, one lane per chef slot, its pass marks "
+                           "and its critical path", "operationId": "buildTimeline",
+                "responses": {"200": _json(_ref("Timeline"), "the timeline"), **NOT_FOUND,
+                              "409": _error("it has not finished yet"), **DOWN}}},
     "/v1/artefacts": {
         "get": {"summary": "Files the pod has records of", "operationId": "listArtefacts",
                 "parameters": [{"name": "prefix", "in": "query", "required": False,
@@ -236,6 +297,14 @@ PATHS = {
         "get": {"summary": "What a step printed the last time it ran", "operationId": "stepLog",
                 "responses": {"200": _json(_ref("StepLog"), "its log tails"), **BAD,
                               **NOT_FOUND, **DOWN}}},
+    "/v1/steps/{id}/why": {
+        "parameters": [_path_param("id", "a step id, slashes as %2F")],
+        "get": {"summary": "Why a step would run now (its inputs that changed, old and new "
+                           "hash), its last run, and the artefacts it made",
+                "operationId": "stepWhy", "parameters": [graphdoc.TARGET],
+                "responses": {"200": _json(_ref("StepWhy"), "its explain"), **BAD,
+                              **NOT_FOUND, "409": _error("the project file is broken"),
+                              **DOWN}}},
     "/v1/pods": {"get": {"summary": "The pods of the federation, their chefs and bytes", "operationId": "pods",
                          "responses": {"200": _json(_ref("Pods"), "pods"), **DOWN}}},
     "/v1/explain/{target}": {

@@ -260,15 +260,6 @@ class Build(Resource):
         resp.media = {"id": id, "state": state}
 
 
-class BuildProfile(Resource):
-    """A finished build's timeline as Chrome trace-event JSON (Perfetto opens it)."""
-
-    def on_get(self, req, resp, id):
-        from computepods.coordinator.timeline import trace_events
-        reply = self.bus.query("profile", id=name(id, "build id"))
-        resp.media = trace_events(reply["build"], reply["profile"])
-
-
 class BuildEvents(Resource):
     def __init__(self, bus: PodBus, slots: StreamSlots):
         super().__init__(bus)
@@ -354,6 +345,13 @@ class Step(Resource):
     def on_get(self, req, resp, id):
         resp.media = self.bus.query("step", id=path_field(id, "step id"), targets=_targets(req),
                                     limit=_paged(req, MAX_PAGE, MAX_PAGE)["limit"])
+
+
+class StepWhy(Resource):
+    """Why a step would run (its explain), and the artefacts it made."""
+
+    def on_get(self, req, resp, id):
+        resp.media = self.bus.query("why", id=path_field(id, "step id"), targets=_targets(req))
 
 
 class StepLog(Resource):

@@ -37,10 +37,11 @@ from computepods.api.queryargs import arg as _arg, names as _names
 from computepods.api.registry import FINISHED, REPLAY_PAGE, BuildRegistry, entry_summary
 from computepods.charts.base import Chart
 from computepods.coordinator.chefs import ChefDirectory
+from computepods.coordinator.timeline import timeline_answer
 from computepods.federation import podview
 from computepods.paths import STATE_DB
 from computepods.state.db import StateDB
-from computepods.state.history import MAX_PROFILES
+from computepods.state.history import MAX_PROFILES, BuildEntry
 
 log = logging.getLogger("computepods.desk")
 
@@ -96,6 +97,7 @@ class Desk(Chart):
             "artefact": self.artefact, "graph": self.graph,
             "steps": self.graphs.steps, "step": self.graphs.step, "log": self.log,
             "explain": self.explain, "pods": self.pods, "profile": self.profile,
+            "timeline": self.timeline, "why": self.why,
         }
 
     def start(self) -> "Desk":
@@ -181,6 +183,19 @@ class Desk(Chart):
                            f"history keeps those of its last {MAX_PROFILES} builds")
         return {"build": entry.to_dict(), "profile": entry.profile}
 
+    def timeline(self, args: dict) -> dict:
+        """A finished build's timeline, its lanes and its critical path
+        through the graph of its targets as it is judged now (a step that
+        left the graph since reads nothing)."""
+        kept = self.profile(args)
+        build = kept["build"]
+        try:
+            deps = self.graphs.deps_of(build["targets"])
+        except ComputePodsError:            # the project file broke since: no edges
+            deps = {}
+        return {"build": entry_summary(BuildEntry.from_dict(build)),
+                **timeline_answer(kept["profile"], deps)}
+
     def events(self, args: dict) -> dict:
         return self.registry.replay(_arg(args, "id", str, ""), _arg(args, "after", int, 0),
                                     _arg(args, "limit", int, REPLAY_PAGE))
@@ -206,6 +221,10 @@ class Desk(Chart):
     def explain(self, args: dict) -> dict:
         target = _arg(args, "target", str, "")
         return _as_target(lambda: catalog.explain_target(self.root, target))
+
+    def why(self, args: dict) -> dict:
+        step = _arg(args, "id", str, "")
+        return _as_target(lambda: catalog.step_why(self.root, step, _names(args)))
 
     def pods(self, args: dict) -> dict:
         """Every pod of the federation (ours first, with its process, bus and

@@ -23,7 +23,7 @@ from computepods.cli.graphtext import STATE_WORDS, groups_lines, step_lines, ste
 from computepods.cli.podtable import federation_text
 from computepods.cli.restclient import Api
 from computepods.errors import (EXIT_CANNOT_START, EXIT_FAILED, EXIT_INTERRUPTED, ComputePodsError,
-                                ServerUnreachable)
+                                RequestRefused, ServerUnreachable)
 
 DEFAULT_URL = "http://127.0.0.1:8765"
 MAX_RUNNING_SHOWN = 3
@@ -149,6 +149,7 @@ def cmd_build(api: Api, args) -> int:
 STATUS_COLUMNS = ("id", "started", "started by", "targets", "state",
                   "ran/up to date/failed", "duration")
 MAX_TARGETS_SHOWN = 40      # characters of a build's targets in the table
+MAX_CRITICAL_SHOWN = 8      # steps of a critical path named
 
 
 def local_time(iso: str | None) -> str:
@@ -206,10 +207,24 @@ def build_text(b: dict) -> list[str]:
     return lines
 
 
+def critical_text(api: Api, b: dict) -> list[str]:
+    """A finished build's critical path, when its timeline is kept."""
+    try:
+        tl = api.call("GET", f"/v1/builds/{quote(b['id'], safe='')}/timeline")
+    except RequestRefused:              # running, or its timeline no longer kept
+        return []
+    path = tl["critical_path"]
+    if not path["steps"]:
+        return []
+    return [f"  critical  {len(path['steps'])} runs, {_seconds(path['duration_s'])} of "
+            f"{_seconds(tl['duration_s'])}: {' -> '.join(path['steps'][:MAX_CRITICAL_SHOWN])}"
+            + (" -> …" if len(path["steps"]) > MAX_CRITICAL_SHOWN else "")]
+
+
 def cmd_status(api: Api, args) -> int:
     if args.build:
         b = api.call("GET", f"/v1/builds/{quote(args.build, safe='')}")
-        print(json.dumps(b) if args.json else "\n".join(build_text(b)))
+        print(json.dumps(b) if args.json else "\n".join(build_text(b) + critical_text(api, b)))
         return 0
     query = {"limit": args.limit, **({"before": args.before} if args.before else {})}
     reply = api.call("GET", "/v1/builds?" + urlencode(query))

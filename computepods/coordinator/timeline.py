@@ -17,7 +17,9 @@ times heard late may overlap by a little more).
 :func:`trace_events` writes a finished build's timeline as Chrome
 trace-event JSON, which Perfetto and ``chrome://tracing`` open: one process
 per chef, one thread per slot, a complete event per run, and the marks as
-instant events on the build's own lane.
+instant events on the build's own lane.  :func:`timeline_answer` gives the
+same data to the page, with the build's critical path
+(:mod:`computepods.coordinator.criticalpath`).
 """
 from __future__ import annotations
 
@@ -150,3 +152,28 @@ def trace_events(build: dict, profile: dict) -> dict:
                        "ts": us(at_s)})
     return {"traceEvents": events, "displayTimeUnit": "ms",
             "otherData": {"build": build["id"], "started_ns": build.get("started_ns")}}
+
+
+COLUMNS = ["step", "chef", "slot", "start_s", "end_s", "outcome", "cycle", "pass"]
+MARK_KINDS = (("pass ", "pass"), ("fixpoint ", "fixpoint"), ("cyclic group ", "cycle_failed"),
+              ("cancelled", "cancel"))
+
+
+def mark_kind(text: str) -> str:
+    return next((kind for prefix, kind in MARK_KINDS if text.startswith(prefix)), "mark")
+
+
+def timeline_answer(profile: dict, deps) -> dict:
+    """A stored timeline as ``GET /v1/builds/{id}/timeline`` gives it: its
+    lanes (a chef's slot each), its runs as rows of ``COLUMNS`` (10,000 runs
+    as objects would be half again as large), its marks, and the critical
+    path through ``deps`` (each step's producers)."""
+    from computepods.coordinator.criticalpath import critical_path
+    spans = [Span.from_row(r) for r in profile.get("spans") or ()]
+    lanes = sorted({(s.chef, s.slot) for s in spans})
+    return {"duration_s": profile.get("duration_s") or 0.0,
+            "lanes": [{"chef": chef, "slot": slot} for chef, slot in lanes],
+            "columns": COLUMNS, "runs": [s.to_row() for s in spans],
+            "marks": [{"at_s": at, "kind": mark_kind(text), "text": text}
+                      for at, text in profile.get("marks") or ()],
+            "critical_path": critical_path(spans, deps).to_dict()}

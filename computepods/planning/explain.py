@@ -117,3 +117,46 @@ def shorten(text: str, width: int) -> str:
     if len(one_line) <= width:
         return one_line
     return one_line[:width - len(ELLIPSIS)] + ELLIPSIS
+
+
+MAX_CHANGED = 20        # inputs listed as changed in one step's answer
+
+
+def explain_step(root: Path, step_id: str, names: Sequence[str]) -> dict:
+    """Why one step of the graph of ``names`` would run now (its "now" line,
+    as `cpod explain` says it), every input whose hash differs from its last
+    run's (how: changed, new since, or dropped; a hash None: the file was
+    missing), and its last run as recorded; raises NotFound for a step the graph does not have."""
+    from computepods.errors import NotFound
+    from computepods.planning.staleness import input_digest
+    _, plan = resolve(root, names, root)
+    step = plan.steps.get(step_id)
+    if step is None:
+        raise NotFound(f"no step {step_id!r} in the graph of "
+                       f"{' '.join(names) or 'the default targets'}")
+    records, files = load_state(root)
+    cache = StatCache(root, files)
+    graph = BuildGraph.from_plan(plan, {sid: r.discovered for sid, r in records.items()
+                                        if r.discovered})
+    now = verdicts(graph, records, cache.digest, root)[step_id]
+    record = records.get(step_id)
+    changed = []
+    if record is not None:
+        for path in input_paths(step, record):
+            new = input_digest(step, path, cache.digest, root)
+            if path not in record.inputs:
+                changed.append({"path": path, "how": "new", "old": None, "new": new})
+            elif record.inputs[path] != new:
+                changed.append({"path": path, "how": "changed", "old": record.inputs[path],
+                                "new": new})
+        changed += [{"path": p, "how": "dropped", "old": h, "new": None}
+                    for p, h in record.inputs.items()
+                    if p not in step.inputs and p not in record.discovered]
+    last = None if record is None else {
+        "status": record.status, "finished_ns": record.finished_ns,
+        "duration_s": record.duration_s, "reason": record.reason,
+        "lines": last_run(record)}
+    return {"step": step_id, "now": "up to date" if now is None else now,
+            "changed": changed[:MAX_CHANGED], "changed_total": len(changed),
+            "command": step.display(), "last_run": last,
+            "outputs": list(record.outputs) if record is not None else list(step.outputs)}

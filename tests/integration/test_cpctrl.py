@@ -10,6 +10,7 @@ import pytest
 
 from computepods.bus.auth import MAJORDOMO
 from computepods.bus.natsd import NatsServer, free_port
+from helpers import wait_for
 from restlive import gated_project, live_pod
 
 TOKEN = "cpctrl-token"
@@ -77,6 +78,8 @@ def test_json_for_scripts(live):
 
 
 def test_status_is_a_table_of_builds(live):
+    assert cpctrl("build", "--follow", url=live.url).returncode == 0      # all built (or was)
+    (live.root / "src/a.txt").write_text("a, edited for the status\n")   # a's chain runs again
     assert cpctrl("build", "--follow", url=live.url).returncode == 0
     table = cpctrl("status", "-n", "2", url=live.url)
     assert table.returncode == 0, table.stderr
@@ -86,6 +89,18 @@ def test_status_is_a_table_of_builds(live):
         assert column in header
     assert " rest " in first and (" done " in first or " running " in first)
     assert len([line for line in rest if not line.startswith("(")]) <= 1
+    # one build, with its critical path once its timeline is written: all that ran
+    critical: list[str] = []
+
+    def written() -> bool:
+        one = cpctrl("status", first.split()[0], url=live.url)
+        assert one.returncode == 0, one.stderr
+        critical[:] = [line for line in one.stdout.splitlines() if line.startswith("  critical ")]
+        return bool(critical)
+    wait_for(written, what="the build's critical path")
+    assert critical[0].startswith("  critical  3 runs, "), critical
+    assert critical[0].endswith(
+        ": copy:build/a.txt -> gate:build/gated.txt -> all:out/all.txt"), critical
 
 
 def test_reading_commands(live):

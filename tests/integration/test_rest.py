@@ -2,6 +2,7 @@
 nats-server: errors, auth, builds joined, events streamed, cancels."""
 from __future__ import annotations
 
+import hashlib
 import threading
 
 import pytest
@@ -179,6 +180,15 @@ def test_failed_step_log_graph_and_artefacts(live):
     (live.root / "src/b.txt").write_text("b, edited\n")
     stale = live.get("/v1/steps?state=stale").json
     assert [s["id"] for s in stale["steps"]] == ["all:out/all.txt", "copy:build/b.txt"]
+    why = live.get("/v1/steps/copy:build%2Fb.txt/why").json
+    old, new = (hashlib.sha256(text).hexdigest() for text in (b"b\n", b"b, edited\n"))
+    assert why["now"] == f"would run: input src/b.txt changed ({old[:12]} -> {new[:12]})"
+    assert why["changed"] == [{"path": "src/b.txt", "how": "changed", "old": old, "new": new}]
+    assert why["last_run"]["status"] == "ok"
+    [made] = why["artefacts"]
+    assert (made["path"], made["size"], made["step"]) == ("build/b.txt", 2, "copy:build/b.txt")
+    assert made["sha256"] == old                     # a copy: its hash is its input's
+    assert live.get("/v1/steps/copy:nowhere/why").status == 404
     step = live.get("/v1/steps/all:out%2Fall.txt").json
     assert {i["path"]: i["step"] for i in step["inputs"]} == {
         "build/gated.txt": "gate:build/gated.txt", "build/b.txt": "copy:build/b.txt"}
@@ -222,6 +232,18 @@ def test_builds_and_their_profiles_are_kept_across_a_pod_restart(tmp_path, nats_
         assert sorted(e["name"] for e in runs) == ["all:out/all.txt", "copy:build/a.txt",
                                                    "copy:build/b.txt", "gate:build/gated.txt"]
         assert all(e["dur"] > 0 and e["ts"] >= 0 for e in runs)
+        timeline = live.get(f"/v1/builds/{first}/timeline").json
+        assert timeline["build"]["id"] == first and len(timeline["runs"]) == 4
+        assert {(chef, slot) for _, chef, slot, *_ in timeline["runs"]} == {
+            (lane["chef"], lane["slot"]) for lane in timeline["lanes"]}
+        # a -> gate -> all, or b -> all: a chain of the graph's edges, ending at the target
+        critical = timeline["critical_path"]["steps"]
+        assert critical[-1] == "all:out/all.txt" and critical[0].startswith("copy:"), critical
+        assert critical in (["copy:build/a.txt", "gate:build/gated.txt", "all:out/all.txt"],
+                            ["copy:build/b.txt", "all:out/all.txt"])
+        on_path = [timeline["runs"][i] for i in timeline["critical_path"]["runs"]]
+        assert timeline["critical_path"]["duration_s"] == pytest.approx(
+            sum(end - start for _, _, _, start, end, *_ in on_path), abs=1e-5)
         second = live.post_build(["broken"]).json["id"]
         sse_events(live.url, f"/v1/builds/{second}/events")
     with live_pod(root, nats_url) as live:           # a new pod: the history is on disk

@@ -6,6 +6,7 @@ its Desk, gunicorn serving the REST app, Chromium clicking Build.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import random
 import shutil
@@ -469,6 +470,39 @@ def test_2000_steps_a_running_step_shows_at_the_top_and_a_cancel_says_not_run(tm
     assert f"{totals['not_run']:,} not run" in text, text
     assert page.locator('#filters [data-filter="not_run"]').get_attribute("data-n") == \
         str(totals["not_run"])
+
+    # the build's own page: its timeline has one bar per step that ran (or was killed running)
+    link = page.locator("#build-link")
+    build_id = link.inner_text().split()[1]
+    link.click()
+    page.wait_for_selector(f'#build-view[data-build="{build_id}"] .timeline-box svg',
+                           timeout=BUILD_TIMEOUT_MS)
+    assert page.locator("#build-view .build-facts").inner_text().startswith("state\ncancelled")
+    bars = dict(page.eval_on_selector_all(".timeline .bar.run[data-step]",
+                                          "bs => bs.map(b => [b.dataset.step, b.dataset.outcome])"))
+    assert page.locator(".timeline .bar.run").count() == len(bars) == ran + totals["cancelled"]
+    made = {f"pattern0:build/l0/{p.name}" for p in (tmp_path / "p" / "build" / "l0").iterdir()}
+    assert {s for s, outcome in bars.items() if outcome == "ok"} == made, bars
+    assert list(bars.values()).count("cancelled") == totals["cancelled"], bars
+    assert page.locator(".timeline .bar.critical").count() >= 1
+    assert page.locator(".critical-steps li").count() >= 1
+
+    # a bar opens its step; after an edit of its source, why says the old and the new hash
+    step = sorted(made)[0]
+    source = tmp_path / "p" / "src" / step.rsplit("/", 1)[1]
+    old = hashlib.sha256(source.read_bytes()).hexdigest()
+    source.write_text("edited after the build\n")
+    new = hashlib.sha256(source.read_bytes()).hexdigest()
+    page.locator(f'.timeline .bar.run[data-step="{step}"]').click()
+    page.wait_for_selector(f'#log-panel[data-step="{step}"][data-why="yes"]')
+    changed = page.locator(f'#why-changed li[data-path="src/{source.name}"]')
+    assert (changed.get_attribute("data-old"), changed.get_attribute("data-new")) == (old, new)
+    assert f"{old[:12]} → {new[:12]}" in changed.inner_text()
+    assert page.locator("#why-now").inner_text() == \
+        f"would run: input src/{source.name} changed ({old[:12]} -> {new[:12]})"
+    artefact = page.locator(f'#step-artefacts li[data-path="build/l0/{source.name}"]')
+    assert f"sha256 {old[:12]}" in artefact.inner_text() and step in artefact.inner_text()
+    assert page.locator("#build-view").is_visible()          # the step opened beside the build
 
 
 def test_stale_shows_stale_in_a_build_started_elsewhere_after_an_edit(tmp_path, serve, page):

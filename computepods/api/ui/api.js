@@ -34,6 +34,14 @@ export async function call(method, path, body) {
   return data;
 }
 
+// An element with a class and a text, the page's one way to make one.
+export function el(tag, cls = "", text = "") {
+  const e = document.createElement(tag);
+  if (cls) e.className = cls;
+  if (text) e.textContent = text;
+  return e;
+}
+
 export const stepUrl = (id) => `v1/steps/${encodeURIComponent(id)}`;
 export const logUrl = (id) => `${stepUrl(id)}/log`;
 
@@ -67,33 +75,36 @@ export function stateAfter(ev, started, cancelling) {
 // its first output and its id; data-step and data-state for tests and
 // scripts.
 export function stepRow(step, onOpen) {
-  const b = document.createElement("button");
-  b.type = "button";
-  b.className = "row";
-  b.dataset.step = step.id;
-  const mark = document.createElement("span");
-  mark.className = "mark";
-  mark.setAttribute("aria-hidden", "true");
-  const out = document.createElement("span");
-  out.className = "out";
-  out.textContent = (step.outputs && step.outputs[0]) || step.id;
-  const id = document.createElement("span");
-  id.className = "id";
-  id.textContent = step.id;
-  const state = document.createElement("span");
-  state.className = "state";
-  b.append(mark, out, id, state);
-  b.addEventListener("click", () => onOpen(step.id));
+  const b = stepButton("row", step.id, onOpen);
+  b.append(mark(), el("span", "out", firstOutput(step)), el("span", "id", step.id), el("span", "state"));
   paint(b, step.state);
   return b;
 }
 
-export function paint(el, state) {
-  if (!(state in STATE_TEXT) || el.dataset.state === state) return;
-  el.dataset.state = state;
-  const mark = el.querySelector(".mark");
-  if (mark) mark.textContent = STATE_MARK[state];
-  const word = el.querySelector(".state");
+// A button that opens a step (a row of a list, a box of the drawing).
+export function stepButton(cls, id, onOpen) {
+  const b = el("button", cls);
+  b.type = "button";
+  b.dataset.step = id;
+  b.addEventListener("click", () => onOpen(id));
+  return b;
+}
+
+// A step's state mark, painted by paint().
+export function mark() {
+  const m = el("span", "mark");
+  m.setAttribute("aria-hidden", "true");
+  return m;
+}
+
+export const firstOutput = (step) => (step.outputs && step.outputs[0]) || step.id;
+
+export function paint(node, state) {
+  if (!(state in STATE_TEXT) || node.dataset.state === state) return;
+  node.dataset.state = state;
+  const m = node.querySelector(".mark");
+  if (m) m.textContent = STATE_MARK[state];
+  const word = node.querySelector(".state");
   if (word) word.textContent = STATE_TEXT[state];
-  el.setAttribute("aria-label", `${el.dataset.step}: ${STATE_TEXT[state]}`);
+  node.setAttribute("aria-label", `${node.dataset.step}: ${STATE_TEXT[state]}`);
 }

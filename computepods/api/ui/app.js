@@ -12,14 +12,16 @@
 // so steps no event named (not run, up to date) show what the pod now
 // knows.  Builds started elsewhere (cpctrl, the watcher of `cpod up`) are
 // found by looking at v1/builds every WATCH_MS while the page is idle and
-// visible, and followed the same way.  Step elements carry data-step and
+// visible, and followed the same way.  The builds and each build's page with its
+// timeline are a view of their own (#/builds, #/builds/ID: builds.js).  Step elements carry data-step and
 // data-state, the status line data-build-state: tests and users' scripts
 // read those.
 
 import { ApiError, call, query, stateAfter, TOKEN_KEY } from "./api.js";
 import { Drawing, DRAW_MAX } from "./drawing.js";
 import { GROUPS_PAGE, Groups, Results, Running, Shown } from "./lists.js";
-import { Navigator, stepFromHash } from "./navigator.js";
+import { Navigator, hashOf, stepFromHash } from "./navigator.js";
+import { BuildsView, buildHash, viewFromHash } from "./builds.js";
 
 const FINISHED = new Set(["done", "failed", "cancelled"]);
 const TICK_MS = 250;            // status line redraw while a build runs
@@ -41,6 +43,7 @@ const drawing = new Drawing($("graph"), open);
 const groups = new Groups($("groups"), shown, open);
 const results = new Results($("results"), shown, open);
 const running = new Running($("running"), shown, open);
+const buildsView = new BuildsView($("build-view"), hashOf);
 
 // -- the graph ------------------------------------------------------------------------
 const FILTERS = {
@@ -164,6 +167,7 @@ function follow(id, started, by = "") {
     queue: [], cycle: "", finished: false, pending: false };
   view.build = b;
   view.known.add(id);
+  linkBuild(id);
   $("build").disabled = true;
   $("cancel").hidden = false;
   $("cancel").disabled = false;
@@ -269,6 +273,7 @@ async function finish(b, ev) {
   }
   setStatus(state, `Build ${b.id}${b.by ? ` (${b.by})` : ""}: ${state} — ${summaryText(ev, view.answer.counts)}`);
   $("build").disabled = false;
+  if (viewFromHash()) buildsView.refresh();
 }
 
 // The event stream broke: if the build is over, say how it ended.
@@ -346,6 +351,28 @@ async function lookForBuilds() {
   setStatus(last.state, `Build ${last.id} (started elsewhere): ${last.state} — ${what}`);
 }
 
+// The address says the view (the graph, the builds, one build) and the step.
+let shownView = "";
+function route() {
+  const view = viewFromHash();
+  const key = JSON.stringify(view);
+  document.body.dataset.view = view ? "builds" : "graph";
+  if (key !== shownView) {
+    shownView = key;
+    if (view) buildsView.show(view).catch((err) => setStatus("error", `Could not list the builds: ${err.message}`));
+    else buildsView.hide();
+  }
+  const id = stepFromHash();
+  if (id && id !== nav.step) nav.show(id); else if (!id && nav.step) nav.close();
+}
+
+function linkBuild(id) {
+  const a = $("build-link");
+  a.href = buildHash(id);
+  a.textContent = `build ${id} ›`;
+  a.hidden = false;
+}
+
 // -- start ----------------------------------------------------------------------------------
 async function main() {
   $("build").addEventListener("click", startBuild);
@@ -368,10 +395,7 @@ async function main() {
     if (e.key === "Escape") nav.close();
     else if (e.key === "/" && document.activeElement.tagName !== "INPUT") { e.preventDefault(); $("search").focus(); }
   });
-  window.addEventListener("hashchange", () => {
-    const id = stepFromHash();
-    if (id) nav.show(id); else if (nav.step) nav.close();
-  });
+  window.addEventListener("hashchange", route);
   const token = $("token");
   token.value = sessionStorage.getItem(TOKEN_KEY) || "";
   if (token.value) $("token-box").hidden = false;
@@ -391,7 +415,7 @@ async function main() {
   } catch (err) {
     setStatus("error", `Could not fetch the graph: ${err.message}`);
   }
-  if (stepFromHash()) nav.show(stepFromHash());
+  route();
   try {
     const { builds } = await call("GET", "v1/builds");
     const live = builds.find((s) => s.state === "running")
@@ -399,6 +423,7 @@ async function main() {
     for (const s of builds) if (s !== live) view.known.add(s.id);
     if (live) follow(live.id, Date.parse(live.started) || Date.now(), "started elsewhere");
     else if (builds.length && ready) setStatus("idle", `${ready} Last build ${builds[0].id}: ${builds[0].state}.`);
+    if (builds.length && !live) linkBuild(builds[0].id);
   } catch { /* no build list: nothing to follow */ }
   setInterval(lookForBuilds, WATCH_MS);
 }

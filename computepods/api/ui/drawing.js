@@ -3,7 +3,7 @@
 // graph has at most DRAW_MAX steps; a bigger one is read in groups.
 
 import { layout, NODE_W, NODE_H } from "./layout.js";
-import { STATE_TEXT, STATE_MARK } from "./api.js";
+import { el, firstOutput, mark, stepButton, STATE_TEXT, STATE_MARK } from "./api.js";
 
 export const DRAW_MAX = 150;
 const SVG = "http://www.w3.org/2000/svg";
@@ -79,25 +79,12 @@ export class Drawing {
   }
 
   button(node, box) {
-    const b = document.createElement("button");
-    b.type = "button";
-    b.className = "step";
-    b.dataset.step = node.id;
+    const b = stepButton("step", node.id, this.onOpen);
     b.dataset.rule = node.rule || "";
     if (node.cycle !== null && node.cycle !== undefined) b.dataset.cycle = node.cycle;
     b.style.cssText = `left:${box.x}px;top:${box.y}px;width:${NODE_W}px;height:${NODE_H}px`;
-    const mark = document.createElement("span");
-    mark.className = "mark";
-    mark.setAttribute("aria-hidden", "true");
-    const out = document.createElement("span");
-    out.className = "out";
-    out.textContent = (node.outputs && node.outputs[0]) || node.id;
-    const rule = document.createElement("span");
-    rule.className = "rule";
     const more = node.outputs && node.outputs.length > 1 ? ` · +${node.outputs.length - 1} outputs` : "";
-    rule.textContent = (node.rule || "") + more;
-    b.append(mark, out, rule);
-    b.addEventListener("click", () => this.onOpen(node.id));
+    b.append(mark(), el("span", "out", firstOutput(node)), el("span", "rule", (node.rule || "") + more));
     for (const [ev, on] of [["mouseenter", true], ["mouseleave", false], ["focus", true], ["blur", false]]) {
       b.addEventListener(ev, () => this.highlight(node.id, on));
     }

@@ -1,20 +1,34 @@
-// One step at a time, as `ninja -t browse` shows it: its inputs (each a
-// link to the step that makes it), its outputs, the steps that read them,
-// and what it printed the last time it ran.  The step shown is in the
-// address (#step=ID), so the browser's Back goes to the step before.
+// One step at a time, as `ninja -t browse` shows it: why it would run
+// (`cpod explain`: the inputs that changed, old and new hash), its inputs
+// (each a link to the step that makes it), its outputs, the artefacts it
+// made (size, hash, maker), the steps that read them, and what it printed
+// the last time it ran.  The step shown is in the
+// address (#step=ID, or after a view: #/builds/B&step=ID), so the browser's
+// Back goes to the step before.
 
-import { call, logUrl, stepUrl, query, paint, STATE_TEXT } from "./api.js";
+import { call, el, logUrl, stepUrl, query, paint, STATE_TEXT } from "./api.js";
 
 export const NEIGHBOURS = 100;      // inputs or readers listed before "… more"
+const HASH_SHOWN = 12;              // hex digits of a hash shown, as `cpod explain` does
 const $ = (id) => document.getElementById(id);
 
+const short = (h) => (h ? h.slice(0, HASH_SHOWN) : "missing");
+const bytes = (n) => (n < 1024 ? `${n} B` : n < 1024 ** 2 ? `${(n / 1024).toFixed(1)} KiB`
+  : `${(n / 1024 ** 2).toFixed(1)} MiB`);
+
 export function stepFromHash() {
-  const m = /^#step=(.*)$/.exec(location.hash);
+  const m = /(?:^#|&)step=([^&]*)/.exec(location.hash);
   if (!m) return null;
   try { return decodeURIComponent(m[1]); } catch { return null; }
 }
 
-export const hashOf = (id) => `#step=${encodeURIComponent(id)}`;
+// The view the address names before its step (#/builds/B), or "".
+const viewPart = () => (/^#(\/[^&]*)/.exec(location.hash) || [null, ""])[1];
+
+export const hashOf = (id) => {
+  const view = viewPart();
+  return `#${view ? `${view}&` : ""}step=${encodeURIComponent(id)}`;
+};
 
 export class Navigator {
   constructor(shown, onShow) {
@@ -35,7 +49,10 @@ export class Navigator {
     $("log-panel").hidden = true;
     this.shown.drop(this.links);
     this.links = [];
-    if (stepFromHash() !== null) history.replaceState(null, "", location.pathname + location.search);
+    if (stepFromHash() !== null) {
+      const view = viewPart();
+      history.replaceState(null, "", location.pathname + location.search + (view ? `#${view}` : ""));
+    }
     this.onShow(null);
   }
 
@@ -48,7 +65,7 @@ export class Navigator {
     delete panel.dataset.loaded;
     $("log-title").textContent = id;
     $("back").disabled = history.length < 2;
-    await Promise.all([this.showNode(id), this.showLog(id)]);
+    await Promise.all([this.showNode(id), this.showLog(id), this.showWhy(id)]);
   }
 
   refresh() { return this.step ? this.show(this.step) : null; }
@@ -122,6 +139,61 @@ export class Navigator {
     li.className = "muted";
     li.textContent = `… and ${n.toLocaleString("en")} more`;
     return [li];
+  }
+
+  async showWhy(id) {
+    const panel = $("log-panel");
+    delete panel.dataset.why;
+    if ($("why-now").dataset.step !== id) {
+      $("why-now").dataset.step = id;
+      $("why-now").textContent = "Asking why…";
+      for (const list of ["why-changed", "step-artefacts"]) $(list).replaceChildren();
+      $("why-ran").textContent = "";
+    }
+    let why;
+    try {
+      why = await call("GET", `${stepUrl(id)}/why`);
+    } catch (err) {
+      if (this.step !== id) return;
+      $("why-now").textContent = err.status === 404 ? "" : `Could not ask why: ${err.message}`;
+      for (const list of ["why-changed", "step-artefacts"]) $(list).replaceChildren();
+      $("why-ran").textContent = "";
+      return;
+    }
+    if (this.step !== id) return;
+    $("why-now").textContent = why.now;
+    $("why-changed").replaceChildren(...why.changed.map((c) => {
+      const li = el("li", "changed");
+      li.dataset.path = c.path;
+      li.dataset.old = c.old || "";
+      li.dataset.new = c.new || "";
+      const hashes = c.how === "changed" ? `${short(c.old)} → ${short(c.new)}`
+        : c.how === "new" ? `new input, ${short(c.new)}` : `no longer an input (was ${short(c.old)})`;
+      li.append(el("span", "out", c.path), el("span", "muted", ` ${hashes}`));
+      li.title = `${c.path}: ${c.old || "missing"} → ${c.new || "missing"}`;
+      return li;
+    }), ...this.more(why.changed_total - why.changed.length));
+    const last = why.last_run;
+    $("why-ran").textContent = !last ? "It has never run."
+      : last.reason ? `It ran last because: ${last.reason}` : "";
+    $("step-artefacts").replaceChildren(...why.artefacts.map((a) => {
+      const li = el("li", "artefact");
+      li.dataset.path = a.path;
+      li.append(el("span", "out", a.path));
+      if (a.sha256 === null) {
+        li.append(el("span", "muted", " no record of it"));
+        return li;
+      }
+      li.append(el("span", "muted", ` · ${bytes(a.size)} · sha256 ${short(a.sha256)} · made by `));
+      if (a.step) {
+        const maker = el("a", "maker", a.step);
+        maker.href = hashOf(a.step);
+        li.append(maker);
+      } else li.append(el("span", "muted", "no step (a source)"));
+      li.title = a.sha256;
+      return li;
+    }));
+    panel.dataset.why = "yes";
   }
 
   async showLog(id) {
