@@ -234,11 +234,15 @@ class StepResult:
     discovered: list[str] = field(default_factory=list)
     stdout_tail: str = ""
     stderr_tail: str = ""
+    slot: int | None = None          # which of the chef's slots ran it
+    started_ns: int | None = None    # when it started, on the chef's wall clock
 
     def to_dict(self) -> dict:
         d = {"id": self.id, "attempt": self.attempt, "command": self.command,
              "exit_code": self.exit_code, "ok": self.ok, "reason": self.reason,
              "duration_s": self.duration_s}
+        if self.slot is not None:
+            d["slot"], d["started_ns"] = self.slot, self.started_ns
         if self.ok:
             d["outputs"] = {p: o.to_dict() for p, o in self.outputs.items()}
             d["discovered"] = list(self.discovered)
@@ -258,4 +262,11 @@ class StepResult:
                    float(item.get("duration_s") or 0.0),
                    {p: Output.from_dict(p, o) for p, o in outputs.items()},
                    list(item.get("discovered") or []),
-                   str(item.get("stdout_tail") or ""), str(item.get("stderr_tail") or ""))
+                   str(item.get("stdout_tail") or ""), str(item.get("stderr_tail") or ""),
+                   _count_or_none(item.get("slot")), _count_or_none(item.get("started_ns")))
+
+
+def _count_or_none(value) -> int | None:
+    """A whole number >= 0 as sent, else None (it is only for the timeline)."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 \
+        else None

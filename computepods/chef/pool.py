@@ -10,10 +10,12 @@ slot is :mod:`computepods.chef.step`'s job, and it never calls back here.
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 import queue
 import shutil
 import threading
+import time
 from collections import deque
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
@@ -54,6 +56,7 @@ class WorkerPool:
         self._on_started = on_started
         self._on_done = on_done
         self._running: dict[int, tuple[int, str]] = {}   # slot index -> (pgid, build)
+        self._ran_on: dict = {}          # job key -> (slot index, wall ns at its start)
         self._cancelled: deque[str] = deque(maxlen=64)   # builds whose steps are dropped
         self._lock = threading.Lock()
         self.queued = 0
@@ -93,9 +96,17 @@ class WorkerPool:
         if job.origin and self._remote is not None:
             self._remote.prefetch([job])    # its files come while it waits for a slot
 
+    def _started(self, index: int, job: StepJob) -> None:
+        """A slot starts ``job``: which one and when go in its result (the timeline)."""
+        self._ran_on[job.key] = (index, time.time_ns())
+        self._on_started(job)
+
     def _done(self, job: StepJob, item) -> None:
         with self._lock:
             self._taken_at.pop(job.key, None)
+        ran_on = self._ran_on.pop(job.key, None)
+        if ran_on is not None and item.command:
+            item = dataclasses.replace(item, slot=ran_on[0], started_ns=ran_on[1])
         self._on_done(job, item)
 
     def _lapsed(self, job: StepJob) -> Callable[[], str | None]:
@@ -171,7 +182,7 @@ class WorkerPool:
         return started
 
     def _launch(self, index: int, slot: Slot, job: StepJob) -> Launched | None:
-        self._on_started(job)
+        self._started(index, job)
         try:
             return launch(self.root, job, slot, on_started=self._running_as(index, job))
         except (OSError, ComputePodsError) as exc:
@@ -206,7 +217,7 @@ class WorkerPool:
             self._gate.release()
 
     def _run(self, index: int, slot: Slot | None, job: StepJob) -> None:
-        self._on_started(job)
+        self._started(index, job)
         try:
             if job.origin:
                 if self._remote is None:         # the chef refuses these; never here

@@ -234,9 +234,11 @@ class BuildRun:
                 taken.outputs.update(result.outputs)
                 taken.discovered += result.discovered
                 if sid in started_here:
-                    self.note({**start, "t": "ran", "duration_s": item.get("duration_s")})
+                    self.note({**start, "t": "ran", "duration_s": item.get("duration_s"),
+                               **ran_on(result)})
                 else:
-                    self.note({"t": "ok", "step": sid, "duration_s": item.get("duration_s")})
+                    self.note({"t": "ok", "step": sid, "duration_s": item.get("duration_s"),
+                               **ran_on(result)})
             elif self._cancelled and (not result.command or result.exit_code is None):
                 self._withdraw(sid, start if sid in started_here else None, result)
             else:
@@ -245,7 +247,7 @@ class BuildRun:
                 failure = StepFailure(sid, result.command or job.command, result.exit_code,
                                       result.reason, result.stdout_tail, result.stderr_tail)
                 taken.records.append(self.failed_record(job, failure, self._clock_ns()))
-                self.fail(sid, failure.reason, failure, result.duration_s)
+                self.fail(sid, failure.reason, failure, result.duration_s, ran_on(result))
         extra, taken.drops = self.scheduler.drain_records()
         taken.records += extra
         return taken
@@ -261,14 +263,16 @@ class BuildRun:
         if result.command:
             if start:
                 self.note(start)
-            self.note({"t": "cancelled", "step": sid, "duration_s": result.duration_s})
+            self.note({"t": "cancelled", "step": sid, "duration_s": result.duration_s,
+                       **ran_on(result)})
         else:
             self._runs -= 1                  # counted as it came: no tool ran
 
     def fail(self, sid: str | None, reason: str, failure: StepFailure | None = None,
-             duration_s: float | None = None) -> bool:
-        """The step failed (after ``duration_s`` of running, if it ran); False
-        when it is not one of this build's jobs."""
+             duration_s: float | None = None, where: dict | None = None) -> bool:
+        """The step failed (after ``duration_s`` of running, if it ran, on the
+        slot and from the time ``where`` says); False when it is not one of
+        this build's jobs."""
         if sid not in self._jobs:
             return False
         failure = failure or StepFailure(sid, self._jobs[sid].command, None, reason, "", "")
@@ -277,7 +281,7 @@ class BuildRun:
         ev = {"t": "fail", "step": sid, "command": failure.command,
               "exit_code": failure.exit_code, "reason": failure.reason,
               "stdout_tail": failure.stdout_tail, "stderr_tail": failure.stderr_tail}
-        self.note(ev if duration_s is None else {**ev, "duration_s": duration_s})
+        self.note(ev if duration_s is None else {**ev, "duration_s": duration_s, **(where or {})})
         return True
 
     def is_job(self, sid: str | None) -> bool:
@@ -344,3 +348,8 @@ class BuildRun:
                 "skipped": c.skipped, "failed": c.failed, "cancelled_steps": c.cancelled,
                 "blocked": c.blocked - ran_in_failed_group, "not_run": len(s.not_run()),
                 "duration_s": round(self.age_s, 3)}
+
+
+def ran_on(result: StepResult) -> dict:
+    """The chef's slot and start time of a run, for the build's timeline."""
+    return {} if result.slot is None else {"slot": result.slot, "started_ns": result.started_ns}

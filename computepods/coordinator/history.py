@@ -82,6 +82,7 @@ class BuildHistory:
             b = self._open[build_id] = self._new(ev, b)
         if t == "plan":
             b.started_ns, b.started_s = int(self._clock.time() * 1e9), self._clock.monotonic()
+            b.timeline.origin_ns = b.started_ns
             b.targets = [str(x) for x in ev.get("targets") or b.targets]
             b.steps, b.by = int(ev.get("steps") or 0), str(ev.get("by") or b.by)
             b.dry_run = bool(ev.get("dry_run"))

@@ -9,10 +9,14 @@ MajorDomo's: a chef's start note may ride with its next results
 when its start was heard and when its result was heard less the chef's own
 measure of the run, and lasts that measure.
 
-A chef does not say which of its slots ran a step: :func:`assign_slots`
-gives each span the lowest slot of its chef free at its start, so spans on
-one slot never overlap (a chef's slot count is then a floor, not a cap:
-times heard late may overlap by a little more).
+A chef's result says which of its slots ran the step and when it started
+on the chef's clock (``slot``, ``started_ns``): a span takes both, so a
+chef of two slots has two lanes however its results were batched.  A start
+the MajorDomo's clock disagrees with (a chef on another machine) is not
+taken.  For a chef that does not say, :func:`assign_slots` gives each span
+the lowest slot of its chef free at its start, so its spans on one slot
+never overlap (its slot count is then a floor, not a cap: times heard late
+may overlap by a little more).
 
 :func:`trace_events` writes a finished build's timeline as Chrome
 trace-event JSON, which Perfetto and ``chrome://tracing`` open: one process
@@ -26,6 +30,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 OK, FAILED, CANCELLED, LOST = "ok", "failed", "cancelled", "lost"
+CLOCK_SLACK_S = 0.05       # how far a chef's start may pass our latest guess of it
 
 
 @dataclass
@@ -39,6 +44,7 @@ class Span:
     cycle: str | None = None
     pass_no: int | None = None
     slot: int = 0
+    chef_slot: bool = False          # the chef said which slot (else assign_slots picks one)
 
     def to_row(self) -> list:
         return [self.step, self.chef, self.slot, round(self.start_s, 6), round(self.end_s, 6),
@@ -53,7 +59,8 @@ class Span:
 class Timeline:
     """The spans and marks of one build, fed its events in order."""
 
-    def __init__(self) -> None:
+    def __init__(self, origin_ns: int | None = None) -> None:
+        self.origin_ns = origin_ns                # the build's start, wall ns
         self.spans: list[Span] = []
         self.marks: list[tuple[float, str]] = []
         self._open: dict[str, Span] = {}          # step -> its run, started
@@ -67,10 +74,10 @@ class Timeline:
         elif t == "ran":
             span = Span(step, str(ev.get("chef") or "?"), at_s, at_s, cycle=ev.get("cycle"),
                         pass_no=ev.get("pass"))
-            self._close(span, at_s, OK, ev.get("duration_s"))
+            self._close(span, at_s, OK, ev.get("duration_s"), ev)
         elif t in ("ok", "fail", "cancelled") and step in self._open:
             outcome = {"ok": OK, "fail": FAILED, "cancelled": CANCELLED}[t]
-            self._close(self._open.pop(step), at_s, outcome, ev.get("duration_s"))
+            self._close(self._open.pop(step), at_s, outcome, ev.get("duration_s"), ev)
         elif t == "chef_lost":
             for sid in ev.get("steps") or ():
                 if sid in self._open:
@@ -84,14 +91,32 @@ class Timeline:
         elif t == "cancel":
             self.marks.append((at_s, "cancelled"))
 
-    def _close(self, span: Span, at_s: float, outcome: str, duration_s) -> None:
+    def _close(self, span: Span, at_s: float, outcome: str, duration_s, ev: dict | None = None
+               ) -> None:
+        ev = ev or {}
         if isinstance(duration_s, (int, float)) and duration_s >= 0:
             span.start_s = max(0.0, min(span.start_s, at_s - duration_s))
+            started = self._chef_start(ev, at_s - duration_s)
+            if started is not None:
+                span.start_s = started
             span.end_s = span.start_s + duration_s
         else:
             span.end_s = at_s
+        slot = ev.get("slot")
+        if isinstance(slot, int) and not isinstance(slot, bool) and slot >= 0:
+            span.slot, span.chef_slot = slot, True
         span.outcome = outcome
         self.spans.append(span)
+
+    def _chef_start(self, ev: dict, latest_s: float) -> float | None:
+        """When the chef says the run started, in the build's seconds; None
+        when it did not say, or its clock disagrees with ours (a start
+        before the build, or after the result less the run was heard)."""
+        started_ns = ev.get("started_ns")
+        if self.origin_ns is None or not isinstance(started_ns, int):
+            return None
+        start_s = (started_ns - self.origin_ns) / 1e9
+        return start_s if 0.0 <= start_s <= latest_s + CLOCK_SLACK_S else None
 
     def finish(self, at_s: float) -> dict:
         """The timeline as stored (steps still open end now, lost), slots assigned."""
@@ -106,9 +131,12 @@ class Timeline:
 
 
 def assign_slots(spans: list[Span]) -> None:
-    """Each span the lowest slot of its chef that is free when it starts."""
+    """Each span the chef did not place the lowest slot of its chef that is
+    free when it starts (a chef of an older version does not say)."""
     free_at: dict[str, list[float]] = {}           # chef -> when each slot is free
     for span in sorted(spans, key=lambda s: s.start_s):       # ties: in the order heard
+        if span.chef_slot:
+            continue
         slots = free_at.setdefault(span.chef, [])
         slot = next((i for i, t in enumerate(slots) if t <= span.start_s + 1e-9), len(slots))
         if slot == len(slots):

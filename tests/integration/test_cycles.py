@@ -147,3 +147,35 @@ def test_a_profile_has_a_complete_event_per_run_and_marks_each_pass(tmp_path):
     again = cpod(root, "build", "--profile", "again.json")       # nothing to do: no build
     assert again.code == 0 and "no profile written" in again.err
     assert not (root / "again.json").exists()
+
+
+def test_a_profile_has_one_lane_per_chef_slot_however_the_results_were_batched(tmp_path):
+    """Issue 15: a chef's results come in batches, so a timeline guessed from
+    when they were heard showed 27 lanes for a chef of 2 slots.  The chef
+    says which slot ran a step and when it started."""
+    import json
+    names = [f"f{i:02d}" for i in range(60)]
+    root = write(tmp_path / "p", {
+        "computepods.toml": f"""
+            [project]
+            default = {json.dumps([f"out/{n}.txt" for n in names])}
+
+            [[rule]]
+            name = "copy"
+            inputs = ["src/%.txt"]
+            outputs = ["out/%.txt"]
+            command = "cp {{in}} {{out}}"
+            """,
+        **{f"src/{n}.txt": f"{n}\n" for n in names}})
+    run = cpod(root, "build", "-j", "2", "--profile", "trace.json")
+    assert run.code == 0, run.err
+    events = json.loads((root / "trace.json").read_text())["traceEvents"]
+    runs = [e for e in events if e["ph"] == "X" and e["cat"].startswith("step")]
+    assert len(runs) == len(names)
+    lanes: dict[tuple, int] = {}
+    for e in runs:
+        lanes[(e["pid"], e["tid"])] = lanes.get((e["pid"], e["tid"]), 0) + 1
+    # Both slots ran steps, on two lanes.  (On one lane a run's commit may
+    # overlap the next run's start: a slot starts its next command while it
+    # hashes the last one's output.)
+    assert len(lanes) == 2 and all(lanes.values()), lanes

@@ -63,3 +63,21 @@ def test_the_trace_has_a_lane_per_chef_slot_a_complete_event_per_run_and_pass_ma
                      "fixpoint of {doc.aux} after pass 2"]
     [whole] = [e for e in events if e["ph"] == "X" and e["cat"] == "build"]
     assert whole["dur"] == 2_500_000
+
+
+def test_a_run_takes_the_slot_and_start_its_chef_says_unless_the_clocks_disagree():
+    tl = Timeline(origin_ns=10_000_000_000)
+    # Both results heard at 3.0 in one batch; the chef says they ran one
+    # after the other on its slot 1.
+    tl.heard({"t": "ran", "step": "a", "chef": "c", "duration_s": 1.0, "slot": 1,
+              "started_ns": 10_500_000_000}, 3.0)
+    tl.heard({"t": "ran", "step": "b", "chef": "c", "duration_s": 1.0, "slot": 1,
+              "started_ns": 11_500_000_000}, 3.0)
+    # A chef whose clock is an hour ahead: its start is not taken.
+    tl.heard({"t": "ran", "step": "c", "chef": "far", "duration_s": 0.5, "slot": 0,
+              "started_ns": 10_000_000_000 + 3600 * 10**9}, 3.0)
+    done = tl.finish(3.0)
+    a, b, c = (Span.from_row(r) for r in done["spans"])
+    assert (a.slot, a.start_s, a.end_s) == (1, 0.5, 1.5)
+    assert (b.slot, b.start_s, b.end_s) == (1, 1.5, 2.5)
+    assert (c.slot, c.start_s, c.end_s) == (0, 2.5, 3.0)
