@@ -343,7 +343,9 @@ def test_cancel_kills_the_running_step_and_starts_nothing_more(tmp_path, serve, 
 
 
 def test_a_build_started_elsewhere_shows_up_live_in_an_open_page(tmp_path, serve, page):
-    root = write(tmp_path / "p", CANCELLABLE)     # its first step waits for `go`
+    gated = {**CANCELLABLE, "computepods.toml": CANCELLABLE["computepods.toml"].replace(
+        'command = "cp {in} {out}"', 'command = "until [ -e go2 ]; do sleep 0.02; done; cp {in} {out}"')}
+    root = write(tmp_path / "p", gated)     # its first step waits for `go`, its second for `go2`
     url = serve(root)
     page.goto(url)
     page.wait_for_selector('#status[data-build-state="idle"]')
@@ -355,10 +357,17 @@ def test_a_build_started_elsewhere_shows_up_live_in_an_open_page(tmp_path, serve
     assert status.get_attribute("data-build-state") == "running"
     assert status.inner_text().startswith(f"Build {build_id} (started elsewhere): running")
     (root / "go").write_text("")
+    # The second step waits too, so that it is seen running however the
+    # pod batches its events (a quick one's end and the build's came in one).
+    page.wait_for_selector('.step[data-step="second:out/b.txt"][data-state="building"]')
+    assert status.get_attribute("data-build-state") == "running"
+    assert page.locator('.step[data-step="first:out/a.txt"]').get_attribute(
+        "data-state") == "up_to_date"
+    (root / "go2").write_text("")
     state, text = page.wait_for_function(FINISHED, timeout=BUILD_TIMEOUT_MS).json_value()
     assert state == "done", text
     assert steps_shown(page) == {"first:out/a.txt": "up_to_date", "second:out/b.txt": "up_to_date"}
-    assert ["second:out/b.txt", "up_to_date", "running"] in page.evaluate("window.cpSeen")
+    assert ["second:out/b.txt", "building", "running"] in page.evaluate("window.cpSeen")
 
 
 # -- 2,000 steps ------------------------------------------------------------------
