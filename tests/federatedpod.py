@@ -16,7 +16,7 @@ from pathlib import Path
 
 from computepods.bus import messages as m
 from computepods.bus.chefwire import ChefStatus
-from computepods.charts.chef import NO_PROGRAM
+from computepods.chef.intake import NO_PROGRAM
 from computepods.charts.majordomo import MajorDomo
 from computepods.errors import TransferError
 from computepods.federation.federation import Federation

@@ -100,10 +100,19 @@ class RunStep:
     # For a chef on another pod: path -> sha256 of every file the step reads
     # (declared and discovered inputs, copy_in), to materialise by hash.
     files: dict[str, str] = field(default_factory=dict)
+    # Sent ahead (chef/ahead.py): the steps (id, attempt) it waits for on
+    # this chef, the hashes it last read of what they make, and whether it
+    # runs whatever they make.
+    after: tuple[tuple[str, int], ...] = ()
+    was: dict[str, str | None] = field(default_factory=dict)
+    always: bool = False
 
     def to_dict(self) -> dict:
         msg = {"id": self.id, "attempt": self.attempt, "rule": self.rule, "stem": self.stem,
                "inputs": self.inputs}
+        if self.after:
+            msg["after"] = [list(a) for a in self.after]
+            msg["was"], msg["always"] = self.was, self.always
         if self.known_outputs:
             msg["known_outputs"] = list(self.known_outputs)
         if self.copy_in:
@@ -134,7 +143,21 @@ class RunStep:
                                                "to sha256 strings")
         return cls(item["id"], item["attempt"], item["rule"], item.get("stem"),
                    dict(item["inputs"]), tuple(known), dict(copy_in),
-                   str(item.get("rule_fp") or ""), dict(files))
+                   str(item.get("rule_fp") or ""), dict(files), *_ahead_terms(item))
+
+
+def _ahead_terms(item: dict) -> tuple[tuple[tuple[str, int], ...], dict, bool]:
+    """The `after`, `was` and `always` of a step sent ahead (empty when not)."""
+    where = f"step {item['id']!r}"
+    after = _want("chef.run", f"{where}: after", item.get("after") or (), list, tuple)
+    if not all(isinstance(a, (list, tuple)) and len(a) == 2 and isinstance(a[0], str)
+               and isinstance(a[1], int) and not isinstance(a[1], bool) for a in after):
+        raise MalformedMessage("chef.run", f"{where}: after must list [step id, attempt] pairs")
+    was = _want("chef.run", f"{where}: was", item.get("was") or {}, dict)
+    if not all(isinstance(k, str) and (v is None or isinstance(v, str)) for k, v in was.items()):
+        raise MalformedMessage("chef.run", f"{where}: was must map paths to sha256 or null")
+    always = _want("chef.run", f"{where}: always", item.get("always", False), bool)
+    return tuple((a[0], a[1]) for a in after), dict(was), always
 
 
 def check_rule(name: str, d: Any) -> dict:
@@ -177,6 +200,18 @@ class RunMessage:
     def from_dict(cls, data: dict) -> "RunMessage":
         d = _checked(CHEF_RUN, data)
         return cls(d["build"], d["chef"], d["rules"], d["steps"], d.get("origin") or "")
+
+
+@dataclass(frozen=True)
+class Unrun:
+    """A step sent ahead that its chef did not run (chef/ahead.py): the
+    MajorDomo sends it again, as any step, if it must run."""
+    id: str
+    attempt: int
+    reason: str
+
+    def to_dict(self) -> dict:
+        return {"event": "unrun", "id": self.id, "attempt": self.attempt, "reason": self.reason}
 
 
 @dataclass(frozen=True)
@@ -236,6 +271,7 @@ class StepResult:
     stderr_tail: str = ""
     slot: int | None = None          # which of the chef's slots ran it
     started_ns: int | None = None    # when it started, on the chef's wall clock
+    read: dict[str, str] = field(default_factory=dict)   # sent ahead: what it read of `after`
 
     def to_dict(self) -> dict:
         d = {"id": self.id, "attempt": self.attempt, "command": self.command,
@@ -243,6 +279,8 @@ class StepResult:
              "duration_s": self.duration_s}
         if self.slot is not None:
             d["slot"], d["started_ns"] = self.slot, self.started_ns
+        if self.read:
+            d["read"] = self.read
         if self.ok:
             d["outputs"] = {p: o.to_dict() for p, o in self.outputs.items()}
             d["discovered"] = list(self.discovered)
@@ -263,7 +301,8 @@ class StepResult:
                    {p: Output.from_dict(p, o) for p, o in outputs.items()},
                    list(item.get("discovered") or []),
                    str(item.get("stdout_tail") or ""), str(item.get("stderr_tail") or ""),
-                   _count_or_none(item.get("slot")), _count_or_none(item.get("started_ns")))
+                   _count_or_none(item.get("slot")), _count_or_none(item.get("started_ns")),
+                   _want("steps.results", f"step {sid!r}: read", item.get("read") or {}, dict))
 
 
 def _count_or_none(value) -> int | None:

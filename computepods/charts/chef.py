@@ -6,13 +6,14 @@
     ├── chef_idle                nothing queued or running
     └── chef_busy                steps in its slots or queue
 
-A run message (``<ns>.chef.<name>.run``, a request) carries a batch of steps;
-the chef answers at once with what it accepted, queues them for its worker
-pool, and reports each step's start and end on ``<ns>.steps.results``, in
-batches: finished steps wait in a list (``RESULTS_EVERY_S`` at most, so its
-MajorDomo knows its queue), and one STEP_DONE tells the chart to take all
-of them and send what must go as one message, in that same step (no event
-more on the way from a step's end to its MajorDomo).
+A run message (``<ns>.chef.<name>.run``, a request) carries a batch of steps
+(read by :mod:`computepods.chef.intake`); the chef answers at once with what
+it accepted, queues them for its worker pool (a step sent ahead is held
+until what it follows lands: :mod:`computepods.chef.ahead`), and reports
+each step's start and end on ``<ns>.steps.results``, in batches: finished
+steps wait in a list (``RESULTS_EVERY_S`` at most, so its MajorDomo knows
+its queue), and one STEP_DONE tells the chart to take all of them and send
+what must go as one message, in that same step.
 A step's start note is held ``STARTED_HOLD_S``: a step that ends sooner
 reports its start with its result (one message, not two, on the critical
 path of a chain of short steps), and one still running then shows as
@@ -23,11 +24,10 @@ step id and attempt: a repeat of a queued or running step is only
 acknowledged, a repeat of a finished one gets its result again.
 
 A run whose ``origin`` is another pod (federation) is built in that pod's
-tree of the chef's workspace, from the files it lists by hash
-(:mod:`computepods.federation.remotesteps`); a chef with no workspace
-refuses it, and a chef pod with no project of its own refuses a run with
-no origin.  Its status carries the fingerprints of its tools and the
-typical seconds a step holds a slot, for placement by cost.
+tree of the chef's workspace (:mod:`computepods.federation.remotesteps`); a
+chef with no workspace refuses it, and a chef pod with no project of its
+own refuses a run with no origin.  Its status carries the fingerprints of
+its tools and the typical seconds a step holds a slot, for placement by cost.
 """
 from __future__ import annotations
 
@@ -35,6 +35,7 @@ import itertools
 import logging
 import threading
 from collections import deque
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterable
 
@@ -43,11 +44,12 @@ from miros import return_status, spy_on
 from computepods.bus import messages as m
 from computepods.bus import chefwire
 from computepods.bus.protocol import Bus
-from computepods.errors import ComputePodsError, MalformedMessage
-from computepods.chef.step import StepJob, job_from_message, rule_from_dict
+from computepods.chef.ahead import Ahead, Decided
+from computepods.chef.intake import read_run
+from computepods.chef.step import StepJob, failed_item
 from computepods.chef.lease import Lease
 from computepods.chef.pool import WorkerPool
-from computepods.chef.tools import ChefTools
+from computepods.chef.tools import ChefTools, packs_announcement
 from computepods.charts.base import Chart
 from computepods.clock import Clock, SystemClock
 
@@ -71,8 +73,6 @@ STARTED_HOLD_S = 0.05      # seconds a start note waits to ride with the step's 
 # Why a chef refuses a step of a run (in the run's answer, `rejected`).
 ONLY_OWN_TREE = "this chef serves only its own tree"    # origin elsewhere, no workspace
 NO_PROJECT_TREE = "no project tree here"                # no origin, and a chef pod
-NO_PROGRAM = ("no program {program!r} on its PATH: the step needs a chef that has it "
-              "(`cpod chef --tool {program}` with it on PATH announces it)")
 
 
 @spy_on
@@ -91,7 +91,7 @@ def chef_serving(chef: "Chef", e):
         chef.publish_status()
         return return_status.HANDLED
     if sig == m.CHEFS_CANCEL:
-        chef.pool.cancel_build(chefwire.ChefsCancel.from_dict(e.payload.data).build)
+        chef.cancel(chefwire.ChefsCancel.from_dict(e.payload.data).build)
         return return_status.HANDLED
     if sig == m.CHEF_RUN:
         chef.accept(e.payload)
@@ -182,6 +182,7 @@ class Chef(Chart):
         self.starts_alarm = self.clock.alarm(lambda: self.post(m.STEP_STARTED),
                                              name=f"chef:{name}:started")
         self.lease = Lease(LEASE_FACTOR * heartbeat_s, self.clock)
+        self.ahead = Ahead()                    # steps sent ahead, held (chef/ahead.py)
         self.pool = WorkerPool(self.root, slots, on_started=self.step_started,
                                on_done=self.step_done, name=name, lease=self.lease,
                                remote=remote, gate=gate)
@@ -192,18 +193,8 @@ class Chef(Chart):
         self.bridge.route(m.CHEF_RUN, self, chef=self.chef)
         self.bridge.route(m.CHEFS_QUERY, self)
         self.bridge.route(m.CHEFS_CANCEL, self)
-        self.announce_packs()
+        self.bridge.publish(m.RULES_ANNOUNCE, packs_announcement(self.chef))
         return self
-
-    def announce_packs(self) -> None:
-        """Say which rule packs this chef has the tools for.  Nothing receives
-        it yet: with federation (issue 12) and embedded charts (issue 16) a
-        pod learns a remote chef's packs from it."""
-        from computepods.project.packs import available_packs
-        packs = available_packs()
-        self.bridge.publish(m.RULES_ANNOUNCE, {
-            "chef": self.chef, "packs": [p for p, missing in packs.items() if not missing],
-            "missing": {p: missing for p, missing in packs.items() if missing}})
 
     def stop(self, timeout: float = 10.0) -> None:
         self.publish_status(gone="stopped")   # its MajorDomo need not wait out the lease
@@ -223,41 +214,41 @@ class Chef(Chart):
     def accept(self, msg: m.Message) -> None:
         self.refill_asked = False
         run = chefwire.RunMessage.from_dict(msg.data)
-        accepted, rejected = [], []
-        try:
-            rules = {name: rule_from_dict(chefwire.check_rule(name, d))
-                     for name, d in run.rules.items()}
-        except (MalformedMessage, AttributeError, TypeError) as exc:
-            self.bridge.respond(msg, {"error": f"bad rules: {exc}"})
-            return
         if (refused := self.refusal(run.origin)) is not None:
             self.bridge.respond(msg, {"accepted": [], "rejected": [
                 {"id": item.get("id") if isinstance(item, dict) else None, "reason": refused}
                 for item in run.steps]})
             return
-        self.tools.learn(rules.values())
         origin = run.origin if run.origin != self.pod else ""
-        # Guard: another pod's step whose program this PATH lacks is refused
-        # (the MajorDomo sent it before any chef listed the program).
-        lacking = self.tools.lacking(rules.values()) if origin else {}
-        for item in run.steps:
-            try:
-                job = job_from_message(run.build, rules, item, origin)
-            except ComputePodsError as exc:
-                sid = item.get("id") if isinstance(item, dict) else None
-                rejected.append({"id": sid, "reason": str(exc)})
-                log.warning("chef %s: rejected step %s: %s", self.chef, sid, exc)
-                continue
-            if program := lacking.get(job.step.rule.name):
-                rejected.append({"id": job.step.id, "reason": NO_PROGRAM.format(program=program)})
-                continue
-            accepted.append(job.step.id)
+        intake = read_run(run, origin, self.tools, self.chef)
+        if intake.error:
+            self.bridge.respond(msg, {"error": intake.error})
+            return
+        held: list[StepJob] = []
+        for job in intake.jobs:
             if job.key in self.results:
                 self.outbox_add({"event": "finished", **self.results[job.key].to_dict()})
             elif job.key not in self.in_flight:
                 self.in_flight.add(job.key)
-                self.pool.submit(job)
-        self.bridge.respond(msg, {"accepted": accepted, "rejected": rejected})
+                (held.append if job.ahead and not origin else self.pool.submit)(job)
+        answer = {"accepted": [job.step.id for job in intake.jobs], "rejected": intake.rejected}
+        self.bridge.respond(msg, {**answer, "ahead": [j.step.id for j in held]} if held else answer)
+        self.decided(self.ahead.hold(held, self.in_flight.__contains__))
+        self.send_due()
+
+    def decided(self, decided: Decided) -> None:
+        """Held steps a landing released run; those it unran report it."""
+        for job in decided.run:
+            self.pool.submit(job)
+        if decided.unrun:
+            with self.done_lock:
+                self.done.extend((job, note, 0.0) for job, note in decided.unrun)
+            self.post(m.STEP_DONE)
+
+    def cancel(self, build: str) -> None:
+        self.pool.cancel_build(build)
+        for job in self.ahead.drop_build(build):     # held: never started
+            self.finished(job, failed_item(job.step.id, job.attempt, "cancelled"))
         self.send_due()
 
     def step_done(self, job: StepJob, item: chefwire.StepResult) -> None:
@@ -266,6 +257,7 @@ class Chef(Chart):
         results message anyway (see :meth:`outbox_add`).  A failure, a long
         step, a short queue or a long list wakes the chart, with one STEP_DONE
         for however many finished before it takes them."""
+        self.decided(self.ahead.landed(job.key, item))       # first: a chain goes on at once
         held_s = self.clock.monotonic() - self.began.pop(job.key, self.clock.monotonic())
         urgent = (not item.ok or self.running_low() or item.duration_s >= LONG_STEP_S
                   or self.results_due())
@@ -287,6 +279,11 @@ class Chef(Chart):
     def finished(self, job: StepJob, item: chefwire.StepResult, held_s: float = 0.0) -> None:
         """``held_s``: the seconds it held its slot, setup and keeping included."""
         self.in_flight.discard(job.key)
+        if isinstance(item, chefwire.Unrun):         # held, and let go of (chef/ahead.py)
+            self.outbox_add({"event": "unrun", "build": job.build, **item.to_dict()})
+            return
+        if job.ahead and item.command:               # what it read of the steps it followed
+            item = replace(item, read={p: job.inputs[p] for p in job.ahead.was})
         if item.command:                     # it ran (not refused, cancelled or unfetched)
             took = max(item.duration_s, held_s)     # what a step queued behind waits
             self.typical_s = (took if self.typical_s is None else
@@ -390,7 +387,7 @@ class Chef(Chart):
         self.lease.renew()
         self.status_sent = self.clock.monotonic()
         queued = self.pool.queued
-        running = max(0, len(self.in_flight) - queued - len(self.done))   # done: not running
+        running = max(0, len(self.in_flight) - queued - len(self.done) - len(self.ahead))
         typical = None if self.typical_s is None else round(self.typical_s, 6)
         self.bridge.publish(m.CHEF_STATUS, chefwire.ChefStatus(
             self.chef, self.pod, self.slots, running, queued,

@@ -11,9 +11,8 @@
         └── md_finishing         waits for the last records to be on disk
                                  (or a full disk: the Store keeps them), done
 
-The states decide, through named guards; plain classes in
-:mod:`computepods.coordinator` do the work.  A step is marked done only when
-the Store says its record is on disk.
+The states decide, through named guards; plain classes in :mod:`computepods.coordinator`
+do the work.  A step is marked done only when the Store says its record is on disk.
 """
 from __future__ import annotations
 
@@ -311,8 +310,11 @@ class MajorDomo(Chart):
 
     # -- dispatch and results ----------------------------------------------------
     def dispatch_ready(self) -> None:
-        for chef, payload, token in self.dispatcher.ready(self.build):
-            self.bridge.request(m.CHEF_RUN, payload, chart=self, token=token, chef=chef)
+        for _ in range(2):         # again once results heard early are in: one may go again
+            for chef, payload, token in self.dispatcher.ready(self.build):
+                self.bridge.request(m.CHEF_RUN, payload, chart=self, token=token, chef=chef)
+            for chef, results in self.build.ahead.due():     # heard before they were released
+                self._take(chef, results)
 
     def take_results(self, msg: m.Message) -> None:
         self.bridge.respond(msg, {"ok": True})
@@ -334,7 +336,7 @@ class MajorDomo(Chart):
             self.emit(m.COMMITTED, {f.path: (f.size, f.mtime_ns, f.ino) for f in files})
         if taken.anything:
             self.store(Record(token=b.record_token(taken.records), steps=taken.records,
-                                       files=files, drop_steps=taken.drops))
+                              files=files, drop_steps=taken.drops))
 
     def _fail(self, failures: list[tuple[str | None, str, str | None]]) -> None:
         for sid, reason, chef in failures:      # (step, why, its chef): runs refused or lost
@@ -355,9 +357,8 @@ class MajorDomo(Chart):
             self.bridge.publish(m.CHEFS_CANCEL, chefwire.ChefsCancel(b.id).to_dict())
         b.note(b.summary(unrecorded))
         self.flush_events()
-        self.requests.build_finished(
-            None if b.dry_run else self.requests.key({"targets": b.names, "cwd": b.cwd}),
-            b.generation, b.scheduler.ok, len(b.bp.plan.steps))
+        key = None if b.dry_run else self.requests.key({"targets": b.names, "cwd": b.cwd})
+        self.requests.build_finished(key, b.generation, b.scheduler.ok, len(b.bp.plan.steps))
         self.planner.finished(b.scheduler)
         self.build = None
 

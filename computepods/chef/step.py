@@ -66,6 +66,7 @@ class StepJob:
     rule_fp: str = ""                  # the rule fingerprint it was judged by
     origin: str = ""                   # another pod, whose files it builds from; "": our tree
     files: dict[str, str] = field(default_factory=dict)    # path -> sha256 (with origin)
+    ahead: RunStep | None = None       # sent ahead: its terms (chef/ahead.py)
 
     @property
     def key(self) -> tuple[str, str, int]:
@@ -100,7 +101,7 @@ def job_from_message(build: str, rules: dict[str, Rule], item: Any,
         raise MalformedMessage("chef.run", f"step {wire.id!r} does not match its rule "
                                            f"and stem (they give {step.id!r})")
     for path in (*step.inputs, *step.outputs, *wire.inputs, *wire.known_outputs, *wire.copy_in,
-                 *wire.files):
+                 *wire.files, *wire.was):
         scratch.check_relative(path)
     if origin:
         bad = [p for p, sha in wire.files.items() if not _is_sha256(sha)]
@@ -109,7 +110,7 @@ def job_from_message(build: str, rules: dict[str, Rule], item: Any,
                                                "not a sha256 (64 lower-case hex digits)")
     return StepJob(build, step, wire.attempt, dict(wire.inputs), wire.known_outputs,
                    dict(wire.copy_in), wire.rule_fp, origin,
-                   dict(wire.files) if origin else {})
+                   dict(wire.files) if origin else {}, wire if wire.after else None)
 
 
 def _is_sha256(sha: str) -> bool:
@@ -173,7 +174,8 @@ def execute(root: Path, job: StepJob, slot: Slot,
     streams = slot.streams()
     result = runner.run_to(command.argv, cwd_root / step.cwd if step.cwd else cwd_root,
                            step_env(root, work, step), streams.out_fd, streams.err_fd,
-                           step.timeout, on_started, tails=None, started=started)
+                           step.timeout, on_started, tails=None, started=started,
+                           stdout_to=command.stdout)
     slot.keep_logs(step.id, streams)
     try:
         if not result.ok:
@@ -231,7 +233,7 @@ def launch(root: Path, job: StepJob, slot: Slot,
     streams = slot.streams()
     proc = runner.start(command.argv, os.path.join(root, step.cwd) if step.cwd else root,
                         step_env(root, slot.dir, step), streams.out_fd, streams.err_fd,
-                        step.timeout, on_started, started=started)
+                        step.timeout, on_started, started=started, stdout_to=command.stdout)
     return Launched(job, command, streams, started, proc)
 
 

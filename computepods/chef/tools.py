@@ -45,3 +45,13 @@ def pack_tools() -> set[str]:
 def _toolprints(tools: Iterable[str]) -> dict[str, str]:
     from computepods.federation.toolprints import fingerprints
     return fingerprints(tools)
+
+
+def packs_announcement(chef: str) -> dict:
+    """rules.announce: which rule packs this chef has the tools for.  Nothing
+    receives it yet: with federation (issue 12) and embedded charts (issue
+    16) a pod learns a remote chef's packs from it."""
+    from computepods.project.packs import available_packs
+    packs = available_packs()
+    return {"chef": chef, "packs": [p for p, missing in packs.items() if not missing],
+            "missing": {p: missing for p, missing in packs.items() if missing}}

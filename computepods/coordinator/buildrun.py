@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, replace
 from typing import Callable
 
 from computepods.bus.chefwire import Output, RunMessage, StepResult
+from computepods.coordinator.ahead import AheadBook
 from computepods.chef.step import rule_to_dict, step_to_message
 from computepods.clock import SystemClock
 from computepods.errors import MalformedMessage
@@ -58,6 +59,7 @@ class BuildRun:
         self._cancelled = False
         self._runs = 0                       # tool runs that ended, ok or not
         self._succeeded: set[str] = set()    # steps with a successful run in this build
+        self.ahead = AheadBook()             # steps sent ahead (coordinator/ahead.py)
 
     def note(self, ev: dict) -> None:
         """Publish a build event, with the progress so far."""
@@ -108,7 +110,7 @@ class BuildRun:
                 self._jobs[job.step.id] = job
             self._cycle_news()
             if not s.dry_run:
-                self._to_send.extend(jobs)
+                self._to_send.extend(self.ahead.delegate(jobs))
                 break
             more = []
             for job in jobs:
@@ -161,6 +163,7 @@ class BuildRun:
         be sent (waiting longer would only hide why)."""
         self.note({"t": "chef_lost", "chef": chef, "reason": why, "steps": steps,
                     "rescheduled": rescheduled})
+        self.ahead.forget_chef(chef)
         for sid in steps:
             if rescheduled:
                 self.resend(sid)
@@ -170,12 +173,19 @@ class BuildRun:
             self.fail_waiting(why + NO_OTHER_CHEF)
 
     def run_message(self, chef: str, jobs: list[Job], files: dict | None = None,
-                    origin: str = "") -> dict:
+                    origin: str = "", outstanding=None) -> dict:
         """The chef.run payload for these jobs; for a chef on another pod,
-        each step's `files` (step id -> path -> sha256) and the pod serving them."""
+        each step's `files` (step id -> path -> sha256) and the pod serving them.
+        With ``outstanding`` (the steps one of our own chefs holds), the
+        steps that can go ahead with them go too (coordinator/ahead.py)."""
         rules = {j.step.rule.name: rule_to_dict(j.step.rule) for j in jobs}
         steps = [step_to_message(j.step, j.attempt, j.inputs, self.record_of(j.step.id),
                                  j.copied, j.rule_fp) for j in jobs]
+        if outstanding is not None and not self._cancelled:
+            ahead = self.ahead.offer(self, chef, jobs, outstanding)
+            plan = self.bp.graph.plan.steps
+            rules.update((st.rule, rule_to_dict(plan[st.id].rule)) for st in ahead)
+            steps += ahead
         if files:
             steps = [replace(s, files=dict(files.get(s.id, {}))) for s in steps]
         return RunMessage(self.id, chef, rules, steps, origin).to_dict()
@@ -204,11 +214,17 @@ class BuildRun:
                      if isinstance(i, dict) and i.get("event") == "finished"}
         started_here: set[str] = set()
         for item in results:
-            if not isinstance(item, dict) or not isinstance(item.get("id"), str) \
-                    or not self.is_current(item):
+            if not isinstance(item, dict) or not isinstance(item.get("id"), str):
+                continue
+            if not self.is_current(item):
+                self.ahead.heard(chef, item)          # a step sent ahead, not released yet
                 continue
             sid = item["id"]
             job = self._jobs[sid]
+            if item.get("event") == "unrun" or (item.get("event") == "finished"
+                                                and not self.ahead.read_as_judged(job, item)):
+                self._unrun(sid, taken)
+                continue
             start = {"t": "start", "step": sid, "command": job.command, "reason": job.reason,
                      "chef": chef, **self.scheduler.pass_of(sid)}
             if item.get("event") == "started":
@@ -218,6 +234,7 @@ class BuildRun:
                     self.note(start)
                 continue
             taken.settled.append(sid)
+            self.ahead.notes.pop(sid, None)
             self._runs += 1
             try:
                 result = StepResult.from_dict(item)
@@ -251,6 +268,16 @@ class BuildRun:
         extra, taken.drops = self.scheduler.drain_records()
         taken.records += extra
         return taken
+
+    def _unrun(self, sid: str, taken: Taken) -> None:
+        """A step its chef held did not run there: it goes as any step (not
+        at all once the build stops: a cancel, or a failure without -k)."""
+        taken.settled.append(sid)
+        self.ahead.notes.pop(sid, None)
+        if self._cancelled or self.scheduler.stopping:
+            self.scheduler.withdraw(sid, ran=False)
+        else:
+            self._to_send.append(self._jobs[sid])
 
     def _clock_ns(self) -> int:
         return int(self._clock.time() * 1e9)

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 from pathlib import Path
 from typing import Iterator
 
@@ -86,6 +87,7 @@ class Dispatcher:
         self._packed: dict[str, frozenset[str]] = {}  # rule -> its pack's tools
         self._tree: dict[str, str] | None = None   # the project's files, once per build
         self._taught: dict[str, set[str]] = {}     # remote chef -> programs sent it, this build
+        self.ahead = os.environ.get("CP_AHEAD", "1") != "0"   # steps sent ahead (ahead.py)
 
     def check_tools(self, bp: BuildPlan) -> None:
         """Federated, planning fails only on a pack tool that neither we nor
@@ -116,6 +118,8 @@ class Dispatcher:
     def ready(self, b: BuildRun) -> Iterator[Send]:
         """The run messages to send now for the jobs the build can release."""
         b.release()
+        for chef, sid in b.ahead.assigned():      # released, and run by the chef it went to
+            self.chefs.assign(chef, [sid])
         if self.fed is None:
             while (placed := place(self.chefs, b.waiting)) is not None:
                 yield self._send(b, placed[0], b.next_batch(placed[1]))
@@ -173,8 +177,10 @@ class Dispatcher:
                 yield self._send(b, chef, items[i:i + size])
 
     def _send(self, b: BuildRun, chef: ChefInfo, items) -> Send:
-        if self.fed is None:
+        outstanding = None
+        if self.fed is None:        # our own chef: what can go ahead goes too
             jobs, files, origin = items, None, ""
+            outstanding = chef.outstanding if self.ahead else None
         else:
             jobs = [job for job, _ in items]
             remote = [(job, m) for job, m in items if m is not None]
@@ -189,9 +195,9 @@ class Dispatcher:
                     if self.fed.offers is not None:
                         self.fed.offers.offer(manifest.files)
         ids = [j.step.id for j in jobs]
+        payload = b.run_message(chef.name, jobs, files, origin, outstanding)
         self.chefs.assign(chef.name, ids)
-        return (chef.name, b.run_message(chef.name, jobs, files, origin),
-                self.batches.sent(chef.name, ids))
+        return chef.name, payload, self.batches.sent(chef.name, ids)
 
     # -- what a step needs ----------------------------------------------------------------
     def _new_build(self, b: BuildRun) -> None:
@@ -274,6 +280,8 @@ class Dispatcher:
         (a step refused for lacking a program another chef may have is sent
         again, to one of those: not returned)."""
         chef, _ = self.batches.answered(reply.token) or (None, [])
+        if b is not None:
+            b.ahead.confirm(chef, reply.data.get("ahead") or [])
         failed = []
         for rej in reply.data.get("rejected", []):
             sid, why = rej.get("id"), str(rej.get("reason"))

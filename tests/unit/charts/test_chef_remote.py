@@ -14,7 +14,8 @@ import pytest
 from computepods.bus import messages as m
 from computepods.bus.chefwire import RunStep
 from computepods.bus.loopback import LoopbackBus
-from computepods.charts.chef import NO_PROGRAM, NO_PROJECT_TREE, ONLY_OWN_TREE, Chef
+from computepods.charts.chef import NO_PROJECT_TREE, ONLY_OWN_TREE, Chef
+from computepods.chef.intake import NO_PROGRAM
 from computepods.chef.step import rule_to_dict
 from computepods.clock import SimClock
 from computepods.errors import TransferError

@@ -63,8 +63,11 @@ SLOW = {
 
 
 @pytest.fixture
-def pod(tmp_path, request):
-    """A pod on the loopback bus; `db` (indirect) opens its state database."""
+def pod(tmp_path, request, monkeypatch):
+    """A pod on the loopback bus; `db` (indirect) opens its state database.
+    No step goes ahead (CP_AHEAD=0): these tests cut a chef off after its
+    n-th run message, and steps sent ahead would come in fewer of them."""
+    monkeypatch.setenv("CP_AHEAD", "0")
     pod = LoopbackPod(tmp_path, db=getattr(request, "param", StateDB))
     yield pod.start()
     pod.stop()
