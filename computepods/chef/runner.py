@@ -98,19 +98,23 @@ def run(argv: Sequence[str], cwd: Path, env: Mapping[str, str], stdout_path: Pat
 
 def run_to(argv: Sequence[str], cwd: str | Path, env: Mapping[str, str], out: int, err: int,
            timeout: float | None = None, on_started: Callable[[int], None] | None = None, *,
-           tails: bool | None = True, started: float | None = None) -> RunResult:
+           tails: bool | None = True, started: float | None = None,
+           stdout_to: str = "") -> RunResult:
     """:func:`run` with stdout and stderr going to open descriptors (a slot
     keeps its files open: reopening them cost two file creations a step).
     ``tails``: read them always (True), or only when the command failed (None)."""
-    return start(argv, cwd, env, out, err, timeout, on_started, started=started).wait(tails)
+    return start(argv, cwd, env, out, err, timeout, on_started, started=started,
+                 stdout_to=stdout_to).wait(tails)
 
 
 def start(argv: Sequence[str], cwd: str | Path, env: Mapping[str, str], out: int, err: int,
           timeout: float | None = None, on_started: Callable[[int], None] | None = None, *,
-          started: float | None = None) -> "Started":
+          started: float | None = None, stdout_to: str = "") -> "Started":
     """Start a command as :func:`run_to` would and return at once; its
     :meth:`Started.wait` gives the result.  A slot starts its next step
-    before it commits the outputs of the one that just ended."""
+    before it commits the outputs of the one that just ended.  With
+    ``stdout_to`` (a path, from ``cwd``) its stdout goes to that file,
+    created or emptied as sh's ``>`` does (planning/commands.py)."""
     if started is None:
         started = time.monotonic()
     if env.get(STEP_MARK) != "1":
@@ -118,7 +122,8 @@ def start(argv: Sequence[str], cwd: str | Path, env: Mapping[str, str], out: int
     try:
         if not argv:
             raise ValueError("empty command")
-        child = _spawn(argv, cwd, env, out, err)
+        child = _spawn_to(argv, cwd, env, out, err, stdout_to) if stdout_to else \
+            _spawn(argv, cwd, env, out, err)
     except (OSError, ValueError) as e:
         return Started(None, out, err, started, timeout,
                        _not_started(_start_error(argv, cwd, e), out, err, started))
@@ -233,6 +238,19 @@ def _spawn(argv: Sequence[str], cwd: str | Path, env: Mapping[str, str], out: in
                                     os.fspath(cwd) if chdir else None))
     return _Popened(subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL,
                                      stdout=out, stderr=err, process_group=0))
+
+
+def _spawn_to(argv: Sequence[str], cwd: str | Path, env: Mapping[str, str], out: int,
+              err: int, stdout_to: str) -> "_Spawned | _Popened":
+    path = os.path.join(cwd, stdout_to)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o666)
+    except OSError as e:
+        raise ValueError(f"cannot write its output {path}: {e.strerror or e}") from None
+    try:
+        return _spawn(argv, cwd, env, fd, err)
+    finally:
+        os.close(fd)
 
 
 def _start_error(argv: Sequence[str], cwd: str | Path, e: Exception) -> str:

@@ -1,8 +1,10 @@
 """Commands from templates: what a step runs, and what a person is shown.
 
 A string without shell metacharacters runs directly (no ``sh``: it is
-measurably cheaper), with the program resolved to an absolute path;
-otherwise it runs under ``/bin/sh -c``.  What the command sees and what a
+measurably cheaper), with the program resolved to an absolute path, and so
+does one whose only metacharacter is its stdout sent to its one output
+(``cat {in} > {out}``: the chef opens the file as sh would, O_TRUNC, mode
+0666 less the umask); otherwise it runs under ``/bin/sh -c``.  What the command sees and what a
 human sees differ only in the output paths (scratch versus project) and
 ``{scratch}``: the display text is the same on every run, so it can be
 recorded and compared for staleness.
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 import shlex
 import shutil
 from dataclasses import dataclass
@@ -37,6 +40,7 @@ class Command:
     argv: tuple[str, ...]     # for shell commands ("/bin/sh", "-c", text)
     shell: bool
     display: str              # project paths, shell-quoted; stable across runs
+    stdout: str = ""          # a file its stdout goes to (``> {out}``, no shell)
 
 
 def render(parts: Sequence[TemplatePart], values: Values,
@@ -93,6 +97,8 @@ def string_command(template: str, run: Values, shown: Values) -> Command:
     parts = parse_template(template)
     display = render(parts, shown, quote_shown)
     if needs_shell(template):
+        if (direct := _redirected(template, run, shown, display)) is not None:
+            return direct
         return Command((SHELL, "-c", render(parts, run, shlex.quote)), True, display)
     items = _split_template(template)
     if items is not None:
@@ -102,6 +108,38 @@ def string_command(template: str, run: Values, shown: Values) -> Command:
     if not argv:
         return Command((SHELL, "-c", render(parts, run, shlex.quote)), True, display)
     return Command(absolute_program(argv), False, display)
+
+
+@functools.lru_cache(maxsize=4096)
+def _stdout_redirect(template: str) -> tuple[str, Placeholder] | None:
+    """``(command, {out} placeholder)`` of a template that is a shell-free
+    command with its stdout sent to an output (``cat {in} > {out}``), else
+    None (``>>``, ``2>``, ``&>``, ``>|`` and anything else keep the shell)."""
+    head, sep, tail = template.rpartition(">")
+    target = parse_template(tail.strip()) if sep else ()
+    if (len(target) != 1 or not isinstance(target[0], Placeholder) or target[0].name != "out"
+            or not head.strip() or head.endswith((">", "&")) or _IO_NUMBER.search(head)
+            or needs_shell(head)):
+        return None
+    return head.strip(), target[0]
+
+
+_IO_NUMBER = re.compile(r"(?:^|\s)\d+$")    # "2>": a descriptor's number, not a word
+
+
+def _redirected(template: str, run: Values, shown: Values, display: str) -> Command | None:
+    """The command of ``prog args > {out}`` without a shell, or None."""
+    redirect = _stdout_redirect(template)
+    if redirect is None:
+        return None
+    head, target = redirect
+    value = run[target.name]
+    if not isinstance(value, str):
+        if target.index is None and len(value) != 1:
+            return None                     # {out} of several files: sh says so
+        value = value[target.index or 0]
+    command = string_command(head, run, shown)
+    return None if command.shell else Command(command.argv, False, display, value)
 
 
 def argv_command(template: Sequence[str], run: Values,

@@ -21,11 +21,23 @@ def test_a_plain_string_runs_directly_with_an_absolute_program(tmp_path):
     assert command.display == "cc -MD -MF build/x.o.d -c src/x.c -o build/x.o"
 
 
-def test_metacharacters_need_a_shell(tmp_path):
+def test_a_redirect_to_its_output_runs_without_a_shell_and_anything_more_keeps_it(tmp_path):
     step = one_rule_step(tmp_path, command='"cat {in} > {out[0]}"')
     command = step.command()
+    assert not command.shell and command.stdout == "out.txt"
+    assert command.argv == (shutil.which("cat"), "in put.txt", "b.txt")
+    assert command.display == "cat 'in put.txt' b.txt > out.txt"     # recorded as before
+    for text in ["cat {in} >> {out[0]}", "cat {in} 2> {out[0]}", "cat {in} | sort > {out[0]}",
+                 "cat {in} &> {out[0]}", "cat {in} >| {out[0]}", "cat {in} > {in[0]}"]:
+        command = one_rule_step(tmp_path, command=repr(text).replace("'", '"')).command()
+        assert command.shell and not command.stdout, text
+
+
+def test_metacharacters_need_a_shell(tmp_path):
+    step = one_rule_step(tmp_path, command='"cat {in} | tr a-z A-Z > {out[0]}"')
+    command = step.command()
     assert command.shell
-    assert command.argv == (SHELL, "-c", "cat 'in put.txt' b.txt > out.txt")
+    assert command.argv == (SHELL, "-c", "cat 'in put.txt' b.txt | tr a-z A-Z > out.txt")
     assert command.display == command.argv[2]
     for text in ["a=b", "echo $HOME", "a | b", "x*", "a; b", "a\nb", "'q'",
                  "100%", "{{x}}"]:
