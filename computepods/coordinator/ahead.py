@@ -26,15 +26,14 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING
+from typing import Any
 
 from computepods.bus.chefwire import RunStep
 from computepods.chef.step import step_to_message
 from computepods.planning.job import Job, State
 from computepods.planning.staleness import input_paths, part_of, rule_fingerprint, why_stale
 
-if TYPE_CHECKING:
-    from computepods.coordinator.buildrun import BuildRun
+BuildRun = Any      # coordinator/buildrun.py's, which holds an AheadBook (no import cycle)
 
 MAX_AHEAD = 64            # steps sent ahead with one run message
 FIRST_ATTEMPT = 1         # a step not released yet has not run in this build
@@ -57,7 +56,7 @@ class AheadBook:
         self._assign: list[tuple[str, str]] = []          # (chef, step) delegated, to assign
 
     # -- out -----------------------------------------------------------------------
-    def offer(self, b: "BuildRun", chef: str, jobs: list[Job], outstanding) -> list[RunStep]:
+    def offer(self, b: BuildRun, chef: str, jobs: list[Job], outstanding) -> list[RunStep]:
         """The steps to send ahead with ``jobs`` to ``chef``, which also
         holds ``outstanding``: those waiting only on steps of that chef or
         on steps already done, breadth first, at most ``MAX_AHEAD``."""
@@ -82,7 +81,7 @@ class AheadBook:
         return out
 
     @staticmethod
-    def _terms(b: "BuildRun", sid: str, here: dict[str, int]) -> RunStep | None:
+    def _terms(b: BuildRun, sid: str, here: dict[str, int]) -> RunStep | None:
         """``sid`` on the wire with its terms, or None if it cannot go ahead."""
         s, graph = b.scheduler, b.bp.graph
         if s.state_of(sid) is not State.WAITING or graph.components[graph.component_of[sid]].cyclic:
