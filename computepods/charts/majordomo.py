@@ -257,8 +257,7 @@ class MajorDomo(Chart):
             return
         self.events.publish(intake.build_id, [queued := history.queued_event(msg.data)])
         fresh = intake.fresh_steps is not None     # nothing changed since it last succeeded
-        self.bridge.respond(msg, {"build": intake.build_id,
-                                  "queued": not fresh and self.build is not None})
+        self.bridge.respond(msg, {"build": intake.build_id, "queued": not fresh and b is not None})
         if fresh:
             self.events.publish(intake.build_id, intake.fresh_events(queued["targets"]))
 
@@ -313,7 +312,9 @@ class MajorDomo(Chart):
         for _ in range(2):         # again once results heard early are in: one may go again
             for chef, payload, token in self.dispatcher.ready(self.build):
                 self.bridge.request(m.CHEF_RUN, payload, chart=self, token=token, chef=chef)
-            for chef, results in self.build.ahead.due():     # heard before they were released
+            if not (due := self.build.ahead.due()):      # heard before they were released
+                return
+            for chef, results in due:
                 self._take(chef, results)
 
     def take_results(self, msg: m.Message) -> None:
@@ -326,8 +327,7 @@ class MajorDomo(Chart):
         self._take(chef, results)
 
     def _take(self, chef: str, results: list, pod: str | None = None) -> None:
-        b = self.build
-        taken = b.take(chef, results)
+        taken = (b := self.build).take(chef, results)
         self.dispatcher.took(b, chef, pod, taken)
         for sid in taken.settled:
             self.chefs.settled(chef, sid)

@@ -84,7 +84,7 @@ class Ahead:
                 if len(self._held) >= MAX_HELD:
                     self._unrun(job, TOO_MANY, out)
                     continue
-                self._held[job.key] = _Held(job, set(after))
+                self._held[job.key] = _Held(job, after)
                 for key in after:
                     self._after.setdefault(key, []).append(job.key)
             for job in jobs:

@@ -96,18 +96,19 @@ def string_command(template: str, run: Values, shown: Values) -> Command:
     """A string template as a Command: run directly unless its text needs a shell."""
     parts = parse_template(template)
     display = render(parts, shown, quote_shown)
-    if needs_shell(template):
-        if (direct := _redirected(template, run, shown, display)) is not None:
-            return direct
-        return Command((SHELL, "-c", render(parts, run, shlex.quote)), True, display)
-    items = _split_template(template)
-    if items is not None:
-        argv = expand_argv(items, run)
-    else:
-        argv = tuple(shlex.split(render(parts, run, shlex.quote)))
+    argv, stdout = (_redirected(template, run) if needs_shell(template)
+                    else (_direct_argv(template, run), ""))
     if not argv:
         return Command((SHELL, "-c", render(parts, run, shlex.quote)), True, display)
-    return Command(absolute_program(argv), False, display)
+    return Command(absolute_program(argv), False, display, stdout)
+
+
+def _direct_argv(template: str, run: Values) -> tuple[str, ...]:
+    """The argv of a shell-free template (empty if it has none)."""
+    items = _split_template(template)
+    if items is not None:
+        return expand_argv(items, run)
+    return tuple(shlex.split(render(parse_template(template), run, shlex.quote)))
 
 
 @functools.lru_cache(maxsize=4096)
@@ -127,19 +128,19 @@ def _stdout_redirect(template: str) -> tuple[str, Placeholder] | None:
 _IO_NUMBER = re.compile(r"(?:^|\s)\d+$")    # "2>": a descriptor's number, not a word
 
 
-def _redirected(template: str, run: Values, shown: Values, display: str) -> Command | None:
-    """The command of ``prog args > {out}`` without a shell, or None."""
+def _redirected(template: str, run: Values) -> tuple[tuple[str, ...], str]:
+    """The argv and stdout file of ``prog args > {out}``, run without a
+    shell; ``((), "")`` when the template needs one."""
     redirect = _stdout_redirect(template)
     if redirect is None:
-        return None
+        return (), ""
     head, target = redirect
     value = run[target.name]
     if not isinstance(value, str):
         if target.index is None and len(value) != 1:
-            return None                     # {out} of several files: sh says so
+            return (), ""                   # {out} of several files: sh says so
         value = value[target.index or 0]
-    command = string_command(head, run, shown)
-    return None if command.shell else Command(command.argv, False, display, value)
+    return _direct_argv(head, run), value
 
 
 def argv_command(template: Sequence[str], run: Values,
