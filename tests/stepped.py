@@ -85,7 +85,8 @@ def settle_all(*charts: Chart, idle=lambda: True, max_steps: int = MAX_STEPS) ->
 
 def workers_done(chef) -> bool:
     """An ``idle`` for :func:`settle_all`: nothing a Chef's workers hold is
-    still running (each step it took has finished) and the STEP_DONE they
-    owe it, if any, is queued."""
-    return chef is None or (len(chef.done) == len(chef.in_flight)
+    still running (each step it took has finished, or is held, sent ahead,
+    until a step it follows lands) and the STEP_DONE they owe it, if any,
+    is queued."""
+    return chef is None or (len(chef.done) + len(chef.ahead) == len(chef.in_flight)
                             and (not chef.done_posted or chef.events_waiting() > 0))

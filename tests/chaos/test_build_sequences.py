@@ -250,8 +250,8 @@ class FlowWorld:
     def idle(self) -> bool:
         """The chef's worker holds nothing that will end by itself: all is
         done (stepped.workers_done), or, with the gate shut, what is left
-        is gated steps running and, only when they fill every slot, steps
-        queued behind them."""
+        is gated steps running, steps sent ahead held behind them and, only
+        when the gated fill every slot, steps queued behind them."""
         c = self.chef
         if workers_done(c):
             return True
@@ -259,7 +259,7 @@ class FlowWorld:
             return False
         gated = sum(1 for key in list(c.began) if key[1].startswith("wait:"))
         queued = c.pool.queued
-        return (len(c.in_flight) - len(c.done) == gated + queued
+        return (len(c.in_flight) - len(c.done) == gated + queued + len(c.ahead)
                 and (queued == 0 or gated == c.slots))
 
     def settle(self) -> None:
