@@ -309,7 +309,7 @@ class MajorDomo(Chart):
 
     # -- dispatch and results ----------------------------------------------------
     def dispatch_ready(self) -> None:
-        for _ in range(2):         # again once results heard early are in: one may go again
+        for _ in range(len(self.build.bp.plan.steps) + 1):   # a chain run ahead, link by link
             for chef, payload, token in self.dispatcher.ready(self.build):
                 self.bridge.request(m.CHEF_RUN, payload, chart=self, token=token, chef=chef)
             if not (due := self.build.ahead.due()):      # heard before they were released

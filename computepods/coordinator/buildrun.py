@@ -2,8 +2,9 @@
 
 A :class:`BuildRun` holds the jobs the Scheduler released and what became
 of them: sent to a chef, waiting for their record to be on disk, failed.
-It turns a chef's results into step records and tells the Scheduler when a
-step is really done (its record written).  It never touches the bus: the
+It turns a chef's results into step records and tells the Scheduler at
+once what each step made; a job that builds on a record not yet written
+waits for it (coordinator/gate.py: persist before proceed).  It never touches the bus: the
 MajorDomo chart sends what it returns, and decides what comes next.
 """
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Callable
 
 from computepods.bus.chefwire import Output, RunMessage, StepResult
 from computepods.coordinator.ahead import AheadBook
+from computepods.coordinator.gate import RecordGate
 from computepods.chef.step import rule_to_dict, step_to_message
 from computepods.clock import SystemClock
 from computepods.errors import MalformedMessage
@@ -55,7 +57,7 @@ class BuildRun:
         self._started = self._clock.monotonic()
         self._jobs: dict[str, Job] = {}
         self._to_send: deque[Job] = deque()
-        self._awaiting_record: dict[str, tuple[dict[str, str], StepRecord]] = {}
+        self._gate = RecordGate()            # jobs waiting for records to be written
         self._cancelled = False
         self._runs = 0                       # tool runs that ended, ok or not
         self._succeeded: set[str] = set()    # steps with a successful run in this build
@@ -95,7 +97,8 @@ class BuildRun:
     @property
     def drained(self) -> bool:
         """Nothing running, waiting to be sent, or waiting for its record."""
-        return self.scheduler.finished and not self._awaiting_record and not self._to_send
+        return (self.scheduler.finished and not self._gate.writing and not self._to_send
+                and not len(self._gate))
 
     # -- jobs out ------------------------------------------------------------------
     def release(self) -> None:
@@ -110,7 +113,7 @@ class BuildRun:
                 self._jobs[job.step.id] = job
             self._cycle_news()
             if not s.dry_run:
-                self._to_send.extend(self.ahead.delegate(jobs))
+                self._to_send.extend(self._gate.hold(self.ahead.delegate(jobs)))
                 break
             more = []
             for job in jobs:
@@ -149,7 +152,7 @@ class BuildRun:
     def unfinished(self, steps) -> list[str]:
         """Of these steps (a lost chef's), those still waiting for a result."""
         return sorted(sid for sid in steps if sid in self._jobs
-                      and sid not in self._awaiting_record and self.scheduler.is_running(sid))
+                      and not self._gate.unwritten(sid) and self.scheduler.is_running(sid))
 
     def resend(self, sid: str) -> None:
         """Send a step again, first, as a new attempt (its chef was lost)."""
@@ -192,7 +195,7 @@ class BuildRun:
 
     def fail_waiting(self, reason: str) -> None:
         """Fail every job not yet sent (no chef to send it to)."""
-        for job in list(self._to_send):
+        for job in [*self._to_send, *self._gate.drop()]:
             self.fail(job.step.id, reason)
         self._to_send.clear()
 
@@ -202,7 +205,7 @@ class BuildRun:
         latest attempt (not late, a duplicate or an older attempt)."""
         sid = item.get("id")
         return (sid in self._jobs and self.scheduler.is_running(sid)
-                and sid not in self._awaiting_record
+                and not self._gate.unwritten(sid)
                 and item.get("attempt") == self._jobs[sid].attempt)
 
     def take(self, chef: str, results: list) -> Taken:
@@ -213,6 +216,7 @@ class BuildRun:
         finishing = {(i.get("id"), i.get("attempt")) for i in results
                      if isinstance(i, dict) and i.get("event") == "finished"}
         started_here: set[str] = set()
+        made: list[tuple[str, dict[str, str], StepRecord]] = []
         for item in results:
             if not isinstance(item, dict) or not isinstance(item.get("id"), str):
                 continue
@@ -246,7 +250,8 @@ class BuildRun:
                 outputs = {p: o.sha256 for p, o in result.outputs.items()}
                 record = self.record(job, outputs, result.duration_s, self._clock_ns(),
                                      result.discovered)
-                self._awaiting_record[sid] = (outputs, record)
+                self._gate.taken(sid, outputs)
+                made.append((sid, outputs, record))
                 taken.records.append(record)
                 taken.outputs.update(result.outputs)
                 taken.discovered += result.discovered
@@ -265,8 +270,11 @@ class BuildRun:
                                       result.reason, result.stdout_tail, result.stderr_tail)
                 taken.records.append(self.failed_record(job, failure, self._clock_ns()))
                 self.fail(sid, failure.reason, failure, result.duration_s, ran_on(result))
+        for sid, outputs, record in made:       # its dependants are judged now
+            self._queue(self.scheduler.complete(sid, outputs, record))
         extra, taken.drops = self.scheduler.drain_records()
         taken.records += extra
+        self._drop_if_stopping()
         return taken
 
     def _unrun(self, sid: str, taken: Taken) -> None:
@@ -277,7 +285,7 @@ class BuildRun:
         if self._cancelled or self.scheduler.stopping:
             self.scheduler.withdraw(sid, ran=False)
         else:
-            self._to_send.append(self._jobs[sid])
+            self._to_send.extend(self._gate.hold([self._jobs[sid]]))
 
     def _clock_ns(self) -> int:
         return int(self._clock.time() * 1e9)
@@ -315,12 +323,19 @@ class BuildRun:
         return sid in self._jobs
 
     def recorded(self, tokens: list) -> None:
-        """The Store wrote these records: those steps are done."""
+        """The Store wrote these records: the jobs waiting for them may go."""
         for token in tokens:
             for sid in token if isinstance(token, list) else ():
-                done = self._awaiting_record.pop(sid, None)
-                if done is not None:
-                    self._queue(self.scheduler.complete(sid, *done))
+                self._to_send.extend(self._gate.written(sid))
+        self._drop_if_stopping()
+
+    def _drop_if_stopping(self) -> None:
+        """After a failure without -k, what was not sent is not run (it stays
+        stale); a cancel drops it at once (:meth:`cancel`)."""
+        if self.scheduler.stopping and (self._to_send or len(self._gate)):
+            for job in [*self._to_send, *self._gate.drop()]:
+                self.scheduler.withdraw(job.step.id, ran=False)
+            self._to_send.clear()
 
     def record_token(self, records: list[StepRecord]) -> list[str]:
         """What the Store answers when these are written: the steps it completes."""
@@ -331,8 +346,9 @@ class BuildRun:
         if self._cancelled:
             return False
         self._cancelled = True
-        self.note({"t": "cancel", "dropped": len(self._to_send)})
-        for job in self._to_send:
+        unsent = [*self._to_send, *self._gate.drop()]
+        self.note({"t": "cancel", "dropped": len(unsent)})
+        for job in unsent:
             self.scheduler.withdraw(job.step.id, ran=False)
         self._to_send.clear()
         self.scheduler.stop()

@@ -124,6 +124,31 @@ def test_failure_stops_dependants_and_keep_going_builds_the_rest(tmp_path):
     assert "1 not run" in run.err
 
 
+def test_a_failure_among_more_steps_than_the_chef_holds_ends_the_build(tmp_path):
+    """Without -k a failure stops the build: the steps still waiting to be
+    sent are not run, and it ends at once (it waited for them forever)."""
+    sources = {f"src/f{i:03d}.txt": f"{i}\n" for i in range(300)}
+    root = write(tmp_path / "p", {**sources, "computepods.toml": """
+        [project]
+        default = ["out/all.txt"]
+        [[rule]]
+        name = "copy"
+        inputs = ["src/%.txt"]
+        outputs = ["build/%.txt"]
+        command = "test {in} != src/f002.txt && cp {in} {out}"
+        [[rule]]
+        name = "all"
+        inputs = [""" + ", ".join(f'"build/f{i:03d}.txt"' for i in range(300)) + """]
+        outputs = ["out/all.txt"]
+        command = "cat {in} > {out}"
+    """})
+    run = cpod(root, "build", "-j", "1", timeout=60)
+    assert run.code == 1, run.err
+    assert "FAILED copy:build/f002.txt" in run.err
+    built = len(list((root / "build").iterdir()))
+    assert 0 < built < 299 and f"{300 - built} not run" in run.err
+
+
 def test_dry_run_runs_nothing(chain):
     run = cpod(chain, "build", "-n")
     assert run.code == 0, run.err

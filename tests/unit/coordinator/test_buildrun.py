@@ -71,6 +71,54 @@ def test_a_result_becomes_a_record_and_the_step_is_done_once_it_is_on_disk(tmp_p
     assert run.waiting == 1 and run.next_batch(1)[0].step.id == "last:a.out"
 
 
+def test_a_step_is_judged_as_its_result_comes_but_sent_only_once_its_input_is_recorded(tmp_path):
+    """Persist before proceed, per job: the Scheduler learns up:a.mid's
+    output at once (its dependant is judged, and counted running), yet the
+    dependant is not sent until the record it builds on is written."""
+    run, events = build_run(tmp_path, SimClock())
+    run.release()
+    run.next_batch(2)
+    run.take("chef", [ok(tmp_path, "up:a.mid")])
+    run.release()
+    assert run.scheduler.is_running("last:a.out") and run.waiting == 0
+    run.recorded([["up:b.mid"]])                             # another record: not its
+    assert run.waiting == 0
+    run.recorded([["up:a.mid"]])
+    assert [j.step.id for j in run.next_batch(5)] == ["last:a.out"]
+
+
+def test_a_failure_without_keep_going_drops_what_waits_to_be_sent(tmp_path):
+    """Jobs released but not sent when a step fails (no -k) are not run:
+    the build drains instead of waiting for them forever (it hung, with more
+    steps than the chefs' windows held)."""
+    run, events = build_run(tmp_path, SimClock())
+    run.release()
+    [sent] = run.next_batch(1)                              # up:b.mid waits to be sent
+    run.take("chef", [{"event": "finished", "id": sent.step.id, "attempt": 1, "ok": False,
+                       "exit_code": 1, "reason": "exit 1", "stdout_tail": "",
+                       "stderr_tail": ""}])
+    assert run.stopping and run.waiting == 0 and run.drained
+    done = run.summary()
+    assert (done["code"], done["ran"], done["failed"], done["not_run"] + done["blocked"]) == \
+        (1, 0, 1, 3)
+
+
+def test_a_failure_drops_a_job_waiting_for_a_record_once_it_is_written(tmp_path):
+    run, events = build_run(tmp_path, SimClock())
+    run.release()
+    run.next_batch(2)
+    run.take("chef", [ok(tmp_path, "up:a.mid")])
+    run.release()                                           # last:a.out waits for the record
+    run.take("chef", [{"event": "finished", "id": "up:b.mid", "attempt": 1, "ok": False,
+                       "exit_code": 1, "reason": "exit 1", "stdout_tail": "",
+                       "stderr_tail": ""}])
+    assert run.stopping and not run.drained                 # up:a.mid's record is not written
+    run.recorded([["up:a.mid"]])
+    assert run.waiting == 0 and run.drained
+    done = run.summary()
+    assert (done["code"], done["ran"], done["failed"], done["not_run"]) == (1, 1, 1, 1)
+
+
 def test_late_duplicate_and_older_attempts_are_ignored(tmp_path):
     run, events = build_run(tmp_path, SimClock())
     run.release()
