@@ -11,12 +11,14 @@ STAMP := $(VENV)/.installed
 
 # COMMAND:DEBIAN-PACKAGE pairs; later work appends TeX and Chromium here.
 # The latex pack's tests compare with latexmk: glossaries and nomencl (and
-# makeglossaries) are in texlive-latex-extra, pdftotext in poppler-utils.
+# makeglossaries) are in texlive-latex-extra, pdftotext in poppler-utils,
+# biblatex (which biber serves) in texlive-bibtex-extra.
 # tests/unit/tools/test_svgs.py draws diagrams with graphviz's dot.
 # test_up.py checks out a git repository under `cpod up`.
 TEST_SYSTEM_DEPS := setpriv:util-linux pdflatex:texlive-latex-base bibtex:texlive-latex-base cc:gcc chromium:chromium sshd:openssh-server ssh-keygen:openssh-client \
 	makeindex:texlive-binaries makeglossaries:texlive-latex-extra biber:biber latexmk:latexmk \
-	pdftotext:poppler-utils dot:graphviz git:git
+	pdftotext:poppler-utils dot:graphviz git:git \
+	/usr/share/texlive/texmf-dist/tex/latex/biblatex/biblatex.sty:texlive-bibtex-extra
 BENCH_SYSTEM_DEPS := ninja:ninja-build make:make latexmk:latexmk /usr/sbin/sshd:openssh-server \
 	scp:openssh-client ssh-keygen:openssh-client chromium:chromium
 DIAGRAM_SYSTEM_DEPS := dot:graphviz
