@@ -220,8 +220,7 @@ class MajorDomo(Chart):
     def build_stopping(self) -> bool:      # nothing more starts: a failure (no -k), a cancel
         return self.build is not None and self.build.stopping
 
-    def build_drained(self) -> bool:
-        """Nothing running, waiting to be sent, or waiting for its record."""
+    def build_drained(self) -> bool:       # nothing running, to be sent, or to be recorded
         return self.build is not None and self.build.drained
 
     def final_recorded(self, tokens: list) -> bool:      # the Store wrote the last records
@@ -249,7 +248,8 @@ class MajorDomo(Chart):
 
     # -- requests ----------------------------------------------------------------
     def enqueue_request(self, msg: m.Message) -> None:
-        self.planner.dirty(msg.data)                # files still changing: not fresh
+        if gone := self.planner.dirty(msg.data):      # files still changing: not fresh
+            self.emit(m.COMMITTED, dict.fromkeys(gone))  # heard gone: no news when they settle
         b = self.build
         intake = self.requests.add(msg, (b.id, b.names) if b else None)
         if intake.joined:

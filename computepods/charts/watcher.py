@@ -22,7 +22,9 @@ report time.  The chefs' commits of outputs (renames out of
 ``.computepods/``) are not news to the pod that recorded them: its
 MajorDomo tells its watcher (``COMMITTED`` on the pod's fabric, with the
 stat it recorded), and a file that settles with exactly that stat is not
-reported.  A commit whose echo settles before the MajorDomo's word
+reported.  So is a file a build request found gone, while the watcher
+still had it settling (``COMMITTED`` with None: the MajorDomo heard it
+then), if it settles gone.  A commit whose echo settles before the MajorDomo's word
 arrives is reported, and the MajorDomo drops an ``fs.changed`` whose
 (size, mtime_ns) equals the output it recorded, so a build never
 triggers itself either way.
@@ -215,8 +217,10 @@ class FSWatcher(Chart):
         self._update_settled()
 
     def expect(self, commits: dict) -> None:
-        """``{path: (size, mtime_ns, inode)}``: outputs the pod just recorded."""
-        self.debouncer.expect({path: FileStat(*st) for path, st in commits.items()})
+        """``{path: (size, mtime_ns, inode)}``: outputs the pod just recorded;
+        ``{path: None}``: files a build request found gone (already heard)."""
+        self.debouncer.expect({path: FileStat(*st) if st is not None else None
+                               for path, st in commits.items()})
 
     def rescan(self) -> None:
         self.rescans += 1

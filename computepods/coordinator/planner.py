@@ -100,20 +100,25 @@ class Planner:
         if self.hot is None or self.hot.heard(data):
             self.freshness.heard_report(data)
 
-    def dirty(self, data: dict) -> None:
+    def dirty(self, data: dict) -> list[str]:
         """A build request names files still changing (the watcher's queue,
         drained at the request): each is heard now, with its stat now, so a
         chef's commit whose echo is still settling is no news, while an edit
-        is.  (A hot pod's plan judges them anew all the same.)"""
+        is.  (A hot pod's plan judges them anew all the same.)  The files
+        it found gone: the watcher need not report them again."""
         paths = data.get("dirty") or []
         if self.freshness is None or not isinstance(paths, list):
-            return
+            return []
         paths = [p for p in paths if isinstance(p, str)]
         if RESCAN in paths:
             self.freshness.fresh.clear()         # anything may have changed (the plan: hot.dirty)
+        gone = []
         for path in paths:
             if path != RESCAN:
-                self.heard(stat_report(self.root, path))
+                self.heard(report := stat_report(self.root, path))
+                if report["kind"] == "deleted":
+                    gone.append(path)
+        return gone
 
     def recorded(self, record: Record) -> None:
         """What the MajorDomo sends its Store: the hot records follow."""

@@ -129,17 +129,18 @@ class Debouncer:
         self.close_grace_s = close_grace_s
         self.stream = stream if isinstance(stream, PathPatterns) else PathPatterns(stream)
         self.known: dict[str, FileStat] = {}      # as last reported or scanned
-        self.expected: dict[str, FileStat] = {}   # the pod's own commits, not yet settled
+        self.expected: dict[str, FileStat | None] = {}   # what the pod knows, not yet settled
         self.own = 0                              # own commits settled and not reported
         self.pending: dict[str, _Pending] = {}
         self._heap: list[tuple[float, int, str]] = []
         self._seq = itertools.count()
 
-    def expect(self, commits: Mapping[str, FileStat]) -> None:
+    def expect(self, commits: Mapping[str, FileStat | None]) -> None:
         """Files the pod itself just committed, with their stat as it recorded
         them: when one settles with exactly that stat (size, mtime_ns, inode)
         it is not reported, since the pod already knows it.  Any other stat is
-        reported as usual, so a write after the commit is never missed."""
+        reported as usual, so a write after the commit is never missed.
+        None: the pod knows the file gone; it is not reported if it settles gone."""
         expected = self.expected
         for path, st in commits.items():
             expected.pop(path, None)
@@ -328,6 +329,9 @@ class Debouncer:
             if old is None:
                 return None                         # a temporary: never reported
             del self.known[path]
+            if path in self.expected and self.expected.pop(path) is None:
+                self.own += 1
+                return None                         # the pod heard it gone: it knows
             return Report(path, DELETED)
         if self.expected.pop(path, None) == cur:
             self.known[path] = cur

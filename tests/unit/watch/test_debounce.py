@@ -442,6 +442,22 @@ def test_the_pods_own_commit_is_not_reported_once_it_was_told():
     assert w.reports == deleted + [(1.0, "out/a.txt", "modified", None)]
 
 
+def test_a_deletion_a_build_request_heard_is_not_reported_again():
+    """`rm -rf out && cpod build`: the request judged the deletions still
+    settling (the pod heard them gone); when they settle gone they are no
+    news, while a file made again before it settles is."""
+    w = Watch(existing={"out/a.txt": 5, "out/b.txt": 5})
+    w.delete("out/a.txt")
+    w.delete("out/b.txt")
+    w.at(0.01)
+    w.deb.expect({"out/a.txt": None, "out/b.txt": None})    # the request heard them gone
+    w.create("out/b.txt", size=3)                           # someone makes b again
+    w.close("out/b.txt")
+    w.at(0.5)
+    assert w.reports == [(0.01, "out/b.txt", "modified", None)]     # (closed: settled)
+    assert w.deb.own == 1 and w.deb.expected == {}
+
+
 def test_a_commit_changed_before_it_settles_is_reported():
     w = Watch()
     told = commit(w, "out/a.txt")
