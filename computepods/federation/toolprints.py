@@ -9,6 +9,7 @@ file's stat: a tool upgraded in place gets a new one.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import shlex
@@ -38,6 +39,13 @@ def command_program(command: str | Sequence[str]) -> str:
     of a shell command that is not an assignment or a wrapper; "" if none."""
     if not isinstance(command, str):
         return str(command[0]) if command else ""
+    return _shell_program(command)
+
+
+@functools.lru_cache(maxsize=4096)
+def _shell_program(command: str) -> str:
+    """(Cached: a chef reads every rule of every run message, and shlex was
+    half of reading one.)"""
     try:
         words = shlex.split(command, comments=True)
     except ValueError:                 # unbalanced quotes: the shell will say so
