@@ -220,7 +220,7 @@ class MajorDomo(Chart):
     def build_stopping(self) -> bool:      # nothing more starts: a failure (no -k), a cancel
         return self.build is not None and self.build.stopping
 
-    def build_drained(self) -> bool:       # nothing running, to be sent, or to be recorded
+    def build_drained(self) -> bool:       # nothing running or to be sent (BuildRun.drained)
         return self.build is not None and self.build.drained
 
     def final_recorded(self, tokens: list) -> bool:      # the Store wrote the last records

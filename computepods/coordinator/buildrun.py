@@ -96,9 +96,10 @@ class BuildRun:
 
     @property
     def drained(self) -> bool:
-        """Nothing running, waiting to be sent, or waiting for its record."""
-        return (self.scheduler.finished and not self._gate.writing and not self._to_send
-                and not len(self._gate))
+        """Nothing running or waiting to be sent.  Records may still be on
+        their way to disk: the final ones go after them, and the Store
+        writes in order, so the final RECORDED says all are written."""
+        return self.scheduler.finished and not self._to_send and not len(self._gate)
 
     # -- jobs out ------------------------------------------------------------------
     def release(self) -> None:

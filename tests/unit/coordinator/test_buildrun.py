@@ -103,7 +103,9 @@ def test_a_failure_without_keep_going_drops_what_waits_to_be_sent(tmp_path):
         (1, 0, 1, 3)
 
 
-def test_a_failure_drops_a_job_waiting_for_a_record_once_it_is_written(tmp_path):
+def test_a_failure_drops_a_job_waiting_for_a_record_and_the_build_ends_after_the_records(tmp_path):
+    """The job is not run; the build drains at once, and its final records
+    (written after up:a.mid's, in order) end it."""
     run, events = build_run(tmp_path, SimClock())
     run.release()
     run.next_batch(2)
@@ -112,9 +114,9 @@ def test_a_failure_drops_a_job_waiting_for_a_record_once_it_is_written(tmp_path)
     run.take("chef", [{"event": "finished", "id": "up:b.mid", "attempt": 1, "ok": False,
                        "exit_code": 1, "reason": "exit 1", "stdout_tail": "",
                        "stderr_tail": ""}])
-    assert run.stopping and not run.drained                 # up:a.mid's record is not written
+    assert run.stopping and run.waiting == 0 and run.drained
     run.recorded([["up:a.mid"]])
-    assert run.waiting == 0 and run.drained
+    assert run.waiting == 0
     done = run.summary()
     assert (done["code"], done["ran"], done["failed"], done["not_run"]) == (1, 1, 1, 1)
 
