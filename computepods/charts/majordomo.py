@@ -12,7 +12,7 @@
                                  (or a full disk: the Store keeps them), done
 
 The states decide, through named guards; plain classes in :mod:`computepods.coordinator`
-do the work.  A step is marked done only when the Store says its record is on disk.
+do the work.  A step is sent only once the records it reads are on disk (gate.py).
 """
 from __future__ import annotations
 
@@ -26,6 +26,7 @@ from computepods.charts.base import Chart
 from computepods.charts.store import Record
 from computepods.clock import SystemClock
 from computepods.coordinator.buildrun import BuildRun
+from computepods.coordinator.taken import Taken
 from computepods.coordinator.chefs import ChefDirectory, ChefInfo
 from computepods.coordinator.events import EventBatch
 from computepods.coordinator import history
@@ -185,8 +186,7 @@ class MajorDomo(Chart):
                  watching: bool = False, clock=None, handed: HandedPlans | None = None,
                  federation: Federation | None = None, **kw):
         """`watch_targets` (``cpod up``): what a settled fs.changed rebuilds ([]: default);
-        `watching`: a watcher reports every change (implied by `watch_targets`);
-        `federation`: chefs of other pods are used too (none: every chef is ours)."""
+        `watching`: a watcher reports every change; `federation`: other pods' chefs too."""
         super().__init__("majordomo", **kw)
         self.bridge = bridge
         self.root = Path(root)
@@ -235,12 +235,14 @@ class MajorDomo(Chart):
     def hear(self, e) -> None:
         """Results, records on disk, runs answered or lost, lease checks, chef status."""
         take = {m.STEP_RESULTS: self.take_results,      # LANDED: a remote one, in our tree
-                m.LANDED: lambda a: self.build and self.build.is_current(a.item) and self._take(
-                    a.chef, [a.item], a.pod),
+                m.LANDED: lambda a: self.build and self.build.is_current(a.item) and self._ship(
+                    self._take(a.chef, [a.item], a.pod)),
                 m.LANDING_FAILED: lambda f: self.dispatcher.landing_failed(self.build, f),
                 m.RECORDED: lambda tokens: self.build and self.build.recorded(tokens),
-                m.REPLY: lambda r: self._fail(self.dispatcher.refused(r, self.build)),
-                m.REQUEST_FAILED: lambda r: self._fail(self.dispatcher.unanswered(r)),
+                m.REPLY: lambda r: self.build and self.build.fail_runs(     # refused
+                    self.dispatcher.refused(r, self.build), self.chefs.settled),
+                m.REQUEST_FAILED: lambda r: self.build and self.build.fail_runs(  # lost
+                    self.dispatcher.unanswered(r), self.chefs.settled),
                 m.TICK: lambda _: self.check_chefs(),
                 m.CHEF_STATUS: lambda msg: self.chef_seen(msg.data)}.get(e.signal_name)
         if take:
@@ -263,8 +265,7 @@ class MajorDomo(Chart):
 
     def start_next_build(self) -> bool:
         """Plan the next queued request; False when it could not start."""
-        while (request := self.requests.pop()) is not None:
-            build_id, msg = request
+        for build_id, msg in iter(self.requests.pop, None):
             data = msg.data
             try:
                 bp = self.planner.plan(data)
@@ -309,13 +310,14 @@ class MajorDomo(Chart):
 
     # -- dispatch and results ----------------------------------------------------
     def dispatch_ready(self) -> None:
-        for _ in range(len(self.build.bp.plan.steps) + 1):   # a chain run ahead, link by link
+        chain = Taken()              # a chain run ahead, taken link by link, shipped as one
+        for _ in range(len(self.build.bp.plan.steps) + 1):
             for chef, payload, token in self.dispatcher.ready(self.build):
                 self.bridge.request(m.CHEF_RUN, payload, chart=self, token=token, chef=chef)
             if not (due := self.build.ahead.due()):      # heard before they were released
-                return
-            for chef, results in due:
-                self._take(chef, results)
+                break
+            chain.add(*(self._take(chef, results) for chef, results in due))
+        self._ship(chain)
 
     def take_results(self, msg: m.Message) -> None:
         self.bridge.respond(msg, {"ok": True})
@@ -324,31 +326,28 @@ class MajorDomo(Chart):
         chef, results = msg.data["chef"], msg.data["results"]
         if self.landing is not None and (pod := self.dispatcher.remote_pod(chef)):
             results = self.landing.divert(b, chef, pod, results, self.chefs.settled)
-        self._take(chef, results)
+        self._ship(self._take(chef, results))
 
-    def _take(self, chef: str, results: list, pod: str | None = None) -> None:
+    def _take(self, chef: str, results: list, pod: str | None = None) -> Taken:
         taken = (b := self.build).take(chef, results)
         self.dispatcher.took(b, chef, pod, taken)
         for sid in taken.settled:
             self.chefs.settled(chef, sid)
+        return taken
+
+    def _ship(self, taken: Taken) -> None:       # its records to the Store, commits to the watcher
         files = own_records(self.root, taken.outputs)
-        if self.requests.recorded_outputs(files, taken.discovered):   # to the pod's watcher:
+        if self.requests.recorded_outputs(files, taken.discovered):
             self.emit(m.COMMITTED, {f.path: (f.size, f.mtime_ns, f.ino) for f in files})
         if taken.anything:
-            self.store(Record(token=b.record_token(taken.records), steps=taken.records,
+            self.store(Record(token=self.build.record_token(taken.records), steps=taken.records,
                               files=files, drop_steps=taken.drops))
-
-    def _fail(self, failures: list[tuple[str | None, str, str | None]]) -> None:
-        for sid, reason, chef in failures:      # (step, why, its chef): runs refused or lost
-            if self.build is not None and self.build.is_job(sid):
-                self.chefs.settled(chef, sid)
-                self.build.fail(sid, reason)
 
     # -- the end of a build --------------------------------------------------------
     def write_final_records(self) -> None:
         extra, drops = self.build.scheduler.drain_records()
         self.store(Record(token=self.build.final_token, steps=extra, drop_steps=drops,
-                                   files=self.build.scheduler.updated_files()))
+                          files=self.build.scheduler.updated_files()))
 
     def finish(self, unrecorded: str = "") -> None:
         b = self.build

@@ -10,12 +10,13 @@ MajorDomo chart sends what it returns, and decides what comes next.
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from typing import Callable
 
-from computepods.bus.chefwire import Output, RunMessage, StepResult
+from computepods.bus.chefwire import RunMessage, StepResult
 from computepods.coordinator.ahead import AheadBook
 from computepods.coordinator.gate import RecordGate
+from computepods.coordinator.taken import Taken, ran_on
 from computepods.chef.step import rule_to_dict, step_to_message
 from computepods.clock import SystemClock
 from computepods.errors import MalformedMessage
@@ -26,21 +27,6 @@ from computepods.state.db import StepRecord
 
 Note = Callable[[str, dict], None]     # (build id, event): publish one build event
 NO_OTHER_CHEF = "; no other chef to run it"
-
-
-@dataclass
-class Taken:
-    """What a steps.results message brought: records to write, and the
-    outputs of the steps that succeeded."""
-    records: list[StepRecord] = field(default_factory=list)
-    drops: list[str] = field(default_factory=list)
-    outputs: dict[str, Output] = field(default_factory=dict)
-    settled: list[str] = field(default_factory=list)      # steps the chef no longer holds
-    discovered: list[str] = field(default_factory=list)
-
-    @property
-    def anything(self) -> bool:
-        return bool(self.records or self.outputs or self.drops)
 
 
 class BuildRun:
@@ -320,6 +306,13 @@ class BuildRun:
         self.note(ev if duration_s is None else {**ev, "duration_s": duration_s, **(where or {})})
         return True
 
+    def fail_runs(self, failures: list[tuple[str | None, str, str | None]], settled) -> None:
+        """Runs refused or lost: (step, why, its chef); ``settled(chef, step)``."""
+        for sid, reason, chef in failures:
+            if self.is_job(sid):
+                settled(chef, sid)
+                self.fail(sid, reason)
+
     def is_job(self, sid: str | None) -> bool:
         return sid in self._jobs
 
@@ -392,8 +385,3 @@ class BuildRun:
                 "skipped": c.skipped, "failed": c.failed, "cancelled_steps": c.cancelled,
                 "blocked": c.blocked - ran_in_failed_group, "not_run": len(s.not_run()),
                 "duration_s": round(self.age_s, 3)}
-
-
-def ran_on(result: StepResult) -> dict:
-    """The chef's slot and start time of a run, for the build's timeline."""
-    return {} if result.slot is None else {"slot": result.slot, "started_ns": result.started_ns}

@@ -38,7 +38,8 @@ import os
 from pathlib import Path
 from typing import Iterator
 
-from computepods.coordinator.buildrun import BuildRun, Taken
+from computepods.coordinator.buildrun import BuildRun
+from computepods.coordinator.taken import Taken
 from computepods.errors import ComputePodsError
 from computepods.coordinator.chefs import WINDOW_PER_SLOT, ChefDirectory, ChefInfo
 from computepods.coordinator.placement import MAX_BATCH, RunBatches, place

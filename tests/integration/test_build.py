@@ -78,9 +78,12 @@ def test_changing_a_source_rebuilds_exactly_its_dependants(chain):
 
 def test_early_cutoff_when_a_rebuilt_output_is_unchanged(chain):
     assert cpod(chain, "build").code == 0
+    before = (chain / "out/all.txt").stat()
     (chain / "src/b.txt").write_text("BETA\n")          # upper-cases to the same bytes
     again = cpod(chain, "build")
     assert again.ran == ["upper:build/b.up"], again.err
+    after = (chain / "out/all.txt").stat()              # not run at all: not even sent ahead
+    assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
 
 
 def test_failing_step_leaves_no_partial_output_and_stops_dependants(chain):
