@@ -328,8 +328,9 @@ class Chef(Chart):
         """Few enough steps queued that the MajorDomo must hear now: its
         refill takes a round trip, which the queue must outlast.  Once it has
         heard, more results wait for its next run message, unless a slot is
-        about to idle."""
-        queued = self.pool.queued
+        about to idle.  Steps held until what they follow lands here are
+        work to come: a chain sent ahead needs no refill until its end."""
+        queued = self.pool.queued + len(self.ahead)
         if queued < self.slots:
             return True
         return not self.refill_asked and queued < self.slots * LOW_WATER_PER_SLOT
