@@ -21,9 +21,9 @@ def place(chefs: Iterable[ChefInfo], waiting: int) -> tuple[ChefInfo, int] | Non
     if chef is None or waiting <= 0:
         return None
     n = min(chef.space, MAX_BATCH, waiting)
-    # Refill a chef once half its window is free, so run messages carry
-    # several steps; but never hold back the last few steps.
-    if n <= 0 or (n < chef.slots * WINDOW_PER_SLOT // 2 and n < waiting):
+    # Refill a chef once half its window (or a full batch) is free, so run
+    # messages carry several steps; but never hold back the last few steps.
+    if n <= 0 or (n < min(MAX_BATCH, chef.slots * WINDOW_PER_SLOT // 2) and n < waiting):
         return None
     return chef, n
 

@@ -20,7 +20,7 @@ def test_no_chef_or_nothing_waiting_places_nothing():
 
 
 def test_a_chef_is_refilled_only_once_half_its_window_is_free():
-    almost_full = chef("a", 1, holding=WINDOW_PER_SLOT - 2)      # room for 2 of 16
+    almost_full = chef("a", 1, holding=WINDOW_PER_SLOT - 2)      # room for 2
     assert place([almost_full], 10) is None
     assert place([almost_full], 2) == (almost_full, 2)       # but never hold back the last
 
