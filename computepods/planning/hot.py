@@ -39,6 +39,7 @@ from computepods.planning.plan import (BuildPlan, load_state, needs_for, remove_
                                        with_needed_steps)
 from computepods.planning.resolve import Plan, Step
 from computepods.planning.scheduler import Scheduler
+from computepods.planning.staleness import input_paths
 from computepods.project.globs import glob_news
 from computepods.state.db import STATUS_OK, StepRecord
 from computepods.state.hashing import FileRecord, StatCache, is_racy
@@ -236,6 +237,10 @@ class HotPlans:
             if len(self.plans) >= MAX_PLANS:
                 self.plans.pop(next(iter(self.plans)))
             entry = self.plans[key] = _Entry(project, plan)
+            for sid, step in plan.steps.items():   # a step whose inputs a glob changed
+                rec = self.records.get(sid)
+                if rec is not None and set(input_paths(step, rec)) != rec.inputs.keys():
+                    self.clean.discard(sid)
         return entry
 
     def _affected(self, entry: _Entry) -> set[str]:

@@ -257,14 +257,19 @@ FAILING = {
         name = "report"
         inputs = ["out/greeting.txt"]
         outputs = ["out/report.txt"]
-        command = "echo checking {in}; echo 'report: the widget is missing' >&2; exit 3"
+        command = "until [ -e go ]; do sleep 0.02; done; echo checking {in}; echo 'report: the widget is missing' >&2; exit 3"
     """,
     "src/name.txt": "world\n",
 }
 
 
 def test_a_failing_step_turns_red_and_its_log_says_why_behind_a_token(tmp_path, serve, page):
-    url = serve(write(tmp_path / "p", FAILING), token="s3cret")
+    # Its failing step waits for `go`, named by its full path: a step that
+    # writes no {out} runs in a view of the tree, made before `go` exists.
+    root = tmp_path / "p"
+    write(root, {**FAILING, "computepods.toml": FAILING["computepods.toml"].replace(
+        "[ -e go ]", f"[ -e '{root}/go' ]")})
+    url = serve(root, token="s3cret")
     page.goto(url)
     page.wait_for_selector(".step[data-state]")
     assert steps_shown(page) == {"greet:out/greeting.txt": "stale", "report:out/report.txt": "stale"}
@@ -277,16 +282,16 @@ def test_a_failing_step_turns_red_and_its_log_says_why_behind_a_token(tmp_path, 
     page.evaluate(RECORD_STATES)
     page.get_by_label("API token").press("Enter")
     page.wait_for_selector('#status:not([data-build-state="error"])')
+    # It waits, so it is seen building however the pod batches its events.
+    page.wait_for_selector('.step[data-step="report:out/report.txt"][data-state="building"]')
+    (root / "go").write_text("")
     state, text = page.wait_for_function(FINISHED, timeout=BUILD_TIMEOUT_MS).json_value()
     assert state == "failed", text
     assert "1 failed" in text
     assert page.evaluate("sessionStorage.getItem('computepods.api-token')") == "s3cret"
     assert steps_shown(page) == {"greet:out/greeting.txt": "up_to_date",
                                  "report:out/report.txt": "failed"}
-    # It turned red as the events came (the failure and the build's end may
-    # come in one batch: a step of a few milliseconds is not seen running).
-    assert ["report:out/report.txt", "failed"] in [seen[:2] for seen in
-                                                   page.evaluate("window.cpSeen")]
+    assert ["report:out/report.txt", "failed", "running"] in page.evaluate("window.cpSeen")
 
     page.locator('.step[data-step="report:out/report.txt"]').click()
     panel = page.locator('#log-panel[data-loaded="yes"]')

@@ -79,8 +79,9 @@ async function refreshDrawing() {
     $("drawing").hidden = true;
     return;
   }
-  const news = drawing.news();
-  drawing.draw(await call("GET", "v1/graph?format=json"), nav.step);
+  const graph = await call("GET", "v1/graph?format=json");
+  const news = drawing.news();        // after the wait: the cycle news heard during it too
+  drawing.draw(graph, nav.step);
   drawing.restore(news);
   for (const [id, state] of shown.live) drawing.paint(id, state);
   $("drawing").hidden = false;
@@ -284,6 +285,11 @@ async function settleFromSummary(b) {
     return;        // unreachable for now: EventSource keeps retrying
   }
   if (!b.finished && FINISHED.has(s.state)) {
+    if (b.queue.length) {         // what came before the stream ended goes on screen first
+      b.pending = false;
+      flush(b);                   // (its done event, if it came, finishes the build)
+      if (b.settled) return;
+    }
     finish(b, { ok: s.ok, error: s.error, cancelled: s.state === "cancelled",
       ran: s.steps_done, failed: (s.failed || []).length });
   }

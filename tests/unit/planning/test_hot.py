@@ -207,3 +207,22 @@ def test_a_file_changed_while_a_build_ran_is_not_trusted_from_that_builds_record
     hot.finished(None)
     _, jobs, _ = judged(hot, root)
     assert jobs == ["copy:build/b.txt"]
+
+
+GLOBBED = PROJECT.replace('inputs = ["build/a.txt", "build/b.txt", "build/c.txt"]',
+                          'inputs = [{glob = "src/*.txt", as = "build/%.txt"}]')
+
+
+def test_a_clean_step_whose_glob_lost_an_input_is_judged_again(root):
+    """The glob's files are the step's inputs: one gone, the step planned
+    anew reads fewer, and is stale, however clean it was ("input
+    build/c.txt is no longer an input"), though no file it reads changed."""
+    (root / "computepods.toml").write_text(textwrap.dedent(GLOBBED))
+    assert cpod_here(root, "build").code == 0
+    hot = HotPlans(root, watched=lambda path: True)
+    settle(hot, judged(hot, root)[2])
+    assert judged(hot, root)[0] == []                     # all clean
+    (root / "src/c.txt").unlink()
+    hot.heard(report(root, "src/c.txt", "deleted"))
+    steps, jobs, _ = judged(hot, root)
+    assert jobs == ["all:out/all.txt"], steps
