@@ -14,7 +14,7 @@ from typing import Iterator
 from computepods.bus.chefwire import ChefStatus
 from computepods.clock import SystemClock
 
-WINDOW_PER_SLOT = 32       # steps outstanding per chef slot (queued at the chef)
+WINDOW_PER_SLOT = 16       # steps outstanding per chef slot (queued at the chef)
 DEFAULT_LEASE_S = 15.0     # seconds of silence after which a chef is presumed dead
 
 

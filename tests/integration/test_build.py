@@ -152,6 +152,30 @@ def test_a_failure_among_more_steps_than_the_chef_holds_ends_the_build(tmp_path)
     assert 0 < built < 299 and f"{300 - built} not run" in run.err
 
 
+def test_many_slots_build_more_steps_than_one_run_message_holds(tmp_path):
+    """-j 8: half a chef's window is more than a run message's 32 steps; the
+    build of 100 steps waited forever for a refill that never came."""
+    sources = {f"src/f{i:03d}.txt": f"{i}\n" for i in range(100)}
+    root = write(tmp_path / "p", {**sources, "computepods.toml": """
+        [project]
+        default = ["out/all.txt"]
+        [[rule]]
+        name = "copy"
+        inputs = ["src/%.txt"]
+        outputs = ["build/%.txt"]
+        command = "cp {in} {out}"
+        [[rule]]
+        name = "all"
+        inputs = [""" + ", ".join(f'"build/f{i:03d}.txt"' for i in range(100)) + """]
+        outputs = ["out/all.txt"]
+        command = "cat {in} > {out}"
+    """})
+    run = cpod(root, "build", "-j", "8", timeout=60)
+    assert run.code == 0, run.err
+    assert len(run.ran) == 101
+    assert (root / "out/all.txt").read_text() == "".join(f"{i}\n" for i in range(100))
+
+
 def test_dry_run_runs_nothing(chain):
     run = cpod(chain, "build", "-n")
     assert run.code == 0, run.err

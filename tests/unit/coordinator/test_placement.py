@@ -31,3 +31,10 @@ def test_a_run_message_is_answered_with_its_chef_and_steps():
     assert batches.answered("not a run") is None
     assert batches.answered(token) == ("a", ["s1", "s2"])
     assert batches.answered(token) == (None, [])             # answered once
+
+
+def test_a_chef_of_many_slots_is_refilled_a_full_batch_at_a_time():
+    """Half the window of 8 slots is more than a run message holds: a chef
+    was then never refilled while more steps waited (-j 8 hung)."""
+    big = chef("big", 8, holding=8 * WINDOW_PER_SLOT - MAX_BATCH)
+    assert place([big], 1000) == (big, MAX_BATCH)
