@@ -47,6 +47,7 @@ class BuildRun:
         self._cancelled = False
         self._runs = 0                       # tool runs that ended, ok or not
         self._succeeded: set[str] = set()    # steps with a successful run in this build
+        self._shown_start: set[str] = set()  # steps whose "start" event went out
         self.ahead = AheadBook()             # steps sent ahead (coordinator/ahead.py)
 
     def note(self, ev: dict) -> None:
@@ -223,6 +224,7 @@ class BuildRun:
                     started_here.add(sid)
                 else:
                     self.note(start)
+                    self._shown_start.add(sid)
                 continue
             taken.settled.append(sid)
             self.ahead.notes.pop(sid, None)
@@ -242,9 +244,9 @@ class BuildRun:
                 taken.records.append(record)
                 taken.outputs.update(result.outputs)
                 taken.discovered += result.discovered
-                if sid in started_here:
+                if sid in started_here or sid not in self._shown_start:   # (its start
                     self.note({**start, "t": "ran", "duration_s": item.get("duration_s"),
-                               **ran_on(result)})
+                               **ran_on(result)})                       # note may be lost)
                 else:
                     self.note({"t": "ok", "step": sid, "duration_s": item.get("duration_s"),
                                **ran_on(result)})

@@ -121,6 +121,20 @@ def test_a_failure_drops_a_job_waiting_for_a_record_and_the_build_ends_after_the
     assert (done["code"], done["ran"], done["failed"], done["not_run"]) == (1, 1, 1, 1)
 
 
+def test_a_result_whose_start_note_never_came_is_shown_as_ran(tmp_path):
+    """The client prints a step's run line on its start or ran event: a
+    result taken with no start note before it (held ahead, stashed, sent
+    again) still shows it ran."""
+    run, events = build_run(tmp_path, SimClock())
+    run.release()
+    run.next_batch(2)
+    run.take("chef", [{"event": "started", "id": "up:b.mid", "attempt": 1}])
+    run.take("chef", [ok(tmp_path, "up:a.mid")])
+    run.take("chef", [ok(tmp_path, "up:b.mid")])
+    assert [(e["t"], e["step"]) for e in events] == [
+        ("start", "up:b.mid"), ("ran", "up:a.mid"), ("ok", "up:b.mid")]
+
+
 def test_late_duplicate_and_older_attempts_are_ignored(tmp_path):
     run, events = build_run(tmp_path, SimClock())
     run.release()
