@@ -47,6 +47,32 @@ class RunTooLong(Exception):
     """An in-process cpod ran past its time limit (a hang)."""
 
 
+def wide_project(root: Path, n: int, sleep: str = "0", copy: str | None = None) -> Path:
+    """``n`` copies src/fI.txt -> build/fI.txt and one step over them all,
+    out/all.txt (their lines in order).  ``copy``: the copies' command
+    (default: sleep ``sleep``, note the stem in ran.log, cp)."""
+    copy = copy or f"sleep {sleep}; echo {{stem}} >> ran.log; cp {{in}} {{out}}"
+    rules = f"""
+        [project]
+        default = ["out/all.txt"]
+
+        [[rule]]
+        name = "copy"
+        inputs = ["src/%.txt"]
+        outputs = ["build/%.txt"]
+        command = "{copy}"
+
+        [[rule]]
+        name = "all"
+        inputs = [{", ".join(f'"build/f{i}.txt"' for i in range(n))}]
+        outputs = ["out/all.txt"]
+        command = "cat {{in}} > {{out}}"
+    """
+    files = {"computepods.toml": rules}
+    files.update({f"src/f{i}.txt": f"{i}\n" for i in range(n)})
+    return write(root, files)
+
+
 def cpod_here(root: Path, *args: str, timeout: int = 60) -> Run:
     """`cpod -C ROOT ARGS` in this process (computepods.cli.cpod.main), its
     stdout and stderr captured: a tenth of a process's start-up cost, for

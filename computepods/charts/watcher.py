@@ -22,10 +22,10 @@ report time.  The chefs' commits of outputs (renames out of
 ``.computepods/``) are not news to the pod that recorded them: its
 MajorDomo tells its watcher (``COMMITTED`` on the pod's fabric, with the
 stat it recorded), and a file that settles with exactly that stat is not
-reported.  So is a file a build request found gone, while the watcher
+reported.  Nor is a file a build request found gone while the watcher
 still had it settling (``COMMITTED`` with None: the MajorDomo heard it
-then), if it settles gone.  A commit whose echo settles before the MajorDomo's word
-arrives is reported, and the MajorDomo drops an ``fs.changed`` whose
+then), if it settles gone.  A commit whose echo settles before the
+MajorDomo's word arrives is reported, and the MajorDomo drops an ``fs.changed`` whose
 (size, mtime_ns) equals the output it recorded, so a build never
 triggers itself either way.
 

@@ -4,8 +4,9 @@ A :class:`BuildRun` holds the jobs the Scheduler released and what became
 of them: sent to a chef, waiting for their record to be on disk, failed.
 It turns a chef's results into step records and tells the Scheduler at
 once what each step made; a job that builds on a record not yet written
-waits for it (coordinator/gate.py: persist before proceed).  It never touches the bus: the
-MajorDomo chart sends what it returns, and decides what comes next.
+waits for it (coordinator/gate.py: persist before proceed).  It never
+touches the bus: the MajorDomo chart sends what it returns, and decides
+what comes next.
 """
 from __future__ import annotations
 
@@ -183,9 +184,8 @@ class BuildRun:
 
     def fail_waiting(self, reason: str) -> None:
         """Fail every job not yet sent (no chef to send it to)."""
-        for job in [*self._to_send, *self._gate.drop()]:
+        for job in self._unsent():
             self.fail(job.step.id, reason)
-        self._to_send.clear()
 
     # -- results in ------------------------------------------------------------------
     def is_current(self, item: dict) -> bool:
@@ -244,9 +244,10 @@ class BuildRun:
                 taken.records.append(record)
                 taken.outputs.update(result.outputs)
                 taken.discovered += result.discovered
-                if sid in started_here or sid not in self._shown_start:   # (its start
+                # "ran" also when its start note was lost: the client shows one or the other
+                if sid in started_here or sid not in self._shown_start:
                     self.note({**start, "t": "ran", "duration_s": item.get("duration_s"),
-                               **ran_on(result)})                       # note may be lost)
+                               **ran_on(result)})
                 else:
                     self.note({"t": "ok", "step": sid, "duration_s": item.get("duration_s"),
                                **ran_on(result)})
@@ -329,9 +330,14 @@ class BuildRun:
         """After a failure without -k, what was not sent is not run (it stays
         stale); a cancel drops it at once (:meth:`cancel`)."""
         if self.scheduler.stopping and (self._to_send or len(self._gate)):
-            for job in [*self._to_send, *self._gate.drop()]:
+            for job in self._unsent():
                 self.scheduler.withdraw(job.step.id, ran=False)
-            self._to_send.clear()
+
+    def _unsent(self) -> list[Job]:
+        """Every job released and not sent, out of the queue and the gate."""
+        jobs = [*self._to_send, *self._gate.drop()]
+        self._to_send.clear()
+        return jobs
 
     def record_token(self, records: list[StepRecord]) -> list[str]:
         """What the Store answers when these are written: the steps it completes."""
@@ -342,11 +348,10 @@ class BuildRun:
         if self._cancelled:
             return False
         self._cancelled = True
-        unsent = [*self._to_send, *self._gate.drop()]
+        unsent = self._unsent()
         self.note({"t": "cancel", "dropped": len(unsent)})
         for job in unsent:
             self.scheduler.withdraw(job.step.id, ran=False)
-        self._to_send.clear()
         self.scheduler.stop()
         return True
 

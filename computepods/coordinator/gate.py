@@ -34,11 +34,6 @@ class RecordGate:
         """Is this step's record still to be written?"""
         return sid in self._unwritten
 
-    @property
-    def writing(self) -> bool:
-        """Any record still to be written?"""
-        return bool(self._unwritten)
-
     def taken(self, sid: str, outputs) -> None:
         """``sid`` succeeded with these outputs; its record goes to the Store now."""
         self._unwritten[sid] = tuple(outputs)

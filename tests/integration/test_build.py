@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from cpodrun import cpod, start_cpod, write
+from cpodrun import cpod, start_cpod, wide_project, write
 from helpers import pid_is_gone, wait_for
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -130,24 +130,10 @@ def test_failure_stops_dependants_and_keep_going_builds_the_rest(tmp_path):
 def test_a_failure_among_more_steps_than_the_chef_holds_ends_the_build(tmp_path):
     """Without -k a failure stops the build: the steps still waiting to be
     sent are not run, and it ends at once (it waited for them forever)."""
-    sources = {f"src/f{i:03d}.txt": f"{i}\n" for i in range(300)}
-    root = write(tmp_path / "p", {**sources, "computepods.toml": """
-        [project]
-        default = ["out/all.txt"]
-        [[rule]]
-        name = "copy"
-        inputs = ["src/%.txt"]
-        outputs = ["build/%.txt"]
-        command = "test {in} != src/f002.txt && cp {in} {out}"
-        [[rule]]
-        name = "all"
-        inputs = [""" + ", ".join(f'"build/f{i:03d}.txt"' for i in range(300)) + """]
-        outputs = ["out/all.txt"]
-        command = "cat {in} > {out}"
-    """})
+    root = wide_project(tmp_path / "p", 300, copy="test {in} != src/f2.txt && cp {in} {out}")
     run = cpod(root, "build", "-j", "1", timeout=60)
     assert run.code == 1, run.err
-    assert "FAILED copy:build/f002.txt" in run.err
+    assert "FAILED copy:build/f2.txt" in run.err
     built = len(list((root / "build").iterdir()))
     assert 0 < built < 299 and f"{300 - built} not run" in run.err
 
@@ -155,21 +141,7 @@ def test_a_failure_among_more_steps_than_the_chef_holds_ends_the_build(tmp_path)
 def test_many_slots_build_more_steps_than_one_run_message_holds(tmp_path):
     """-j 8: half a chef's window is more than a run message's 32 steps; the
     build of 100 steps waited forever for a refill that never came."""
-    sources = {f"src/f{i:03d}.txt": f"{i}\n" for i in range(100)}
-    root = write(tmp_path / "p", {**sources, "computepods.toml": """
-        [project]
-        default = ["out/all.txt"]
-        [[rule]]
-        name = "copy"
-        inputs = ["src/%.txt"]
-        outputs = ["build/%.txt"]
-        command = "cp {in} {out}"
-        [[rule]]
-        name = "all"
-        inputs = [""" + ", ".join(f'"build/f{i:03d}.txt"' for i in range(100)) + """]
-        outputs = ["out/all.txt"]
-        command = "cat {in} > {out}"
-    """})
+    root = wide_project(tmp_path / "p", 100, copy="cp {in} {out}")
     run = cpod(root, "build", "-j", "8", timeout=60)
     assert run.code == 0, run.err
     assert len(run.ran) == 101

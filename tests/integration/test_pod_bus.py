@@ -11,30 +11,8 @@ from computepods.bus import messages as m
 from computepods.bus.bridge import NatsBridge
 from computepods.bus.client import request_build
 from computepods.pod.pod import Pod, PodOptions
-from cpodrun import write
+from cpodrun import wide_project, write
 from helpers import pid_is_gone, wait_for
-
-
-def wide_project(root: Path, n: int, sleep: str = "0") -> Path:
-    rules = f"""
-        [project]
-        default = ["out/all.txt"]
-
-        [[rule]]
-        name = "copy"
-        inputs = ["src/%.txt"]
-        outputs = ["build/%.txt"]
-        command = "sleep {sleep}; echo {{stem}} >> ran.log; cp {{in}} {{out}}"
-
-        [[rule]]
-        name = "all"
-        inputs = [{", ".join(f'"build/f{i}.txt"' for i in range(n))}]
-        outputs = ["out/all.txt"]
-        command = "cat {{in}} > {{out}}"
-    """
-    files = {"computepods.toml": rules}
-    files.update({f"src/f{i}.txt": f"{i}\n" for i in range(n)})
-    return write(root, files)
 
 
 @pytest.fixture
