@@ -122,8 +122,7 @@ class Scheduler:
         if run is not None:
             reason = f"{run.progress()}: {reason}"
         self._reasons[sid] = reason
-        # Each run of a step is a new attempt: chefs deduplicate by (step,
-        # attempt), so pass 2 of a cycle must not look like a resend of pass 1.
+        # A new attempt per run: chefs deduplicate by (step, attempt); pass 2 is no resend.
         self._attempts[sid] = self._attempts.get(sid, 0) + 1
         return Job(step, self._attempts[sid], reason, command, fp, inputs)
 
@@ -133,6 +132,7 @@ class Scheduler:
         if self._state[sid] is not State.RUNNING:
             return []                      # a duplicate result: already counted
         self._hashes.update(outputs)
+        self._cache.superseded(outputs)     # hashed when judged: not the file now
         if record is not None:
             self._records[sid] = record     # the next pass judges against this run
         comp = self._graph.component_of[sid]

@@ -185,6 +185,12 @@ class StatCache:
         """Records hashed since construction (new, changed or re-verified)."""
         return list(self._updated.values())
 
+    def superseded(self, paths) -> None:
+        """A step rewrote ``paths``: what was hashed of them before is not
+        to be persisted (its record would outlive the new file's)."""
+        for path in paths:
+            self._updated.pop(path, None)
+
     def forget(self, path: str) -> None:
         """Drop what is known about ``path`` (it was deleted, or must be rehashed)."""
         self._records.pop(path, None)

@@ -164,6 +164,21 @@ def test_early_cutoff_an_unchanged_output_leaves_dependants_up_to_date(tmp_path)
     assert k.ran == ["head:a.head", "up:a.out"] and k.read("a.out") == "NEW TITLE\n"
 
 
+
+def test_the_file_records_a_build_leaves_are_of_the_files_as_they_are_after_it(tmp_path):
+    """An output hashed when its step was judged, then rebuilt: the record
+    of the old file must not be persisted after the new one's (a hot pod
+    would trust it, and the next no-op would rerun the step)."""
+    k = Kitchen(tmp_path, CHAIN, {"a.src": "one\n"}, {"up": copy_upper, "first": first_line})
+    k.build(["a.out"])
+    k.write("a.src", "two\n")
+    s = k.build(["a.out"])
+    assert k.read("a.out") == "TWO\n"
+    for rec in s.updated_files():
+        st = (tmp_path / rec.path).stat()
+        assert (rec.size, rec.mtime_ns, rec.ino) == (st.st_size, st.st_mtime_ns, st.st_ino), rec.path
+        assert rec.sha256 == sha256_file(tmp_path / rec.path), rec.path
+
 # One step that reads what it wrote last pass, as pdflatex reads its .aux: the
 # next .aux comes from a table, so each test picks how the group behaves.
 CYCLE = """
