@@ -68,6 +68,7 @@ RESCAN = "RESCAN"                    # FSWatcher: walk the tree again (events we
 HALT = "HALT"                        # FSWatcher: stop watching, close the descriptor
 FS_PENDING = "FS_PENDING"            # FSWatcher: which files are still in their quiet period?
 COMMITTED = "COMMITTED"              # MajorDomo -> its pod's FSWatcher: outputs it just recorded
+COMMITTING = "COMMITTING"            # MajorDomo -> its pod's FSWatcher: outputs sent to be built
 BURST_OVER = "BURST_OVER"            # MajorDomo to itself: a burst of changes may be over
 
 ALL_SIGNALS = (FS_CHANGED, BUILD_REQUEST, BUILD_EVENTS, RULES_ANNOUNCE,
@@ -75,7 +76,7 @@ ALL_SIGNALS = (FS_CHANGED, BUILD_REQUEST, BUILD_EVENTS, RULES_ANNOUNCE,
                REQUEST_FAILED, STEP_STARTED, STEP_DONE, FLUSH, RECORD, RECORDED, TICK,
                BUILD_START, ADVANCE, BUILD_CANCEL, API_QUERY, FS_EVENTS, RESCAN, HALT)
 ALL_SIGNALS += (CRON_EVENTS, CHEFS_CANCEL, RECORD_FAILED, PODS_HELLO, PODS_DISCOVER, FS_PENDING,
-                COMMITTED, BURST_OVER)
+                COMMITTED, BURST_OVER, COMMITTING)
 # --- scout (federation) ---
 GATHERED = "GATHERED"                # the bus: every answer to one gather(), as a Gathered
 SEARCH = "SEARCH"                    # to a Scout (or the Herald holding it): look for pods

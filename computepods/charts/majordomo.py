@@ -314,6 +314,7 @@ class MajorDomo(Chart):
         for _ in range(len(self.build.bp.plan.steps) + 1):
             for chef, payload, token in self.dispatcher.ready(self.build):
                 self.bridge.request(m.CHEF_RUN, payload, chart=self, token=token, chef=chef)
+                self.emit(m.COMMITTING, self.build.outputs_of(payload))   # to the watcher
             if not (due := self.build.ahead.due()):      # heard before they were released
                 break
             chain.add(*(self._take(chef, results) for chef, results in due))

@@ -22,12 +22,14 @@ report time.  The chefs' commits of outputs (renames out of
 ``.computepods/``) are not news to the pod that recorded them: its
 MajorDomo tells its watcher (``COMMITTED`` on the pod's fabric, with the
 stat it recorded), and a file that settles with exactly that stat is not
-reported.  Nor is a file a build request found gone while the watcher
-still had it settling (``COMMITTED`` with None: the MajorDomo heard it
-then), if it settles gone.  A commit whose echo settles before the
-MajorDomo's word arrives is reported, and the MajorDomo drops an ``fs.changed`` whose
-(size, mtime_ns) equals the output it recorded, so a build never
-triggers itself either way.
+reported.  The rename that commits an output the MajorDomo sent to be
+built (``COMMITTING``, with the run message) waits for that word, two
+seconds at most, instead of settling at once.  Nor is a file a build
+request found gone while the watcher still had it settling (``COMMITTED``
+with None: the MajorDomo heard it then), if it settles gone.  A commit
+whose echo settles before the MajorDomo's word arrives is reported, and
+the MajorDomo drops an ``fs.changed`` whose (size, mtime_ns) equals the
+output it recorded, so a build never triggers itself either way.
 
 :meth:`FSWatcher.pending_now` tells another thread, at once, which files
 have events not yet reported (a build request judges them afresh instead of
@@ -90,6 +92,9 @@ def fs_watching(fs: "FSWatcher", e):
         return return_status.HANDLED
     if sig == m.COMMITTED:
         fs.expect(e.payload)
+        return return_status.HANDLED
+    if sig == m.COMMITTING:
+        fs.committing(e.payload)
         return return_status.HANDLED
     if sig == m.HALT:
         return fs.trans(fs_stopped)
@@ -159,7 +164,7 @@ class FSWatcher(Chart):
     """
 
     initial_state = fs_chart
-    subscriptions = (m.COMMITTED,)   # from the MajorDomo on the same fabric, if any
+    subscriptions = (m.COMMITTED, m.COMMITTING)   # from the MajorDomo on its fabric, if any
 
     def __init__(self, bridge: Bus, root: Path, *, pod: str, ignore: Iterable[str] = (),
                  stream: Iterable[str] = (), quiet_s: float = QUIET_S,
@@ -219,8 +224,14 @@ class FSWatcher(Chart):
     def expect(self, commits: dict) -> None:
         """``{path: (size, mtime_ns, inode)}``: outputs the pod just recorded;
         ``{path: None}``: files a build request found gone (already heard)."""
+        now = self.clock.monotonic()
         self.debouncer.expect({path: FileStat(*st) if st is not None else None
-                               for path, st in commits.items()})
+                               for path, st in commits.items()}, now)
+        self.rearm(now)                    # an output held for this word settles now
+
+    def committing(self, outputs: list[str]) -> None:
+        """Outputs the pod sent chefs to build: their commits wait for COMMITTED."""
+        self.debouncer.committing(outputs)
 
     def rescan(self) -> None:
         self.rescans += 1

@@ -182,6 +182,11 @@ class BuildRun:
             steps = [replace(s, files=dict(files.get(s.id, {}))) for s in steps]
         return RunMessage(self.id, chef, rules, steps, origin).to_dict()
 
+    def outputs_of(self, run: dict) -> list[str]:
+        """What the steps of a run message will commit (the pod's watcher waits for it)."""
+        plan = self.bp.graph.plan.steps
+        return [p for st in run["steps"] if st["id"] in plan for p in plan[st["id"]].outputs]
+
     def fail_waiting(self, reason: str) -> None:
         """Fail every job not yet sent (no chef to send it to)."""
         for job in self._unsent():

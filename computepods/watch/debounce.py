@@ -61,6 +61,7 @@ ANYTHING = "*"            # a file list meaning: events were lost, anything may 
 QUIET_S = 0.05            # seconds without an event before a file counts as settled
 MAX_DELAY_S = 1.0         # seconds of a held-open file's window (no event in one: settled)
 CLOSE_GRACE_S = 0.0       # seconds after a close-write before a known file is settled
+HOLD_S = 2.0              # seconds an output being built waits at most for the pod's word
 EXPECTED_MAX = 100_000    # own commits awaited at once; past this the oldest are forgotten
 
 CREATED, MODIFIED, DELETED, MOVED, GROWING = "created", "modified", "deleted", "moved", "growing"
@@ -130,23 +131,39 @@ class Debouncer:
         self.stream = stream if isinstance(stream, PathPatterns) else PathPatterns(stream)
         self.known: dict[str, FileStat] = {}      # as last reported or scanned
         self.expected: dict[str, FileStat | None] = {}   # what the pod knows, not yet settled
+        self.coming: dict[str, None] = {}         # outputs sent to be built, word not yet in
         self.own = 0                              # own commits settled and not reported
         self.pending: dict[str, _Pending] = {}
         self._heap: list[tuple[float, int, str]] = []
         self._seq = itertools.count()
 
-    def expect(self, commits: Mapping[str, FileStat | None]) -> None:
+    def expect(self, commits: Mapping[str, FileStat | None], now: float | None = None) -> None:
         """Files the pod itself just committed, with their stat as it recorded
         them: when one settles with exactly that stat (size, mtime_ns, inode)
         it is not reported, since the pod already knows it.  Any other stat is
         reported as usual, so a write after the commit is never missed.
-        None: the pod knows the file gone; it is not reported if it settles gone."""
+        None: the pod knows the file gone; it is not reported if it settles gone.
+        One held for this word (:meth:`committing`) settles at ``now``."""
         expected = self.expected
         for path, st in commits.items():
             expected.pop(path, None)
             expected[path] = st
-        while len(expected) > EXPECTED_MAX:      # a dict keeps insertion order: oldest first
-            del expected[next(iter(expected))]
+            held = self.coming.pop(path, 0) is None      # (its value is None)
+            if held and now is not None and (p := self.pending.get(path)) and p.deadline > now:
+                p.deadline = now
+                self._queue(path, p, now)
+        _trim(expected)
+
+    def committing(self, paths: Iterable[str]) -> None:
+        """Outputs the pod sent chefs to build: the rename that commits one
+        waits for the pod's word (:meth:`expect`), ``HOLD_S`` at most,
+        instead of settling at once, so that its echo is no news.  (A chain
+        sent ahead commits before the pod takes its results: each rewritten
+        output of a layered edit came back as a cp.fs.changed.)"""
+        for path in paths:
+            self.coming.pop(path, None)
+            self.coming[path] = None
+        _trim(self.coming)
 
     # -- what inotify saw ------------------------------------------------------------
     def scanned(self, found: Mapping[str, FileStat]) -> None:
@@ -289,6 +306,8 @@ class Debouncer:
         p.moved_to = None
 
     def _deadline(self, path: str, p: _Pending) -> float:
+        if path in self.coming and not p.writing:
+            return (p.closed if p.closed is not None else p.last) + HOLD_S
         if p.closed is not None and path in self.known:
             return p.closed + self.close_grace_s
         if p.stream:
@@ -308,6 +327,7 @@ class Debouncer:
 
     def _settle(self, path: str, p: _Pending, now: float) -> Report | None:
         """Judge a file at its deadline: settled, or still being written."""
+        self.coming.pop(path, None)              # held once at most: the word came, or not
         cur = self.stat(path)
         old = self.known.get(path)
         active = p.closed is None and p.events > 0 \
@@ -362,3 +382,9 @@ class Debouncer:
             else:                                   # truncated or replaced: not an append
                 kind = MODIFIED
         return Report(path, kind, cur.size, cur.mtime_ns, range=span)
+
+
+def _trim(book: dict) -> None:
+    """At most EXPECTED_MAX entries: a dict keeps insertion order, oldest first."""
+    while len(book) > EXPECTED_MAX:
+        del book[next(iter(book))]

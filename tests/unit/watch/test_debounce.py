@@ -8,7 +8,7 @@ import itertools
 import pytest
 
 from computepods.clock import SimClock
-from computepods.watch.debounce import Debouncer, FileStat
+from computepods.watch.debounce import HOLD_S, Debouncer, FileStat
 
 QUIET = 0.05
 MAX = 1.0
@@ -456,6 +456,27 @@ def test_a_deletion_a_build_request_heard_is_not_reported_again():
     w.at(0.5)
     assert w.reports == [(0.01, "out/b.txt", "modified", None)]     # (closed: settled)
     assert w.deb.own == 1 and w.deb.expected == {}
+
+
+def test_an_output_sent_to_be_built_waits_for_the_pods_word_so_its_echo_is_no_news():
+    """A chain sent ahead commits before the pod takes its results: the
+    rename onto an output it sent (COMMITTING) waits for COMMITTED instead
+    of settling at once (a known file's rename settles at once)."""
+    w = Watch(existing={"out/a.txt": 5, "out/b.txt": 5})
+    w.deb.committing(["out/a.txt", "out/b.txt"])
+    told = commit(w, "out/a.txt", size=7)
+    w.at(0.5)
+    assert w.reports == []                                  # held for the word
+    w.deb.expect({"out/a.txt": told}, now=0.5)
+    w.rearm()
+    w.at(0.6)
+    assert w.reports == [] and w.deb.own == 1               # its own commit: no news
+    commit(w, "out/b.txt", size=9)                          # the word never comes
+    w.at(0.6 + HOLD_S + 0.1)
+    assert w.reports == [(round(0.6 + HOLD_S, 4), "out/b.txt", "modified", None)]
+    w.save("out/b.txt", size=3)                             # held once only: now at once
+    w.at(3.0)
+    assert w.reports[-1][1:3] == ("out/b.txt", "modified") and len(w.reports) == 2
 
 
 def test_a_commit_changed_before_it_settles_is_reported():
