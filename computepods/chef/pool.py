@@ -24,6 +24,7 @@ from computepods.chef import groups
 from computepods.chef import scratch
 from computepods.chef.lease import Lease
 from computepods.chef.slot import LogDir, Slot
+from computepods.clock import prompt_switching
 from computepods.chef.step import (Launched, StepJob, execute, failed_item, is_simple, land,
                                    launch)
 from computepods.errors import ComputePodsError
@@ -48,6 +49,7 @@ class WorkerPool:
         chef pod with no tree of its own.  ``gate``: slots shared with other
         pools (a chef pod's chefs, one per namespace it serves): a step runs
         only once it holds one of the gate's tokens."""
+        prompt_switching()          # a slot whose command ended starts the next at once
         self.root = root
         self._name = name
         self._remote = remote

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
 from computepods.chef import commit
+from computepods.clock import prompt_switching
 from computepods.bus import messages as m
 from computepods.bus import chefwire
 from computepods.bus.auth import CHEF, MAJORDOMO, BusUsers, Credentials, insecure_env
@@ -101,6 +102,7 @@ class Pod:
         self._closing: list = []                # what the federation opened, to close
 
     def start(self) -> "Pod":
+        prompt_switching()            # the MajorDomo answers a chef between two messages
         state = prepare_state_dir(self.root)
         # Order matters: a crashed run's steps must be dead before their
         # scratch is judged, and journals rolled forward before any new
