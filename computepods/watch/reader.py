@@ -23,6 +23,7 @@ from computepods.watch.tree import InotifyTree
 log = logging.getLogger("computepods.watcher")
 
 STOP_TIMEOUT_S = 5.0        # seconds stop() waits for the thread
+GATHER_MS = 2               # milliseconds a wake-up waits for more events before reading
 
 
 class EventReader:
@@ -81,8 +82,14 @@ class EventReader:
         poller = select.poll()
         poller.register(self.tree.fileno(), select.POLLIN)
         poller.register(self._wake_r, select.POLLIN)
+        waker = select.poll()              # the wake-up pipe alone: a short wait for more events
+        waker.register(self._wake_r, select.POLLIN)
         while True:
             poller.poll()
+            # Events come in streams (a build commits an output every half
+            # millisecond): read them a few at a time, not one by one, since
+            # each read costs the chart a dispatch.  A wake-up or a stop ends it.
+            waker.poll(GATHER_MS)
             with self._cond:
                 self._cond.wait_for(lambda: self._stopping or not self._paused)
                 if self._stopping:
