@@ -309,3 +309,15 @@ def _count_or_none(value) -> int | None:
     """A whole number >= 0 as sent, else None (it is only for the timeline)."""
     return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 \
         else None
+
+
+def without_redundant_starts(batch: list[dict]) -> list[dict]:
+    """A step's start note says nothing its success in the same message does
+    not (the MajorDomo shows the two as one "ran"): in a full build half of
+    the items of every results message were such notes."""
+    done = {(i.get("id"), i.get("attempt")) for i in batch
+            if i.get("event") == "finished" and i.get("ok")}
+    if not done:
+        return batch
+    return [i for i in batch
+            if i.get("event") != "started" or (i.get("id"), i.get("attempt")) not in done]

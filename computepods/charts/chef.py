@@ -366,7 +366,7 @@ class Chef(Chart):
         if not self.outbox:
             return
         token = next(self._tokens)
-        batch, self.outbox = self.outbox, []
+        batch, self.outbox = chefwire.without_redundant_starts(self.outbox), []
         self.results_sent = self.clock.monotonic()
         if self.pool.queued < self.slots * LOW_WATER_PER_SLOT:
             self.refill_asked = True
@@ -394,3 +394,4 @@ class Chef(Chart):
             self.chef, self.pod, self.slots, running, queued,
             sorted(self.tools.fingerprints), self.lease.lease_s, gone, typical,
             self.tools.fingerprints).to_dict())
+

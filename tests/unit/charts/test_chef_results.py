@@ -100,9 +100,10 @@ def results_with(chef: Chef, sid: str) -> dict:
     return wait_for(found, what=f"a results message with {sid}")
 
 
-def finished(chef: Chef, j, duration_s: float = 0.2) -> None:
+def finished(chef: Chef, j, duration_s: float = 0.2, ok: bool = True) -> None:
     """What a worker does as a step of a deep queue ends."""
-    chef.step_done(j, StepResult(j.step.id, j.attempt, True, "tr", 0, duration_s=duration_s))
+    chef.step_done(j, StepResult(j.step.id, j.attempt, ok, "tr", 0 if ok else 1,
+                                 duration_s=duration_s))
 
 
 def drain(q: "queue.Queue[dict]") -> list[dict]:
@@ -159,13 +160,12 @@ def notes(msg: dict) -> list[tuple[str, str]]:
     return [(r["event"], r["id"]) for r in msg["results"]]
 
 
-def test_a_quick_steps_start_rides_with_its_result_in_one_message(idle_chef):
+def test_a_quick_steps_start_goes_with_its_result_which_says_it(idle_chef):
     j = job(0)
     idle_chef.in_flight.add(j.key)
     idle_chef.step_started(j)
-    finished(idle_chef, j)                  # within STARTED_HOLD_S: one message, both notes
-    assert notes(results_with(idle_chef, j.step.id)) == \
-        [("started", j.step.id), ("finished", j.step.id)]
+    finished(idle_chef, j)                  # within STARTED_HOLD_S: one message, one note
+    assert notes(results_with(idle_chef, j.step.id)) == [("finished", j.step.id)]
     idle_chef.clock_.advance(STARTED_HOLD_S)
     wait_for(lambda: not idle_chef.starts_held, what="the hold to pass")
     assert drain(idle_chef.messages) == [], "its start is not sent twice"
@@ -182,3 +182,14 @@ def test_a_step_still_running_after_the_hold_shows_as_running(idle_chef):
     assert notes(started) == [("started", j.step.id)]
     finished(idle_chef, j)
     assert notes(results_with(idle_chef, j.step.id)) == [("finished", j.step.id)]
+
+
+def test_a_failed_steps_start_still_goes_with_its_failure(idle_chef):
+    """Only a success makes the start note redundant (the MajorDomo shows
+    "ran"); a failure's event stream keeps its start."""
+    j = job(0)
+    idle_chef.in_flight.add(j.key)
+    idle_chef.step_started(j)
+    finished(idle_chef, j, ok=False)
+    assert notes(results_with(idle_chef, j.step.id)) == \
+        [("started", j.step.id), ("finished", j.step.id)]
