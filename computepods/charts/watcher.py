@@ -210,7 +210,10 @@ class FSWatcher(Chart):
         self._armed = None
         root = str(self.root)
         reports = self.debouncer.due(now)
-        left = len(self.debouncer.pending) + len(reports)   # a burst says how much is to come
+        # A burst says how much is to come: events the kernel still holds, or
+        # read and not yet fed to the debouncer, count as one file at least.
+        unread = 1 if reports and (self._inflight or self.tree.unread()) else 0
+        left = len(self.debouncer.pending) + len(reports) + unread
         for report in reports:
             left -= 1
             self.bridge.publish(m.FS_CHANGED, payloads.FsChanged(

@@ -278,6 +278,34 @@ def test_the_quiet_period_runs_on_the_charts_clock(tmp_path, watch):
     assert w.changes() == {("new.txt", "created"): 1}
 
 
+
+def test_a_report_counts_events_not_yet_read_among_the_files_still_settling(tmp_path, watch):
+    """Issue 13: a git checkout of 300 files was built in two goes (279
+    steps, then the rest). Each report says how many files are still
+    settling, and a burst ends on one that says none; events the kernel
+    still held were not counted, so a report said none while git's last
+    files waited to be read."""
+    clock = SimClock()
+    w = watch(tmp_path, clock=clock, quiet_s=0.05)
+
+    def closed_seen(name):
+        p = w.watcher.debouncer.pending.get(name)
+        return p is not None and p.closed is not None
+
+    (tmp_path / "a.txt").write_text("a")
+    wait_for(lambda: closed_seen("a.txt"), what="a.txt's close-write to reach the debouncer")
+    w.watcher.reader.pause()
+    (tmp_path / "b.txt").write_text("b")
+    wait_for(lambda: w.watcher.tree.unread() > 0, what="b.txt's events in the kernel's queue")
+    clock.advance(0.06)
+    wait_for(lambda: w.drain(), what="a.txt's report")
+    assert [(d["path"], d["settling"] >= 1) for d in w.messages] == [("a.txt", True)]
+    w.watcher.reader.resume()
+    wait_for(lambda: closed_seen("b.txt"), what="b.txt's close-write to reach the debouncer")
+    clock.advance(0.06)
+    wait_for(lambda: len(w.drain()) == 2, what="b.txt's report")
+    assert (w.messages[1]["path"], w.messages[1]["settling"]) == ("b.txt", 0)
+
 def test_wait_settled_waits_for_a_file_still_in_its_quiet_period(tmp_path, watch):
     w = watch(tmp_path, quiet_s=0.3)
     assert w.watcher.wait_settled(0)
