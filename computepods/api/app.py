@@ -20,7 +20,7 @@ import falcon
 
 import computepods.errors as errors
 from computepods.api.podbus import PodBus
-from computepods.api import resources as r, timelines
+from computepods.api import params, resources as r, timelines
 from computepods.api.openapi import document
 from computepods.api.sse import StreamSlots
 
@@ -116,7 +116,8 @@ def create_app(bus: PodBus, *, token: str | None = None, ui_dir: Path | None = N
     `token` the bearer token mutating routes need (None: no auth), `hosts`
     the names a request's Host header may give (see :class:`SameOrigin`),
     `max_streams` the event streams it holds open at once."""
-    app = falcon.App(middleware=[r.SameOrigin(hosts), r.EncodedSlashes(), r.TokenAuth(token)])
+    app = falcon.App(middleware=[r.SameOrigin(hosts), r.EncodedSlashes(), r.TokenAuth(token),
+                                 params.OneValueEach()])
     app.req_options.keep_blank_qs_values = True   # `?target=` is an empty target: a 400
     app.set_error_serializer(_json_errors)
     app.add_error_handler(Exception, _internal_error)

@@ -47,6 +47,8 @@ def test_bad_input_is_a_json_4xx(live):
         ("GET", "/v1/artefacts?prefix=../", None, 400),
         ("GET", "/v1/explain/..%2F..%2Fetc%2Fpasswd", None, 404),   # no target of ours
         ("GET", "/v1/graph?format=svg", None, 400),
+        ("GET", "/v1/graph?format=json&offset=x&offset=1", None, 400),   # falcon kept the last
+        ("GET", "/v1/steps?limit=0&limit=5", None, 400),
         ("GET", "/v1/builds/0123abcd", None, 404),
         ("GET", "/v1/builds/0123abcd/events", None, 404),
         ("DELETE", "/v1/builds/0123abcd", None, 404),
@@ -60,6 +62,8 @@ def test_bad_input_is_a_json_4xx(live):
         assert resp.status == status, (method, path, resp.status, resp.body[:300])
         assert resp.headers["content-type"].startswith("application/json"), path
         assert resp.json["title"], path
+    # `target` alone takes a list: given twice, it is two targets
+    assert live.get("/v1/graph?target=out/all.txt&target=out/all.txt").status == 200
     # an unencoded `..` in the raw request line does not escape either
     assert live.request("GET", "/v1/artefacts/../../etc/passwd").status in (400, 404)
     assert "passwd" not in live.get("/v1/artefacts").body.decode()
