@@ -65,7 +65,7 @@ MAX_REMEMBERED = 100_000   # finished results kept for repeated run requests
 MAX_NOTES = 32             # notes gathered before a results message goes anyway
 STATUS_MIN_S = 0.5         # seconds between status messages while results flow
 LOW_WATER_PER_SLOT = 6     # queued steps per slot below which results go at once
-AHEAD_LOW_WATER = 3        # the same while it holds a chain sent ahead (see running_low)
+AHEAD_LOW_WATER_PER_SLOT = 3   # the same while it holds a chain sent ahead (running_low)
 LONG_STEP_S = 0.5          # seconds: a step that ran this long reports at once
 RESULTS_EVERY_S = 0.25     # seconds a finished step's result waits at most (about) to go
 TYPICAL_WEIGHT = 0.2       # of the newest step in typical_s, an exponential moving mean
@@ -335,7 +335,7 @@ class Chef(Chart):
         queued = self.pool.queued + len(self.ahead)
         if queued < self.slots:
             return True
-        low = AHEAD_LOW_WATER if self.ahead else LOW_WATER_PER_SLOT
+        low = AHEAD_LOW_WATER_PER_SLOT if self.ahead else LOW_WATER_PER_SLOT
         return not self.refill_asked and queued < self.slots * low
 
     def results_due(self) -> bool:
@@ -397,4 +397,3 @@ class Chef(Chart):
             self.chef, self.pod, self.slots, running, queued,
             sorted(self.tools.fingerprints), self.lease.lease_s, gone, typical,
             self.tools.fingerprints).to_dict())
-

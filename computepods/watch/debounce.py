@@ -148,8 +148,10 @@ class Debouncer:
         for path, st in commits.items():
             expected.pop(path, None)
             expected[path] = st
-            held = self.coming.pop(path, 0) is None      # (its value is None)
-            if held and now is not None and (p := self.pending.get(path)) and p.deadline > now:
+            if path not in self.coming:
+                continue
+            del self.coming[path]                        # held for this word: settles now
+            if now is not None and (p := self.pending.get(path)) and p.deadline > now:
                 p.deadline = now
                 self._queue(path, p, now)
         _trim(expected)
